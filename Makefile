@@ -1,0 +1,111 @@
+# lockmgr - build, test, install.
+#
+#   make               build the libraries, lockmgrd, lockctl, examples
+#   make test          build and run every test (cmocka units + processes)
+#   make test SAN=1    the same, built with AddressSanitizer + UBSan
+#   make demo          run the basic demo (supervisor + forked clients)
+#   make deps          install the Debian packages the build needs (root)
+#   make install PREFIX=/usr/local
+
+CC       ?= gcc
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+SAN      ?=
+BUILD    ?= build$(if $(SAN),-san)
+
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g \
+	       -fPIC -pthread -I.
+ifeq ($(SAN),1)
+CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer \
+	       -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+CFLAGS  += $(CFLAGS_BASE)
+LDLIBS  += -pthread
+
+DEPS_DEBIAN := build-essential pkg-config liburcu-dev libcmocka-dev
+
+LIB_SRC := shm/region.c shm/name_index.c shm/session.c shm/futex.c \
+	   client/client.c client/grant.c client/wait_queue.c client/errors.c
+DAEMON_SRC := daemon/lockmgrd.c daemon/servers.c daemon/server.c \
+	      daemon/session_monitor.c daemon/log.c
+LOCKCTL_SRC := client/lockctl.c client/lockctl_status.c client/lockctl_run.c
+EXAMPLES := basic
+
+LIB_OBJ     := $(LIB_SRC:%.c=$(BUILD)/%.o)
+DAEMON_OBJ  := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
+LOCKCTL_OBJ := $(LOCKCTL_SRC:%.c=$(BUILD)/%.o)
+
+UNIT_TESTS := test_region test_name_index test_token
+PROC_TESTS := test_mutex test_cli test_errors
+TEST_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS) $(PROC_TESTS))
+
+BINS := $(BUILD)/lockmgrd $(BUILD)/lockctl \
+	$(addprefix $(BUILD)/examples/,$(EXAMPLES))
+
+.PHONY: all test demo deps install clean check-loop
+all: $(BUILD)/liblockmgr.a $(BUILD)/liblockmgr.so $(BINS)
+
+$(BUILD)/%.o: %.c $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/liblockmgr.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/liblockmgr.so: $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,liblockmgr.so.1 $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# lockmgrd is one binary that also runs as each server (--server-role).
+$(BUILD)/lockmgrd: $(DAEMON_OBJ) $(BUILD)/liblockmgr.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/lockctl: $(LOCKCTL_OBJ) $(BUILD)/liblockmgr.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/examples/%: $(BUILD)/examples/%.o $(BUILD)/examples/demo_util.o \
+		     $(BUILD)/liblockmgr.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/harness.o \
+		       $(BUILD)/liblockmgr.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+test: all $(TEST_BINS)
+	@LOCKMGR_BIN=$(BUILD) sh tests/run.sh $(TEST_BINS)
+
+# Rerun the multi-process tests until one fails (race hunting).
+check-loop: all $(TEST_BINS)
+	@n=0; while LOCKMGR_BIN=$(BUILD) sh tests/run.sh \
+		$(addprefix $(BUILD)/tests/,$(PROC_TESTS)) >/dev/null; do \
+		n=$$((n+1)); echo "pass $$n"; done; echo "failed after $$n passes"
+
+demo: all
+	$(BUILD)/examples/basic --lockmgrd $(BUILD)/lockmgrd
+
+deps:
+	@if [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEPS_DEBIAN); \
+	else \
+		echo "make deps: run as root (or: sudo apt-get install $(DEPS_DEBIAN))"; \
+		dpkg -s $(DEPS_DEBIAN) >/dev/null 2>&1; \
+	fi
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
+		$(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 0755 $(BUILD)/lockmgrd $(DESTDIR)$(PREFIX)/bin/lockmgrd
+	install -m 0755 $(BUILD)/lockctl $(DESTDIR)$(PREFIX)/bin/lockctl
+	install -m 0644 $(BUILD)/liblockmgr.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 0755 $(BUILD)/liblockmgr.so $(DESTDIR)$(PREFIX)/lib/liblockmgr.so.1
+	ln -sf liblockmgr.so.1 $(DESTDIR)$(PREFIX)/lib/liblockmgr.so
+	install -m 0644 client/lockmgr.h $(DESTDIR)$(PREFIX)/include/lockmgr.h
+	sed -e 's|@PREFIX@|$(PREFIX)|g' lockmgr.pc.in \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/lockmgr.pc
+	install -m 0644 docs/lockctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 0644 docs/lockmgrd.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+
+clean:
+	rm -rf build build-san

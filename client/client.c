@@ -1,0 +1,158 @@
+/*
+ * client.c - the public calls of liblockmgr: sessions and the
+ * argument checking around the grant protocol (grant.c) and the wait
+ * queue (wait_queue.c).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../shm/clock.h"
+#include "../shm/name_index.h"
+#include "../shm/session.h"
+#include "internal.h"
+
+int lm_connect(const char *region, lm_client **out)
+{
+	if (out == NULL)
+		return LM_EINVAL;
+	*out = NULL;
+	char name[LM_REGION_NAME_MAX + 2];
+	int rc = lm_region_resolve_name(region, name);
+	if (rc != 0)
+		return rc;
+	struct lm_client *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return LM_ESYS;
+	char why[256];
+	rc = lm_region_attach(&c->region, name, why, sizeof(why));
+	if (rc != 0)
+		goto out_free;
+	if (atomic_load(&c->region.hdr->supervisor_state) == LM_SUP_STOPPED) {
+		rc = LM_ENOSUPERVISOR;
+		goto out_detach;
+	}
+	pid_t pid = getpid();
+	rc = lm_session_claim(&c->region, pid, lm_proc_start_time(pid));
+	if (rc < 0)
+		goto out_detach;
+	c->session = (uint32_t)rc;
+	c->self = &c->region.sessions[c->session];
+	c->seq = atomic_load(&c->self->grant_seq);
+	*out = c;
+	return 0;
+out_detach:
+	lm_region_detach(&c->region);
+out_free:
+	free(c);
+	return rc;
+}
+
+int lm_disconnect(lm_client *c)
+{
+	if (c == NULL)
+		return LM_EINVAL;
+	struct lm_region *r = &c->region;
+	uint32_t waited = atomic_exchange(&c->self->waiting_on, 0);
+	if (waited != 0 && waited <= r->max_locks)
+		atomic_fetch_sub(&r->names[waited - 1].waiters, 1);
+	/* Free whatever this session still holds, on every table: a grant
+	 * the caller never released must not outlive the session. */
+	uint32_t n = lm_names_in_use(r);
+	for (uint32_t lock = 0; lock < n; lock++) {
+		bool freed = false;
+		for (unsigned i = 0; i < LM_NSERVERS; i++) {
+			struct lm_slot *slot = lm_slot_of(r, i, lock);
+			uint64_t w = atomic_load(&slot->owner);
+			if (LM_OWNER_SESSION(w) == c->session + 1 &&
+			    atomic_compare_exchange_strong(&slot->owner, &w,
+							   LM_OWNER_FREE))
+				freed = true;
+		}
+		if (freed && atomic_load(&r->names[lock].waiters) != 0)
+			lm_wake_next(r, lock);
+	}
+	lm_session_free(r, c->session);
+	lm_region_detach(r);
+	free(c);
+	return 0;
+}
+
+int64_t lm_max_ttl_ms(const lm_client *c)
+{
+	return c == NULL ? LM_EINVAL : c->region.max_ttl_ms;
+}
+
+static int check_ttl(const struct lm_client *c, int64_t ttl_ms)
+{
+	return ttl_ms >= 1 && ttl_ms <= c->region.max_ttl_ms ? 0 : LM_EBADTTL;
+}
+
+int lm_acquire(lm_client *c, const char *name, int64_t ttl_ms,
+	       int64_t wait_ms, lm_grant *g)
+{
+	if (c == NULL || g == NULL)
+		return LM_EINVAL;
+	if (name == NULL)
+		return LM_EBADNAME;
+	int rc = check_ttl(c, ttl_ms);
+	if (rc != 0)
+		return rc;
+	memset(g, 0, sizeof(*g));
+	size_t len = strnlen(name, LM_NAME_MAX + 1);
+	int64_t idx = lm_name_lookup(&c->region, name, len, 1);
+	if (idx < 0)
+		return (int)idx;
+	uint32_t lock = (uint32_t)idx;
+	int64_t deadline = wait_ms < 0 ? INT64_MAX
+				       : lm_now_ns() + wait_ms * 1000000;
+
+	/* Barging would let a newcomer overtake the queue: go straight to
+	 * the tables only when nobody is waiting. */
+	if (atomic_load(&c->region.names[lock].waiters) == 0) {
+		struct grab_info info;
+		for (int tries = 0; tries < 3; tries++) {
+			enum grab_result gr = lm_grab(c, lock, ttl_ms, g, &info);
+			if (gr == GRAB_GRANTED)
+				return 0;
+			if (gr == GRAB_NOQUORUM)
+				return LM_ENOQUORUM;
+			if (gr == GRAB_BUSY)
+				break;
+		}
+	}
+	if (wait_ms == 0)
+		return LM_EBUSY;
+	return lm_wait_for_grant(c, lock, ttl_ms, deadline, g);
+}
+
+static int check_grant(const lm_client *c, const lm_grant *g)
+{
+	if (c == NULL || g == NULL)
+		return LM_EINVAL;
+	if (G_LIVE(g) != LM_GRANT_LIVE)
+		return LM_ENOTHELD;
+	if (G_LOCK(g) >= c->region.max_locks)
+		return LM_EINVAL;
+	return 0;
+}
+
+int lm_renew(lm_client *c, lm_grant *g, int64_t ttl_ms)
+{
+	int rc = check_grant(c, g);
+	if (rc != 0)
+		return rc;
+	rc = check_ttl(c, ttl_ms);
+	if (rc != 0)
+		return rc;
+	return lm_grant_renew(c, g, ttl_ms);
+}
+
+int lm_release(lm_client *c, lm_grant *g)
+{
+	int rc = check_grant(c, g);
+	if (rc != 0)
+		return rc;
+	return lm_grant_release(c, g);
+}

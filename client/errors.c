@@ -1,0 +1,58 @@
+/*
+ * errors.c - lm_strerror: what happened and what to do about it.
+ */
+#include "lockmgr.h"
+
+const char *lm_strerror(int err)
+{
+	switch (err) {
+	case LM_OK:
+		return "success";
+	case LM_EBUSY:
+		return "lock is held by another session (try again, or wait "
+		       "for it with a wait time)";
+	case LM_ETIMEDOUT:
+		return "timed out waiting for the lock: another session held "
+		       "it for the whole wait (see 'lockctl status')";
+	case LM_ENOQUORUM:
+		return "no quorum: fewer than 2 of the 3 lock servers are up; "
+		       "nothing was granted (see 'lockctl status'; a restarted "
+		       "server rejoins after its quarantine)";
+	case LM_ELEASELOST:
+		return "lease lost: the lock expired or was taken over, and "
+		       "another session may hold it now; stop using its token "
+		       "and acquire again";
+	case LM_ENOTHELD:
+		return "this grant is not held (it was already released)";
+	case LM_EBADNAME:
+		return "bad lock name: a name is 1 to 255 bytes with no NUL "
+		       "byte";
+	case LM_EBADTTL:
+		return "bad TTL: a lease lasts from 1 ms up to the region's "
+		       "max TTL (lockmgrd --max-ttl)";
+	case LM_ETABLEFULL:
+		return "lock table full: every lock slot is in use; restart "
+		       "lockmgrd with a larger --max-locks";
+	case LM_ENOSUPERVISOR:
+		return "no lock service: the region does not exist or its "
+		       "supervisor shut down; start it with 'lockmgrd' (same "
+		       "--region / LOCKMGR_REGION)";
+	case LM_EINCOMPAT:
+		return "the region is not a usable lockmgr region (foreign, "
+		       "corrupted, truncated or from another version); stop "
+		       "whatever owns it, or choose another --region";
+	case LM_ESESSIONS:
+		return "session table full: too many connected clients; "
+		       "restart lockmgrd with a larger --max-sessions";
+	case LM_EINVAL:
+		return "invalid argument (a NULL pointer or a value out of "
+		       "range)";
+	case LM_ESYS:
+		return "a system call failed (see errno)";
+	case LM_EBADREGION:
+		return "bad region name: use NAME or /NAME, 1 to 200 "
+		       "printable characters without '/'";
+	default:
+		return "unknown lockmgr error";
+	}
+}

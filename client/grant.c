@@ -1,0 +1,315 @@
+/*
+ * grant.c - the quorum grant protocol on the three tables.
+ *
+ * One acquire attempt (lm_grab):
+ *
+ *  1. t0 = now. The lease is measured from here, before anything is
+ *     taken, so that an acquire that finishes late is known to be late.
+ *  2. For each usable server, in table order: read its state word
+ *     (epoch and state in one load), CAS our owner word (tagged with that
+ *     epoch) into the lock's slot if the slot is free, stale (earlier
+ *     epoch), abandoned or expired; store our lease; re-read the state
+ *     word and give the slot back if the server restarted meanwhile (a
+ *     grant from an old epoch counts for nobody). A slot held by a live
+ *     lease ends the attempt: everything taken is undone at once.
+ *     Tables are always tried in the same order, so two contenders meet
+ *     at the first table they share and cannot split the quorum forever.
+ *  3. Token: read the token high-water mark of every table we hold, take
+ *     max + 1, and raise each of those tables to it (CAS max). Any later
+ *     majority shares a table with ours and reads our token there after
+ *     our hold on it ended, so its token is larger. "max of what each
+ *     server granted" would not be monotonic (DESIGN.md, Known traps).
+ *  4. Verify after all write-backs: a table counts only if its state
+ *     word (epoch) is unchanged, our owner word is still there and our
+ *     lease on it has not ended in that server's clock. Fewer than a
+ *     majority, or past t0 + TTL - drift: undo, and the caller retries.
+ *
+ * Fast path when uncontended: one clock read at each end, and per table
+ * a load of the state and heartbeat, one CAS on the owner, one store of
+ * the lease and one CAS of the token; no system call.
+ */
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "../shm/clock.h"
+#include "../shm/futex.h"
+#include "internal.h"
+
+bool lm_server_usable(const struct lm_client *c, unsigned i, uint64_t *state,
+		      int64_t now_ms)
+{
+	const struct lm_server *s = c->region.servers[i];
+	/* Pairs with the supervisor's and server's CAS of state: a client
+	 * that sees the new epoch sees the reset that preceded it. */
+	uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+	if (LM_SRV_STATE(st) != LM_SRV_UP)
+		return false;
+	int64_t hb = atomic_load_explicit(&s->heartbeat_ms,
+					  memory_order_relaxed);
+	if (now_ms - hb > LM_HEARTBEAT_STALE_MS)
+		return false;
+	uint32_t iso = atomic_load_explicit(&c->self->isolated,
+					    memory_order_relaxed);
+	if (iso & (1u << i))
+		return false;
+	*state = st;
+	return true;
+}
+
+/*
+ * May the owner word cur of this slot be replaced by a new grant at
+ * epoch `epoch`? Sets *abandoned when the previous holder did not
+ * release cleanly, and *busy_until_srv to when a live lease ends.
+ */
+static bool slot_takeable(const struct lm_region *r, struct lm_slot *slot,
+			  uint64_t cur, uint64_t epoch, int64_t srv_now,
+			  bool *abandoned, int64_t *busy_until_srv)
+{
+	if (LM_OWNER_SESSION(cur) == 0) {
+		*abandoned = (cur & LM_OWNER_ABANDONED) != 0;
+		return true;
+	}
+	if (LM_OWNER_EPOCH(cur) != (uint32_t)(epoch & 0xffffu)) {
+		*abandoned = false; /* granted in an earlier life of the table */
+		return true;
+	}
+	const struct lm_session *holder = lm_owner_session(r, cur);
+	if (holder == NULL ||
+	    atomic_load_explicit(&holder->state, memory_order_acquire) !=
+		    LM_SESS_LIVE) {
+		*abandoned = true; /* corrupted, or holder gone without release */
+		return true;
+	}
+	uint64_t lease = atomic_load_explicit(&slot->lease,
+					      memory_order_acquire);
+	if (LM_LEASE_TAG(lease) != LM_OWNER_TAG(cur)) {
+		/* The holder has CASed the owner but not yet stored its
+		 * lease: it is being granted right now. */
+		*busy_until_srv = srv_now + 1;
+		return false;
+	}
+	if (LM_LEASE_EXPIRY(lease) <= srv_now) {
+		*abandoned = true;
+		return true;
+	}
+	*busy_until_srv = LM_LEASE_EXPIRY(lease);
+	return false;
+}
+
+static void give_back(struct lm_client *c, uint32_t lock, lm_grant *g,
+		      unsigned mask, const uint64_t prev_free[LM_NSERVERS])
+{
+	for (unsigned i = 0; i < LM_NSERVERS; i++) {
+		if (!(mask & (1u << i)))
+			continue;
+		uint64_t w = G_OWNER(g, i);
+		/* Restore "abandoned" if that is what we found, so that the
+		 * next holder is still told. */
+		atomic_compare_exchange_strong(
+			&lm_slot_of(&c->region, i, lock)->owner, &w,
+			prev_free[i]);
+	}
+	/* Our partial grant may have made a waiter back off. */
+	if (atomic_load(&c->region.names[lock].waiters) != 0)
+		lm_wake_next(&c->region, lock);
+}
+
+static void raise_token(_Atomic uint64_t *t, uint64_t v)
+{
+	uint64_t cur = atomic_load_explicit(t, memory_order_relaxed);
+	while (cur < v && !atomic_compare_exchange_weak(t, &cur, v))
+		;
+}
+
+enum grab_result lm_grab(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
+			 lm_grant *g, struct grab_info *info)
+{
+	struct lm_region *r = &c->region;
+	int64_t t0 = lm_now_ns();
+	int64_t now_ms = t0 / 1000000;
+	uint64_t seq = ++c->seq;
+	atomic_store_explicit(&c->self->grant_seq, seq, memory_order_relaxed);
+
+	unsigned mask = 0, usable = 0;
+	bool busy = false, recovered = false;
+	uint64_t prev_free[LM_NSERVERS] = {0};
+	int64_t expiry[LM_NSERVERS] = {0};
+	info->busy_until_ns = 0;
+	info->holder_session = 0;
+
+	for (unsigned i = 0; i < LM_NSERVERS && !busy; i++) {
+		uint64_t st;
+		if (!lm_server_usable(c, i, &st, now_ms))
+			continue;
+		usable++;
+		struct lm_slot *slot = lm_slot_of(r, i, lock);
+		const struct lm_server *srv = r->servers[i];
+		int64_t srv_now = lm_server_clock_ms(srv, t0);
+		uint64_t w = LM_OWNER_WORD(LM_SRV_EPOCH(st), c->session, seq);
+		uint64_t cur = atomic_load_explicit(&slot->owner,
+						    memory_order_acquire);
+		bool abandoned = false;
+		for (;;) {
+			int64_t busy_srv = 0;
+			if (!slot_takeable(r, slot, cur, LM_SRV_EPOCH(st),
+					   srv_now, &abandoned, &busy_srv)) {
+				busy = true;
+				info->busy_until_ns = lm_server_to_local_ns(
+					srv, busy_srv, srv_now, t0);
+				info->holder_session = LM_OWNER_SESSION(cur);
+				break;
+			}
+			if (atomic_compare_exchange_weak(&slot->owner, &cur, w))
+				break;
+		}
+		if (busy)
+			break;
+		expiry[i] = srv_now + ttl_ms;
+		/* Pairs with the acquire load of lease in slot_takeable. */
+		atomic_store_explicit(&slot->lease,
+				      LM_LEASE_WORD(w, expiry[i]),
+				      memory_order_release);
+		if (atomic_load(&r->servers[i]->state) != st) {
+			/* Restarted under us: this grant counts for nobody. */
+			atomic_compare_exchange_strong(&slot->owner, &w, cur);
+			continue;
+		}
+		G_OWNER(g, i) = w;
+		G_STATE(g, i) = st;
+		prev_free[i] = abandoned ? LM_OWNER_ABANDONED : LM_OWNER_FREE;
+		recovered |= abandoned;
+		mask |= 1u << i;
+	}
+	info->usable = (int)usable;
+	if (busy) {
+		give_back(c, lock, g, mask, prev_free);
+		return GRAB_BUSY;
+	}
+	if (usable < LM_QUORUM) {
+		give_back(c, lock, g, mask, prev_free);
+		return GRAB_NOQUORUM;
+	}
+	if (__builtin_popcount(mask) < (int)LM_QUORUM) {
+		give_back(c, lock, g, mask, prev_free);
+		return GRAB_RETRY;
+	}
+
+	uint64_t token = 0;
+	for (unsigned i = 0; i < LM_NSERVERS; i++) {
+		if (!(mask & (1u << i)))
+			continue;
+		uint64_t t = atomic_load(&lm_slot_of(r, i, lock)->token);
+		uint64_t f = atomic_load_explicit(&r->servers[i]->token_floor,
+						  memory_order_relaxed);
+		token = t > token ? t : token;
+		token = f > token ? f : token;
+	}
+	token++;
+	for (unsigned i = 0; i < LM_NSERVERS; i++)
+		if (mask & (1u << i))
+			raise_token(&lm_slot_of(r, i, lock)->token, token);
+
+	/* Verify only after every write-back (DESIGN.md, Known traps). */
+	int64_t t1 = lm_now_ns();
+	unsigned ok = 0;
+	for (unsigned i = 0; i < LM_NSERVERS; i++) {
+		if (!(mask & (1u << i)))
+			continue;
+		struct lm_slot *slot = lm_slot_of(r, i, lock);
+		if (atomic_load(&r->servers[i]->state) == G_STATE(g, i) &&
+		    atomic_load(&slot->owner) == G_OWNER(g, i) &&
+		    lm_server_clock_ms(r->servers[i], t1) < expiry[i])
+			ok++;
+	}
+	int64_t drift_ns = lm_drift_ms(ttl_ms) * 1000000;
+	if (ok < LM_QUORUM || t1 - t0 >= ttl_ms * 1000000 - drift_ns) {
+		give_back(c, lock, g, mask, prev_free);
+		return GRAB_RETRY;
+	}
+
+	g->token = token;
+	g->valid_until_ns = t0 + ttl_ms * 1000000 - drift_ns;
+	g->flags = recovered ? LM_GRANT_RECOVERED : 0;
+	G_LOCK(g) = lock;
+	G_MASK(g) = mask;
+	G_LIVE(g) = LM_GRANT_LIVE;
+	atomic_store_explicit(&c->self->acquires,
+			      atomic_load_explicit(&c->self->acquires,
+						   memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	return GRAB_GRANTED;
+}
+
+int lm_grant_renew(struct lm_client *c, lm_grant *g, int64_t ttl_ms)
+{
+	struct lm_region *r = &c->region;
+	uint32_t lock = G_LOCK(g);
+	int64_t t0 = lm_now_ns();
+	unsigned ok = 0, mask = G_MASK(g);
+	for (unsigned i = 0; i < LM_NSERVERS; i++) {
+		if (!(mask & (1u << i)))
+			continue;
+		struct lm_slot *slot = lm_slot_of(r, i, lock);
+		const struct lm_server *srv = r->servers[i];
+		uint64_t w = G_OWNER(g, i);
+		uint64_t lease = atomic_load(&slot->lease);
+		int64_t srv_now = lm_server_clock_ms(srv, t0);
+		bool kept = atomic_load(&srv->state) == G_STATE(g, i) &&
+			    atomic_load(&slot->owner) == w &&
+			    LM_LEASE_TAG(lease) == LM_OWNER_TAG(w) &&
+			    LM_LEASE_EXPIRY(lease) > srv_now;
+		if (kept) {
+			uint64_t nl = LM_LEASE_WORD(w, srv_now + ttl_ms);
+			kept = atomic_compare_exchange_strong(&slot->lease,
+							      &lease, nl);
+		}
+		/* A taker decides "expired" only once the old expiry has
+		 * passed; if it has not passed now, after our CAS, no taker
+		 * can have seen the old lease as expired. */
+		if (kept)
+			kept = lm_server_clock_ms(srv, lm_now_ns()) <
+				       LM_LEASE_EXPIRY(lease) &&
+			       atomic_load(&slot->owner) == w;
+		if (kept) {
+			ok++;
+		} else {
+			atomic_compare_exchange_strong(&slot->owner, &w,
+						       LM_OWNER_FREE);
+			mask &= ~(1u << i);
+		}
+	}
+	G_MASK(g) = mask;
+	if (ok < LM_QUORUM) {
+		lm_grant_release(c, g);
+		return LM_ELEASELOST;
+	}
+	g->valid_until_ns = t0 + (ttl_ms - lm_drift_ms(ttl_ms)) * 1000000;
+	return 0;
+}
+
+int lm_grant_release(struct lm_client *c, lm_grant *g)
+{
+	struct lm_region *r = &c->region;
+	uint32_t lock = G_LOCK(g);
+	unsigned kept = 0;
+	for (unsigned i = 0; i < LM_NSERVERS; i++) {
+		if (!(G_MASK(g) & (1u << i)))
+			continue;
+		uint64_t w = G_OWNER(g, i);
+		bool same_life = atomic_load(&r->servers[i]->state) ==
+				 G_STATE(g, i);
+		/* Only our own word is ever replaced: a holder that lost its
+		 * lease cannot free a newer holder's grant. */
+		if (atomic_compare_exchange_strong(
+			    &lm_slot_of(r, i, lock)->owner, &w, LM_OWNER_FREE) &&
+		    same_life)
+			kept++;
+	}
+	G_LIVE(g) = 0;
+	G_MASK(g) = 0;
+	/* Pairs with the waiter's increment of waiters before it re-tries:
+	 * either we see it here, or it sees the slots free. */
+	if (atomic_load(&r->names[lock].waiters) != 0)
+		lm_wake_next(r, lock);
+	return kept >= LM_QUORUM ? 0 : LM_ELEASELOST;
+}

@@ -1,0 +1,64 @@
+/*
+ * internal.h - liblockmgr's private types, shared by its files.
+ */
+#ifndef LOCKMGR_CLIENT_INTERNAL_H
+#define LOCKMGR_CLIENT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../shm/layout.h"
+#include "../shm/region.h"
+#include "lockmgr.h"
+
+struct lm_client {
+	struct lm_region region;
+	uint32_t session;       /* our slot index */
+	struct lm_session *self;
+	uint64_t seq;           /* grant sequence, mirrored in self->grant_seq */
+};
+
+/* A heartbeat older than this marks a server as hung (out of quorum). */
+#define LM_HEARTBEAT_STALE_MS 300
+/* How often servers publish their heartbeat. */
+#define LM_HEARTBEAT_MS 20
+
+/* The private part of lm_grant. */
+#define G_LOCK(g)     ((g)->private_u32_[0])
+#define G_MASK(g)     ((g)->private_u32_[1])  /* tables held */
+#define G_LIVE(g)     ((g)->private_u32_[2])  /* LM_GRANT_LIVE while held */
+#define G_OWNER(g, i) ((g)->private_[(i)])    /* owner word per table */
+#define G_STATE(g, i) ((g)->private_[3 + (i)])/* server word at grant */
+#define LM_GRANT_LIVE 0x6c6d6731u
+
+/* Outcome of one attempt on the tables (client/grant.c). */
+enum grab_result {
+	GRAB_GRANTED,
+	GRAB_BUSY,      /* held by a live lease somewhere */
+	GRAB_NOQUORUM,  /* fewer than LM_QUORUM servers usable */
+	GRAB_RETRY,     /* lost tables to a restart or a slow acquire */
+};
+
+struct grab_info {
+	int64_t busy_until_ns;  /* when the blocking lease ends (local) */
+	uint32_t holder_session;/* session index + 1 of the blocker, or 0 */
+	int usable;             /* servers that were up and reachable */
+};
+
+/* Drift bound: a lease of ttl_ms is trusted for ttl_ms - drift. */
+static inline int64_t lm_drift_ms(int64_t ttl_ms)
+{
+	return 1 + ttl_ms / 100;
+}
+
+bool lm_server_usable(const struct lm_client *c, unsigned i,
+		      uint64_t *state, int64_t now_ms);
+enum grab_result lm_grab(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
+			 lm_grant *g, struct grab_info *info);
+int lm_grant_renew(struct lm_client *c, lm_grant *g, int64_t ttl_ms);
+int lm_grant_release(struct lm_client *c, lm_grant *g);
+void lm_wake_next(struct lm_region *r, uint32_t lock);
+int lm_wait_for_grant(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
+		      int64_t deadline_ns, lm_grant *g);
+
+#endif

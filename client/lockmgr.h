@@ -1,0 +1,110 @@
+/*
+ * lockmgr.h - lease-based locks with fencing tokens, granted by a
+ * majority of lock servers.
+ *
+ * This header is backend-neutral: nothing here says "shared memory", so
+ * that a later backend (an etcd cluster) can implement the same calls.
+ *
+ * Concurrency of the calls
+ * ------------------------
+ *   lm_connect / lm_disconnect   one client per thread: a client (session)
+ *                                is not thread-safe; open one per thread.
+ *   lm_acquire                   may block up to wait_ms (0 = never,
+ *                                negative = until granted). Sleeps on a
+ *                                futex, never spins or polls.
+ *   lm_renew, lm_release         never block.
+ *   lm_strerror                  thread-safe, never blocks.
+ *
+ * Errors are returned as negative LM_E* codes (their own range, so they
+ * never collide with -errno); 0 is success.
+ */
+#ifndef LOCKMGR_H
+#define LOCKMGR_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LM_OK            0
+#define LM_EBUSY         (-1001) /* held by another session (try-lock) */
+#define LM_ETIMEDOUT     (-1002) /* wait_ms elapsed before a grant */
+#define LM_ENOQUORUM     (-1003) /* fewer than a majority of servers up */
+#define LM_ELEASELOST    (-1004) /* the lease expired or was taken over */
+#define LM_ENOTHELD      (-1005) /* this grant was already released */
+#define LM_EBADNAME      (-1006) /* name empty, too long, or has NUL */
+#define LM_EBADTTL       (-1007) /* TTL out of range */
+#define LM_ETABLEFULL    (-1008) /* no free lock slot */
+#define LM_ENOSUPERVISOR (-1009) /* no region: lockmgrd is not running */
+#define LM_EINCOMPAT     (-1010) /* region is foreign/corrupt/other ABI */
+#define LM_ESESSIONS     (-1011) /* no free session slot */
+#define LM_EINVAL        (-1012) /* bad argument (NULL, bad flags) */
+#define LM_ESYS          (-1013) /* system call failed; see errno */
+#define LM_EBADREGION    (-1014) /* bad region name */
+
+#define LM_ERR_FIRST     (-1014)
+#define LM_ERR_LAST      (-1001)
+
+/* lm_grant.flags */
+#define LM_GRANT_RECOVERED 0x1u /* the previous holder died or lost its
+				 * lease without releasing: what the lock
+				 * protects may be half-written (like a
+				 * robust mutex's EOWNERDEAD) */
+
+typedef struct lm_client lm_client;
+
+/*
+ * One grant of a lock, filled in by lm_acquire and kept by the caller
+ * until lm_release. Renew and release name the grant, so a holder whose
+ * lease was lost can never renew or release a newer holder's grant.
+ */
+typedef struct lm_grant {
+	uint64_t token;          /* fencing token: strictly increasing over
+				  * successive grants of the same lock */
+	int64_t valid_until_ns;  /* CLOCK_MONOTONIC time after which the
+				  * lease must be treated as lost (TTL minus
+				  * the drift bound, measured from before
+				  * the acquire began) */
+	uint32_t flags;          /* LM_GRANT_* */
+	uint32_t private_u32_[3];
+	uint64_t private_[8];    /* backend state: do not touch */
+} lm_grant;
+
+/*
+ * Attach to the lock service and register a session. region may be NULL
+ * ($LOCKMGR_REGION, else "/lockmgr").
+ */
+int lm_connect(const char *region, lm_client **out);
+
+/* Release every lock the session holds and unregister it. */
+int lm_disconnect(lm_client *c);
+
+/*
+ * Take `name` exclusively with a lease of ttl_ms. wait_ms: 0 = try once
+ * (LM_EBUSY if held), > 0 = wait at most that long (LM_ETIMEDOUT),
+ * < 0 = wait until granted. Waiters are served in FIFO order.
+ */
+int lm_acquire(lm_client *c, const char *name, int64_t ttl_ms,
+	       int64_t wait_ms, lm_grant *g);
+
+/* Extend the lease to ttl_ms from now. LM_ELEASELOST if it was lost. */
+int lm_renew(lm_client *c, lm_grant *g, int64_t ttl_ms);
+
+/*
+ * Release the grant. LM_ELEASELOST if the lease had already been lost
+ * (nothing of a newer holder is touched), LM_ENOTHELD if released twice.
+ */
+int lm_release(lm_client *c, lm_grant *g);
+
+/* A sentence saying what happened and what to do. Never NULL. */
+const char *lm_strerror(int err);
+
+/* The longest lease this service allows (ms), or a negative error. */
+int64_t lm_max_ttl_ms(const lm_client *c);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

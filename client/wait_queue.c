@@ -1,0 +1,144 @@
+/*
+ * wait_queue.c - FIFO waiting for a lock, one futex per waiter.
+ *
+ * A waiter takes a ticket from the lock's dispenser, records (lock,
+ * ticket) in its session slot and sleeps on its own session's futex.
+ * The queue is the set of sessions whose waiting_on names the lock,
+ * ordered by ticket. Only the head may try the tables, so waiters are
+ * served in arrival order; a release wakes exactly the head (one wake,
+ * no thundering herd).
+ *
+ * Keeping the queue in the session slots rather than in a linked list
+ * is what makes it robust: a waiter that dies or gives up simply stops
+ * naming the lock, and nobody has to unlink it from a list that a dead
+ * process might have left half-edited. The price is a scan of the
+ * session table on each hand-off, which is bounded by the number of
+ * sessions ever connected (sessions_hwm).
+ *
+ * Lost wake-ups: a waiter increments `waiters` and reads its futex word
+ * before it tries the tables; a releaser frees the tables before it
+ * reads `waiters`. Both are seq_cst, so either the releaser sees the
+ * waiter and bumps its futex word (the waiter's FUTEX_WAIT then returns
+ * at once), or the waiter's try sees the tables free.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+
+#include "../shm/clock.h"
+#include "../shm/futex.h"
+#include "../shm/session.h"
+#include "internal.h"
+
+/* Longest sleep of a waiter that is not the head, in case the process
+ * that should wake it died with no supervisor left to notice. */
+#define NON_HEAD_SLEEP_NS INT64_C(1000000000)
+
+static int32_t ticket_cmp(uint32_t a, uint32_t b)
+{
+	return (int32_t)(a - b); /* tickets wrap */
+}
+
+void lm_wake_next(struct lm_region *r, uint32_t lock)
+{
+	uint32_t n = lm_sessions_in_use(r);
+	int64_t best = -1;
+	uint32_t best_ticket = 0;
+	for (uint32_t s = 0; s < n; s++) {
+		struct lm_session *ss = &r->sessions[s];
+		/* Pairs with the release store of waiting_on after
+		 * wait_ticket in lm_wait_for_grant. */
+		if (atomic_load_explicit(&ss->waiting_on,
+					 memory_order_acquire) != lock + 1)
+			continue;
+		if (atomic_load(&ss->state) != LM_SESS_LIVE)
+			continue;
+		uint32_t t = atomic_load(&ss->wait_ticket);
+		if (best < 0 || ticket_cmp(t, best_ticket) < 0) {
+			best = s;
+			best_ticket = t;
+		}
+	}
+	if (best >= 0)
+		lm_futex_bump_wake(&r->sessions[best].wake, 1);
+}
+
+/*
+ * Is no live waiter ahead of us? With check_alive, waiters whose process
+ * is gone are skipped: that only matters when no supervisor frees them.
+ */
+static bool is_head(struct lm_client *c, uint32_t lock, uint32_t ticket,
+		    bool check_alive)
+{
+	struct lm_region *r = &c->region;
+	uint32_t n = lm_sessions_in_use(r);
+	for (uint32_t s = 0; s < n; s++) {
+		if (s == c->session)
+			continue;
+		struct lm_session *ss = &r->sessions[s];
+		if (atomic_load_explicit(&ss->waiting_on,
+					 memory_order_acquire) != lock + 1 ||
+		    atomic_load(&ss->state) != LM_SESS_LIVE ||
+		    ticket_cmp(atomic_load(&ss->wait_ticket), ticket) >= 0)
+			continue;
+		if (check_alive && !lm_session_process_alive(ss))
+			continue;
+		return false;
+	}
+	return true;
+}
+
+static void leave_queue(struct lm_client *c, uint32_t lock)
+{
+	if (atomic_exchange(&c->self->waiting_on, 0) == lock + 1)
+		atomic_fetch_sub(&c->region.names[lock].waiters, 1);
+}
+
+int lm_wait_for_grant(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
+		      int64_t deadline_ns, lm_grant *g)
+{
+	struct lm_region *r = &c->region;
+	struct lm_name *name = &r->names[lock];
+	uint32_t ticket = atomic_fetch_add(&name->ticket_next, 1);
+	atomic_store(&c->self->wait_ticket, ticket);
+	atomic_store_explicit(&c->self->waiting_on, lock + 1,
+			      memory_order_seq_cst);
+	atomic_fetch_add(&name->waiters, 1);
+
+	bool timed_out = false;
+	for (;;) {
+		uint32_t seq = atomic_load(&c->self->wake);
+		int64_t now = lm_now_ns();
+		int64_t sleep_until = now + NON_HEAD_SLEEP_NS;
+		if (is_head(c, lock, ticket, timed_out)) {
+			struct grab_info info;
+			enum grab_result gr = lm_grab(c, lock, ttl_ms, g, &info);
+			if (gr == GRAB_GRANTED) {
+				leave_queue(c, lock);
+				return 0;
+			}
+			if (gr == GRAB_NOQUORUM) {
+				leave_queue(c, lock);
+				lm_wake_next(r, lock);
+				return LM_ENOQUORUM;
+			}
+			if (gr == GRAB_RETRY)
+				sleep_until = now; /* try again at once */
+			else
+				sleep_until = info.busy_until_ns + 1000000;
+			now = lm_now_ns();
+		}
+		if (now >= deadline_ns) {
+			leave_queue(c, lock);
+			lm_wake_next(r, lock); /* pass our turn on */
+			return LM_ETIMEDOUT;
+		}
+		if (sleep_until > deadline_ns)
+			sleep_until = deadline_ns;
+		if (sleep_until <= now) {
+			timed_out = false;
+			continue;
+		}
+		timed_out = lm_futex_wait(&c->self->wake, seq, sleep_until) ==
+			    -ETIMEDOUT;
+	}
+}

@@ -1,0 +1,214 @@
+/*
+ * servers.c - starting, watching, restarting and stopping the three
+ * lock server processes.
+ *
+ * Each server is this binary re-executed with --server-role N, so that
+ * it starts from a clean process image (the supervisor has threads).
+ * The supervisor watches it through a pidfd, which also works for a
+ * server it adopted from a supervisor that died (not its child).
+ *
+ * Restart rule (DESIGN.md): a new epoch is published, with the state
+ * RECOVERING and a quarantine of one max TTL, *before* the process is
+ * forked; clients' grants carry the epoch they saw, so anything granted
+ * on the table before the restart counts for nobody, and nothing is
+ * granted there until every lease of the old life has ended.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/pidfd.h>
+#include <sys/wait.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include "../shm/clock.h"
+#include "../shm/futex.h"
+#include "../shm/session.h"
+#include "log.h"
+#include "supervisor.h"
+
+static void watch_server(struct supervisor *sv, unsigned i, pid_t pid,
+			 int pidfd, bool child)
+{
+	struct tracked_server *t = &sv->servers[i];
+	t->pid = pid;
+	t->pidfd = pidfd;
+	t->child = child;
+	t->restart_at_ms = 0;
+	struct epoll_event ev = {.events = EPOLLIN,
+				 .data.u64 = EV_DATA(EV_SERVER, 0, i)};
+	if (epoll_ctl(sv->epfd, EPOLL_CTL_ADD, pidfd, &ev) != 0)
+		lm_die("epoll_ctl(server pidfd)");
+}
+
+int sup_start_server(struct supervisor *sv, unsigned i, bool quarantine)
+{
+	struct lm_server *srv = sv->region.servers[i];
+	uint64_t st = atomic_load(&srv->state);
+	uint64_t epoch = LM_SRV_EPOCH(st) + 1;
+	int64_t until = quarantine ? lm_now_ms() + sv->region.max_ttl_ms : 0;
+	atomic_store(&srv->quarantine_until_ms, until);
+	atomic_store(&srv->heartbeat_ms, lm_now_ms());
+	/* Publish the new epoch before the process exists: from here on,
+	 * every grant of the old life counts for nobody. */
+	atomic_store(&srv->state, LM_SRV_WORD(epoch, LM_SRV_RECOVERING));
+
+	char idx[16];
+	snprintf(idx, sizeof(idx), "%u", i);
+	pid_t pid = fork();
+	if (pid < 0) {
+		lm_log("supervisor", "fork of server %u failed: %s", i,
+		       strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		char *argv[] = {"lockmgrd", "--server-role", idx, "--region",
+				sv->name, sv->opt.quiet ? "--quiet" : NULL,
+				NULL};
+		execv("/proc/self/exe", argv);
+		_exit(127);
+	}
+	int pidfd = pidfd_open(pid, 0);
+	if (pidfd < 0)
+		lm_die("pidfd_open(server)");
+	atomic_store(&srv->pid, pid);
+	atomic_store(&srv->start_time, lm_proc_start_time(pid));
+	if (quarantine)
+		atomic_fetch_add(&srv->restarts, 1);
+	watch_server(sv, i, pid, pidfd, true);
+	lm_log("supervisor", "started server %u (pid %d, epoch %llu%s)", i,
+	       (int)pid, (unsigned long long)epoch,
+	       quarantine ? ", in quarantine" : "");
+	return 0;
+}
+
+void sup_adopt_or_start_servers(struct supervisor *sv)
+{
+	for (unsigned i = 0; i < LM_NSERVERS; i++) {
+		struct lm_server *srv = sv->region.servers[i];
+		sv->servers[i].pidfd = -1;
+		pid_t pid = atomic_load(&srv->pid);
+		uint64_t st = atomic_load(&srv->state);
+		if (!sv->fresh_region && pid > 0 &&
+		    LM_SRV_STATE(st) != LM_SRV_DOWN) {
+			int pidfd = pidfd_open(pid, 0);
+			if (pidfd >= 0 && lm_proc_start_time(pid) ==
+						  atomic_load(&srv->start_time)) {
+				watch_server(sv, i, pid, pidfd, false);
+				lm_log("supervisor",
+				       "adopted server %u (pid %d, epoch %llu)",
+				       i, (int)pid,
+				       (unsigned long long)LM_SRV_EPOCH(st));
+				continue;
+			}
+			if (pidfd >= 0)
+				close(pidfd);
+		}
+		/* A server that died while no supervisor watched may have
+		 * granted leases that are still running: quarantine it. */
+		sup_start_server(sv, i, !sv->fresh_region);
+	}
+}
+
+void sup_server_died(struct supervisor *sv, unsigned i)
+{
+	struct tracked_server *t = &sv->servers[i];
+	struct lm_server *srv = sv->region.servers[i];
+	int status = 0;
+	char how[64] = "exited";
+	if (t->child && waitpid(t->pid, &status, WNOHANG) == t->pid) {
+		if (WIFSIGNALED(status))
+			snprintf(how, sizeof(how), "killed by signal %d",
+				 WTERMSIG(status));
+		else
+			snprintf(how, sizeof(how), "exited with status %d",
+				 WEXITSTATUS(status));
+	}
+	epoll_ctl(sv->epfd, EPOLL_CTL_DEL, t->pidfd, NULL);
+	close(t->pidfd);
+	t->pidfd = -1;
+	/* Out of the quorum at once; the epoch stays, so the restart's
+	 * bump is what invalidates the old grants. */
+	uint64_t st = atomic_load(&srv->state);
+	while (LM_SRV_STATE(st) != LM_SRV_DOWN &&
+	       !atomic_compare_exchange_weak(
+		       &srv->state, &st,
+		       LM_SRV_WORD(LM_SRV_EPOCH(st), LM_SRV_DOWN)))
+		;
+	atomic_store(&srv->pid, 0);
+	int64_t delay = atomic_load(&sv->region.hdr->restart_delay_ms);
+	if (atomic_load(&sv->stopping)) {
+		return;
+	} else if (delay >= 0) {
+		t->restart_at_ms = lm_now_ms() + delay;
+		lm_log("supervisor", "server %u (pid %d) %s; restarting in "
+		       "%lld ms", i, (int)t->pid, how, (long long)delay);
+	} else {
+		t->restart_at_ms = 0;
+		lm_log("supervisor", "server %u (pid %d) %s; kept down "
+		       "(restart delay is manual)", i, (int)t->pid, how);
+	}
+	t->pid = 0;
+}
+
+int64_t sup_next_due_ms(struct supervisor *sv)
+{
+	int64_t due = INT64_MAX;
+	for (unsigned i = 0; i < LM_NSERVERS; i++)
+		if (sv->servers[i].restart_at_ms > 0 &&
+		    sv->servers[i].restart_at_ms < due)
+			due = sv->servers[i].restart_at_ms;
+	return due;
+}
+
+void sup_run_due_restarts(struct supervisor *sv, int64_t now_ms)
+{
+	for (unsigned i = 0; i < LM_NSERVERS; i++) {
+		struct tracked_server *t = &sv->servers[i];
+		if (t->restart_at_ms > 0 && t->restart_at_ms <= now_ms &&
+		    t->pidfd < 0) {
+			t->restart_at_ms = 0;
+			sup_start_server(sv, i, true);
+		}
+	}
+}
+
+static bool wait_pidfd(int pidfd, int timeout_ms)
+{
+	struct pollfd p = {.fd = pidfd, .events = POLLIN};
+	return poll(&p, 1, timeout_ms) == 1;
+}
+
+void sup_stop_servers(struct supervisor *sv)
+{
+	for (unsigned i = 0; i < LM_NSERVERS; i++)
+		if (sv->servers[i].pidfd >= 0)
+			pidfd_send_signal(sv->servers[i].pidfd, SIGTERM, NULL,
+					  0);
+	for (unsigned i = 0; i < LM_NSERVERS; i++) {
+		struct tracked_server *t = &sv->servers[i];
+		if (t->pidfd < 0)
+			continue;
+		/* A stopped (SIGSTOP) server cannot act on SIGTERM. */
+		pidfd_send_signal(t->pidfd, SIGCONT, NULL, 0);
+		if (!wait_pidfd(t->pidfd, 2000)) {
+			lm_log("supervisor", "server %u did not stop; killing",
+			       i);
+			pidfd_send_signal(t->pidfd, SIGKILL, NULL, 0);
+			wait_pidfd(t->pidfd, 2000);
+		}
+		if (t->child)
+			waitpid(t->pid, NULL, 0);
+		close(t->pidfd);
+		t->pidfd = -1;
+		uint64_t st = atomic_load(&sv->region.servers[i]->state);
+		atomic_store(&sv->region.servers[i]->state,
+			     LM_SRV_WORD(LM_SRV_EPOCH(st), LM_SRV_DOWN));
+		atomic_store(&sv->region.servers[i]->pid, 0);
+	}
+}

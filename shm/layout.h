@@ -1,0 +1,272 @@
+/*
+ * layout.h - the shared-memory region: the one home of every shared struct.
+ *
+ * The region is one POSIX shm object laid out as
+ *
+ *   header | sessions[max_sessions] | buckets[bucket_count] |
+ *   names[max_locks] | table 0 | table 1 | table 2
+ *
+ * where each table is a server header followed by max_locks lock slots.
+ * Every cross-process reference is an index, never a pointer, and every
+ * index read from the region is bounds-checked before use (a corrupted or
+ * foreign region must give an error, not a stray write).
+ *
+ * Who writes what (the rules every field comment below refers to):
+ *
+ *   creator     lockmgrd while it creates the region, before it publishes
+ *               `magic` with a release store; immutable afterwards.
+ *   supervisor  the live lockmgrd (it holds flock(LOCK_EX) on the shm fd).
+ *   server i    the server process of table i.
+ *   client      liblockmgr in any attached process.
+ *
+ * All synchronisation is C11 atomics plus futexes; there is no
+ * process-shared mutex anywhere, because its holder can die.
+ */
+#ifndef LOCKMGR_SHM_LAYOUT_H
+#define LOCKMGR_SHM_LAYOUT_H
+
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define LM_REGION_MAGIC   UINT64_C(0x314752474d4b434c) /* "LCKMGRG1" */
+#define LM_ABI_VERSION    1u
+#define LM_NSERVERS       3u
+#define LM_QUORUM         2u /* a majority of LM_NSERVERS */
+#define LM_NAME_MAX       255u
+#define LM_CACHELINE      64u
+
+/* Hard limits the encodings below impose. */
+#define LM_MAX_SESSIONS_LIMIT 65534u  /* session field of an owner word */
+#define LM_MAX_LOCKS_LIMIT    (1u << 26)
+
+/* ---------------------------------------------------------------------
+ * Server state word (lm_server.state): epoch and state in one 64-bit word,
+ * so a client reads both with one load. Loading them separately (state
+ * first) would let a crash between the loads hide a restart from the
+ * client and let its grant into a table whose new epoch is still in
+ * quarantine.
+ *
+ *   bits 63..8  epoch: bumped by the supervisor each time it (re)starts
+ *               the server; grants carry it, and a grant whose epoch is
+ *               not the table's current one counts for nobody.
+ *   bits  7..0  one of LM_SRV_*.
+ */
+#define LM_SRV_DOWN       0u /* no process, or dead: table is out of quorum */
+#define LM_SRV_RECOVERING 1u /* process up, in quarantine: grants nothing */
+#define LM_SRV_UP         2u /* counts towards the quorum */
+#define LM_SRV_STATE(w)   ((uint32_t)((w) & 0xffu))
+#define LM_SRV_EPOCH(w)   ((w) >> 8)
+#define LM_SRV_WORD(epoch, state) (((uint64_t)(epoch) << 8) | (state))
+
+/* ---------------------------------------------------------------------
+ * Owner word (lm_slot.owner): who holds a lock on one table.
+ *
+ *   bits 63..48  epoch of the table when the grant was made (low 16 bits)
+ *   bits 47..32  session index + 1; 0 means "nobody holds it"
+ *   bits 31..0   grant sequence of that session (unique per acquire, so
+ *                a stale handle never matches a newer grant)
+ *
+ * Free words have session field 0; their low bit says why:
+ *   LM_OWNER_FREE       released cleanly
+ *   LM_OWNER_ABANDONED  freed because its holder died or its lease
+ *                       expired: the next holder is told (like EOWNERDEAD)
+ */
+#define LM_OWNER_FREE      UINT64_C(0)
+#define LM_OWNER_ABANDONED UINT64_C(1)
+#define LM_OWNER_EPOCH(w)   ((uint32_t)((w) >> 48))
+#define LM_OWNER_SESSION(w) ((uint32_t)(((w) >> 32) & 0xffffu)) /* idx+1 */
+#define LM_OWNER_SEQ(w)     ((uint32_t)(w))
+#define LM_OWNER_WORD(epoch, sidx, seq)                                  \
+	((((uint64_t)(epoch) & 0xffffu) << 48) |                         \
+	 ((uint64_t)((sidx) + 1u) << 32) | (uint64_t)(uint32_t)(seq))
+
+/* ---------------------------------------------------------------------
+ * Lease word (lm_slot.lease): when a grant expires, in the clock of the
+ * table's server (milliseconds, see shm/clock.h).
+ *
+ *   bits 63..38  tag of the owner word it belongs to (LM_OWNER_TAG)
+ *   bits 37..0   expiry, server-clock ms (38 bits: 8.7 years of uptime)
+ *
+ * The owner word and the lease are two words, so a new holder's CAS on
+ * the owner and its store of the lease are two steps. The tag makes the
+ * gap safe: a lease whose tag does not match the owner word belongs to
+ * the previous holder and is never taken as "expired" for the new one.
+ */
+#define LM_LEASE_EXPIRY_BITS 38u
+#define LM_LEASE_EXPIRY_MASK ((UINT64_C(1) << LM_LEASE_EXPIRY_BITS) - 1u)
+#define LM_OWNER_TAG(w)                                                  \
+	((uint32_t)(((w) ^ ((w) >> 26) ^ ((w) >> 52)) & 0x3ffffffu))
+#define LM_LEASE_WORD(owner, expiry_ms)                                  \
+	(((uint64_t)LM_OWNER_TAG(owner) << LM_LEASE_EXPIRY_BITS) |       \
+	 ((uint64_t)(expiry_ms) & LM_LEASE_EXPIRY_MASK))
+#define LM_LEASE_TAG(l)     ((uint32_t)((l) >> LM_LEASE_EXPIRY_BITS))
+#define LM_LEASE_EXPIRY(l)  ((int64_t)((l) & LM_LEASE_EXPIRY_MASK))
+
+/* Session slot states (lm_session.state). */
+#define LM_SESS_FREE     0u
+#define LM_SESS_CLAIMING 1u /* a client is filling it in */
+#define LM_SESS_LIVE     2u
+#define LM_SESS_DEAD     3u /* supervisor is freeing a dead client's locks */
+
+/* Supervisor states (lm_region_header.supervisor_state). */
+#define LM_SUP_NONE      0u /* never started, or crashed (pid is stale) */
+#define LM_SUP_RUNNING   1u
+#define LM_SUP_STOPPED   2u /* shut down cleanly; region is unlinked */
+
+/* Region flags (lm_region_header.flags). */
+#define LM_REGION_RELEASE_ON_EXIT 0x1u /* free a dead client's locks */
+
+/* ---------------------------------------------------------------------
+ * Session slot: one per connected client (lm_connect). A session is
+ * identified by pid plus process start time, never by pid alone.
+ *
+ * Life cycle: FREE -> CLAIMING (client CAS) -> LIVE (client, release)
+ *             LIVE -> FREE (client at disconnect, after releasing its
+ *                     locks; gen bumped)
+ *             LIVE -> DEAD -> FREE (supervisor, after the process died and
+ *                     its locks were freed)
+ */
+struct lm_session {
+	_Atomic uint32_t state;      /* client (claim/free), supervisor (dead) */
+	_Atomic uint32_t gen;        /* bumped by whoever frees the slot */
+	_Atomic int32_t pid;         /* client, while CLAIMING */
+	_Atomic uint32_t waiting_on; /* lock index + 1 the session waits for,
+	                              * 0 if none (also the edge of the
+	                              * roadmap's wait-for graph). Set by the
+	                              * client; cleared by xchg by whoever
+	                              * dequeues it (client or supervisor). */
+	_Atomic uint64_t start_time; /* client, while CLAIMING: clock ticks
+	                              * since boot (/proc/PID/stat field 22) */
+	_Atomic uint32_t wake;       /* futex the session sleeps on while it
+	                              * waits; any waker increments it, then
+	                              * FUTEX_WAKEs it */
+	_Atomic uint32_t wait_ticket;/* client: FIFO position, taken from
+	                              * lm_name.ticket_next, written before
+	                              * waiting_on (release) */
+	_Atomic uint32_t isolated;   /* bit i: server i refuses this session
+	                              * (a simulated partition). lockctl. */
+	_Atomic uint32_t wait_mode;  /* roadmap: mode waited for (S, X, ...) */
+	_Atomic uint64_t grant_seq;  /* client: last grant sequence used;
+	                              * kept across slot reuse so owner words
+	                              * of successive sessions differ */
+	_Atomic uint64_t acquires;   /* client: grants taken (statistics) */
+	uint8_t pad_[8];
+};
+
+/* ---------------------------------------------------------------------
+ * Name slot: one per distinct lock name, allocated once and never
+ * reused (names are immutable once published). Slot i's lock lives in
+ * slot i of every table. The per-lock wait queue lives here too, since
+ * waiting is for the lock as a whole, not for one table.
+ */
+struct lm_name {
+	_Atomic uint32_t len;        /* client: 0 until the name bytes are
+	                              * written, then their length (release) */
+	_Atomic uint32_t hash;       /* client, before len */
+	_Atomic uint32_t waiters;    /* sessions in the queue: incremented by
+	                              * a waiter after it sets waiting_on,
+	                              * decremented by whoever clears it */
+	_Atomic uint32_t ticket_next;/* FIFO ticket dispenser (fetch_add) */
+	_Atomic uint32_t change_seq; /* roadmap: watch counter (futex) */
+	_Atomic uint32_t flags;      /* roadmap: lock kind (mutex, semaphore) */
+	_Atomic uint64_t reserved;
+	char name[LM_NAME_MAX + 1];  /* client, before len; NUL-terminated */
+};
+
+/* ---------------------------------------------------------------------
+ * Lock slot: the state of one lock on one table. Written by clients with
+ * CAS (the grant protocol, client/grant.c), by the server when it expires
+ * a lease, and by the supervisor when it frees a dead client's locks.
+ */
+struct lm_slot {
+	_Atomic uint64_t owner;  /* owner word, CAS only */
+	_Atomic uint64_t lease;  /* lease word; written by the holder after
+	                          * its owner CAS and by renew (CAS) */
+	_Atomic uint64_t token;  /* highest fencing token written back here
+	                          * for this lock; only raised (CAS max) */
+	_Atomic uint64_t shared; /* roadmap: holder counts per mode for
+	                          * shared and intention locks */
+	_Atomic uint64_t grants; /* grants made on this slot (statistics) */
+	uint64_t reserved[3];
+};
+
+/* ---------------------------------------------------------------------
+ * Server header: one per table, before its lock slots.
+ */
+struct lm_server {
+	_Atomic uint64_t state;        /* LM_SRV_WORD(epoch, state). The
+	                                * supervisor CASes a new epoch in
+	                                * (RECOVERING) before it forks the
+	                                * server and DOWN when it dies; the
+	                                * server CASes RECOVERING -> UP. */
+	_Atomic int32_t pid;           /* supervisor after fork; 0 if none */
+	_Atomic uint32_t wake;         /* futex: lockctl pokes the server */
+	_Atomic uint64_t start_time;   /* supervisor after fork */
+	_Atomic int64_t heartbeat_ms;  /* server: monotonic ms, every tick;
+	                                * clients treat a stale heartbeat as
+	                                * DOWN (a hung server) */
+	_Atomic int64_t quarantine_until_ms; /* supervisor at restart: the
+	                                * server stays RECOVERING until then */
+	_Atomic int64_t skew_offset_ms;/* lockctl: server clock = monotonic +
+	                                * offset + (now - base) * (rate - 1) */
+	_Atomic int64_t skew_rate_ppm; /* lockctl: 1000000 = true rate */
+	_Atomic int64_t skew_base_ms;  /* lockctl: when the rate took effect */
+	_Atomic uint64_t token_floor;  /* server at recovery: no token at or
+	                                * below it may be issued here again */
+	_Atomic uint64_t restarts;     /* supervisor: times restarted */
+	_Atomic uint64_t expired;      /* server: leases it expired */
+	uint8_t pad_[168];
+};
+
+/* ---------------------------------------------------------------------
+ * Region header. The creator fills it in and publishes `magic` last with
+ * a release store; attach() loads it with acquire and validates every
+ * size before it touches anything else.
+ */
+struct lm_region_header {
+	_Atomic uint64_t magic;        /* creator, last (release) */
+	uint32_t abi_version;          /* creator */
+	uint32_t header_size;          /* creator: sizeof(struct lm_region_header) */
+	uint64_t region_size;          /* creator */
+	uint32_t max_locks;            /* creator */
+	uint32_t max_sessions;         /* creator */
+	uint32_t bucket_count;         /* creator: power of two >= max_locks */
+	uint32_t nservers;             /* creator: LM_NSERVERS */
+	uint32_t session_size;         /* creator: sizeof(struct lm_session) */
+	uint32_t name_size;            /* creator: sizeof(struct lm_name) */
+	uint32_t slot_size;            /* creator: sizeof(struct lm_slot) */
+	uint32_t server_size;          /* creator: sizeof(struct lm_server) */
+	uint64_t off_sessions;         /* creator: byte offsets */
+	uint64_t off_buckets;
+	uint64_t off_names;
+	uint64_t off_tables;
+	uint64_t table_stride;         /* creator: server header + slots */
+	int64_t max_ttl_ms;            /* creator: longest lease; also the
+	                                * quarantine of a restarted server */
+	int64_t created_realtime_s;    /* creator */
+	_Atomic uint32_t flags;        /* supervisor: LM_REGION_* */
+	_Atomic uint32_t names_used;   /* client: fetch_add allocates a name
+	                                * slot; may exceed max_locks by the
+	                                * number of failed attempts */
+	_Atomic uint32_t sessions_hwm; /* client: 1 + highest session index
+	                                * ever claimed (atomic max) */
+	_Atomic uint32_t session_seq;  /* futex: client bumps it on register
+	                                * and unregister; the supervisor's
+	                                * registrar sleeps on it */
+	_Atomic uint32_t supervisor_state; /* supervisor: LM_SUP_* */
+	_Atomic int32_t supervisor_pid;    /* supervisor */
+	_Atomic uint64_t supervisor_start; /* supervisor: start time (ticks) */
+	_Atomic int64_t restart_delay_ms;  /* supervisor: -1 = manual */
+	uint8_t pad_[104];
+};
+
+_Static_assert(sizeof(struct lm_session) == 64, "session slot is a line");
+_Static_assert(sizeof(struct lm_slot) == 64, "lock slot is a line");
+_Static_assert(sizeof(struct lm_name) == 288, "name slot size");
+_Static_assert(sizeof(struct lm_server) == 256, "server header size");
+_Static_assert(sizeof(struct lm_region_header) == 256, "header size");
+_Static_assert(sizeof(_Atomic uint64_t) == 8, "lock-free 64-bit atomics");
+
+#endif
