@@ -4,7 +4,7 @@
 #   make test          build and run every test (cmocka units + processes)
 #   make test SAN=1    the same, built with AddressSanitizer + UBSan
 #   make demo          run the basic demo (supervisor + forked clients)
-#   make deps          install the Debian packages the build needs (root)
+#   ./setup.sh X       install the Debian packages, then make X
 #   make install PREFIX=/usr/local
 
 CC       ?= gcc
@@ -22,8 +22,6 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 CFLAGS  += $(CFLAGS_BASE)
 LDLIBS  += -pthread
-
-DEPS_DEBIAN := build-essential pkg-config liburcu-dev libcmocka-dev
 
 LIB_SRC := shm/region.c shm/name_index.c shm/session.c shm/futex.c \
 	   client/client.c client/grant.c client/wait_queue.c client/errors.c
@@ -43,7 +41,7 @@ TEST_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS) $(PROC_TESTS))
 BINS := $(BUILD)/lockmgrd $(BUILD)/lockctl \
 	$(addprefix $(BUILD)/examples/,$(EXAMPLES))
 
-.PHONY: all test demo deps install clean check-loop
+.PHONY: all test demo install clean check-loop
 all: $(BUILD)/liblockmgr.a $(BUILD)/liblockmgr.so $(BINS)
 
 $(BUILD)/%.o: %.c $(wildcard */*.h)
@@ -83,14 +81,6 @@ check-loop: all $(TEST_BINS)
 demo: all
 	$(BUILD)/examples/basic --lockmgrd $(BUILD)/lockmgrd
 
-deps:
-	@if [ "$$(id -u)" = 0 ]; then \
-		apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEPS_DEBIAN); \
-	else \
-		echo "make deps: run as root (or: sudo apt-get install $(DEPS_DEBIAN))"; \
-		dpkg -s $(DEPS_DEBIAN) >/dev/null 2>&1; \
-	fi
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \

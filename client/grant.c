@@ -84,7 +84,8 @@ static bool slot_takeable(const struct lm_region *r, struct lm_slot *slot,
 					      memory_order_acquire);
 	if (LM_LEASE_TAG(lease) != LM_OWNER_TAG(cur)) {
 		/* The holder has CASed the owner but not yet stored its
-		 * lease: it is being granted right now. */
+		 * lease: it is being granted right now (if it froze there,
+		 * its server caps the grant with a max-TTL lease). */
 		*busy_until_srv = srv_now + 1;
 		return false;
 	}

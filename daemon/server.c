@@ -57,8 +57,20 @@ static unsigned expire_leases(struct lm_region *r, unsigned i,
 			next = LM_OWNER_FREE; /* from an earlier life */
 		} else {
 			uint64_t lease = atomic_load(&slot->lease);
-			if (LM_LEASE_TAG(lease) != LM_OWNER_TAG(w) ||
-			    LM_LEASE_EXPIRY(lease) > srv_now)
+			if (LM_LEASE_TAG(lease) != LM_OWNER_TAG(w)) {
+				/* The holder CASed the owner word but has not
+				 * stored its lease: usually it is about to, but
+				 * it may have been frozen in between. Give the
+				 * grant a lease no real one can outlast (its own
+				 * began earlier and is at most max TTL); the
+				 * holder's own store, if it comes, replaces it. */
+				uint64_t cap = LM_LEASE_WORD(
+					w, srv_now + r->max_ttl_ms);
+				atomic_compare_exchange_strong(&slot->lease,
+							       &lease, cap);
+				continue;
+			}
+			if (LM_LEASE_EXPIRY(lease) > srv_now)
 				continue;
 			next = LM_OWNER_ABANDONED;
 		}

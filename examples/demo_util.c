@@ -1,0 +1,156 @@
+/*
+ * demo_util.c - supervisor start/stop and the timeline for the examples.
+ */
+#include "demo_util.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client/lockmgr.h"
+#include "shm/clock.h"
+
+static void pick_lockmgrd(const char *argv0, const char *given, char *out,
+			  size_t outlen)
+{
+	if (given != NULL) {
+		snprintf(out, outlen, "%s", given);
+		return;
+	}
+	/* Next to the demo binary (build/examples/.. -> build/lockmgrd). */
+	char self[PATH_MAX / 2];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		char *slash = strrchr(self, '/');
+		if (slash != NULL) {
+			*slash = '\0';
+			snprintf(out, outlen, "%s/../lockmgrd", self);
+			if (access(out, X_OK) == 0)
+				return;
+		}
+	}
+	(void)argv0;
+	snprintf(out, outlen, "lockmgrd"); /* from $PATH */
+}
+
+/* Wait until a client can be granted a lock: servers up, quorum met. */
+static int wait_for_quorum(const char *region, int64_t timeout_ms)
+{
+	int64_t deadline = lm_now_ms() + timeout_ms;
+	int rc;
+	do {
+		lm_client *c;
+		rc = lm_connect(region, &c);
+		if (rc == 0) {
+			lm_grant g;
+			rc = lm_acquire(c, "lockmgr/demo-ready", 100, 0, &g);
+			if (rc == 0)
+				lm_release(c, &g);
+			lm_disconnect(c);
+			if (rc == 0 || rc == LM_EBUSY)
+				return 0;
+		}
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	} while (lm_now_ms() < deadline);
+	return rc;
+}
+
+void demo_setup(struct demo *d, const char *argv0, const char *lockmgrd_path,
+		const char *const *extra_args)
+{
+	memset(d, 0, sizeof(*d));
+	d->t0_ns = lm_now_ns();
+	const char *env = getenv("LOCKMGR_REGION");
+	if (env != NULL && *env != '\0' && wait_for_quorum(env, 200) == 0) {
+		snprintf(d->region, sizeof(d->region), "%s", env);
+		printf("using the running lock service on %s\n", d->region);
+		return;
+	}
+	char path[PATH_MAX];
+	pick_lockmgrd(argv0, lockmgrd_path, path, sizeof(path));
+	snprintf(d->region, sizeof(d->region), "/lockmgr-demo-%d",
+		 (int)getpid());
+	const char *argv[32] = {path, "--region", d->region, "--quiet"};
+	int argc = 4;
+	for (int i = 0; extra_args != NULL && extra_args[i] != NULL &&
+			argc < 31; i++)
+		argv[argc++] = extra_args[i];
+	argv[argc] = NULL;
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid < 0) {
+		perror("fork");
+		exit(1);
+	}
+	if (pid == 0) {
+		execvp(path, (char *const *)argv);
+		fprintf(stderr, "cannot run %s: %s\n", path, strerror(errno));
+		_exit(127);
+	}
+	d->supervisor = pid;
+	int rc = wait_for_quorum(d->region, 5000);
+	if (rc != 0) {
+		fprintf(stderr, "the lock service did not come up on %s: %s\n",
+			d->region, lm_strerror(rc));
+		demo_teardown(d);
+		exit(1);
+	}
+	printf("started lockmgrd (pid %d) on region %s: 3 lock servers, "
+	       "quorum 2\n", (int)pid, d->region);
+	d->t0_ns = lm_now_ns();
+}
+
+void demo_teardown(struct demo *d)
+{
+	if (d->supervisor <= 0)
+		return;
+	kill(d->supervisor, SIGTERM);
+	for (int i = 0; i < 500; i++) {
+		if (waitpid(d->supervisor, NULL, WNOHANG) == d->supervisor) {
+			d->supervisor = 0;
+			return;
+		}
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	fprintf(stderr, "lockmgrd (pid %d) did not stop; killing it\n",
+		(int)d->supervisor);
+	kill(d->supervisor, SIGKILL);
+	waitpid(d->supervisor, NULL, 0);
+	d->supervisor = 0;
+}
+
+void demo_event(const struct demo *d, const char *who, const char *event,
+		uint64_t token, const char *fmt, ...)
+{
+	char line[512];
+	double t = (double)(lm_now_ns() - d->t0_ns) / 1e9;
+	int n = snprintf(line, sizeof(line), "  %+8.3fs  %-10s %-11s", t, who,
+			 event);
+	if (token != 0)
+		n += snprintf(line + n, sizeof(line) - (size_t)n,
+			      " token %-5llu", (unsigned long long)token);
+	else
+		n += snprintf(line + n, sizeof(line) - (size_t)n, " %11s", "");
+	if (fmt != NULL) {
+		va_list ap;
+		va_start(ap, fmt);
+		n += vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+		va_end(ap);
+	}
+	if (n > (int)sizeof(line) - 2)
+		n = (int)sizeof(line) - 2;
+	line[n++] = '\n';
+	/* One write per line: lines from different processes stay whole. */
+	ssize_t w = write(STDOUT_FILENO, line, (size_t)n);
+	(void)w;
+}

@@ -1,0 +1,34 @@
+/*
+ * demo_util.h - what every example needs: a private supervisor to run
+ * against, and a timeline a person can follow.
+ */
+#ifndef LOCKMGR_EXAMPLES_DEMO_UTIL_H
+#define LOCKMGR_EXAMPLES_DEMO_UTIL_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+struct demo {
+	char region[128];
+	pid_t supervisor;     /* ours to stop, or 0 if we use a running one */
+	int64_t t0_ns;        /* timeline origin */
+};
+
+/*
+ * Use the running service named by $LOCKMGR_REGION if there is one;
+ * otherwise start `lockmgrd_path` (NULL: next to this program, then
+ * $PATH) on a private region with extra_args appended. Waits (bounded)
+ * until a majority of servers is up. Exits with a message on failure.
+ */
+void demo_setup(struct demo *d, const char *argv0, const char *lockmgrd_path,
+		const char *const *extra_args);
+
+/* Stop the supervisor we started (SIGTERM, bounded wait). */
+void demo_teardown(struct demo *d);
+
+/* One timeline line: "  +1.234s  client 2   acquired   token 7  note". */
+void demo_event(const struct demo *d, const char *who, const char *event,
+		uint64_t token, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+#endif

@@ -1,0 +1,30 @@
+#!/bin/sh
+# setup.sh - install what lockmgr needs on Debian, then run make.
+#
+#   ./setup.sh demo     build and run the basic demo
+#   ./setup.sh test     build and run the test suite
+#   ./setup.sh          just install and build
+#
+# Installs the Debian packages below with apt-get when any is missing
+# (as root; otherwise it prints the command to run).
+set -eu
+PKGS="make gcc libc6-dev pkg-config liburcu-dev libcmocka-dev"
+
+missing=""
+for p in $PKGS; do
+	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "setup.sh: missing Debian packages:$missing" >&2
+		echo "setup.sh: run as root, or: sudo apt-get install$missing" >&2
+		exit 1
+	fi
+	echo "setup.sh: installing$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends $missing
+fi
+cd "$(dirname "$0")"
+[ $# -gt 0 ] || set -- all
+exec make -j2 "$@"
