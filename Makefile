@@ -26,23 +26,29 @@ LDLIBS  += -pthread
 LIB_SRC := shm/region.c shm/name_index.c shm/session.c shm/futex.c \
 	   client/client.c client/grant.c client/wait_queue.c client/errors.c
 DAEMON_SRC := daemon/lockmgrd.c daemon/servers.c daemon/server.c \
-	      daemon/session_monitor.c daemon/log.c
-LOCKCTL_SRC := client/lockctl.c client/lockctl_status.c client/lockctl_run.c
-EXAMPLES := basic
+	      daemon/session_monitor.c daemon/log.c daemon/state_dir.c
+LOCKCTL_SRC := client/lockctl.c client/lockctl_status.c client/lockctl_run.c \
+	       client/lockctl_server.c
+RES_SRC := resource/store.c
+RESCTL_SRC := resource/resctl.c
+EXAMPLES := basic replicated
 
 LIB_OBJ     := $(LIB_SRC:%.c=$(BUILD)/%.o)
 DAEMON_OBJ  := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
 LOCKCTL_OBJ := $(LOCKCTL_SRC:%.c=$(BUILD)/%.o)
+RES_OBJ     := $(RES_SRC:%.c=$(BUILD)/%.o)
+RESCTL_OBJ  := $(RESCTL_SRC:%.c=$(BUILD)/%.o)
 
-UNIT_TESTS := test_region test_name_index test_token
-PROC_TESTS := test_mutex test_cli test_errors
+UNIT_TESTS := test_region test_name_index test_token test_resource
+PROC_TESTS := test_mutex test_cli test_errors test_faults
 TEST_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS) $(PROC_TESTS))
 
-BINS := $(BUILD)/lockmgrd $(BUILD)/lockctl \
+BINS := $(BUILD)/lockmgrd $(BUILD)/lockctl $(BUILD)/resctl \
 	$(addprefix $(BUILD)/examples/,$(EXAMPLES))
 
 .PHONY: all test demo install clean check-loop
-all: $(BUILD)/liblockmgr.a $(BUILD)/liblockmgr.so $(BINS)
+all: $(BUILD)/liblockmgr.a $(BUILD)/liblockmgr.so $(BUILD)/libfencedstore.a \
+	$(BINS)
 
 $(BUILD)/%.o: %.c $(wildcard */*.h)
 	@mkdir -p $(dir $@)
@@ -56,17 +62,24 @@ $(BUILD)/liblockmgr.so: $(LIB_OBJ)
 
 # lockmgrd is one binary that also runs as each server (--server-role).
 $(BUILD)/lockmgrd: $(DAEMON_OBJ) $(BUILD)/liblockmgr.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lz
 
 $(BUILD)/lockctl: $(LOCKCTL_OBJ) $(BUILD)/liblockmgr.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# The fenced store: the protected resource of the demos and tests.
+$(BUILD)/libfencedstore.a: $(RES_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/resctl: $(RESCTL_OBJ) $(BUILD)/libfencedstore.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/examples/%: $(BUILD)/examples/%.o $(BUILD)/examples/demo_util.o \
-		     $(BUILD)/liblockmgr.a
+		     $(BUILD)/liblockmgr.a $(BUILD)/libfencedstore.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/harness.o \
-		       $(BUILD)/liblockmgr.a
+		       $(BUILD)/liblockmgr.a $(BUILD)/libfencedstore.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
 test: all $(TEST_BINS)
@@ -88,6 +101,7 @@ install: all
 		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 0755 $(BUILD)/lockmgrd $(DESTDIR)$(PREFIX)/bin/lockmgrd
 	install -m 0755 $(BUILD)/lockctl $(DESTDIR)$(PREFIX)/bin/lockctl
+	install -m 0755 $(BUILD)/resctl $(DESTDIR)$(PREFIX)/bin/resctl
 	install -m 0644 $(BUILD)/liblockmgr.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 0755 $(BUILD)/liblockmgr.so $(DESTDIR)$(PREFIX)/lib/liblockmgr.so.1
 	ln -sf liblockmgr.so.1 $(DESTDIR)$(PREFIX)/lib/liblockmgr.so

@@ -8,7 +8,7 @@
 # Installs the Debian packages below with apt-get when any is missing
 # (as root; otherwise it prints the command to run).
 set -eu
-PKGS="make gcc libc6-dev pkg-config liburcu-dev libcmocka-dev"
+PKGS="make gcc libc6-dev pkg-config zlib1g-dev liburcu-dev libcmocka-dev"
 
 missing=""
 for p in $PKGS; do

@@ -27,11 +27,13 @@
 #include "../shm/session.h"
 #include "log.h"
 #include "server.h"
+#include "state_dir.h"
 #include "supervisor.h"
 
 #define EX_USAGE 64
 #define EX_UNAVAILABLE 69
 #define EX_OSERR 71
+#define EX_CONFIG 78
 
 static void usage(FILE *f)
 {
@@ -50,6 +52,8 @@ static void usage(FILE *f)
 "      --restart-delay MS   restart a dead server after MS (default 100);\n"
 "                           -1 keeps it down until 'lockctl server start'\n"
 "      --no-release-on-exit leave a dead client's locks to lease expiry\n"
+"      --state-dir DIR      keep each server's token high-water mark in DIR,\n"
+"                           so tokens keep increasing across full restarts\n"
 "      --mode OCTAL         permissions of the region (default 0600)\n"
 "      --fresh              discard an existing region that is not in use\n"
 "  -d, --daemon             detach once ready; write --pidfile if given\n"
@@ -97,6 +101,7 @@ enum {
 	OPT_FRESH,
 	OPT_PIDFILE,
 	OPT_SERVER_ROLE,
+	OPT_STATE_DIR,
 };
 
 static int parse_options(int argc, char **argv, struct lm_options *o,
@@ -116,6 +121,7 @@ static int parse_options(int argc, char **argv, struct lm_options *o,
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
 		{"server-role", required_argument, NULL, OPT_SERVER_ROLE},
+		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
 		{NULL, 0, NULL, 0},
 	};
 	memset(o, 0, sizeof(*o));
@@ -187,6 +193,9 @@ static int parse_options(int argc, char **argv, struct lm_options *o,
 		case 'h':
 			usage(stdout);
 			exit(0);
+		case OPT_STATE_DIR:
+			o->state_dir = optarg;
+			break;
 		case OPT_SERVER_ROLE:
 			if (parse_u32(optarg, "--server-role", &u) ||
 			    u >= LM_NSERVERS)
@@ -292,6 +301,31 @@ static int open_region(struct supervisor *sv)
 	return 0;
 }
 
+/* Refuse to start on a state file we cannot trust: starting from zero
+ * would re-issue tokens. */
+static int check_state_dir(const char *dir)
+{
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		fprintf(stderr, "lockmgrd: cannot create --state-dir %s: %s\n",
+			dir, strerror(errno));
+		return -1;
+	}
+	for (unsigned i = 0; i < LM_NSERVERS; i++) {
+		uint64_t res;
+		char err[512];
+		if (lm_state_load(dir, i, &res, err, sizeof(err)) < 0) {
+			fprintf(stderr,
+				"lockmgrd: %s.\nTokens issued before cannot be "
+				"proven lower than new ones. Restore the file "
+				"from a backup, or, only if every client that "
+				"used tokens is gone, remove the directory.\n",
+				err);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int write_pidfile(const char *path)
 {
 	FILE *f = fopen(path, "w");
@@ -340,6 +374,7 @@ static int setup_events(struct supervisor *sv)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) != 0)
 		return -1;
 	signal(SIGPIPE, SIG_IGN);
@@ -376,6 +411,10 @@ static void event_loop(struct supervisor *sv)
 					break;
 				if (si.ssi_signo == SIGHUP)
 					break;
+				if (si.ssi_signo == SIGUSR1) {
+					sup_take_start_requests(sv);
+					break;
+				}
 				lm_log("supervisor", "%s: shutting down",
 				       strsignal((int)si.ssi_signo));
 				return;
@@ -408,7 +447,10 @@ int main(int argc, char **argv)
 		return EX_USAGE;
 	}
 	if (server_role >= 0)
-		return lm_server_main((unsigned)server_role, sv.name);
+		return lm_server_main((unsigned)server_role, sv.name,
+				      sv.opt.state_dir);
+	if (sv.opt.state_dir != NULL && check_state_dir(sv.opt.state_dir) != 0)
+		return EX_CONFIG;
 
 	rc = open_region(&sv);
 	if (rc != 0)

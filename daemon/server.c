@@ -11,7 +11,11 @@
  *    moves itself to UP;
  *  - expiry: it frees leases that ended in its own (possibly skewed)
  *    clock, marking them abandoned for the next holder, and wakes the
- *    head waiter of each such lock.
+ *    head waiter of each such lock;
+ *  - tokens: with a state directory it makes blocks of tokens durable
+ *    before clients may use them; after a restart that lost its table
+ *    it recovers every lock's token high-water mark (from its state file,
+ *    or else from both peers) before it may count again.
  *
  * It exits when its epoch is no longer the table's (the supervisor has
  * replaced it) or on SIGTERM.
@@ -19,6 +23,7 @@
 #include "server.h"
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -28,6 +33,7 @@
 #include "../shm/futex.h"
 #include "../shm/region.h"
 #include "log.h"
+#include "state_dir.h"
 
 #define EXPIRY_SCAN_MS 50
 
@@ -83,7 +89,102 @@ static unsigned expire_leases(struct lm_region *r, unsigned i,
 	return freed;
 }
 
-int lm_server_main(unsigned index, const char *name)
+/* Make a new block of tokens durable if clients are near the end. */
+static void serve_reservation(struct lm_server *srv, const char *state_dir,
+			      unsigned index, const char *who)
+{
+	uint64_t res = atomic_load(&srv->token_reserved);
+	uint64_t want = atomic_load(&srv->token_wanted);
+	if (state_dir == NULL || want + LM_TOKEN_BLOCK / 2 <= res)
+		return;
+	uint64_t next = (want > res ? want : res) + LM_TOKEN_BLOCK;
+	char err[512];
+	if (lm_state_store(state_dir, index, next, err, sizeof(err)) != 0) {
+		/* Clients wait (bounded) and this table drops out of their
+		 * grants until the disk takes writes again. */
+		lm_log(who, "%s; tokens above %llu cannot be issued here",
+		       err, (unsigned long long)res);
+		return;
+	}
+	/* Pairs with the acquire load in within_reservation. */
+	atomic_store_explicit(&srv->token_reserved, next,
+			      memory_order_release);
+	lm_futex_bump_wake(&srv->reserve_seq, INT32_MAX);
+}
+
+static bool peer_has_tokens(const struct lm_server *p, int64_t now_ms)
+{
+	uint64_t st = atomic_load(&p->state);
+	return (LM_SRV_STATE(st) == LM_SRV_UP ||
+		LM_SRV_STATE(st) == LM_SRV_RECOVERING) &&
+	       now_ms - atomic_load(&p->heartbeat_ms) <=
+		       LM_HEARTBEAT_STALE_MS &&
+	       !(atomic_load(&p->flags) & LM_SRVF_TOKENS_LOST);
+}
+
+/*
+ * This life began with a lost table. Without a state file, any majority
+ * this server was part of also wrote its token to one of the two peers,
+ * but which one is unknown: read both, or wait until both can be read.
+ * The epoch was bumped before this process started, so every write-back
+ * that counted for a grant at the old epoch is already in the peers.
+ */
+static bool recover_tokens(struct lm_region *r, unsigned index,
+			   const char *state_dir, const char *who)
+{
+	struct lm_server *srv = r->servers[index];
+	uint64_t floor = 0;
+	if (state_dir != NULL) {
+		char err[512];
+		uint64_t res = 0;
+		if (lm_state_load(state_dir, index, &res, err, sizeof(err)) < 0) {
+			lm_log(who, "%s", err);
+			return false;
+		}
+		floor = res;
+	} else {
+		int64_t now_ms = lm_now_ms();
+		const struct lm_server *peer[2];
+		unsigned np = 0;
+		for (unsigned j = 0; j < LM_NSERVERS; j++)
+			if (j != index)
+				peer[np++] = r->servers[j];
+		if (!peer_has_tokens(peer[0], now_ms) ||
+		    !peer_has_tokens(peer[1], now_ms))
+			return false;
+		uint32_t n = lm_names_in_use(r);
+		for (uint32_t lock = 0; lock < n; lock++) {
+			uint64_t t = 0;
+			for (unsigned j = 0; j < LM_NSERVERS; j++) {
+				if (j == index)
+					continue;
+				uint64_t v = atomic_load(
+					&lm_slot_of(r, j, lock)->token);
+				t = v > t ? v : t;
+			}
+			_Atomic uint64_t *mine = &lm_slot_of(r, index,
+							     lock)->token;
+			uint64_t cur = atomic_load(mine);
+			while (cur < t &&
+			       !atomic_compare_exchange_weak(mine, &cur, t))
+				;
+		}
+		for (unsigned k = 0; k < 2; k++) {
+			uint64_t f = atomic_load(&peer[k]->token_floor);
+			floor = f > floor ? f : floor;
+		}
+	}
+	uint64_t cur = atomic_load(&srv->token_floor);
+	while (cur < floor &&
+	       !atomic_compare_exchange_weak(&srv->token_floor, &cur, floor))
+		;
+	atomic_fetch_and(&srv->flags, ~LM_SRVF_TOKENS_LOST);
+	lm_log(who, "recovered token high-water marks (%s)",
+	       state_dir != NULL ? "from its state file" : "from both peers");
+	return true;
+}
+
+int lm_server_main(unsigned index, const char *name, const char *state_dir)
 {
 	char who[32];
 	snprintf(who, sizeof(who), "server %u", index);
@@ -111,6 +212,26 @@ int lm_server_main(unsigned index, const char *name)
 	lm_log(who, "started (pid %d, epoch %llu, %s)", (int)getpid(),
 	       (unsigned long long)epoch,
 	       LM_SRV_STATE(st) == LM_SRV_RECOVERING ? "recovering" : "?");
+	if (state_dir != NULL) {
+		/* Everything up to the file's mark may have been issued:
+		 * continue above it, and reserve before issuing more. */
+		uint64_t res = 0;
+		char err[512];
+		int rc = lm_state_load(state_dir, index, &res, err, sizeof(err));
+		if (rc < 0) {
+			lm_log(who, "%s; refusing to start", err);
+			return 1;
+		}
+		uint64_t cur = atomic_load(&srv->token_floor);
+		while (cur < res && !atomic_compare_exchange_weak(
+					    &srv->token_floor, &cur, res))
+			;
+		atomic_store(&srv->token_reserved, res);
+		serve_reservation(srv, state_dir, index, who);
+	} else {
+		atomic_store(&srv->token_reserved, UINT64_MAX);
+	}
+	bool waiting_logged = false;
 
 	int64_t next_scan = 0;
 	while (!stop_requested) {
@@ -124,7 +245,16 @@ int lm_server_main(unsigned index, const char *name)
 			       (unsigned long long)LM_SRV_EPOCH(st));
 			break;
 		}
+		if ((atomic_load(&srv->flags) & LM_SRVF_TOKENS_LOST) &&
+		    !recover_tokens(&r, index, state_dir, who) &&
+		    !waiting_logged) {
+			lm_log(who, "lost its table: waiting for both peers "
+			       "to be up to recover token high-water marks");
+			waiting_logged = true;
+		}
+		serve_reservation(srv, state_dir, index, who);
 		if (LM_SRV_STATE(st) == LM_SRV_RECOVERING &&
+		    !(atomic_load(&srv->flags) & LM_SRVF_TOKENS_LOST) &&
 		    now_ms >= atomic_load(&srv->quarantine_until_ms)) {
 			uint64_t up = LM_SRV_WORD(epoch, LM_SRV_UP);
 			if (atomic_compare_exchange_strong(&srv->state, &st, up))

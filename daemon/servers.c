@@ -43,17 +43,42 @@ static void watch_server(struct supervisor *sv, unsigned i, pid_t pid,
 		lm_die("epoll_ctl(server pidfd)");
 }
 
+/*
+ * Simulated memory loss (lockctl server kill N --wipe): the table's
+ * contents, token high-water marks included, are gone. Runs after the
+ * new epoch is published, so a client still writing at the old epoch can
+ * only leave a stray higher token, never make a grant count.
+ */
+static void wipe_table(struct lm_region *r, unsigned i)
+{
+	uint32_t n = lm_names_in_use(r);
+	for (uint32_t lock = 0; lock < n; lock++) {
+		struct lm_slot *slot = lm_slot_of(r, i, lock);
+		atomic_store(&slot->owner, LM_OWNER_FREE);
+		atomic_store(&slot->lease, 0);
+		atomic_store(&slot->token, 0);
+		atomic_store(&slot->shared, 0);
+	}
+	atomic_store(&r->servers[i]->token_floor, 0);
+}
+
 int sup_start_server(struct supervisor *sv, unsigned i, bool quarantine)
 {
 	struct lm_server *srv = sv->region.servers[i];
 	uint64_t st = atomic_load(&srv->state);
 	uint64_t epoch = LM_SRV_EPOCH(st) + 1;
 	int64_t until = quarantine ? lm_now_ms() + sv->region.max_ttl_ms : 0;
+	bool wipe = atomic_fetch_and(&srv->flags, ~LM_SRVF_WIPE_NEXT) &
+		    LM_SRVF_WIPE_NEXT;
 	atomic_store(&srv->quarantine_until_ms, until);
 	atomic_store(&srv->heartbeat_ms, lm_now_ms());
+	if (wipe)
+		atomic_fetch_or(&srv->flags, LM_SRVF_TOKENS_LOST);
 	/* Publish the new epoch before the process exists: from here on,
 	 * every grant of the old life counts for nobody. */
 	atomic_store(&srv->state, LM_SRV_WORD(epoch, LM_SRV_RECOVERING));
+	if (wipe)
+		wipe_table(&sv->region, i);
 
 	char idx[16];
 	snprintf(idx, sizeof(idx), "%u", i);
@@ -67,9 +92,16 @@ int sup_start_server(struct supervisor *sv, unsigned i, bool quarantine)
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		char *argv[] = {"lockmgrd", "--server-role", idx, "--region",
-				sv->name, sv->opt.quiet ? "--quiet" : NULL,
-				NULL};
+		char *argv[10] = {"lockmgrd", "--server-role", idx, "--region",
+				  sv->name};
+		int argc = 5;
+		if (sv->opt.state_dir != NULL) {
+			argv[argc++] = "--state-dir";
+			argv[argc++] = (char *)sv->opt.state_dir;
+		}
+		if (sv->opt.quiet)
+			argv[argc++] = "--quiet";
+		argv[argc] = NULL;
 		execv("/proc/self/exe", argv);
 		_exit(127);
 	}
@@ -81,9 +113,10 @@ int sup_start_server(struct supervisor *sv, unsigned i, bool quarantine)
 	if (quarantine)
 		atomic_fetch_add(&srv->restarts, 1);
 	watch_server(sv, i, pid, pidfd, true);
-	lm_log("supervisor", "started server %u (pid %d, epoch %llu%s)", i,
+	lm_log("supervisor", "started server %u (pid %d, epoch %llu%s%s)", i,
 	       (int)pid, (unsigned long long)epoch,
-	       quarantine ? ", in quarantine" : "");
+	       quarantine ? ", in quarantine" : "",
+	       wipe ? ", its table lost" : "");
 	return 0;
 }
 
@@ -164,6 +197,22 @@ int64_t sup_next_due_ms(struct supervisor *sv)
 		    sv->servers[i].restart_at_ms < due)
 			due = sv->servers[i].restart_at_ms;
 	return due;
+}
+
+void sup_take_start_requests(struct supervisor *sv)
+{
+	uint32_t req = atomic_exchange(&sv->region.hdr->start_requests, 0);
+	for (unsigned i = 0; i < LM_NSERVERS; i++) {
+		if (!(req & (1u << i)))
+			continue;
+		if (sv->servers[i].pidfd >= 0) {
+			lm_log("supervisor", "start of server %u requested, "
+			       "but it is running", i);
+			continue;
+		}
+		sv->servers[i].restart_at_ms = 0;
+		sup_start_server(sv, i, true);
+	}
 }
 
 void sup_run_due_restarts(struct supervisor *sv, int64_t now_ms)

@@ -19,6 +19,7 @@
 struct lm_options {
 	const char *region;
 	const char *pidfile;
+	const char *state_dir;    /* NULL: token marks live in the region */
 	struct lm_region_params params;
 	int64_t restart_delay_ms; /* -1: keep a dead server down */
 	bool release_on_exit;
@@ -73,6 +74,7 @@ int sup_start_server(struct supervisor *sv, unsigned i, bool quarantine);
 void sup_adopt_or_start_servers(struct supervisor *sv);
 void sup_server_died(struct supervisor *sv, unsigned i);
 void sup_run_due_restarts(struct supervisor *sv, int64_t now_ms);
+void sup_take_start_requests(struct supervisor *sv);
 void sup_stop_servers(struct supervisor *sv);
 int64_t sup_next_due_ms(struct supervisor *sv);
 

@@ -69,14 +69,20 @@ void demo_setup(struct demo *d, const char *argv0, const char *lockmgrd_path,
 {
 	memset(d, 0, sizeof(*d));
 	d->t0_ns = lm_now_ns();
+	char path[PATH_MAX];
+	pick_lockmgrd(argv0, lockmgrd_path, path, sizeof(path));
+	/* lockctl sits next to lockmgrd (build/ or the install's bin/). */
+	if (strchr(path, '/') != NULL)
+		snprintf(d->lockctl, sizeof(d->lockctl), "%.*s/lockctl",
+			 (int)(strrchr(path, '/') - path), path);
+	else
+		snprintf(d->lockctl, sizeof(d->lockctl), "lockctl");
 	const char *env = getenv("LOCKMGR_REGION");
 	if (env != NULL && *env != '\0' && wait_for_quorum(env, 200) == 0) {
 		snprintf(d->region, sizeof(d->region), "%s", env);
 		printf("using the running lock service on %s\n", d->region);
 		return;
 	}
-	char path[PATH_MAX];
-	pick_lockmgrd(argv0, lockmgrd_path, path, sizeof(path));
 	snprintf(d->region, sizeof(d->region), "/lockmgr-demo-%d",
 		 (int)getpid());
 	const char *argv[32] = {path, "--region", d->region, "--quiet"};
@@ -127,6 +133,57 @@ void demo_teardown(struct demo *d)
 	kill(d->supervisor, SIGKILL);
 	waitpid(d->supervisor, NULL, 0);
 	d->supervisor = 0;
+}
+
+void demo_pause_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+int demo_lockctl(const struct demo *d, const char *const *args)
+{
+	const char *argv[16] = {d->lockctl, "-r", d->region};
+	int argc = 3;
+	char cmd[256] = "lockctl";
+	size_t used = strlen(cmd);
+	for (int i = 0; args[i] != NULL && argc < 15; i++) {
+		argv[argc++] = args[i];
+		used += (size_t)snprintf(cmd + used, sizeof(cmd) - used, " %s",
+					 args[i]);
+		if (used >= sizeof(cmd))
+			used = sizeof(cmd) - 1;
+	}
+	argv[argc] = NULL;
+	int p[2];
+	if (pipe(p) != 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(p[1], STDOUT_FILENO);
+		dup2(p[1], STDERR_FILENO);
+		close(p[0]);
+		close(p[1]);
+		execvp(argv[0], (char *const *)argv);
+		fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(p[1]);
+	char out[1024];
+	size_t n = 0;
+	ssize_t k;
+	while (n < sizeof(out) - 1 &&
+	       (k = read(p[0], out + n, sizeof(out) - 1 - n)) > 0)
+		n += (size_t)k;
+	close(p[0]);
+	out[n] = '\0';
+	while (n > 0 && out[n - 1] == '\n')
+		out[--n] = '\0';
+	int status = 0;
+	waitpid(pid, &status, 0);
+	demo_event(d, "operator", "$", 0, "%s -> %s", cmd, out);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
 void demo_event(const struct demo *d, const char *who, const char *event,

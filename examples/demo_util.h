@@ -10,6 +10,7 @@
 
 struct demo {
 	char region[128];
+	char lockctl[4096];   /* path of lockctl */
 	pid_t supervisor;     /* ours to stop, or 0 if we use a running one */
 	int64_t t0_ns;        /* timeline origin */
 };
@@ -25,6 +26,15 @@ void demo_setup(struct demo *d, const char *argv0, const char *lockmgrd_path,
 
 /* Stop the supervisor we started (SIGTERM, bounded wait). */
 void demo_teardown(struct demo *d);
+
+/*
+ * Run `lockctl -r REGION ARGS...` (lockctl next to lockmgrd), showing its
+ * output as a timeline note; returns its exit status.
+ */
+int demo_lockctl(const struct demo *d, const char *const *args);
+
+/* Sleep ms (restarting after signals). */
+void demo_pause_ms(long ms);
 
 /* One timeline line: "  +1.234s  client 2   acquired   token 7  note". */
 void demo_event(const struct demo *d, const char *who, const char *event,

@@ -37,6 +37,9 @@
 #define LM_NAME_MAX       255u
 #define LM_CACHELINE      64u
 
+/* Tokens a server reserves (and makes durable) at a time. */
+#define LM_TOKEN_BLOCK 65536u
+
 /* Hard limits the encodings below impose. */
 #define LM_MAX_SESSIONS_LIMIT 65534u  /* session field of an owner word */
 #define LM_MAX_LOCKS_LIMIT    (1u << 26)
@@ -217,8 +220,28 @@ struct lm_server {
 	                                * below it may be issued here again */
 	_Atomic uint64_t restarts;     /* supervisor: times restarted */
 	_Atomic uint64_t expired;      /* server: leases it expired */
-	uint8_t pad_[168];
+	_Atomic uint64_t token_reserved; /* server: no token above it may be
+	                                * written to this table; with a state
+	                                * directory it is what the server has
+	                                * made durable (blocks of tokens, so
+	                                * not every grant costs an fsync);
+	                                * without one, UINT64_MAX */
+	_Atomic uint64_t token_wanted; /* client: CAS max of tokens it wants
+	                                * reserved; server reads it */
+	_Atomic uint32_t reserve_seq;  /* futex: server bumps it after every
+	                                * reservation; clients wait on it */
+	_Atomic uint32_t flags;        /* LM_SRVF_*: supervisor and lockctl
+	                                * set, server clears (CAS) */
+	uint8_t pad_[144];
 };
+
+/* lm_server.flags */
+#define LM_SRVF_WIPE_NEXT   0x1u /* lockctl: the next restart loses the
+				  * table (simulated memory loss) */
+#define LM_SRVF_TOKENS_LOST 0x2u /* supervisor: this life started with a
+				  * lost table; the server must recover
+				  * token high-water marks from both peers
+				  * (or its state file) before going UP */
 
 /* ---------------------------------------------------------------------
  * Region header. The creator fills it in and publishes `magic` last with
@@ -259,7 +282,11 @@ struct lm_region_header {
 	_Atomic int32_t supervisor_pid;    /* supervisor */
 	_Atomic uint64_t supervisor_start; /* supervisor: start time (ticks) */
 	_Atomic int64_t restart_delay_ms;  /* supervisor: -1 = manual */
-	uint8_t pad_[104];
+	_Atomic uint32_t start_requests;   /* lockctl sets bit i to ask the
+	                                    * supervisor to start server i,
+	                                    * then sends it SIGUSR1; the
+	                                    * supervisor takes them (xchg 0) */
+	uint8_t pad_[100];
 };
 
 _Static_assert(sizeof(struct lm_session) == 64, "session slot is a line");

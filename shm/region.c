@@ -168,6 +168,7 @@ int lm_region_init(struct lm_region *r, int fd, const char *name,
 		struct lm_server *s = r->servers[i];
 		atomic_store(&s->state, LM_SRV_WORD(0, LM_SRV_DOWN));
 		atomic_store(&s->skew_rate_ppm, 1000000);
+		atomic_store(&s->token_reserved, UINT64_MAX);
 	}
 	/* Pairs with the acquire load of magic in lm_region_validate. */
 	atomic_store_explicit(&h->magic, LM_REGION_MAGIC, memory_order_release);

@@ -1,0 +1,286 @@
+/*
+ * lockctl_server.c - `lockctl server ...`: list the lock servers and
+ * drive their faults (kill, start, pause, resume, skew, isolate, heal),
+ * so that demos, tests and users break the cluster the same way.
+ *
+ * Faults are real: kill is SIGKILL to the server process, pause is
+ * SIGSTOP. Only start needs the supervisor (it owns the processes): the
+ * request is a bit in the region header plus SIGUSR1 to the supervisor.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../shm/clock.h"
+#include "../shm/region.h"
+#include "../shm/session.h"
+#include "lockctl.h"
+#include "lockmgr.h"
+
+static const char *server_usage =
+"Usage: lockctl server list\n"
+"       lockctl server kill N [--wipe]   SIGKILL server N (--wipe: it comes\n"
+"                                        back with its table lost)\n"
+"       lockctl server start N           ask the supervisor to start it\n"
+"       lockctl server pause N           SIGSTOP: a hung server\n"
+"       lockctl server resume N          SIGCONT\n"
+"       lockctl server skew N [--offset MS] [--rate R]\n"
+"                                        server N's clock runs MS ahead and\n"
+"                                        at R times real speed (1 = true)\n"
+"       lockctl server isolate N --pid PID  server N refuses PID's sessions\n"
+"       lockctl server heal N            server N serves everyone again\n"
+"N is 0, 1 or 2.\n";
+
+static const char *state_name(const struct lm_server *s, int64_t now_ms)
+{
+	uint64_t st = atomic_load(&s->state);
+	switch (LM_SRV_STATE(st)) {
+	case LM_SRV_UP:
+		return now_ms - atomic_load(&s->heartbeat_ms) >
+				       300 /* LM_HEARTBEAT_STALE_MS */
+			       ? "hung"
+			       : "up";
+	case LM_SRV_RECOVERING:
+		return "recovering";
+	default:
+		return "down";
+	}
+}
+
+static int list_servers(struct lm_region *r)
+{
+	int64_t now = lm_now_ms();
+	printf("%-6s %-8s %-11s %-6s %-8s %-9s %-11s %s\n", "SERVER", "PID",
+	       "STATE", "EPOCH", "HB AGE", "RESTARTS", "QUARANTINE", "CLOCK");
+	for (unsigned i = 0; i < LM_NSERVERS; i++) {
+		struct lm_server *s = r->servers[i];
+		uint64_t st = atomic_load(&s->state);
+		int64_t q = atomic_load(&s->quarantine_until_ms) - now;
+		int64_t off = atomic_load(&s->skew_offset_ms);
+		int64_t ppm = atomic_load(&s->skew_rate_ppm);
+		char clock[64] = "true";
+		if (off != 0 || ppm != 1000000)
+			snprintf(clock, sizeof(clock), "%+lld ms, rate %.3f",
+				 (long long)off, (double)ppm / 1e6);
+		char quar[24] = "-";
+		if (LM_SRV_STATE(st) == LM_SRV_RECOVERING && q > 0)
+			snprintf(quar, sizeof(quar), "%lld ms", (long long)q);
+		printf("%-6u %-8d %-11s %-6llu %-8lld %-9llu %-11s %s\n", i,
+		       (int)atomic_load(&s->pid), state_name(s, now),
+		       (unsigned long long)LM_SRV_EPOCH(st),
+		       (long long)(now - atomic_load(&s->heartbeat_ms)),
+		       (unsigned long long)atomic_load(&s->restarts), quar,
+		       clock);
+	}
+	return 0;
+}
+
+/* The server's pid, if its process is the one the region names. */
+static pid_t server_pid(struct lm_server *s)
+{
+	pid_t pid = atomic_load(&s->pid);
+	if (pid <= 0 || lm_proc_start_time(pid) != atomic_load(&s->start_time))
+		return 0;
+	return pid;
+}
+
+static int signal_server(struct lm_region *r, unsigned n, int sig,
+			 const char *what)
+{
+	pid_t pid = server_pid(r->servers[n]);
+	if (pid == 0) {
+		fprintf(stderr, "lockctl: server %u is not running (see "
+				"'lockctl server list')\n", n);
+		return EX_CTL_UNAVAILABLE;
+	}
+	if (kill(pid, sig) != 0) {
+		fprintf(stderr, "lockctl: cannot signal server %u (pid %d): "
+				"%s\n", n, (int)pid, strerror(errno));
+		return EX_CTL_UNAVAILABLE;
+	}
+	printf("server %u (pid %d) %s\n", n, (int)pid, what);
+	return 0;
+}
+
+static int start_server(struct lm_region *r, unsigned n)
+{
+	struct lm_region_header *h = r->hdr;
+	pid_t sup = atomic_load(&h->supervisor_pid);
+	if (atomic_load(&h->supervisor_state) != LM_SUP_RUNNING || sup <= 0 ||
+	    lm_proc_start_time(sup) != atomic_load(&h->supervisor_start)) {
+		fprintf(stderr, "lockctl: no supervisor is running on %s, and "
+				"only it can start servers: start lockmgrd "
+				"(it adopts the region and restarts dead "
+				"servers)\n", r->name);
+		return EX_CTL_UNAVAILABLE;
+	}
+	if (server_pid(r->servers[n]) != 0) {
+		printf("server %u is already running\n", n);
+		return 0;
+	}
+	uint64_t before = atomic_load(&r->servers[n]->state);
+	atomic_fetch_or(&h->start_requests, 1u << n);
+	kill(sup, SIGUSR1);
+	for (int i = 0; i < 200; i++) {
+		uint64_t st = atomic_load(&r->servers[n]->state);
+		if (LM_SRV_EPOCH(st) != LM_SRV_EPOCH(before)) {
+			int64_t q = atomic_load(&r->servers[n]->quarantine_until_ms) -
+				    lm_now_ms();
+			printf("server %u started (pid %d, epoch %llu); it "
+			       "grants again after its quarantine (%lld ms)\n",
+			       n, (int)atomic_load(&r->servers[n]->pid),
+			       (unsigned long long)LM_SRV_EPOCH(st),
+			       (long long)(q > 0 ? q : 0));
+			return 0;
+		}
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	fprintf(stderr, "lockctl: the supervisor did not start server %u "
+			"within 2 s (see its log)\n", n);
+	return EX_CTL_UNAVAILABLE;
+}
+
+static int skew_server(struct lm_region *r, unsigned n, int argc, char **argv)
+{
+	int64_t off = 0;
+	double rate = 1.0;
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--offset") == 0 && i + 1 < argc) {
+			if (ctl_parse_i64(argv[++i], "--offset", -86400000,
+					  86400000, &off))
+				return EX_CTL_USAGE;
+		} else if (strcmp(argv[i], "--rate") == 0 && i + 1 < argc) {
+			char *end;
+			errno = 0;
+			rate = strtod(argv[++i], &end);
+			if (errno || *end || end == argv[i] || rate <= 0.0 ||
+			    rate > 1000.0) {
+				fprintf(stderr, "lockctl: --rate: '%s' is not "
+						"a rate in (0, 1000]\n", argv[i]);
+				return EX_CTL_USAGE;
+			}
+		} else {
+			fprintf(stderr, "lockctl: server skew: unexpected "
+					"'%s'\n%s", argv[i], server_usage);
+			return EX_CTL_USAGE;
+		}
+	}
+	struct lm_server *s = r->servers[n];
+	/* A rate counts from now; the offset applies at once. Readers may
+	 * mix old and new fields for an instant: a clock jump, which is
+	 * what a skewed clock does anyway. */
+	atomic_store(&s->skew_base_ms, lm_now_ms());
+	atomic_store(&s->skew_rate_ppm, (int64_t)(rate * 1e6 + 0.5));
+	atomic_store(&s->skew_offset_ms, off);
+	printf("server %u clock: %+lld ms, rate %.3f\n", n, (long long)off,
+	       rate);
+	return 0;
+}
+
+static int isolate(struct lm_region *r, unsigned n, int argc, char **argv)
+{
+	int64_t pid = 0;
+	if (argc != 2 || strcmp(argv[0], "--pid") != 0 ||
+	    ctl_parse_i64(argv[1], "--pid", 1, INT32_MAX, &pid)) {
+		fprintf(stderr, "lockctl: server isolate N --pid PID\n");
+		return EX_CTL_USAGE;
+	}
+	unsigned count = 0;
+	uint32_t ns = lm_sessions_in_use(r);
+	for (uint32_t i = 0; i < ns; i++) {
+		struct lm_session *s = &r->sessions[i];
+		if (atomic_load(&s->state) == LM_SESS_LIVE &&
+		    atomic_load(&s->pid) == (pid_t)pid) {
+			atomic_fetch_or(&s->isolated, 1u << n);
+			count++;
+		}
+	}
+	if (count == 0) {
+		fprintf(stderr, "lockctl: pid %lld has no session on %s\n",
+			(long long)pid, r->name);
+		return EX_CTL_UNAVAILABLE;
+	}
+	printf("server %u now refuses %u session%s of pid %lld\n", n, count,
+	       count == 1 ? "" : "s", (long long)pid);
+	return 0;
+}
+
+static int heal(struct lm_region *r, unsigned n)
+{
+	uint32_t ns = lm_sessions_in_use(r);
+	for (uint32_t i = 0; i < ns; i++)
+		atomic_fetch_and(&r->sessions[i].isolated, ~(1u << n));
+	printf("server %u serves every session again\n", n);
+	return 0;
+}
+
+int ctl_server(struct ctl_global *g, int argc, char **argv)
+{
+	argc--; /* argv[0] is "server" */
+	argv++;
+	if (argc < 1 || strcmp(argv[0], "--help") == 0 ||
+	    strcmp(argv[0], "-h") == 0) {
+		fputs(server_usage, argc < 1 ? stderr : stdout);
+		return argc < 1 ? EX_CTL_USAGE : 0;
+	}
+	const char *cmd = argv[0];
+	unsigned n = 0;
+	if (strcmp(cmd, "list") != 0) {
+		int64_t v;
+		if (argc < 2 || ctl_parse_i64(argv[1], "server number", 0,
+					      LM_NSERVERS - 1, &v)) {
+			fputs(server_usage, stderr);
+			return EX_CTL_USAGE;
+		}
+		n = (unsigned)v;
+	}
+	int rc = ctl_resolve_region(g);
+	if (rc != 0)
+		return rc;
+	struct lm_region r;
+	char why[256];
+	rc = lm_region_attach(&r, g->region, why, sizeof(why));
+	if (rc != 0)
+		return ctl_service_error(rc, g->region, why);
+	int rest = argc - 2;
+	char **restv = argv + 2;
+	if (strcmp(cmd, "list") == 0 && argc == 1)
+		rc = list_servers(&r);
+	else if (strcmp(cmd, "kill") == 0 && rest <= 1) {
+		if (rest == 1 && strcmp(restv[0], "--wipe") != 0) {
+			fprintf(stderr, "lockctl: server kill N [--wipe]\n");
+			rc = EX_CTL_USAGE;
+		} else {
+			if (rest == 1 && server_pid(r.servers[n]) != 0)
+				atomic_fetch_or(&r.servers[n]->flags,
+						LM_SRVF_WIPE_NEXT);
+			rc = signal_server(&r, n, SIGKILL,
+					   rest == 1 ? "killed; its table will "
+						       "be lost"
+						     : "killed");
+		}
+	} else if (strcmp(cmd, "start") == 0 && rest == 0)
+		rc = start_server(&r, n);
+	else if (strcmp(cmd, "pause") == 0 && rest == 0)
+		rc = signal_server(&r, n, SIGSTOP, "paused (SIGSTOP)");
+	else if (strcmp(cmd, "resume") == 0 && rest == 0)
+		rc = signal_server(&r, n, SIGCONT, "resumed (SIGCONT)");
+	else if (strcmp(cmd, "skew") == 0)
+		rc = skew_server(&r, n, rest, restv);
+	else if (strcmp(cmd, "isolate") == 0)
+		rc = isolate(&r, n, rest, restv);
+	else if (strcmp(cmd, "heal") == 0 && rest == 0)
+		rc = heal(&r, n);
+	else {
+		fprintf(stderr, "lockctl: unknown server command '%s'\n%s", cmd,
+			server_usage);
+		rc = EX_CTL_USAGE;
+	}
+	lm_region_detach(&r);
+	return rc;
+}

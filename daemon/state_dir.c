@@ -1,0 +1,113 @@
+/*
+ * state_dir.c - reading and writing server-N.tokens.
+ *
+ * Format (32 bytes, little-endian as on the host): magic "LMTOKHW1",
+ * version, server index, reservation, CRC-32 (zlib) of the preceding 24
+ * bytes, padding. A short file or a bad checksum is refused with an
+ * error rather than read as zero: starting from zero would re-issue
+ * tokens, which is the one thing the file exists to prevent.
+ */
+#include "state_dir.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define STATE_MAGIC "LMTOKHW1"
+#define STATE_VERSION 1u
+
+struct state_file {
+	char magic[8];
+	uint32_t version;
+	uint32_t server;
+	uint64_t reserved;
+	uint32_t crc;
+	uint32_t pad;
+};
+_Static_assert(sizeof(struct state_file) == 32, "state file size");
+
+static uint32_t state_crc(const struct state_file *f)
+{
+	return (uint32_t)crc32(0L, (const Bytef *)f,
+			       offsetof(struct state_file, crc));
+}
+
+int lm_state_load(const char *dir, unsigned server, uint64_t *reserved,
+		  char *err, size_t errlen)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/server-%u.tokens", dir, server);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 1;
+		snprintf(err, errlen, "cannot read %s: %s", path,
+			 strerror(errno));
+		return -1;
+	}
+	struct state_file f;
+	ssize_t n = read(fd, &f, sizeof(f));
+	int e = errno;
+	close(fd);
+	if (n < 0) {
+		snprintf(err, errlen, "cannot read %s: %s", path, strerror(e));
+		return -1;
+	}
+	if (n != (ssize_t)sizeof(f)) {
+		snprintf(err, errlen, "%s is truncated (%zd of %zu bytes)", path,
+			 n, sizeof(f));
+		return -1;
+	}
+	if (memcmp(f.magic, STATE_MAGIC, 8) != 0 ||
+	    f.version != STATE_VERSION || f.server != server ||
+	    f.crc != state_crc(&f)) {
+		snprintf(err, errlen, "%s is corrupted (bad magic, version, "
+			 "server or checksum)", path);
+		return -1;
+	}
+	*reserved = f.reserved;
+	return 0;
+}
+
+int lm_state_store(const char *dir, unsigned server, uint64_t reserved,
+		   char *err, size_t errlen)
+{
+	char path[4096], tmp[4200];
+	snprintf(path, sizeof(path), "%s/server-%u.tokens", dir, server);
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+	struct state_file f;
+	memset(&f, 0, sizeof(f));
+	memcpy(f.magic, STATE_MAGIC, 8);
+	f.version = STATE_VERSION;
+	f.server = server;
+	f.reserved = reserved;
+	f.crc = state_crc(&f);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		goto fail;
+	if (write(fd, &f, sizeof(f)) != (ssize_t)sizeof(f) || fsync(fd) != 0) {
+		int e = errno;
+		close(fd);
+		unlink(tmp);
+		errno = e;
+		goto fail;
+	}
+	close(fd);
+	if (rename(tmp, path) != 0) {
+		unlink(tmp);
+		goto fail;
+	}
+	/* The rename is durable only once the directory is. */
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+fail:
+	snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+	return -1;
+}

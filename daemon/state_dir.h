@@ -1,0 +1,26 @@
+/*
+ * state_dir.h - each server's durable token high-water mark
+ * (lockmgrd --state-dir DIR).
+ *
+ * File DIR/server-N.tokens holds the highest token the server has
+ * allowed onto its table (its reservation). A token is written to a
+ * table only if it is at most the table's reservation, and a reservation
+ * is published only after it is on disk, so after any crash, or a stop
+ * and a fresh start, every new token is above every token ever issued.
+ */
+#ifndef LOCKMGR_DAEMON_STATE_DIR_H
+#define LOCKMGR_DAEMON_STATE_DIR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Returns 0 (loaded), 1 (no file yet: a new directory), or -1 with a
+ * message in err (unreadable, truncated, corrupted, wrong server). */
+int lm_state_load(const char *dir, unsigned server, uint64_t *reserved,
+		  char *err, size_t errlen);
+
+/* Write durably (temp file, fsync, rename, fsync dir). 0 or -1 + err. */
+int lm_state_store(const char *dir, unsigned server, uint64_t reserved,
+		   char *err, size_t errlen);
+
+#endif

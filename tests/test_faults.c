@@ -1,0 +1,473 @@
+/*
+ * test_faults.c - server faults: kill and restart servers (losing their
+ * tables too), lose the quorum, crash the supervisor, restart from a
+ * state directory; every invariant of DESIGN.md must hold throughout.
+ *
+ * Faults are driven through lockctl, as a user would, or by real
+ * signals to the processes the region names.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "client/internal.h"
+#include "client/lockmgr.h"
+#include "shm/name_index.h"
+#include "shm/region.h"
+
+/* ---- helpers ------------------------------------------------------ */
+
+static void attach(const char *region, struct lm_region *r)
+{
+	char why[256];
+	int rc = lm_region_attach(r, region, why, sizeof(why));
+	if (rc != 0)
+		fail_msg("attach %s: %s (%s)", region, lm_strerror(rc), why);
+}
+
+static uint32_t server_state(struct lm_region *r, unsigned i)
+{
+	return LM_SRV_STATE(atomic_load(&r->servers[i]->state));
+}
+
+static int lockctl(const char *region, const char *a1, const char *a2,
+		   const char *a3, const char *a4)
+{
+	char bin[512];
+	harness_bin_path(bin, sizeof(bin), "lockctl");
+	char *argv[] = {bin, "-r", (char *)region, (char *)a1, (char *)a2,
+			(char *)a3, (char *)a4, NULL};
+	return harness_run(argv, NULL, "/dev/null", 10000);
+}
+
+static void kill_server(const char *region, struct lm_region *r, unsigned i,
+			bool wipe)
+{
+	char n[8];
+	snprintf(n, sizeof(n), "%u", i);
+	int rc = lockctl(region, "server", "kill", n, wipe ? "--wipe" : NULL);
+	assert_int_equal(rc, 0);
+	HARNESS_WAIT_FOR(server_state(r, i) == LM_SRV_DOWN ||
+				 atomic_load(&r->servers[i]->pid) == 0,
+			 5000, "server %u never went down after a kill", i);
+}
+
+/* What worker clients record: the audit the invariants are checked on. */
+struct audit {
+	_Atomic int stop;
+	_Atomic int inside;        /* holders inside the critical section */
+	_Atomic int overlaps;      /* times a second holder came in */
+	_Atomic uint32_t grants;
+	_Atomic uint32_t noquorum;
+	_Atomic uint32_t bad_tokens; /* a token not above the last one */
+	uint64_t counter;          /* plain; only a holder touches it */
+	uint64_t last_token;       /* plain; only a holder touches it */
+	char region[LM_REGION_NAME_MAX + 2];
+	int64_t ttl_ms;
+};
+
+static void worker(void *arg)
+{
+	struct audit *a = arg;
+	lm_client *c;
+	int rc = lm_connect(a->region, &c);
+	if (rc != 0)
+		fail_msg("worker connect: %s", lm_strerror(rc));
+	while (!atomic_load(&a->stop)) {
+		lm_grant g;
+		rc = lm_acquire(c, "faults/lock", a->ttl_ms, 200, &g);
+		if (rc == 0) {
+			if (atomic_fetch_add(&a->inside, 1) != 0)
+				atomic_fetch_add(&a->overlaps, 1);
+			if (g.token <= a->last_token)
+				atomic_fetch_add(&a->bad_tokens, 1);
+			a->last_token = g.token;
+			a->counter++;
+			atomic_fetch_add(&a->grants, 1);
+			atomic_fetch_sub(&a->inside, 1);
+			lm_release(c, &g);
+		} else if (rc == LM_ENOQUORUM) {
+			atomic_fetch_add(&a->noquorum, 1);
+			harness_nap_us(2000);
+		} else if (rc != LM_ETIMEDOUT) {
+			fail_msg("worker acquire: %s", lm_strerror(rc));
+		}
+	}
+	lm_disconnect(c);
+}
+
+static void check_audit(struct audit *a)
+{
+	assert_int_equal(atomic_load(&a->overlaps), 0);
+	assert_int_equal(atomic_load(&a->bad_tokens), 0);
+	assert_int_equal(a->counter, atomic_load(&a->grants));
+}
+
+/* ---- cases -------------------------------------------------------- */
+
+/* Two servers down: acquire fails fast with "no quorum" and grants
+ * nothing; a holder's renew fails, since it cannot reach a majority. */
+static void no_quorum(void)
+{
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "noq", "--restart-delay", "-1", NULL);
+	struct lm_region r;
+	attach(d.region, &r);
+	lm_client *holder, *other;
+	assert_int_equal(lm_connect(d.region, &holder), 0);
+	assert_int_equal(lm_connect(d.region, &other), 0);
+	lm_grant g, g2;
+	assert_int_equal(lm_acquire(holder, "noq/held", 2000, 0, &g), 0);
+
+	kill_server(d.region, &r, 1, false);
+	/* One down: still a quorum. */
+	assert_int_equal(lm_acquire(other, "noq/free", 2000, 0, &g2), 0);
+	assert_int_equal(lm_release(other, &g2), 0);
+	kill_server(d.region, &r, 2, false);
+
+	int64_t t0 = harness_now_ms();
+	int rc = lm_acquire(other, "noq/free", 2000, 5000, &g2);
+	int64_t took = harness_now_ms() - t0;
+	assert_int_equal(rc, LM_ENOQUORUM);
+	if (took > 1000)
+		fail_msg("no-quorum acquire took %lld ms: it must fail fast",
+			 (long long)took);
+	/* Nothing granted: the one live table holds no grant of it. */
+	int64_t idx = lm_name_lookup(&r, "noq/free", 8, 0);
+	assert_true(idx >= 0);
+	assert_int_equal(LM_OWNER_SESSION(atomic_load(
+				 &lm_slot_of(&r, 0, (uint32_t)idx)->owner)),
+			 0);
+	assert_int_equal(lm_renew(holder, &g, 2000), LM_ELEASELOST);
+
+	lm_disconnect(holder);
+	lm_disconnect(other);
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
+/* A failed acquire gives back what it took at once: a competitor gets
+ * the lock without waiting for any lease. */
+static void partial_grant_undone(void)
+{
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "partial", NULL);
+	struct lm_region r;
+	attach(d.region, &r);
+	lm_client *a, *b, *c;
+	assert_int_equal(lm_connect(d.region, &a), 0);
+	assert_int_equal(lm_connect(d.region, &b), 0);
+	assert_int_equal(lm_connect(d.region, &c), 0);
+	/* Partition a from server 0: it holds the lock on tables 1, 2. */
+	atomic_fetch_or(&a->self->isolated, 1u << 0);
+	lm_grant ga, gb, gc;
+	assert_int_equal(lm_acquire(a, "partial/x", 2000, 0, &ga), 0);
+	int64_t idx = lm_name_lookup(&r, "partial/x", 9, 0);
+	assert_true(idx >= 0);
+	/* b takes table 0 (free), then meets a's grant on table 1. */
+	assert_int_equal(lm_acquire(b, "partial/x", 2000, 0, &gb), LM_EBUSY);
+	assert_int_equal(LM_OWNER_SESSION(atomic_load(
+				 &lm_slot_of(&r, 0, (uint32_t)idx)->owner)),
+			 0);
+	assert_int_equal(lm_release(a, &ga), 0);
+	int64_t t0 = harness_now_ms();
+	assert_int_equal(lm_acquire(c, "partial/x", 2000, 0, &gc), 0);
+	assert_true(harness_now_ms() - t0 < 1000);
+	assert_int_equal(lm_release(c, &gc), 0);
+	lm_disconnect(a);
+	lm_disconnect(b);
+	lm_disconnect(c);
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
+/* A restarted server grants nothing until a max TTL after its restart. */
+static void quarantine(void)
+{
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "quar", "--restart-delay", "-1",
+			       "--max-ttl", "1500", NULL);
+	struct lm_region r;
+	attach(d.region, &r);
+	lm_client *c;
+	assert_int_equal(lm_connect(d.region, &c), 0);
+	kill_server(d.region, &r, 2, false);
+	int64_t started = harness_now_ms();
+	assert_int_equal(lockctl(d.region, "server", "start", "2", NULL), 0);
+	int64_t idx = -1;
+	unsigned grants_during = 0;
+	while (server_state(&r, 2) != LM_SRV_UP) {
+		lm_grant g;
+		assert_int_equal(lm_acquire(c, "quar/x", 500, 1000, &g), 0);
+		if (idx < 0)
+			idx = lm_name_lookup(&r, "quar/x", 6, 0);
+		uint64_t w = atomic_load(
+			&lm_slot_of(&r, 2, (uint32_t)idx)->owner);
+		uint64_t st = atomic_load(&r.servers[2]->state);
+		/* A grant on table 2 in its current epoch while it is not
+		 * up would break the quarantine. */
+		if (LM_OWNER_SESSION(w) != 0 &&
+		    LM_OWNER_EPOCH(w) == (LM_SRV_EPOCH(st) & 0xffffu) &&
+		    LM_SRV_STATE(st) != LM_SRV_UP)
+			fail_msg("table 2 granted during its quarantine");
+		grants_during++;
+		assert_int_equal(lm_release(c, &g), 0);
+		harness_nap_us(1000);
+		if (harness_now_ms() - started > 10000)
+			fail_msg("server 2 never left its quarantine");
+	}
+	int64_t quarantined = harness_now_ms() - started;
+	if (quarantined < 1500 - 50)
+		fail_msg("server 2 was up %lld ms after its restart, before "
+			 "its 1500 ms quarantine ended",
+			 (long long)quarantined);
+	assert_true(grants_during > 0);
+	/* Once up, it takes part in grants again. */
+	lm_grant g;
+	assert_int_equal(lm_acquire(c, "quar/x", 500, 1000, &g), 0);
+	uint64_t w = atomic_load(&lm_slot_of(&r, 2, (uint32_t)idx)->owner);
+	assert_int_equal(LM_OWNER_SESSION(w), c->session + 1);
+	assert_int_equal(lm_release(c, &g), 0);
+	lm_disconnect(c);
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
+/*
+ * Random server kills and restarts (a third of them losing the table)
+ * while four clients take the lock as fast as they can: no token
+ * repeats or goes back, no two holders are ever inside together, and
+ * the plain counter they increment is exact.
+ */
+static void random_kills(void)
+{
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "kills", "--restart-delay", "20",
+			       "--max-ttl", "300", NULL);
+	struct lm_region r;
+	attach(d.region, &r);
+	struct audit *a = harness_shared(sizeof(*a));
+	snprintf(a->region, sizeof(a->region), "%s", d.region);
+	a->ttl_ms = 250;
+	pid_t w[4];
+	for (int i = 0; i < 4; i++)
+		w[i] = harness_fork(worker, a);
+	srand((unsigned)getpid());
+	unsigned kills = 0, wipes = 0;
+	int64_t end = harness_now_ms() + 6000;
+	while (harness_now_ms() < end) {
+		unsigned s = (unsigned)rand() % LM_NSERVERS;
+		bool wipe = rand() % 3 == 0;
+		char n[8];
+		snprintf(n, sizeof(n), "%u", s);
+		if (lockctl(d.region, "server", "kill", n,
+			    wipe ? "--wipe" : NULL) == 0) {
+			kills++;
+			wipes += wipe;
+		}
+		harness_nap_us(50000 + (rand() % 250) * 1000);
+	}
+	atomic_store(&a->stop, 1);
+	for (int i = 0; i < 4; i++)
+		harness_expect_exit(w[i], 10000, 0, "worker");
+	fprintf(stderr, "random_kills: %u kills (%u losing the table), %u "
+		      "grants, %u no-quorum refusals\n", kills, wipes,
+		      atomic_load(&a->grants), atomic_load(&a->noquorum));
+	check_audit(a);
+	assert_true(kills >= 5);
+	assert_true(atomic_load(&a->grants) >= 1000);
+	harness_shared_free(a, sizeof(*a));
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
+static void hold_then_report(void *arg)
+{
+	struct audit *a = arg;
+	lm_client *c;
+	assert_int_equal(lm_connect(a->region, &c), 0);
+	lm_grant g;
+	assert_int_equal(lm_acquire(c, "adopt/held", 1500, 0, &g), 0);
+	a->last_token = g.token;
+	atomic_store(&a->stop, 2); /* tell the parent it holds */
+	for (;;)
+		pause(); /* killed by the parent */
+}
+
+/*
+ * SIGKILL the supervisor while clients run: they keep going; a client
+ * that dies meanwhile holding a lock is freed once a new supervisor
+ * adopts the region; no grant is lost or duplicated.
+ */
+static void supervisor_adoption(void)
+{
+	/* The servers will be orphaned by the killed supervisor: become
+	 * their reaper, so that they are reaped here when they stop. */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "adopt", NULL);
+	struct lm_region r;
+	attach(d.region, &r);
+	pid_t servers[LM_NSERVERS];
+	for (unsigned i = 0; i < LM_NSERVERS; i++)
+		servers[i] = atomic_load(&r.servers[i]->pid);
+	struct audit *a = harness_shared(sizeof(*a));
+	snprintf(a->region, sizeof(a->region), "%s", d.region);
+	a->ttl_ms = 1000;
+	pid_t w[3];
+	for (int i = 0; i < 3; i++)
+		w[i] = harness_fork(worker, a);
+	HARNESS_WAIT_FOR(atomic_load(&a->grants) > 100, 5000,
+			 "workers made no progress");
+
+	kill(d.pid, SIGKILL);
+	harness_reap(d.pid, 5000, "killed lockmgrd");
+	uint32_t at_kill = atomic_load(&a->grants);
+	HARNESS_WAIT_FOR(atomic_load(&a->grants) > at_kill + 100, 5000,
+			 "clients stopped when the supervisor died");
+
+	/* A holder dies while nobody watches sessions. */
+	struct audit *h = harness_shared(sizeof(*h));
+	snprintf(h->region, sizeof(h->region), "%s", d.region);
+	pid_t holder = harness_fork(hold_then_report, h);
+	HARNESS_WAIT_FOR(atomic_load(&h->stop) == 2, 5000,
+			 "holder never took its lock");
+	kill(holder, SIGKILL);
+	harness_reap(holder, 5000, "killed holder");
+
+	char bin[512];
+	harness_bin_path(bin, sizeof(bin), "lockmgrd");
+	char *argv[] = {bin, "-r", d.region, "-q", NULL};
+	d.pid = harness_spawn(argv, NULL, NULL);
+	harness_wait_servers_up(d.region, d.pid, 10000);
+	for (unsigned i = 0; i < LM_NSERVERS; i++)
+		assert_int_equal(atomic_load(&r.servers[i]->pid), servers[i]);
+
+	/* Freed by the adopting supervisor, well before its 1.5 s lease. */
+	lm_client *c;
+	assert_int_equal(lm_connect(d.region, &c), 0);
+	lm_grant g;
+	assert_int_equal(lm_acquire(c, "adopt/held", 1000, 1000, &g), 0);
+	assert_true(g.token > h->last_token);
+	assert_true(g.flags & LM_GRANT_RECOVERED);
+	assert_int_equal(lm_release(c, &g), 0);
+	lm_disconnect(c);
+
+	atomic_store(&a->stop, 1);
+	for (int i = 0; i < 3; i++)
+		harness_expect_exit(w[i], 10000, 0, "worker");
+	check_audit(a);
+	harness_shared_free(a, sizeof(*a));
+	harness_shared_free(h, sizeof(*h));
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+	/* The servers outlived their first supervisor; as orphans of this
+	 * case (a subreaper) they are ours to reap once the adopting
+	 * supervisor has stopped them. */
+	for (unsigned i = 0; i < LM_NSERVERS; i++)
+		harness_reap(servers[i], 5000, "adopted server");
+}
+
+static uint64_t grant_once(const char *region, const char *name)
+{
+	lm_client *c;
+	assert_int_equal(lm_connect(region, &c), 0);
+	lm_grant g;
+	assert_int_equal(lm_acquire(c, name, 1000, 1000, &g), 0);
+	assert_int_equal(lm_release(c, &g), 0);
+	lm_disconnect(c);
+	return g.token;
+}
+
+/* With --state-dir, a full stop and start continues tokens above every
+ * token issued before. */
+static void state_dir_persistence(void)
+{
+	char dir[256];
+	harness_tmpdir(dir, sizeof(dir));
+	uint64_t highest = 0;
+	for (int round = 0; round < 3; round++) {
+		struct harness_lockmgrd d;
+		harness_lockmgrd_start(&d, "state", "--state-dir", dir, NULL);
+		for (int i = 0; i < 50; i++) {
+			uint64_t t = grant_once(d.region, "state/x");
+			if (t <= highest)
+				fail_msg("round %d: token %llu after %llu", round,
+					 (unsigned long long)t,
+					 (unsigned long long)highest);
+			highest = t;
+		}
+		harness_lockmgrd_stop(&d);
+	}
+}
+
+static void expect_refused_state(const char *dir, const char *why)
+{
+	char bin[512], region[128], err[256], out[4096];
+	harness_bin_path(bin, sizeof(bin), "lockmgrd");
+	harness_region_name(region, sizeof(region), "badstate");
+	snprintf(err, sizeof(err), "%s/err.txt", dir);
+	char *argv[] = {bin, "-r", region, "--state-dir", (char *)dir, NULL};
+	int rc = harness_run(argv, NULL, err, 10000);
+	assert_int_equal(rc, 78);
+	assert_true(harness_read_file(err, out, sizeof(out)) > 0);
+	if (strstr(out, why) == NULL)
+		fail_msg("lockmgrd's message does not say '%s': %s", why, out);
+}
+
+/* A corrupted or truncated state file is refused with a clear error. */
+static void state_dir_corrupt(void)
+{
+	char dir[256];
+	harness_tmpdir(dir, sizeof(dir));
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "corrupt", "--state-dir", dir, NULL);
+	grant_once(d.region, "corrupt/x");
+	harness_lockmgrd_stop(&d);
+
+	char path[512];
+	snprintf(path, sizeof(path), "%s/server-1.tokens", dir);
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	unsigned char b;
+	assert_int_equal(pread(fd, &b, 1, 17), 1);
+	b ^= 0x40;
+	assert_int_equal(pwrite(fd, &b, 1, 17), 1);
+	close(fd);
+	expect_refused_state(dir, "corrupted");
+
+	assert_int_equal(truncate(path, 10), 0);
+	expect_refused_state(dir, "truncated");
+}
+
+HARNESS_CASE(no_quorum, 60)
+HARNESS_CASE(partial_grant_undone, 60)
+HARNESS_CASE(quarantine, 60)
+HARNESS_CASE(random_kills, 120)
+HARNESS_CASE(supervisor_adoption, 60)
+HARNESS_CASE(state_dir_persistence, 60)
+HARNESS_CASE(state_dir_corrupt, 60)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		harness_case(no_quorum),
+		harness_case(partial_grant_undone),
+		harness_case(quarantine),
+		harness_case(random_kills),
+		harness_case(supervisor_adoption),
+		harness_case(state_dir_persistence),
+		harness_case(state_dir_corrupt),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
