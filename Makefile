@@ -72,15 +72,15 @@ $(BUILD)/libfencedstore.a: $(RES_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/resctl: $(RESCTL_OBJ) $(BUILD)/libfencedstore.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lz
 
 $(BUILD)/examples/%: $(BUILD)/examples/%.o $(BUILD)/examples/demo_util.o \
 		     $(BUILD)/liblockmgr.a $(BUILD)/libfencedstore.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lz
 
 $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/harness.o \
 		       $(BUILD)/liblockmgr.a $(BUILD)/libfencedstore.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka -lz
 
 test: all $(TEST_BINS)
 	@LOCKMGR_BIN=$(BUILD) sh tests/run.sh $(TEST_BINS)
