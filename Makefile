@@ -31,7 +31,7 @@ LOCKCTL_SRC := client/lockctl.c client/lockctl_status.c client/lockctl_run.c \
 	       client/lockctl_server.c
 RES_SRC := resource/store.c
 RESCTL_SRC := resource/resctl.c
-EXAMPLES := basic replicated
+EXAMPLES := basic replicated fencing failure
 
 LIB_OBJ     := $(LIB_SRC:%.c=$(BUILD)/%.o)
 DAEMON_OBJ  := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
@@ -40,7 +40,7 @@ RES_OBJ     := $(RES_SRC:%.c=$(BUILD)/%.o)
 RESCTL_OBJ  := $(RESCTL_SRC:%.c=$(BUILD)/%.o)
 
 UNIT_TESTS := test_region test_name_index test_token test_resource
-PROC_TESTS := test_mutex test_cli test_errors test_faults
+PROC_TESTS := test_mutex test_cli test_errors test_faults test_scenarios test_chaos
 TEST_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS) $(PROC_TESTS))
 
 BINS := $(BUILD)/lockmgrd $(BUILD)/lockctl $(BUILD)/resctl \
@@ -74,12 +74,17 @@ $(BUILD)/libfencedstore.a: $(RES_OBJ)
 $(BUILD)/resctl: $(RESCTL_OBJ) $(BUILD)/libfencedstore.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lz
 
-$(BUILD)/examples/%: $(BUILD)/examples/%.o $(BUILD)/examples/demo_util.o \
+# What the examples (and the scenario tests) share.
+$(BUILD)/libdemo.a: $(BUILD)/examples/demo_util.o $(BUILD)/examples/clients.o
+	ar rcs $@ $^
+
+$(BUILD)/examples/%: $(BUILD)/examples/%.o $(BUILD)/libdemo.a \
 		     $(BUILD)/liblockmgr.a $(BUILD)/libfencedstore.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lz
 
 $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/harness.o \
-		       $(BUILD)/liblockmgr.a $(BUILD)/libfencedstore.a
+		       $(BUILD)/libdemo.a $(BUILD)/liblockmgr.a \
+		       $(BUILD)/libfencedstore.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka -lz
 
 test: all $(TEST_BINS)

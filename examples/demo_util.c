@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include "client/lockmgr.h"
+#include "clients.h"
+#include "resource/store.h"
 #include "shm/clock.h"
 
 static void pick_lockmgrd(const char *argv0, const char *given, char *out,
@@ -210,4 +212,95 @@ void demo_event(const struct demo *d, const char *who, const char *event,
 	/* One write per line: lines from different processes stay whole. */
 	ssize_t w = write(STDOUT_FILENO, line, (size_t)n);
 	(void)w;
+}
+
+void demo_client_event(const struct client_spec *s, int ev, int round,
+		       const lm_grant *g, int rc, uint64_t highest)
+{
+	const struct demo *d = s->arg;
+	char who[32];
+	snprintf(who, sizeof(who), "client %d", s->id);
+	(void)round;
+	switch ((enum client_event)ev) {
+	case EV_WANTS:
+		demo_event(d, who, "wants", 0, "the lock");
+		break;
+	case EV_ACQUIRED:
+		demo_event(d, who, "acquired", g->token, "%s",
+			   g->flags & LM_GRANT_RECOVERED
+				   ? "(previous holder died or lost its "
+				     "lease: check the data)"
+				   : "");
+		break;
+	case EV_REFUSED:
+		demo_event(d, who, "refused", 0, "%s", lm_strerror(rc));
+		break;
+	case EV_WROTE:
+		demo_event(d, who, "wrote", g->token,
+			   "the store accepted it");
+		break;
+	case EV_REJECTED:
+		demo_event(d, who, "REJECTED", g->token,
+			   "the store has seen token %llu: this write is "
+			   "stale", (unsigned long long)highest);
+		break;
+	case EV_RELEASED:
+		demo_event(d, who, "released", g->token, "%s",
+			   rc == 0 ? "" : "but its lease had been lost");
+		break;
+	case EV_CRASHING:
+		demo_event(d, who, "CRASHES", g != NULL ? g->token : 0,
+			   "%s", client_crash_how_name(s->crash_how));
+		break;
+	}
+}
+
+static int print_record(const struct fs_record *rec, void *arg)
+{
+	(void)arg;
+	if (rec->type == FS_REC_ACCEPT)
+		printf("  %4llu  token %-5llu pid %-7u accepted  \"%.*s\"\n",
+		       (unsigned long long)rec->seq,
+		       (unsigned long long)rec->token, rec->pid,
+		       (int)rec->len, (const char *)rec->data);
+	else
+		printf("  %4llu  token %-5llu pid %-7u REJECTED  (the store had "
+		       "seen token %llu)\n",
+		       (unsigned long long)rec->seq,
+		       (unsigned long long)rec->token, rec->pid,
+		       (unsigned long long)rec->highest);
+	return 0;
+}
+
+void demo_print_store(const char *path)
+{
+	fs_store *st;
+	int rc = fs_open(path, FS_RDONLY, &st);
+	if (rc != 0) {
+		printf("cannot open the store %s: %s\n", path, fs_strerror(rc));
+		return;
+	}
+	struct fs_stats stats;
+	printf("\nThe resource's log (%s):\n", path);
+	rc = fs_read_stats(st, &stats, print_record, NULL);
+	if (rc != 0)
+		printf("  (read failed: %s)\n", fs_strerror(rc));
+	printf("  %llu accepted, %llu rejected, highest token %llu\n",
+	       (unsigned long long)stats.accepted,
+	       (unsigned long long)stats.rejected,
+	       (unsigned long long)stats.highest);
+	fs_close(st);
+}
+
+void demo_wait_flag(_Atomic int *flag, int64_t timeout_ms, const char *what)
+{
+	int64_t deadline = lm_now_ms() + timeout_ms;
+	while (!atomic_load(flag)) {
+		if (lm_now_ms() > deadline) {
+			fprintf(stderr, "demo: timed out waiting for %s\n",
+				what);
+			exit(1);
+		}
+		demo_pause_ms(2);
+	}
 }

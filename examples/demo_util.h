@@ -5,8 +5,11 @@
 #ifndef LOCKMGR_EXAMPLES_DEMO_UTIL_H
 #define LOCKMGR_EXAMPLES_DEMO_UTIL_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "client/lockmgr.h"
 
 struct demo {
 	char region[128];
@@ -40,5 +43,19 @@ void demo_pause_ms(long ms);
 void demo_event(const struct demo *d, const char *who, const char *event,
 		uint64_t token, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
+
+/* Print a fenced store's log (what the resource accepted and rejected). */
+void demo_print_store(const char *path);
+
+/* Wait (bounded) until *flag is non-zero; exits with a message if not. */
+void demo_wait_flag(_Atomic int *flag, int64_t timeout_ms, const char *what);
+
+struct client_spec;
+/*
+ * An on_event hook for run_client (clients.h) that prints the client's
+ * events on the timeline; the spec's arg must be the struct demo.
+ */
+void demo_client_event(const struct client_spec *s, int ev, int round,
+		       const lm_grant *g, int rc, uint64_t highest);
 
 #endif
