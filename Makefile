@@ -4,6 +4,8 @@
 #   make test          build and run every test (cmocka units + processes)
 #   make test SAN=1    the same, built with AddressSanitizer + UBSan
 #   make demo          run the basic demo (supervisor + forked clients)
+#   make demo-failure  (also demo-fencing, demo-replicated) the other demos
+#   make bench         run the benchmark suite (bench/results/)
 #   ./setup.sh X       install the Debian packages, then make X
 #   make install PREFIX=/usr/local
 
@@ -33,20 +35,23 @@ RES_SRC := resource/store.c
 RESCTL_SRC := resource/resctl.c
 EXAMPLES := basic replicated fencing failure
 
+BENCH_SRC   := $(wildcard bench/*.c)
 LIB_OBJ     := $(LIB_SRC:%.c=$(BUILD)/%.o)
 DAEMON_OBJ  := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
 LOCKCTL_OBJ := $(LOCKCTL_SRC:%.c=$(BUILD)/%.o)
+BENCH_OBJ   := $(BENCH_SRC:%.c=$(BUILD)/%.o)
 RES_OBJ     := $(RES_SRC:%.c=$(BUILD)/%.o)
 RESCTL_OBJ  := $(RESCTL_SRC:%.c=$(BUILD)/%.o)
 
 UNIT_TESTS := test_region test_name_index test_token test_resource
-PROC_TESTS := test_mutex test_cli test_errors test_faults test_scenarios test_chaos
+PROC_TESTS := test_mutex test_cli test_errors test_faults test_scenarios \
+	      test_chaos test_bench
 TEST_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS) $(PROC_TESTS))
 
-BINS := $(BUILD)/lockmgrd $(BUILD)/lockctl $(BUILD)/resctl \
+BINS := $(BUILD)/lockmgrd $(BUILD)/lockctl $(BUILD)/resctl $(BUILD)/lockbench \
 	$(addprefix $(BUILD)/examples/,$(EXAMPLES))
 
-.PHONY: all test demo install clean check-loop
+.PHONY: all test demo bench install clean check-loop
 all: $(BUILD)/liblockmgr.a $(BUILD)/liblockmgr.so $(BUILD)/libfencedstore.a \
 	$(BINS)
 
@@ -66,6 +71,10 @@ $(BUILD)/lockmgrd: $(DAEMON_OBJ) $(BUILD)/liblockmgr.a
 
 $(BUILD)/lockctl: $(LOCKCTL_OBJ) $(BUILD)/liblockmgr.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# lockbench: lockmgr against the host's own locks, in one run.
+$(BUILD)/lockbench: $(BENCH_OBJ) $(BUILD)/liblockmgr.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lm
 
 # The fenced store: the protected resource of the demos and tests.
 $(BUILD)/libfencedstore.a: $(RES_OBJ)
@@ -87,8 +96,13 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/harness.o \
 		       $(BUILD)/libfencedstore.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka -lz
 
+# The benchmark runs here only as a smoke test (every scenario works and
+# its counters are exact), never as a timed assertion.
 test: all $(TEST_BINS)
 	@LOCKMGR_BIN=$(BUILD) sh tests/run.sh $(TEST_BINS)
+
+bench: all
+	$(BUILD)/lockbench --lockmgrd $(BUILD)/lockmgrd --out bench/results
 
 # Rerun the multi-process tests until one fails (race hunting).
 check-loop: all $(TEST_BINS)
@@ -98,6 +112,10 @@ check-loop: all $(TEST_BINS)
 
 demo: all
 	$(BUILD)/examples/basic --lockmgrd $(BUILD)/lockmgrd
+
+# The other demos: make demo-failure, demo-fencing, demo-replicated.
+demo-%: all
+	$(BUILD)/examples/$* --lockmgrd $(BUILD)/lockmgrd
 
 
 install: all

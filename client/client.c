@@ -89,6 +89,67 @@ static int check_ttl(const struct lm_client *c, int64_t ttl_ms)
 	return ttl_ms >= 1 && ttl_ms <= c->region.max_ttl_ms ? 0 : LM_EBADTTL;
 }
 
+/* No quorum because the service shut down is "no supervisor". */
+static int no_quorum(const struct lm_client *c)
+{
+	return atomic_load(&c->region.hdr->supervisor_state) == LM_SUP_STOPPED
+		       ? LM_ENOSUPERVISOR
+		       : LM_ENOQUORUM;
+}
+
+/* Tags a lockref so that a zeroed or foreign struct is refused. */
+#define LOCKREF_MAGIC UINT64_C(0x6c6d7265660000)
+
+int lm_lookup(lm_client *c, const char *name, lm_lockref *ref)
+{
+	if (c == NULL || ref == NULL)
+		return LM_EINVAL;
+	if (name == NULL)
+		return LM_EBADNAME;
+	size_t len = strnlen(name, LM_NAME_MAX + 1);
+	int64_t idx = lm_name_lookup(&c->region, name, len, 1);
+	if (idx < 0)
+		return (int)idx;
+	ref->private_[0] = (uint64_t)idx;
+	ref->private_[1] = LOCKREF_MAGIC ^ (uint64_t)idx;
+	return 0;
+}
+
+int lm_acquire_ref(lm_client *c, const lm_lockref *ref, int64_t ttl_ms,
+		   int64_t wait_ms, lm_grant *g)
+{
+	if (c == NULL || ref == NULL || g == NULL ||
+	    ref->private_[1] != (LOCKREF_MAGIC ^ ref->private_[0]) ||
+	    ref->private_[0] >= c->region.max_locks)
+		return LM_EINVAL;
+	int rc = check_ttl(c, ttl_ms);
+	if (rc != 0)
+		return rc;
+	uint32_t lock = (uint32_t)ref->private_[0];
+	G_LIVE(g) = 0; /* a failed acquire leaves nothing to release */
+	int64_t deadline = wait_ms < 0 ? INT64_MAX
+				       : lm_now_ns() + wait_ms * 1000000;
+
+	/* Go straight to the tables when nobody waits, or when the head of
+	 * the queue has not waited long (bounded barging, wait_queue.c). */
+	if (lm_may_barge(&c->region, lock)) {
+		struct grab_info info;
+		for (int tries = 0; tries < 3; tries++) {
+			enum grab_result gr = lm_grab(c, lock, ttl_ms, g, &info);
+			if (gr == GRAB_GRANTED)
+				return 0;
+			if (gr == GRAB_NOQUORUM)
+				return no_quorum(c);
+			if (gr == GRAB_BUSY)
+				break;
+		}
+	}
+	if (wait_ms == 0)
+		return LM_EBUSY;
+	rc = lm_wait_for_grant(c, lock, ttl_ms, deadline, g);
+	return rc == LM_ENOQUORUM ? no_quorum(c) : rc;
+}
+
 int lm_acquire(lm_client *c, const char *name, int64_t ttl_ms,
 	       int64_t wait_ms, lm_grant *g)
 {
@@ -99,32 +160,11 @@ int lm_acquire(lm_client *c, const char *name, int64_t ttl_ms,
 	int rc = check_ttl(c, ttl_ms);
 	if (rc != 0)
 		return rc;
-	memset(g, 0, sizeof(*g));
-	size_t len = strnlen(name, LM_NAME_MAX + 1);
-	int64_t idx = lm_name_lookup(&c->region, name, len, 1);
-	if (idx < 0)
-		return (int)idx;
-	uint32_t lock = (uint32_t)idx;
-	int64_t deadline = wait_ms < 0 ? INT64_MAX
-				       : lm_now_ns() + wait_ms * 1000000;
-
-	/* Barging would let a newcomer overtake the queue: go straight to
-	 * the tables only when nobody is waiting. */
-	if (atomic_load(&c->region.names[lock].waiters) == 0) {
-		struct grab_info info;
-		for (int tries = 0; tries < 3; tries++) {
-			enum grab_result gr = lm_grab(c, lock, ttl_ms, g, &info);
-			if (gr == GRAB_GRANTED)
-				return 0;
-			if (gr == GRAB_NOQUORUM)
-				return LM_ENOQUORUM;
-			if (gr == GRAB_BUSY)
-				break;
-		}
-	}
-	if (wait_ms == 0)
-		return LM_EBUSY;
-	return lm_wait_for_grant(c, lock, ttl_ms, deadline, g);
+	lm_lockref ref;
+	rc = lm_lookup(c, name, &ref);
+	if (rc != 0)
+		return rc;
+	return lm_acquire_ref(c, &ref, ttl_ms, wait_ms, g);
 }
 
 static int check_grant(const lm_client *c, const lm_grant *g)

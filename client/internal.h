@@ -60,5 +60,6 @@ int lm_grant_release(struct lm_client *c, lm_grant *g);
 void lm_wake_next(struct lm_region *r, uint32_t lock);
 int lm_wait_for_grant(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 		      int64_t deadline_ns, lm_grant *g);
+bool lm_may_barge(const struct lm_region *r, uint32_t lock);
 
 #endif

@@ -12,6 +12,8 @@
  *   lm_acquire                   may block up to wait_ms (0 = never,
  *                                negative = until granted). Sleeps on a
  *                                futex, never spins or polls.
+ *   lm_acquire_ref               as lm_acquire, for a resolved name.
+ *   lm_lookup                    never blocks.
  *   lm_renew, lm_release         never block.
  *   lm_strerror                  thread-safe, never blocks.
  *
@@ -87,6 +89,19 @@ int lm_disconnect(lm_client *c);
  */
 int lm_acquire(lm_client *c, const char *name, int64_t ttl_ms,
 	       int64_t wait_ms, lm_grant *g);
+
+/*
+ * A lock name resolved once, for callers that take the same lock often:
+ * lm_acquire_ref skips the name lookup. Valid for the client that made
+ * it, until lm_disconnect.
+ */
+typedef struct lm_lockref {
+	uint64_t private_[2];
+} lm_lockref;
+
+int lm_lookup(lm_client *c, const char *name, lm_lockref *ref);
+int lm_acquire_ref(lm_client *c, const lm_lockref *ref, int64_t ttl_ms,
+		   int64_t wait_ms, lm_grant *g);
 
 /* Extend the lease to ttl_ms from now. LM_ELEASELOST if it was lost. */
 int lm_renew(lm_client *c, lm_grant *g, int64_t ttl_ms);

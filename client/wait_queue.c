@@ -15,6 +15,15 @@
  * session table on each hand-off, which is bounded by the number of
  * sessions ever connected (sessions_hwm).
  *
+ * Bounded barging: strict FIFO costs a sleep and a wake-up per hand-off,
+ * while the releasing process, already running, could take the lock
+ * again at once. So a newcomer may go straight to the tables even when
+ * others wait, but only within BARGE_WINDOW_NS of the moment the current
+ * head began its turn; after that, newcomers queue and the head gets the
+ * next release. No waiter waits more than its predecessors' turns plus
+ * one window each, yet a busy lock mostly changes hands without a
+ * context switch.
+ *
  * Lost wake-ups: a waiter increments `waiters` and reads its futex word
  * before it tries the tables; a releaser frees the tables before it
  * reads `waiters`. Both are seq_cst, so either the releaser sees the
@@ -28,6 +37,9 @@
 #include "../shm/futex.h"
 #include "../shm/session.h"
 #include "internal.h"
+
+/* How long newcomers may overtake the head of the queue. */
+#define BARGE_WINDOW_NS INT64_C(200000)
 
 /* Longest sleep of a waiter that is not the head, in case the process
  * that should wake it died with no supervisor left to notice. */
@@ -87,10 +99,25 @@ static bool is_head(struct lm_client *c, uint32_t lock, uint32_t ticket,
 	return true;
 }
 
-static void leave_queue(struct lm_client *c, uint32_t lock)
+bool lm_may_barge(const struct lm_region *r, uint32_t lock)
 {
+	const struct lm_name *n = &r->names[lock];
+	if (atomic_load(&n->waiters) == 0)
+		return true;
+	return lm_now_ns() - atomic_load_explicit(&n->turn_since_ns,
+						  memory_order_relaxed) <
+	       BARGE_WINDOW_NS;
+}
+
+/* Leave the queue; a head that leaves starts the next one's turn. */
+static void leave_queue(struct lm_client *c, uint32_t lock, bool was_head)
+{
+	struct lm_name *n = &c->region.names[lock];
 	if (atomic_exchange(&c->self->waiting_on, 0) == lock + 1)
-		atomic_fetch_sub(&c->region.names[lock].waiters, 1);
+		atomic_fetch_sub(&n->waiters, 1);
+	if (was_head)
+		atomic_store_explicit(&n->turn_since_ns, lm_now_ns(),
+				      memory_order_relaxed);
 }
 
 int lm_wait_for_grant(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
@@ -102,22 +129,25 @@ int lm_wait_for_grant(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 	atomic_store(&c->self->wait_ticket, ticket);
 	atomic_store_explicit(&c->self->waiting_on, lock + 1,
 			      memory_order_seq_cst);
-	atomic_fetch_add(&name->waiters, 1);
+	if (atomic_fetch_add(&name->waiters, 1) == 0)
+		atomic_store_explicit(&name->turn_since_ns, lm_now_ns(),
+				      memory_order_relaxed);
 
-	bool timed_out = false;
+	bool timed_out = false, head = false;
 	for (;;) {
 		uint32_t seq = atomic_load(&c->self->wake);
 		int64_t now = lm_now_ns();
 		int64_t sleep_until = now + NON_HEAD_SLEEP_NS;
-		if (is_head(c, lock, ticket, timed_out)) {
+		head = is_head(c, lock, ticket, timed_out);
+		if (head) {
 			struct grab_info info;
 			enum grab_result gr = lm_grab(c, lock, ttl_ms, g, &info);
 			if (gr == GRAB_GRANTED) {
-				leave_queue(c, lock);
+				leave_queue(c, lock, true);
 				return 0;
 			}
 			if (gr == GRAB_NOQUORUM) {
-				leave_queue(c, lock);
+				leave_queue(c, lock, true);
 				lm_wake_next(r, lock);
 				return LM_ENOQUORUM;
 			}
@@ -128,7 +158,7 @@ int lm_wait_for_grant(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 			now = lm_now_ns();
 		}
 		if (now >= deadline_ns) {
-			leave_queue(c, lock);
+			leave_queue(c, lock, head);
 			lm_wake_next(r, lock); /* pass our turn on */
 			return LM_ETIMEDOUT;
 		}

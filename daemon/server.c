@@ -35,7 +35,15 @@
 #include "log.h"
 #include "state_dir.h"
 
-#define EXPIRY_SCAN_MS 50
+/*
+ * The expiry scan visits at most this many slots per tick, so that a
+ * table of a million locks costs a server a steady trickle of reads, not
+ * a 64 MB sweep every tick. Clients never depend on the scan (an expired
+ * lease is takeable whether or not it was swept, and a head waiter sleeps
+ * only until the lease it waits for ends); it tidies abandoned grants
+ * and wakes waiters early.
+ */
+#define EXPIRY_SCAN_SLOTS 8192u
 
 static volatile sig_atomic_t stop_requested;
 
@@ -46,13 +54,19 @@ static void on_term(int sig)
 }
 
 static unsigned expire_leases(struct lm_region *r, unsigned i,
-			      uint64_t epoch)
+			      uint64_t epoch, uint32_t *cursor)
 {
 	struct lm_server *srv = r->servers[i];
 	uint32_t n = lm_names_in_use(r);
 	int64_t srv_now = lm_server_clock_ms(srv, lm_now_ns());
 	unsigned freed = 0;
-	for (uint32_t lock = 0; lock < n; lock++) {
+	if (*cursor >= n)
+		*cursor = 0;
+	uint32_t end = n - *cursor > EXPIRY_SCAN_SLOTS ? *cursor + EXPIRY_SCAN_SLOTS
+							: n;
+	uint32_t lock = *cursor;
+	*cursor = end;
+	for (; lock < end; lock++) {
 		struct lm_slot *slot = lm_slot_of(r, i, lock);
 		uint64_t w = atomic_load_explicit(&slot->owner,
 						  memory_order_acquire);
@@ -233,7 +247,7 @@ int lm_server_main(unsigned index, const char *name, const char *state_dir)
 	}
 	bool waiting_logged = false;
 
-	int64_t next_scan = 0;
+	uint32_t scan_cursor = 0;
 	while (!stop_requested) {
 		int64_t now = lm_now_ns();
 		int64_t now_ms = now / 1000000;
@@ -261,12 +275,10 @@ int lm_server_main(unsigned index, const char *name, const char *state_dir)
 				lm_log(who, "up (epoch %llu)",
 				       (unsigned long long)epoch);
 		}
-		if (now_ms >= next_scan) {
-			unsigned n = expire_leases(&r, index, epoch);
-			if (n != 0)
-				atomic_fetch_add(&srv->expired, n);
-			next_scan = now_ms + EXPIRY_SCAN_MS;
-		}
+		unsigned expired = expire_leases(&r, index, epoch,
+						 &scan_cursor);
+		if (expired != 0)
+			atomic_fetch_add(&srv->expired, expired);
 		uint32_t seq = atomic_load(&srv->wake);
 		lm_futex_wait(&srv->wake, seq,
 			      now + (int64_t)LM_HEARTBEAT_MS * 1000000);

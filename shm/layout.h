@@ -174,7 +174,12 @@ struct lm_name {
 	_Atomic uint32_t ticket_next;/* FIFO ticket dispenser (fetch_add) */
 	_Atomic uint32_t change_seq; /* roadmap: watch counter (futex) */
 	_Atomic uint32_t flags;      /* roadmap: lock kind (mutex, semaphore) */
-	_Atomic uint64_t reserved;
+	_Atomic int64_t turn_since_ns; /* when the current head of the queue
+	                              * began its turn (monotonic): set by the
+	                              * waiter that starts a queue and by each
+	                              * head as it leaves. Newcomers may barge
+	                              * past the queue only within a short
+	                              * window of it (client/wait_queue.c). */
 	char name[LM_NAME_MAX + 1];  /* client, before len; NUL-terminated */
 };
 

@@ -1,0 +1,217 @@
+/*
+ * lockctl.c - the lockctl command: global options, help, dispatch, and
+ * the helpers its commands share (number parsing, escaping, messages
+ * for an unavailable service).
+ *
+ * Global options may come before the command (`lockctl -r /x status`);
+ * each command also accepts -r after its name (`lockctl status -r /x`),
+ * so the global ones are parsed by hand here, up to the command name,
+ * and each command runs its own getopt over the rest.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lockctl.h"
+#include "lockmgr.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"Usage: lockctl [-r NAME] COMMAND [OPTION]... [ARG]...\n"
+"Inspect and use the lockmgr lock service.\n"
+"\n"
+"Commands:\n"
+"  status [--json]                 show the region, its servers, sessions\n"
+"                                  and the locks held or waited for\n"
+"  run [--ttl MS] [--wait MS] NAME -- CMD [ARG]...\n"
+"                                  run CMD while holding lock NAME, like\n"
+"                                  flock(1); the lease is renewed while\n"
+"                                  CMD runs\n"
+"  help [COMMAND]                  show this help, or a command's\n"
+"\n"
+"Options:\n"
+CTL_REGION_HELP
+"  -h, --help         show this help\n"
+"  -V, --version      show the version\n"
+"\n"
+"Exit status:\n"
+"  0    success (for run: CMD's own exit status is passed on; 128+N if\n"
+"       CMD was killed by signal N)\n"
+"  64   usage error: unknown option, bad lock name, bad number\n"
+"  69   service unavailable: no region (lockmgrd not running), no\n"
+"       quorum, or an incompatible region\n"
+"  70   run: the lease was lost while CMD was running (CMD was stopped)\n"
+"  71   run: a system call failed (fork, pidfd, signalfd)\n"
+"  75   run: the lock could not be acquired within --wait\n"
+"  126  run: CMD is not executable;  127  run: CMD was not found\n"
+"\n"
+"See lockctl(1) and lockmgrd(8).\n");
+}
+
+int ctl_resolve_region(struct ctl_global *g)
+{
+	if (lm_region_resolve_name(g->region_arg, g->region) == 0)
+		return 0;
+	fprintf(stderr, "lockctl: bad region name '");
+	ctl_print_escaped(stderr, g->region_arg ? g->region_arg
+						: getenv("LOCKMGR_REGION"),
+			  SIZE_MAX);
+	fprintf(stderr, "'%s: %s\n",
+		g->region_arg ? "" : " (from $LOCKMGR_REGION)",
+		lm_strerror(LM_EBADREGION));
+	return EX_CTL_USAGE;
+}
+
+int ctl_parse_i64(const char *s, const char *flag, int64_t min, int64_t max,
+		  int64_t *out)
+{
+	const char *p = s;
+	if (*p == '-')
+		p++;
+	/* strtoll alone would accept "  12", "+12" and "12abc". */
+	if (*p < '0' || *p > '9')
+		goto bad;
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (*end != '\0')
+		goto bad;
+	if (errno == ERANGE || v < min || v > max) {
+		fprintf(stderr,
+			"lockctl: %s: '%s' is out of range (%lld to %lld)\n",
+			flag, s, (long long)min, (long long)max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+bad:
+	fprintf(stderr, "lockctl: %s: '%s' is not a whole number%s\n", flag,
+		s, min >= 0 ? " (of milliseconds, like 5000)" : "");
+	return -1;
+}
+
+int ctl_print_escaped(FILE *f, const char *s, size_t len)
+{
+	int cols = 0;
+	if (s == NULL)
+		return 0;
+	for (size_t i = 0; i < len && s[i] != '\0'; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch >= 0x20 && ch < 0x7f && ch != '\\') {
+			fputc(ch, f);
+			cols++;
+		} else {
+			fprintf(f, "\\x%02x", ch);
+			cols += 4;
+		}
+	}
+	return cols;
+}
+
+int ctl_service_error(int err, const char *region, const char *why)
+{
+	switch (err) {
+	case LM_ENOSUPERVISOR:
+		fprintf(stderr, "lockctl: region %s: %s\n", region,
+			lm_strerror(err));
+		return EX_CTL_UNAVAILABLE;
+	case LM_EINCOMPAT:
+		fprintf(stderr, "lockctl: region %s: %s%s%s\n", region,
+			why != NULL && *why != '\0' ? why : "",
+			why != NULL && *why != '\0' ? ".\n  " : "",
+			lm_strerror(err));
+		return EX_CTL_UNAVAILABLE;
+	case LM_ESYS:
+		/* Most often EACCES: the region is 0600 and owned by the
+		 * user who started lockmgrd. */
+		fprintf(stderr, "lockctl: cannot open region %s: %s%s\n", region,
+			strerror(errno),
+			errno == EACCES ? " (run as the user of lockmgrd, or "
+					  "start it with --mode 0660 or 0666)"
+					: "");
+		return EX_CTL_UNAVAILABLE;
+	default:
+		fprintf(stderr, "lockctl: region %s: %s\n", region,
+			lm_strerror(err));
+		return EX_CTL_UNAVAILABLE;
+	}
+}
+
+static int run_help(struct ctl_global *g, int argc, char **argv);
+
+static const struct {
+	const char *name;
+	int (*fn)(struct ctl_global *g, int argc, char **argv);
+} commands[] = {
+	{"status", ctl_status},
+	{"run", ctl_run},
+	{"server", ctl_server},
+	{"help", run_help},
+};
+
+static int run_help(struct ctl_global *g, int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stdout);
+		return EX_CTL_OK;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[1], commands[i].name) != 0 ||
+		    commands[i].fn == run_help)
+			continue;
+		char *av[] = {argv[1], "--help", NULL};
+		return commands[i].fn(g, 2, av);
+	}
+	fprintf(stderr, "lockctl: help: no command '%s' (commands: status, "
+			"run)\n", argv[1]);
+	return EX_CTL_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+	struct ctl_global g;
+	memset(&g, 0, sizeof(g));
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--") == 0) {
+			i++;
+			break;
+		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			usage(stdout);
+			return EX_CTL_OK;
+		} else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+			printf("lockctl %s\n", LOCKCTL_VERSION);
+			return EX_CTL_OK;
+		} else if (strcmp(a, "-r") == 0 || strcmp(a, "--region") == 0) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "lockctl: option '%s' needs a "
+						"region name\n", a);
+				return EX_CTL_USAGE;
+			}
+			g.region_arg = argv[++i];
+		} else if (strncmp(a, "--region=", 9) == 0) {
+			g.region_arg = a + 9;
+		} else if (strncmp(a, "-r", 2) == 0) {
+			g.region_arg = a + 2;
+		} else {
+			fprintf(stderr, "lockctl: unknown option '%s'\n"
+					"Try 'lockctl --help'.\n", a);
+			return EX_CTL_USAGE;
+		}
+	}
+	if (i >= argc) {
+		fprintf(stderr, "lockctl: no command given\n");
+		usage(stderr);
+		return EX_CTL_USAGE;
+	}
+	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
+		if (strcmp(argv[i], commands[k].name) == 0)
+			return commands[k].fn(&g, argc - i, argv + i);
+	fprintf(stderr, "lockctl: unknown command '%s'\n", argv[i]);
+	usage(stderr);
+	return EX_CTL_USAGE;
+}

@@ -1,0 +1,478 @@
+/*
+ * lockctl_run.c - `lockctl run NAME -- CMD`: run a command while holding
+ * a lock, like flock(1), but with a lease that lockctl keeps renewing.
+ *
+ * The lock belongs to lockctl's session, not to CMD: a flock is carried
+ * by an open file that the child inherits, a lease is not. So lockctl
+ * stays in the foreground as CMD's parent and keeps the lease alive,
+ * and whatever ends the lease also ends CMD:
+ *
+ *  - a renewal fails, or lockctl finds its lease past valid_until_ns
+ *    (it was stopped or starved longer than the lease): SIGTERM to CMD,
+ *    SIGKILL 5 s later, exit 70;
+ *  - lockctl itself is killed (the supervisor then frees the lock in
+ *    milliseconds): CMD gets SIGKILL from PR_SET_PDEATHSIG, so that it
+ *    cannot go on working under a lock someone else may now hold.
+ *
+ * One thread and one ppoll over a pidfd (CMD exited) and a signalfd
+ * (signals to forward), with the next renewal as the timeout: nothing
+ * wakes up between renewals.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../shm/clock.h"
+#include "../shm/name_index.h"
+#include "lockctl.h"
+#include "lockmgr.h"
+
+#define DEFAULT_TTL_MS   10000
+#define KILL_GRACE_MS    5000
+/* A wait longer than this (31 years) is a typo, and would overflow the
+ * library's nanosecond deadline. */
+#define MAX_WAIT_MS      INT64_C(1000000000000)
+/* The hard limit of any region (lockmgrd --max-ttl); the region's own
+ * limit is checked once connected. */
+#define MAX_TTL_LIMIT_MS INT64_C(86400000)
+/* lockctl renews every TTL/3, and the library trusts a lease for TTL
+ * minus a drift bound of at least 1 ms: below this a lease cannot be
+ * renewed in time on a loaded machine (and a 1 ms lease is never
+ * granted at all). */
+#define MIN_TTL_MS       10
+
+/* Signals lockctl passes on to CMD instead of dying of them. */
+static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1,
+				SIGUSR2};
+
+struct run {
+	lm_client *c;
+	lm_grant g;
+	const char *name;
+	const char *cmd;
+	int64_t ttl_ms;
+	pid_t child;
+	int pidfd;
+	int sigfd;
+	sigset_t oldmask;
+};
+
+static void run_usage(FILE *f)
+{
+	fprintf(f,
+"Usage: lockctl run [--ttl MS] [--wait MS] [-r NAME] LOCK -- CMD [ARG]...\n"
+"Acquire LOCK, run CMD while holding it, release it when CMD exits.\n"
+"The lease is renewed every TTL/3 while CMD runs. CMD gets LOCKMGR_LOCK,\n"
+"LOCKMGR_TOKEN (the fencing token: pass it to whatever the lock guards)\n"
+"and LOCKMGR_REGION in its environment.\n"
+"\n"
+"  -t, --ttl MS       lease length in ms (default %d; %d up to the\n"
+"                     region's max TTL)\n"
+"  -w, --wait MS      wait at most MS for the lock; 0 tries once;\n"
+"                     -1 (the default) waits until it is free\n"
+CTL_REGION_HELP
+"  -h, --help         show this help\n"
+"\n"
+"SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to lockctl are\n"
+"passed on to CMD. If lockctl is killed, CMD is killed too.\n"
+"\n"
+"Exit status: CMD's (128+N if a signal N killed it); 64 usage error;\n"
+"69 service unavailable; 70 the lease was lost while CMD ran (CMD was\n"
+"stopped); 71 a system call failed; 75 LOCK not acquired within --wait;\n"
+"126 CMD not executable; 127 CMD not found.\n",
+		DEFAULT_TTL_MS, MIN_TTL_MS);
+}
+
+/* lm_connect gives no reason for an incompatible region: attach
+ * ourselves to get the sentence lm_region_attach wrote. */
+static int connect_error(int err, const char *region)
+{
+	char why[256] = "";
+	if (err == LM_EINCOMPAT) {
+		struct lm_region r;
+		if (lm_region_attach(&r, region, why, sizeof(why)) == 0)
+			lm_region_detach(&r);
+	}
+	return ctl_service_error(err, region, why);
+}
+
+static void print_name(const char *name)
+{
+	ctl_print_escaped(stderr, name, SIZE_MAX);
+}
+
+/* The exit status a shell would report for CMD. */
+static int shell_status(int status)
+{
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return EX_CTL_OSERR;
+}
+
+/* Wait up to timeout_ms for CMD to exit; true if it did. */
+static bool wait_exit(struct run *rn, int timeout_ms)
+{
+	int64_t until = lm_now_ms() + timeout_ms;
+	for (;;) {
+		struct pollfd p = {.fd = rn->pidfd, .events = POLLIN};
+		int64_t left = until - lm_now_ms();
+		int n = poll(&p, 1, left > 0 ? (int)left : 0);
+		if (n == 1)
+			return true;
+		if (n == 0 || (n < 0 && errno != EINTR))
+			return false;
+	}
+}
+
+static int reap(struct run *rn)
+{
+	int status;
+	while (waitpid(rn->child, &status, 0) < 0)
+		if (errno != EINTR)
+			return EX_CTL_OSERR;
+	return shell_status(status);
+}
+
+/* The lease is gone: CMD must stop using what the lock guards. */
+static int lease_lost(struct run *rn, int err)
+{
+	fprintf(stderr, "lockctl: lease on ");
+	print_name(rn->name);
+	if (wait_exit(rn, 0)) {
+		/* lockctl was stopped or starved past its lease and only
+		 * now sees that CMD is done: it may have worked unlocked. */
+		int st = reap(rn);
+		fprintf(stderr, " lost before lockctl saw %s finish (%s); %s "
+				"exited with status %d\n", rn->cmd,
+			lm_strerror(err), rn->cmd, st);
+		return EX_CTL_LEASELOST;
+	}
+	fprintf(stderr, " lost while %s was running (%s); stopping %s\n",
+		rn->cmd, lm_strerror(err), rn->cmd);
+	pidfd_send_signal(rn->pidfd, SIGTERM, NULL, 0);
+	/* A stopped CMD cannot act on SIGTERM. */
+	pidfd_send_signal(rn->pidfd, SIGCONT, NULL, 0);
+	if (!wait_exit(rn, KILL_GRACE_MS)) {
+		fprintf(stderr, "lockctl: %s did not stop within %d ms of "
+				"SIGTERM; killing it\n", rn->cmd,
+			KILL_GRACE_MS);
+		pidfd_send_signal(rn->pidfd, SIGKILL, NULL, 0);
+	}
+	reap(rn);
+	return EX_CTL_LEASELOST;
+}
+
+static void forward_signals(struct run *rn)
+{
+	struct signalfd_siginfo si;
+	while (read(rn->sigfd, &si, sizeof(si)) == sizeof(si)) {
+		/* A signal from the terminal (^C, ^\, hangup) went to the
+		 * whole foreground process group, CMD included: sending it
+		 * again would make CMD see two ^C for one. */
+		if (si.ssi_code == SI_KERNEL &&
+		    getpgid(rn->child) == getpgrp())
+			continue;
+		pidfd_send_signal(rn->pidfd, (int)si.ssi_signo, NULL, 0);
+	}
+}
+
+/*
+ * Hold the lease while CMD runs. Returns lockctl's exit status: CMD's,
+ * or EX_CTL_LEASELOST.
+ */
+static int supervise(struct run *rn)
+{
+	/* Three renewals per lease: one late or failed wake-up still
+	 * leaves a renewal inside the lease. */
+	int64_t interval_ns = rn->ttl_ms * 1000000 / 3;
+	int64_t next_renew = lm_now_ns() + interval_ns;
+	for (;;) {
+		int64_t now = lm_now_ns();
+		if (now >= next_renew) {
+			/* valid_until_ns already allows for clock drift; past
+			 * it, another session may hold the lock even if our
+			 * slots still look untouched. */
+			if (now >= rn->g.valid_until_ns)
+				return lease_lost(rn, LM_ELEASELOST);
+			int rc = lm_renew(rn->c, &rn->g, rn->ttl_ms);
+			if (rc != 0)
+				return lease_lost(rn, rc);
+			next_renew = now + interval_ns;
+			continue;
+		}
+		struct pollfd fds[2] = {
+			{.fd = rn->pidfd, .events = POLLIN},
+			{.fd = rn->sigfd, .events = POLLIN},
+		};
+		int64_t d = next_renew - now;
+		struct timespec ts = {.tv_sec = d / 1000000000,
+				      .tv_nsec = d % 1000000000};
+		int n = ppoll(fds, 2, &ts, NULL);
+		if (n < 0) {
+			if (errno == EINTR) /* e.g. after SIGSTOP/SIGCONT */
+				continue;
+			fprintf(stderr, "lockctl: poll: %s\n", strerror(errno));
+			return lease_lost(rn, LM_ESYS);
+		}
+		if (fds[1].revents & POLLIN)
+			forward_signals(rn);
+		if (fds[0].revents & POLLIN)
+			return reap(rn);
+	}
+}
+
+/*
+ * Start CMD with the signal mask lockctl had. The exec result comes
+ * back over a close-on-exec pipe, so that a CMD that cannot be run is
+ * reported (and the lock released) by lockctl, not by a stray child.
+ */
+static int spawn(struct run *rn, char **cmd)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) != 0) {
+		fprintf(stderr, "lockctl: pipe: %s\n", strerror(errno));
+		return EX_CTL_OSERR;
+	}
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "lockctl: fork: %s\n", strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		return EX_CTL_OSERR;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		/* The lock dies with lockctl, so CMD must too. getppid
+		 * catches a lockctl that died before prctl took effect. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 ||
+		    getppid() != parent)
+			_exit(EX_CTL_OSERR);
+		sigprocmask(SIG_SETMASK, &rn->oldmask, NULL);
+		execvp(cmd[0], cmd);
+		int e = errno;
+		ssize_t w = write(p[1], &e, sizeof(e));
+		(void)w;
+		_exit(e == ENOENT ? EX_CTL_NOTFOUND : EX_CTL_NOEXEC);
+	}
+	close(p[1]);
+	rn->child = pid;
+	rn->pidfd = pidfd_open(pid, 0);
+	if (rn->pidfd < 0) {
+		fprintf(stderr, "lockctl: pidfd_open: %s (Linux 5.3 or later "
+				"is needed)\n", strerror(errno));
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		close(p[0]);
+		return EX_CTL_OSERR;
+	}
+	int e = 0;
+	ssize_t n;
+	while ((n = read(p[0], &e, sizeof(e))) < 0 && errno == EINTR)
+		;
+	close(p[0]);
+	if (n == (ssize_t)sizeof(e)) {
+		fprintf(stderr, "lockctl: cannot run '%s': %s\n", cmd[0],
+			strerror(e));
+		reap(rn);
+		return e == ENOENT ? EX_CTL_NOTFOUND : EX_CTL_NOEXEC;
+	}
+	return 0;
+}
+
+static int parse_args(struct ctl_global *g, int argc, char **argv,
+		      struct run *rn, int64_t *wait_ms, char ***cmd)
+{
+	static const struct option longopts[] = {
+		{"ttl", required_argument, NULL, 't'},
+		{"wait", required_argument, NULL, 'w'},
+		{"region", required_argument, NULL, 'r'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+	opterr = 0;
+	optind = 0;
+	/* '+': stop at LOCK, so that CMD's own options stay CMD's. */
+	while ((c = getopt_long(argc, argv, "+:t:w:r:h", longopts, NULL)) !=
+	       -1) {
+		switch (c) {
+		case 't':
+			if (ctl_parse_i64(optarg, "--ttl", MIN_TTL_MS,
+					  MAX_TTL_LIMIT_MS,
+					  &rn->ttl_ms))
+				return EX_CTL_USAGE;
+			break;
+		case 'w':
+			if (ctl_parse_i64(optarg, "--wait", -1, MAX_WAIT_MS,
+					  wait_ms))
+				return EX_CTL_USAGE;
+			break;
+		case 'r':
+			g->region_arg = optarg;
+			break;
+		case 'h':
+			run_usage(stdout);
+			exit(EX_CTL_OK);
+		case ':':
+			fprintf(stderr, "lockctl run: option '%s' needs a "
+					"value\n", argv[optind - 1]);
+			return EX_CTL_USAGE;
+		default:
+			fprintf(stderr, "lockctl run: unknown option '%s'\n"
+					"Try 'lockctl run --help'.\n",
+				argv[optind - 1]);
+			return EX_CTL_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "lockctl run: no lock name given\n"
+				"Usage: lockctl run [--ttl MS] [--wait MS] "
+				"LOCK -- CMD [ARG]...\n");
+		return EX_CTL_USAGE;
+	}
+	rn->name = argv[optind++];
+	if (lm_name_check(rn->name, strnlen(rn->name, LM_NAME_MAX + 1)) != 0) {
+		fprintf(stderr, "lockctl: bad lock name '");
+		print_name(rn->name);
+		fprintf(stderr, "': %s\n", lm_strerror(LM_EBADNAME));
+		return EX_CTL_USAGE;
+	}
+	if (optind < argc && strcmp(argv[optind], "--") == 0)
+		optind++;
+	if (optind >= argc) {
+		fprintf(stderr, "lockctl run: no command given after the lock "
+				"name\nUsage: lockctl run [--ttl MS] [--wait MS] "
+				"LOCK -- CMD [ARG]...\n");
+		return EX_CTL_USAGE;
+	}
+	*cmd = argv + optind;
+	rn->cmd = argv[optind];
+	return 0;
+}
+
+static int acquire_error(const struct run *rn, int err, int64_t wait_ms,
+			 int64_t max_ttl)
+{
+	switch (err) {
+	case LM_EBUSY:
+	case LM_ETIMEDOUT:
+		fprintf(stderr, "lockctl: could not acquire ");
+		print_name(rn->name);
+		fprintf(stderr, " within %" PRId64 " ms: %s\n", wait_ms,
+			lm_strerror(err));
+		return EX_CTL_TEMPFAIL;
+	case LM_EBADTTL:
+		fprintf(stderr, "lockctl: --ttl %" PRId64 ": %s; this region's "
+				"max TTL is %" PRId64 " ms\n", rn->ttl_ms,
+			lm_strerror(err), max_ttl);
+		return EX_CTL_USAGE;
+	case LM_EBADNAME:
+		fprintf(stderr, "lockctl: bad lock name '");
+		print_name(rn->name);
+		fprintf(stderr, "': %s\n", lm_strerror(err));
+		return EX_CTL_USAGE;
+	case LM_ESYS:
+		fprintf(stderr, "lockctl: acquiring ");
+		print_name(rn->name);
+		fprintf(stderr, ": %s: %s\n", lm_strerror(err), strerror(errno));
+		return EX_CTL_OSERR;
+	default:
+		/* No quorum, a full table: the service cannot grant. */
+		fprintf(stderr, "lockctl: could not acquire ");
+		print_name(rn->name);
+		fprintf(stderr, ": %s\n", lm_strerror(err));
+		return EX_CTL_UNAVAILABLE;
+	}
+}
+
+int ctl_run(struct ctl_global *g, int argc, char **argv)
+{
+	struct run rn = {.ttl_ms = DEFAULT_TTL_MS, .pidfd = -1, .sigfd = -1};
+	int64_t wait_ms = -1;
+	char **cmd = NULL;
+	int rc = parse_args(g, argc, argv, &rn, &wait_ms, &cmd);
+	if (rc != 0)
+		return rc;
+	rc = ctl_resolve_region(g);
+	if (rc != 0)
+		return rc;
+
+	int err = lm_connect(g->region, &rn.c);
+	if (err != 0)
+		return connect_error(err, g->region);
+	int64_t max_ttl = lm_max_ttl_ms(rn.c);
+	err = lm_acquire(rn.c, rn.name, rn.ttl_ms, wait_ms, &rn.g);
+	if (err != 0) {
+		rc = acquire_error(&rn, err, wait_ms, max_ttl);
+		goto out_disconnect;
+	}
+
+	/* From here on the signals we forward are read from a signalfd.
+	 * (While lm_acquire waits they still kill lockctl, and the
+	 * supervisor then frees its session.) */
+	sigset_t set;
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
+		sigaddset(&set, forwarded[i]);
+	if (sigprocmask(SIG_BLOCK, &set, &rn.oldmask) != 0 ||
+	    (rn.sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
+		fprintf(stderr, "lockctl: signalfd: %s\n", strerror(errno));
+		rc = EX_CTL_OSERR;
+		goto out_release;
+	}
+
+	char token[32];
+	snprintf(token, sizeof(token), "%" PRIu64, rn.g.token);
+	if (setenv("LOCKMGR_LOCK", rn.name, 1) != 0 ||
+	    setenv("LOCKMGR_TOKEN", token, 1) != 0 ||
+	    setenv("LOCKMGR_REGION", g->region, 1) != 0) {
+		fprintf(stderr, "lockctl: setenv: %s\n", strerror(errno));
+		rc = EX_CTL_OSERR;
+		goto out_release;
+	}
+	rc = spawn(&rn, cmd);
+	if (rc != 0)
+		goto out_release;
+	rc = supervise(&rn);
+	if (rc == EX_CTL_LEASELOST)
+		goto out_release;
+
+	err = lm_release(rn.c, &rn.g);
+	if (err == LM_ELEASELOST) {
+		/* CMD finished, but not all of it ran under the lock. */
+		fprintf(stderr, "lockctl: lease on ");
+		print_name(rn.name);
+		fprintf(stderr, " was lost before %s finished (%s); %s exited "
+				"with status %d\n", rn.cmd, lm_strerror(err),
+			rn.cmd, rc);
+		rc = EX_CTL_LEASELOST;
+	}
+	goto out_disconnect;
+
+out_release:
+	/* After a lost lease this touches nothing of a newer holder. */
+	lm_release(rn.c, &rn.g);
+out_disconnect:
+	lm_disconnect(rn.c);
+	if (rn.pidfd >= 0)
+		close(rn.pidfd);
+	if (rn.sigfd >= 0)
+		close(rn.sigfd);
+	return rc;
+}
