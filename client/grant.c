@@ -173,11 +173,23 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 	info->busy_until_ns = 0;
 	info->holder_session = 0;
 
+	/* Count the usable servers first: with fewer than a majority the
+	 * answer is "no quorum", whatever the lock's state, and nothing is
+	 * touched. */
+	uint64_t states[LM_NSERVERS];
+	unsigned up = 0;
+	for (unsigned i = 0; i < LM_NSERVERS; i++)
+		if (lm_server_usable(c, i, &states[i], now_ms))
+			up |= 1u << i;
+	usable = (unsigned)__builtin_popcount(up);
+	info->usable = (int)usable;
+	if (usable < LM_QUORUM)
+		return GRAB_NOQUORUM;
+
 	for (unsigned i = 0; i < LM_NSERVERS && !busy; i++) {
-		uint64_t st;
-		if (!lm_server_usable(c, i, &st, now_ms))
+		if (!(up & (1u << i)))
 			continue;
-		usable++;
+		uint64_t st = states[i];
 		struct lm_slot *slot = lm_slot_of(r, i, lock);
 		const struct lm_server *srv = r->servers[i];
 		int64_t srv_now = lm_server_clock_ms(srv, t0);
@@ -216,14 +228,9 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 		recovered |= abandoned;
 		mask |= 1u << i;
 	}
-	info->usable = (int)usable;
 	if (busy) {
 		give_back(c, lock, g, mask, prev_free);
 		return GRAB_BUSY;
-	}
-	if (usable < LM_QUORUM) {
-		give_back(c, lock, g, mask, prev_free);
-		return GRAB_NOQUORUM;
 	}
 	if (__builtin_popcount(mask) < (int)LM_QUORUM) {
 		give_back(c, lock, g, mask, prev_free);
@@ -316,15 +323,28 @@ int lm_grant_renew(struct lm_client *c, lm_grant *g, int64_t ttl_ms)
 			ok++;
 		} else {
 			atomic_compare_exchange_strong(&slot->owner, &w,
-						       LM_OWNER_FREE);
+						       LM_OWNER_ABANDONED);
 			mask &= ~(1u << i);
 		}
 	}
-	G_MASK(g) = mask;
 	if (ok < LM_QUORUM) {
-		lm_grant_release(c, g);
+		/* Give back what is left at once, marked abandoned (the
+		 * holder worked without a lease), but keep the grant live:
+		 * its release still gets LM_ELEASELOST, not "already
+		 * released". */
+		for (unsigned i = 0; i < LM_NSERVERS; i++) {
+			uint64_t w = G_OWNER(g, i);
+			if (mask & (1u << i))
+				atomic_compare_exchange_strong(
+					&lm_slot_of(r, i, lock)->owner, &w,
+					LM_OWNER_ABANDONED);
+		}
+		G_MASK(g) = 0;
+		if (atomic_load(&r->names[lock].waiters) != 0)
+			lm_wake_next(r, lock);
 		return LM_ELEASELOST;
 	}
+	G_MASK(g) = mask;
 	g->valid_until_ns = t0 + (ttl_ms - lm_drift_ms(ttl_ms)) * 1000000;
 	return 0;
 }
@@ -334,6 +354,10 @@ int lm_grant_release(struct lm_client *c, lm_grant *g)
 	struct lm_region *r = &c->region;
 	uint32_t lock = G_LOCK(g);
 	unsigned kept = 0;
+	/* Released after the lease ended: the critical section outlived
+	 * its lease, so the next holder is told (LM_GRANT_RECOVERED). */
+	bool late = lm_now_ns() >= g->valid_until_ns;
+	uint64_t freed = late ? LM_OWNER_ABANDONED : LM_OWNER_FREE;
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
 		if (!(G_MASK(g) & (1u << i)))
 			continue;
@@ -343,7 +367,7 @@ int lm_grant_release(struct lm_client *c, lm_grant *g)
 		/* Only our own word is ever replaced: a holder that lost its
 		 * lease cannot free a newer holder's grant. */
 		if (atomic_compare_exchange_strong(
-			    &lm_slot_of(r, i, lock)->owner, &w, LM_OWNER_FREE) &&
+			    &lm_slot_of(r, i, lock)->owner, &w, freed) &&
 		    same_life)
 			kept++;
 	}
@@ -353,5 +377,5 @@ int lm_grant_release(struct lm_client *c, lm_grant *g)
 	 * either we see it here, or it sees the slots free. */
 	if (atomic_load(&r->names[lock].waiters) != 0)
 		lm_wake_next(r, lock);
-	return kept >= LM_QUORUM ? 0 : LM_ELEASELOST;
+	return kept >= LM_QUORUM && !late ? 0 : LM_ELEASELOST;
 }
