@@ -52,6 +52,8 @@ BINS := $(BUILD)/lockmgrd $(BUILD)/lockctl $(BUILD)/resctl $(BUILD)/lockbench \
 	$(addprefix $(BUILD)/examples/,$(EXAMPLES))
 
 .PHONY: all test demo bench install clean check-loop
+# Keep object files that pattern rules made on the way.
+.SECONDARY:
 all: $(BUILD)/liblockmgr.a $(BUILD)/liblockmgr.so $(BUILD)/libfencedstore.a \
 	$(BINS)
 

@@ -235,16 +235,20 @@ static bool wait_pidfd(int pidfd, int timeout_ms)
 
 void sup_stop_servers(struct supervisor *sv)
 {
+	/* A paused (SIGSTOP) server cannot act on SIGTERM: continue it
+	 * first. Not after: a SIGCONT then could resume a server that its
+	 * own exit path stopped on purpose (LeakSanitizer's check does). */
 	for (unsigned i = 0; i < LM_NSERVERS; i++)
-		if (sv->servers[i].pidfd >= 0)
+		if (sv->servers[i].pidfd >= 0) {
+			pidfd_send_signal(sv->servers[i].pidfd, SIGCONT, NULL,
+					  0);
 			pidfd_send_signal(sv->servers[i].pidfd, SIGTERM, NULL,
 					  0);
+		}
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
 		struct tracked_server *t = &sv->servers[i];
 		if (t->pidfd < 0)
 			continue;
-		/* A stopped (SIGSTOP) server cannot act on SIGTERM. */
-		pidfd_send_signal(t->pidfd, SIGCONT, NULL, 0);
 		if (!wait_pidfd(t->pidfd, 2000)) {
 			lm_log("supervisor", "server %u did not stop; killing",
 			       i);

@@ -22,7 +22,9 @@
 
 int lm_region_resolve_name(const char *name, char out[LM_REGION_NAME_MAX + 2])
 {
-	if (name == NULL || *name == '\0')
+	if (name != NULL && *name == '\0')
+		return LM_EBADREGION; /* "" given on purpose is a mistake */
+	if (name == NULL)
 		name = getenv("LOCKMGR_REGION");
 	if (name == NULL || *name == '\0')
 		name = LM_DEFAULT_REGION;

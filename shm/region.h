@@ -45,7 +45,8 @@ struct lm_region_params {
 };
 
 /*
- * Resolve the region name: explicit > $LOCKMGR_REGION > "/lockmgr".
+ * Resolve the region name: explicit > $LOCKMGR_REGION > "/lockmgr"; an
+ * explicit empty name is refused (it is a mistake, not "the default").
  * Accepts "name" or "/name"; writes "/name" to out. Returns 0 or
  * LM_EBADREGION.
  */

@@ -1,0 +1,293 @@
+/*
+ * test_cli.c - lockctl, run as a real process against a real lockmgrd:
+ * `run` (exit status, LOCKMGR_TOKEN / LOCKMGR_LOCK), `run --wait 0` on
+ * a held lock, `status` and `status --json`, usage errors and a missing
+ * region.
+ *
+ * Exit statuses (sysexits): 64 usage, 69 service unavailable, 75 lock
+ * busy (temporary failure); `run` otherwise exits with its command's.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "client/lockmgr.h"
+
+static struct harness_lockmgrd d;
+static char lockctl[512];
+static char dir[64];
+
+static void setup(bool with_service)
+{
+	harness_bin_path(lockctl, sizeof(lockctl), "lockctl");
+	if (access(lockctl, X_OK) != 0)
+		fail_msg("%s is not built (LOCKMGR_BIN=%s)", lockctl,
+			 harness_bin_dir());
+	harness_tmpdir(dir, sizeof(dir));
+	if (with_service)
+		harness_lockmgrd_start(&d, "cli", "--max-ttl", "60000", NULL);
+}
+
+static void teardown(void)
+{
+	harness_lockmgrd_stop(&d);
+	/* The scratch dir is flat; the runner removes it on failure. */
+	const char *files[] = {"out", "err", "tok1", "tok2", "lock1", "ran",
+			       "json"};
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		char p[128];
+		snprintf(p, sizeof(p), "%s/%s", dir, files[i]);
+		unlink(p);
+	}
+	rmdir(dir);
+}
+
+static void path_in(char *out, size_t n, const char *file)
+{
+	snprintf(out, n, "%s/%s", dir, file);
+}
+
+/* Run lockctl with args (NULL-terminated), stdout/stderr to dir/out and
+ * dir/err; return its exit status and the outputs. */
+static int ctl(char *out, size_t outn, char *err, size_t errn, ...)
+{
+	char *argv[32];
+	int n = 0;
+	argv[n++] = lockctl;
+	va_list ap;
+	va_start(ap, errn);
+	char *a;
+	while ((a = va_arg(ap, char *)) != NULL && n < 31)
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+	char o[128], e[128];
+	path_in(o, sizeof(o), "out");
+	path_in(e, sizeof(e), "err");
+	int code = harness_run(argv, o, e, 20000);
+	if (out != NULL)
+		harness_read_file(o, out, outn);
+	if (err != NULL)
+		harness_read_file(e, err, errn);
+	return code;
+}
+
+static uint64_t read_token(const char *file)
+{
+	char p[128], buf[64];
+	path_in(p, sizeof(p), file);
+	if (harness_read_file(p, buf, sizeof(buf)) <= 0)
+		fail_msg("the command under lockctl did not write %s", p);
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(buf, &end, 10);
+	if (errno != 0 || end == buf || (*end != '\n' && *end != '\0'))
+		fail_msg("LOCKMGR_TOKEN was \"%s\", not a number", buf);
+	return v;
+}
+
+static lm_client *connect_or_fail(void)
+{
+	lm_client *c = NULL;
+	int rc = lm_connect(d.region, &c);
+	if (rc != 0)
+		fail_msg("lm_connect(%s): %d (%s)", d.region, rc,
+			 lm_strerror(rc));
+	return c;
+}
+
+/* ---------------------------------------------------------------- */
+
+static void run_passes_token_and_lock(void)
+{
+	setup(true);
+	char script[512], err[4096];
+	snprintf(script, sizeof(script),
+		 "echo \"$LOCKMGR_TOKEN\" >%s/tok1; "
+		 "echo \"$LOCKMGR_LOCK\" >%s/lock1; exit 7", dir, dir);
+	int code = ctl(NULL, 0, err, sizeof(err), "-r", d.region, "run",
+		       "/cli/job", "--", "/bin/sh", "-c", script, NULL);
+	if (code != 7)
+		fail_msg("lockctl run ... exit 7 exited %d; stderr: %s", code,
+			 err);
+	uint64_t t1 = read_token("tok1");
+	assert_true(t1 > 0);
+	char p[128], lock[300];
+	path_in(p, sizeof(p), "lock1");
+	assert_true(harness_read_file(p, lock, sizeof(lock)) > 0);
+	assert_string_equal(lock, "/cli/job\n");
+
+	snprintf(script, sizeof(script),
+		 "echo \"$LOCKMGR_TOKEN\" >%s/tok2", dir);
+	code = ctl(NULL, 0, err, sizeof(err), "-r", d.region, "run",
+		   "/cli/job", "--", "/bin/sh", "-c", script, NULL);
+	if (code != 0)
+		fail_msg("lockctl run ... true exited %d; stderr: %s", code,
+			 err);
+	uint64_t t2 = read_token("tok2");
+	if (t2 <= t1)
+		fail_msg("second run got token %llu after %llu",
+			 (unsigned long long)t2, (unsigned long long)t1);
+
+	/* lockctl released it: the API gets it at once, with a larger
+	 * token and no sign of a crash. */
+	lm_client *a = connect_or_fail();
+	lm_grant g;
+	assert_int_equal(lm_acquire(a, "/cli/job", 1000, 0, &g), 0);
+	assert_true(g.token > t2);
+	assert_int_equal(g.flags, 0);
+	assert_int_equal(lm_release(a, &g), 0);
+	assert_int_equal(lm_disconnect(a), 0);
+	teardown();
+}
+HARNESS_CASE(run_passes_token_and_lock, 60)
+
+static void run_wait0_on_held_lock(void)
+{
+	setup(true);
+	lm_client *a = connect_or_fail();
+	lm_grant g;
+	assert_int_equal(lm_acquire(a, "/cli/held", 30000, 0, &g), 0);
+	char script[256], err[4096];
+	snprintf(script, sizeof(script), "touch %s/ran", dir);
+	int64_t t0 = harness_now_ms();
+	int code = ctl(NULL, 0, err, sizeof(err), "-r", d.region, "run",
+		       "--wait", "0", "/cli/held", "--", "/bin/sh", "-c",
+		       script, NULL);
+	int64_t took = harness_now_ms() - t0;
+	if (code != 75)
+		fail_msg("lockctl run --wait 0 on a held lock exited %d, "
+			 "expected 75; stderr: %s", code, err);
+	if (err[0] == '\0')
+		fail_msg("lockctl run --wait 0 on a held lock said nothing on "
+			 "stderr");
+	char p[128];
+	path_in(p, sizeof(p), "ran");
+	if (access(p, F_OK) == 0)
+		fail_msg("lockctl ran the command without the lock");
+	assert_true(took < 10000);
+	/* The holder is undisturbed. */
+	assert_int_equal(lm_renew(a, &g, 30000), 0);
+	assert_int_equal(lm_release(a, &g), 0);
+	assert_int_equal(lm_disconnect(a), 0);
+	teardown();
+}
+HARNESS_CASE(run_wait0_on_held_lock, 60)
+
+static void status_shows_held_lock(void)
+{
+	setup(true);
+	lm_client *a = connect_or_fail();
+	lm_grant g;
+	assert_int_equal(lm_acquire(a, "/cli/status/row17", 30000, 0, &g), 0);
+	char out[65536], err[4096];
+	int code = ctl(out, sizeof(out), err, sizeof(err), "-r", d.region,
+		       "status", NULL);
+	if (code != 0)
+		fail_msg("lockctl status exited %d; stderr: %s", code, err);
+	if (strstr(out, "/cli/status/row17") == NULL)
+		fail_msg("lockctl status does not show the held lock:\n%s",
+			 out);
+	code = ctl(out, sizeof(out), err, sizeof(err), "-r", d.region,
+		   "status", "--json", NULL);
+	if (code != 0)
+		fail_msg("lockctl status --json exited %d; stderr: %s", code,
+			 err);
+	if (strstr(out, "/cli/status/row17") == NULL)
+		fail_msg("lockctl status --json does not show the held "
+			 "lock:\n%s", out);
+	/* It parses as JSON (python3's parser, through the shell). */
+	char json[128], o[128], cmd[512];
+	path_in(json, sizeof(json), "json");
+	path_in(o, sizeof(o), "out");
+	if (rename(o, json) != 0)
+		fail_msg("rename: %s", strerror(errno));
+	snprintf(cmd, sizeof(cmd),
+		 "python3 -c 'import json,sys; json.load(sys.stdin)' <%s",
+		 json);
+	char *sh[] = {"/bin/sh", "-c", cmd, NULL};
+	char perr[128], pmsg[4096];
+	path_in(perr, sizeof(perr), "err");
+	code = harness_run(sh, NULL, perr, 20000);
+	harness_read_file(perr, pmsg, sizeof(pmsg));
+	if (code != 0)
+		fail_msg("lockctl status --json is not valid JSON (python3 "
+			 "exit %d): %s\n%s", code, pmsg, out);
+	assert_int_equal(lm_release(a, &g), 0);
+	assert_int_equal(lm_disconnect(a), 0);
+	teardown();
+}
+HARNESS_CASE(status_shows_held_lock, 60)
+
+static void usage_errors(void)
+{
+	setup(true);
+	char err[4096];
+	int code = ctl(NULL, 0, err, sizeof(err), "-r", d.region,
+		       "--no-such-flag", "status", NULL);
+	if (code != 64)
+		fail_msg("lockctl --no-such-flag status exited %d, expected "
+			 "64; stderr: %s", code, err);
+	assert_true(err[0] != '\0');
+	code = ctl(NULL, 0, err, sizeof(err), "-r", d.region, "run",
+		   "--no-such-flag", "/cli/u", "--", "/bin/true", NULL);
+	if (code != 64)
+		fail_msg("lockctl run --no-such-flag exited %d, expected 64; "
+			 "stderr: %s", code, err);
+	assert_true(err[0] != '\0');
+	code = ctl(NULL, 0, err, sizeof(err), "-r", d.region, "run", "--ttl",
+		   "abc", "/cli/u", "--", "/bin/true", NULL);
+	if (code != 64)
+		fail_msg("lockctl run --ttl abc exited %d, expected 64; "
+			 "stderr: %s", code, err);
+	assert_true(err[0] != '\0');
+	code = ctl(NULL, 0, err, sizeof(err), "-r", d.region,
+		   "no-such-command", NULL);
+	if (code != 64)
+		fail_msg("lockctl no-such-command exited %d, expected 64; "
+			 "stderr: %s", code, err);
+	teardown();
+}
+HARNESS_CASE(usage_errors, 60)
+
+static void missing_region(void)
+{
+	setup(false);
+	char region[LM_REGION_NAME_MAX + 2], err[4096];
+	harness_region_name(region, sizeof(region), "cli-missing");
+	int code = ctl(NULL, 0, err, sizeof(err), "-r", region, "status",
+		       NULL);
+	if (code != 69)
+		fail_msg("lockctl status on a missing region exited %d, "
+			 "expected 69; stderr: %s", code, err);
+	if (strstr(err, "lockmgrd") == NULL)
+		fail_msg("lockctl's message for a missing region does not "
+			 "mention lockmgrd: %s", err);
+	code = ctl(NULL, 0, err, sizeof(err), "-r", region, "run", "/cli/m",
+		   "--", "/bin/true", NULL);
+	if (code != 69)
+		fail_msg("lockctl run on a missing region exited %d, expected "
+			 "69; stderr: %s", code, err);
+	if (strstr(err, "lockmgrd") == NULL)
+		fail_msg("lockctl run's message for a missing region does not "
+			 "mention lockmgrd: %s", err);
+	teardown();
+}
+HARNESS_CASE(missing_region, 60)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		harness_case(run_passes_token_and_lock),
+		harness_case(run_wait0_on_held_lock),
+		harness_case(status_shows_held_lock),
+		harness_case(usage_errors),
+		harness_case(missing_region),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
