@@ -69,7 +69,7 @@ $(BUILD)/liblockmgr.so: $(LIB_OBJ)
 
 # lockmgrd is one binary that also runs as each server (--server-role).
 $(BUILD)/lockmgrd: $(DAEMON_OBJ) $(BUILD)/liblockmgr.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lz
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lz -lurcu-common
 
 $(BUILD)/lockctl: $(LOCKCTL_OBJ) $(BUILD)/liblockmgr.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -71,7 +71,7 @@ int lm_disconnect(lm_client *c)
 				freed = true;
 		}
 		if (freed && atomic_load(&r->names[lock].waiters) != 0)
-			lm_wake_next(r, lock);
+			lm_wake_next(r, lock, c->session);
 	}
 	lm_session_free(r, c->session);
 	lm_region_detach(r);
@@ -86,7 +86,9 @@ int64_t lm_max_ttl_ms(const lm_client *c)
 
 static int check_ttl(const struct lm_client *c, int64_t ttl_ms)
 {
-	return ttl_ms >= 1 && ttl_ms <= c->region.max_ttl_ms ? 0 : LM_EBADTTL;
+	return ttl_ms >= LM_MIN_TTL_MS && ttl_ms <= c->region.max_ttl_ms
+		       ? 0
+		       : LM_EBADTTL;
 }
 
 /* No quorum because the service shut down is "no supervisor". */

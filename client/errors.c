@@ -28,7 +28,7 @@ const char *lm_strerror(int err)
 		return "bad lock name: a name is 1 to 255 bytes with no NUL "
 		       "byte";
 	case LM_EBADTTL:
-		return "bad TTL: a lease lasts from 1 ms up to the region's "
+		return "bad TTL: a lease lasts from 10 ms up to the region's "
 		       "max TTL (lockmgrd --max-ttl)";
 	case LM_ETABLEFULL:
 		return "lock table full: every lock slot is in use; restart "

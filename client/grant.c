@@ -111,8 +111,8 @@ static void give_back(struct lm_client *c, uint32_t lock, lm_grant *g,
 			prev_free[i]);
 	}
 	/* Our partial grant may have made a waiter back off. */
-	if (atomic_load(&c->region.names[lock].waiters) != 0)
-		lm_wake_next(&c->region, lock);
+	if (mask != 0 && atomic_load(&c->region.names[lock].waiters) != 0)
+		lm_wake_next(&c->region, lock, c->session);
 }
 
 /*
@@ -341,7 +341,7 @@ int lm_grant_renew(struct lm_client *c, lm_grant *g, int64_t ttl_ms)
 		}
 		G_MASK(g) = 0;
 		if (atomic_load(&r->names[lock].waiters) != 0)
-			lm_wake_next(r, lock);
+			lm_wake_next(r, lock, c->session);
 		return LM_ELEASELOST;
 	}
 	G_MASK(g) = mask;
@@ -376,6 +376,6 @@ int lm_grant_release(struct lm_client *c, lm_grant *g)
 	/* Pairs with the waiter's increment of waiters before it re-tries:
 	 * either we see it here, or it sees the slots free. */
 	if (atomic_load(&r->names[lock].waiters) != 0)
-		lm_wake_next(r, lock);
+		lm_wake_next(r, lock, c->session);
 	return kept >= LM_QUORUM && !late ? 0 : LM_ELEASELOST;
 }

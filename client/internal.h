@@ -57,7 +57,10 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 			 lm_grant *g, struct grab_info *info);
 int lm_grant_renew(struct lm_client *c, lm_grant *g, int64_t ttl_ms);
 int lm_grant_release(struct lm_client *c, lm_grant *g);
-void lm_wake_next(struct lm_region *r, uint32_t lock);
+/* Wake the head waiter of lock, unless it is session `self` (the caller,
+ * which is awake already); self = LM_NO_SESSION from non-clients. */
+#define LM_NO_SESSION UINT32_MAX
+void lm_wake_next(struct lm_region *r, uint32_t lock, uint32_t self);
 int lm_wait_for_grant(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 		      int64_t deadline_ns, lm_grant *g);
 bool lm_may_barge(const struct lm_region *r, uint32_t lock);

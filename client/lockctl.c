@@ -30,6 +30,9 @@ static void usage(FILE *f)
 "                                  run CMD while holding lock NAME, like\n"
 "                                  flock(1); the lease is renewed while\n"
 "                                  CMD runs\n"
+"  server list|kill|start|pause|resume|skew|isolate|heal N ...\n"
+"                                  list the lock servers, or inject a fault\n"
+"                                  into one ('lockctl server --help')\n"
 "  help [COMMAND]                  show this help, or a command's\n"
 "\n"
 "Options:\n"
@@ -149,6 +152,7 @@ static const struct {
 	{"status", ctl_status},
 	{"run", ctl_run},
 	{"server", ctl_server},
+	{"server", ctl_server},
 	{"help", run_help},
 };
 
@@ -166,7 +170,7 @@ static int run_help(struct ctl_global *g, int argc, char **argv)
 		return commands[i].fn(g, 2, av);
 	}
 	fprintf(stderr, "lockctl: help: no command '%s' (commands: status, "
-			"run)\n", argv[1]);
+			"run, server)\n", argv[1]);
 	return EX_CTL_USAGE;
 }
 

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,9 @@ struct srv_info {
 	uint64_t expired;
 	int64_t skew_offset_ms;
 	int64_t skew_rate_ppm;
+	bool table_lost;       /* restarted without its table: waits for
+	                        * its peers' token marks, not only for
+	                        * its quarantine */
 	bool usable;           /* counts towards a client's quorum now */
 };
 
@@ -146,6 +150,8 @@ static void snap_servers(struct snapshot *s)
 		si->expired = atomic_load(&srv->expired);
 		si->skew_offset_ms = atomic_load(&srv->skew_offset_ms);
 		si->skew_rate_ppm = atomic_load(&srv->skew_rate_ppm);
+		si->table_lost = (atomic_load(&srv->flags) &
+				  LM_SRVF_TOKENS_LOST) != 0;
 		si->hb_age_ms = now_ms - atomic_load(&srv->heartbeat_ms);
 		si->quarantine_ms = 0;
 		si->usable = false;
@@ -333,6 +339,24 @@ static const char *lock_name(const struct snapshot *s, int64_t idx,
 	return lm_name_of(s->r, (uint32_t)idx, len);
 }
 
+/* Append "; "-separated text to buf, never past its end. */
+__attribute__((format(printf, 4, 5)))
+static void note_add(char *buf, size_t n, size_t *k, const char *fmt, ...)
+{
+	if (*k != 0 && *k + 2 < n) {
+		memcpy(buf + *k, "; ", 3);
+		*k += 2;
+	}
+	if (*k >= n)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	int w = vsnprintf(buf + *k, n - *k, fmt, ap);
+	va_end(ap);
+	if (w > 0)
+		*k = *k + (size_t)w < n ? *k + (size_t)w : n - 1;
+}
+
 static void print_human(const struct snapshot *s)
 {
 	const struct lm_region *r = s->r;
@@ -370,23 +394,25 @@ static void print_human(const struct snapshot *s)
 		if (si->hb_age_ms >= 0)
 			snprintf(hb, sizeof(hb), "%lld ms",
 				 (long long)si->hb_age_ms);
-		char note[160] = "";
+		char note[256] = "";
 		size_t k = 0;
 		if (!strcmp(si->state, "recovering"))
-			k += snprintf(note + k, sizeof(note) - k,
-				      "quarantine: %lld ms left; ",
-				      (long long)si->quarantine_ms);
+			note_add(note, sizeof(note), &k,
+				 "quarantine: %lld ms left",
+				 (long long)si->quarantine_ms);
+		if (si->table_lost)
+			note_add(note, sizeof(note), &k,
+				 "table lost: waits for both peers' token "
+				 "marks");
 		if (!strcmp(si->state, "hung"))
-			k += snprintf(note + k, sizeof(note) - k,
-				      "no heartbeat for %lld ms (stopped?); ",
-				      (long long)si->hb_age_ms);
+			note_add(note, sizeof(note), &k,
+				 "no heartbeat for %lld ms (stopped?)",
+				 (long long)si->hb_age_ms);
 		if (si->skew_offset_ms != 0 || si->skew_rate_ppm != 1000000)
-			k += snprintf(note + k, sizeof(note) - k,
-				      "clock skew %+lld ms, rate %lld ppm; ",
-				      (long long)si->skew_offset_ms,
-				      (long long)si->skew_rate_ppm);
-		if (k >= 2 && k < sizeof(note))
-			note[k - 2] = '\0'; /* the last "; " */
+			note_add(note, sizeof(note), &k,
+				 "clock skew %+lld ms, rate %lld ppm",
+				 (long long)si->skew_offset_ms,
+				 (long long)si->skew_rate_ppm);
 		char restarts[24];
 		snprintf(restarts, sizeof(restarts), "%llu",
 			 (unsigned long long)si->restarts);
@@ -560,6 +586,7 @@ static void print_json(const struct snapshot *s)
 			printf("%lld", (long long)si->hb_age_ms);
 		else
 			printf("null");
+		printf(",\"table_lost\":%s", si->table_lost ? "true" : "false");
 		printf(",\"restarts\":%llu,\"quarantine_left_ms\":%lld,"
 		       "\"token_floor\":%llu,\"leases_expired\":%llu,"
 		       "\"skew_offset_ms\":%lld,\"skew_rate_ppm\":%lld}",

@@ -48,6 +48,10 @@ extern "C" {
 #define LM_ERR_FIRST     (-1014)
 #define LM_ERR_LAST      (-1001)
 
+/* The shortest lease: shorter ones leave nothing once the drift bound
+ * (1 ms + 1%) is taken off. */
+#define LM_MIN_TTL_MS 10
+
 /* lm_grant.flags */
 #define LM_GRANT_RECOVERED 0x1u /* the previous holder died or lost its
 				 * lease without releasing: what the lock

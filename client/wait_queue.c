@@ -50,7 +50,7 @@ static int32_t ticket_cmp(uint32_t a, uint32_t b)
 	return (int32_t)(a - b); /* tickets wrap */
 }
 
-void lm_wake_next(struct lm_region *r, uint32_t lock)
+void lm_wake_next(struct lm_region *r, uint32_t lock, uint32_t self)
 {
 	uint32_t n = lm_sessions_in_use(r);
 	int64_t best = -1;
@@ -70,7 +70,8 @@ void lm_wake_next(struct lm_region *r, uint32_t lock)
 			best_ticket = t;
 		}
 	}
-	if (best >= 0)
+	/* Waking ourselves would only make our next sleep return at once. */
+	if (best >= 0 && (uint32_t)best != self)
 		lm_futex_bump_wake(&r->sessions[best].wake, 1);
 }
 
@@ -148,7 +149,7 @@ int lm_wait_for_grant(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 			}
 			if (gr == GRAB_NOQUORUM) {
 				leave_queue(c, lock, true);
-				lm_wake_next(r, lock);
+				lm_wake_next(r, lock, c->session);
 				return LM_ENOQUORUM;
 			}
 			if (gr == GRAB_RETRY)
@@ -159,7 +160,7 @@ int lm_wait_for_grant(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 		}
 		if (now >= deadline_ns) {
 			leave_queue(c, lock, head);
-			lm_wake_next(r, lock); /* pass our turn on */
+			lm_wake_next(r, lock, c->session); /* pass our turn on */
 			return LM_ETIMEDOUT;
 		}
 		if (sleep_until > deadline_ns)

@@ -425,6 +425,9 @@ static void event_loop(struct supervisor *sv)
 			case EV_SESSION:
 				sup_session_died(sv, EV_IDX(d), EV_GEN(d));
 				break;
+			case EV_NEWS:
+				sup_take_session_news(sv);
+				break;
 			}
 		}
 		now = lm_now_ms();

@@ -98,7 +98,7 @@ static unsigned expire_leases(struct lm_region *r, unsigned i,
 			continue;
 		freed++;
 		if (atomic_load(&r->names[lock].waiters) != 0)
-			lm_wake_next(r, lock);
+			lm_wake_next(r, lock, LM_NO_SESSION);
 	}
 	return freed;
 }

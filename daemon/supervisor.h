@@ -2,14 +2,16 @@
  * supervisor.h - lockmgrd's state, shared by its files.
  *
  * Threads: the main thread runs the event loop (signals, server and
- * session pidfds, timers); the registrar thread (session_monitor.c)
- * sleeps on the region's session_seq futex and opens a pidfd for each
- * new session. They share `sessions[]` under `sessions_lock`.
+ * session pidfds, timers) and owns every field here; the registrar thread
+ * (session_monitor.c) sleeps on the region's session_seq futex, opens a
+ * pidfd for each new session and hands it over through news_head/tail
+ * (a liburcu wait-free queue) and the newsfd eventfd.
  */
 #ifndef LOCKMGR_DAEMON_SUPERVISOR_H
 #define LOCKMGR_DAEMON_SUPERVISOR_H
 
 #include <pthread.h>
+#include <urcu/wfcqueue.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -32,7 +34,7 @@ struct lm_options {
 #define EV_SIGNAL  1u
 #define EV_SERVER  2u
 #define EV_SESSION 3u
-#define EV_TIMER   4u
+#define EV_NEWS    4u
 #define EV_DATA(kind, gen, idx)                                           \
 	(((uint64_t)(kind) << 56) | ((uint64_t)(gen) << 24) | (idx))
 #define EV_KIND(d) ((unsigned)((d) >> 56))
@@ -65,8 +67,10 @@ struct supervisor {
 	pthread_t registrar;
 	bool registrar_running;
 	_Atomic bool stopping;
-	pthread_mutex_t sessions_lock;
 	struct tracked_session *sessions; /* max_sessions entries */
+	struct cds_wfcq_head news_head;   /* registrar -> main thread */
+	struct cds_wfcq_tail news_tail;
+	int newsfd;                       /* eventfd: news is queued */
 };
 
 /* servers.c */
@@ -82,6 +86,7 @@ int64_t sup_next_due_ms(struct supervisor *sv);
 int sup_start_registrar(struct supervisor *sv);
 void sup_stop_registrar(struct supervisor *sv);
 void sup_session_died(struct supervisor *sv, uint32_t idx, uint32_t gen);
+void sup_take_session_news(struct supervisor *sv);
 void sup_free_deferred_sessions(struct supervisor *sv, int64_t now_ms);
 
 #endif

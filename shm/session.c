@@ -31,6 +31,10 @@ uint64_t lm_proc_start_time(pid_t pid)
 	char *p = strrchr(buf, ')');
 	if (p == NULL)
 		return 0;
+	/* A zombie (or dying) process is dead for our purposes, even though
+	 * its pid and start time linger until it is reaped. */
+	if (p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'))
+		return 0;
 	p++;
 	for (int field = 2; field < 21 && p != NULL; field++)
 		p = strchr(p + 1, ' ');

@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -123,6 +124,7 @@ HARNESS_CASE(mutex_8x1000, 120)
 struct probe {
 	int rc;
 	int64_t elapsed_ms;
+	int64_t cpu_ms;      /* CPU time the waiter used */
 	int64_t granted_ns;
 	uint64_t token;
 	uint32_t flags;
@@ -183,6 +185,10 @@ static void timeout_client(void *arg)
 	int64_t t0 = harness_now_ns();
 	psh->rc = lm_acquire(c, "/test/timeout", 1000, 300, &g);
 	psh->elapsed_ms = (harness_now_ns() - t0) / 1000000;
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	psh->cpu_ms = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+		      (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
 	if (psh->rc == 0)
 		lm_release(c, &g);
 	assert_int_equal(lm_disconnect(c), 0);
@@ -205,6 +211,11 @@ static void wait_timeout_honoured(void)
 	if (psh->elapsed_ms < 300 || psh->elapsed_ms >= 3000)
 		fail_msg("a 300 ms wait returned after %lld ms",
 			 (long long)psh->elapsed_ms);
+	/* Waiting is sleeping on a futex: a spinning waiter would burn the
+	 * whole 300 ms (a bug once seen here). */
+	if (psh->cpu_ms > 100)
+		fail_msg("the waiter used %lld ms of CPU in a 300 ms wait",
+			 (long long)psh->cpu_ms);
 	/* The waiter left the queue; the holder still holds. */
 	struct watch w;
 	watch_open(&w, "/test/timeout");

@@ -1,0 +1,66 @@
+/*
+ * lockctl.h - what the files of the lockctl command share: exit codes,
+ * the parsed global options and the entry point of each command.
+ */
+#ifndef LOCKMGR_CLIENT_LOCKCTL_H
+#define LOCKMGR_CLIENT_LOCKCTL_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../shm/region.h"
+
+#define LOCKCTL_VERSION "0.1"
+
+/* Exit codes: sysexits.h values where one fits, flock(1)'s habit of 75
+ * for "could not get the lock in time", and a shell's 126/127 for a
+ * command that cannot be run. */
+#define EX_CTL_OK          0
+#define EX_CTL_USAGE       64  /* bad flag, name or number */
+#define EX_CTL_UNAVAILABLE 69  /* no region, no quorum, incompatible */
+#define EX_CTL_LEASELOST   70  /* the lease was lost while CMD ran */
+#define EX_CTL_OSERR       71  /* fork, pidfd or signalfd failed */
+#define EX_CTL_TEMPFAIL    75  /* lock not acquired within --wait */
+#define EX_CTL_NOEXEC      126 /* CMD found but not executable */
+#define EX_CTL_NOTFOUND    127 /* CMD not found */
+
+/* Options that apply to every command. */
+struct ctl_global {
+	const char *region_arg;                 /* -r/--region, or NULL */
+	char region[LM_REGION_NAME_MAX + 2];    /* resolved "/name" */
+};
+
+/* The getopt long option and help line shared by every command. */
+#define CTL_REGION_HELP                                                  \
+	"  -r, --region NAME  region to use (default $LOCKMGR_REGION, else " \
+	"/lockmgr)\n"
+
+/* Resolve g->region from g->region_arg; prints and returns EX_CTL_USAGE
+ * when the name is bad. */
+int ctl_resolve_region(struct ctl_global *g);
+
+/*
+ * Parse a whole decimal integer for option `flag`: digits only (a '-'
+ * only when min < 0), nothing before or after them, within [min, max].
+ * Prints a message naming the flag and the value, and returns -1, on
+ * error.
+ */
+int ctl_parse_i64(const char *s, const char *flag, int64_t min, int64_t max,
+		  int64_t *out);
+
+/* Print `len` bytes of s so that control bytes and quotes cannot upset
+ * a terminal: printable ASCII as is, everything else as \xNN. Returns
+ * the number of columns written. */
+int ctl_print_escaped(FILE *f, const char *s, size_t len);
+
+/* Print a message for a service error from lm_connect/lm_region_attach
+ * and return the exit code that goes with it. why may be NULL. */
+int ctl_service_error(int err, const char *region, const char *why);
+
+/* The commands; argv[0] is the command name. */
+int ctl_status(struct ctl_global *g, int argc, char **argv);
+int ctl_run(struct ctl_global *g, int argc, char **argv);
+int ctl_server(struct ctl_global *g, int argc, char **argv);
+int ctl_server(struct ctl_global *g, int argc, char **argv);
+
+#endif
