@@ -61,6 +61,9 @@ int lm_grant_release(struct lm_client *c, lm_grant *g);
  * which is awake already); self = LM_NO_SESSION from non-clients. */
 #define LM_NO_SESSION UINT32_MAX
 void lm_wake_next(struct lm_region *r, uint32_t lock, uint32_t self);
+/* Wake the first waiter of lock that can act, skipping a stopped head
+ * (the server's remedy for a free lock whose queue does not move). */
+void lm_wake_stalled(struct lm_region *r, uint32_t lock);
 int lm_wait_for_grant(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 		      int64_t deadline_ns, lm_grant *g);
 bool lm_may_barge(const struct lm_region *r, uint32_t lock);

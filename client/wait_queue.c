@@ -75,13 +75,40 @@ void lm_wake_next(struct lm_region *r, uint32_t lock, uint32_t self)
 		lm_futex_bump_wake(&r->sessions[best].wake, 1);
 }
 
+void lm_wake_stalled(struct lm_region *r, uint32_t lock)
+{
+	uint32_t n = lm_sessions_in_use(r);
+	int64_t best = -1;
+	uint32_t best_ticket = 0;
+	for (uint32_t s = 0; s < n; s++) {
+		struct lm_session *ss = &r->sessions[s];
+		if (atomic_load(&ss->waiting_on) != lock + 1 ||
+		    atomic_load(&ss->state) != LM_SESS_LIVE)
+			continue;
+		uint32_t t = atomic_load(&ss->wait_ticket);
+		if (best >= 0 && ticket_cmp(t, best_ticket) >= 0)
+			continue;
+		if (!lm_session_process_running(ss))
+			continue; /* stopped or gone: it cannot take its turn */
+		best = s;
+		best_ticket = t;
+	}
+	if (best >= 0)
+		lm_futex_bump_wake(&r->sessions[best].wake, 1);
+}
+
 /*
- * Is no live waiter ahead of us? With check_alive, waiters whose process
- * is gone are skipped: that only matters when no supervisor frees them.
+ * Is no waiter that can act ahead of us? A waiter whose process is
+ * stopped (SIGSTOP, Ctrl-Z, a debugger) or gone cannot take its turn, so
+ * it is skipped: otherwise one frozen waiter would keep everyone behind
+ * it off a free lock for as long as it stays frozen. Checking costs a
+ * read of /proc per waiter ahead, paid only by waiters that are not the
+ * head, on their way back to sleep.
  */
 static bool is_head(struct lm_client *c, uint32_t lock, uint32_t ticket,
 		    bool check_alive)
 {
+	(void)check_alive;
 	struct lm_region *r = &c->region;
 	uint32_t n = lm_sessions_in_use(r);
 	for (uint32_t s = 0; s < n; s++) {
@@ -93,7 +120,7 @@ static bool is_head(struct lm_client *c, uint32_t lock, uint32_t ticket,
 		    atomic_load(&ss->state) != LM_SESS_LIVE ||
 		    ticket_cmp(atomic_load(&ss->wait_ticket), ticket) >= 0)
 			continue;
-		if (check_alive && !lm_session_process_alive(ss))
+		if (!lm_session_process_running(ss))
 			continue;
 		return false;
 	}

@@ -53,12 +53,48 @@ static void on_term(int sig)
 	stop_requested = 1;
 }
 
+/* Is lock free (no live grant) on a majority of the tables? */
+static bool lock_looks_free(struct lm_region *r, uint32_t lock,
+			    int64_t now_ns)
+{
+	unsigned free = 0;
+	for (unsigned j = 0; j < LM_NSERVERS; j++) {
+		struct lm_server *s = r->servers[j];
+		uint64_t w = atomic_load(&lm_slot_of(r, j, lock)->owner);
+		uint64_t lease = atomic_load(&lm_slot_of(r, j, lock)->lease);
+		if (LM_OWNER_SESSION(w) == 0 ||
+		    LM_OWNER_EPOCH(w) !=
+			    (uint32_t)(LM_SRV_EPOCH(atomic_load(&s->state)) &
+				       0xffffu) ||
+		    (LM_LEASE_TAG(lease) == LM_OWNER_TAG(w) &&
+		     LM_LEASE_EXPIRY(lease) <= lm_server_clock_ms(s, now_ns)))
+			free++;
+	}
+	return free >= LM_QUORUM;
+}
+
+/* Is this the lowest-numbered server that is up? It alone watches for
+ * stalled queues, so that a stall costs one wake-up, not three. */
+static bool first_server_up(struct lm_region *r, unsigned i, int64_t now_ms)
+{
+	for (unsigned j = 0; j < i; j++) {
+		uint64_t st = atomic_load(&r->servers[j]->state);
+		if (LM_SRV_STATE(st) == LM_SRV_UP &&
+		    now_ms - atomic_load(&r->servers[j]->heartbeat_ms) <=
+			    LM_HEARTBEAT_STALE_MS)
+			return false;
+	}
+	return true;
+}
+
 static unsigned expire_leases(struct lm_region *r, unsigned i,
 			      uint64_t epoch, uint32_t *cursor)
 {
+	int64_t now_ns = lm_now_ns();
+	bool watch_queues = first_server_up(r, i, now_ns / 1000000);
 	struct lm_server *srv = r->servers[i];
 	uint32_t n = lm_names_in_use(r);
-	int64_t srv_now = lm_server_clock_ms(srv, lm_now_ns());
+	int64_t srv_now = lm_server_clock_ms(srv, now_ns);
 	unsigned freed = 0;
 	if (*cursor >= n)
 		*cursor = 0;
@@ -68,6 +104,12 @@ static unsigned expire_leases(struct lm_region *r, unsigned i,
 	*cursor = end;
 	for (; lock < end; lock++) {
 		struct lm_slot *slot = lm_slot_of(r, i, lock);
+		/* A free lock with waiters is normally a hand-off in flight;
+		 * if its head is frozen (SIGSTOP) it would stay so forever.
+		 * Wake the first waiter that can act. */
+		if (watch_queues && atomic_load(&r->names[lock].waiters) != 0 &&
+		    lock_looks_free(r, lock, now_ns))
+			lm_wake_stalled(r, lock);
 		uint64_t w = atomic_load_explicit(&slot->owner,
 						  memory_order_acquire);
 		if (LM_OWNER_SESSION(w) == 0)

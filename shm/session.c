@@ -14,33 +14,47 @@
 #include "../client/lockmgr.h"
 #include "futex.h"
 
-uint64_t lm_proc_start_time(pid_t pid)
+/*
+ * Read /proc/PID/stat: the process state letter and its start time
+ * (clock ticks since boot). Returns false if the process is gone.
+ */
+static bool proc_stat(pid_t pid, char *state, uint64_t *start_time)
 {
 	char path[64], buf[1024];
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return 0;
+		return false;
 	ssize_t n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	if (n <= 0)
-		return 0;
+		return false;
 	buf[n] = '\0';
 	/* The command name (field 2) may hold spaces and parentheses:
-	 * count fields from the last ')'. starttime is field 22. */
+	 * count fields from the last ')'. Field 3 is the state, field 22
+	 * the start time. */
 	char *p = strrchr(buf, ')');
-	if (p == NULL)
-		return 0;
-	/* A zombie (or dying) process is dead for our purposes, even though
-	 * its pid and start time linger until it is reaped. */
-	if (p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'))
-		return 0;
+	if (p == NULL || p[1] != ' ')
+		return false;
+	*state = p[2];
 	p++;
 	for (int field = 2; field < 21 && p != NULL; field++)
 		p = strchr(p + 1, ' ');
 	if (p == NULL)
+		return false;
+	*start_time = strtoull(p + 1, NULL, 10);
+	return true;
+}
+
+uint64_t lm_proc_start_time(pid_t pid)
+{
+	char state;
+	uint64_t start;
+	if (!proc_stat(pid, &state, &start))
 		return 0;
-	return strtoull(p + 1, NULL, 10);
+	/* A zombie (or dying) process is dead for our purposes, even though
+	 * its pid and start time linger until it is reaped. */
+	return state == 'Z' || state == 'X' ? 0 : start;
 }
 
 bool lm_session_process_alive(const struct lm_session *s)
@@ -53,6 +67,17 @@ bool lm_session_process_alive(const struct lm_session *s)
 	uint64_t st = lm_proc_start_time(pid);
 	/* 0: /proc unreadable or process gone between the calls. */
 	return st != 0 && st == atomic_load(&s->start_time);
+}
+
+bool lm_session_process_running(const struct lm_session *s)
+{
+	pid_t pid = atomic_load(&s->pid);
+	char state;
+	uint64_t start;
+	if (pid <= 0 || !proc_stat(pid, &state, &start))
+		return false;
+	return start == atomic_load(&s->start_time) && state != 'Z' &&
+	       state != 'X' && state != 'T' && state != 't';
 }
 
 void lm_session_notify(struct lm_region *r)

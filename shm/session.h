@@ -17,6 +17,9 @@ uint64_t lm_proc_start_time(pid_t pid);
 /* Is the process that registered session s still the one alive? */
 bool lm_session_process_alive(const struct lm_session *s);
 
+/* ... and able to act: alive and not stopped (SIGSTOP, a debugger). */
+bool lm_session_process_running(const struct lm_session *s);
+
 /*
  * Claim a free session slot for the calling process. Returns the slot
  * index or LM_ESESSIONS.

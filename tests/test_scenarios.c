@@ -974,12 +974,98 @@ static void resctl_cli_fencing(void)
 	fs_close(s);
 }
 
+
+/* ---- a frozen waiter does not block the queue ----------------------- */
+
+struct fw_shared {
+	char region[LM_REGION_NAME_MAX + 2];
+	int rc;
+	int64_t granted_ns;
+};
+
+static void frozen_waiter_main(void *arg)
+{
+	struct fw_shared *f = arg;
+	lm_client *c;
+	assert_int_equal(lm_connect(f->region, &c), 0);
+	lm_grant g;
+	/* Queued first; frozen by the test while it waits. */
+	if (lm_acquire(c, "fw/x", 2000, 60000, &g) == 0)
+		lm_release(c, &g);
+	lm_disconnect(c);
+}
+
+static void next_waiter_main(void *arg)
+{
+	struct fw_shared *f = arg;
+	lm_client *c;
+	assert_int_equal(lm_connect(f->region, &c), 0);
+	lm_grant g;
+	f->rc = lm_acquire(c, "fw/x", 2000, 5000, &g);
+	f->granted_ns = harness_now_ns();
+	if (f->rc == 0)
+		lm_release(c, &g);
+	lm_disconnect(c);
+}
+
+/*
+ * The head of the queue is frozen with SIGSTOP (Ctrl-Z, a debugger) while
+ * it waits. When the lock is released, the waiter behind it must get it
+ * within a few server ticks, not be kept off a free lock until its own
+ * wait times out.
+ */
+static void frozen_waiter(void)
+{
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "fwait", NULL);
+	struct lm_region r;
+	attach(d.region, &r);
+	struct fw_shared *f = harness_shared(sizeof(*f));
+	snprintf(f->region, sizeof(f->region), "%s", d.region);
+	lm_client *a;
+	assert_int_equal(lm_connect(d.region, &a), 0);
+	lm_grant ga;
+	assert_int_equal(lm_acquire(a, "fw/x", 2000, 0, &ga), 0);
+
+	pid_t head = harness_fork(frozen_waiter_main, f);
+	HARNESS_WAIT_FOR(queued_waiters(&r, "fw/x") == 1, 5000,
+			 "the first waiter never queued");
+	kill(head, SIGSTOP);
+	wait_stopped(head, "the first waiter");
+	pid_t next = harness_fork(next_waiter_main, f);
+	HARNESS_WAIT_FOR(queued_waiters(&r, "fw/x") == 2, 5000,
+			 "the second waiter never queued");
+
+	int64_t released = harness_now_ns();
+	assert_int_equal(lm_release(a, &ga), 0);
+	harness_expect_exit(next, 10000, 0, "second waiter");
+	if (f->rc != 0)
+		fail_msg("the waiter behind a frozen one got %d (%s) instead "
+			 "of the free lock", f->rc, lm_strerror(f->rc));
+	double took = ms_of(f->granted_ns - released);
+	fprintf(stderr, "frozen_waiter: the next waiter had the lock %.1f ms "
+			"after the release\n", took);
+	/* Servers look for stalled queues every 20 ms tick; a waiter's own
+	 * periodic re-check (1 s) must not be what saves it. */
+	if (took > 500)
+		fail_msg("the lock stayed free for %.0f ms behind a frozen "
+			 "waiter", took);
+
+	kill(head, SIGKILL);
+	harness_reap(head, 5000, "frozen waiter");
+	lm_disconnect(a);
+	lm_region_detach(&r);
+	harness_shared_free(f, sizeof(*f));
+	harness_lockmgrd_stop(&d);
+}
+
 HARNESS_CASE(death_detection, 60)
 HARNESS_CASE(no_release_on_exit, 30)
 HARNESS_CASE(clean_release_no_flag, 30)
 HARNESS_CASE(frozen_holder, 30)
 HARNESS_CASE(lockctl_run_frozen, 40)
 HARNESS_CASE(resctl_cli_fencing, 30)
+HARNESS_CASE(frozen_waiter, 30)
 
 int main(void)
 {
@@ -990,6 +1076,7 @@ int main(void)
 		harness_case(frozen_holder),
 		harness_case(lockctl_run_frozen),
 		harness_case(resctl_cli_fencing),
+		harness_case(frozen_waiter),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
