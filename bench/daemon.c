@@ -1,0 +1,187 @@
+/*
+ * daemon.c - starting, watching and stopping our own lockmgrd.
+ */
+#include "daemon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../shm/layout.h"
+#include "../shm/region.h"
+#include "bench.h"
+
+/* How long a server's heartbeat may be old and still count as UP
+ * (servers beat every 20 ms). */
+#define HEARTBEAT_FRESH_MS 200
+
+static volatile pid_t supervisor;
+
+/* Are the supervisor RUNNING and all servers UP with a fresh beat? */
+static bool all_up(const char *region, char *why, size_t n)
+{
+	struct lm_region r;
+	if (lm_region_attach(&r, region, why, n) != 0)
+		return false;
+	int64_t now = bench_now_ns() / 1000000;
+	unsigned up = 0;
+	for (unsigned i = 0; i < LM_NSERVERS; i++) {
+		uint64_t st = atomic_load(&r.servers[i]->state);
+		int64_t hb = atomic_load(&r.servers[i]->heartbeat_ms);
+		if (LM_SRV_STATE(st) == LM_SRV_UP &&
+		    now - hb < HEARTBEAT_FRESH_MS)
+			up++;
+	}
+	bool running = atomic_load(&r.hdr->supervisor_state) == LM_SUP_RUNNING;
+	lm_region_detach(&r);
+	snprintf(why, n, "%s, %u of 3 servers up",
+		 running ? "supervisor running" : "supervisor not running", up);
+	return running && up == LM_NSERVERS;
+}
+
+int lmd_start(void)
+{
+	if (access(bench_cfg.lockmgrd, X_OK) != 0) {
+		fprintf(stderr, "lockbench: cannot run lockmgrd at %s: %s\n"
+				"Build it (make) or name it with --lockmgrd "
+				"PATH.\n",
+			bench_cfg.lockmgrd, strerror(errno));
+		return -1;
+	}
+	char max_locks[16];
+	snprintf(max_locks, sizeof(max_locks), "%u", bench_cfg.max_locks);
+	/* The lease cap must admit our TTL; the quarantine it also sets
+	 * never applies, since no server is restarted. */
+	char max_ttl[24];
+	snprintf(max_ttl, sizeof(max_ttl), "%lld",
+		 (long long)bench_cfg.ttl_ms);
+	char *argv[] = {
+		(char *)bench_cfg.lockmgrd, "-q", "-r", bench_cfg.region,
+		"--max-locks", max_locks, "--max-sessions", "256",
+		"--max-ttl", max_ttl, "--restart-delay", "-1", NULL,
+	};
+	fflush(stdout);
+	fflush(stderr);
+	pid_t pid = fork();
+	if (pid < 0) {
+		perror("lockbench: fork");
+		return -1;
+	}
+	if (pid == 0) {
+		int nul = open("/dev/null", O_RDWR);
+		if (nul >= 0) {
+			dup2(nul, STDIN_FILENO);
+			dup2(nul, STDOUT_FILENO);
+		}
+		/* Our process group, so that whoever kills lockbench's
+		 * group (a test runner's timeout) kills it too; a ^C
+		 * reaches it as well, and lockmgrd stops cleanly on SIGINT
+		 * (removing the region). */
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		execv(argv[0], argv);
+		fprintf(stderr, "lockbench: exec %s: %s\n", argv[0],
+			strerror(errno));
+		_exit(127);
+	}
+	supervisor = pid;
+	int64_t deadline = bench_now_ns() + INT64_C(30) * 1000000000;
+	char why[256] = "region not created yet";
+	while (!all_up(bench_cfg.region, why, sizeof(why))) {
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			supervisor = 0;
+			fprintf(stderr, "lockbench: lockmgrd exited (status "
+					"0x%x) before serving %s\n",
+				st, bench_cfg.region);
+			return -1;
+		}
+		if (bench_now_ns() > deadline) {
+			fprintf(stderr, "lockbench: lockmgrd did not serve %s "
+					"within 30 s (%s)\n",
+				bench_cfg.region, why);
+			lmd_stop();
+			return -1;
+		}
+		bench_sleep_ns(2000000);
+	}
+	return 0;
+}
+
+void lmd_stop(void)
+{
+	pid_t pid = supervisor;
+	if (pid <= 0)
+		return;
+	kill(pid, SIGTERM);
+	int64_t deadline = bench_now_ns() + INT64_C(10) * 1000000000;
+	int st;
+	while (waitpid(pid, &st, WNOHANG) == 0) {
+		if (bench_now_ns() > deadline) {
+			fprintf(stderr, "lockbench: lockmgrd did not stop on "
+					"SIGTERM within 10 s; killing it\n");
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			break;
+		}
+		bench_sleep_ns(2000000);
+	}
+	supervisor = 0;
+	/* Normally lockmgrd removed it; after a SIGKILL we do. */
+	shm_unlink(bench_cfg.region);
+}
+
+void lmd_stop_signal_safe(void)
+{
+	pid_t pid = supervisor;
+	if (pid <= 0)
+		return;
+	kill(pid, SIGTERM);
+	/* Wait (bounded) for it to remove the region: whoever killed us
+	 * may kill our whole process group next. Only waitpid and
+	 * nanosleep: this runs in a signal handler. */
+	for (int i = 0; i < 500; i++) {
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return;
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = 10000000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+int lmd_kill_server(unsigned idx)
+{
+	struct lm_region r;
+	char why[256];
+	if (idx >= LM_NSERVERS ||
+	    lm_region_attach(&r, bench_cfg.region, why, sizeof(why)) != 0)
+		return -1;
+	int rc = -1;
+	pid_t pid = atomic_load(&r.servers[idx]->pid);
+	if (pid <= 0 || kill(pid, SIGKILL) != 0) {
+		fprintf(stderr, "lockbench: cannot kill server %u (pid %d)\n",
+			idx, (int)pid);
+		goto out;
+	}
+	/* The supervisor sees the death on a pidfd and marks it DOWN. */
+	int64_t deadline = bench_now_ns() + INT64_C(10) * 1000000000;
+	while (bench_now_ns() < deadline) {
+		uint64_t st = atomic_load(&r.servers[idx]->state);
+		if (LM_SRV_STATE(st) == LM_SRV_DOWN) {
+			rc = 0;
+			goto out;
+		}
+		bench_sleep_ns(1000000);
+	}
+	fprintf(stderr, "lockbench: server %u not marked DOWN within 10 s\n",
+		idx);
+out:
+	lm_region_detach(&r);
+	return rc;
+}

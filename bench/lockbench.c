@@ -1,0 +1,313 @@
+/*
+ * lockbench.c - main: options, our own lockmgrd, the scenarios in order,
+ * the report.
+ *
+ *   lockbench [--quick] [--out DIR] [--lockmgrd PATH] [--scenarios LIST]
+ *             [--primitives LIST] [--rounds N] [--duration MS]
+ *
+ * Exit status: 0 when every scenario ran and every shared counter was
+ * exact; 1 when a counter was off or a worker failed (mutual exclusion
+ * broken, or a primitive erred); 2 when lockbench could not run at all;
+ * 64 on a usage error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "daemon.h"
+#include "primitives.h"
+#include "procs.h"
+#include "report.h"
+#include "scenarios.h"
+
+#define EX_USAGE 64
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"Usage: lockbench [OPTION]...\n"
+"Measure lockmgr against the host's own locks - a robust pthread mutex,\n"
+"flock(2), OFD locks, a POSIX and a SysV semaphore, a bare futex - in one\n"
+"run, interleaved, and report ratios. Starts its own lockmgrd on a\n"
+"private region and stops it at the end.\n"
+"\n"
+"  --quick             every scenario at small sizes and short runs\n"
+"                      (under 30 s): a smoke test, not a measurement\n"
+"  --out DIR           write lockbench.csv, plot data and PNGs to DIR\n"
+"                      (default bench/results; created if missing)\n"
+"  --lockmgrd PATH     the lockmgrd to start (default: next to lockbench)\n"
+"  --scenarios LIST    comma-separated, by number or name:\n"
+"                        1 uncontended, 2 contended, 3 handoff, 4 crash,\n"
+"                        5 manylocks, 6 serverdown (default: all)\n"
+"  --primitives LIST   comma-separated: robust-mutex, flock, ofd,\n"
+"                      posix-sem, sysv-sem, futex, lockmgr, lockmgr-ref\n"
+"                      (default: all)\n"
+"  --rounds N          interleaved rounds per measurement (default 3,\n"
+"                      quick 1)\n"
+"  --duration MS       length of one timed run (default 500, quick 150)\n"
+"  -h, --help          show this help\n"
+"\n"
+"Exit status: 0 all counters exact, 1 a counter or a worker failed,\n"
+"2 could not run.\n");
+}
+
+static void set_defaults(bool quick)
+{
+	struct bench_config *c = &bench_cfg;
+	c->quick = quick;
+	c->ttl_ms = 10000;
+	c->rounds = quick ? 1 : 3;
+	c->duration_ms = quick ? 150 : 500;
+	c->uncontended_iters = quick ? 20000 : 200000;
+	c->handoff_iters = quick ? 100 : 1000;
+	c->crash_iters = quick ? 2 : 10;
+	c->crash_timeout_ms = quick ? 300 : 1000;
+	c->sample_cap = quick ? 4096 : 16384;
+	c->many_small = 1000;
+	c->many_large = quick ? 10000 : 1000000;
+	/* The names of the large run, the small one and a few more, in a
+	 * power of two. About 488 bytes a lock: 512 MB at full size. */
+	c->max_locks = quick ? 16384 : 1048576;
+}
+
+static int parse_scenarios(const char *list, unsigned *mask)
+{
+	*mask = 0;
+	char *copy = strdup(list), *save = NULL;
+	int rc = 0;
+	for (char *t = strtok_r(copy, ",", &save); t != NULL;
+	     t = strtok_r(NULL, ",", &save)) {
+		int found = -1;
+		for (int s = 0; s < SCEN_COUNT; s++) {
+			char num[4];
+			snprintf(num, sizeof(num), "%d", s + 1);
+			if (strcmp(t, num) == 0 ||
+			    strcmp(t, scenario_key((enum scenario)s)) == 0)
+				found = s;
+		}
+		if (found < 0) {
+			rc = -1;
+			break;
+		}
+		*mask |= 1u << found;
+	}
+	free(copy);
+	return rc;
+}
+
+static int parse_pos(const char *s, const char *flag, long long *out)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v <= 0) {
+		fprintf(stderr, "lockbench: %s: '%s' is not a positive number\n",
+			flag, s);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* lockmgrd next to our own binary. */
+static char *default_lockmgrd(void)
+{
+	static char path[PATH_MAX + 16];
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return "lockmgrd";
+	self[n] = '\0';
+	snprintf(path, sizeof(path), "%s/lockmgrd", dirname(self));
+	return path;
+}
+
+static int mkdir_p(const char *dir)
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s", dir);
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0777) != 0 && errno != EEXIST)
+			return -1;
+		*s = '/';
+	}
+	return mkdir(p, 0777) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static unsigned prims_mask;
+
+static int parse_options(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"quick", no_argument, NULL, 'Q'},
+		{"out", required_argument, NULL, 'o'},
+		{"lockmgrd", required_argument, NULL, 'l'},
+		{"scenarios", required_argument, NULL, 's'},
+		{"primitives", required_argument, NULL, 'p'},
+		{"rounds", required_argument, NULL, 'r'},
+		{"duration", required_argument, NULL, 'd'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	/* --quick changes the defaults the other options override, so it
+	 * is looked for first. */
+	bool quick = false;
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--quick") == 0)
+			quick = true;
+	set_defaults(quick);
+	bench_cfg.out_dir = "bench/results";
+	bench_cfg.lockmgrd = NULL;
+	bench_cfg.scenarios = (1u << SCEN_COUNT) - 1;
+	prims_mask = (1u << PRIM_COUNT) - 1;
+	long long v;
+	int c;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'Q':
+			break;
+		case 'o':
+			bench_cfg.out_dir = optarg;
+			break;
+		case 'l':
+			bench_cfg.lockmgrd = optarg;
+			break;
+		case 's':
+			if (parse_scenarios(optarg, &bench_cfg.scenarios) != 0) {
+				fprintf(stderr, "lockbench: --scenarios: "
+						"unknown scenario in '%s'\n",
+					optarg);
+				return EX_USAGE;
+			}
+			break;
+		case 'p':
+			if (prim_parse_list(optarg, &prims_mask) != 0) {
+				fprintf(stderr, "lockbench: --primitives: "
+						"unknown primitive in '%s'\n",
+					optarg);
+				return EX_USAGE;
+			}
+			break;
+		case 'r':
+			if (parse_pos(optarg, "--rounds", &v) != 0 || v > 16)
+				return EX_USAGE;
+			bench_cfg.rounds = (int)v;
+			break;
+		case 'd':
+			if (parse_pos(optarg, "--duration", &v) != 0)
+				return EX_USAGE;
+			bench_cfg.duration_ms = v;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			fprintf(stderr, "Try 'lockbench --help'.\n");
+			return EX_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "lockbench: unexpected argument '%s'\n"
+				"Try 'lockbench --help'.\n", argv[optind]);
+		return EX_USAGE;
+	}
+	if (bench_cfg.lockmgrd == NULL)
+		bench_cfg.lockmgrd = default_lockmgrd();
+	return 0;
+}
+
+static void on_signal(int sig)
+{
+	/* Only async-signal-safe calls: kill, semctl, write, _exit. */
+	procs_kill_all_signal_safe();
+	lmd_stop_signal_safe();
+	prim_host_cleanup_signal_safe();
+	static const char msg[] = "\nlockbench: interrupted\n";
+	ssize_t w = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+	(void)w;
+	_exit(128 + sig);
+}
+
+int main(int argc, char **argv)
+{
+	int rc = parse_options(argc, argv);
+	if (rc != 0)
+		return rc;
+	bench_mark_main();
+	snprintf(bench_cfg.region, sizeof(bench_cfg.region), "/lockbench-%d",
+		 (int)getpid());
+	if (mkdir_p(bench_cfg.out_dir) != 0) {
+		fprintf(stderr, "lockbench: cannot create %s: %s\n",
+			bench_cfg.out_dir, strerror(errno));
+		return 2;
+	}
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+
+	const unsigned lm = (1u << PRIM_LOCKMGR) | (1u << PRIM_LOCKMGR_REF);
+	bool need_lmd = (prims_mask & lm) != 0;
+	int64_t t0 = bench_now_ns();
+	if (need_lmd) {
+		bench_progress("starting lockmgrd (%s, %u locks)",
+			       bench_cfg.region, bench_cfg.max_locks);
+		if (lmd_start() != 0)
+			return 2;
+	}
+
+	unsigned sc = bench_cfg.scenarios;
+	if (sc & (1u << SCEN_UNCONTENDED))
+		scen_uncontended(prims_mask);
+	if (sc & (1u << SCEN_CONTENDED))
+		scen_contended(prims_mask);
+	if (sc & (1u << SCEN_HANDOFF))
+		scen_handoff(prims_mask);
+	if (sc & (1u << SCEN_CRASH))
+		scen_crash(prims_mask);
+	if (sc & (1u << SCEN_MANYLOCKS))
+		scen_manylocks(prims_mask);
+	/* Last: it leaves a server down. */
+	if ((sc & (1u << SCEN_SERVERDOWN)) && need_lmd)
+		scen_serverdown(prims_mask);
+
+	if (need_lmd) {
+		bench_progress("stopping lockmgrd");
+		prim_lockmgr_shutdown();
+		lmd_stop();
+	}
+	double secs = (double)(bench_now_ns() - t0) / 1e9;
+	bench_progress_done();
+
+	report_table(stdout, sc, prims_mask);
+	int frc = report_csv(bench_cfg.out_dir);
+	int prc = (sc & (1u << SCEN_CONTENDED))
+			  ? report_plots(bench_cfg.out_dir, prims_mask)
+			  : 0;
+	printf("\nran in %.1f s on %ld CPUs; CSV: %s/lockbench.csv", secs,
+	       sysconf(_SC_NPROCESSORS_ONLN), bench_cfg.out_dir);
+	if (prc == 0 && (sc & (1u << SCEN_CONTENDED)))
+		printf("; plots: %s/throughput.png, %s/latency_cdf_p16.png",
+		       bench_cfg.out_dir, bench_cfg.out_dir);
+	printf("\n");
+	int failures = bench_failures();
+	if (failures != 0) {
+		printf("lockbench: %d FAILURE%s (see above): exit 1\n",
+		       failures, failures == 1 ? "" : "S");
+		return 1;
+	}
+	return frc != 0 ? 2 : 0;
+}

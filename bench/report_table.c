@@ -1,0 +1,514 @@
+/*
+ * report_table.c - the table on the terminal.
+ *
+ * Ratios are spelled so that no reader has to guess their direction:
+ * "cost/robust" is this primitive's time divided by the robust mutex's
+ * (above 1 = slower), "thru/flock" is its throughput divided by
+ * flock's (above 1 = faster).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bench.h"
+#include "primitives.h"
+#include "report.h"
+#include "results.h"
+#include "scenarios.h"
+
+#define W_NAME 14
+
+/* ---- number formatting --------------------------------------------- */
+
+static const char *fmt_ns(char *b, size_t n, double v)
+{
+	if (isnan(v))
+		snprintf(b, n, "n/a");
+	else if (isinf(v))
+		snprintf(b, n, "never");
+	else if (v < 1e3)
+		snprintf(b, n, "%.1f ns", v);
+	else if (v < 1e6)
+		snprintf(b, n, "%.1f us", v / 1e3);
+	else if (v < 1e9)
+		snprintf(b, n, "%.2f ms", v / 1e6);
+	else
+		snprintf(b, n, "%.2f s", v / 1e9);
+	return b;
+}
+
+static const char *fmt_ops(char *b, size_t n, double v)
+{
+	if (isnan(v))
+		snprintf(b, n, "n/a");
+	else if (v >= 1e6)
+		snprintf(b, n, "%.2fM", v / 1e6);
+	else if (v >= 1e3)
+		snprintf(b, n, "%.1fk", v / 1e3);
+	else
+		snprintf(b, n, "%.0f", v);
+	return b;
+}
+
+static const char *fmt_x(char *b, size_t n, double v)
+{
+	if (isnan(v))
+		snprintf(b, n, "n/a");
+	else if (isinf(v))
+		snprintf(b, n, "inf");
+	else if (v >= 100)
+		snprintf(b, n, "%.0fx", v);
+	else
+		snprintf(b, n, "%.2fx", v);
+	return b;
+}
+
+static const char *fmt_num(char *b, size_t n, double v, int prec)
+{
+	if (isnan(v))
+		snprintf(b, n, "n/a");
+	else
+		snprintf(b, n, "%.*f", prec, v);
+	return b;
+}
+
+static const char *fmt_pct(char *b, size_t n, double v)
+{
+	if (isnan(v))
+		snprintf(b, n, "-");
+	else
+		snprintf(b, n, "%.0f%%", v * 100);
+	return b;
+}
+
+/* a / b for two finite values, else NAN ("never" / x is no ratio). */
+static double ratio(double a, double b)
+{
+	if (isnan(a) || isnan(b) || isinf(a) || isinf(b) || b == 0)
+		return NAN;
+	return a / b;
+}
+
+static void heading(FILE *f, enum scenario s, const char *title)
+{
+	fprintf(f, "\n%d. %s\n", (int)s + 1, title);
+}
+
+static void notes(FILE *f, enum scenario s)
+{
+	const char *const *v;
+	size_t n = results_notes(s, &v);
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "   note: %s\n", v[i]);
+}
+
+static bool on(unsigned prims, int i)
+{
+	return (prims & (1u << i)) != 0;
+}
+
+/* ---- the scenarios ------------------------------------------------- */
+
+static void t_uncontended(FILE *f, unsigned prims)
+{
+	heading(f, SCEN_UNCONTENDED,
+		"Uncontended acquire+release, one process (ns per pair)");
+	fprintf(f, "   %-*s %12s %12s %12s\n", W_NAME, "primitive", "ns/pair",
+		"cost/robust", "cost/flock");
+	double rob = results_get(SCEN_UNCONTENDED, PRIM_ROBUST, "",
+				 "ns_per_pair");
+	double fl = results_get(SCEN_UNCONTENDED, PRIM_FLOCK, "",
+				"ns_per_pair");
+	for (int i = 0; i < PRIM_COUNT; i++) {
+		if (!on(prims, i))
+			continue;
+		double v = results_get(SCEN_UNCONTENDED, i, "", "ns_per_pair");
+		char a[32], b[32], c[32];
+		fprintf(f, "   %-*s %12s %12s %12s\n", W_NAME,
+			prim_table[i]->label, fmt_num(a, sizeof(a), v, 1),
+			fmt_x(b, sizeof(b), ratio(v, rob)),
+			fmt_x(c, sizeof(c), ratio(v, fl)));
+	}
+	notes(f, SCEN_UNCONTENDED);
+}
+
+static void contended_detail(FILE *f, unsigned prims, unsigned np)
+{
+	char param[16];
+	snprintf(param, sizeof(param), "P=%u", np);
+	fprintf(f, "\n   at %s:\n", param);
+	fprintf(f, "   %-*s %9s %11s %10s %9s %9s %9s %8s %7s\n", W_NAME,
+		"primitive", "ops/s", "thru/robust", "thru/flock", "p50",
+		"p99", "p99.9", "fairness", "streak");
+	double rob = results_get(SCEN_CONTENDED, PRIM_ROBUST, param,
+				 "ops_per_s");
+	double fl = results_get(SCEN_CONTENDED, PRIM_FLOCK, param,
+				"ops_per_s");
+	for (int i = 0; i < PRIM_COUNT; i++) {
+		if (!on(prims, i))
+			continue;
+		double ops = results_get(SCEN_CONTENDED, i, param, "ops_per_s");
+		char a[32], b[32], c[32], d[32], e[32], g[32], h[32], k[32];
+		fprintf(f, "   %-*s %9s %11s %10s %9s %9s %9s %8s %7s\n",
+			W_NAME, prim_table[i]->label,
+			fmt_ops(a, sizeof(a), ops),
+			fmt_x(b, sizeof(b), ratio(ops, rob)),
+			fmt_x(c, sizeof(c), ratio(ops, fl)),
+			fmt_ns(d, sizeof(d),
+			       results_get(SCEN_CONTENDED, i, param, "p50_ns")),
+			fmt_ns(e, sizeof(e),
+			       results_get(SCEN_CONTENDED, i, param, "p99_ns")),
+			fmt_ns(g, sizeof(g),
+			       results_get(SCEN_CONTENDED, i, param,
+					   "p999_ns")),
+			fmt_num(h, sizeof(h),
+				results_get(SCEN_CONTENDED, i, param,
+					    "fairness"), 2),
+			fmt_num(k, sizeof(k),
+				results_get(SCEN_CONTENDED, i, param,
+					    "mean_streak"), 1));
+	}
+}
+
+static void t_contended(FILE *f, unsigned prims)
+{
+	heading(f, SCEN_CONTENDED,
+		"Contended: P processes on one lock, a counter incremented "
+		"in the critical section");
+	fprintf(f, "   throughput (ops/s):\n   %-*s", W_NAME, "primitive");
+	for (int k = 0; k < CONTENDED_NP; k++) {
+		char p[16];
+		snprintf(p, sizeof(p), "P=%u", contended_p[k]);
+		fprintf(f, " %9s", p);
+	}
+	fputc('\n', f);
+	for (int i = 0; i < PRIM_COUNT; i++) {
+		if (!on(prims, i))
+			continue;
+		fprintf(f, "   %-*s", W_NAME, prim_table[i]->label);
+		for (int k = 0; k < CONTENDED_NP; k++) {
+			char p[16], a[32];
+			snprintf(p, sizeof(p), "P=%u", contended_p[k]);
+			fprintf(f, " %9s",
+				fmt_ops(a, sizeof(a),
+					results_get(SCEN_CONTENDED, i, p,
+						    "ops_per_s")));
+		}
+		fputc('\n', f);
+	}
+	fprintf(f, "   lockmgr throughput / flock's:\n");
+	for (int i = PRIM_LOCKMGR; i <= PRIM_LOCKMGR_REF; i++) {
+		if (!on(prims, i))
+			continue;
+		fprintf(f, "   %-*s", W_NAME, prim_table[i]->label);
+		for (int k = 0; k < CONTENDED_NP; k++) {
+			char p[16], a[32];
+			snprintf(p, sizeof(p), "P=%u", contended_p[k]);
+			double r = ratio(
+				results_get(SCEN_CONTENDED, i, p, "ops_per_s"),
+				results_get(SCEN_CONTENDED, PRIM_FLOCK, p,
+					    "ops_per_s"));
+			fprintf(f, " %9s", fmt_x(a, sizeof(a), r));
+		}
+		fputc('\n', f);
+	}
+	contended_detail(f, prims, 16);
+	contended_detail(f, prims, 64);
+	notes(f, SCEN_CONTENDED);
+}
+
+static void t_handoff(FILE *f, unsigned prims)
+{
+	heading(f, SCEN_HANDOFF,
+		"Hand-off: release -> the blocked waiter's acquire returns");
+	fprintf(f, "   %-*s %10s %10s %11s %12s %11s %7s\n", W_NAME,
+		"primitive", "median", "p99", "cost/futex", "cost/robust",
+		"cost/flock", "asleep");
+	double fu = results_get(SCEN_HANDOFF, PRIM_FUTEX, "", "p50_ns");
+	double rob = results_get(SCEN_HANDOFF, PRIM_ROBUST, "", "p50_ns");
+	double fl = results_get(SCEN_HANDOFF, PRIM_FLOCK, "", "p50_ns");
+	for (int i = 0; i < PRIM_COUNT; i++) {
+		if (!on(prims, i))
+			continue;
+		double v = results_get(SCEN_HANDOFF, i, "", "p50_ns");
+		char a[32], b[32], c[32], d[32], e[32], g[32];
+		fprintf(f, "   %-*s %10s %10s %11s %12s %11s %7s\n", W_NAME,
+			prim_table[i]->label, fmt_ns(a, sizeof(a), v),
+			fmt_ns(b, sizeof(b),
+			       results_get(SCEN_HANDOFF, i, "", "p99_ns")),
+			fmt_x(c, sizeof(c), ratio(v, fu)),
+			fmt_x(d, sizeof(d), ratio(v, rob)),
+			fmt_x(e, sizeof(e), ratio(v, fl)),
+			fmt_pct(g, sizeof(g),
+				results_get(SCEN_HANDOFF, i, "",
+					    "waiter_asleep")));
+	}
+	notes(f, SCEN_HANDOFF);
+	fprintf(f, "   (\"asleep\": share of hand-offs to a waiter asleep in "
+		   "the kernel)\n");
+}
+
+static void t_crash(FILE *f, unsigned prims)
+{
+	heading(f, SCEN_CRASH,
+		"Crash recovery: holder SIGKILLed -> blocked waiter acquires");
+	fprintf(f, "   %-*s %10s %10s %12s %11s %10s %7s\n", W_NAME,
+		"primitive", "median", "max", "cost/robust", "cost/flock",
+		"told dead", "asleep");
+	double rob = results_get(SCEN_CRASH, PRIM_ROBUST, "", "p50_ns");
+	double fl = results_get(SCEN_CRASH, PRIM_FLOCK, "", "p50_ns");
+	for (int i = 0; i < PRIM_COUNT; i++) {
+		if (!on(prims, i))
+			continue;
+		double v = results_get(SCEN_CRASH, i, "", "p50_ns");
+		double told = results_get(SCEN_CRASH, i, "", "told_dead");
+		char a[32], b[32], c[32], d[32], e[32];
+		fprintf(f, "   %-*s %10s %10s %12s %11s %10s %7s\n", W_NAME,
+			prim_table[i]->label, fmt_ns(a, sizeof(a), v),
+			fmt_ns(b, sizeof(b),
+			       results_get(SCEN_CRASH, i, "", "max_ns")),
+			fmt_x(c, sizeof(c), ratio(v, rob)),
+			fmt_x(d, sizeof(d), ratio(v, fl)),
+			isnan(told) ? "-" : told > 0.5 ? "yes" : "no",
+			fmt_pct(e, sizeof(e),
+				results_get(SCEN_CRASH, i, "",
+					    "waiter_asleep")));
+	}
+	notes(f, SCEN_CRASH);
+	fprintf(f, "   (\"told dead\": the new holder learns the old one "
+		   "died: EOWNERDEAD, LM_GRANT_RECOVERED; \"asleep\": "
+		   "share of kills with the waiter asleep in the kernel)\n");
+}
+
+static void t_manylocks(FILE *f, unsigned prims)
+{
+	heading(f, SCEN_MANYLOCKS, "Many locks: 16 processes (ops/s)");
+	uint32_t sz[2] = {bench_cfg.many_small, bench_cfg.many_large};
+	char params[4][32];
+	for (int k = 0; k < 4; k++)
+		snprintf(params[k], sizeof(params[k]), "N=%u %s", sz[k / 2],
+			 k % 2 ? "zipf" : "uniform");
+	fprintf(f, "   %-*s", W_NAME, "primitive");
+	for (int k = 0; k < 4; k++)
+		fprintf(f, " %14s", params[k] + 2);
+	fprintf(f, " %11s %11s %11s\n", "small/large", "small/large",
+		"thru/robust");
+	fprintf(f, "   %-*s %14s %14s %14s %14s %11s %11s %11s\n", W_NAME, "",
+		"", "", "", "", "uniform", "zipf", "large unif");
+	double rob_large = results_get(SCEN_MANYLOCKS, PRIM_ROBUST, params[2],
+				       "ops_per_s");
+	for (int i = 0; i < PRIM_COUNT; i++) {
+		if (!on(prims, i))
+			continue;
+		double v[4];
+		char a[32];
+		fprintf(f, "   %-*s", W_NAME, prim_table[i]->label);
+		for (int k = 0; k < 4; k++) {
+			v[k] = results_get(SCEN_MANYLOCKS, i, params[k],
+					   "ops_per_s");
+			fprintf(f, " %14s", fmt_ops(a, sizeof(a), v[k]));
+		}
+		char b[32], c[32];
+		fprintf(f, " %11s %11s %11s\n",
+			fmt_x(a, sizeof(a), ratio(v[0], v[2])),
+			fmt_x(b, sizeof(b), ratio(v[1], v[3])),
+			fmt_x(c, sizeof(c), ratio(v[2], rob_large)));
+	}
+	for (int i = PRIM_LOCKMGR; i <= PRIM_LOCKMGR_REF; i++) {
+		double b = results_get(SCEN_MANYLOCKS, i, "", "bytes_per_lock");
+		if (!isnan(b))
+			fprintf(f, "   lockmgr memory: %.0f bytes per lock "
+				   "(region %.0f bytes / %u locks)\n",
+				b,
+				results_get(SCEN_MANYLOCKS, i, "",
+					    "region_bytes"),
+				bench_cfg.max_locks);
+	}
+	notes(f, SCEN_MANYLOCKS);
+}
+
+static void t_serverdown(FILE *f, unsigned prims)
+{
+	heading(f, SCEN_SERVERDOWN,
+		"lockmgr with one of three servers down, P = 16");
+	fprintf(f, "   %-*s %10s %10s %10s %12s %12s\n", W_NAME, "primitive",
+		"3 up", "1 down", "down/up", "p99.9 3 up", "p99.9 1 down");
+	for (int i = PRIM_LOCKMGR; i <= PRIM_LOCKMGR_REF; i++) {
+		if (!on(prims, i))
+			continue;
+		char a[32], b[32], c[32], d[32], e[32];
+		fprintf(f, "   %-*s %10s %10s %10s %12s %12s\n", W_NAME,
+			prim_table[i]->label,
+			fmt_ops(a, sizeof(a),
+				results_get(SCEN_SERVERDOWN, i, "3 up",
+					    "ops_per_s")),
+			fmt_ops(b, sizeof(b),
+				results_get(SCEN_SERVERDOWN, i, "1 down",
+					    "ops_per_s")),
+			fmt_x(c, sizeof(c),
+			      results_get(SCEN_SERVERDOWN, i, "",
+					  "ratio_down_up")),
+			fmt_ns(d, sizeof(d),
+			       results_get(SCEN_SERVERDOWN, i, "3 up",
+					   "p999_ns")),
+			fmt_ns(e, sizeof(e),
+			       results_get(SCEN_SERVERDOWN, i, "1 down",
+					   "p999_ns")));
+	}
+	notes(f, SCEN_SERVERDOWN);
+}
+
+/* ---- the issue's targets ------------------------------------------- */
+
+/* A ratio for a sentence, from one of a few rotating buffers. */
+static const char *fx(double v)
+{
+	static char buf[8][32];
+	static int k;
+	k = (k + 1) % 8;
+	return fmt_x(buf[k], sizeof(buf[k]), v);
+}
+
+/* One target line: "met" when ok, else how far off. */
+static void target(FILE *f, const char *what, const char *measured,
+		   double ok, const char *miss)
+{
+	const char *verdict = isnan(ok) ? "not measured"
+			      : ok > 0  ? "met"
+					: miss;
+	fprintf(f, "   %-55s %-26s %s\n", what, measured, verdict);
+}
+
+static void targets_for(FILE *f, unsigned scen, int lm)
+{
+	const char *name = prim_table[lm]->label;
+	char what[96], m[64], miss[64];
+
+	if (scen & (1u << SCEN_UNCONTENDED)) {
+		double v = results_get(SCEN_UNCONTENDED, lm, "", "ns_per_pair");
+		double r = ratio(v, results_get(SCEN_UNCONTENDED, PRIM_ROBUST,
+						"", "ns_per_pair"));
+		snprintf(what, sizeof(what), "%s uncontended <= 8x robust",
+			 name);
+		snprintf(m, sizeof(m), "%.1f ns = %s", v, fx(r));
+		snprintf(miss, sizeof(miss), "MISSED by %s", fx(r / 8));
+		target(f, what, m, isnan(r) ? NAN : r <= 8, miss);
+		double fr = ratio(results_get(SCEN_UNCONTENDED, PRIM_FLOCK, "",
+					      "ns_per_pair"), v);
+		snprintf(what, sizeof(what),
+			 "%s uncontended >= 5x faster than flock", name);
+		snprintf(m, sizeof(m), "%s faster", fx(fr));
+		snprintf(miss, sizeof(miss), "MISSED by %s", fx(5 / fr));
+		target(f, what, m, isnan(fr) ? NAN : fr >= 5, miss);
+	}
+	if (scen & (1u << SCEN_CONTENDED)) {
+		double r = ratio(results_get(SCEN_CONTENDED, lm, "P=16",
+					     "ops_per_s"),
+				 results_get(SCEN_CONTENDED, PRIM_FLOCK, "P=16",
+					     "ops_per_s"));
+		snprintf(what, sizeof(what), "%s P=16 throughput >= 2x flock",
+			 name);
+		snprintf(m, sizeof(m), "%s flock", fx(r));
+		snprintf(miss, sizeof(miss), "MISSED by %s", fx(2 / r));
+		target(f, what, m, isnan(r) ? NAN : r >= 2, miss);
+		double fa = results_get(SCEN_CONTENDED, lm, "P=16", "fairness");
+		snprintf(what, sizeof(what), "%s P=16 fairness min/max >= 0.5",
+			 name);
+		snprintf(m, sizeof(m), "%.2f", fa);
+		snprintf(miss, sizeof(miss), "MISSED (%.2f < 0.5)", fa);
+		target(f, what, m, isnan(fa) ? NAN : fa >= 0.5, miss);
+		char b[32];
+		snprintf(what, sizeof(what), "%s P=16 p99.9 acquire latency",
+			 name);
+		snprintf(m, sizeof(m), "%s",
+			 fmt_ns(b, sizeof(b),
+				results_get(SCEN_CONTENDED, lm, "P=16",
+					    "p999_ns")));
+		fprintf(f, "   %-55s %-26s %s\n", what, m, "(stated)");
+	}
+	if (scen & (1u << SCEN_HANDOFF)) {
+		double r = ratio(results_get(SCEN_HANDOFF, lm, "", "p50_ns"),
+				 results_get(SCEN_HANDOFF, PRIM_FUTEX, "",
+					     "p50_ns"));
+		snprintf(what, sizeof(what),
+			 "%s hand-off median <= 1.2x bare futex", name);
+		snprintf(m, sizeof(m), "%s futex", fx(r));
+		snprintf(miss, sizeof(miss), "MISSED by %s", fx(r / 1.2));
+		target(f, what, m, isnan(r) ? NAN : r <= 1.2, miss);
+	}
+	if (scen & (1u << SCEN_CRASH)) {
+		double v = results_get(SCEN_CRASH, lm, "", "p50_ns");
+		double fl = results_get(SCEN_CRASH, PRIM_FLOCK, "", "p50_ns");
+		char a[32], b[32];
+		snprintf(what, sizeof(what),
+			 "%s crash recovery median <= flock's", name);
+		snprintf(m, sizeof(m), "%s vs %s", fmt_ns(a, sizeof(a), v),
+			 fmt_ns(b, sizeof(b), fl));
+		snprintf(miss, sizeof(miss), "MISSED by %s", fx(v / fl));
+		target(f, what, m,
+		       isnan(v) || isnan(fl) ? NAN : v <= fl, miss);
+	}
+	if (scen & (1u << SCEN_MANYLOCKS)) {
+		for (int z = 0; z < 2; z++) {
+			char ps[32], pl[32];
+			snprintf(ps, sizeof(ps), "N=%u %s",
+				 bench_cfg.many_small, z ? "zipf" : "uniform");
+			snprintf(pl, sizeof(pl), "N=%u %s",
+				 bench_cfg.many_large, z ? "zipf" : "uniform");
+			double r = ratio(
+				results_get(SCEN_MANYLOCKS, lm, ps, "ops_per_s"),
+				results_get(SCEN_MANYLOCKS, lm, pl,
+					    "ops_per_s"));
+			snprintf(what, sizeof(what),
+				 "%s %u names within 2x of %u (%s)", name,
+				 bench_cfg.many_large, bench_cfg.many_small,
+				 z ? "zipf" : "uniform");
+			snprintf(m, sizeof(m), "%u names %s slower",
+				 bench_cfg.many_large, fx(r));
+			snprintf(miss, sizeof(miss), "MISSED by %s", fx(r / 2));
+			target(f, what, m, isnan(r) ? NAN : r <= 2, miss);
+		}
+	}
+}
+
+static void t_targets(FILE *f, unsigned scen, unsigned prims)
+{
+	fprintf(f, "\nTargets of issue 5:\n");
+	for (int lm = PRIM_LOCKMGR; lm <= PRIM_LOCKMGR_REF; lm++)
+		if (on(prims, lm))
+			targets_for(f, scen, lm);
+	if (scen & (1u << SCEN_MANYLOCKS)) {
+		int lm = on(prims, PRIM_LOCKMGR) ? PRIM_LOCKMGR
+						 : PRIM_LOCKMGR_REF;
+		double b = results_get(SCEN_MANYLOCKS, lm, "", "bytes_per_lock");
+		char m[64], miss[64];
+		snprintf(m, sizeof(m), "%.0f bytes", b);
+		snprintf(miss, sizeof(miss), "MISSED by %.0f bytes", b - 512);
+		target(f, "memory <= 512 bytes per lock", m,
+		       isnan(b) ? NAN : b <= 512, miss);
+	}
+}
+
+void report_table(FILE *f, unsigned scen, unsigned prims)
+{
+	fprintf(f, "\nlockbench: lockmgr against the host's own locks, "
+		   "measured interleaved in one run%s\n",
+		bench_cfg.quick ? " (--quick: a smoke test, the numbers are "
+				  "not meaningful)"
+				: "");
+	if (scen & (1u << SCEN_UNCONTENDED))
+		t_uncontended(f, prims);
+	if (scen & (1u << SCEN_CONTENDED))
+		t_contended(f, prims);
+	if (scen & (1u << SCEN_HANDOFF))
+		t_handoff(f, prims);
+	if (scen & (1u << SCEN_CRASH))
+		t_crash(f, prims);
+	if (scen & (1u << SCEN_MANYLOCKS))
+		t_manylocks(f, prims);
+	if (scen & (1u << SCEN_SERVERDOWN))
+		t_serverdown(f, prims);
+	if (prims & ((1u << PRIM_LOCKMGR) | (1u << PRIM_LOCKMGR_REF)))
+		t_targets(f, scen, prims);
+	fflush(f);
+}

@@ -1,0 +1,97 @@
+/*
+ * scen_contended.c - scenario 2: P processes on one lock.
+ *
+ * Per P, every primitive runs once per round, rounds interleaved.
+ * Throughput, fairness and streak are the median over rounds; latency
+ * percentiles come from the samples of all rounds pooled, so that
+ * p99.9 rests on enough samples.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "bench.h"
+#include "results.h"
+#include "scenarios.h"
+#include "stats.h"
+#include "timed_run.h"
+
+#define MAX_ROUNDS 16
+
+/* Record a pool's percentiles as p50_ns, p99_ns, p999_ns. */
+static void add_percentiles(enum scenario scen, int prim, const char *param,
+			    struct samples *pool)
+{
+	stats_sort_i64(pool->v, pool->n);
+	results_add(scen, prim, param, "p50_ns",
+		    stats_pct_sorted(pool->v, pool->n, 50), "ns");
+	results_add(scen, prim, param, "p99_ns",
+		    stats_pct_sorted(pool->v, pool->n, 99), "ns");
+	results_add(scen, prim, param, "p999_ns",
+		    stats_pct_sorted(pool->v, pool->n, 99.9), "ns");
+	results_add(scen, prim, param, "samples", (double)pool->n, "");
+}
+
+void scen_contended(unsigned prims)
+{
+	int rounds = bench_cfg.rounds < MAX_ROUNDS ? bench_cfg.rounds
+						   : MAX_ROUNDS;
+	for (int pi = 0; pi < CONTENDED_NP; pi++) {
+		unsigned np = contended_p[pi];
+		char param[16];
+		snprintf(param, sizeof(param), "P=%u", np);
+		double ops[PRIM_COUNT][MAX_ROUNDS], fair[PRIM_COUNT][MAX_ROUNDS],
+			streak[PRIM_COUNT][MAX_ROUNDS];
+		int got[PRIM_COUNT] = {0};
+		struct samples pool[PRIM_COUNT];
+		memset(pool, 0, sizeof(pool));
+		for (int r = 0; r < rounds; r++) {
+			enum prim_id order[PRIM_COUNT];
+			int n = scen_order(prims, r, order);
+			for (int k = 0; k < n; k++) {
+				enum prim_id id = order[k];
+				bench_progress("2/6 contended: P=%u, round %d/%d,"
+					       " %s", np, r + 1, rounds,
+					       prim_table[id]->key);
+				struct timed_spec spec = {
+					.prim = id,
+					.nprocs = np,
+					.nlocks = 1,
+					.tag = "c",
+					.choice = CHOOSE_ONE,
+					.duration_ms = bench_cfg.duration_ms,
+					.seed = (uint32_t)(r * 131 + pi),
+				};
+				struct timed_result res;
+				if (timed_run(&spec, &res, &pool[id]) != 0)
+					continue;
+				ops[id][got[id]] = res.ops_per_s;
+				fair[id][got[id]] = res.fairness;
+				streak[id][got[id]] = res.mean_streak;
+				got[id]++;
+			}
+		}
+		for (int i = 0; i < PRIM_COUNT; i++) {
+			if (!(prims & (1u << i)))
+				continue;
+			size_t g = (size_t)got[i];
+			results_add(SCEN_CONTENDED, i, param, "ops_per_s",
+				    stats_median(ops[i], g), "ops/s");
+			results_add(SCEN_CONTENDED, i, param, "fairness",
+				    stats_median(fair[i], g), "min/max");
+			results_add(SCEN_CONTENDED, i, param, "mean_streak",
+				    stats_median(streak[i], g), "acquires");
+			add_percentiles(SCEN_CONTENDED, i, param, &pool[i]);
+			if (np == 16)
+				results_set_cdf(i, pool[i].v, pool[i].n);
+			samples_free(&pool[i]);
+		}
+	}
+	results_note(SCEN_CONTENDED,
+		     "%d interleaved round%s of %lld ms per P and primitive; "
+		     "ops/s, fairness (min/max critical sections per process) "
+		     "and streak are medians over rounds, latency percentiles "
+		     "pool every round's samples (acquire call only, "
+		     "clock_gettime on both sides)",
+		     rounds, rounds == 1 ? "" : "s",
+		     (long long)bench_cfg.duration_ms);
+}

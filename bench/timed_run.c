@@ -1,0 +1,293 @@
+/*
+ * timed_run.c - P processes, one or many locks, a fixed duration.
+ *
+ * Shared mapping of one run:
+ *
+ *   struct run_hdr | struct proc_out[P] | samples[P][cap] |
+ *   order[ORDER_CAP] | counters[nlocks]
+ *
+ * Workers write only their own proc_out and sample rows (no false
+ * sharing on the hot path: they keep their counts in locals and store
+ * them once at the end), the order log and the counters only inside
+ * the critical section.
+ */
+#include "timed_run.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+#include "procs.h"
+
+/* Acquisitions whose order is logged, for the streak. */
+#define ORDER_CAP (1u << 21)
+/* Lock choices a worker draws before the clock starts and cycles
+ * through, so that drawing (a binary search for Zipf) never counts. */
+#define RING (1u << 16)
+#define ALIGN64(x) (((x) + 63) & ~(size_t)63)
+
+struct run_hdr {
+	struct gate gate;
+	_Atomic uint32_t failed;
+	_Atomic uint32_t measuring; /* the warm-up is over: count from now */
+	char err[256];
+};
+
+struct proc_out {
+	uint64_t ops;       /* critical sections while measuring */
+	uint64_t all_ops;   /* ... including the warm-up: the counters' sum */
+	uint64_t seen;      /* latencies offered to the reservoir */
+	int64_t last_ns;    /* when its last critical section ended */
+	uint8_t pad_[32];
+};
+
+struct run {
+	const struct timed_spec *spec;
+	size_t cap;               /* samples per worker */
+	size_t size;
+	struct run_hdr *hdr;
+	struct proc_out *out;
+	int64_t *samples;
+	uint8_t *order;
+	uint64_t *counters;       /* plain: the lock is what guards them */
+	struct prim prim;
+};
+
+static void worker_error(struct run *r, int id, const char *what, int rc)
+{
+	uint32_t zero = 0;
+	if (atomic_compare_exchange_strong(&r->hdr->failed, &zero, 1))
+		snprintf(r->hdr->err, sizeof(r->hdr->err),
+			 "worker %d: %s: %d (%s)", id, what, rc,
+			 prim_strerror(rc));
+	/* Stop the others: they must not wait for a lock we hold. */
+	atomic_store(&r->hdr->gate.stop, 1);
+}
+
+static uint32_t *draw_ring(const struct timed_spec *s, uint64_t *rng)
+{
+	uint32_t *ring = malloc(RING * sizeof(*ring));
+	if (ring == NULL)
+		return NULL;
+	for (uint32_t k = 0; k < RING; k++) {
+		uint64_t x = bench_rand(rng);
+		if (s->choice == CHOOSE_ZIPF)
+			ring[k] = zipf_draw(s->zipf,
+					    (double)(x >> 11) * 0x1p-53);
+		else
+			ring[k] = (uint32_t)(x % s->nlocks);
+	}
+	return ring;
+}
+
+static int worker(int id, void *arg)
+{
+	struct run *r = arg;
+	const struct timed_spec *s = r->spec;
+	struct prim *p = &r->prim;
+	uint64_t rng = (uint64_t)s->seed * 0x9e3779b97f4a7c15u + (uint64_t)id +
+		       1;
+	uint32_t *ring = NULL;
+	int rc = p->ops->attach(p);
+	if (rc != 0) {
+		worker_error(r, id, "attach", rc);
+		gate_arrive_and_wait(&r->hdr->gate);
+		return 3;
+	}
+	if (s->choice != CHOOSE_ONE) {
+		ring = draw_ring(s, &rng);
+		if (ring == NULL) {
+			worker_error(r, id, "ring", -ENOMEM);
+			gate_arrive_and_wait(&r->hdr->gate);
+			return 3;
+		}
+		if (p->ops->prepare != NULL &&
+		    (rc = p->ops->prepare(p, ring, RING)) != 0) {
+			worker_error(r, id, "prepare", rc);
+			gate_arrive_and_wait(&r->hdr->gate);
+			return 3;
+		}
+	}
+	int64_t *mine = r->samples + (size_t)id * r->cap;
+	uint64_t ops = 0, all = 0, seen = 0;
+	int64_t last = 0;
+	int status = 0;
+	bool counting = s->warmup_ms == 0;
+	gate_arrive_and_wait(&r->hdr->gate);
+
+	for (uint32_t k = 0; !atomic_load_explicit(&r->hdr->gate.stop,
+						  memory_order_relaxed);
+	     k++) {
+		if (!counting && atomic_load_explicit(&r->hdr->measuring,
+						      memory_order_relaxed)) {
+			counting = true;
+			ops = 0;
+			seen = 0;
+		}
+		uint32_t lock = ring != NULL ? ring[k & (RING - 1)] : 0;
+		int64_t t0 = bench_now_ns();
+		rc = p->ops->acquire(p, lock, INT64_MAX);
+		int64_t t1 = bench_now_ns();
+		if (rc != 0) {
+			worker_error(r, id, "acquire", rc);
+			status = 4;
+			break;
+		}
+		/* The critical section: a plain read-modify-write that a
+		 * second holder would make lose an update. */
+		uint64_t c = r->counters[lock];
+		if (ring == NULL && c < ORDER_CAP)
+			r->order[c] = (uint8_t)id;
+		r->counters[lock] = c + 1;
+		rc = p->ops->release(p, lock);
+		last = bench_now_ns();
+		if (rc != 0) {
+			worker_error(r, id, "release", rc);
+			status = 4;
+			break;
+		}
+		all++;
+		ops++;
+		reservoir_offer(mine, r->cap, &seen, t1 - t0,
+				bench_rand(&rng));
+	}
+	r->out[id].ops = counting ? ops : 0;
+	r->out[id].all_ops = all;
+	r->out[id].seen = seen;
+	r->out[id].last_ns = last;
+	p->ops->detach(p);
+	free(ring);
+	return status;
+}
+
+/* Mean streak: acquisitions per run of one worker in the order log. */
+static double mean_streak(const uint8_t *order, uint64_t n)
+{
+	if (n == 0)
+		return NAN;
+	uint64_t runs = 1;
+	for (uint64_t i = 1; i < n; i++)
+		runs += order[i] != order[i - 1];
+	return (double)n / (double)runs;
+}
+
+static int check_and_measure(struct run *r, int64_t t_open,
+			     struct timed_result *res, struct samples *pool)
+{
+	const struct timed_spec *s = r->spec;
+	uint64_t total = 0, all = 0, min = UINT64_MAX, max = 0;
+	int64_t end = t_open;
+	for (uint32_t i = 0; i < s->nprocs; i++) {
+		uint64_t o = r->out[i].ops;
+		total += o;
+		all += r->out[i].all_ops;
+		min = o < min ? o : min;
+		max = o > max ? o : max;
+		if (r->out[i].last_ns > end)
+			end = r->out[i].last_ns;
+		if (pool != NULL) {
+			uint64_t kept = r->out[i].seen < r->cap
+						? r->out[i].seen
+						: r->cap;
+			samples_add(pool, r->samples + (size_t)i * r->cap,
+				    kept);
+		}
+	}
+	uint64_t counted = 0;
+	for (uint32_t l = 0; l < s->nlocks; l++)
+		counted += r->counters[l];
+	if (counted != all) {
+		bench_fail("%s, P=%u, %u lock%s: the shared counter%s say%s "
+			   "%llu critical sections, the workers did %llu: "
+			   "mutual exclusion was broken",
+			   r->prim.ops->key, s->nprocs, s->nlocks,
+			   s->nlocks == 1 ? "" : "s",
+			   s->nlocks == 1 ? "" : "s",
+			   s->nlocks == 1 ? "s" : "",
+			   (unsigned long long)counted,
+			   (unsigned long long)all);
+		return -1;
+	}
+	double secs = (double)(end - t_open) / 1e9;
+	res->total_ops = total;
+	res->ops_per_s = secs > 0 ? (double)total / secs : NAN;
+	res->fairness = max > 0 ? (double)min / (double)max : NAN;
+	res->mean_streak =
+		s->choice == CHOOSE_ONE
+			? mean_streak(r->order,
+				      all < ORDER_CAP ? all : ORDER_CAP)
+			: NAN;
+	return 0;
+}
+
+int timed_run(const struct timed_spec *s, struct timed_result *res,
+	      struct samples *pool)
+{
+	memset(res, 0, sizeof(*res));
+	if (s->nprocs == 0 || s->nprocs > BENCH_MAX_PROCS)
+		bench_die("timed_run: %u processes", s->nprocs);
+	struct run r;
+	memset(&r, 0, sizeof(r));
+	r.spec = s;
+	r.cap = bench_cfg.sample_cap;
+	/* Every part starts on a cache line of its own. */
+	size_t off_out = ALIGN64(sizeof(struct run_hdr));
+	size_t off_samples =
+		ALIGN64(off_out + s->nprocs * sizeof(struct proc_out));
+	size_t off_order =
+		ALIGN64(off_samples + s->nprocs * r.cap * sizeof(int64_t));
+	size_t off_counters = ALIGN64(off_order + ORDER_CAP);
+	r.size = off_counters + (size_t)s->nlocks * sizeof(uint64_t);
+	char *base = bench_shared_alloc(r.size);
+	r.hdr = (struct run_hdr *)base;
+	r.out = (struct proc_out *)(base + off_out);
+	r.samples = (int64_t *)(base + off_samples);
+	r.order = (uint8_t *)(base + off_order);
+	r.counters = (uint64_t *)(base + off_counters);
+
+	int rc = prim_init(&r.prim, s->prim, s->nlocks, s->tag);
+	if (rc != 0) {
+		bench_shared_free(base, r.size);
+		if (rc == PRIM_ELIMIT)
+			return PRIM_ELIMIT;
+		bench_fail("%s: init of %u locks: %s", prim_table[s->prim]->key,
+			   s->nlocks, prim_strerror(rc));
+		return -1;
+	}
+	char what[96];
+	snprintf(what, sizeof(what), "%s, P=%u, %u lock%s",
+		 prim_table[s->prim]->key, s->nprocs, s->nlocks,
+		 s->nlocks == 1 ? "" : "s");
+	pid_t pids[BENCH_MAX_PROCS];
+	for (uint32_t i = 0; i < s->nprocs; i++)
+		pids[i] = procs_fork(worker, (int)i, &r);
+	int64_t t_open = gate_open_when_ready(&r.hdr->gate, s->nprocs, pids,
+					      what);
+	if (t_open > 0) {
+		if (s->warmup_ms > 0) {
+			bench_sleep_ns(s->warmup_ms * 1000000);
+			t_open = bench_now_ns();
+			atomic_store(&r.hdr->measuring, 1);
+		}
+		bench_sleep_ns(s->duration_ms * 1000000);
+		atomic_store(&r.hdr->gate.stop, 1);
+	}
+	/* Generous: after a many-locks run each worker's lm_disconnect
+	 * walks every name of the region. */
+	int bad = procs_reap(pids, (int)s->nprocs, 120000, what);
+	int ret = 0;
+	if (atomic_load(&r.hdr->failed)) {
+		bench_fail("%s: %s", what, r.hdr->err);
+		ret = -1;
+	} else if (bad != 0 || t_open < 0) {
+		ret = -1;
+	} else {
+		ret = check_and_measure(&r, t_open, res, pool);
+	}
+	r.prim.ops->destroy(&r.prim);
+	bench_shared_free(base, r.size);
+	return ret;
+}

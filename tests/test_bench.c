@@ -1,0 +1,203 @@
+/*
+ * test_bench.c - lockbench as a smoke test: every scenario runs with
+ * every primitive, every shared counter is exact (that is what exit
+ * status 0 means), and the CSV names them all.
+ *
+ * Never a timed assertion: the numbers of a --quick run on a loaded
+ * machine (or a sanitizer build) mean nothing, and a test that failed
+ * on them would only teach people to ignore it.
+ */
+#include "harness.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* What lockbench's CSV must name (bench/primitives.c, bench/util.c). */
+static const char *const primitives[] = {
+	"robust-mutex", "flock", "ofd", "posix-sem",
+	"sysv-sem", "futex", "lockmgr", "lockmgr-ref",
+};
+static const char *const scenarios[] = {
+	"uncontended", "contended", "handoff",
+	"crash", "manylocks", "serverdown",
+};
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+#define CSV_MAX (4u << 20)
+
+static char dir[64];
+
+/* Print the tail of a file on stderr, to explain a failure. */
+static void show_tail(const char *path, size_t max)
+{
+	static char buf[1 << 16];
+	ssize_t n = harness_read_file(path, buf, sizeof(buf));
+	if (n <= 0)
+		return;
+	size_t from = (size_t)n > max ? (size_t)n - max : 0;
+	fprintf(stderr, "---- %s (last %zu bytes) ----\n%s\n----\n", path,
+		(size_t)n - from, buf + from);
+}
+
+/* Does the CSV hold a line starting with prefix whose value field (the
+ * rest of the line up to the next comma) is a number above zero? */
+static bool has_positive_row(const char *csv, const char *prefix)
+{
+	size_t plen = strlen(prefix);
+	for (const char *line = csv; line != NULL && *line;) {
+		if (strncmp(line, prefix, plen) == 0) {
+			char *end;
+			double v = strtod(line + plen, &end);
+			if (end != line + plen && v > 0)
+				return true;
+		}
+		line = strchr(line, '\n');
+		if (line != NULL)
+			line++;
+	}
+	return false;
+}
+
+static bool has_line_prefix(const char *csv, const char *prefix)
+{
+	size_t plen = strlen(prefix);
+	if (strncmp(csv, prefix, plen) == 0)
+		return true;
+	for (const char *p = strchr(csv, '\n'); p != NULL;
+	     p = strchr(p + 1, '\n'))
+		if (strncmp(p + 1, prefix, plen) == 0)
+			return true;
+	return false;
+}
+
+static void remove_dir(const char *path)
+{
+	DIR *d = opendir(path);
+	if (d != NULL) {
+		struct dirent *e;
+		while ((e = readdir(d)) != NULL) {
+			if (e->d_name[0] == '.')
+				continue;
+			char p[512];
+			snprintf(p, sizeof(p), "%s/%s", path, e->d_name);
+			unlink(p);
+		}
+		closedir(d);
+	}
+	rmdir(path);
+}
+
+/* No shm object of run `pid` is left: its region, its semaphores. */
+static void assert_no_shm_left(pid_t pid)
+{
+	char a[64], b[64];
+	snprintf(a, sizeof(a), "lockbench-%d", (int)pid);
+	snprintf(b, sizeof(b), "sem.lockbench-%d-", (int)pid);
+	DIR *d = opendir("/dev/shm");
+	assert_non_null(d);
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, a) == 0 ||
+		    strncmp(e->d_name, b, strlen(b)) == 0) {
+			char name[300];
+			snprintf(name, sizeof(name), "/%s", e->d_name);
+			shm_unlink(name);
+			closedir(d);
+			fail_msg("lockbench left /dev/shm/%s behind", name + 1);
+		}
+	}
+	closedir(d);
+}
+
+static void bench_quick(void)
+{
+	char bench[512], lockmgrd[512];
+	harness_bin_path(bench, sizeof(bench), "lockbench");
+	harness_bin_path(lockmgrd, sizeof(lockmgrd), "lockmgrd");
+	if (access(bench, X_OK) != 0)
+		fail_msg("%s is not built (LOCKMGR_BIN=%s)", bench,
+			 harness_bin_dir());
+	harness_tmpdir(dir, sizeof(dir));
+	char out[128], err[128], csv_path[128];
+	snprintf(out, sizeof(out), "%s/stdout.txt", dir);
+	snprintf(err, sizeof(err), "%s/stderr.txt", dir);
+	snprintf(csv_path, sizeof(csv_path), "%s/lockbench.csv", dir);
+	char *argv[] = {bench, "--quick", "--out", dir, "--lockmgrd",
+			lockmgrd, NULL};
+
+	int64_t t0 = harness_now_ms();
+	pid_t pid = harness_spawn(argv, out, err);
+	int status = harness_reap(pid, 170000, "lockbench --quick");
+	int64_t took = harness_now_ms() - t0;
+	fprintf(stderr, "  lockbench --quick ran in %lld ms\n",
+		(long long)took);
+	char b[96];
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		show_tail(err, 3000);
+		show_tail(out, 3000);
+		fail_msg("lockbench --quick: %s (1 means a counter was off or "
+			 "a worker failed: see its stderr above)",
+			 harness_status_str(status, b, sizeof(b)));
+	}
+	assert_no_shm_left(pid);
+
+	char *csv = malloc(CSV_MAX);
+	assert_non_null(csv);
+	ssize_t n = harness_read_file(csv_path, csv, CSV_MAX);
+	if (n <= 0)
+		fail_msg("%s is missing or empty", csv_path);
+	assert_true(has_line_prefix(csv,
+				    "scenario,primitive,param,metric,value,"
+				    "unit"));
+	for (size_t s = 0; s < N_OF(scenarios); s++) {
+		char p[64];
+		snprintf(p, sizeof(p), "%s,", scenarios[s]);
+		if (!has_line_prefix(csv, p))
+			fail_msg("the CSV has no row of scenario %s",
+				 scenarios[s]);
+	}
+	for (size_t i = 0; i < N_OF(primitives); i++) {
+		char p[96];
+		snprintf(p, sizeof(p), ",%s,", primitives[i]);
+		if (strstr(csv, p) == NULL)
+			fail_msg("the CSV never names primitive %s",
+				 primitives[i]);
+		/* Every primitive ran: it has a throughput at P = 16. */
+		snprintf(p, sizeof(p), "contended,%s,P=16,ops_per_s,",
+			 primitives[i]);
+		if (!has_positive_row(csv, p))
+			fail_msg("no contended throughput at P=16 for %s",
+				 primitives[i]);
+	}
+	/* Scenarios that measure something for lockmgr did so (crash
+	 * recovery is left out: "never" there would be a time bound). */
+	assert_true(has_positive_row(csv, "uncontended,lockmgr,,ns_per_pair,"));
+	assert_true(has_positive_row(csv, "handoff,lockmgr,,p50_ns,"));
+	assert_true(has_positive_row(csv, "serverdown,lockmgr,1 down,"
+					  "ops_per_s,"));
+	assert_true(has_positive_row(csv, "manylocks,lockmgr,,"
+					  "bytes_per_lock,"));
+	free(csv);
+
+	/* The table reached the terminal (stdout). */
+	static char text[1 << 17];
+	assert_true(harness_read_file(out, text, sizeof(text)) > 0);
+	assert_non_null(strstr(text, "Targets of issue 5"));
+	remove_dir(dir);
+}
+HARNESS_CASE(bench_quick, 180)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		harness_case(bench_quick),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
