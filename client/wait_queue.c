@@ -50,7 +50,8 @@ static int32_t ticket_cmp(uint32_t a, uint32_t b)
 	return (int32_t)(a - b); /* tickets wrap */
 }
 
-void lm_wake_next(struct lm_region *r, uint32_t lock, uint32_t self)
+/* The head of lock's queue (session index), or -1 if nobody waits. */
+static int64_t queue_head(struct lm_region *r, uint32_t lock)
 {
 	uint32_t n = lm_sessions_in_use(r);
 	int64_t best = -1;
@@ -70,9 +71,28 @@ void lm_wake_next(struct lm_region *r, uint32_t lock, uint32_t self)
 			best_ticket = t;
 		}
 	}
+	return best;
+}
+
+void lm_wake_next(struct lm_region *r, uint32_t lock, uint32_t self)
+{
+	struct lm_name *name = &r->names[lock];
+	/* A waiter already woken for its turn will try the tables, and
+	 * clears the mark (then tries once more) before it sleeps again:
+	 * no scan, no system call. Pairs with that clear in
+	 * lm_wait_for_grant: either we see 0 here, or it sees the lock
+	 * we just freed. */
+	if (atomic_load(&name->woken) != 0)
+		return;
+	int64_t best = queue_head(r, lock);
 	/* Waking ourselves would only make our next sleep return at once. */
-	if (best >= 0 && (uint32_t)best != self)
-		lm_futex_bump_wake(&r->sessions[best].wake, 1);
+	if (best < 0 || (uint32_t)best == self)
+		return;
+	uint16_t none = 0;
+	if (!atomic_compare_exchange_strong(&name->woken, &none,
+					    (uint16_t)(best + 1)))
+		return; /* someone else just woke a waiter */
+	lm_futex_bump_wake(&r->sessions[best].wake, 1);
 }
 
 void lm_wake_stalled(struct lm_region *r, uint32_t lock)
@@ -93,8 +113,12 @@ void lm_wake_stalled(struct lm_region *r, uint32_t lock)
 		best = s;
 		best_ticket = t;
 	}
-	if (best >= 0)
-		lm_futex_bump_wake(&r->sessions[best].wake, 1);
+	if (best < 0)
+		return;
+	/* Whoever was marked woken did not take its turn: the mark now
+	 * belongs to the waiter we wake. */
+	atomic_store(&r->names[lock].woken, (uint16_t)(best + 1));
+	lm_futex_bump_wake(&r->sessions[best].wake, 1);
 }
 
 /*
@@ -143,6 +167,8 @@ static void leave_queue(struct lm_client *c, uint32_t lock, bool was_head)
 	struct lm_name *n = &c->region.names[lock];
 	if (atomic_exchange(&c->self->waiting_on, 0) == lock + 1)
 		atomic_fetch_sub(&n->waiters, 1);
+	uint16_t me = (uint16_t)(c->session + 1);
+	atomic_compare_exchange_strong(&n->woken, &me, 0);
 	if (was_head)
 		atomic_store_explicit(&n->turn_since_ns, lm_now_ns(),
 				      memory_order_relaxed);
@@ -193,6 +219,14 @@ int lm_wait_for_grant(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 		if (sleep_until > deadline_ns)
 			sleep_until = deadline_ns;
 		if (sleep_until <= now) {
+			timed_out = false;
+			continue;
+		}
+		/* Before sleeping, drop the "woken" mark so that the next
+		 * release wakes us, then look once more: a release that saw
+		 * the mark did not wake anyone (lm_wake_next). */
+		uint16_t me = (uint16_t)(c->session + 1);
+		if (atomic_compare_exchange_strong(&name->woken, &me, 0)) {
 			timed_out = false;
 			continue;
 		}

@@ -91,7 +91,10 @@ void sup_session_died(struct supervisor *sv, uint32_t idx, uint32_t gen)
 	pid_t pid = atomic_load(&s->pid);
 	uint32_t waited = atomic_exchange(&s->waiting_on, 0);
 	if (waited != 0 && waited <= r->max_locks) {
-		atomic_fetch_sub(&r->names[waited - 1].waiters, 1);
+		struct lm_name *n = &r->names[waited - 1];
+		atomic_fetch_sub(&n->waiters, 1);
+		uint16_t mark = (uint16_t)(idx + 1);
+		atomic_compare_exchange_strong(&n->woken, &mark, 0);
 		lm_wake_next(r, waited - 1, LM_NO_SESSION);
 	}
 	if (!(atomic_load(&r->hdr->flags) & LM_REGION_RELEASE_ON_EXIT)) {

@@ -173,7 +173,14 @@ struct lm_name {
 	                              * decremented by whoever clears it */
 	_Atomic uint32_t ticket_next;/* FIFO ticket dispenser (fetch_add) */
 	_Atomic uint32_t change_seq; /* roadmap: watch counter (futex) */
-	_Atomic uint32_t flags;      /* roadmap: lock kind (mutex, semaphore) */
+	_Atomic uint16_t flags;      /* roadmap: lock kind (mutex, semaphore) */
+	_Atomic uint16_t woken;      /* session index + 1 of a waiter that was
+	                              * woken for its turn and has not gone back
+	                              * to sleep, else 0. Set (CAS from 0) by the
+	                              * waker, cleared by that waiter before it
+	                              * sleeps or when it leaves the queue, or by
+	                              * whoever finds it stopped or dead. While
+	                              * set, a release need not wake anyone. */
 	_Atomic int64_t turn_since_ns; /* when the current head of the queue
 	                              * began its turn (monotonic): set by the
 	                              * waiter that starts a queue and by each
