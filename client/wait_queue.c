@@ -74,25 +74,49 @@ static int64_t queue_head(struct lm_region *r, uint32_t lock)
 	return best;
 }
 
+/* Does the "woken" mark name a session still waiting for lock? */
+static bool mark_is_current(struct lm_region *r, uint32_t lock, uint16_t mark)
+{
+	if (mark == 0 || mark > r->max_sessions)
+		return false;
+	struct lm_session *ss = &r->sessions[mark - 1];
+	return atomic_load(&ss->waiting_on) == lock + 1 &&
+	       atomic_load(&ss->state) == LM_SESS_LIVE;
+}
+
 void lm_wake_next(struct lm_region *r, uint32_t lock, uint32_t self)
 {
 	struct lm_name *name = &r->names[lock];
-	/* A waiter already woken for its turn will try the tables, and
-	 * clears the mark (then tries once more) before it sleeps again:
-	 * no scan, no system call. Pairs with that clear in
-	 * lm_wait_for_grant: either we see 0 here, or it sees the lock
-	 * we just freed. */
-	if (atomic_load(&name->woken) != 0)
-		return;
-	int64_t best = queue_head(r, lock);
-	/* Waking ourselves would only make our next sleep return at once. */
-	if (best < 0 || (uint32_t)best == self)
-		return;
-	uint16_t none = 0;
-	if (!atomic_compare_exchange_strong(&name->woken, &none,
-					    (uint16_t)(best + 1)))
-		return; /* someone else just woke a waiter */
-	lm_futex_bump_wake(&r->sessions[best].wake, 1);
+	for (int tries = 0; tries < 4; tries++) {
+		/* A waiter already woken for its turn will try the tables,
+		 * and clears the mark (then looks once more) before it
+		 * sleeps again: no scan, no system call. Pairs with that
+		 * clear in lm_wait_for_grant: either we see 0 here, or it
+		 * sees the lock we just freed. */
+		uint16_t mark = atomic_load(&name->woken);
+		if (mark != 0) {
+			if (mark_is_current(r, lock, mark))
+				return;
+			/* Its waiter left the queue (it got the lock between
+			 * our scan and our mark): the mark is stale. */
+			atomic_compare_exchange_strong(&name->woken, &mark, 0);
+			continue;
+		}
+		int64_t best = queue_head(r, lock);
+		/* Waking ourselves would only make our next sleep return
+		 * at once. */
+		if (best < 0 || (uint32_t)best == self)
+			return;
+		uint16_t none = 0, m = (uint16_t)(best + 1);
+		if (!atomic_compare_exchange_strong(&name->woken, &none, m))
+			continue; /* someone else marked a waiter: re-check */
+		lm_futex_bump_wake(&r->sessions[best].wake, 1);
+		/* If it left the queue meanwhile, nobody would clear the
+		 * mark: take it back and look again. */
+		if (mark_is_current(r, lock, m) ||
+		    !atomic_compare_exchange_strong(&name->woken, &m, 0))
+			return;
+	}
 }
 
 void lm_wake_stalled(struct lm_region *r, uint32_t lock)

@@ -597,6 +597,72 @@ static void disconnect_releases(void **state)
 	world_down(&w);
 }
 
+
+/* ---- a stale "woken" mark ---------------------------------------- */
+
+static const char *mark_region;
+
+static bool proc_sleeping(pid_t pid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (harness_read_file(path, buf, sizeof(buf)) <= 0)
+		return false;
+	const char *p = strrchr(buf, ')');
+	return p != NULL && p[1] == ' ' && p[2] == 'S';
+}
+
+static void mark_waiter(void *arg)
+{
+	(void)arg;
+	lm_client *c;
+	assert_int_equal(lm_connect(mark_region, &c), 0);
+	lm_grant g;
+	/* Head of the queue behind a 5 s lease: only the holder's release
+	 * can wake it before its 3 s wait ends (no servers run here). */
+	int64_t t0 = harness_now_ms();
+	assert_int_equal(lm_acquire(c, "mark", 1000, 3000, &g), 0);
+	/* A last try at the deadline would get it too: it must have come
+	 * from the release's wake-up, long before. */
+	int64_t took = harness_now_ms() - t0;
+	if (took >= 1500)
+		fail_msg("the waiter got the lock only after %lld ms: the "
+			 "release did not wake it", (long long)took);
+	assert_int_equal(lm_release(c, &g), 0);
+	assert_int_equal(lm_disconnect(c), 0);
+}
+
+/*
+ * A "woken" mark naming a session that no longer waits must not swallow
+ * the next release's wake-up. lockbench once found locks handing over
+ * only at the servers' 20 ms ticks: a waiter marked woken had taken the
+ * lock and left the queue just before the mark was set.
+ */
+static void stale_woken_mark(void **state)
+{
+	(void)state;
+	struct world w;
+	world_up(&w, 60000);
+	mark_region = w.name;
+	lm_client *a = client(&w);
+	lm_grant g;
+	ACQ(a, "mark", 5000, 0, &g);
+	uint32_t k = lock_index(&w, "mark");
+	atomic_store(&w.r.names[k].woken, (uint16_t)sess_of(a));
+	pid_t p = harness_fork(mark_waiter, NULL);
+	/* Queued and asleep (its only blocking call once queued is the
+	 * futex wait), so that only a wake-up can get it the lock. */
+	HARNESS_WAIT_FOR(atomic_load(&w.r.names[k].waiters) == 1 &&
+				 proc_sleeping(p),
+			 5000, "the waiter never queued and slept");
+	assert_int_equal(lm_release(a, &g), 0);
+	harness_expect_exit(p, 10000, 0,
+			    "waiter behind a stale mark (it timed out if the "
+			    "release did not wake it)");
+	bye(a);
+	world_down(&w);
+}
+
 int main(void)
 {
 #undef harness_unit
@@ -615,6 +681,7 @@ int main(void)
 		harness_unit(release_twice),
 		harness_unit(renew_extends),
 		harness_unit(disconnect_releases),
+		harness_unit(stale_woken_mark),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
