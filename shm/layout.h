@@ -4,9 +4,13 @@
  * The region is one POSIX shm object laid out as
  *
  *   header | sessions[max_sessions] | buckets[bucket_count] |
- *   names[max_locks] | table 0 | table 1 | table 2
+ *   names[max_locks] | servers[3] | slots[max_locks][3]
  *
- * where each table is a server header followed by max_locks lock slots.
+ * Table i is server i's header plus the i-th slot of every lock. The three
+ * slots of one lock sit side by side (192 bytes, one page) rather than in
+ * three separate arrays, so an acquire touches one page, not three, and
+ * adjacent-line prefetch helps; each slot is still its own cache line, so
+ * tables never share a line.
  * Every cross-process reference is an index, never a pointer, and every
  * index read from the region is bounds-checked before use (a corrupted or
  * foreign region must give an error, not a stray write).
@@ -31,7 +35,7 @@
 #include <stdint.h>
 
 #define LM_REGION_MAGIC   UINT64_C(0x314752474d4b434c) /* "LCKMGRG1" */
-#define LM_ABI_VERSION    2u
+#define LM_ABI_VERSION    3u
 #define LM_NSERVERS       3u
 #define LM_QUORUM         2u /* a majority of LM_NSERVERS */
 #define LM_NAME_MAX       255u
@@ -276,8 +280,8 @@ struct lm_region_header {
 	uint64_t off_sessions;         /* creator: byte offsets */
 	uint64_t off_buckets;
 	uint64_t off_names;
-	uint64_t off_tables;
-	uint64_t table_stride;         /* creator: server header + slots */
+	uint64_t off_servers;          /* creator: the 3 server headers */
+	uint64_t off_slots;            /* creator: slots[max_locks][3] */
 	int64_t max_ttl_ms;            /* creator: longest lease; also the
 	                                * quarantine of a restarted server */
 	int64_t created_realtime_s;    /* creator */

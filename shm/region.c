@@ -59,7 +59,7 @@ static uint64_t align_up(uint64_t v, uint64_t a)
 }
 
 struct layout_offsets {
-	uint64_t sessions, buckets, names, tables, stride, total;
+	uint64_t sessions, buckets, names, servers, slots, total;
 	uint32_t bucket_count;
 };
 
@@ -72,12 +72,13 @@ static void compute_layout(uint32_t max_locks, uint32_t max_sessions,
 				  sizeof(struct lm_session), LM_CACHELINE);
 	o->names = align_up(o->buckets + (uint64_t)o->bucket_count * 4u,
 			    LM_CACHELINE);
-	o->tables = align_up(o->names + (uint64_t)max_locks *
-				 sizeof(struct lm_name), 4096);
-	o->stride = align_up(sizeof(struct lm_server) +
-				 (uint64_t)max_locks * sizeof(struct lm_slot),
-			     4096);
-	o->total = o->tables + LM_NSERVERS * o->stride;
+	o->servers = align_up(o->names + (uint64_t)max_locks *
+				  sizeof(struct lm_name), 4096);
+	o->slots = align_up(o->servers + LM_NSERVERS * sizeof(struct lm_server),
+			    4096);
+	o->total = align_up(o->slots + (uint64_t)max_locks * LM_NSERVERS *
+					       sizeof(struct lm_slot),
+			    4096);
 }
 
 size_t lm_region_size_for(uint32_t max_locks, uint32_t max_sessions)
@@ -123,11 +124,10 @@ static void set_views(struct lm_region *r, void *base, size_t size, int fd,
 	r->sessions = (struct lm_session *)((char *)base + h->off_sessions);
 	r->buckets = (_Atomic uint32_t *)((char *)base + h->off_buckets);
 	r->names = (struct lm_name *)((char *)base + h->off_names);
-	for (unsigned i = 0; i < LM_NSERVERS; i++) {
-		char *t = (char *)base + h->off_tables + i * h->table_stride;
-		r->servers[i] = (struct lm_server *)t;
-		r->slots[i] = (struct lm_slot *)(t + sizeof(struct lm_server));
-	}
+	for (unsigned i = 0; i < LM_NSERVERS; i++)
+		r->servers[i] = (struct lm_server *)((char *)base +
+						     h->off_servers) + i;
+	r->slots = (struct lm_slot *)((char *)base + h->off_slots);
 	snprintf(r->name, sizeof(r->name), "%s", name);
 }
 
@@ -160,8 +160,8 @@ int lm_region_init(struct lm_region *r, int fd, const char *name,
 	h->off_sessions = o.sessions;
 	h->off_buckets = o.buckets;
 	h->off_names = o.names;
-	h->off_tables = o.tables;
-	h->table_stride = o.stride;
+	h->off_servers = o.servers;
+	h->off_slots = o.slots;
 	h->max_ttl_ms = p->max_ttl_ms;
 	h->created_realtime_s = (int64_t)time(NULL);
 	atomic_store(&h->restart_delay_ms, 100);
@@ -218,8 +218,8 @@ int lm_region_validate(const void *base, size_t size, char *why,
 	compute_layout(h->max_locks, h->max_sessions, &o);
 	if (h->bucket_count != o.bucket_count ||
 	    h->off_sessions != o.sessions || h->off_buckets != o.buckets ||
-	    h->off_names != o.names || h->off_tables != o.tables ||
-	    h->table_stride != o.stride || h->region_size != o.total)
+	    h->off_names != o.names || h->off_servers != o.servers ||
+	    h->off_slots != o.slots || h->region_size != o.total)
 		FAIL("region header offsets are inconsistent (corrupted)");
 	if (size < o.total)
 		FAIL("object is %zu bytes but its header says %llu "

@@ -33,7 +33,7 @@ struct lm_region {
 	_Atomic uint32_t *buckets;
 	struct lm_name *names;
 	struct lm_server *servers[LM_NSERVERS];
-	struct lm_slot *slots[LM_NSERVERS];
+	struct lm_slot *slots; /* slots[lock * LM_NSERVERS + server] */
 	char name[LM_REGION_NAME_MAX + 2];
 };
 
@@ -88,7 +88,7 @@ void lm_region_detach(struct lm_region *r);
 static inline struct lm_slot *lm_slot_of(const struct lm_region *r,
 					 unsigned server, uint32_t lock)
 {
-	return &r->slots[server][lock];
+	return &r->slots[(size_t)lock * LM_NSERVERS + server];
 }
 
 /* The session a (possibly corrupted) owner word names, or NULL. */

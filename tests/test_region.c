@@ -119,10 +119,10 @@ static void create_and_attach(void **state)
 		    (char *)r.servers[0]);
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
 		assert_true((char *)r.servers[i] >= base);
-		assert_true((char *)(r.slots[i] + r.max_locks) <= end);
-		if (i > 0)
-			assert_true((char *)r.servers[i] >=
-				    (char *)(r.slots[i - 1] + r.max_locks));
+		assert_true((char *)(r.servers[i] + 1) <= (char *)r.slots);
+		/* The last lock's slot of every table is inside the map. */
+		assert_true((char *)(lm_slot_of(&r, i, r.max_locks - 1) + 1) <=
+			    end);
 		assert_int_equal(LM_SRV_STATE(atomic_load(&r.servers[i]->state)),
 				 LM_SRV_DOWN);
 	}
@@ -193,10 +193,10 @@ static void refuses_corrupted_header(void **state)
 		 h->off_buckets - 64},
 		{"an inconsistent off_names", HFIELD(off_names),
 		 h->off_names + 4096},
-		{"off_tables past the end", HFIELD(off_tables),
+		{"off_servers past the end", HFIELD(off_servers),
 		 h->region_size * 4},
-		{"an inconsistent table_stride", HFIELD(table_stride),
-		 h->table_stride + 4096},
+		{"an inconsistent off_slots", HFIELD(off_slots),
+		 h->off_slots + 4096},
 		{"an inconsistent region_size", HFIELD(region_size),
 		 h->region_size + 4096},
 	};
