@@ -4,6 +4,7 @@
 #include "demo_util.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -303,4 +304,44 @@ void demo_wait_flag(_Atomic int *flag, int64_t timeout_ms, const char *what)
 		}
 		demo_pause_ms(2);
 	}
+}
+
+int demo_options(int argc, char **argv, const char *name,
+		 const char **lockmgrd)
+{
+	static const struct option opts[] = {
+		{"lockmgrd", required_argument, NULL, 'l'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	*lockmgrd = NULL;
+	int o;
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (o == 'l') {
+			*lockmgrd = optarg;
+			continue;
+		}
+		fprintf(o == 'h' ? stdout : stderr,
+			"Usage: %s [--lockmgrd PATH]\n", name);
+		return o == 'h' ? 0 : 64;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "%s: unexpected argument '%s'\n", name,
+			argv[optind]);
+		return 64;
+	}
+	return -1;
+}
+
+pid_t demo_fork_client(const struct client_spec *s)
+{
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(run_client(s) == 0 ? 0 : 1);
+	if (pid < 0) {
+		perror("fork");
+		exit(1);
+	}
+	return pid;
 }

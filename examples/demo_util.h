@@ -11,6 +11,8 @@
 
 #include "client/lockmgr.h"
 
+struct client_spec;
+
 struct demo {
 	char region[128];
 	char lockctl[4096];   /* path of lockctl */
@@ -26,6 +28,16 @@ struct demo {
  */
 void demo_setup(struct demo *d, const char *argv0, const char *lockmgrd_path,
 		const char *const *extra_args);
+
+/*
+ * The options every scenario demo takes: --lockmgrd PATH and --help.
+ * Returns -1 to go on, or the exit status to end with (help, usage).
+ */
+int demo_options(int argc, char **argv, const char *name,
+		 const char **lockmgrd);
+
+/* Fork a process that runs run_client(s) and exits with its result. */
+pid_t demo_fork_client(const struct client_spec *s);
 
 /* Stop the supervisor we started (SIGTERM, bounded wait). */
 void demo_teardown(struct demo *d);
@@ -50,7 +62,6 @@ void demo_print_store(const char *path);
 /* Wait (bounded) until *flag is non-zero; exits with a message if not. */
 void demo_wait_flag(_Atomic int *flag, int64_t timeout_ms, const char *what);
 
-struct client_spec;
 /*
  * An on_event hook for run_client (clients.h) that prints the client's
  * events on the timeline; the spec's arg must be the struct demo.

@@ -10,7 +10,6 @@
  *
  *   failure [--lockmgrd PATH]
  */
-#include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdatomic.h>
@@ -57,15 +56,6 @@ static void on_event(const struct client_spec *s, enum client_event ev,
 	}
 }
 
-static pid_t start_client(struct client_spec *s)
-{
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid == 0)
-		_exit(run_client(s) == 0 ? 0 : 1);
-	return pid;
-}
-
 /* One act: client 1 holds and crashes; client 2 waits for the lock. */
 static int act(struct demo *d, int64_t ttl_ms, bool release_on_exit)
 {
@@ -83,9 +73,9 @@ static int act(struct demo *d, int64_t ttl_ms, bool release_on_exit)
 		.ttl_ms = ttl_ms, .wait_ms = 3 * ttl_ms, .rounds = 1,
 		.hold_ms = 50, .on_event = on_event, .arg = d,
 	};
-	pid_t p1 = start_client(&c1);
+	pid_t p1 = demo_fork_client(&c1);
 	demo_wait_flag(&sh->holding, 5000, "client 1 to take the lock");
-	pid_t p2 = start_client(&c2);
+	pid_t p2 = demo_fork_client(&c2);
 	int st1, st2;
 	waitpid(p1, &st1, 0);
 	waitpid(p2, &st2, 0);
@@ -112,22 +102,10 @@ static int act(struct demo *d, int64_t ttl_ms, bool release_on_exit)
 
 int main(int argc, char **argv)
 {
-	const char *lockmgrd = NULL;
-	static const struct option opts[] = {
-		{"lockmgrd", required_argument, NULL, 'l'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	int o;
-	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (o == 'l') {
-			lockmgrd = optarg;
-		} else {
-			fprintf(o == 'h' ? stdout : stderr,
-				"Usage: failure [--lockmgrd PATH]\n");
-			return o == 'h' ? 0 : 64;
-		}
-	}
+	const char *lockmgrd;
+	int rc = demo_options(argc, argv, "failure", &lockmgrd);
+	if (rc >= 0)
+		return rc;
 	unsetenv("LOCKMGR_REGION"); /* each act needs its own supervisor */
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
 		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);

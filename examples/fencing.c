@@ -11,7 +11,6 @@
  *
  *   fencing [--lockmgrd PATH]
  */
-#include <getopt.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -54,33 +53,12 @@ static void on_event(const struct client_spec *s, enum client_event ev,
 	}
 }
 
-static pid_t start_client(struct client_spec *s)
-{
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid == 0)
-		_exit(run_client(s) == 0 ? 0 : 1);
-	return pid;
-}
-
 int main(int argc, char **argv)
 {
-	const char *lockmgrd = NULL;
-	static const struct option opts[] = {
-		{"lockmgrd", required_argument, NULL, 'l'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	int o;
-	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (o == 'l') {
-			lockmgrd = optarg;
-		} else {
-			fprintf(o == 'h' ? stdout : stderr,
-				"Usage: fencing [--lockmgrd PATH]\n");
-			return o == 'h' ? 0 : 64;
-		}
-	}
+	const char *lockmgrd;
+	int rc = demo_options(argc, argv, "fencing", &lockmgrd);
+	if (rc >= 0)
+		return rc;
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
 		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (sh == MAP_FAILED) {
@@ -111,13 +89,13 @@ int main(int argc, char **argv)
 	c2.id = 2;
 	c2.hold_ms = 100;
 
-	pid_t p1 = start_client(&c1);
+	pid_t p1 = demo_fork_client(&c1);
 	demo_wait_flag(&sh->c1_inside, 5000, "client 1 to take the lock");
 	demo_pause_ms(50); /* into its critical section: for the story only */
 	kill(p1, SIGSTOP);
 	demo_event(&d, "operator", "SIGSTOP", 0,
 		   "client 1 frozen inside its critical section (a GC pause)");
-	pid_t p2 = start_client(&c2);
+	pid_t p2 = demo_fork_client(&c2);
 	demo_wait_flag(&sh->c2_wrote, 10000, "client 2 to write");
 	demo_event(&d, "operator", "SIGCONT", 0,
 		   "client 1 resumes, still believing it holds the lock");

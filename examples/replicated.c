@@ -18,7 +18,6 @@
  *   replicated [--lockmgrd PATH]
  */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdatomic.h>
@@ -132,15 +131,6 @@ static void act2_event(const struct client_spec *s, enum client_event ev,
 		atomic_store(&a2->c2_wrote, 1);
 }
 
-static pid_t start_client(struct client_spec *s)
-{
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid == 0)
-		_exit(run_client(s) == 0 ? 0 : 1);
-	return pid;
-}
-
 static int act2(struct demo *d, const char *store)
 {
 	printf("\nAct 2: clock skew. Client 1 holds the lock on servers 0 "
@@ -156,7 +146,7 @@ static int act2(struct demo *d, const char *store)
 	struct client_spec c2 = c1;
 	c2.id = 2;
 	c2.hold_ms = 100;
-	pid_t p1 = start_client(&c1);
+	pid_t p1 = demo_fork_client(&c1);
 	demo_wait_flag(&a2->connected[1], 5000, "client 1 to connect");
 	snprintf(pid1, sizeof(pid1), "%d", (int)p1);
 	demo_lockctl(d, (const char *const[]){"server", "isolate", "2",
@@ -164,7 +154,7 @@ static int act2(struct demo *d, const char *store)
 	atomic_store(&a2->go[1], 1);
 	while (a2->token[1] == 0)
 		demo_pause_ms(1);
-	pid_t p2 = start_client(&c2);
+	pid_t p2 = demo_fork_client(&c2);
 	demo_wait_flag(&a2->connected[2], 5000, "client 2 to connect");
 	snprintf(pid2, sizeof(pid2), "%d", (int)p2);
 	demo_lockctl(d, (const char *const[]){"server", "isolate", "1",
@@ -203,22 +193,10 @@ static int wait_for_grant_after(struct shared *sh, int64_t since,
 
 int main(int argc, char **argv)
 {
-	const char *lockmgrd = NULL;
-	static const struct option opts[] = {
-		{"lockmgrd", required_argument, NULL, 'l'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	int o;
-	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (o == 'l') {
-			lockmgrd = optarg;
-		} else {
-			fprintf(o == 'h' ? stdout : stderr,
-				"Usage: replicated [--lockmgrd PATH]\n");
-			return o == 'h' ? 0 : 64;
-		}
-	}
+	const char *lockmgrd;
+	int rc = demo_options(argc, argv, "replicated", &lockmgrd);
+	if (rc >= 0)
+		return rc;
 	struct shared *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
 				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (sh == MAP_FAILED) {
