@@ -59,20 +59,7 @@ int lm_disconnect(lm_client *c)
 		atomic_fetch_sub(&r->names[waited - 1].waiters, 1);
 	/* Free whatever this session still holds, on every table: a grant
 	 * the caller never released must not outlive the session. */
-	uint32_t n = lm_names_in_use(r);
-	for (uint32_t lock = 0; lock < n; lock++) {
-		bool freed = false;
-		for (unsigned i = 0; i < LM_NSERVERS; i++) {
-			struct lm_slot *slot = lm_slot_of(r, i, lock);
-			uint64_t w = atomic_load(&slot->owner);
-			if (LM_OWNER_SESSION(w) == c->session + 1 &&
-			    atomic_compare_exchange_strong(&slot->owner, &w,
-							   LM_OWNER_FREE))
-				freed = true;
-		}
-		if (freed && atomic_load(&r->names[lock].waiters) != 0)
-			lm_wake_next(r, lock, c->session);
-	}
+	lm_free_session_grants(r, c->session, LM_OWNER_FREE, c->session);
 	lm_session_free(r, c->session);
 	lm_region_detach(r);
 	free(c);

@@ -150,6 +150,33 @@ static bool within_reservation(struct lm_server *srv, uint64_t token,
 	return true;
 }
 
+/* Take a free entry of our session's held[] for lock, or -1 (and mark
+ * the session as needing a full scan at cleanup). */
+static int held_take(struct lm_client *c, uint32_t lock)
+{
+	uint32_t free = ~c->held_used & ((1u << LM_HELD_MAX) - 1);
+	if (free == 0) {
+		if (!c->held_overflow) {
+			atomic_store(&c->self->held_overflow, 1);
+			c->held_overflow = true;
+		}
+		return -1;
+	}
+	int k = __builtin_ctz(free);
+	c->held_used |= 1u << k;
+	atomic_store_explicit(&c->self->held[k], lock + 1,
+			      memory_order_release);
+	return k;
+}
+
+static void held_put(struct lm_client *c, int k)
+{
+	if (k < 0 || k >= (int)LM_HELD_MAX || !(c->held_used & (1u << k)))
+		return;
+	atomic_store_explicit(&c->self->held[k], 0, memory_order_release);
+	c->held_used &= ~(1u << k);
+}
+
 static void raise_token(_Atomic uint64_t *t, uint64_t v)
 {
 	uint64_t cur = atomic_load_explicit(t, memory_order_relaxed);
@@ -165,6 +192,10 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 	int64_t now_ms = t0 / 1000000;
 	uint64_t seq = ++c->seq;
 	atomic_store_explicit(&c->self->grant_seq, seq, memory_order_relaxed);
+
+	/* Record the lock before any owner CAS, so that whoever cleans up
+	 * after our death finds it without scanning every lock. */
+	int held = held_take(c, lock);
 
 	unsigned mask = 0, usable = 0;
 	bool busy = false, recovered = false;
@@ -183,8 +214,10 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 			up |= 1u << i;
 	usable = (unsigned)__builtin_popcount(up);
 	info->usable = (int)usable;
-	if (usable < LM_QUORUM)
+	if (usable < LM_QUORUM) {
+		held_put(c, held);
 		return GRAB_NOQUORUM;
+	}
 
 	for (unsigned i = 0; i < LM_NSERVERS && !busy; i++) {
 		if (!(up & (1u << i)))
@@ -230,10 +263,12 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 	}
 	if (busy) {
 		give_back(c, lock, g, mask, prev_free);
+		held_put(c, held);
 		return GRAB_BUSY;
 	}
 	if (__builtin_popcount(mask) < (int)LM_QUORUM) {
 		give_back(c, lock, g, mask, prev_free);
+		held_put(c, held);
 		return GRAB_RETRY;
 	}
 
@@ -273,6 +308,7 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 	}
 	if (ok < LM_QUORUM || t1 >= deadline_ns) {
 		give_back(c, lock, g, mask, prev_free);
+		held_put(c, held);
 		return GRAB_RETRY;
 	}
 
@@ -281,6 +317,7 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 	g->flags = recovered ? LM_GRANT_RECOVERED : 0;
 	G_LOCK(g) = lock;
 	G_MASK(g) = mask;
+	G_HELD(g) = (uint64_t)(held + 1);
 	G_LIVE(g) = LM_GRANT_LIVE;
 	atomic_store_explicit(&c->self->acquires,
 			      atomic_load_explicit(&c->self->acquires,
@@ -373,9 +410,49 @@ int lm_grant_release(struct lm_client *c, lm_grant *g)
 	}
 	G_LIVE(g) = 0;
 	G_MASK(g) = 0;
+	held_put(c, (int)G_HELD(g) - 1);
 	/* Pairs with the waiter's increment of waiters before it re-tries:
 	 * either we see it here, or it sees the slots free. */
 	if (atomic_load(&r->names[lock].waiters) != 0)
 		lm_wake_next(r, lock, c->session);
 	return kept >= LM_QUORUM && !late ? 0 : LM_ELEASELOST;
+}
+
+/* Free lock `lock` on every table where session idx holds it. */
+static bool free_one(struct lm_region *r, uint32_t idx, uint32_t lock,
+		     uint64_t freed, uint32_t self)
+{
+	bool any = false;
+	for (unsigned i = 0; i < LM_NSERVERS; i++) {
+		struct lm_slot *slot = lm_slot_of(r, i, lock);
+		uint64_t w = atomic_load(&slot->owner);
+		if (LM_OWNER_SESSION(w) == idx + 1 &&
+		    atomic_compare_exchange_strong(&slot->owner, &w, freed))
+			any = true;
+	}
+	if (any && atomic_load(&r->names[lock].waiters) != 0)
+		lm_wake_next(r, lock, self);
+	return any;
+}
+
+unsigned lm_free_session_grants(struct lm_region *r, uint32_t idx,
+				uint64_t freed, uint32_t self)
+{
+	struct lm_session *s = &r->sessions[idx];
+	unsigned n = 0;
+	if (!atomic_load(&s->held_overflow)) {
+		for (unsigned k = 0; k < LM_HELD_MAX; k++) {
+			uint32_t v = atomic_load(&s->held[k]);
+			if (v != 0 && v <= r->max_locks &&
+			    free_one(r, idx, v - 1, freed, self))
+				n++;
+		}
+		return n;
+	}
+	/* It held more locks at once than it could record: look at all. */
+	uint32_t names = lm_names_in_use(r);
+	for (uint32_t lock = 0; lock < names; lock++)
+		if (free_one(r, idx, lock, freed, self))
+			n++;
+	return n;
 }

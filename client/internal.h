@@ -16,6 +16,8 @@ struct lm_client {
 	uint32_t session;       /* our slot index */
 	struct lm_session *self;
 	uint64_t seq;           /* grant sequence, mirrored in self->grant_seq */
+	uint32_t held_used;     /* bit k: self->held[k] is in use */
+	bool held_overflow;     /* mirrors self->held_overflow */
 };
 
 /* A heartbeat older than this marks a server as hung (out of quorum). */
@@ -29,6 +31,7 @@ struct lm_client {
 #define G_LIVE(g)     ((g)->private_u32_[2])  /* LM_GRANT_LIVE while held */
 #define G_OWNER(g, i) ((g)->private_[(i)])    /* owner word per table */
 #define G_STATE(g, i) ((g)->private_[3 + (i)])/* server word at grant */
+#define G_HELD(g)     ((g)->private_[6])      /* self->held index + 1 */
 #define LM_GRANT_LIVE 0x6c6d6731u
 
 /* Outcome of one attempt on the tables (client/grant.c). */
@@ -67,5 +70,10 @@ void lm_wake_stalled(struct lm_region *r, uint32_t lock);
 int lm_wait_for_grant(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 		      int64_t deadline_ns, lm_grant *g);
 bool lm_may_barge(const struct lm_region *r, uint32_t lock);
+/* Free every lock session idx holds (its held[] list, or a full scan if
+ * it overflowed), CASing its owner words to `freed`; wakes waiters
+ * (except self). Returns the number of locks freed. */
+unsigned lm_free_session_grants(struct lm_region *r, uint32_t idx,
+				uint64_t freed, uint32_t self);
 
 #endif

@@ -41,30 +41,12 @@ struct session_news {
 	int pidfd; /* -1: the process was already gone */
 };
 
-/* Free the locks of session idx (holder died): CAS each of its owner
- * words to ABANDONED so the next holder is told, then wake the head
- * waiter of each lock. Returns the number of locks freed. */
+/* Free the locks of session idx (holder died): its owner words become
+ * ABANDONED so the next holder is told. */
 static unsigned free_session_locks(struct lm_region *r, uint32_t idx)
 {
-	uint32_t n = lm_names_in_use(r);
-	unsigned freed = 0;
-	for (uint32_t lock = 0; lock < n; lock++) {
-		bool any = false;
-		for (unsigned i = 0; i < LM_NSERVERS; i++) {
-			struct lm_slot *slot = lm_slot_of(r, i, lock);
-			uint64_t w = atomic_load(&slot->owner);
-			if (LM_OWNER_SESSION(w) == idx + 1 &&
-			    atomic_compare_exchange_strong(&slot->owner, &w,
-							   LM_OWNER_ABANDONED))
-				any = true;
-		}
-		if (any) {
-			freed++;
-			if (atomic_load(&r->names[lock].waiters) != 0)
-				lm_wake_next(r, lock, LM_NO_SESSION);
-		}
-	}
-	return freed;
+	return lm_free_session_grants(r, idx, LM_OWNER_ABANDONED,
+				      LM_NO_SESSION);
 }
 
 static void unwatch(struct supervisor *sv, uint32_t idx)

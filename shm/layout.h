@@ -35,7 +35,7 @@
 #include <stdint.h>
 
 #define LM_REGION_MAGIC   UINT64_C(0x314752474d4b434c) /* "LCKMGRG1" */
-#define LM_ABI_VERSION    3u
+#define LM_ABI_VERSION    4u
 #define LM_NSERVERS       3u
 #define LM_QUORUM         2u /* a majority of LM_NSERVERS */
 #define LM_NAME_MAX       255u
@@ -43,6 +43,9 @@
 
 /* Tokens a server reserves (and makes durable) at a time. */
 #define LM_TOKEN_BLOCK 65536u
+
+/* Locks a session records as held without a full scan at cleanup. */
+#define LM_HELD_MAX 16u
 
 /* Hard limits the encodings below impose. */
 #define LM_MAX_SESSIONS_LIMIT 65534u  /* session field of an owner word */
@@ -159,7 +162,18 @@ struct lm_session {
 	                              * kept across slot reuse so owner words
 	                              * of successive sessions differ */
 	_Atomic uint64_t acquires;   /* client: grants taken (statistics) */
-	uint8_t pad_[8];
+	_Atomic uint32_t held_overflow; /* client: set (for the session's
+	                              * life) when it held more locks at once
+	                              * than held[] has room for */
+	_Atomic uint32_t held[LM_HELD_MAX]; /* client: lock index + 1 of each
+	                              * lock it may hold, 0 = empty; written
+	                              * before its first owner CAS, cleared
+	                              * after release. Whoever frees a dead
+	                              * session's locks visits these instead
+	                              * of every lock in the region (unless
+	                              * held_overflow), checking each owner
+	                              * word, so a stale entry is harmless. */
+	uint8_t pad_[4];
 };
 
 /* ---------------------------------------------------------------------
@@ -305,7 +319,7 @@ struct lm_region_header {
 	uint8_t pad_[100];
 };
 
-_Static_assert(sizeof(struct lm_session) == 64, "session slot is a line");
+_Static_assert(sizeof(struct lm_session) == 128, "session slot: two lines");
 _Static_assert(sizeof(struct lm_slot) == 64, "lock slot is a line");
 _Static_assert(sizeof(struct lm_name) == 288, "name slot size");
 _Static_assert(sizeof(struct lm_server) == 256, "server header size");

@@ -41,9 +41,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "client/internal.h"
 #include "client/lockmgr.h"
 #include "examples/clients.h"
 #include "resource/store.h"
+#include "shm/layout.h"
 #include "shm/name_index.h"
 #include "shm/region.h"
 
@@ -1059,6 +1061,98 @@ static void frozen_waiter(void)
 	harness_lockmgrd_stop(&d);
 }
 
+/* ---- a dead client holding many locks --------------------------------- */
+
+struct many_arg {
+	char region[LM_REGION_NAME_MAX + 2];
+	int nlocks;
+	int ready_fd;
+};
+
+static void many_holder(void *arg)
+{
+	struct many_arg *m = arg;
+	lm_client *c;
+	assert_int_equal(lm_connect(m->region, &c), 0);
+	for (int i = 0; i < m->nlocks; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "many/%d", i);
+		lm_grant g;
+		assert_int_equal(lm_acquire(c, name, 15000, 0, &g), 0);
+	}
+	send_byte(m->ready_fd);
+	for (;;)
+		pause(); /* SIGKILLed by the test */
+}
+
+/*
+ * A client that dies holding several locks has every one of them freed by
+ * the supervisor at once, both when it held few enough for its session to
+ * list them (the supervisor visits just those) and when it held more
+ * (the supervisor scans every lock).
+ */
+static void death_frees_every_lock(void)
+{
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "many", "--max-ttl", "20000", NULL);
+	lm_client *c;
+	assert_int_equal(lm_connect(d.region, &c), 0);
+	const int counts[] = {3, (int)LM_HELD_MAX + 4};
+	for (size_t k = 0; k < 2; k++) {
+		struct many_arg m;
+		snprintf(m.region, sizeof(m.region), "%s", d.region);
+		m.nlocks = counts[k];
+		int p[2];
+		make_pipe(p);
+		m.ready_fd = p[1];
+		pid_t holder = harness_fork(many_holder, &m);
+		close(p[1]);
+		harness_read_byte(p[0], 10000, "the holder taking its locks");
+		close(p[0]);
+		struct lm_region r;
+		attach(d.region, &r);
+		uint32_t slot = UINT32_MAX;
+		for (uint32_t si = 0; si < r.max_sessions; si++)
+			if (atomic_load(&r.sessions[si].pid) == holder)
+				slot = si;
+		assert_true(slot != UINT32_MAX);
+		kill(holder, SIGKILL);
+		harness_reap(holder, 5000, "killed holder");
+		/* Once its session slot is free, a new client takes it over:
+		 * any grant the supervisor missed would then look like the
+		 * new session's and stay blocked for its 15 s lease. */
+		HARNESS_WAIT_FOR(atomic_load(&r.sessions[slot].state) ==
+					 LM_SESS_FREE,
+				 5000, "the dead holder's session was not freed");
+		lm_region_detach(&r);
+		lm_client *heir;
+		assert_int_equal(lm_connect(d.region, &heir), 0);
+		assert_int_equal(heir->session, slot);
+		assert_int_equal(lm_disconnect(heir), 0);
+		assert_int_equal(lm_connect(d.region, &heir), 0);
+		int64_t t0 = harness_now_ms();
+		for (int i = 0; i < m.nlocks; i++) {
+			char name[32];
+			snprintf(name, sizeof(name), "many/%d", i);
+			lm_grant g;
+			/* Far less than the 15 s lease: only death detection
+			 * can free it this soon. */
+			int rc = lm_acquire(c, name, 1000, 3000, &g);
+			if (rc != 0)
+				fail_msg("%d locks: %s was not freed: %s",
+					 m.nlocks, name, lm_strerror(rc));
+			assert_true(g.flags & LM_GRANT_RECOVERED);
+			assert_int_equal(lm_release(c, &g), 0);
+		}
+		assert_int_equal(lm_disconnect(heir), 0);
+		fprintf(stderr, "death_frees_every_lock: %d locks free again "
+				"%lld ms after the holder was reaped\n",
+			m.nlocks, (long long)(harness_now_ms() - t0));
+	}
+	assert_int_equal(lm_disconnect(c), 0);
+	harness_lockmgrd_stop(&d);
+}
+
 HARNESS_CASE(death_detection, 60)
 HARNESS_CASE(no_release_on_exit, 30)
 HARNESS_CASE(clean_release_no_flag, 30)
@@ -1066,6 +1160,7 @@ HARNESS_CASE(frozen_holder, 30)
 HARNESS_CASE(lockctl_run_frozen, 40)
 HARNESS_CASE(resctl_cli_fencing, 30)
 HARNESS_CASE(frozen_waiter, 30)
+HARNESS_CASE(death_frees_every_lock, 60)
 
 int main(void)
 {
@@ -1077,6 +1172,7 @@ int main(void)
 		harness_case(lockctl_run_frozen),
 		harness_case(resctl_cli_fencing),
 		harness_case(frozen_waiter),
+		harness_case(death_frees_every_lock),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
