@@ -6,9 +6,10 @@
 #   ./setup.sh          just install and build
 #
 # Installs the Debian packages below with apt-get when any is missing
-# (as root; otherwise it prints the command to run).
+# (as root; otherwise it prints the command to run). gnuplot-nox only
+# draws lockbench's plots; everything else builds without it.
 set -eu
-PKGS="make gcc libc6-dev pkg-config zlib1g-dev liburcu-dev libcmocka-dev"
+PKGS="make gcc libc6-dev pkg-config zlib1g-dev liburcu-dev libcmocka-dev gnuplot-nox"
 
 missing=""
 for p in $PKGS; do
