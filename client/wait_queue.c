@@ -30,7 +30,6 @@
  * waiter and bumps its futex word (the waiter's FUTEX_WAIT then returns
  * at once), or the waiter's try sees the tables free.
  */
-#include <errno.h>
 #include <stdatomic.h>
 
 #include "../shm/clock.h"
@@ -153,10 +152,8 @@ void lm_wake_stalled(struct lm_region *r, uint32_t lock)
  * read of /proc per waiter ahead, paid only by waiters that are not the
  * head, on their way back to sleep.
  */
-static bool is_head(struct lm_client *c, uint32_t lock, uint32_t ticket,
-		    bool check_alive)
+static bool is_head(struct lm_client *c, uint32_t lock, uint32_t ticket)
 {
-	(void)check_alive;
 	struct lm_region *r = &c->region;
 	uint32_t n = lm_sessions_in_use(r);
 	for (uint32_t s = 0; s < n; s++) {
@@ -211,12 +208,12 @@ int lm_wait_for_grant(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 		atomic_store_explicit(&name->turn_since_ns, lm_now_ns(),
 				      memory_order_relaxed);
 
-	bool timed_out = false, head = false;
+	bool head = false;
 	for (;;) {
 		uint32_t seq = atomic_load(&c->self->wake);
 		int64_t now = lm_now_ns();
 		int64_t sleep_until = now + NON_HEAD_SLEEP_NS;
-		head = is_head(c, lock, ticket, timed_out);
+		head = is_head(c, lock, ticket);
 		if (head) {
 			struct grab_info info;
 			enum grab_result gr = lm_grab(c, lock, ttl_ms, g, &info);
@@ -242,19 +239,14 @@ int lm_wait_for_grant(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 		}
 		if (sleep_until > deadline_ns)
 			sleep_until = deadline_ns;
-		if (sleep_until <= now) {
-			timed_out = false;
+		if (sleep_until <= now)
 			continue;
-		}
 		/* Before sleeping, drop the "woken" mark so that the next
 		 * release wakes us, then look once more: a release that saw
 		 * the mark did not wake anyone (lm_wake_next). */
 		uint16_t me = (uint16_t)(c->session + 1);
-		if (atomic_compare_exchange_strong(&name->woken, &me, 0)) {
-			timed_out = false;
+		if (atomic_compare_exchange_strong(&name->woken, &me, 0))
 			continue;
-		}
-		timed_out = lm_futex_wait(&c->self->wake, seq, sleep_until) ==
-			    -ETIMEDOUT;
+		lm_futex_wait(&c->self->wake, seq, sleep_until);
 	}
 }

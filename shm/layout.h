@@ -221,8 +221,7 @@ struct lm_slot {
 	                          * for this lock; only raised (CAS max) */
 	_Atomic uint64_t shared; /* roadmap: holder counts per mode for
 	                          * shared and intention locks */
-	_Atomic uint64_t grants; /* grants made on this slot (statistics) */
-	uint64_t reserved[3];
+	uint64_t reserved[4];    /* roadmap: mode queues, watch state */
 };
 
 /* ---------------------------------------------------------------------
