@@ -56,7 +56,7 @@ int lm_disconnect(lm_client *c)
 	struct lm_region *r = &c->region;
 	uint32_t waited = atomic_exchange(&c->self->waiting_on, 0);
 	if (waited != 0 && waited <= r->max_locks)
-		atomic_fetch_sub(&r->names[waited - 1].waiters, 1);
+		atomic_fetch_sub(&lm_queue_of(r, waited - 1)->waiters, 1);
 	/* Free whatever this session still holds, on every table: a grant
 	 * the caller never released must not outlive the session. */
 	lm_free_session_grants(r, c->session, LM_OWNER_FREE, c->session);

@@ -111,7 +111,7 @@ static void give_back(struct lm_client *c, uint32_t lock, lm_grant *g,
 			prev_free[i]);
 	}
 	/* Our partial grant may have made a waiter back off. */
-	if (mask != 0 && atomic_load(&c->region.names[lock].waiters) != 0)
+	if (mask != 0 && atomic_load(&lm_queue_of(&c->region, lock)->waiters) != 0)
 		lm_wake_next(&c->region, lock, c->session);
 }
 
@@ -377,7 +377,7 @@ int lm_grant_renew(struct lm_client *c, lm_grant *g, int64_t ttl_ms)
 					LM_OWNER_ABANDONED);
 		}
 		G_MASK(g) = 0;
-		if (atomic_load(&r->names[lock].waiters) != 0)
+		if (atomic_load(&lm_queue_of(r, lock)->waiters) != 0)
 			lm_wake_next(r, lock, c->session);
 		return LM_ELEASELOST;
 	}
@@ -413,7 +413,7 @@ int lm_grant_release(struct lm_client *c, lm_grant *g)
 	held_put(c, (int)G_HELD(g) - 1);
 	/* Pairs with the waiter's increment of waiters before it re-tries:
 	 * either we see it here, or it sees the slots free. */
-	if (atomic_load(&r->names[lock].waiters) != 0)
+	if (atomic_load(&lm_queue_of(r, lock)->waiters) != 0)
 		lm_wake_next(r, lock, c->session);
 	return kept >= LM_QUORUM && !late ? 0 : LM_ELEASELOST;
 }
@@ -430,7 +430,7 @@ static bool free_one(struct lm_region *r, uint32_t idx, uint32_t lock,
 		    atomic_compare_exchange_strong(&slot->owner, &w, freed))
 			any = true;
 	}
-	if (any && atomic_load(&r->names[lock].waiters) != 0)
+	if (any && atomic_load(&lm_queue_of(r, lock)->waiters) != 0)
 		lm_wake_next(r, lock, self);
 	return any;
 }

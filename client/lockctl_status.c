@@ -304,7 +304,7 @@ static int snap_locks(struct snapshot *s)
 			continue;
 		li->idx = idx;
 		li->holder_slot = -1;
-		li->waiters = atomic_load(&r->names[idx].waiters);
+		li->waiters = atomic_load(&lm_queue_of(r, idx)->waiters);
 		judge_lock(s, idx, li);
 		if (li->holder_slot >= 0 || li->waiters != 0)
 			s->nlocks++;

@@ -85,7 +85,7 @@ static bool mark_is_current(struct lm_region *r, uint32_t lock, uint16_t mark)
 
 void lm_wake_next(struct lm_region *r, uint32_t lock, uint32_t self)
 {
-	struct lm_name *name = &r->names[lock];
+	struct lm_queue *name = lm_queue_of(r, lock);
 	for (int tries = 0; tries < 4; tries++) {
 		/* A waiter already woken for its turn will try the tables,
 		 * and clears the mark (then looks once more) before it
@@ -140,7 +140,7 @@ void lm_wake_stalled(struct lm_region *r, uint32_t lock)
 		return;
 	/* Whoever was marked woken did not take its turn: the mark now
 	 * belongs to the waiter we wake. */
-	atomic_store(&r->names[lock].woken, (uint16_t)(best + 1));
+	atomic_store(&lm_queue_of(r, lock)->woken, (uint16_t)(best + 1));
 	lm_futex_bump_wake(&r->sessions[best].wake, 1);
 }
 
@@ -174,7 +174,7 @@ static bool is_head(struct lm_client *c, uint32_t lock, uint32_t ticket)
 
 bool lm_may_barge(const struct lm_region *r, uint32_t lock)
 {
-	const struct lm_name *n = &r->names[lock];
+	const struct lm_queue *n = lm_queue_of(r, lock);
 	if (atomic_load(&n->waiters) == 0)
 		return true;
 	return lm_now_ns() - atomic_load_explicit(&n->turn_since_ns,
@@ -185,7 +185,7 @@ bool lm_may_barge(const struct lm_region *r, uint32_t lock)
 /* Leave the queue; a head that leaves starts the next one's turn. */
 static void leave_queue(struct lm_client *c, uint32_t lock, bool was_head)
 {
-	struct lm_name *n = &c->region.names[lock];
+	struct lm_queue *n = lm_queue_of(&c->region, lock);
 	if (atomic_exchange(&c->self->waiting_on, 0) == lock + 1)
 		atomic_fetch_sub(&n->waiters, 1);
 	uint16_t me = (uint16_t)(c->session + 1);
@@ -199,7 +199,7 @@ int lm_wait_for_grant(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 		      int64_t deadline_ns, lm_grant *g)
 {
 	struct lm_region *r = &c->region;
-	struct lm_name *name = &r->names[lock];
+	struct lm_queue *name = lm_queue_of(r, lock);
 	uint32_t ticket = atomic_fetch_add(&name->ticket_next, 1);
 	atomic_store(&c->self->wait_ticket, ticket);
 	atomic_store_explicit(&c->self->waiting_on, lock + 1,

@@ -107,7 +107,7 @@ static unsigned expire_leases(struct lm_region *r, unsigned i,
 		/* A free lock with waiters is normally a hand-off in flight;
 		 * if its head is frozen (SIGSTOP) it would stay so forever.
 		 * Wake the first waiter that can act. */
-		if (watch_queues && atomic_load(&r->names[lock].waiters) != 0 &&
+		if (watch_queues && atomic_load(&lm_queue_of(r, lock)->waiters) != 0 &&
 		    lock_looks_free(r, lock, now_ns))
 			lm_wake_stalled(r, lock);
 		uint64_t w = atomic_load_explicit(&slot->owner,
@@ -139,7 +139,7 @@ static unsigned expire_leases(struct lm_region *r, unsigned i,
 		if (!atomic_compare_exchange_strong(&slot->owner, &w, next))
 			continue;
 		freed++;
-		if (atomic_load(&r->names[lock].waiters) != 0)
+		if (atomic_load(&lm_queue_of(r, lock)->waiters) != 0)
 			lm_wake_next(r, lock, LM_NO_SESSION);
 	}
 	return freed;

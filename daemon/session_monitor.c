@@ -73,7 +73,7 @@ void sup_session_died(struct supervisor *sv, uint32_t idx, uint32_t gen)
 	pid_t pid = atomic_load(&s->pid);
 	uint32_t waited = atomic_exchange(&s->waiting_on, 0);
 	if (waited != 0 && waited <= r->max_locks) {
-		struct lm_name *n = &r->names[waited - 1];
+		struct lm_queue *n = lm_queue_of(r, waited - 1);
 		atomic_fetch_sub(&n->waiters, 1);
 		uint16_t mark = (uint16_t)(idx + 1);
 		atomic_compare_exchange_strong(&n->woken, &mark, 0);

@@ -35,7 +35,7 @@
 #include <stdint.h>
 
 #define LM_REGION_MAGIC   UINT64_C(0x314752474d4b434c) /* "LCKMGRG1" */
-#define LM_ABI_VERSION    4u
+#define LM_ABI_VERSION    5u
 #define LM_NSERVERS       3u
 #define LM_QUORUM         2u /* a majority of LM_NSERVERS */
 #define LM_NAME_MAX       255u
@@ -153,7 +153,7 @@ struct lm_session {
 	                              * waits; any waker increments it, then
 	                              * FUTEX_WAKEs it */
 	_Atomic uint32_t wait_ticket;/* client: FIFO position, taken from
-	                              * lm_name.ticket_next, written before
+	                              * lm_queue.ticket_next, written before
 	                              * waiting_on (release) */
 	_Atomic uint32_t isolated;   /* bit i: server i refuses this session
 	                              * (a simulated partition). lockctl. */
@@ -179,33 +179,42 @@ struct lm_session {
 /* ---------------------------------------------------------------------
  * Name slot: one per distinct lock name, allocated once and never
  * reused (names are immutable once published). Slot i's lock lives in
- * slot i of every table. The per-lock wait queue lives here too, since
- * waiting is for the lock as a whole, not for one table.
+ * slot i of every table. Only a lookup by name reads it; an acquire
+ * through a resolved reference never does.
  */
 struct lm_name {
 	_Atomic uint32_t len;        /* client: 0 until the name bytes are
 	                              * written, then their length (release) */
 	_Atomic uint32_t hash;       /* client, before len */
+	char name[LM_NAME_MAX + 1];  /* client, before len; NUL-terminated */
+};
+
+/* ---------------------------------------------------------------------
+ * Wait queue of one lock: waiting is for the lock as a whole, not for
+ * one table. It lives in the lock's table-0 slot (lm_slot.queue) so that
+ * an acquire and a release touch only the lock's three slot lines.
+ */
+struct lm_queue {
 	_Atomic uint32_t waiters;    /* sessions in the queue: incremented by
 	                              * a waiter after it sets waiting_on,
 	                              * decremented by whoever clears it */
 	_Atomic uint32_t ticket_next;/* FIFO ticket dispenser (fetch_add) */
-	_Atomic uint32_t change_seq; /* roadmap: watch counter (futex) */
-	_Atomic uint16_t flags;      /* roadmap: lock kind (mutex, semaphore) */
 	_Atomic uint16_t woken;      /* session index + 1 of a waiter that was
 	                              * woken for its turn and has not gone back
 	                              * to sleep, else 0. Set (CAS from 0) by the
 	                              * waker, cleared by that waiter before it
 	                              * sleeps or when it leaves the queue, or by
-	                              * whoever finds it stopped or dead. While
-	                              * set, a release need not wake anyone. */
+	                              * whoever finds it stopped, dead or gone
+	                              * from the queue. While it names a waiting
+	                              * session, a release need not wake anyone. */
+	_Atomic uint16_t kind;       /* roadmap: lock kind (mutex, semaphore) */
+	_Atomic uint32_t change_seq; /* roadmap: watch counter (futex) */
 	_Atomic int64_t turn_since_ns; /* when the current head of the queue
 	                              * began its turn (monotonic): set by the
 	                              * waiter that starts a queue and by each
 	                              * head as it leaves. Newcomers may barge
 	                              * past the queue only within a short
 	                              * window of it (client/wait_queue.c). */
-	char name[LM_NAME_MAX + 1];  /* client, before len; NUL-terminated */
 };
 
 /* ---------------------------------------------------------------------
@@ -221,7 +230,10 @@ struct lm_slot {
 	                          * for this lock; only raised (CAS max) */
 	_Atomic uint64_t shared; /* roadmap: holder counts per mode for
 	                          * shared and intention locks */
-	uint64_t reserved[4];    /* roadmap: mode queues, watch state */
+	struct lm_queue queue;   /* table 0's slot only: the lock's wait
+	                          * queue (see struct lm_queue); unused in
+	                          * tables 1 and 2, never wiped with table 0 */
+	uint64_t reserved[1];
 };
 
 /* ---------------------------------------------------------------------
@@ -320,7 +332,8 @@ struct lm_region_header {
 
 _Static_assert(sizeof(struct lm_session) == 128, "session slot: two lines");
 _Static_assert(sizeof(struct lm_slot) == 64, "lock slot is a line");
-_Static_assert(sizeof(struct lm_name) == 288, "name slot size");
+_Static_assert(sizeof(struct lm_name) == 264, "name slot size");
+_Static_assert(sizeof(struct lm_queue) == 24, "queue size");
 _Static_assert(sizeof(struct lm_server) == 256, "server header size");
 _Static_assert(sizeof(struct lm_region_header) == 256, "header size");
 _Static_assert(sizeof(_Atomic uint64_t) == 8, "lock-free 64-bit atomics");

@@ -91,6 +91,13 @@ static inline struct lm_slot *lm_slot_of(const struct lm_region *r,
 	return &r->slots[(size_t)lock * LM_NSERVERS + server];
 }
 
+/* The wait queue of lock (in its table-0 slot). */
+static inline struct lm_queue *lm_queue_of(const struct lm_region *r,
+					   uint32_t lock)
+{
+	return &lm_slot_of(r, 0, lock)->queue;
+}
+
 /* The session a (possibly corrupted) owner word names, or NULL. */
 static inline struct lm_session *lm_owner_session(const struct lm_region *r,
 						  uint64_t owner)

@@ -55,7 +55,7 @@ static void watch_open(struct watch *w, const char *lock)
 
 static uint32_t watch_waiters(struct watch *w)
 {
-	return atomic_load(&w->r.names[w->lock].waiters);
+	return atomic_load(&lm_queue_of(&w->r, w->lock)->waiters);
 }
 
 /* ---- 8 x 1000 critical sections ---------------------------------- */

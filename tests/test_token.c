@@ -648,11 +648,11 @@ static void stale_woken_mark(void **state)
 	lm_grant g;
 	ACQ(a, "mark", 5000, 0, &g);
 	uint32_t k = lock_index(&w, "mark");
-	atomic_store(&w.r.names[k].woken, (uint16_t)sess_of(a));
+	atomic_store(&lm_queue_of(&w.r, k)->woken, (uint16_t)sess_of(a));
 	pid_t p = harness_fork(mark_waiter, NULL);
 	/* Queued and asleep (its only blocking call once queued is the
 	 * futex wait), so that only a wake-up can get it the lock. */
-	HARNESS_WAIT_FOR(atomic_load(&w.r.names[k].waiters) == 1 &&
+	HARNESS_WAIT_FOR(atomic_load(&lm_queue_of(&w.r, k)->waiters) == 1 &&
 				 proc_sleeping(p),
 			 5000, "the waiter never queued and slept");
 	assert_int_equal(lm_release(a, &g), 0);
