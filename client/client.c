@@ -34,7 +34,14 @@ int lm_connect(const char *region, lm_client **out)
 		goto out_detach;
 	}
 	pid_t pid = getpid();
-	rc = lm_session_claim(&c->region, pid, lm_proc_start_time(pid));
+	uint64_t start = lm_proc_start_time(pid);
+	if (start == 0) {
+		/* Without it the supervisor could not tell us from a later
+		 * process with our pid (or from a dead one). */
+		rc = LM_ESYS;
+		goto out_detach;
+	}
+	rc = lm_session_claim(&c->region, pid, start);
 	if (rc < 0)
 		goto out_detach;
 	c->session = (uint32_t)rc;
@@ -56,7 +63,7 @@ int lm_disconnect(lm_client *c)
 	struct lm_region *r = &c->region;
 	uint32_t waited = atomic_exchange(&c->self->waiting_on, 0);
 	if (waited != 0 && waited <= r->max_locks)
-		atomic_fetch_sub(&lm_queue_of(r, waited - 1)->waiters, 1);
+		lm_queue_leave(lm_queue_of(r, waited - 1));
 	/* Free whatever this session still holds, on every table: a grant
 	 * the caller never released must not outlive the session. */
 	lm_free_session_grants(r, c->session, LM_OWNER_FREE, c->session);
@@ -116,12 +123,15 @@ int lm_acquire_ref(lm_client *c, const lm_lockref *ref, int64_t ttl_ms,
 		return rc;
 	uint32_t lock = (uint32_t)ref->private_[0];
 	G_LIVE(g) = 0; /* a failed acquire leaves nothing to release */
-	int64_t deadline = wait_ms < 0 ? INT64_MAX
-				       : lm_now_ns() + wait_ms * 1000000;
+	/* A wait of more than a century is "forever" (and would overflow). */
+	int64_t deadline = wait_ms < 0 || wait_ms > INT64_C(3153600000000)
+				   ? INT64_MAX
+				   : lm_now_ns() + wait_ms * 1000000;
 
 	/* Go straight to the tables when nobody waits, or when the head of
 	 * the queue has not waited long (bounded barging, wait_queue.c). */
-	if (lm_may_barge(&c->region, lock)) {
+	bool tried = lm_may_barge(&c->region, lock);
+	if (tried) {
 		struct grab_info info;
 		for (int tries = 0; tries < 3; tries++) {
 			enum grab_result gr = lm_grab(c, lock, ttl_ms, g, &info);
@@ -133,8 +143,15 @@ int lm_acquire_ref(lm_client *c, const lm_lockref *ref, int64_t ttl_ms,
 				break;
 		}
 	}
-	if (wait_ms == 0)
+	if (wait_ms == 0) {
+		/* Others are counted as waiting but none is queued (one died
+		 * while queueing, say): nobody to overtake, so try. */
+		struct grab_info info;
+		if (!tried && !lm_queue_has_waiter(&c->region, lock) &&
+		    lm_grab(c, lock, ttl_ms, g, &info) == GRAB_GRANTED)
+			return 0;
 		return LM_EBUSY;
+	}
 	rc = lm_wait_for_grant(c, lock, ttl_ms, deadline, g);
 	return rc == LM_ENOQUORUM ? no_quorum(c) : rc;
 }

@@ -48,10 +48,12 @@ struct grab_info {
 	int usable;             /* servers that were up and reachable */
 };
 
-/* Drift bound: a lease of ttl_ms is trusted for ttl_ms - drift. */
+/* Drift bound: a lease of ttl_ms is trusted for ttl_ms - drift: 1% for
+ * clocks that run fast, plus 2 ms for the whole milliseconds that server
+ * clocks and lease words are kept in. */
 static inline int64_t lm_drift_ms(int64_t ttl_ms)
 {
-	return 1 + ttl_ms / 100;
+	return 2 + ttl_ms / 100;
 }
 
 bool lm_server_usable(const struct lm_client *c, unsigned i,
@@ -70,6 +72,11 @@ void lm_wake_stalled(struct lm_region *r, uint32_t lock);
 int lm_wait_for_grant(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 		      int64_t deadline_ns, lm_grant *g);
 bool lm_may_barge(const struct lm_region *r, uint32_t lock);
+/* One waiter fewer (never below zero: a count a death left too high is
+ * repaired by the servers, one left too low would hide waiters). */
+void lm_queue_leave(struct lm_queue *q);
+/* Is any session waiting for lock? (A scan of the sessions.) */
+bool lm_queue_has_waiter(struct lm_region *r, uint32_t lock);
 /* Free every lock session idx holds (its held[] list, or a full scan if
  * it overflowed), CASing its owner words to `freed`; wakes waiters
  * (except self). Returns the number of locks freed. */

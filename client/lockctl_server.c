@@ -171,6 +171,14 @@ static int skew_server(struct lm_region *r, unsigned n, int argc, char **argv)
 		}
 	}
 	struct lm_server *s = r->servers[n];
+	if (lm_now_ms() + off < 0) {
+		fprintf(stderr, "lockctl: --offset %lld would put server %u's "
+				"clock before this host booted (%lld ms ago); "
+				"use at least %lld\n",
+			(long long)off, n, (long long)lm_now_ms(),
+			(long long)-lm_now_ms());
+		return EX_CTL_USAGE;
+	}
 	/* A rate counts from now; the offset applies at once. Readers may
 	 * mix old and new fields for an instant: a clock jump, which is
 	 * what a skewed clock does anyway. */

@@ -49,7 +49,7 @@ extern "C" {
 #define LM_ERR_LAST      (-1001)
 
 /* The shortest lease: shorter ones leave nothing once the drift bound
- * (1 ms + 1%) is taken off. */
+ * (2 ms + 1%) is taken off. */
 #define LM_MIN_TTL_MS 10
 
 /* lm_grant.flags */

@@ -83,6 +83,11 @@ static bool mark_is_current(struct lm_region *r, uint32_t lock, uint16_t mark)
 	       atomic_load(&ss->state) == LM_SESS_LIVE;
 }
 
+bool lm_queue_has_waiter(struct lm_region *r, uint32_t lock)
+{
+	return queue_head(r, lock) >= 0;
+}
+
 void lm_wake_next(struct lm_region *r, uint32_t lock, uint32_t self)
 {
 	struct lm_queue *name = lm_queue_of(r, lock);
@@ -172,6 +177,13 @@ static bool is_head(struct lm_client *c, uint32_t lock, uint32_t ticket)
 	return true;
 }
 
+void lm_queue_leave(struct lm_queue *q)
+{
+	uint32_t n = atomic_load(&q->waiters);
+	while (n != 0 && !atomic_compare_exchange_weak(&q->waiters, &n, n - 1))
+		;
+}
+
 bool lm_may_barge(const struct lm_region *r, uint32_t lock)
 {
 	const struct lm_queue *n = lm_queue_of(r, lock);
@@ -187,7 +199,7 @@ static void leave_queue(struct lm_client *c, uint32_t lock, bool was_head)
 {
 	struct lm_queue *n = lm_queue_of(&c->region, lock);
 	if (atomic_exchange(&c->self->waiting_on, 0) == lock + 1)
-		atomic_fetch_sub(&n->waiters, 1);
+		lm_queue_leave(n);
 	uint16_t me = (uint16_t)(c->session + 1);
 	atomic_compare_exchange_strong(&n->woken, &me, 0);
 	if (was_head)
@@ -202,11 +214,16 @@ int lm_wait_for_grant(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 	struct lm_queue *name = lm_queue_of(r, lock);
 	uint32_t ticket = atomic_fetch_add(&name->ticket_next, 1);
 	atomic_store(&c->self->wait_ticket, ticket);
-	atomic_store_explicit(&c->self->waiting_on, lock + 1,
-			      memory_order_seq_cst);
+	/* Count ourselves before we publish waiting_on: whoever takes us
+	 * out of the queue (we, or the supervisor after our death) does so
+	 * by clearing waiting_on and then decrements, so a death between
+	 * the two steps can over-count (which the servers repair) but never
+	 * wrap the count below zero. */
 	if (atomic_fetch_add(&name->waiters, 1) == 0)
 		atomic_store_explicit(&name->turn_since_ns, lm_now_ns(),
 				      memory_order_relaxed);
+	atomic_store_explicit(&c->self->waiting_on, lock + 1,
+			      memory_order_seq_cst);
 
 	bool head = false;
 	for (;;) {

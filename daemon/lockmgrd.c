@@ -18,6 +18,7 @@
 #include <sys/epoll.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -326,6 +327,28 @@ static int check_state_dir(const char *dir)
 	return 0;
 }
 
+/*
+ * The supervisor holds a pidfd per session: raise the open-file limit to
+ * the hard limit, and say so if even that is too low for max_sessions
+ * (a session it cannot watch is freed only by lease expiry).
+ */
+static void raise_fd_limit(uint32_t max_sessions)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < (rlim_t)max_sessions + 64)
+		lm_log("supervisor", "warning: the open-file limit (%llu) is "
+		       "below --max-sessions + 64; raise it (ulimit -n, or "
+		       "LimitNOFILE= in systemd) so every client can be "
+		       "watched", (unsigned long long)rl.rlim_cur);
+}
+
 static int write_pidfile(const char *path)
 {
 	FILE *f = fopen(path, "w");
@@ -477,6 +500,7 @@ int main(int argc, char **argv)
 	atomic_store(&h->flags, flags);
 	atomic_store(&h->supervisor_state, LM_SUP_RUNNING);
 
+	raise_fd_limit(sv.region.max_sessions);
 	sup_adopt_or_start_servers(&sv);
 	if (sup_start_registrar(&sv) != 0)
 		lm_die("registrar thread");

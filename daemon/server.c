@@ -107,9 +107,16 @@ static unsigned expire_leases(struct lm_region *r, unsigned i,
 		/* A free lock with waiters is normally a hand-off in flight;
 		 * if its head is frozen (SIGSTOP) it would stay so forever.
 		 * Wake the first waiter that can act. */
-		if (watch_queues && atomic_load(&lm_queue_of(r, lock)->waiters) != 0 &&
-		    lock_looks_free(r, lock, now_ns))
-			lm_wake_stalled(r, lock);
+		struct lm_queue *q = lm_queue_of(r, lock);
+		uint32_t waiting = atomic_load(&q->waiters);
+		if (watch_queues && waiting != 0 &&
+		    lock_looks_free(r, lock, now_ns)) {
+			if (lm_queue_has_waiter(r, lock))
+				lm_wake_stalled(r, lock);
+			else /* a count a waiter killed while queueing left */
+				atomic_compare_exchange_strong(&q->waiters,
+							       &waiting, 0);
+		}
 		uint64_t w = atomic_load_explicit(&slot->owner,
 						  memory_order_acquire);
 		if (LM_OWNER_SESSION(w) == 0)
@@ -119,6 +126,8 @@ static unsigned expire_leases(struct lm_region *r, unsigned i,
 			next = LM_OWNER_FREE; /* from an earlier life */
 		} else {
 			uint64_t lease = atomic_load(&slot->lease);
+			if (atomic_load(&slot->owner) != w)
+				continue; /* the lease may be a newer holder's */
 			if (LM_LEASE_TAG(lease) != LM_OWNER_TAG(w)) {
 				/* The holder CASed the owner word but has not
 				 * stored its lease: usually it is about to, but
@@ -208,6 +217,11 @@ static bool recover_tokens(struct lm_region *r, unsigned index,
 		if (!peer_has_tokens(peer[0], now_ms) ||
 		    !peer_has_tokens(peer[1], now_ms))
 			return false;
+		/* A peer that restarts (or loses its table) while we copy
+		 * from it may hand us zeros: note both peers' state words
+		 * and check after the copy that neither changed. */
+		uint64_t before[2] = {atomic_load(&peer[0]->state),
+				      atomic_load(&peer[1]->state)};
 		uint32_t n = lm_names_in_use(r);
 		for (uint32_t lock = 0; lock < n; lock++) {
 			uint64_t t = 0;
@@ -229,6 +243,10 @@ static bool recover_tokens(struct lm_region *r, unsigned index,
 			uint64_t f = atomic_load(&peer[k]->token_floor);
 			floor = f > floor ? f : floor;
 		}
+		for (unsigned k = 0; k < 2; k++)
+			if (atomic_load(&peer[k]->state) != before[k] ||
+			    !peer_has_tokens(peer[k], lm_now_ms()))
+				return false; /* copied from a moving peer: again */
 	}
 	uint64_t cur = atomic_load(&srv->token_floor);
 	while (cur < floor &&

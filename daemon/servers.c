@@ -84,8 +84,11 @@ int sup_start_server(struct supervisor *sv, unsigned i, bool quarantine)
 	snprintf(idx, sizeof(idx), "%u", i);
 	pid_t pid = fork();
 	if (pid < 0) {
-		lm_log("supervisor", "fork of server %u failed: %s", i,
-		       strerror(errno));
+		/* The table is RECOVERING with no process: try again later,
+		 * or it would stay out of the quorum for good. */
+		lm_log("supervisor", "fork of server %u failed: %s; retrying "
+		       "in 1 s", i, strerror(errno));
+		sv->servers[i].restart_at_ms = lm_now_ms() + 1000;
 		return -1;
 	}
 	if (pid == 0) {

@@ -74,7 +74,7 @@ void sup_session_died(struct supervisor *sv, uint32_t idx, uint32_t gen)
 	uint32_t waited = atomic_exchange(&s->waiting_on, 0);
 	if (waited != 0 && waited <= r->max_locks) {
 		struct lm_queue *n = lm_queue_of(r, waited - 1);
-		atomic_fetch_sub(&n->waiters, 1);
+		lm_queue_leave(n);
 		uint16_t mark = (uint16_t)(idx + 1);
 		atomic_compare_exchange_strong(&n->woken, &mark, 0);
 		lm_wake_next(r, waited - 1, LM_NO_SESSION);
@@ -176,13 +176,27 @@ static void scan_sessions(struct supervisor *sv, uint32_t *seen)
 			    LM_SESS_LIVE ||
 		    seen[i] == gen + 1)
 			continue;
-		seen[i] = gen + 1;
 		pid_t pid = atomic_load(&s->pid);
 		int pidfd = pid > 0 ? pidfd_open(pid, 0) : -1;
-		if (pidfd >= 0 &&
-		    lm_proc_start_time(pid) != atomic_load(&s->start_time)) {
-			close(pidfd); /* the pid is someone else's now */
-			pidfd = -1;
+		if (pidfd < 0 && pid > 0 && errno != ESRCH) {
+			/* EMFILE, ENOMEM...: we could not look, which is not
+			 * the same as "dead". Freeing a live client's locks
+			 * would break mutual exclusion: try again next scan. */
+			lm_log("supervisor", "cannot watch client pid %d: %s; "
+			       "will retry", (int)pid, strerror(errno));
+			continue;
+		}
+		seen[i] = gen + 1;
+		if (pidfd >= 0) {
+			/* A pidfd for a reused pid would watch the wrong
+			 * death: a different start time means ours is gone.
+			 * An unreadable one (0) proves nothing, and the pidfd
+			 * reports a death anyway. */
+			uint64_t st = lm_proc_start_time(pid);
+			if (st != 0 && st != atomic_load(&s->start_time)) {
+				close(pidfd);
+				pidfd = -1;
+			}
 		}
 		tell_main(sv, i, gen, pidfd);
 	}

@@ -39,11 +39,16 @@ static inline int64_t lm_server_clock_ms(const struct lm_server *s,
 					   memory_order_relaxed);
 	int64_t ppm = atomic_load_explicit(&s->skew_rate_ppm,
 					   memory_order_relaxed);
-	if (ppm == 1000000)
-		return now_ms + off;
-	int64_t base = atomic_load_explicit(&s->skew_base_ms,
-					    memory_order_relaxed);
-	return now_ms + off + (now_ms - base) * (ppm - 1000000) / 1000000;
+	int64_t t = now_ms + off;
+	if (ppm != 1000000) {
+		int64_t base = atomic_load_explicit(&s->skew_base_ms,
+						    memory_order_relaxed);
+		t += (now_ms - base) * (ppm - 1000000) / 1000000;
+	}
+	/* Lease words hold 38 unsigned bits: a negative time (a skew
+	 * further back than the uptime, or a corrupted region) would wrap
+	 * into an expiry that never comes. */
+	return t < 0 ? 0 : t;
 }
 
 /*

@@ -50,11 +50,10 @@ uint64_t lm_proc_start_time(pid_t pid)
 {
 	char state;
 	uint64_t start;
-	if (!proc_stat(pid, &state, &start))
-		return 0;
-	/* A zombie (or dying) process is dead for our purposes, even though
-	 * its pid and start time linger until it is reaped. */
-	return state == 'Z' || state == 'X' ? 0 : start;
+	/* Not "zombie = dead" here: a process whose main thread called
+	 * pthread_exit shows as Z while its other threads run. Deaths are
+	 * reported by pidfds; this only tells one process from another. */
+	return proc_stat(pid, &state, &start) ? start : 0;
 }
 
 bool lm_session_process_alive(const struct lm_session *s)

@@ -16,12 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "client/internal.h"
 #include "client/lockmgr.h"
+#include "shm/clock.h"
 #include "shm/name_index.h"
 #include "shm/region.h"
 
@@ -450,6 +452,130 @@ static void state_dir_corrupt(void)
 	expect_refused_state(dir, "truncated");
 }
 
+/* ---- the supervisor out of file descriptors ------------------------- */
+
+struct emfile_arg {
+	char region[LM_REGION_NAME_MAX + 2];
+	int nsessions;
+	int ready_fd;
+};
+
+static int live_sessions_of(struct lm_region *r, pid_t pid)
+{
+	int n = 0;
+	for (uint32_t i = 0; i < r->max_sessions; i++)
+		if (atomic_load(&r->sessions[i].pid) == pid &&
+		    atomic_load(&r->sessions[i].state) == LM_SESS_LIVE)
+			n++;
+	return n;
+}
+
+static void many_sessions(void *arg)
+{
+	struct emfile_arg *e = arg;
+	for (int i = 0; i < e->nsessions; i++) {
+		lm_client *c;
+		assert_int_equal(lm_connect(e->region, &c), 0);
+		char name[32];
+		snprintf(name, sizeof(name), "emfile/%d", i);
+		lm_grant g;
+		assert_int_equal(lm_acquire(c, name, 30000, 0, &g), 0);
+	}
+	ssize_t n = write(e->ready_fd, "x", 1);
+	(void)n;
+	for (;;)
+		pause(); /* alive and holding, until the case ends */
+}
+
+/*
+ * A supervisor that cannot open a pidfd (out of file descriptors) must
+ * not take "could not look" for "dead": it once freed the locks of live
+ * clients it could not watch, and other sessions took them.
+ */
+static void supervisor_out_of_fds(void)
+{
+	char bin[512], region[128], dir[256], log[512];
+	harness_bin_path(bin, sizeof(bin), "lockmgrd");
+	harness_region_name(region, sizeof(region), "emfile");
+	harness_tmpdir(dir, sizeof(dir));
+	snprintf(log, sizeof(log), "%s/lockmgrd.log", dir);
+	char *argv[] = {bin, "-r", region, "--max-ttl", "60000", NULL};
+	struct harness_lockmgrd d;
+	d.pid = harness_spawn(argv, NULL, log);
+	snprintf(d.region, sizeof(d.region), "%s", region);
+	harness_wait_servers_up(region, d.pid, 10000);
+	/* Room for its own descriptors and a few pidfds, not 16. */
+	struct rlimit rl = {.rlim_cur = 20, .rlim_max = 20};
+	assert_int_equal(prlimit(d.pid, RLIMIT_NOFILE, &rl, NULL), 0);
+
+	struct emfile_arg *e = harness_shared(sizeof(*e));
+	snprintf(e->region, sizeof(e->region), "%s", region);
+	e->nsessions = 16;
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	e->ready_fd = p[1];
+	pid_t holder = harness_fork(many_sessions, e);
+	close(p[1]);
+	harness_read_byte(p[0], 10000, "16 sessions taking their locks");
+	close(p[0]);
+	/* Wait until the supervisor has met the sessions it cannot watch:
+	 * it says so (right), or it frees one of them (the bug). */
+	struct lm_region r;
+	attach(region, &r);
+	char text[65536];
+	HARNESS_WAIT_FOR((harness_read_file(log, text, sizeof(text)) > 0 &&
+			  strstr(text, "cannot watch client") != NULL) ||
+				 live_sessions_of(&r, holder) < 16,
+			 5000, "lockmgrd never ran out of descriptors");
+	lm_region_detach(&r);
+
+	lm_client *c;
+	assert_int_equal(lm_connect(region, &c), 0);
+	for (int i = 0; i < 16; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "emfile/%d", i);
+		lm_grant g;
+		int rc = lm_acquire(c, name, 1000, 0, &g);
+		if (rc == 0)
+			fail_msg("%s was granted while its live holder still "
+				 "had it", name);
+		assert_int_equal(rc, LM_EBUSY);
+	}
+	assert_int_equal(lm_disconnect(c), 0);
+	kill(holder, SIGKILL);
+	harness_reap(holder, 5000, "holder of 16 sessions");
+	harness_shared_free(e, sizeof(*e));
+	harness_lockmgrd_stop(&d);
+}
+
+/* lockctl refuses a skew that would put a server's clock before boot:
+ * lease words hold unsigned times, and a negative one never expires. */
+static void skew_refuses_negative_clock(void)
+{
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "skew", NULL);
+	int64_t uptime = harness_now_ms();
+	if (uptime + 1000 <= 86400000) {
+		char off[32];
+		snprintf(off, sizeof(off), "%lld", -(long long)(uptime + 1000));
+		char bin[512];
+		harness_bin_path(bin, sizeof(bin), "lockctl");
+		char *argv[] = {bin, "-r", d.region, "server", "skew", "0",
+				"--offset", off, NULL};
+		assert_int_equal(harness_run(argv, NULL, "/dev/null", 10000),
+				 64);
+	}
+	struct lm_region r;
+	attach(d.region, &r);
+	/* The clock never reads below zero whatever the offset says. */
+	atomic_store(&r.servers[1]->skew_offset_ms, -(uptime + 100000));
+	assert_int_equal(lm_server_clock_ms(r.servers[1], harness_now_ns()),
+			 0);
+	atomic_store(&r.servers[1]->skew_offset_ms, 0);
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
 HARNESS_CASE(no_quorum, 60)
 HARNESS_CASE(partial_grant_undone, 60)
 HARNESS_CASE(quarantine, 60)
@@ -457,6 +583,8 @@ HARNESS_CASE(random_kills, 120)
 HARNESS_CASE(supervisor_adoption, 60)
 HARNESS_CASE(state_dir_persistence, 60)
 HARNESS_CASE(state_dir_corrupt, 60)
+HARNESS_CASE(supervisor_out_of_fds, 60)
+HARNESS_CASE(skew_refuses_negative_clock, 30)
 
 int main(void)
 {
@@ -468,6 +596,8 @@ int main(void)
 		harness_case(supervisor_adoption),
 		harness_case(state_dir_persistence),
 		harness_case(state_dir_corrupt),
+		harness_case(supervisor_out_of_fds),
+		harness_case(skew_refuses_negative_clock),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -663,6 +663,25 @@ static void stale_woken_mark(void **state)
 	world_down(&w);
 }
 
+
+/* A waiter killed between counting itself and queueing leaves a count
+ * with nobody behind it: a try-lock on the free lock must still get it
+ * (it once answered "busy" for as long as the count stayed). */
+static void phantom_waiter_count(void **state)
+{
+	(void)state;
+	struct world w;
+	world_up(&w, 60000);
+	lm_client *a = client(&w);
+	uint32_t k = lock_index(&w, "phantom");
+	atomic_store(&lm_queue_of(&w.r, k)->waiters, 1);
+	lm_grant g;
+	ACQ(a, "phantom", 1000, 0, &g);
+	assert_int_equal(lm_release(a, &g), 0);
+	bye(a);
+	world_down(&w);
+}
+
 int main(void)
 {
 #undef harness_unit
@@ -682,6 +701,7 @@ int main(void)
 		harness_unit(renew_extends),
 		harness_unit(disconnect_releases),
 		harness_unit(stale_woken_mark),
+		harness_unit(phantom_waiter_count),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
