@@ -97,22 +97,34 @@ static bool slot_takeable(const struct lm_region *r, struct lm_slot *slot,
 	return false;
 }
 
-static void give_back(struct lm_client *c, uint32_t lock, lm_grant *g,
-		      unsigned mask, const uint64_t prev_free[LM_NSERVERS])
+/*
+ * Put `freed` back in place of our owner word on each table of mask, and
+ * wake the head waiter if anything was given back. Returns the tables
+ * where the word was still ours in the same life of the server. Only our
+ * own word is ever replaced: a holder that lost its lease cannot free a
+ * newer holder's grant.
+ */
+static unsigned give_up(struct lm_client *c, uint32_t lock, const lm_grant *g,
+			unsigned mask, uint64_t freed)
 {
+	struct lm_region *r = &c->region;
+	unsigned ours = 0;
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
 		if (!(mask & (1u << i)))
 			continue;
 		uint64_t w = G_OWNER(g, i);
-		/* Restore "abandoned" if that is what we found, so that the
-		 * next holder is still told. */
-		atomic_compare_exchange_strong(
-			&lm_slot_of(&c->region, i, lock)->owner, &w,
-			prev_free[i]);
+		bool same_life = atomic_load(&r->servers[i]->state) ==
+				 G_STATE(g, i);
+		if (atomic_compare_exchange_strong(
+			    &lm_slot_of(r, i, lock)->owner, &w, freed) &&
+		    same_life)
+			ours++;
 	}
-	/* Our partial grant may have made a waiter back off. */
-	if (mask != 0 && atomic_load(&lm_queue_of(&c->region, lock)->waiters) != 0)
-		lm_wake_next(&c->region, lock, c->session);
+	/* Pairs with a waiter's increment of waiters before it tries the
+	 * tables: either we see it here, or it sees the slots free. */
+	if (mask != 0 && atomic_load(&lm_queue_of(r, lock)->waiters) != 0)
+		lm_wake_next(r, lock, c->session);
+	return ours;
 }
 
 /*
@@ -199,7 +211,6 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 
 	unsigned mask = 0, usable = 0;
 	bool busy = false, recovered = false;
-	uint64_t prev_free[LM_NSERVERS] = {0};
 	int64_t expiry[LM_NSERVERS] = {0};
 	info->busy_until_ns = 0;
 	info->holder_session = 0;
@@ -257,17 +268,19 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 		}
 		G_OWNER(g, i) = w;
 		G_STATE(g, i) = st;
-		prev_free[i] = abandoned ? LM_OWNER_ABANDONED : LM_OWNER_FREE;
 		recovered |= abandoned;
 		mask |= 1u << i;
 	}
+	/* Undoing keeps "abandoned" if that is what we found, so that the
+	 * next holder is still told. */
+	uint64_t undo = recovered ? LM_OWNER_ABANDONED : LM_OWNER_FREE;
 	if (busy) {
-		give_back(c, lock, g, mask, prev_free);
+		give_up(c, lock, g, mask, undo);
 		held_put(c, held);
 		return GRAB_BUSY;
 	}
 	if (__builtin_popcount(mask) < (int)LM_QUORUM) {
-		give_back(c, lock, g, mask, prev_free);
+		give_up(c, lock, g, mask, undo);
 		held_put(c, held);
 		return GRAB_RETRY;
 	}
@@ -307,7 +320,7 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 			ok++;
 	}
 	if (ok < LM_QUORUM || t1 >= deadline_ns) {
-		give_back(c, lock, g, mask, prev_free);
+		give_up(c, lock, g, mask, undo);
 		held_put(c, held);
 		return GRAB_RETRY;
 	}
@@ -331,7 +344,7 @@ int lm_grant_renew(struct lm_client *c, lm_grant *g, int64_t ttl_ms)
 	struct lm_region *r = &c->region;
 	uint32_t lock = G_LOCK(g);
 	int64_t t0 = lm_now_ns();
-	unsigned ok = 0, mask = G_MASK(g);
+	unsigned ok = 0, lost = 0, mask = G_MASK(g);
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
 		if (!(mask & (1u << i)))
 			continue;
@@ -356,65 +369,36 @@ int lm_grant_renew(struct lm_client *c, lm_grant *g, int64_t ttl_ms)
 			kept = lm_server_clock_ms(srv, lm_now_ns()) <
 				       LM_LEASE_EXPIRY(lease) &&
 			       atomic_load(&slot->owner) == w;
-		if (kept) {
+		if (kept)
 			ok++;
-		} else {
-			atomic_compare_exchange_strong(&slot->owner, &w,
-						       LM_OWNER_ABANDONED);
-			mask &= ~(1u << i);
-		}
+		else
+			lost |= 1u << i;
 	}
 	if (ok < LM_QUORUM) {
-		/* Give back what is left at once, marked abandoned (the
+		/* Give back everything at once, marked abandoned (the
 		 * holder worked without a lease), but keep the grant live:
 		 * its release still gets LM_ELEASELOST, not "already
 		 * released". */
-		for (unsigned i = 0; i < LM_NSERVERS; i++) {
-			uint64_t w = G_OWNER(g, i);
-			if (mask & (1u << i))
-				atomic_compare_exchange_strong(
-					&lm_slot_of(r, i, lock)->owner, &w,
-					LM_OWNER_ABANDONED);
-		}
+		give_up(c, lock, g, mask, LM_OWNER_ABANDONED);
 		G_MASK(g) = 0;
-		if (atomic_load(&lm_queue_of(r, lock)->waiters) != 0)
-			lm_wake_next(r, lock, c->session);
 		return LM_ELEASELOST;
 	}
-	G_MASK(g) = mask;
+	give_up(c, lock, g, lost, LM_OWNER_ABANDONED);
+	G_MASK(g) = mask & ~lost;
 	g->valid_until_ns = t0 + (ttl_ms - lm_drift_ms(ttl_ms)) * 1000000;
 	return 0;
 }
 
 int lm_grant_release(struct lm_client *c, lm_grant *g)
 {
-	struct lm_region *r = &c->region;
-	uint32_t lock = G_LOCK(g);
-	unsigned kept = 0;
 	/* Released after the lease ended: the critical section outlived
 	 * its lease, so the next holder is told (LM_GRANT_RECOVERED). */
 	bool late = lm_now_ns() >= g->valid_until_ns;
-	uint64_t freed = late ? LM_OWNER_ABANDONED : LM_OWNER_FREE;
-	for (unsigned i = 0; i < LM_NSERVERS; i++) {
-		if (!(G_MASK(g) & (1u << i)))
-			continue;
-		uint64_t w = G_OWNER(g, i);
-		bool same_life = atomic_load(&r->servers[i]->state) ==
-				 G_STATE(g, i);
-		/* Only our own word is ever replaced: a holder that lost its
-		 * lease cannot free a newer holder's grant. */
-		if (atomic_compare_exchange_strong(
-			    &lm_slot_of(r, i, lock)->owner, &w, freed) &&
-		    same_life)
-			kept++;
-	}
+	unsigned kept = give_up(c, G_LOCK(g), g, G_MASK(g),
+				late ? LM_OWNER_ABANDONED : LM_OWNER_FREE);
 	G_LIVE(g) = 0;
 	G_MASK(g) = 0;
 	held_put(c, (int)G_HELD(g) - 1);
-	/* Pairs with the waiter's increment of waiters before it re-tries:
-	 * either we see it here, or it sees the slots free. */
-	if (atomic_load(&lm_queue_of(r, lock)->waiters) != 0)
-		lm_wake_next(r, lock, c->session);
 	return kept >= LM_QUORUM && !late ? 0 : LM_ELEASELOST;
 }
 

@@ -689,3 +689,14 @@ int harness_unit_teardown(void **state)
 	harness_cleanup_leftovers(current_case_pid());
 	return 0;
 }
+
+char harness_proc_state(pid_t pid)
+{
+	char path[64], st[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (harness_read_file(path, st, sizeof(st)) <= 0)
+		return '?';
+	/* The command name may hold spaces and parentheses. */
+	const char *rp = strrchr(st, ')');
+	return rp != NULL && rp[1] == ' ' && rp[2] != '\0' ? rp[2] : '?';
+}

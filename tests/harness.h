@@ -127,6 +127,9 @@ pid_t harness_spawn(char *const argv[], const char *out_path,
 int harness_run(char *const argv[], const char *out_path,
 		const char *err_path, int64_t timeout_ms);
 
+/* The state letter of /proc/PID/stat (R, S, T, Z...), '?' if gone. */
+char harness_proc_state(pid_t pid);
+
 /* Read a whole (small) file into buf, NUL-terminated; -1 on error. */
 ssize_t harness_read_file(const char *path, char *buf, size_t n);
 

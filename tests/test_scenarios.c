@@ -793,20 +793,6 @@ static int group_members(pid_t pgid, pid_t *out, int n)
 	return k;
 }
 
-/* The state letter of /proc/pid/stat ('?' if gone). */
-static char proc_state(pid_t pid)
-{
-	char path[64], st[512];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if (harness_read_file(path, st, sizeof(st)) <= 0)
-		return '?';
-	char *rp = strrchr(st, ')');
-	char state;
-	if (rp == NULL || sscanf(rp + 1, " %c", &state) != 1)
-		return '?';
-	return state;
-}
-
 static bool file_says(const char *path, const char *what)
 {
 	char buf[256];
@@ -861,7 +847,7 @@ static void lockctl_run_frozen(void)
 
 	assert_int_equal(killpg(lc, SIGSTOP), 0);
 	wait_stopped(lc, "lockctl");
-	HARNESS_WAIT_FOR(proc_state(cmd) == 'T', 5000,
+	HARNESS_WAIT_FOR(harness_proc_state(cmd) == 'T', 5000,
 			 "CMD (pid %d) did not stop with its group", (int)cmd);
 
 	int64_t t0 = harness_now_ns();
@@ -881,7 +867,7 @@ static void lockctl_run_frozen(void)
 	harness_expect_exit(lc, 15000, 70, "lockctl run after SIGCONT");
 	HARNESS_WAIT_FOR(kill(cmd, 0) != 0 && errno == ESRCH, 2000,
 			 "CMD (pid %d, state %c) outlived lockctl's lost "
-			 "lease", (int)cmd, proc_state(cmd));
+			 "lease", (int)cmd, harness_proc_state(cmd));
 	char msg[2048];
 	assert_true(harness_read_file(errf, msg, sizeof(msg)) > 0);
 	if (strstr(msg, "lost") == NULL)

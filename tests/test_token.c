@@ -602,16 +602,6 @@ static void disconnect_releases(void **state)
 
 static const char *mark_region;
 
-static bool proc_sleeping(pid_t pid)
-{
-	char path[64], buf[512];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if (harness_read_file(path, buf, sizeof(buf)) <= 0)
-		return false;
-	const char *p = strrchr(buf, ')');
-	return p != NULL && p[1] == ' ' && p[2] == 'S';
-}
-
 static void mark_waiter(void *arg)
 {
 	(void)arg;
@@ -653,7 +643,7 @@ static void stale_woken_mark(void **state)
 	/* Queued and asleep (its only blocking call once queued is the
 	 * futex wait), so that only a wake-up can get it the lock. */
 	HARNESS_WAIT_FOR(atomic_load(&lm_queue_of(&w.r, k)->waiters) == 1 &&
-				 proc_sleeping(p),
+				 harness_proc_state(p) == 'S',
 			 5000, "the waiter never queued and slept");
 	assert_int_equal(lm_release(a, &g), 0);
 	harness_expect_exit(p, 10000, 0,
