@@ -11,6 +11,7 @@
 #include "../shm/clock.h"
 #include "../shm/name_index.h"
 #include "../shm/session.h"
+#include "../shm/test_hook.h"
 #include "internal.h"
 
 int lm_connect(const char *region, lm_client **out)
@@ -18,6 +19,7 @@ int lm_connect(const char *region, lm_client **out)
 	if (out == NULL)
 		return LM_EINVAL;
 	*out = NULL;
+	lm_hook_init();
 	char name[LM_REGION_NAME_MAX + 2];
 	int rc = lm_region_resolve_name(region, name);
 	if (rc != 0)
@@ -41,7 +43,7 @@ int lm_connect(const char *region, lm_client **out)
 		rc = LM_ESYS;
 		goto out_detach;
 	}
-	rc = lm_session_claim(&c->region, pid, start);
+	rc = lm_session_claim(&c->region, pid, start, &c->life);
 	if (rc < 0)
 		goto out_detach;
 	c->session = (uint32_t)rc;
@@ -67,7 +69,11 @@ int lm_disconnect(lm_client *c)
 	/* Free whatever this session still holds, on every table: a grant
 	 * the caller never released must not outlive the session. */
 	lm_free_session_grants(r, c->session, LM_OWNER_FREE, c->session);
-	lm_session_free(r, c->session);
+	LM_HOOK("client.disconnect.before_free");
+	/* If the supervisor took the slot over meanwhile (it believed us
+	 * dead), the slot is no longer ours to free. */
+	lm_session_transition(r, c->session, c->life,
+			      lm_session_freed_word(c->life));
 	lm_region_detach(r);
 	free(c);
 	return 0;

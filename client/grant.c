@@ -33,6 +33,7 @@
 
 #include "../shm/clock.h"
 #include "../shm/futex.h"
+#include "../shm/session.h"
 #include "internal.h"
 
 bool lm_server_usable(const struct lm_client *c, unsigned i, uint64_t *state,
@@ -74,9 +75,7 @@ static bool slot_takeable(const struct lm_region *r, struct lm_slot *slot,
 		return true;
 	}
 	const struct lm_session *holder = lm_owner_session(r, cur);
-	if (holder == NULL ||
-	    atomic_load_explicit(&holder->state, memory_order_acquire) !=
-		    LM_SESS_LIVE) {
+	if (holder == NULL || !lm_session_is_live(holder)) {
 		*abandoned = true; /* corrupted, or holder gone without release */
 		return true;
 	}

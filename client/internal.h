@@ -14,6 +14,7 @@
 struct lm_client {
 	struct lm_region region;
 	uint32_t session;       /* our slot index */
+	uint64_t life;          /* our slot's LIVE word (shm/layout.h) */
 	struct lm_session *self;
 	uint64_t seq;           /* grant sequence, mirrored in self->grant_seq */
 	uint32_t held_used;     /* bit k: self->held[k] is in use */

@@ -202,8 +202,9 @@ static int isolate(struct lm_region *r, unsigned n, int argc, char **argv)
 	uint32_t ns = lm_sessions_in_use(r);
 	for (uint32_t i = 0; i < ns; i++) {
 		struct lm_session *s = &r->sessions[i];
-		if (atomic_load(&s->state) == LM_SESS_LIVE &&
-		    atomic_load(&s->pid) == (pid_t)pid) {
+		uint64_t w = lm_session_word(s);
+		if (LM_SESS_STATE(w) == LM_SESS_LIVE &&
+		    LM_SESS_PID(w) == (pid_t)pid) {
 			atomic_fetch_or(&s->isolated, 1u << n);
 			count++;
 		}

@@ -190,12 +190,13 @@ static int snap_sessions(struct snapshot *s)
 		return -1;
 	for (uint32_t i = 0; i < n; i++) {
 		const struct lm_session *ss = &r->sessions[i];
-		uint32_t st = atomic_load(&ss->state);
+		uint64_t w = lm_session_word(ss);
+		uint32_t st = LM_SESS_STATE(w);
 		struct sess_info *si = &s->sess[s->nsess];
 		if (st == LM_SESS_FREE)
 			continue;
 		si->slot = i;
-		si->pid = atomic_load(&ss->pid);
+		si->pid = LM_SESS_PID(w);
 		si->acquires = atomic_load(&ss->acquires);
 		if (st == LM_SESS_LIVE)
 			/* "gone": died while no supervisor was watching. */
@@ -205,9 +206,9 @@ static int snap_sessions(struct snapshot *s)
 			si->state = "dead";
 		else
 			si->state = "claiming";
-		uint32_t w = atomic_load(&ss->waiting_on);
-		si->waiting_on = w != 0 && w <= r->max_locks ? (int64_t)w - 1
-							     : -1;
+		uint32_t on = atomic_load(&ss->waiting_on);
+		si->waiting_on = on != 0 && on <= r->max_locks ? (int64_t)on - 1
+							       : -1;
 		s->nsess++;
 	}
 	return 0;
@@ -261,10 +262,11 @@ static void judge_lock(struct snapshot *s, uint32_t idx, struct lock_info *li)
 		const struct lm_session *ss = lm_owner_session(r, owner);
 		/* A holder whose session is no longer live is as good as
 		 * gone: the next acquire takes its slots (grant.c). */
-		if (ss == NULL || atomic_load(&ss->state) != LM_SESS_LIVE)
+		uint64_t sw = ss != NULL ? lm_session_word(ss) : 0;
+		if (LM_SESS_STATE(sw) != LM_SESS_LIVE)
 			return;
 		li->holder_slot = ss - r->sessions;
-		li->holder_pid = atomic_load(&ss->pid);
+		li->holder_pid = LM_SESS_PID(sw);
 		li->tables = mask;
 		/* Valid while a majority of its leases run: the QUORUM-th
 		 * longest of them. */

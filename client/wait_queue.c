@@ -62,7 +62,7 @@ static int64_t queue_head(struct lm_region *r, uint32_t lock)
 		if (atomic_load_explicit(&ss->waiting_on,
 					 memory_order_acquire) != lock + 1)
 			continue;
-		if (atomic_load(&ss->state) != LM_SESS_LIVE)
+		if (!lm_session_is_live(ss))
 			continue;
 		uint32_t t = atomic_load(&ss->wait_ticket);
 		if (best < 0 || ticket_cmp(t, best_ticket) < 0) {
@@ -80,7 +80,7 @@ static bool mark_is_current(struct lm_region *r, uint32_t lock, uint16_t mark)
 		return false;
 	struct lm_session *ss = &r->sessions[mark - 1];
 	return atomic_load(&ss->waiting_on) == lock + 1 &&
-	       atomic_load(&ss->state) == LM_SESS_LIVE;
+	       lm_session_is_live(ss);
 }
 
 bool lm_queue_has_waiter(struct lm_region *r, uint32_t lock)
@@ -131,7 +131,7 @@ void lm_wake_stalled(struct lm_region *r, uint32_t lock)
 	for (uint32_t s = 0; s < n; s++) {
 		struct lm_session *ss = &r->sessions[s];
 		if (atomic_load(&ss->waiting_on) != lock + 1 ||
-		    atomic_load(&ss->state) != LM_SESS_LIVE)
+		    !lm_session_is_live(ss))
 			continue;
 		uint32_t t = atomic_load(&ss->wait_ticket);
 		if (best >= 0 && ticket_cmp(t, best_ticket) >= 0)
@@ -167,7 +167,7 @@ static bool is_head(struct lm_client *c, uint32_t lock, uint32_t ticket)
 		struct lm_session *ss = &r->sessions[s];
 		if (atomic_load_explicit(&ss->waiting_on,
 					 memory_order_acquire) != lock + 1 ||
-		    atomic_load(&ss->state) != LM_SESS_LIVE ||
+		    !lm_session_is_live(ss) ||
 		    ticket_cmp(atomic_load(&ss->wait_ticket), ticket) >= 0)
 			continue;
 		if (!lm_session_process_running(ss))

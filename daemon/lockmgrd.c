@@ -26,6 +26,7 @@
 #include "../client/lockmgr.h"
 #include "../shm/clock.h"
 #include "../shm/session.h"
+#include "../shm/test_hook.h"
 #include "log.h"
 #include "server.h"
 #include "state_dir.h"
@@ -468,6 +469,7 @@ int main(int argc, char **argv)
 	if (rc != 0)
 		return rc;
 	lm_log_quiet = sv.opt.quiet;
+	lm_hook_init();
 	if (lm_region_resolve_name(sv.opt.region, sv.name) != 0) {
 		fprintf(stderr, "lockmgrd: %s\n", lm_strerror(LM_EBADREGION));
 		return EX_USAGE;

@@ -35,7 +35,7 @@
 #include <stdint.h>
 
 #define LM_REGION_MAGIC   UINT64_C(0x314752474d4b434c) /* "LCKMGRG1" */
-#define LM_ABI_VERSION    5u
+#define LM_ABI_VERSION    6u
 #define LM_NSERVERS       3u
 #define LM_QUORUM         2u /* a majority of LM_NSERVERS */
 #define LM_NAME_MAX       255u
@@ -114,11 +114,33 @@
 #define LM_LEASE_TAG(l)     ((uint32_t)((l) >> LM_LEASE_EXPIRY_BITS))
 #define LM_LEASE_EXPIRY(l)  ((int64_t)((l) & LM_LEASE_EXPIRY_MASK))
 
-/* Session slot states (lm_session.state). */
+/* ---------------------------------------------------------------------
+ * Session life word (lm_session.life): the slot's state, generation and
+ * claimer pid in one 64-bit word, changed only by CAS.
+ *
+ *   bits 63..32  pid of the process that claimed the slot (0 when FREE)
+ *   bits 31..2   generation: each claim bumps it, so every life of the
+ *                slot has a word of its own
+ *   bits  1..0   one of LM_SESS_*
+ *
+ * A slot is claimed, used, freed and reused by different processes. A
+ * chain of plain stores (pid = 0, then gen++, then FREE) once let a slow
+ * client finish its chain on a slot that the supervisor had meanwhile
+ * freed and a second client claimed: the second client's live session
+ * read FREE, and its lock went to a third. Every transition is therefore
+ * one CAS from the exact word its writer saw, so a writer that was
+ * overtaken fails instead of clobbering the next life.
+ */
 #define LM_SESS_FREE     0u
-#define LM_SESS_CLAIMING 1u /* a client is filling it in */
+#define LM_SESS_CLAIMING 1u /* claimed, identity being filled in */
 #define LM_SESS_LIVE     2u
-#define LM_SESS_DEAD     3u /* supervisor is freeing a dead client's locks */
+#define LM_SESS_DEAD     3u /* its process died; locks being freed */
+#define LM_SESS_STATE(w) ((uint32_t)((w) & 0x3u))
+#define LM_SESS_GEN(w)   ((uint32_t)(((w) >> 2) & 0x3fffffffu))
+#define LM_SESS_PID(w)   ((int32_t)(uint32_t)((w) >> 32))
+#define LM_SESS_WORD(pid, gen, state)                                    \
+	(((uint64_t)(uint32_t)(pid) << 32) |                             \
+	 ((uint64_t)((gen) & 0x3fffffffu) << 2) | (uint64_t)(state))
 
 /* Supervisor states (lm_region_header.supervisor_state). */
 #define LM_SUP_NONE      0u /* never started, or crashed (pid is stale) */
@@ -132,23 +154,31 @@
  * Session slot: one per connected client (lm_connect). A session is
  * identified by pid plus process start time, never by pid alone.
  *
- * Life cycle: FREE -> CLAIMING (client CAS) -> LIVE (client, release)
- *             LIVE -> FREE (client at disconnect, after releasing its
- *                     locks; gen bumped)
- *             LIVE -> DEAD -> FREE (supervisor, after the process died and
- *                     its locks were freed)
+ * Life cycle (each arrow one CAS of `life`, see above):
+ *   FREE(g)        -> CLAIMING(g+1, pid)  client, at connect
+ *   CLAIMING(g, p) -> LIVE(g, p)          client, identity filled in
+ *   LIVE(g, p)     -> FREE(g)             client, at disconnect, after
+ *                                         freeing its locks
+ *   LIVE(g, p)     -> DEAD(g, p)          supervisor, once p has died
+ *   DEAD(g, p)     -> FREE(g)             supervisor, after freeing its
+ *                                         locks (also a later supervisor
+ *                                         finishing a dead one's work)
+ *   CLAIMING(g, p) -> FREE(g)             supervisor, once the claimer p
+ *                                         is proven dead
+ * A LIVE word always names its pid; nothing reads "dead" from a field
+ * caught mid-change, only from the process itself (pidfd, start time).
+ * The other fields are the claimer's while CLAIMING and are written by
+ * others only as their comments say.
  */
 struct lm_session {
-	_Atomic uint32_t state;      /* client (claim/free), supervisor (dead) */
-	_Atomic uint32_t gen;        /* bumped by whoever frees the slot */
-	_Atomic int32_t pid;         /* client, while CLAIMING */
+	_Atomic uint64_t life;       /* LM_SESS_WORD(pid, gen, state), CAS */
+	_Atomic uint64_t start_time; /* client, while CLAIMING: clock ticks
+	                              * since boot (/proc/PID/stat field 22) */
 	_Atomic uint32_t waiting_on; /* lock index + 1 the session waits for,
 	                              * 0 if none (also the edge of the
 	                              * roadmap's wait-for graph). Set by the
 	                              * client; cleared by xchg by whoever
 	                              * dequeues it (client or supervisor). */
-	_Atomic uint64_t start_time; /* client, while CLAIMING: clock ticks
-	                              * since boot (/proc/PID/stat field 22) */
 	_Atomic uint32_t wake;       /* futex the session sleeps on while it
 	                              * waits; any waker increments it, then
 	                              * FUTEX_WAKEs it */
@@ -158,13 +188,15 @@ struct lm_session {
 	_Atomic uint32_t isolated;   /* bit i: server i refuses this session
 	                              * (a simulated partition). lockctl. */
 	_Atomic uint32_t wait_mode;  /* roadmap: mode waited for (S, X, ...) */
-	_Atomic uint64_t grant_seq;  /* client: last grant sequence used;
-	                              * kept across slot reuse so owner words
-	                              * of successive sessions differ */
-	_Atomic uint64_t acquires;   /* client: grants taken (statistics) */
 	_Atomic uint32_t held_overflow; /* client: set (for the session's
 	                              * life) when it held more locks at once
 	                              * than held[] has room for */
+	_Atomic uint64_t grant_seq;  /* client: sequence of its current (or
+	                              * last) acquire attempt, stored (release)
+	                              * after grant_ttl_ms; kept across slot
+	                              * reuse so owner words of successive
+	                              * sessions differ */
+	_Atomic uint64_t acquires;   /* client: grants taken (statistics) */
 	_Atomic uint32_t held[LM_HELD_MAX]; /* client: lock index + 1 of each
 	                              * lock it may hold, 0 = empty; written
 	                              * before its first owner CAS, cleared
@@ -173,6 +205,10 @@ struct lm_session {
 	                              * of every lock in the region (unless
 	                              * held_overflow), checking each owner
 	                              * word, so a stale entry is harmless. */
+	_Atomic uint32_t grant_ttl_ms; /* client: TTL of attempt grant_seq, so
+	                              * a server that finds the attempt frozen
+	                              * between its owner CAS and its lease
+	                              * bounds it by that TTL, not max TTL */
 	uint8_t pad_[4];
 };
 

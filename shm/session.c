@@ -13,6 +13,7 @@
 
 #include "../client/lockmgr.h"
 #include "futex.h"
+#include "test_hook.h"
 
 /*
  * Read /proc/PID/stat: the process state letter and its start time
@@ -58,7 +59,7 @@ uint64_t lm_proc_start_time(pid_t pid)
 
 bool lm_session_process_alive(const struct lm_session *s)
 {
-	pid_t pid = atomic_load(&s->pid);
+	pid_t pid = LM_SESS_PID(atomic_load(&s->life));
 	if (pid <= 0)
 		return false;
 	if (kill(pid, 0) != 0 && errno == ESRCH)
@@ -70,7 +71,7 @@ bool lm_session_process_alive(const struct lm_session *s)
 
 bool lm_session_process_running(const struct lm_session *s)
 {
-	pid_t pid = atomic_load(&s->pid);
+	pid_t pid = LM_SESS_PID(atomic_load(&s->life));
 	char state;
 	uint64_t start;
 	if (pid <= 0 || !proc_stat(pid, &state, &start))
@@ -84,17 +85,35 @@ void lm_session_notify(struct lm_region *r)
 	lm_futex_bump_wake(&r->hdr->session_seq, 1);
 }
 
-int lm_session_claim(struct lm_region *r, pid_t pid, uint64_t start_time)
+/* Raise sessions_hwm to cover slot i, before the slot is claimed: a
+ * claimer that dies right after its claim must still be in the range
+ * the supervisor scans. */
+static void cover_slot(struct lm_region *r, uint32_t i)
+{
+	uint32_t hwm = atomic_load(&r->hdr->sessions_hwm);
+	while (hwm < i + 1 &&
+	       !atomic_compare_exchange_weak(&r->hdr->sessions_hwm, &hwm,
+					     i + 1))
+		;
+}
+
+int lm_session_claim(struct lm_region *r, pid_t pid, uint64_t start_time,
+		     uint64_t *live_word)
 {
 	for (uint32_t i = 0; i < r->max_sessions; i++) {
 		struct lm_session *s = &r->sessions[i];
-		uint32_t st = LM_SESS_FREE;
-		if (atomic_load_explicit(&s->state, memory_order_relaxed) !=
-			    LM_SESS_FREE ||
-		    !atomic_compare_exchange_strong(&s->state, &st,
-						    LM_SESS_CLAIMING))
+		uint64_t w = atomic_load_explicit(&s->life,
+						  memory_order_relaxed);
+		if (LM_SESS_STATE(w) != LM_SESS_FREE)
 			continue;
-		atomic_store(&s->pid, pid);
+		cover_slot(r, i);
+		uint32_t gen = LM_SESS_GEN(w) + 1;
+		uint64_t claiming = LM_SESS_WORD(pid, gen, LM_SESS_CLAIMING);
+		if (!atomic_compare_exchange_strong(&s->life, &w, claiming))
+			continue;
+		LM_HOOK("session.claimed");
+		/* The slot is ours alone until it is LIVE: nobody else
+		 * writes these fields of a CLAIMING slot. */
 		atomic_store(&s->start_time, start_time);
 		atomic_store(&s->waiting_on, 0);
 		atomic_store(&s->isolated, 0);
@@ -102,29 +121,35 @@ int lm_session_claim(struct lm_region *r, pid_t pid, uint64_t start_time)
 		atomic_store(&s->held_overflow, 0);
 		for (unsigned k = 0; k < LM_HELD_MAX; k++)
 			atomic_store(&s->held[k], 0);
-		/* Pairs with the acquire loads of state by the supervisor
+		/* Pairs with the acquire loads of life by the supervisor
 		 * and lockctl: a LIVE slot has its identity filled in. */
-		atomic_store_explicit(&s->state, LM_SESS_LIVE,
-				      memory_order_release);
-		uint32_t hwm = atomic_load(&r->hdr->sessions_hwm);
-		while (hwm < i + 1 &&
-		       !atomic_compare_exchange_weak(&r->hdr->sessions_hwm,
-						     &hwm, i + 1))
-			;
+		uint64_t live = LM_SESS_WORD(pid, gen, LM_SESS_LIVE);
+		if (!atomic_compare_exchange_strong_explicit(
+			    &s->life, &claiming, live, memory_order_seq_cst,
+			    memory_order_relaxed))
+			/* Only a claimer proven dead loses its claim, so
+			 * this is a damaged region: leave the slot be. */
+			continue;
 		lm_session_notify(r);
+		*live_word = live;
 		return (int)i;
 	}
 	return LM_ESESSIONS;
 }
 
-void lm_session_free(struct lm_region *r, uint32_t idx)
+bool lm_session_transition(struct lm_region *r, uint32_t idx, uint64_t from,
+			   uint64_t to)
 {
 	if (idx >= r->max_sessions)
-		return;
-	struct lm_session *s = &r->sessions[idx];
-	atomic_store(&s->waiting_on, 0);
-	atomic_store(&s->pid, 0);
-	atomic_fetch_add(&s->gen, 1);
-	atomic_store_explicit(&s->state, LM_SESS_FREE, memory_order_release);
-	lm_session_notify(r);
+		return false;
+	bool ok = atomic_compare_exchange_strong(&r->sessions[idx].life,
+						 &from, to);
+	if (ok && LM_SESS_STATE(to) == LM_SESS_FREE)
+		lm_session_notify(r);
+	return ok;
+}
+
+uint64_t lm_session_freed_word(uint64_t w)
+{
+	return LM_SESS_WORD(0, LM_SESS_GEN(w), LM_SESS_FREE);
 }

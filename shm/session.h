@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdatomic.h>
 #include <sys/types.h>
 
 #include "region.h"
@@ -21,13 +22,36 @@ bool lm_session_process_alive(const struct lm_session *s);
 bool lm_session_process_running(const struct lm_session *s);
 
 /*
- * Claim a free session slot for the calling process. Returns the slot
- * index or LM_ESESSIONS.
+ * Claim a free session slot for the calling process and make it LIVE.
+ * Returns the slot index (and its LIVE word in *live_word) or
+ * LM_ESESSIONS.
  */
-int lm_session_claim(struct lm_region *r, pid_t pid, uint64_t start_time);
+int lm_session_claim(struct lm_region *r, pid_t pid, uint64_t start_time,
+		     uint64_t *live_word);
 
-/* Return a slot (its locks already released) to the free list. */
-void lm_session_free(struct lm_region *r, uint32_t idx);
+/*
+ * Move session idx from the word `from` to `to` (one CAS; layout.h lists
+ * the transitions and who makes each). False if the slot is no longer in
+ * `from`: its writer was overtaken and must leave the slot alone. A move
+ * to FREE notifies the registrar.
+ */
+bool lm_session_transition(struct lm_region *r, uint32_t idx, uint64_t from,
+			   uint64_t to);
+
+/* The FREE word that ends the life of word w (same generation). */
+uint64_t lm_session_freed_word(uint64_t w);
+
+static inline uint64_t lm_session_word(const struct lm_session *s)
+{
+	/* Pairs with the CAS that made the slot LIVE: the identity fields
+	 * of a LIVE slot are its claimer's. */
+	return atomic_load_explicit(&s->life, memory_order_acquire);
+}
+
+static inline bool lm_session_is_live(const struct lm_session *s)
+{
+	return LM_SESS_STATE(lm_session_word(s)) == LM_SESS_LIVE;
+}
 
 /* Tell the supervisor's registrar that the table changed. */
 void lm_session_notify(struct lm_region *r);

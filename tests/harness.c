@@ -384,6 +384,58 @@ void harness_read_byte(int fd, int64_t timeout_ms, const char *what)
 	}
 }
 
+/* ---- pause points ------------------------------------------------- */
+
+void harness_pause_arm(const char *points, char *log, size_t n)
+{
+	char dir[256];
+	harness_tmpdir(dir, sizeof(dir));
+	snprintf(log, n, "%s/pauses.log", dir);
+	setenv("LOCKMGR_TEST_PAUSE", points, 1);
+	setenv("LOCKMGR_TEST_PAUSE_LOG", log, 1);
+}
+
+void harness_pause_disarm(void)
+{
+	unsetenv("LOCKMGR_TEST_PAUSE");
+	unsetenv("LOCKMGR_TEST_PAUSE_LOG");
+}
+
+/* The pid that logged point in the log file, or 0. */
+static pid_t logged_pid(const char *log, const char *point)
+{
+	char buf[4096];
+	if (harness_read_file(log, buf, sizeof(buf)) < 0)
+		return 0;
+	size_t len = strlen(point);
+	for (char *line = buf; line != NULL && *line != '\0';) {
+		char *next = strchr(line, '\n');
+		if (next != NULL)
+			*next++ = '\0';
+		if (strncmp(line, point, len) == 0 && line[len] == ' ')
+			return (pid_t)atoi(line + len + 1);
+		line = next;
+	}
+	return 0;
+}
+
+pid_t harness_wait_paused(const char *log, const char *point,
+			  int64_t timeout_ms)
+{
+	pid_t pid = 0;
+	HARNESS_WAIT_FOR((pid = logged_pid(log, point)) > 0 &&
+				 harness_proc_state(pid) == 'T',
+			 timeout_ms, "no process stopped at pause point %s "
+			 "within %lld ms", point, (long long)timeout_ms);
+	return pid;
+}
+
+void harness_resume(pid_t pid)
+{
+	if (kill(pid, SIGCONT) != 0)
+		fail_msg("SIGCONT %d: %s", (int)pid, strerror(errno));
+}
+
 /* ---- lockmgrd ----------------------------------------------------- */
 
 void harness_wait_servers_up(const char *region, pid_t supervisor,

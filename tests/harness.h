@@ -136,6 +136,28 @@ ssize_t harness_read_file(const char *path, char *buf, size_t n);
 /* Wait for one byte on fd at most timeout_ms; fail with what if not. */
 void harness_read_byte(int fd, int64_t timeout_ms, const char *what);
 
+/* ---- pause points (shm/test_hook.h) ------------------------------- */
+
+/*
+ * Arm the pause points `points` (comma-separated, "point" or "point@N")
+ * in this process's environment, so that processes forked or started
+ * from now on stop there; hits are logged to a fresh file whose path is
+ * written to log. A forked child arms itself by calling this before
+ * lm_connect.
+ */
+void harness_pause_arm(const char *points, char *log, size_t n);
+void harness_pause_disarm(void);
+
+/*
+ * Wait until some process has logged `point` in log and is stopped
+ * there; return its pid (fail the test after timeout_ms otherwise).
+ */
+pid_t harness_wait_paused(const char *log, const char *point,
+			  int64_t timeout_ms);
+
+/* SIGCONT pid (which a pause point stopped). */
+void harness_resume(pid_t pid);
+
 /* ---- lockmgrd ----------------------------------------------------- */
 
 struct harness_lockmgrd {

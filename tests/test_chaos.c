@@ -1020,13 +1020,12 @@ static void check_tables_empty(struct analysis *an, const char *region)
 		}
 		uint32_t ns = lm_sessions_in_use(&reg);
 		for (uint32_t s = 0; s < ns && !what[0]; s++) {
-			uint32_t state = atomic_load(&reg.sessions[s].state);
-			if (state != LM_SESS_FREE)
+			uint64_t w = atomic_load(&reg.sessions[s].life);
+			if (LM_SESS_STATE(w) != LM_SESS_FREE)
 				snprintf(what, sizeof(what),
 					 "session %u (pid %d) is in state %u",
-					 s, (int)atomic_load(
-						    &reg.sessions[s].pid),
-					 state);
+					 s, (int)LM_SESS_PID(w),
+					 LM_SESS_STATE(w));
 		}
 		if (!what[0])
 			break;

@@ -464,8 +464,10 @@ static int live_sessions_of(struct lm_region *r, pid_t pid)
 {
 	int n = 0;
 	for (uint32_t i = 0; i < r->max_sessions; i++)
-		if (atomic_load(&r->sessions[i].pid) == pid &&
-		    atomic_load(&r->sessions[i].state) == LM_SESS_LIVE)
+		if (atomic_load(&r->sessions[i].life) ==
+		    LM_SESS_WORD(pid, LM_SESS_GEN(atomic_load(
+					      &r->sessions[i].life)),
+				 LM_SESS_LIVE))
 			n++;
 	return n;
 }

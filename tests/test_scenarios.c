@@ -1099,7 +1099,7 @@ static void death_frees_every_lock(void)
 		attach(d.region, &r);
 		uint32_t slot = UINT32_MAX;
 		for (uint32_t si = 0; si < r.max_sessions; si++)
-			if (atomic_load(&r.sessions[si].pid) == holder)
+			if (LM_SESS_PID(atomic_load(&r.sessions[si].life)) == holder)
 				slot = si;
 		assert_true(slot != UINT32_MAX);
 		kill(holder, SIGKILL);
@@ -1107,7 +1107,8 @@ static void death_frees_every_lock(void)
 		/* Once its session slot is free, a new client takes it over:
 		 * any grant the supervisor missed would then look like the
 		 * new session's and stay blocked for its 15 s lease. */
-		HARNESS_WAIT_FOR(atomic_load(&r.sessions[slot].state) ==
+		HARNESS_WAIT_FOR(LM_SESS_STATE(atomic_load(
+					 &r.sessions[slot].life)) ==
 					 LM_SESS_FREE,
 				 5000, "the dead holder's session was not freed");
 		lm_region_detach(&r);

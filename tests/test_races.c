@@ -1,0 +1,340 @@
+/*
+ * test_races.c - each race an outside review reproduced, driven through
+ * its exact interleaving.
+ *
+ * A process is stopped at a named step of the protocol (a pause point,
+ * shm/test_hook.h: it stops itself with SIGSTOP there), the test makes
+ * the other processes do what the interleaving needs, then resumes it
+ * and checks the invariant the race used to break. Each case fails with
+ * its fix reverted; the comment above it says what the race was.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "client/internal.h"
+#include "client/lockmgr.h"
+#include "shm/clock.h"
+#include "shm/name_index.h"
+#include "shm/region.h"
+#include "shm/session.h"
+
+/* ---- helpers ------------------------------------------------------ */
+
+static void attach(const char *region, struct lm_region *r)
+{
+	char why[256];
+	int rc = lm_region_attach(r, region, why, sizeof(why));
+	if (rc != 0)
+		fail_msg("attach %s: %s (%s)", region, lm_strerror(rc), why);
+}
+
+/* The slot of the LIVE or CLAIMING session of pid, or -1. */
+static int64_t slot_of_pid(struct lm_region *r, pid_t pid)
+{
+	for (uint32_t i = 0; i < r->max_sessions; i++) {
+		uint64_t w = atomic_load(&r->sessions[i].life);
+		if (LM_SESS_STATE(w) != LM_SESS_FREE && LM_SESS_PID(w) == pid)
+			return i;
+	}
+	return -1;
+}
+
+static uint32_t slot_state(struct lm_region *r, int64_t slot)
+{
+	return LM_SESS_STATE(atomic_load(&r->sessions[slot].life));
+}
+
+/* Start a second lockmgrd on an existing region (it adopts it). */
+static pid_t adopt_region(const char *region, const char *const *extra)
+{
+	char bin[512];
+	harness_bin_path(bin, sizeof(bin), "lockmgrd");
+	char *argv[16] = {bin, "-r", (char *)region, "-q"};
+	int n = 4;
+	while (extra != NULL && *extra != NULL && n < 15)
+		argv[n++] = (char *)*extra++;
+	argv[n] = NULL;
+	pid_t pid = harness_spawn(argv, NULL, NULL);
+	harness_wait_servers_up(region, pid, 10000);
+	return pid;
+}
+
+/*
+ * Block until the supervisor has looked at every session slot at least
+ * once: connect a throwaway client, kill it, and wait for the supervisor
+ * to free its slot. The registrar scans the whole table in one pass.
+ */
+struct sentinel {
+	char region[LM_REGION_NAME_MAX + 2];
+	_Atomic int connected;
+};
+
+static void sentinel_main(void *arg)
+{
+	struct sentinel *s = arg;
+	lm_client *c;
+	assert_int_equal(lm_connect(s->region, &c), 0);
+	atomic_store(&s->connected, 1);
+	for (;;)
+		pause();
+}
+
+static void supervisor_has_scanned(const char *region, struct lm_region *r)
+{
+	struct sentinel *s = harness_shared(sizeof(*s));
+	snprintf(s->region, sizeof(s->region), "%s", region);
+	pid_t pid = harness_fork(sentinel_main, s);
+	HARNESS_WAIT_FOR(atomic_load(&s->connected), 5000,
+			 "the sentinel client never connected");
+	int64_t slot = slot_of_pid(r, pid);
+	assert_true(slot >= 0);
+	kill(pid, SIGKILL);
+	harness_reap(pid, 5000, "sentinel client");
+	HARNESS_WAIT_FOR(slot_state(r, slot) == LM_SESS_FREE, 5000,
+			 "the supervisor never freed a dead client's session");
+	harness_shared_free(s, sizeof(*s));
+}
+
+/*
+ * Servers outlive a supervisor this case killed: as orphans of the case
+ * (a subreaper) they are ours to reap once the supervisor that adopted
+ * them has stopped them.
+ */
+static void reap_orphans(void)
+{
+	int64_t deadline = harness_now_ms() + 5000;
+	for (;;) {
+		pid_t p = waitpid(-1, NULL, WNOHANG);
+		if (p < 0 && errno == ECHILD)
+			return;
+		if (harness_now_ms() > deadline)
+			fail_msg("orphaned servers did not exit");
+		if (p <= 0)
+			harness_nap_us(1000);
+	}
+}
+
+/* ---- 1. a disconnect cannot free another client's session --------- */
+
+struct disconnect_args {
+	char region[LM_REGION_NAME_MAX + 2];
+	char points[64];
+};
+
+static void disconnecting_client(void *arg)
+{
+	struct disconnect_args *a = arg;
+	char log[256];
+	harness_pause_arm(a->points, log, sizeof(log));
+	lm_client *c;
+	assert_int_equal(lm_connect(a->region, &c), 0);
+	assert_int_equal(lm_disconnect(c), 0);
+}
+
+/*
+ * The review's race: client A disconnects and stops after its first
+ * step of giving its slot back (it used to store pid = 0, then bump the
+ * generation, then store FREE, as three plain stores). A supervisor
+ * that has not seen the slot yet (here: a restarted one) took the
+ * half-freed slot for a dead client's and freed it; B claimed it and
+ * took lock L; A resumed and wrote FREE over B's live slot; C then saw
+ * B's session as not live and took L while B's lease ran. Now A's
+ * give-back is one CAS from A's own LIVE word, which fails once the slot
+ * has moved on, and a LIVE word always names its pid.
+ */
+static void disconnect_cannot_free_next_life(void)
+{
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "sessfree", "--max-ttl", "20000", NULL);
+	struct lm_region r;
+	attach(d.region, &r);
+
+	struct disconnect_args *a = harness_shared(sizeof(*a));
+	snprintf(a->region, sizeof(a->region), "%s", d.region);
+	snprintf(a->points, sizeof(a->points), "client.disconnect.before_free");
+	pid_t pa = harness_fork(disconnecting_client, a);
+	HARNESS_WAIT_FOR(harness_proc_state(pa) == 'T', 5000,
+			 "client A never stopped in lm_disconnect");
+
+	/* A supervisor that has never seen A's slot. */
+	kill(d.pid, SIGKILL);
+	harness_reap(d.pid, 5000, "killed lockmgrd");
+	d.pid = adopt_region(d.region, NULL);
+	supervisor_has_scanned(d.region, &r);
+
+	lm_client *b, *c;
+	assert_int_equal(lm_connect(d.region, &b), 0);
+	assert_int_equal(lm_connect(d.region, &c), 0);
+	lm_grant gb, gc;
+	assert_int_equal(lm_acquire(b, "race/L", 10000, 0, &gb), 0);
+
+	harness_resume(pa);
+	harness_expect_exit(pa, 5000, 0, "client A");
+
+	/* Nobody else can take L while B's lease runs... */
+	int rc = lm_acquire(c, "race/L", 10000, 0, &gc);
+	if (rc == 0)
+		fail_msg("C was granted L (token %llu) while B held it "
+			 "(token %llu)", (unsigned long long)gc.token,
+			 (unsigned long long)gb.token);
+	assert_int_equal(rc, LM_EBUSY);
+	/* ...because B's session is still live and still its own. */
+	assert_int_equal(atomic_load(&r.sessions[b->session].life), b->life);
+	assert_true(c->session != b->session);
+	assert_int_equal(lm_release(b, &gb), 0);
+
+	lm_disconnect(b);
+	lm_disconnect(c);
+	harness_shared_free(a, sizeof(*a));
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+	reap_orphans();
+}
+
+/* ---- 2. a claim whose claimer died is given back ------------------ */
+
+static void dying_claimer(void *arg)
+{
+	struct disconnect_args *a = arg;
+	char log[256];
+	harness_pause_arm("session.claimed", log, sizeof(log));
+	lm_client *c;
+	lm_connect(a->region, &c); /* stops inside, and is killed there */
+	fail_msg("the claimer was not stopped after its claim");
+}
+
+/*
+ * A client killed between claiming a session slot and making it LIVE
+ * used to leak the slot for good (only LIVE slots were watched). With
+ * two slots, two such deaths made the service refuse every client.
+ */
+static void dead_claimer_slot_reclaimed(void)
+{
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "claim", "--max-sessions", "2", NULL);
+	struct lm_region r;
+	attach(d.region, &r);
+	struct disconnect_args *a = harness_shared(sizeof(*a));
+	snprintf(a->region, sizeof(a->region), "%s", d.region);
+	for (int round = 0; round < 2; round++) {
+		pid_t p = harness_fork(dying_claimer, a);
+		HARNESS_WAIT_FOR(harness_proc_state(p) == 'T', 5000,
+				 "the claimer never stopped after its claim");
+		int64_t slot = slot_of_pid(&r, p);
+		assert_true(slot >= 0);
+		assert_int_equal(slot_state(&r, slot), LM_SESS_CLAIMING);
+		kill(p, SIGKILL);
+		harness_reap(p, 5000, "killed claimer");
+		HARNESS_WAIT_FOR(slot_state(&r, slot) == LM_SESS_FREE, 5000,
+				 "slot %lld, claimed by a client that died, was "
+				 "never given back", (long long)slot);
+	}
+	/* Both slots usable again. */
+	lm_client *c1, *c2;
+	assert_int_equal(lm_connect(d.region, &c1), 0);
+	assert_int_equal(lm_connect(d.region, &c2), 0);
+	lm_disconnect(c1);
+	lm_disconnect(c2);
+	harness_shared_free(a, sizeof(*a));
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
+/* ---- 3. a supervisor killed mid-cleanup ---------------------------- */
+
+struct holder_args {
+	char region[LM_REGION_NAME_MAX + 2];
+	_Atomic int holding;
+	_Atomic uint64_t token;
+};
+
+static void holder_main(void *arg)
+{
+	struct holder_args *h = arg;
+	lm_client *c;
+	assert_int_equal(lm_connect(h->region, &c), 0);
+	lm_grant g;
+	assert_int_equal(lm_acquire(c, "race/dead", 15000, 0, &g), 0);
+	atomic_store(&h->token, g.token);
+	atomic_store(&h->holding, 1);
+	for (;;)
+		pause();
+}
+
+/*
+ * A supervisor killed while it freed a dead client's locks used to leave
+ * the client's slot DEAD for good (nobody looked at DEAD slots), and the
+ * locks it had not reached yet held until their leases ran out. The next
+ * supervisor now finishes the work: every step of it can be repeated.
+ */
+static void dead_slot_finished_by_next_supervisor(void)
+{
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	char log[256];
+	harness_pause_arm("supervisor.freeing_dead", log, sizeof(log));
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "deadslot", "--max-ttl", "20000",
+			       "--max-sessions", "2", NULL);
+	harness_pause_disarm();
+	struct lm_region r;
+	attach(d.region, &r);
+	struct holder_args *h = harness_shared(sizeof(*h));
+	snprintf(h->region, sizeof(h->region), "%s", d.region);
+	pid_t ph = harness_fork(holder_main, h);
+	HARNESS_WAIT_FOR(atomic_load(&h->holding), 5000,
+			 "the holder never took its lock");
+	int64_t slot = slot_of_pid(&r, ph);
+	assert_true(slot >= 0);
+	kill(ph, SIGKILL);
+	harness_reap(ph, 5000, "killed holder");
+	pid_t sup = harness_wait_paused(log, "supervisor.freeing_dead", 5000);
+	assert_int_equal(sup, d.pid);
+	assert_int_equal(slot_state(&r, slot), LM_SESS_DEAD);
+	kill(d.pid, SIGKILL);
+	harness_reap(d.pid, 5000, "killed lockmgrd");
+
+	int64_t t0 = harness_now_ms();
+	d.pid = adopt_region(d.region, NULL);
+	HARNESS_WAIT_FOR(slot_state(&r, slot) == LM_SESS_FREE, 5000,
+			 "the next supervisor left the dead client's slot %lld "
+			 "DEAD", (long long)slot);
+	/* Its lock is free long before its 15 s lease would end, and the
+	 * next holder is told. */
+	lm_client *c;
+	assert_int_equal(lm_connect(d.region, &c), 0);
+	lm_grant g;
+	assert_int_equal(lm_acquire(c, "race/dead", 1000, 0, &g), 0);
+	assert_true(harness_now_ms() - t0 < 10000);
+	assert_true(g.flags & LM_GRANT_RECOVERED);
+	assert_true(g.token > atomic_load(&h->token));
+	assert_int_equal(lm_release(c, &g), 0);
+	lm_disconnect(c);
+	harness_shared_free(h, sizeof(*h));
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+	reap_orphans();
+}
+
+HARNESS_CASE(disconnect_cannot_free_next_life, 60)
+HARNESS_CASE(dead_claimer_slot_reclaimed, 60)
+HARNESS_CASE(dead_slot_finished_by_next_supervisor, 60)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		harness_case(disconnect_cannot_free_next_life),
+		harness_case(dead_claimer_slot_reclaimed),
+		harness_case(dead_slot_finished_by_next_supervisor),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
