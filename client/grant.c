@@ -121,7 +121,7 @@ static unsigned give_up(struct lm_client *c, uint32_t lock, const lm_grant *g,
 	}
 	/* Pairs with a waiter's increment of waiters before it tries the
 	 * tables: either we see it here, or it sees the slots free. */
-	if (mask != 0 && atomic_load(&lm_queue_of(r, lock)->waiters) != 0)
+	if (mask != 0 && lm_queue_count(lm_queue_of(r, lock)) != 0)
 		lm_wake_next(r, lock, c->session);
 	return ours;
 }
@@ -413,7 +413,7 @@ static bool free_one(struct lm_region *r, uint32_t idx, uint32_t lock,
 		    atomic_compare_exchange_strong(&slot->owner, &w, freed))
 			any = true;
 	}
-	if (any && atomic_load(&lm_queue_of(r, lock)->waiters) != 0)
+	if (any && lm_queue_count(lm_queue_of(r, lock)) != 0)
 		lm_wake_next(r, lock, self);
 	return any;
 }

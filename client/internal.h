@@ -76,6 +76,11 @@ bool lm_may_barge(const struct lm_region *r, uint32_t lock);
 /* One waiter fewer (never below zero: a count a death left too high is
  * repaired by the servers, one left too low would hide waiters). */
 void lm_queue_leave(struct lm_queue *q);
+/* Waiters counted in q (a hint: see LM_WAITERS_WORD in shm/layout.h). */
+uint32_t lm_queue_count(const struct lm_queue *q);
+/* Lower lock's waiter count to the sessions really queued, if it is
+ * higher (a server's repair; safe against waiters joining meanwhile). */
+void lm_queue_recount(struct lm_region *r, uint32_t lock);
 /* Is any session waiting for lock? (A scan of the sessions.) */
 bool lm_queue_has_waiter(struct lm_region *r, uint32_t lock);
 /* Free every lock session idx holds (its held[] list, or a full scan if

@@ -306,7 +306,8 @@ static int snap_locks(struct snapshot *s)
 			continue;
 		li->idx = idx;
 		li->holder_slot = -1;
-		li->waiters = atomic_load(&lm_queue_of(r, idx)->waiters);
+		li->waiters = LM_WAITERS_COUNT(
+			atomic_load(&lm_queue_of(r, idx)->waiters));
 		judge_lock(s, idx, li);
 		if (li->holder_slot >= 0 || li->waiters != 0)
 			s->nlocks++;

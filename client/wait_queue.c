@@ -24,17 +24,20 @@
  * one window each, yet a busy lock mostly changes hands without a
  * context switch.
  *
- * Lost wake-ups: a waiter increments `waiters` and reads its futex word
- * before it tries the tables; a releaser frees the tables before it
- * reads `waiters`. Both are seq_cst, so either the releaser sees the
- * waiter and bumps its futex word (the waiter's FUTEX_WAIT then returns
- * at once), or the waiter's try sees the tables free.
+ * Lost wake-ups: a waiter raises the count in `waiters` and reads its
+ * futex word before it tries the tables; a releaser frees the tables
+ * before it reads `waiters`. Both sides are seq_cst (a Dekker pair: the
+ * releaser's CAS and load, the waiter's RMW and its seq_cst loads of
+ * the owner words), so either the releaser sees the waiter and bumps its
+ * futex word (the waiter's FUTEX_WAIT then returns at once), or the
+ * waiter's try sees the tables free.
  */
 #include <stdatomic.h>
 
 #include "../shm/clock.h"
 #include "../shm/futex.h"
 #include "../shm/session.h"
+#include "../shm/test_hook.h"
 #include "internal.h"
 
 /* How long newcomers may overtake the head of the queue. */
@@ -179,15 +182,70 @@ static bool is_head(struct lm_client *c, uint32_t lock, uint32_t ticket)
 
 void lm_queue_leave(struct lm_queue *q)
 {
-	uint32_t n = atomic_load(&q->waiters);
-	while (n != 0 && !atomic_compare_exchange_weak(&q->waiters, &n, n - 1))
+	uint64_t w = atomic_load(&q->waiters);
+	while (LM_WAITERS_COUNT(w) != 0 &&
+	       !atomic_compare_exchange_weak(&q->waiters, &w, w - 1))
 		;
+}
+
+uint32_t lm_queue_count(const struct lm_queue *q)
+{
+	return LM_WAITERS_COUNT(atomic_load(&q->waiters));
+}
+
+/*
+ * Join the count of lock's queue and publish waiting_on (the order and
+ * the re-count are explained at LM_WAITERS_WORD in shm/layout.h).
+ */
+static void join_queue(struct lm_client *c, uint32_t lock, uint32_t ticket)
+{
+	struct lm_queue *q = lm_queue_of(&c->region, lock);
+	atomic_store(&c->self->wait_ticket, ticket);
+	/* Count ourselves before we publish waiting_on: whoever takes us
+	 * out of the queue (we, or the supervisor after our death) does so
+	 * by clearing waiting_on and then lowers the count, so a death
+	 * between the two steps can over-count (which the servers repair)
+	 * but never take the count below the queue. */
+	uint64_t before = atomic_fetch_add(&q->waiters, 1);
+	if (LM_WAITERS_COUNT(before) == 0)
+		atomic_store_explicit(&q->turn_since_ns, lm_now_ns(),
+				      memory_order_relaxed);
+	LM_HOOK("queue.counted");
+	atomic_store_explicit(&c->self->waiting_on, lock + 1,
+			      memory_order_seq_cst);
+	/* A repair that began after our raise may have recounted before
+	 * our publish: count ourselves again (one too many is harmless). */
+	uint64_t now = atomic_load_explicit(&q->waiters, memory_order_seq_cst);
+	if (LM_WAITERS_GEN(now) != LM_WAITERS_GEN(before))
+		atomic_fetch_add(&q->waiters, 1);
+}
+
+void lm_queue_recount(struct lm_region *r, uint32_t lock)
+{
+	struct lm_queue *q = lm_queue_of(r, lock);
+	uint64_t w = atomic_load(&q->waiters);
+	if (LM_WAITERS_COUNT(w) == 0)
+		return;
+	/* Announce the repair before looking (pairs with the waiter's
+	 * re-read in join_queue). */
+	uint64_t announced = LM_WAITERS_WORD(LM_WAITERS_GEN(w) + 1,
+					     LM_WAITERS_COUNT(w));
+	if (!atomic_compare_exchange_strong(&q->waiters, &w, announced))
+		return; /* the queue moved: look again next time */
+	uint32_t n = lm_sessions_in_use(r), queued = 0;
+	for (uint32_t s = 0; s < n; s++)
+		if (atomic_load(&r->sessions[s].waiting_on) == lock + 1)
+			queued++;
+	if (queued < LM_WAITERS_COUNT(announced))
+		atomic_compare_exchange_strong(
+			&q->waiters, &announced,
+			LM_WAITERS_WORD(LM_WAITERS_GEN(announced), queued));
 }
 
 bool lm_may_barge(const struct lm_region *r, uint32_t lock)
 {
 	const struct lm_queue *n = lm_queue_of(r, lock);
-	if (atomic_load(&n->waiters) == 0)
+	if (lm_queue_count(n) == 0)
 		return true;
 	return lm_now_ns() - atomic_load_explicit(&n->turn_since_ns,
 						  memory_order_relaxed) <
@@ -213,17 +271,7 @@ int lm_wait_for_grant(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 	struct lm_region *r = &c->region;
 	struct lm_queue *name = lm_queue_of(r, lock);
 	uint32_t ticket = atomic_fetch_add(&name->ticket_next, 1);
-	atomic_store(&c->self->wait_ticket, ticket);
-	/* Count ourselves before we publish waiting_on: whoever takes us
-	 * out of the queue (we, or the supervisor after our death) does so
-	 * by clearing waiting_on and then decrements, so a death between
-	 * the two steps can over-count (which the servers repair) but never
-	 * wrap the count below zero. */
-	if (atomic_fetch_add(&name->waiters, 1) == 0)
-		atomic_store_explicit(&name->turn_since_ns, lm_now_ns(),
-				      memory_order_relaxed);
-	atomic_store_explicit(&c->self->waiting_on, lock + 1,
-			      memory_order_seq_cst);
+	join_queue(c, lock, ticket);
 
 	bool head = false;
 	for (;;) {

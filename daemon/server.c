@@ -108,14 +108,12 @@ static unsigned expire_leases(struct lm_region *r, unsigned i,
 		 * if its head is frozen (SIGSTOP) it would stay so forever.
 		 * Wake the first waiter that can act. */
 		struct lm_queue *q = lm_queue_of(r, lock);
-		uint32_t waiting = atomic_load(&q->waiters);
-		if (watch_queues && waiting != 0 &&
+		if (watch_queues && lm_queue_count(q) != 0 &&
 		    lock_looks_free(r, lock, now_ns)) {
+			/* A count a waiter killed while queueing left. */
+			lm_queue_recount(r, lock);
 			if (lm_queue_has_waiter(r, lock))
 				lm_wake_stalled(r, lock);
-			else /* a count a waiter killed while queueing left */
-				atomic_compare_exchange_strong(&q->waiters,
-							       &waiting, 0);
 		}
 		uint64_t w = atomic_load_explicit(&slot->owner,
 						  memory_order_acquire);
@@ -148,7 +146,7 @@ static unsigned expire_leases(struct lm_region *r, unsigned i,
 		if (!atomic_compare_exchange_strong(&slot->owner, &w, next))
 			continue;
 		freed++;
-		if (atomic_load(&lm_queue_of(r, lock)->waiters) != 0)
+		if (lm_queue_count(lm_queue_of(r, lock)) != 0)
 			lm_wake_next(r, lock, LM_NO_SESSION);
 	}
 	return freed;

@@ -35,7 +35,7 @@
 #include <stdint.h>
 
 #define LM_REGION_MAGIC   UINT64_C(0x314752474d4b434c) /* "LCKMGRG1" */
-#define LM_ABI_VERSION    6u
+#define LM_ABI_VERSION    7u
 #define LM_NSERVERS       3u
 #define LM_QUORUM         2u /* a majority of LM_NSERVERS */
 #define LM_NAME_MAX       255u
@@ -229,11 +229,36 @@ struct lm_name {
  * Wait queue of one lock: waiting is for the lock as a whole, not for
  * one table. It lives in the lock's table-0 slot (lm_slot.queue) so that
  * an acquire and a release touch only the lock's three slot lines.
+ *
+ * Waiter count (lm_queue.waiters): a 64-bit word
+ *
+ *   bits 63..32  repair generation: bumped by a server before it recounts
+ *   bits 31..0   sessions in the queue
+ *
+ * The count is a hint (a release that reads 0 wakes nobody, a newcomer
+ * that reads 0 barges); the queue itself is the set of sessions whose
+ * waiting_on names the lock. A waiter raises the count, then publishes
+ * waiting_on, then re-reads the word; whoever clears waiting_on (xchg)
+ * lowers it. A waiter killed between its raise and its publish leaves a
+ * count too high, which a server repairs by recounting the sessions. A
+ * repair that simply zeroed the count once raced with a waiter between
+ * its two steps and left it queued but uncounted (releases skipped its
+ * wake-up; it got the lock only when the next lease ran out). So the
+ * repairer bumps the generation *before* it recounts, and a waiter that
+ * sees the generation change after its publish counts itself again: the
+ * recount either saw its waiting_on, or the waiter re-counts (seq_cst on
+ * both sides, a Dekker pair). A count one too high is harmless and is
+ * repaired next time.
  */
+#define LM_WAITERS_COUNT(w)       ((uint32_t)(w))
+#define LM_WAITERS_GEN(w)         ((uint32_t)((w) >> 32))
+#define LM_WAITERS_WORD(gen, n)   (((uint64_t)(gen) << 32) | (uint32_t)(n))
+
 struct lm_queue {
-	_Atomic uint32_t waiters;    /* sessions in the queue: incremented by
-	                              * a waiter after it sets waiting_on,
-	                              * decremented by whoever clears it */
+	_Atomic uint64_t waiters;    /* LM_WAITERS_WORD (above): raised by a
+	                              * waiter before it sets waiting_on,
+	                              * lowered by whoever clears that, and
+	                              * recounted by a server (CAS) */
 	_Atomic uint32_t ticket_next;/* FIFO ticket dispenser (fetch_add) */
 	_Atomic uint16_t woken;      /* session index + 1 of a waiter that was
 	                              * woken for its turn and has not gone back
@@ -244,13 +269,14 @@ struct lm_queue {
 	                              * from the queue. While it names a waiting
 	                              * session, a release need not wake anyone. */
 	_Atomic uint16_t kind;       /* roadmap: lock kind (mutex, semaphore) */
-	_Atomic uint32_t change_seq; /* roadmap: watch counter (futex) */
 	_Atomic int64_t turn_since_ns; /* when the current head of the queue
 	                              * began its turn (monotonic): set by the
 	                              * waiter that starts a queue and by each
 	                              * head as it leaves. Newcomers may barge
 	                              * past the queue only within a short
 	                              * window of it (client/wait_queue.c). */
+	_Atomic uint32_t change_seq; /* roadmap: watch counter (futex) */
+	uint32_t reserved_;
 };
 
 /* ---------------------------------------------------------------------
@@ -269,7 +295,6 @@ struct lm_slot {
 	struct lm_queue queue;   /* table 0's slot only: the lock's wait
 	                          * queue (see struct lm_queue); unused in
 	                          * tables 1 and 2, never wiped with table 0 */
-	uint64_t reserved[1];
 };
 
 /* ---------------------------------------------------------------------
@@ -369,7 +394,7 @@ struct lm_region_header {
 _Static_assert(sizeof(struct lm_session) == 128, "session slot: two lines");
 _Static_assert(sizeof(struct lm_slot) == 64, "lock slot is a line");
 _Static_assert(sizeof(struct lm_name) == 264, "name slot size");
-_Static_assert(sizeof(struct lm_queue) == 24, "queue size");
+_Static_assert(sizeof(struct lm_queue) == 32, "queue size");
 _Static_assert(sizeof(struct lm_server) == 256, "server header size");
 _Static_assert(sizeof(struct lm_region_header) == 256, "header size");
 _Static_assert(sizeof(_Atomic uint64_t) == 8, "lock-free 64-bit atomics");

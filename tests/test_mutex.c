@@ -55,7 +55,8 @@ static void watch_open(struct watch *w, const char *lock)
 
 static uint32_t watch_waiters(struct watch *w)
 {
-	return atomic_load(&lm_queue_of(&w->r, w->lock)->waiters);
+	return LM_WAITERS_COUNT(
+		atomic_load(&lm_queue_of(&w->r, w->lock)->waiters));
 }
 
 /* ---- 8 x 1000 critical sections ---------------------------------- */

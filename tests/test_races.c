@@ -325,9 +325,100 @@ static void dead_slot_finished_by_next_supervisor(void)
 	reap_orphans();
 }
 
+/* ---- 4. the servers' repair of a waiter count --------------------- */
+
+struct waiter_args {
+	char region[LM_REGION_NAME_MAX + 2];
+	_Atomic int64_t got_at_ms;
+	_Atomic int rc;
+};
+
+static void counted_waiter(void *arg)
+{
+	struct waiter_args *w = arg;
+	char log[256];
+	harness_pause_arm("queue.counted", log, sizeof(log));
+	lm_client *c;
+	assert_int_equal(lm_connect(w->region, &c), 0);
+	lm_grant g;
+	int rc = lm_acquire(c, "race/count", 10000, 20000, &g);
+	atomic_store(&w->got_at_ms, harness_now_ms());
+	atomic_store(&w->rc, rc);
+	if (rc == 0)
+		lm_release(c, &g);
+	lm_disconnect(c);
+}
+
+/*
+ * A waiter raises the lock's waiter count, then publishes that it waits.
+ * The servers repair counts that a waiter killed in between left too
+ * high, and used to do it by zeroing a count with nobody queued. A
+ * waiter stopped between its two steps was then queued but uncounted:
+ * the next release woke nobody, and it got a lock released long before
+ * only when that holder's lease ran out. Now the repair announces itself
+ * by bumping a generation before it recounts, and a waiter that sees the
+ * generation move after its publish counts itself again.
+ */
+static void waiter_count_repair(void)
+{
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "count", "--max-ttl", "20000", NULL);
+	struct lm_region r;
+	attach(d.region, &r);
+	lm_client *h, *h2;
+	assert_int_equal(lm_connect(d.region, &h), 0);
+	assert_int_equal(lm_connect(d.region, &h2), 0);
+	lm_grant g, g2;
+	assert_int_equal(lm_acquire(h, "race/count", 10000, 0, &g), 0);
+	int64_t idx = lm_name_lookup(&r, "race/count", 10, 0);
+	assert_true(idx >= 0);
+	struct lm_queue *q = lm_queue_of(&r, (uint32_t)idx);
+
+	struct waiter_args *w = harness_shared(sizeof(*w));
+	snprintf(w->region, sizeof(w->region), "%s", d.region);
+	pid_t pw = harness_fork(counted_waiter, w);
+	HARNESS_WAIT_FOR(harness_proc_state(pw) == 'T', 5000,
+			 "the waiter never stopped after counting itself");
+	assert_int_equal(lm_queue_count(q), 1);
+	int64_t ws = slot_of_pid(&r, pw);
+	assert_true(ws >= 0);
+	assert_int_equal(atomic_load(&r.sessions[ws].waiting_on), 0);
+
+	/* The lock is free with a count and nobody queued: a server
+	 * repairs the count. */
+	assert_int_equal(lm_release(h, &g), 0);
+	HARNESS_WAIT_FOR(lm_queue_count(q) == 0, 5000,
+			 "no server repaired the count of a free lock");
+	/* A newcomer takes the lock (nobody counted: it may barge). */
+	assert_int_equal(lm_acquire(h2, "race/count", 10000, 0, &g2), 0);
+
+	harness_resume(pw);
+	HARNESS_WAIT_FOR(atomic_load(&r.sessions[ws].waiting_on) ==
+					 (uint32_t)idx + 1 &&
+				 harness_proc_state(pw) == 'S',
+			 5000, "the waiter never queued and slept");
+	int64_t released = harness_now_ms();
+	assert_int_equal(lm_release(h2, &g2), 0);
+	HARNESS_WAIT_FOR(atomic_load(&w->got_at_ms) != 0, 15000,
+			 "the waiter never got the lock");
+	assert_int_equal(atomic_load(&w->rc), 0);
+	int64_t took = atomic_load(&w->got_at_ms) - released;
+	if (took > 2000)
+		fail_msg("the waiter got the lock %lld ms after its release: "
+			 "it was queued but not counted, so the release woke "
+			 "nobody", (long long)took);
+	harness_expect_exit(pw, 5000, 0, "waiter");
+	lm_disconnect(h);
+	lm_disconnect(h2);
+	harness_shared_free(w, sizeof(*w));
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
 HARNESS_CASE(disconnect_cannot_free_next_life, 60)
 HARNESS_CASE(dead_claimer_slot_reclaimed, 60)
 HARNESS_CASE(dead_slot_finished_by_next_supervisor, 60)
+HARNESS_CASE(waiter_count_repair, 60)
 
 int main(void)
 {
@@ -335,6 +426,7 @@ int main(void)
 		harness_case(disconnect_cannot_free_next_life),
 		harness_case(dead_claimer_slot_reclaimed),
 		harness_case(dead_slot_finished_by_next_supervisor),
+		harness_case(waiter_count_repair),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

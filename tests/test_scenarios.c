@@ -81,7 +81,7 @@ static uint32_t queued_waiters(struct lm_region *r, const char *name)
 	int64_t idx = lm_name_lookup(r, name, strlen(name), 0);
 	if (idx < 0)
 		return 0;
-	return atomic_load(&lm_queue_of(r, idx)->waiters);
+	return LM_WAITERS_COUNT(atomic_load(&lm_queue_of(r, idx)->waiters));
 }
 
 /* Wait, bounded, until the forked child pid is stopped by a signal. */

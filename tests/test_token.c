@@ -642,7 +642,7 @@ static void stale_woken_mark(void **state)
 	pid_t p = harness_fork(mark_waiter, NULL);
 	/* Queued and asleep (its only blocking call once queued is the
 	 * futex wait), so that only a wake-up can get it the lock. */
-	HARNESS_WAIT_FOR(atomic_load(&lm_queue_of(&w.r, k)->waiters) == 1 &&
+	HARNESS_WAIT_FOR(lm_queue_count(lm_queue_of(&w.r, k)) == 1 &&
 				 harness_proc_state(p) == 'S',
 			 5000, "the waiter never queued and slept");
 	assert_int_equal(lm_release(a, &g), 0);
