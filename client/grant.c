@@ -8,25 +8,34 @@
  *  2. For each usable server, in table order: read its state word
  *     (epoch and state in one load), CAS our owner word (tagged with that
  *     epoch) into the lock's slot if the slot is free, stale (earlier
- *     epoch), abandoned or expired; store our lease; re-read the state
- *     word and give the slot back if the server restarted meanwhile (a
- *     grant from an old epoch counts for nobody). A slot held by a live
- *     lease ends the attempt: everything taken is undone at once.
- *     Tables are always tried in the same order, so two contenders meet
- *     at the first table they share and cannot split the quorum forever.
+ *     epoch), abandoned or expired; CAS our lease in over the lease word
+ *     we read before the owner CAS; re-read the state word and give the
+ *     slot back if the server restarted meanwhile (a grant from an old
+ *     epoch counts for nobody). A slot held by a live lease ends the
+ *     attempt: everything taken is undone at once. Tables are always
+ *     tried in the same order, so two contenders meet at the first table
+ *     they share and cannot split the quorum forever.
  *  3. Token: read the token high-water mark of every table we hold, take
  *     max + 1, and raise each of those tables to it (CAS max). Any later
  *     majority shares a table with ours and reads our token there after
  *     our hold on it ended, so its token is larger. "max of what each
- *     server granted" would not be monotonic (DESIGN.md, Known traps).
+ *     server granted" would not be monotonic (docs/protocol.md).
  *  4. Verify after all write-backs: a table counts only if its state
  *     word (epoch) is unchanged, our owner word is still there and our
  *     lease on it has not ended in that server's clock. Fewer than a
- *     majority, or past t0 + TTL - drift: undo, and the caller retries.
+ *     majority, or a clock past t0 + TTL - drift once all that is done:
+ *     undo, and the caller retries.
+ *
+ * The owner and the lease are two words, so step 2 is two steps. The
+ * lease is stored by CAS from the value read before the owner CAS: an
+ * acquirer stopped between the two once resumed after a takeover and
+ * overwrote the new holder's lease with a plain store, so the new
+ * holder's on-time renew failed. Now a lease that changed meanwhile is
+ * replaced only while the owner word is still ours.
  *
  * Fast path when uncontended: one clock read at each end, and per table
- * a load of the state and heartbeat, one CAS on the owner, one store of
- * the lease and one CAS of the token; no system call.
+ * a load of the state and heartbeat, one CAS on the owner, one CAS of the
+ * lease and one CAS of the token; no system call.
  */
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -34,6 +43,7 @@
 #include "../shm/clock.h"
 #include "../shm/futex.h"
 #include "../shm/session.h"
+#include "../shm/test_hook.h"
 #include "internal.h"
 
 bool lm_server_usable(const struct lm_client *c, unsigned i, uint64_t *state,
@@ -57,21 +67,48 @@ bool lm_server_usable(const struct lm_client *c, unsigned i, uint64_t *state,
 	return true;
 }
 
+/* The owner words of one grant differ only in their epoch bits. */
+#define GRANT_ID(w) ((w) & UINT64_C(0xffffffffffff))
+
+bool lm_grant_holds_quorum_elsewhere(const struct lm_region *r,
+				     uint32_t lock, unsigned table,
+				     uint64_t word, int64_t now_ns)
+{
+	unsigned held = 0;
+	for (unsigned j = 0; j < LM_NSERVERS; j++) {
+		if (j == table)
+			continue;
+		const struct lm_server *srv = r->servers[j];
+		struct lm_slot *slot = lm_slot_of(r, j, lock);
+		uint64_t w = atomic_load(&slot->owner);
+		uint64_t lease = atomic_load(&slot->lease);
+		uint64_t st = atomic_load(&srv->state);
+		if (GRANT_ID(w) == GRANT_ID(word) &&
+		    LM_OWNER_EPOCH(w) == (uint32_t)(LM_SRV_EPOCH(st) & 0xffffu) &&
+		    LM_LEASE_TAG(lease) == LM_OWNER_TAG(w) &&
+		    LM_LEASE_EXPIRY(lease) > lm_server_clock_ms(srv, now_ns))
+			held++;
+	}
+	return held >= LM_QUORUM;
+}
+
 /*
- * May the owner word cur of this slot be replaced by a new grant at
+ * May the owner word cur of table i's slot be replaced by a new grant at
  * epoch `epoch`? Sets *abandoned when the previous holder did not
  * release cleanly, and *busy_until_srv to when a live lease ends.
+ *
+ * A grant that lost its lease, or whose table restarted under it, is
+ * abandoned unless it still holds a majority on the other tables: then
+ * it merely dropped this table and carries on, and telling the next
+ * holder "recovered" would be a false alarm.
  */
-static bool slot_takeable(const struct lm_region *r, struct lm_slot *slot,
-			  uint64_t cur, uint64_t epoch, int64_t srv_now,
-			  bool *abandoned, int64_t *busy_until_srv)
+static bool slot_takeable(const struct lm_region *r, uint32_t lock,
+			  unsigned i, uint64_t cur, uint64_t epoch,
+			  int64_t t0, int64_t srv_now, bool *abandoned,
+			  int64_t *busy_until_srv)
 {
 	if (LM_OWNER_SESSION(cur) == 0) {
 		*abandoned = (cur & LM_OWNER_ABANDONED) != 0;
-		return true;
-	}
-	if (LM_OWNER_EPOCH(cur) != (uint32_t)(epoch & 0xffffu)) {
-		*abandoned = false; /* granted in an earlier life of the table */
 		return true;
 	}
 	const struct lm_session *holder = lm_owner_session(r, cur);
@@ -79,17 +116,25 @@ static bool slot_takeable(const struct lm_region *r, struct lm_slot *slot,
 		*abandoned = true; /* corrupted, or holder gone without release */
 		return true;
 	}
-	uint64_t lease = atomic_load_explicit(&slot->lease,
-					      memory_order_acquire);
+	if (LM_OWNER_EPOCH(cur) != (uint32_t)(epoch & 0xffffu)) {
+		/* Granted in an earlier life of the table: it counts for
+		 * nobody here any more. */
+		*abandoned = !lm_grant_holds_quorum_elsewhere(r, lock, i, cur,
+							       t0);
+		return true;
+	}
+	struct lm_slot *slot = lm_slot_of(r, i, lock);
+	uint64_t lease = atomic_load(&slot->lease);
 	if (LM_LEASE_TAG(lease) != LM_OWNER_TAG(cur)) {
 		/* The holder has CASed the owner but not yet stored its
 		 * lease: it is being granted right now (if it froze there,
-		 * its server caps the grant with a max-TTL lease). */
+		 * its server caps the grant with a lease of its TTL). */
 		*busy_until_srv = srv_now + 1;
 		return false;
 	}
 	if (LM_LEASE_EXPIRY(lease) <= srv_now) {
-		*abandoned = true;
+		*abandoned = !lm_grant_holds_quorum_elsewhere(r, lock, i, cur,
+							       t0);
 		return true;
 	}
 	*busy_until_srv = LM_LEASE_EXPIRY(lease);
@@ -101,7 +146,10 @@ static bool slot_takeable(const struct lm_region *r, struct lm_slot *slot,
  * wake the head waiter if anything was given back. Returns the tables
  * where the word was still ours in the same life of the server. Only our
  * own word is ever replaced: a holder that lost its lease cannot free a
- * newer holder's grant.
+ * newer holder's grant. A table that restarted since the grant gets FREE
+ * whatever `freed` says: the grant never counted in its new life, and an
+ * ABANDONED mark there would tell its next holder of a loss that did not
+ * happen.
  */
 static unsigned give_up(struct lm_client *c, uint32_t lock, const lm_grant *g,
 			unsigned mask, uint64_t freed)
@@ -115,11 +163,12 @@ static unsigned give_up(struct lm_client *c, uint32_t lock, const lm_grant *g,
 		bool same_life = atomic_load(&r->servers[i]->state) ==
 				 G_STATE(g, i);
 		if (atomic_compare_exchange_strong(
-			    &lm_slot_of(r, i, lock)->owner, &w, freed) &&
+			    &lm_slot_of(r, i, lock)->owner, &w,
+			    same_life ? freed : LM_OWNER_FREE) &&
 		    same_life)
 			ours++;
 	}
-	/* Pairs with a waiter's increment of waiters before it tries the
+	/* Pairs with a waiter's raise of the count before it tries the
 	 * tables: either we see it here, or it sees the slots free. */
 	if (mask != 0 && lm_queue_count(lm_queue_of(r, lock)) != 0)
 		lm_wake_next(r, lock, c->session);
@@ -195,6 +244,58 @@ static void raise_token(_Atomic uint64_t *t, uint64_t v)
 		;
 }
 
+/*
+ * Store our lease after our owner CAS: by CAS from `seen`, the lease
+ * word read before that owner CAS. If the lease changed meanwhile (the
+ * server capped our frozen grant, or the previous holder's late renew
+ * wrote one), ours replaces it only while the owner word is still ours;
+ * false means the slot was taken over and is not ours at all.
+ */
+static bool store_lease(struct lm_slot *slot, uint64_t w, uint64_t seen,
+			uint64_t mine)
+{
+	while (!atomic_compare_exchange_strong(&slot->lease, &seen, mine)) {
+		/* seen now holds the current lease, read before the owner
+		 * check below: if a taker moves in after the check, its own
+		 * lease store changes the word and our CAS fails. */
+		if (atomic_load(&slot->owner) != w)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Until when (local ns) a grant whose leases end at expiry[] (server
+ * clocks, read as srv_now[] at t0) on the tables of mask is valid: while
+ * a majority of them run, less the drift bound. The published skew of
+ * each server is taken into account, so a grant on a server whose clock
+ * runs fast is trusted for less.
+ */
+static int64_t valid_until(const struct lm_region *r, unsigned mask,
+			   const int64_t *expiry, const int64_t *srv_now,
+			   int64_t t0, int64_t ttl_ms)
+{
+	int64_t end[LM_NSERVERS];
+	unsigned n = 0;
+	for (unsigned i = 0; i < LM_NSERVERS; i++)
+		if (mask & (1u << i))
+			end[n++] = lm_server_to_local_ns(r->servers[i],
+							 expiry[i], srv_now[i],
+							 t0);
+	/* The QUORUM-th latest end: insertion sort, largest first. */
+	for (unsigned a = 1; a < n; a++)
+		for (unsigned b = a; b > 0 && end[b] > end[b - 1]; b--) {
+			int64_t x = end[b];
+			end[b] = end[b - 1];
+			end[b - 1] = x;
+		}
+	int64_t drift_ns = lm_drift_ms(ttl_ms) * 1000000;
+	int64_t v = t0 + ttl_ms * 1000000 - drift_ns;
+	if (n >= LM_QUORUM && end[LM_QUORUM - 1] - drift_ns < v)
+		v = end[LM_QUORUM - 1] - drift_ns;
+	return v;
+}
+
 enum grab_result lm_grab(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 			 lm_grant *g, struct grab_info *info)
 {
@@ -202,7 +303,12 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 	int64_t t0 = lm_now_ns();
 	int64_t now_ms = t0 / 1000000;
 	uint64_t seq = ++c->seq;
-	atomic_store_explicit(&c->self->grant_seq, seq, memory_order_relaxed);
+	/* The attempt's TTL, then its sequence (release): a server that
+	 * finds this attempt frozen between its owner CAS and its lease
+	 * bounds it by this TTL (daemon/server.c). */
+	atomic_store_explicit(&c->self->grant_ttl_ms, (uint32_t)ttl_ms,
+			      memory_order_relaxed);
+	atomic_store_explicit(&c->self->grant_seq, seq, memory_order_release);
 
 	/* Record the lock before any owner CAS, so that whoever cleans up
 	 * after our death finds it without scanning every lock. */
@@ -210,7 +316,7 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 
 	unsigned mask = 0, usable = 0;
 	bool busy = false, recovered = false;
-	int64_t expiry[LM_NSERVERS] = {0};
+	int64_t expiry[LM_NSERVERS] = {0}, srv_now[LM_NSERVERS] = {0};
 	info->busy_until_ns = 0;
 	info->holder_session = 0;
 
@@ -235,18 +341,21 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 		uint64_t st = states[i];
 		struct lm_slot *slot = lm_slot_of(r, i, lock);
 		const struct lm_server *srv = r->servers[i];
-		int64_t srv_now = lm_server_clock_ms(srv, t0);
+		srv_now[i] = lm_server_clock_ms(srv, t0);
 		uint64_t w = LM_OWNER_WORD(LM_SRV_EPOCH(st), c->session, seq);
-		uint64_t cur = atomic_load_explicit(&slot->owner,
-						    memory_order_acquire);
+		/* seq_cst: the other half of the releaser's Dekker pair (its
+		 * CAS of the owner, then its load of the waiter count). */
+		uint64_t cur = atomic_load(&slot->owner);
+		uint64_t lease_seen;
 		bool abandoned = false;
 		for (;;) {
 			int64_t busy_srv = 0;
-			if (!slot_takeable(r, slot, cur, LM_SRV_EPOCH(st),
-					   srv_now, &abandoned, &busy_srv)) {
+			lease_seen = atomic_load(&slot->lease);
+			if (!slot_takeable(r, lock, i, cur, LM_SRV_EPOCH(st), t0,
+					   srv_now[i], &abandoned, &busy_srv)) {
 				busy = true;
 				info->busy_until_ns = lm_server_to_local_ns(
-					srv, busy_srv, srv_now, t0);
+					srv, busy_srv, srv_now[i], t0);
 				info->holder_session = LM_OWNER_SESSION(cur);
 				break;
 			}
@@ -255,11 +364,11 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 		}
 		if (busy)
 			break;
-		expiry[i] = srv_now + ttl_ms;
-		/* Pairs with the acquire load of lease in slot_takeable. */
-		atomic_store_explicit(&slot->lease,
-				      LM_LEASE_WORD(w, expiry[i]),
-				      memory_order_release);
+		LM_HOOK("grant.owner_taken");
+		expiry[i] = srv_now[i] + ttl_ms;
+		if (!store_lease(slot, w, lease_seen,
+				 LM_LEASE_WORD(w, expiry[i])))
+			continue; /* taken over while we stood still */
 		if (atomic_load(&r->servers[i]->state) != st) {
 			/* Restarted under us: this grant counts for nobody. */
 			atomic_compare_exchange_strong(&slot->owner, &w, cur);
@@ -295,8 +404,7 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 		token = f > token ? f : token;
 	}
 	token++;
-	int64_t drift_ns = lm_drift_ms(ttl_ms) * 1000000;
-	int64_t deadline_ns = t0 + ttl_ms * 1000000 - drift_ns;
+	int64_t deadline_ns = valid_until(r, mask, expiry, srv_now, t0, ttl_ms);
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
 		if (!(mask & (1u << i)))
 			continue;
@@ -305,7 +413,7 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 		raise_token(&lm_slot_of(r, i, lock)->token, token);
 	}
 
-	/* Verify only after every write-back (DESIGN.md, Known traps). */
+	/* Verify only after every write-back (docs/protocol.md). */
 	int64_t t1 = lm_now_ns();
 	unsigned ok = 0;
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
@@ -318,7 +426,9 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 		    lm_server_clock_ms(r->servers[i], t1) < expiry[i])
 			ok++;
 	}
-	if (ok < LM_QUORUM || t1 >= deadline_ns) {
+	/* The clock is read again after the checks: an acquire that
+	 * completes past its own deadline is already a zombie. */
+	if (ok < LM_QUORUM || lm_now_ns() >= deadline_ns) {
 		give_up(c, lock, g, mask, undo);
 		held_put(c, held);
 		return GRAB_RETRY;
@@ -344,6 +454,9 @@ int lm_grant_renew(struct lm_client *c, lm_grant *g, int64_t ttl_ms)
 	uint32_t lock = G_LOCK(g);
 	int64_t t0 = lm_now_ns();
 	unsigned ok = 0, lost = 0, mask = G_MASK(g);
+	uint32_t iso = atomic_load_explicit(&c->self->isolated,
+					    memory_order_relaxed);
+	int64_t expiry[LM_NSERVERS] = {0}, srv_now[LM_NSERVERS] = {0};
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
 		if (!(mask & (1u << i)))
 			continue;
@@ -351,23 +464,31 @@ int lm_grant_renew(struct lm_client *c, lm_grant *g, int64_t ttl_ms)
 		const struct lm_server *srv = r->servers[i];
 		uint64_t w = G_OWNER(g, i);
 		uint64_t lease = atomic_load(&slot->lease);
-		int64_t srv_now = lm_server_clock_ms(srv, t0);
-		bool kept = atomic_load(&srv->state) == G_STATE(g, i) &&
+		srv_now[i] = lm_server_clock_ms(srv, t0);
+		/* An isolated session cannot reach that server, as in a
+		 * real partition: its lease there runs out. */
+		bool kept = !(iso & (1u << i)) &&
+			    atomic_load(&srv->state) == G_STATE(g, i) &&
 			    atomic_load(&slot->owner) == w &&
 			    LM_LEASE_TAG(lease) == LM_OWNER_TAG(w) &&
-			    LM_LEASE_EXPIRY(lease) > srv_now;
+			    LM_LEASE_EXPIRY(lease) > srv_now[i];
 		if (kept) {
-			uint64_t nl = LM_LEASE_WORD(w, srv_now + ttl_ms);
+			expiry[i] = srv_now[i] + ttl_ms;
+			uint64_t nl = LM_LEASE_WORD(w, expiry[i]);
 			kept = atomic_compare_exchange_strong(&slot->lease,
 							      &lease, nl);
 		}
 		/* A taker decides "expired" only once the old expiry has
 		 * passed; if it has not passed now, after our CAS, no taker
-		 * can have seen the old lease as expired. */
+		 * can have seen the old lease as expired. And the server
+		 * must still be in the same life: a restart measures its
+		 * quarantine from the leases in its table, and a renew that
+		 * landed after that look must not count. */
 		if (kept)
 			kept = lm_server_clock_ms(srv, lm_now_ns()) <
 				       LM_LEASE_EXPIRY(lease) &&
-			       atomic_load(&slot->owner) == w;
+			       atomic_load(&slot->owner) == w &&
+			       atomic_load(&srv->state) == G_STATE(g, i);
 		if (kept)
 			ok++;
 		else
@@ -382,9 +503,12 @@ int lm_grant_renew(struct lm_client *c, lm_grant *g, int64_t ttl_ms)
 		G_MASK(g) = 0;
 		return LM_ELEASELOST;
 	}
-	give_up(c, lock, g, lost, LM_OWNER_ABANDONED);
+	/* The grant goes on with a majority: the tables it dropped were
+	 * not lost by its holder, so they are freed clean. */
+	give_up(c, lock, g, lost, LM_OWNER_FREE);
 	G_MASK(g) = mask & ~lost;
-	g->valid_until_ns = t0 + (ttl_ms - lm_drift_ms(ttl_ms)) * 1000000;
+	g->valid_until_ns = valid_until(r, G_MASK(g), expiry, srv_now, t0,
+					ttl_ms);
 	return 0;
 }
 

@@ -59,6 +59,12 @@ static inline int64_t lm_drift_ms(int64_t ttl_ms)
 
 bool lm_server_usable(const struct lm_client *c, unsigned i,
 		      uint64_t *state, int64_t now_ms);
+/* Does the grant of owner word `word` (seen on table `table`) still hold
+ * a majority of the other tables, in their current lives and with
+ * running leases? If not, and it did not release, it is abandoned. */
+bool lm_grant_holds_quorum_elsewhere(const struct lm_region *r,
+				     uint32_t lock, unsigned table,
+				     uint64_t word, int64_t now_ns);
 enum grab_result lm_grab(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 			 lm_grant *g, struct grab_info *info);
 int lm_grant_renew(struct lm_client *c, lm_grant *g, int64_t ttl_ms);

@@ -8,6 +8,7 @@
  * request is a bit in the region header plus SIGUSR1 to the supervisor.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,8 +61,9 @@ static int list_servers(struct lm_region *r)
 		struct lm_server *s = r->servers[i];
 		uint64_t st = atomic_load(&s->state);
 		int64_t q = atomic_load(&s->quarantine_until_ms) - now;
-		int64_t off = atomic_load(&s->skew_offset_ms);
-		int64_t ppm = atomic_load(&s->skew_rate_ppm);
+		struct lm_skew_now k = lm_skew_read(s);
+		int64_t off = lm_skew_apply(&k, now) - now;
+		int64_t ppm = k.rate_ppm;
 		char clock[64] = "true";
 		if (off != 0 || ppm != 1000000)
 			snprintf(clock, sizeof(clock), "%+lld ms, rate %.3f",
@@ -149,11 +151,13 @@ static int skew_server(struct lm_region *r, unsigned n, int argc, char **argv)
 {
 	int64_t off = 0;
 	double rate = 1.0;
+	bool have_off = false;
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--offset") == 0 && i + 1 < argc) {
 			if (ctl_parse_i64(argv[++i], "--offset", -86400000,
 					  86400000, &off))
 				return EX_CTL_USAGE;
+			have_off = true;
 		} else if (strcmp(argv[i], "--rate") == 0 && i + 1 < argc) {
 			char *end;
 			errno = 0;
@@ -171,22 +175,21 @@ static int skew_server(struct lm_region *r, unsigned n, int argc, char **argv)
 		}
 	}
 	struct lm_server *s = r->servers[n];
-	if (lm_now_ms() + off < 0) {
+	int64_t now = lm_now_ms();
+	if (have_off && now + off < 0) {
 		fprintf(stderr, "lockctl: --offset %lld would put server %u's "
 				"clock before this host booted (%lld ms ago); "
 				"use at least %lld\n",
-			(long long)off, n, (long long)lm_now_ms(),
-			(long long)-lm_now_ms());
+			(long long)off, n, (long long)now, (long long)-now);
 		return EX_CTL_USAGE;
 	}
-	/* A rate counts from now; the offset applies at once. Readers may
-	 * mix old and new fields for an instant: a clock jump, which is
-	 * what a skewed clock does anyway. */
-	atomic_store(&s->skew_base_ms, lm_now_ms());
-	atomic_store(&s->skew_rate_ppm, (int64_t)(rate * 1e6 + 0.5));
-	atomic_store(&s->skew_offset_ms, off);
-	printf("server %u clock: %+lld ms, rate %.3f\n", n, (long long)off,
-	       rate);
+	/* The new setting starts from the clock's current reading (or from
+	 * the offset asked for), so a new rate never makes it jump. */
+	int64_t srv_now = lm_server_clock_ms(s, now * 1000000);
+	int64_t ppm = (int64_t)(rate * 1e6 + 0.5);
+	lm_skew_set(s, now, have_off ? now + off : srv_now, ppm);
+	printf("server %u clock: %+lld ms, rate %.3f\n", n,
+	       (long long)((have_off ? now + off : srv_now) - now), rate);
 	return 0;
 }
 

@@ -148,8 +148,9 @@ static void snap_servers(struct snapshot *s)
 		si->restarts = atomic_load(&srv->restarts);
 		si->token_floor = atomic_load(&srv->token_floor);
 		si->expired = atomic_load(&srv->expired);
-		si->skew_offset_ms = atomic_load(&srv->skew_offset_ms);
-		si->skew_rate_ppm = atomic_load(&srv->skew_rate_ppm);
+		struct lm_skew_now k = lm_skew_read(srv);
+		si->skew_offset_ms = lm_skew_apply(&k, now_ms) - now_ms;
+		si->skew_rate_ppm = k.rate_ppm;
 		si->table_lost = (atomic_load(&srv->flags) &
 				  LM_SRVF_TOKENS_LOST) != 0;
 		si->hb_age_ms = now_ms - atomic_load(&srv->heartbeat_ms);

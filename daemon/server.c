@@ -87,6 +87,27 @@ static bool first_server_up(struct lm_region *r, unsigned i, int64_t now_ms)
 	return true;
 }
 
+/*
+ * The TTL of the acquire attempt that owner word w belongs to, if its
+ * session still records that attempt; max TTL otherwise. The client
+ * stores the TTL before the attempt's sequence (release), and an attempt
+ * whose owner word has no lease yet is the session's current one.
+ */
+static int64_t attempt_ttl_ms(const struct lm_region *r, uint64_t w)
+{
+	const struct lm_session *s = lm_owner_session(r, w);
+	if (s == NULL)
+		return r->max_ttl_ms;
+	uint64_t seq = atomic_load_explicit(&s->grant_seq,
+					    memory_order_acquire);
+	int64_t ttl = atomic_load_explicit(&s->grant_ttl_ms,
+					   memory_order_relaxed);
+	if ((uint32_t)seq != LM_OWNER_SEQ(w) || ttl < LM_MIN_TTL_MS ||
+	    ttl > r->max_ttl_ms)
+		return r->max_ttl_ms;
+	return ttl;
+}
+
 static unsigned expire_leases(struct lm_region *r, unsigned i,
 			      uint64_t epoch, uint32_t *cursor)
 {
@@ -115,33 +136,47 @@ static unsigned expire_leases(struct lm_region *r, unsigned i,
 			if (lm_queue_has_waiter(r, lock))
 				lm_wake_stalled(r, lock);
 		}
-		uint64_t w = atomic_load_explicit(&slot->owner,
-						  memory_order_acquire);
+		uint64_t w = atomic_load(&slot->owner);
 		if (LM_OWNER_SESSION(w) == 0)
 			continue;
+		uint64_t lease = atomic_load(&slot->lease);
+		if (atomic_load(&slot->owner) != w)
+			continue; /* the lease may be a newer holder's */
+		bool tagged = LM_LEASE_TAG(lease) == LM_OWNER_TAG(w);
 		uint64_t next;
 		if (LM_OWNER_EPOCH(w) != (uint32_t)(epoch & 0xffffu)) {
-			next = LM_OWNER_FREE; /* from an earlier life */
+			/* From an earlier life: it counts for nobody, but
+			 * while its lease runs a quick second restart must
+			 * still see it to set its quarantine. */
+			if (tagged && LM_LEASE_EXPIRY(lease) > srv_now)
+				continue;
+			next = tagged && !lm_grant_holds_quorum_elsewhere(
+						 r, lock, i, w, now_ns)
+				       ? LM_OWNER_ABANDONED
+				       : LM_OWNER_FREE;
 		} else {
-			uint64_t lease = atomic_load(&slot->lease);
-			if (atomic_load(&slot->owner) != w)
-				continue; /* the lease may be a newer holder's */
-			if (LM_LEASE_TAG(lease) != LM_OWNER_TAG(w)) {
+			if (!tagged) {
 				/* The holder CASed the owner word but has not
 				 * stored its lease: usually it is about to, but
 				 * it may have been frozen in between. Give the
 				 * grant a lease no real one can outlast (its own
-				 * began earlier and is at most max TTL); the
-				 * holder's own store, if it comes, replaces it. */
+				 * began earlier, with this TTL); the holder's own
+				 * store, if it comes, replaces it. */
 				uint64_t cap = LM_LEASE_WORD(
-					w, srv_now + r->max_ttl_ms);
+					w, srv_now + attempt_ttl_ms(r, w));
 				atomic_compare_exchange_strong(&slot->lease,
 							       &lease, cap);
 				continue;
 			}
 			if (LM_LEASE_EXPIRY(lease) > srv_now)
 				continue;
-			next = LM_OWNER_ABANDONED;
+			/* A grant that still holds a majority elsewhere only
+			 * dropped this table (a fast clock here): freed
+			 * clean. Otherwise its holder lost it. */
+			next = lm_grant_holds_quorum_elsewhere(r, lock, i, w,
+							       now_ns)
+				       ? LM_OWNER_FREE
+				       : LM_OWNER_ABANDONED;
 		}
 		if (!atomic_compare_exchange_strong(&slot->owner, &w, next))
 			continue;

@@ -3,11 +3,17 @@
  *
  * All deadlines are CLOCK_MONOTONIC, which every process on the host
  * shares. A server's clock is that clock seen through the skew the
- * server publishes (offset and rate, set by `lockctl server skew`), so
- * that leases on a skewed server really end early or late, as they
- * would on a machine whose clock drifts. Clients and the server compute
- * a server's time with the same function, from the same published
- * parameters, so they agree on when a lease on that table ends.
+ * server publishes (set by `lockctl server skew`), so that leases on a
+ * skewed server really end early or late, as they would on a machine
+ * whose clock drifts. Clients and the server compute a server's time
+ * with the same function, from the same published parameters, so they
+ * agree on when a lease on that table ends.
+ *
+ * The parameters (struct lm_skew) are three words, so they are double-
+ * buffered: a writer fills the entry not in use and then publishes it by
+ * bumping skew_seq (release); a reader loads skew_seq (acquire), reads
+ * that entry and re-checks skew_seq. Readers never see a mix of two
+ * settings, which once made a clock jump for an instant at every change.
  */
 #ifndef LOCKMGR_SHM_CLOCK_H
 #define LOCKMGR_SHM_CLOCK_H
@@ -17,6 +23,8 @@
 #include <time.h>
 
 #include "layout.h"
+
+#define LM_RATE_ONE INT64_C(1000000)
 
 static inline int64_t lm_now_ns(void)
 {
@@ -30,43 +38,92 @@ static inline int64_t lm_now_ms(void)
 	return lm_now_ns() / 1000000;
 }
 
-/* Server s's clock, in ms, at local monotonic time now_ns. */
-static inline int64_t lm_server_clock_ms(const struct lm_server *s,
-					 int64_t now_ns)
+struct lm_skew_now {
+	int64_t base_ms, base_srv_ms, rate_ppm;
+};
+
+/* A consistent copy of server s's clock parameters. */
+static inline struct lm_skew_now lm_skew_read(const struct lm_server *s)
 {
-	int64_t now_ms = now_ns / 1000000;
-	int64_t off = atomic_load_explicit(&s->skew_offset_ms,
-					   memory_order_relaxed);
-	int64_t ppm = atomic_load_explicit(&s->skew_rate_ppm,
-					   memory_order_relaxed);
-	int64_t t = now_ms + off;
-	if (ppm != 1000000) {
-		int64_t base = atomic_load_explicit(&s->skew_base_ms,
-						    memory_order_relaxed);
-		t += (now_ms - base) * (ppm - 1000000) / 1000000;
+	struct lm_skew_now k;
+	for (int tries = 0;; tries++) {
+		uint32_t seq = atomic_load_explicit(&s->skew_seq,
+						    memory_order_acquire);
+		const struct lm_skew *e = &s->skew[seq & 1];
+		k.base_ms = atomic_load_explicit(&e->base_ms,
+						 memory_order_relaxed);
+		k.base_srv_ms = atomic_load_explicit(&e->base_srv_ms,
+						     memory_order_relaxed);
+		k.rate_ppm = atomic_load_explicit(&e->rate_ppm,
+						  memory_order_relaxed);
+		/* Pairs with the release bump in lm_skew_set: the entry was
+		 * not being rewritten while we read it. */
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&s->skew_seq, memory_order_relaxed) ==
+			    seq ||
+		    tries >= 3)
+			break;
 	}
+	if (k.rate_ppm <= 0) /* a damaged region: run true */
+		k.rate_ppm = LM_RATE_ONE;
+	return k;
+}
+
+static inline int64_t lm_skew_apply(const struct lm_skew_now *k,
+				    int64_t now_ms)
+{
+	int64_t d = now_ms - k->base_ms;
+	int64_t t = k->base_srv_ms +
+		    (k->rate_ppm == LM_RATE_ONE
+			     ? d
+			     : (int64_t)((__int128)d * k->rate_ppm /
+					 LM_RATE_ONE));
 	/* Lease words hold 38 unsigned bits: a negative time (a skew
-	 * further back than the uptime, or a corrupted region) would wrap
+	 * further back than the uptime, or a damaged region) would wrap
 	 * into an expiry that never comes. */
 	return t < 0 ? 0 : t;
 }
 
+/* Server s's clock, in ms, at local monotonic time now_ns. */
+static inline int64_t lm_server_clock_ms(const struct lm_server *s,
+					 int64_t now_ns)
+{
+	struct lm_skew_now k = lm_skew_read(s);
+	return lm_skew_apply(&k, now_ns / 1000000);
+}
+
 /*
  * Local monotonic ns at which server s's clock reaches srv_ms, given
- * that it reads srv_now_ms at now_ns (for sleeping until a lease ends).
+ * that it reads srv_now_ms at now_ns (for sleeping until a lease ends,
+ * and for how long a grant stays valid).
  */
 static inline int64_t lm_server_to_local_ns(const struct lm_server *s,
 					    int64_t srv_ms, int64_t srv_now_ms,
 					    int64_t now_ns)
 {
-	int64_t ppm = atomic_load_explicit(&s->skew_rate_ppm,
-					   memory_order_relaxed);
-	if (ppm <= 0)
-		ppm = 1000000;
+	struct lm_skew_now k = lm_skew_read(s);
 	int64_t d_ms = srv_ms - srv_now_ms;
 	if (d_ms <= 0)
 		return now_ns;
-	return now_ns + d_ms * 1000000 / ppm * 1000000;
+	return now_ns + (int64_t)((__int128)d_ms * 1000000 * LM_RATE_ONE /
+				  k.rate_ppm);
+}
+
+/*
+ * Set server s's clock to read srv_ms at local now_ms and run at
+ * rate_ppm from there (lockctl; one writer at a time).
+ */
+static inline void lm_skew_set(struct lm_server *s, int64_t now_ms,
+			       int64_t srv_ms, int64_t rate_ppm)
+{
+	uint32_t seq = atomic_load_explicit(&s->skew_seq,
+					    memory_order_relaxed);
+	struct lm_skew *e = &s->skew[(seq + 1) & 1];
+	atomic_store_explicit(&e->base_ms, now_ms, memory_order_relaxed);
+	atomic_store_explicit(&e->base_srv_ms, srv_ms, memory_order_relaxed);
+	atomic_store_explicit(&e->rate_ppm, rate_ppm, memory_order_relaxed);
+	/* Pairs with the acquire load and fence in lm_skew_read. */
+	atomic_store_explicit(&s->skew_seq, seq + 1, memory_order_release);
 }
 
 #endif

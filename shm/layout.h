@@ -35,7 +35,7 @@
 #include <stdint.h>
 
 #define LM_REGION_MAGIC   UINT64_C(0x314752474d4b434c) /* "LCKMGRG1" */
-#define LM_ABI_VERSION    7u
+#define LM_ABI_VERSION    8u
 #define LM_NSERVERS       3u
 #define LM_QUORUM         2u /* a majority of LM_NSERVERS */
 #define LM_NAME_MAX       255u
@@ -298,6 +298,18 @@ struct lm_slot {
 };
 
 /* ---------------------------------------------------------------------
+ * A server's clock (`lockctl server skew`): from local monotonic time
+ * base_ms it reads base_srv_ms and runs at rate_ppm / 10^6 of real
+ * speed. A change starts from the clock's current reading, so a new rate
+ * never makes the clock jump (shm/clock.h reads and writes these).
+ */
+struct lm_skew {
+	_Atomic int64_t base_ms;       /* lockctl: local ms the entry starts */
+	_Atomic int64_t base_srv_ms;   /* lockctl: server ms at base_ms */
+	_Atomic int64_t rate_ppm;      /* lockctl: 1000000 = true rate */
+};
+
+/* ---------------------------------------------------------------------
  * Server header: one per table, before its lock slots.
  */
 struct lm_server {
@@ -314,10 +326,6 @@ struct lm_server {
 	                                * DOWN (a hung server) */
 	_Atomic int64_t quarantine_until_ms; /* supervisor at restart: the
 	                                * server stays RECOVERING until then */
-	_Atomic int64_t skew_offset_ms;/* lockctl: server clock = monotonic +
-	                                * offset + (now - base) * (rate - 1) */
-	_Atomic int64_t skew_rate_ppm; /* lockctl: 1000000 = true rate */
-	_Atomic int64_t skew_base_ms;  /* lockctl: when the rate took effect */
 	_Atomic uint64_t token_floor;  /* server at recovery: no token at or
 	                                * below it may be issued here again */
 	_Atomic uint64_t restarts;     /* supervisor: times restarted */
@@ -334,7 +342,12 @@ struct lm_server {
 	                                * reservation; clients wait on it */
 	_Atomic uint32_t flags;        /* LM_SRVF_*: supervisor and lockctl
 	                                * set, server clears (CAS) */
-	uint8_t pad_[144];
+	_Atomic uint32_t skew_seq;     /* lockctl: skew[skew_seq & 1] is the
+	                                * server's clock; bumped (release)
+	                                * after the other entry is filled in
+	                                * (shm/clock.h) */
+	struct lm_skew skew[2];        /* lockctl, see skew_seq */
+	uint8_t pad_[112];
 };
 
 /* lm_server.flags */

@@ -8,6 +8,8 @@
  */
 #include "region.h"
 
+#include "clock.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -169,7 +171,8 @@ int lm_region_init(struct lm_region *r, int fd, const char *name,
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
 		struct lm_server *s = r->servers[i];
 		atomic_store(&s->state, LM_SRV_WORD(0, LM_SRV_DOWN));
-		atomic_store(&s->skew_rate_ppm, 1000000);
+		atomic_store(&s->skew[0].rate_ppm, LM_RATE_ONE);
+		atomic_store(&s->skew[1].rate_ppm, LM_RATE_ONE);
 		atomic_store(&s->token_reserved, UINT64_MAX);
 	}
 	/* Pairs with the acquire load of magic in lm_region_validate. */

@@ -570,10 +570,12 @@ static void skew_refuses_negative_clock(void)
 	struct lm_region r;
 	attach(d.region, &r);
 	/* The clock never reads below zero whatever the offset says. */
-	atomic_store(&r.servers[1]->skew_offset_ms, -(uptime + 100000));
+	int64_t now = harness_now_ms();
+	lm_skew_set(r.servers[1], now, now - (uptime + 100000), LM_RATE_ONE);
 	assert_int_equal(lm_server_clock_ms(r.servers[1], harness_now_ns()),
 			 0);
-	atomic_store(&r.servers[1]->skew_offset_ms, 0);
+	now = harness_now_ms();
+	lm_skew_set(r.servers[1], now, now, LM_RATE_ONE);
 	lm_region_detach(&r);
 	harness_lockmgrd_stop(&d);
 }

@@ -53,6 +53,44 @@ static uint32_t slot_state(struct lm_region *r, int64_t slot)
 	return LM_SESS_STATE(atomic_load(&r->sessions[slot].life));
 }
 
+static uint32_t server_state(struct lm_region *r, unsigned i)
+{
+	return LM_SRV_STATE(atomic_load(&r->servers[i]->state));
+}
+
+static int lockctl(const char *region, const char *a1, const char *a2,
+		   const char *a3, const char *a4)
+{
+	char bin[512];
+	harness_bin_path(bin, sizeof(bin), "lockctl");
+	char *argv[] = {bin, "-r", (char *)region, (char *)a1, (char *)a2,
+			(char *)a3, (char *)a4, NULL};
+	return harness_run(argv, NULL, "/dev/null", 10000);
+}
+
+/* SIGKILL server i (lockctl server kill) and wait until it is down. */
+static void kill_server(const char *region, struct lm_region *r, unsigned i)
+{
+	char n[8];
+	snprintf(n, sizeof(n), "%u", i);
+	assert_int_equal(lockctl(region, "server", "kill", n, NULL), 0);
+	HARNESS_WAIT_FOR(server_state(r, i) == LM_SRV_DOWN, 5000,
+			 "server %u never went down after a kill", i);
+}
+
+/* Start server i (lockmgrd --restart-delay -1); with `up`, wait until
+ * it is UP again. */
+static void start_server(const char *region, struct lm_region *r, unsigned i,
+			 bool up)
+{
+	char n[8];
+	snprintf(n, sizeof(n), "%u", i);
+	assert_int_equal(lockctl(region, "server", "start", n, NULL), 0);
+	if (up)
+		HARNESS_WAIT_FOR(server_state(r, i) == LM_SRV_UP, 10000,
+				 "server %u never came back up", i);
+}
+
 /* Start a second lockmgrd on an existing region (it adopts it). */
 static pid_t adopt_region(const char *region, const char *const *extra)
 {
@@ -415,10 +453,192 @@ static void waiter_count_repair(void)
 	harness_lockmgrd_stop(&d);
 }
 
+/* ---- 5. an acquirer frozen between its owner CAS and its lease ----- */
+
+struct frozen_args {
+	char region[LM_REGION_NAME_MAX + 2];
+	_Atomic int rc;
+	_Atomic int done;
+};
+
+static void frozen_acquirer(void *arg)
+{
+	struct frozen_args *a = arg;
+	char log[256];
+	harness_pause_arm("grant.owner_taken", log, sizeof(log));
+	lm_client *c;
+	assert_int_equal(lm_connect(a->region, &c), 0);
+	lm_grant g;
+	int rc = lm_acquire(c, "race/lease", 300, 0, &g);
+	atomic_store(&a->rc, rc);
+	atomic_store(&a->done, 1);
+	if (rc == 0)
+		lm_release(c, &g);
+	lm_disconnect(c);
+}
+
+/*
+ * Acquirer A stops between its owner CAS and its lease store on table 0.
+ * Its server caps the grant with a lease of A's own TTL (it once used
+ * max TTL, so one frozen acquirer kept a lock for a minute), and once
+ * that ends B takes the lock. When A resumed, its plain lease store used
+ * to overwrite B's lease: B's on-time renew then failed. Now A stores
+ * its lease by CAS from the value it saw before its owner CAS, and only
+ * while the owner word is still its own.
+ */
+static void frozen_acquirer_cannot_clobber_lease(void)
+{
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "lease", "--max-ttl", "20000", NULL);
+	struct lm_region r;
+	attach(d.region, &r);
+	struct frozen_args *a = harness_shared(sizeof(*a));
+	snprintf(a->region, sizeof(a->region), "%s", d.region);
+	pid_t pa = harness_fork(frozen_acquirer, a);
+	HARNESS_WAIT_FOR(harness_proc_state(pa) == 'T', 5000,
+			 "A never stopped after its owner CAS");
+	int64_t idx = lm_name_lookup(&r, "race/lease", 10, 0);
+	assert_true(idx >= 0);
+	struct lm_slot *s0 = lm_slot_of(&r, 0, (uint32_t)idx);
+	int64_t as = slot_of_pid(&r, pa);
+	assert_int_equal(LM_OWNER_SESSION(atomic_load(&s0->owner)), as + 1);
+
+	/* B holds exactly two tables, 0 and 1, so that losing its lease on
+	 * table 0 would cost it the lock. */
+	lm_client *b;
+	assert_int_equal(lm_connect(d.region, &b), 0);
+	atomic_fetch_or(&b->self->isolated, 1u << 2);
+	lm_grant gb;
+	int64_t t0 = harness_now_ms();
+	int rc = lm_acquire(b, "race/lease", 5000, 10000, &gb);
+	int64_t took = harness_now_ms() - t0;
+	if (rc != 0)
+		fail_msg("B never got the lock behind A's frozen 300 ms "
+			 "attempt: %s", lm_strerror(rc));
+	if (took > 3000)
+		fail_msg("B waited %lld ms behind A's frozen attempt: its cap "
+			 "was not A's 300 ms TTL", (long long)took);
+	assert_int_equal(LM_OWNER_SESSION(atomic_load(&s0->owner)),
+			 b->session + 1);
+
+	harness_resume(pa);
+	HARNESS_WAIT_FOR(atomic_load(&a->done), 5000, "A never finished");
+	assert_int_equal(atomic_load(&a->rc), LM_EBUSY);
+	harness_expect_exit(pa, 5000, 0, "A");
+	/* B's lease on table 0 is still B's own. */
+	uint64_t lease = atomic_load(&s0->lease);
+	assert_int_equal(LM_LEASE_TAG(lease),
+			 LM_OWNER_TAG(atomic_load(&s0->owner)));
+	rc = lm_renew(b, &gb, 5000);
+	if (rc != 0)
+		fail_msg("B's on-time renew failed (%s): A overwrote its lease",
+			 lm_strerror(rc));
+	assert_int_equal(lm_release(b, &gb), 0);
+	lm_disconnect(b);
+	harness_shared_free(a, sizeof(*a));
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
+/* ---- 6. what a restart tells the next holder ----------------------- */
+
+/*
+ * A holder on all three tables renews while one of them has restarted.
+ * It keeps its lock on the other two, and releases it cleanly later.
+ * The table it lost used to be given back ABANDONED, a mark that
+ * survived the restart: a later holder whose majority included that
+ * table was told LM_GRANT_RECOVERED (the data may be half-written) when
+ * nothing had been lost. A table dropped by a grant that goes on is now
+ * freed clean, and a table of another life never gets a mark.
+ */
+static void restart_during_renew_is_not_a_loss(void)
+{
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "renew", "--restart-delay", "-1",
+			       "--max-ttl", "5000", NULL);
+	struct lm_region r;
+	attach(d.region, &r);
+	lm_client *h, *n;
+	assert_int_equal(lm_connect(d.region, &h), 0);
+	assert_int_equal(lm_connect(d.region, &n), 0);
+	lm_grant g, g2;
+	assert_int_equal(lm_acquire(h, "race/renew", 3000, 0, &g), 0);
+	assert_int_equal(G_MASK(&g), 0x7u);
+	kill_server(d.region, &r, 2);
+	start_server(d.region, &r, 2, false);
+	assert_int_equal(lm_renew(h, &g, 3000), 0);
+	assert_int_equal(G_MASK(&g), 0x3u);
+	/* h holds on, renewing, until table 2 counts again. */
+	int64_t deadline = harness_now_ms() + 10000;
+	while (server_state(&r, 2) != LM_SRV_UP) {
+		if (harness_now_ms() > deadline)
+			fail_msg("server 2 never came back up");
+		assert_int_equal(lm_renew(h, &g, 3000), 0);
+		harness_nap_us(100000);
+	}
+	assert_int_equal(lm_release(h, &g), 0);
+	/* The next majority must use table 2. */
+	kill_server(d.region, &r, 0);
+	assert_int_equal(lm_acquire(n, "race/renew", 1000, 0, &g2), 0);
+	if (g2.flags & LM_GRANT_RECOVERED)
+		fail_msg("the next holder was told LM_GRANT_RECOVERED after a "
+			 "clean release");
+	assert_true(g2.token > g.token);
+	assert_int_equal(lm_release(n, &g2), 0);
+	lm_disconnect(h);
+	lm_disconnect(n);
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
+/*
+ * The other way round: a holder on tables 1 and 2 lets its lease run
+ * out (it is hung) while table 2 restarts. Its word on table 2 is from
+ * an earlier life; the restarted server used to free such words clean,
+ * so a next majority of tables 0 and 2 saw no mark and was not told that
+ * its predecessor lost the lock. A grant that lost its majority is
+ * abandoned, whichever of its tables restarted.
+ */
+static void restart_keeps_the_recovered_mark(void)
+{
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "mark", "--restart-delay", "-1", NULL);
+	struct lm_region r;
+	attach(d.region, &r);
+	lm_client *h, *n;
+	assert_int_equal(lm_connect(d.region, &h), 0);
+	assert_int_equal(lm_connect(d.region, &n), 0);
+	atomic_fetch_or(&h->self->isolated, 1u << 0);
+	lm_grant g, g2;
+	assert_int_equal(lm_acquire(h, "race/mark", 300, 0, &g), 0);
+	assert_int_equal(G_MASK(&g), 0x6u);
+	kill_server(d.region, &r, 2);
+	start_server(d.region, &r, 2, true);
+	/* h never renews: its lease runs out. Then the next majority must
+	 * be tables 0 and 2. */
+	HARNESS_WAIT_FOR(harness_now_ns() > g.valid_until_ns + 50000000, 5000,
+			 "h's lease never ended");
+	kill_server(d.region, &r, 1);
+	assert_int_equal(lm_acquire(n, "race/mark", 1000, 0, &g2), 0);
+	if (!(g2.flags & LM_GRANT_RECOVERED))
+		fail_msg("the next holder was not told that the last one lost "
+			 "its lease");
+	assert_true(g2.token > g.token);
+	assert_int_equal(lm_release(n, &g2), 0);
+	assert_int_equal(lm_release(h, &g), LM_ELEASELOST);
+	lm_disconnect(h);
+	lm_disconnect(n);
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
 HARNESS_CASE(disconnect_cannot_free_next_life, 60)
 HARNESS_CASE(dead_claimer_slot_reclaimed, 60)
 HARNESS_CASE(dead_slot_finished_by_next_supervisor, 60)
 HARNESS_CASE(waiter_count_repair, 60)
+HARNESS_CASE(frozen_acquirer_cannot_clobber_lease, 60)
+HARNESS_CASE(restart_during_renew_is_not_a_loss, 60)
+HARNESS_CASE(restart_keeps_the_recovered_mark, 60)
 
 int main(void)
 {
@@ -427,6 +647,9 @@ int main(void)
 		harness_case(dead_claimer_slot_reclaimed),
 		harness_case(dead_slot_finished_by_next_supervisor),
 		harness_case(waiter_count_repair),
+		harness_case(frozen_acquirer_cannot_clobber_lease),
+		harness_case(restart_during_renew_is_not_a_loss),
+		harness_case(restart_keeps_the_recovered_mark),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
