@@ -27,7 +27,8 @@ LDLIBS  += -pthread
 
 LIB_SRC := shm/region.c shm/name_index.c shm/session.c shm/futex.c \
 	   shm/test_hook.c \
-	   client/client.c client/grant.c client/wait_queue.c client/errors.c
+	   client/client.c client/grant.c client/wait_queue.c client/errors.c \
+	   client/lease_scan.c
 DAEMON_SRC := daemon/lockmgrd.c daemon/servers.c daemon/server.c \
 	      daemon/session_monitor.c daemon/log.c daemon/state_dir.c
 LOCKCTL_SRC := client/lockctl.c client/lockctl_status.c client/lockctl_run.c \

@@ -480,16 +480,23 @@ int lm_grant_renew(struct lm_client *c, lm_grant *g, int64_t ttl_ms)
 		}
 		/* A taker decides "expired" only once the old expiry has
 		 * passed; if it has not passed now, after our CAS, no taker
-		 * can have seen the old lease as expired. And the server
-		 * must still be in the same life: a restart measures its
-		 * quarantine from the leases in its table, and a renew that
-		 * landed after that look must not count. */
+		 * can have seen the old lease as expired. */
 		if (kept)
 			kept = lm_server_clock_ms(srv, lm_now_ns()) <
 				       LM_LEASE_EXPIRY(lease) &&
-			       atomic_load(&slot->owner) == w &&
-			       atomic_load(&srv->state) == G_STATE(g, i);
-		if (kept)
+			       atomic_load(&slot->owner) == w;
+		if (!kept)
+			lost |= 1u << i;
+	}
+	/* Only after every CAS: a table counts if its server is still in
+	 * the grant's life. A restarted server bounds its quarantine by the
+	 * leases it (or, if it lost its table, its peers) holds once its new
+	 * epoch is out, so a renew counted here must have made all its
+	 * writes before that (the same rule as an acquire's verify). */
+	for (unsigned i = 0; i < LM_NSERVERS; i++) {
+		if (!(mask & (1u << i)) || (lost & (1u << i)))
+			continue;
+		if (atomic_load(&r->servers[i]->state) == G_STATE(g, i))
 			ok++;
 		else
 			lost |= 1u << i;

@@ -59,6 +59,13 @@ static inline int64_t lm_drift_ms(int64_t ttl_ms)
 
 bool lm_server_usable(const struct lm_client *c, unsigned i,
 		      uint64_t *state, int64_t now_ms);
+/*
+ * The latest local time (ns) at which a lease on table `table` ends,
+ * among the grants made in lives of its server other than skip_epoch
+ * (UINT64_MAX: all of them); now_ns if none is running.
+ */
+int64_t lm_leases_end_ns(const struct lm_region *r, unsigned table,
+			 uint64_t skip_epoch, int64_t now_ns);
 /* Does the grant of owner word `word` (seen on table `table`) still hold
  * a majority of the other tables, in their current lives and with
  * running leases? If not, and it did not release, it is abandoned. */

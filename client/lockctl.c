@@ -15,6 +15,8 @@
 #include <string.h>
 
 #include "lockctl.h"
+
+#include <stdatomic.h>
 #include "lockmgr.h"
 
 static void usage(FILE *f)
@@ -141,6 +143,56 @@ int ctl_service_error(int err, const char *region, const char *why)
 			lm_strerror(err));
 		return EX_CTL_UNAVAILABLE;
 	}
+}
+
+const char *ctl_recovery_note(const struct lm_server *s, int64_t now_ms,
+			      char *buf, size_t n)
+{
+	int64_t until = atomic_load(&s->quarantine_until_ms);
+	int64_t left = until - now_ms;
+	if (left < 0)
+		left = 0;
+	switch (atomic_load(&s->recovery)) {
+	case LM_RECOV_LOOKING:
+		snprintf(buf, n, "reading its table after a restart");
+		break;
+	case LM_RECOV_OWN_LEASES:
+		if (left == 0)
+			snprintf(buf, n, "counts again at once: no lease "
+				 "granted before its restart is running");
+		else
+			snprintf(buf, n, "counts again in %lld ms, when the "
+				 "leases granted before its restart end",
+				 (long long)left);
+		break;
+	case LM_RECOV_PEERS:
+		if (until == INT64_MAX)
+			snprintf(buf, n, "lost its table: waits for both peers "
+				 "to be up (their token marks and leases)");
+		else
+			snprintf(buf, n, "lost its table: waits for both peers "
+				 "to be up, at most %lld ms more",
+				 (long long)left);
+		break;
+	case LM_RECOV_PEER_LEASES:
+		snprintf(buf, n, "lost its table: counts again in %lld ms, "
+			 "when the leases on its peers that could include it "
+			 "end", (long long)left);
+		break;
+	case LM_RECOV_MAX_TTL:
+		snprintf(buf, n, "lost its table, a peer unreadable: counts "
+			 "again in %lld ms (one max TTL)", (long long)left);
+		break;
+	case LM_RECOV_PREV_LIFE:
+		snprintf(buf, n, "counts again in %lld ms, when the leases of "
+			 "the service that ran before may have ended",
+			 (long long)left);
+		break;
+	default:
+		snprintf(buf, n, "recovering: %lld ms left", (long long)left);
+		break;
+	}
+	return buf;
 }
 
 static int run_help(struct ctl_global *g, int argc, char **argv);

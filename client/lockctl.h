@@ -57,10 +57,17 @@ int ctl_print_escaped(FILE *f, const char *s, size_t len);
  * and return the exit code that goes with it. why may be NULL. */
 int ctl_service_error(int err, const char *region, const char *why);
 
+/*
+ * Why a RECOVERING server does not count yet, and how long it has left,
+ * as a phrase for a note ("counts again in 850 ms: leases granted before
+ * its restart"). Writes into buf and returns it.
+ */
+const char *ctl_recovery_note(const struct lm_server *s, int64_t now_ms,
+			      char *buf, size_t n);
+
 /* The commands; argv[0] is the command name. */
 int ctl_status(struct ctl_global *g, int argc, char **argv);
 int ctl_run(struct ctl_global *g, int argc, char **argv);
-int ctl_server(struct ctl_global *g, int argc, char **argv);
 int ctl_server(struct ctl_global *g, int argc, char **argv);
 
 #endif

@@ -19,6 +19,7 @@
 #include "../shm/clock.h"
 #include "../shm/region.h"
 #include "../shm/session.h"
+#include "internal.h"
 #include "lockctl.h"
 #include "lockmgr.h"
 
@@ -55,12 +56,11 @@ static const char *state_name(const struct lm_server *s, int64_t now_ms)
 static int list_servers(struct lm_region *r)
 {
 	int64_t now = lm_now_ms();
-	printf("%-6s %-8s %-11s %-6s %-8s %-9s %-11s %s\n", "SERVER", "PID",
-	       "STATE", "EPOCH", "HB AGE", "RESTARTS", "QUARANTINE", "CLOCK");
+	printf("%-6s %-8s %-11s %-6s %-8s %-9s %-24s %s\n", "SERVER", "PID",
+	       "STATE", "EPOCH", "HB AGE", "RESTARTS", "CLOCK", "NOTE");
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
 		struct lm_server *s = r->servers[i];
 		uint64_t st = atomic_load(&s->state);
-		int64_t q = atomic_load(&s->quarantine_until_ms) - now;
 		struct lm_skew_now k = lm_skew_read(s);
 		int64_t off = lm_skew_apply(&k, now) - now;
 		int64_t ppm = k.rate_ppm;
@@ -68,15 +68,15 @@ static int list_servers(struct lm_region *r)
 		if (off != 0 || ppm != 1000000)
 			snprintf(clock, sizeof(clock), "%+lld ms, rate %.3f",
 				 (long long)off, (double)ppm / 1e6);
-		char quar[24] = "-";
-		if (LM_SRV_STATE(st) == LM_SRV_RECOVERING && q > 0)
-			snprintf(quar, sizeof(quar), "%lld ms", (long long)q);
-		printf("%-6u %-8d %-11s %-6llu %-8lld %-9llu %-11s %s\n", i,
+		char note[160] = "";
+		if (LM_SRV_STATE(st) == LM_SRV_RECOVERING)
+			ctl_recovery_note(s, now, note, sizeof(note));
+		printf("%-6u %-8d %-11s %-6llu %-8lld %-9llu %-24s %s\n", i,
 		       (int)atomic_load(&s->pid), state_name(s, now),
 		       (unsigned long long)LM_SRV_EPOCH(st),
 		       (long long)(now - atomic_load(&s->heartbeat_ms)),
-		       (unsigned long long)atomic_load(&s->restarts), quar,
-		       clock);
+		       (unsigned long long)atomic_load(&s->restarts), clock,
+		       note);
 	}
 	return 0;
 }
@@ -108,6 +108,42 @@ static int signal_server(struct lm_region *r, unsigned n, int sig,
 	return 0;
 }
 
+/*
+ * For a kill: when will server n count again, and why? The same look at
+ * the tables that the restarted server will take (docs/protocol.md).
+ */
+static void when_back(struct lm_region *r, unsigned n, bool wipe, char *buf,
+		      size_t len)
+{
+	int64_t delay = atomic_load(&r->hdr->restart_delay_ms);
+	int64_t now = lm_now_ns();
+	int64_t end = now;
+	for (unsigned j = 0; j < LM_NSERVERS; j++)
+		if (wipe ? j != n : j == n) {
+			int64_t e = lm_leases_end_ns(r, j, UINT64_MAX, now);
+			end = e > end ? e : end;
+		}
+	long long left = (long long)((end - now + 999999) / 1000000);
+	char when[80];
+	if (delay < 0)
+		snprintf(when, sizeof(when), "it stays down until 'lockctl "
+			 "server start %u'", n);
+	else
+		snprintf(when, sizeof(when), "restart in %lld ms",
+			 (long long)delay);
+	if (wipe)
+		snprintf(buf, len, "killed, its table lost: %s, then it waits "
+			 "for both peers and for the leases on them that could "
+			 "include it (the last ends in %lld ms)", when, left);
+	else if (left > 0)
+		snprintf(buf, len, "killed: %s, then it counts again once the "
+			 "leases on its table end (the last in %lld ms)", when,
+			 left);
+	else
+		snprintf(buf, len, "killed: %s, then it counts again at once "
+			 "(no lease is outstanding on its table)", when);
+}
+
 static int start_server(struct lm_region *r, unsigned n)
 {
 	struct lm_region_header *h = r->hdr;
@@ -129,14 +165,18 @@ static int start_server(struct lm_region *r, unsigned n)
 	kill(sup, SIGUSR1);
 	for (int i = 0; i < 200; i++) {
 		uint64_t st = atomic_load(&r->servers[n]->state);
-		if (LM_SRV_EPOCH(st) != LM_SRV_EPOCH(before)) {
-			int64_t q = atomic_load(&r->servers[n]->quarantine_until_ms) -
-				    lm_now_ms();
-			printf("server %u started (pid %d, epoch %llu); it "
-			       "grants again after its quarantine (%lld ms)\n",
+		if (LM_SRV_EPOCH(st) != LM_SRV_EPOCH(before) &&
+		    (LM_SRV_STATE(st) == LM_SRV_UP ||
+		     atomic_load(&r->servers[n]->recovery) !=
+			     LM_RECOV_LOOKING ||
+		     i >= 150)) {
+			char note[160] = "it is up";
+			if (LM_SRV_STATE(st) != LM_SRV_UP)
+				ctl_recovery_note(r->servers[n], lm_now_ms(),
+						  note, sizeof(note));
+			printf("server %u started (pid %d, epoch %llu): %s\n",
 			       n, (int)atomic_load(&r->servers[n]->pid),
-			       (unsigned long long)LM_SRV_EPOCH(st),
-			       (long long)(q > 0 ? q : 0));
+			       (unsigned long long)LM_SRV_EPOCH(st), note);
 			return 0;
 		}
 		struct timespec ts = {0, 10 * 1000 * 1000};
@@ -268,13 +308,13 @@ int ctl_server(struct ctl_global *g, int argc, char **argv)
 			fprintf(stderr, "lockctl: server kill N [--wipe]\n");
 			rc = EX_CTL_USAGE;
 		} else {
-			if (rest == 1 && server_pid(r.servers[n]) != 0)
+			bool wipe = rest == 1;
+			if (wipe && server_pid(r.servers[n]) != 0)
 				atomic_fetch_or(&r.servers[n]->flags,
 						LM_SRVF_WIPE_NEXT);
-			rc = signal_server(&r, n, SIGKILL,
-					   rest == 1 ? "killed; its table will "
-						       "be lost"
-						     : "killed");
+			char what[320];
+			when_back(&r, n, wipe, what, sizeof(what));
+			rc = signal_server(&r, n, SIGKILL, what);
 		}
 	} else if (strcmp(cmd, "start") == 0 && rest == 0)
 		rc = start_server(&r, n);

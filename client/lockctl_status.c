@@ -31,7 +31,8 @@ struct srv_info {
 	uint64_t epoch;
 	int64_t hb_age_ms;     /* -1 when down */
 	uint64_t restarts;
-	int64_t quarantine_ms; /* left, when recovering; else 0 */
+	int64_t quarantine_ms; /* left, when recovering and known; else 0 */
+	char recovery[160];    /* why it is recovering, and for how long */
 	uint64_t token_floor;
 	uint64_t expired;
 	int64_t skew_offset_ms;
@@ -167,13 +168,17 @@ static void snap_servers(struct snapshot *s)
 				s->usable++;
 			}
 			break;
-		case LM_SRV_RECOVERING:
+		case LM_SRV_RECOVERING: {
 			si->state = "recovering";
-			si->quarantine_ms =
-				atomic_load(&srv->quarantine_until_ms) - now_ms;
-			if (si->quarantine_ms < 0)
+			int64_t until = atomic_load(&srv->quarantine_until_ms);
+			si->quarantine_ms = until == INT64_MAX ? -1
+							       : until - now_ms;
+			if (until != INT64_MAX && si->quarantine_ms < 0)
 				si->quarantine_ms = 0;
+			ctl_recovery_note(srv, now_ms, si->recovery,
+					  sizeof(si->recovery));
 			break;
+		}
 		default:
 			si->state = "down";
 			si->hb_age_ms = -1;
@@ -401,13 +406,7 @@ static void print_human(const struct snapshot *s)
 		char note[256] = "";
 		size_t k = 0;
 		if (!strcmp(si->state, "recovering"))
-			note_add(note, sizeof(note), &k,
-				 "quarantine: %lld ms left",
-				 (long long)si->quarantine_ms);
-		if (si->table_lost)
-			note_add(note, sizeof(note), &k,
-				 "table lost: waits for both peers' token "
-				 "marks");
+			note_add(note, sizeof(note), &k, "%s", si->recovery);
 		if (!strcmp(si->state, "hung"))
 			note_add(note, sizeof(note), &k,
 				 "no heartbeat for %lld ms (stopped?)",
@@ -591,6 +590,11 @@ static void print_json(const struct snapshot *s)
 		else
 			printf("null");
 		printf(",\"table_lost\":%s", si->table_lost ? "true" : "false");
+		printf(",\"recovery\":");
+		if (!strcmp(si->state, "recovering"))
+			json_cstr(si->recovery);
+		else
+			printf("null");
 		printf(",\"restarts\":%llu,\"quarantine_left_ms\":%lld,"
 		       "\"token_floor\":%llu,\"leases_expired\":%llu,"
 		       "\"skew_offset_ms\":%lld,\"skew_rate_ppm\":%lld}",

@@ -220,75 +220,146 @@ static bool peer_has_tokens(const struct lm_server *p, int64_t now_ms)
 	       !(atomic_load(&p->flags) & LM_SRVF_TOKENS_LOST);
 }
 
+/* The highest token table `index` of the region has seen. */
+static uint64_t table_high_water(struct lm_region *r, unsigned index)
+{
+	uint64_t t = atomic_load(&r->servers[index]->token_floor);
+	uint32_t n = lm_names_in_use(r);
+	for (uint32_t lock = 0; lock < n; lock++) {
+		uint64_t v = atomic_load(&lm_slot_of(r, index, lock)->token);
+		t = v > t ? v : t;
+	}
+	return t;
+}
+
+static void raise_to(_Atomic uint64_t *v, uint64_t x)
+{
+	uint64_t cur = atomic_load(v);
+	while (cur < x && !atomic_compare_exchange_weak(v, &cur, x))
+		;
+}
+
 /*
- * This life began with a lost table. Without a state file, any majority
- * this server was part of also wrote its token to one of the two peers,
- * but which one is unknown: read both, or wait until both can be read.
- * The epoch was bumped before this process started, so every write-back
- * that counted for a grant at the old epoch is already in the peers.
+ * Copy the peers' token marks into our lost table and bound our
+ * quarantine by their leases (*end_ns): any grant that counted our table
+ * also holds a majority, so it wrote its token and its lease on at least
+ * one of them. Which one is unknown, so both must be readable (up or
+ * recovering, heartbeat fresh, not themselves lost). The epoch was
+ * bumped before this process started, so every write-back and lease that
+ * counted for a grant at the old epoch is already in the peers.
  */
-static bool recover_tokens(struct lm_region *r, unsigned index,
-			   const char *state_dir, const char *who)
+static bool read_peers(struct lm_region *r, unsigned index, int64_t *end_ns)
+{
+	int64_t now_ms = lm_now_ms();
+	unsigned peer[2], np = 0;
+	for (unsigned j = 0; j < LM_NSERVERS; j++)
+		if (j != index)
+			peer[np++] = j;
+	for (unsigned k = 0; k < 2; k++)
+		if (!peer_has_tokens(r->servers[peer[k]], now_ms))
+			return false;
+	/* A peer that restarts (or loses its table) while we copy from it
+	 * may hand us zeros: note both peers' state words and check after
+	 * the copy that neither changed. */
+	uint64_t before[2] = {atomic_load(&r->servers[peer[0]]->state),
+			      atomic_load(&r->servers[peer[1]]->state)};
+	uint32_t n = lm_names_in_use(r);
+	for (uint32_t lock = 0; lock < n; lock++) {
+		uint64_t t = 0;
+		for (unsigned k = 0; k < 2; k++) {
+			uint64_t v = atomic_load(
+				&lm_slot_of(r, peer[k], lock)->token);
+			t = v > t ? v : t;
+		}
+		raise_to(&lm_slot_of(r, index, lock)->token, t);
+	}
+	int64_t now = lm_now_ns();
+	*end_ns = now;
+	for (unsigned k = 0; k < 2; k++) {
+		raise_to(&r->servers[index]->token_floor,
+			 atomic_load(&r->servers[peer[k]]->token_floor));
+		int64_t e = lm_leases_end_ns(r, peer[k], UINT64_MAX, now);
+		*end_ns = e > *end_ns ? e : *end_ns;
+	}
+	for (unsigned k = 0; k < 2; k++)
+		if (atomic_load(&r->servers[peer[k]]->state) != before[k] ||
+		    !peer_has_tokens(r->servers[peer[k]], lm_now_ms()))
+			return false; /* copied from a moving peer: again */
+	return true;
+}
+
+static int64_t ceil_ms(int64_t ns)
+{
+	return (ns + 999999) / 1000000;
+}
+
+/*
+ * Work out when this restarted server may count again, and why; true
+ * once lm_server.quarantine_until_ms holds the answer.
+ *
+ *  - Its table survived: until the leases granted in its earlier lives
+ *    end. They are all in the table (a renew re-checks the server's life
+ *    after its CAS, and an acquire verifies after every write), and
+ *    usually there are none.
+ *  - Its table was lost: until every lease on both peers that could
+ *    include it has ended, once both can be read (their token marks are
+ *    needed too, unless a state file has them). With a state file and a
+ *    peer missing, one max TTL from the restart is the fallback: nothing
+ *    better is knowable.
+ *  - Never before the supervisor's floor (a new region while the last
+ *    service's leases may run).
+ */
+static bool plan_recovery(struct lm_region *r, unsigned index, uint64_t epoch,
+			  const char *state_dir)
 {
 	struct lm_server *srv = r->servers[index];
-	uint64_t floor = 0;
-	if (state_dir != NULL) {
-		char err[512];
-		uint64_t res = 0;
-		if (lm_state_load(state_dir, index, &res, err, sizeof(err)) < 0) {
-			lm_log(who, "%s", err);
-			return false;
-		}
-		floor = res;
+	int64_t floor = atomic_load(&srv->quarantine_floor_ms);
+	int64_t until;
+	uint32_t why;
+	if (!(atomic_load(&srv->flags) & LM_SRVF_TOKENS_LOST)) {
+		until = ceil_ms(lm_leases_end_ns(r, index, epoch, lm_now_ns()));
+		why = LM_RECOV_OWN_LEASES;
 	} else {
-		int64_t now_ms = lm_now_ms();
-		const struct lm_server *peer[2];
-		unsigned np = 0;
-		for (unsigned j = 0; j < LM_NSERVERS; j++)
-			if (j != index)
-				peer[np++] = r->servers[j];
-		if (!peer_has_tokens(peer[0], now_ms) ||
-		    !peer_has_tokens(peer[1], now_ms))
+		int64_t end_ns;
+		int64_t fallback = atomic_load(&srv->restarted_ms) +
+				   r->max_ttl_ms;
+		if (read_peers(r, index, &end_ns)) {
+			until = ceil_ms(end_ns);
+			why = LM_RECOV_PEER_LEASES;
+		} else if (state_dir != NULL && lm_now_ms() >= fallback) {
+			until = fallback;
+			why = LM_RECOV_MAX_TTL;
+		} else {
+			atomic_store(&srv->recovery, LM_RECOV_PEERS);
+			atomic_store(&srv->quarantine_until_ms,
+				     state_dir != NULL ? fallback : INT64_MAX);
 			return false;
-		/* A peer that restarts (or loses its table) while we copy
-		 * from it may hand us zeros: note both peers' state words
-		 * and check after the copy that neither changed. */
-		uint64_t before[2] = {atomic_load(&peer[0]->state),
-				      atomic_load(&peer[1]->state)};
-		uint32_t n = lm_names_in_use(r);
-		for (uint32_t lock = 0; lock < n; lock++) {
-			uint64_t t = 0;
-			for (unsigned j = 0; j < LM_NSERVERS; j++) {
-				if (j == index)
-					continue;
-				uint64_t v = atomic_load(
-					&lm_slot_of(r, j, lock)->token);
-				t = v > t ? v : t;
-			}
-			_Atomic uint64_t *mine = &lm_slot_of(r, index,
-							     lock)->token;
-			uint64_t cur = atomic_load(mine);
-			while (cur < t &&
-			       !atomic_compare_exchange_weak(mine, &cur, t))
-				;
 		}
-		for (unsigned k = 0; k < 2; k++) {
-			uint64_t f = atomic_load(&peer[k]->token_floor);
-			floor = f > floor ? f : floor;
-		}
-		for (unsigned k = 0; k < 2; k++)
-			if (atomic_load(&peer[k]->state) != before[k] ||
-			    !peer_has_tokens(peer[k], lm_now_ms()))
-				return false; /* copied from a moving peer: again */
+		atomic_fetch_and(&srv->flags, ~LM_SRVF_TOKENS_LOST);
 	}
-	uint64_t cur = atomic_load(&srv->token_floor);
-	while (cur < floor &&
-	       !atomic_compare_exchange_weak(&srv->token_floor, &cur, floor))
-		;
-	atomic_fetch_and(&srv->flags, ~LM_SRVF_TOKENS_LOST);
-	lm_log(who, "recovered token high-water marks (%s)",
-	       state_dir != NULL ? "from its state file" : "from both peers");
+	if (floor > until) {
+		until = floor;
+		why = LM_RECOV_PREV_LIFE;
+	}
+	atomic_store(&srv->recovery, why);
+	atomic_store(&srv->quarantine_until_ms, until);
 	return true;
+}
+
+static const char *recovery_reason(uint32_t why)
+{
+	switch (why) {
+	case LM_RECOV_OWN_LEASES:
+		return "leases granted before its restart";
+	case LM_RECOV_PEER_LEASES:
+		return "leases on its peers that could include its lost table";
+	case LM_RECOV_MAX_TTL:
+		return "one max TTL: a peer could not be read";
+	case LM_RECOV_PREV_LIFE:
+		return "leases of the service that ran before";
+	default:
+		return "?";
+	}
 }
 
 int lm_server_main(unsigned index, const char *name, const char *state_dir)
@@ -319,9 +390,11 @@ int lm_server_main(unsigned index, const char *name, const char *state_dir)
 	lm_log(who, "started (pid %d, epoch %llu, %s)", (int)getpid(),
 	       (unsigned long long)epoch,
 	       LM_SRV_STATE(st) == LM_SRV_RECOVERING ? "recovering" : "?");
+	/* The reservation starts above every token this table has seen:
+	 * its state file's mark, and the region's own marks (an adopted
+	 * region may have issued tokens before there was a file). */
+	uint64_t base = table_high_water(&r, index);
 	if (state_dir != NULL) {
-		/* Everything up to the file's mark may have been issued:
-		 * continue above it, and reserve before issuing more. */
 		uint64_t res = 0;
 		char err[512];
 		int rc = lm_state_load(state_dir, index, &res, err, sizeof(err));
@@ -329,16 +402,23 @@ int lm_server_main(unsigned index, const char *name, const char *state_dir)
 			lm_log(who, "%s; refusing to start", err);
 			return 1;
 		}
-		uint64_t cur = atomic_load(&srv->token_floor);
-		while (cur < res && !atomic_compare_exchange_weak(
-					    &srv->token_floor, &cur, res))
-			;
-		atomic_store(&srv->token_reserved, res);
+		if (res > base)
+			base = res;
+		/* The file must cover the region's marks before anything
+		 * else happens: a full restart trusts the file alone. */
+		if (base > res &&
+		    lm_state_store(state_dir, index, base, err, sizeof(err)) !=
+			    0) {
+			lm_log(who, "%s; refusing to start", err);
+			return 1;
+		}
+		raise_to(&srv->token_floor, base);
+		atomic_store(&srv->token_reserved, base);
 		serve_reservation(srv, state_dir, index, who);
 	} else {
 		atomic_store(&srv->token_reserved, UINT64_MAX);
 	}
-	bool waiting_logged = false;
+	bool planned = false, waiting_logged = false;
 
 	uint32_t scan_cursor = 0;
 	while (!stop_requested) {
@@ -352,21 +432,33 @@ int lm_server_main(unsigned index, const char *name, const char *state_dir)
 			       (unsigned long long)LM_SRV_EPOCH(st));
 			break;
 		}
-		if ((atomic_load(&srv->flags) & LM_SRVF_TOKENS_LOST) &&
-		    !recover_tokens(&r, index, state_dir, who) &&
-		    !waiting_logged) {
-			lm_log(who, "lost its table: waiting for both peers "
-			       "to be up to recover token high-water marks");
-			waiting_logged = true;
+		if (LM_SRV_STATE(st) == LM_SRV_RECOVERING && !planned) {
+			planned = plan_recovery(&r, index, epoch, state_dir);
+			if (planned) {
+				int64_t q = atomic_load(
+					&srv->quarantine_until_ms) - now_ms;
+				if (q > 0)
+					lm_log(who, "counts again in %lld ms "
+					       "(%s)", (long long)q,
+					       recovery_reason(atomic_load(
+						       &srv->recovery)));
+			} else if (!waiting_logged) {
+				lm_log(who, "lost its table: waiting for both "
+				       "peers to be up, to recover token marks "
+				       "and bound the leases it may be in");
+				waiting_logged = true;
+			}
 		}
 		serve_reservation(srv, state_dir, index, who);
-		if (LM_SRV_STATE(st) == LM_SRV_RECOVERING &&
-		    !(atomic_load(&srv->flags) & LM_SRVF_TOKENS_LOST) &&
+		if (LM_SRV_STATE(st) == LM_SRV_RECOVERING && planned &&
 		    now_ms >= atomic_load(&srv->quarantine_until_ms)) {
 			uint64_t up = LM_SRV_WORD(epoch, LM_SRV_UP);
-			if (atomic_compare_exchange_strong(&srv->state, &st, up))
+			if (atomic_compare_exchange_strong(&srv->state, &st,
+							   up)) {
+				atomic_store(&srv->recovery, LM_RECOV_NONE);
 				lm_log(who, "up (epoch %llu)",
 				       (unsigned long long)epoch);
+			}
 		}
 		unsigned expired = expire_leases(&r, index, epoch,
 						 &scan_cursor);

@@ -7,11 +7,14 @@
  * The supervisor watches it through a pidfd, which also works for a
  * server it adopted from a supervisor that died (not its child).
  *
- * Restart rule (DESIGN.md): a new epoch is published, with the state
- * RECOVERING and a quarantine of one max TTL, *before* the process is
- * forked; clients' grants carry the epoch they saw, so anything granted
- * on the table before the restart counts for nobody, and nothing is
- * granted there until every lease of the old life has ended.
+ * Restart rule (docs/protocol.md, "Restarts"): a new epoch is published,
+ * with the state RECOVERING, *before* the process is forked; clients'
+ * grants carry the epoch they saw, so anything granted on the table
+ * before the restart counts for nobody. The new server process then
+ * works out how long it must stay out: until the leases its earlier
+ * lives granted have ended (they are in its table, which survives it),
+ * usually at once; a server that lost its table bounds them by its
+ * peers' leases instead.
  */
 #include <errno.h>
 #include <signal.h>
@@ -62,15 +65,18 @@ static void wipe_table(struct lm_region *r, unsigned i)
 	atomic_store(&r->servers[i]->token_floor, 0);
 }
 
-int sup_start_server(struct supervisor *sv, unsigned i, bool quarantine)
+int sup_start_server(struct supervisor *sv, unsigned i, bool restart)
 {
 	struct lm_server *srv = sv->region.servers[i];
 	uint64_t st = atomic_load(&srv->state);
 	uint64_t epoch = LM_SRV_EPOCH(st) + 1;
-	int64_t until = quarantine ? lm_now_ms() + sv->region.max_ttl_ms : 0;
 	bool wipe = atomic_fetch_and(&srv->flags, ~LM_SRVF_WIPE_NEXT) &
 		    LM_SRVF_WIPE_NEXT;
-	atomic_store(&srv->quarantine_until_ms, until);
+	/* Unknown until the new process has read its table. */
+	atomic_store(&srv->quarantine_until_ms, INT64_MAX);
+	atomic_store(&srv->quarantine_floor_ms, sv->prev_leases_until_ms);
+	atomic_store(&srv->recovery, LM_RECOV_LOOKING);
+	atomic_store(&srv->restarted_ms, lm_now_ms());
 	atomic_store(&srv->heartbeat_ms, lm_now_ms());
 	if (wipe)
 		atomic_fetch_or(&srv->flags, LM_SRVF_TOKENS_LOST);
@@ -113,12 +119,11 @@ int sup_start_server(struct supervisor *sv, unsigned i, bool quarantine)
 		lm_die("pidfd_open(server)");
 	atomic_store(&srv->pid, pid);
 	atomic_store(&srv->start_time, lm_proc_start_time(pid));
-	if (quarantine)
+	if (restart)
 		atomic_fetch_add(&srv->restarts, 1);
 	watch_server(sv, i, pid, pidfd, true);
-	lm_log("supervisor", "started server %u (pid %d, epoch %llu%s%s)", i,
+	lm_log("supervisor", "started server %u (pid %d, epoch %llu%s)", i,
 	       (int)pid, (unsigned long long)epoch,
-	       quarantine ? ", in quarantine" : "",
 	       wipe ? ", its table lost" : "");
 	return 0;
 }
@@ -145,8 +150,8 @@ void sup_adopt_or_start_servers(struct supervisor *sv)
 			if (pidfd >= 0)
 				close(pidfd);
 		}
-		/* A server that died while no supervisor watched may have
-		 * granted leases that are still running: quarantine it. */
+		/* A server that died while no supervisor watched restarts
+		 * like any other: it stays out while leases it granted run. */
 		sup_start_server(sv, i, !sv->fresh_region);
 	}
 }

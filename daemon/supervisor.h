@@ -63,6 +63,10 @@ struct supervisor {
 	int sigfd;
 	int timerfd;
 	bool fresh_region;
+	int64_t prev_leases_until_ms;     /* local ms: no server counts
+	                                   * before then (a new region while
+	                                   * the last service's leases may
+	                                   * run), else 0 */
 	struct tracked_server servers[LM_NSERVERS];
 	pthread_t registrar;
 	bool registrar_running;
@@ -74,7 +78,7 @@ struct supervisor {
 };
 
 /* servers.c */
-int sup_start_server(struct supervisor *sv, unsigned i, bool quarantine);
+int sup_start_server(struct supervisor *sv, unsigned i, bool restart);
 void sup_adopt_or_start_servers(struct supervisor *sv);
 void sup_server_died(struct supervisor *sv, unsigned i);
 void sup_run_due_restarts(struct supervisor *sv, int64_t now_ms);

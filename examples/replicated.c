@@ -4,7 +4,8 @@
  * Act 1: three clients compete for one lock under three servers. Server
  * 2 is killed mid-run and the clients keep going on two; server 1 is
  * killed too and acquires fail at once with "no quorum", granting
- * nothing; both come back through quarantine and service resumes.
+ * nothing; both come back and service resumes as soon as the leases
+ * granted before their restart have ended.
  * Fencing tokens increase throughout.
  *
  * Act 2: clock skew. Client 1 holds the lock on servers 0 and 1 (it is
@@ -204,7 +205,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	/* Manual restarts, so that the operator decides when servers come
-	 * back; a short max TTL keeps the quarantine short. */
+	 * back. */
 	static const char *const extra[] = {"--restart-delay", "-1",
 					    "--max-ttl", "1500", NULL};
 	struct demo d;
@@ -248,8 +249,9 @@ int main(int argc, char **argv)
 	printf("\n%u grants (%u of them before the second server died), "
 	       "%u acquires refused for no quorum;\n", grants, on_two,
 	       atomic_load(&sh->noquorum));
-	printf("service resumed %lld ms after the restarts (the quarantine "
-	       "is one max TTL, 1500 ms);\n", (long long)gap_ms);
+	printf("service resumed %lld ms after the restarts (a restarted "
+	       "server counts again once the\nleases it granted before have "
+	       "ended: here the clients' 1 s leases);\n", (long long)gap_ms);
 	printf("tokens %s.\n", violations == 0 ? "strictly increased "
 						 "throughout"
 					       : "WENT BACKWARDS");

@@ -35,7 +35,7 @@
 #include <stdint.h>
 
 #define LM_REGION_MAGIC   UINT64_C(0x314752474d4b434c) /* "LCKMGRG1" */
-#define LM_ABI_VERSION    8u
+#define LM_ABI_VERSION    9u
 #define LM_NSERVERS       3u
 #define LM_QUORUM         2u /* a majority of LM_NSERVERS */
 #define LM_NAME_MAX       255u
@@ -324,8 +324,11 @@ struct lm_server {
 	_Atomic int64_t heartbeat_ms;  /* server: monotonic ms, every tick;
 	                                * clients treat a stale heartbeat as
 	                                * DOWN (a hung server) */
-	_Atomic int64_t quarantine_until_ms; /* supervisor at restart: the
-	                                * server stays RECOVERING until then */
+	_Atomic int64_t quarantine_until_ms; /* local monotonic ms until
+	                                * which a RECOVERING server grants
+	                                * nothing: INT64_MAX (supervisor, at
+	                                * restart) until the server has worked
+	                                * it out, then the server's answer */
 	_Atomic uint64_t token_floor;  /* server at recovery: no token at or
 	                                * below it may be issued here again */
 	_Atomic uint64_t restarts;     /* supervisor: times restarted */
@@ -347,8 +350,30 @@ struct lm_server {
 	                                * after the other entry is filled in
 	                                * (shm/clock.h) */
 	struct lm_skew skew[2];        /* lockctl, see skew_seq */
-	uint8_t pad_[112];
+	_Atomic uint32_t recovery;     /* LM_RECOV_*: why a RECOVERING server
+	                                * waits. Supervisor at restart, then
+	                                * the server */
+	_Atomic int64_t restarted_ms;  /* supervisor: local ms of the last
+	                                * restart (a lost table's fallback
+	                                * quarantine runs from here) */
+	_Atomic int64_t quarantine_floor_ms; /* supervisor at restart: the
+	                                * quarantine lasts at least until then
+	                                * (the last service's leases), else 0 */
+	uint8_t pad_[88];
 };
+
+/* lm_server.recovery: why a RECOVERING server does not count yet */
+#define LM_RECOV_NONE       0u /* up, or never restarted */
+#define LM_RECOV_LOOKING    1u /* just restarted: reading its table */
+#define LM_RECOV_OWN_LEASES 2u /* until the leases granted in its
+				* earlier lives (still in its table) end */
+#define LM_RECOV_PEERS      3u /* lost its table: waits for both peers to
+				* be up, to read their tokens and leases */
+#define LM_RECOV_PEER_LEASES 4u /* lost its table: until every lease on
+				* its peers that could include it ends */
+#define LM_RECOV_MAX_TTL    5u /* nothing better known: one max TTL */
+#define LM_RECOV_PREV_LIFE  6u /* the region is new, and the last
+				* service's leases may still run */
 
 /* lm_server.flags */
 #define LM_SRVF_WIPE_NEXT   0x1u /* lockctl: the next restart loses the

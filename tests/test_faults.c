@@ -193,54 +193,132 @@ static void partial_grant_undone(void)
 	harness_lockmgrd_stop(&d);
 }
 
-/* A restarted server grants nothing until a max TTL after its restart. */
-static void quarantine(void)
+/*
+ * A restarted server whose table survived stays out exactly as long as a
+ * grant that counted it may still be believed in. h holds x on tables 1
+ * and 2 (it cannot reach server 0); server 2 restarts. Until h's lease
+ * ends, nobody else may get x (tables 0 and a restarted 2 would be a
+ * majority), yet every other lock stays available; and server 2 counts
+ * again soon after h's lease ends, not a max TTL (20 s) later.
+ */
+static void restart_waits_for_its_leases(void)
 {
 	struct harness_lockmgrd d;
 	harness_lockmgrd_start(&d, "quar", "--restart-delay", "-1",
-			       "--max-ttl", "1500", NULL);
+			       "--max-ttl", "20000", NULL);
+	struct lm_region r;
+	attach(d.region, &r);
+	lm_client *h, *n;
+	assert_int_equal(lm_connect(d.region, &h), 0);
+	assert_int_equal(lm_connect(d.region, &n), 0);
+	atomic_fetch_or(&h->self->isolated, 1u << 0);
+	lm_grant g, g2;
+	assert_int_equal(lm_acquire(h, "quar/x", 1500, 0, &g), 0);
+	kill_server(d.region, &r, 2, false);
+	assert_int_equal(lockctl(d.region, "server", "start", "2", NULL), 0);
+	unsigned others = 0;
+	bool took_x = false;
+	while (server_state(&r, 2) != LM_SRV_UP) {
+		int rc = took_x ? LM_EBUSY : lm_acquire(n, "quar/x", 500, 0,
+							&g2);
+		if (rc == 0 && harness_now_ns() < g.valid_until_ns)
+			fail_msg("n got x (token %llu) while h's grant (token "
+				 "%llu) was valid for %lld ms more",
+				 (unsigned long long)g2.token,
+				 (unsigned long long)g.token,
+				 (long long)((g.valid_until_ns -
+					      harness_now_ns()) / 1000000));
+		if (rc == 0) {
+			/* h's lease ran out: tables 0 and 1 suffice. */
+			assert_true(g2.token > g.token);
+			assert_int_equal(lm_release(n, &g2), 0);
+			took_x = true;
+		} else {
+			assert_int_equal(rc, LM_EBUSY);
+		}
+		assert_int_equal(lm_acquire(n, "quar/y", 500, 0, &g2), 0);
+		assert_int_equal(lm_release(n, &g2), 0);
+		others++;
+		harness_nap_us(2000);
+		if (harness_now_ns() > g.valid_until_ns + INT64_C(5000000000))
+			fail_msg("server 2 was still out 5 s after the only "
+				 "lease on its table ended");
+	}
+	int64_t up_at = harness_now_ns();
+	if (up_at < g.valid_until_ns)
+		fail_msg("server 2 counted again %lld ms before h's lease ended",
+			 (long long)((g.valid_until_ns - up_at) / 1000000));
+	assert_true(others > 0);
+	assert_int_equal(lm_acquire(n, "quar/x", 500, 1000, &g2), 0);
+	assert_true(g2.token > g.token);
+	assert_int_equal(lm_release(n, &g2), 0);
+	assert_int_equal(lm_release(h, &g), LM_ELEASELOST);
+	lm_disconnect(h);
+	lm_disconnect(n);
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
+/* With no lease outstanding on its table, a restarted server counts
+ * again at once (max TTL here is 20 s). */
+static void restart_without_leases_is_quick(void)
+{
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "quick", "--max-ttl", "20000", NULL);
 	struct lm_region r;
 	attach(d.region, &r);
 	lm_client *c;
 	assert_int_equal(lm_connect(d.region, &c), 0);
-	kill_server(d.region, &r, 2, false);
-	int64_t started = harness_now_ms();
-	assert_int_equal(lockctl(d.region, "server", "start", "2", NULL), 0);
-	int64_t idx = -1;
-	unsigned grants_during = 0;
-	while (server_state(&r, 2) != LM_SRV_UP) {
-		lm_grant g;
-		assert_int_equal(lm_acquire(c, "quar/x", 500, 1000, &g), 0);
-		if (idx < 0)
-			idx = lm_name_lookup(&r, "quar/x", 6, 0);
-		uint64_t w = atomic_load(
-			&lm_slot_of(&r, 2, (uint32_t)idx)->owner);
-		uint64_t st = atomic_load(&r.servers[2]->state);
-		/* A grant on table 2 in its current epoch while it is not
-		 * up would break the quarantine. */
-		if (LM_OWNER_SESSION(w) != 0 &&
-		    LM_OWNER_EPOCH(w) == (LM_SRV_EPOCH(st) & 0xffffu) &&
-		    LM_SRV_STATE(st) != LM_SRV_UP)
-			fail_msg("table 2 granted during its quarantine");
-		grants_during++;
-		assert_int_equal(lm_release(c, &g), 0);
-		harness_nap_us(1000);
-		if (harness_now_ms() - started > 10000)
-			fail_msg("server 2 never left its quarantine");
-	}
-	int64_t quarantined = harness_now_ms() - started;
-	if (quarantined < 1500 - 50)
-		fail_msg("server 2 was up %lld ms after its restart, before "
-			 "its 1500 ms quarantine ended",
-			 (long long)quarantined);
-	assert_true(grants_during > 0);
-	/* Once up, it takes part in grants again. */
 	lm_grant g;
-	assert_int_equal(lm_acquire(c, "quar/x", 500, 1000, &g), 0);
-	uint64_t w = atomic_load(&lm_slot_of(&r, 2, (uint32_t)idx)->owner);
-	assert_int_equal(LM_OWNER_SESSION(w), c->session + 1);
+	assert_int_equal(lm_acquire(c, "quick/x", 10000, 0, &g), 0);
 	assert_int_equal(lm_release(c, &g), 0);
+	for (unsigned i = 0; i < LM_NSERVERS; i++) {
+		uint64_t before = LM_SRV_EPOCH(atomic_load(&r.servers[i]->state));
+		kill_server(d.region, &r, i, false);
+		HARNESS_WAIT_FOR(
+			LM_SRV_EPOCH(atomic_load(&r.servers[i]->state)) !=
+					before &&
+				server_state(&r, i) == LM_SRV_UP,
+			2000, "server %u, with no lease on its table, was not "
+			"up again within 2 s of its kill", i);
+	}
 	lm_disconnect(c);
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
+/*
+ * A server that lost its table knows nothing of the leases it granted:
+ * it bounds them by its peers' (every grant that counted it is on one of
+ * them), and recovers its token marks from them too.
+ */
+static void lost_table_waits_for_peer_leases(void)
+{
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "lost", "--restart-delay", "-1",
+			       "--max-ttl", "20000", NULL);
+	struct lm_region r;
+	attach(d.region, &r);
+	lm_client *h, *n;
+	assert_int_equal(lm_connect(d.region, &h), 0);
+	assert_int_equal(lm_connect(d.region, &n), 0);
+	lm_grant g, g2;
+	assert_int_equal(lm_acquire(h, "lost/x", 1500, 0, &g), 0);
+	kill_server(d.region, &r, 2, true);
+	assert_int_equal(lockctl(d.region, "server", "start", "2", NULL), 0);
+	HARNESS_WAIT_FOR(server_state(&r, 2) == LM_SRV_UP, 8000,
+			 "server 2 (table lost) was not up again within 8 s");
+	if (harness_now_ns() < g.valid_until_ns)
+		fail_msg("server 2 lost its table and counted again while a "
+			 "lease that may include it ran");
+	/* Its token marks came from its peers: with server 0 down, a grant
+	 * on tables 1 and 2 continues above h's token. */
+	kill_server(d.region, &r, 0, false);
+	assert_int_equal(lm_acquire(n, "lost/x", 500, 1000, &g2), 0);
+	assert_true(g2.token > g.token);
+	assert_int_equal(lm_release(n, &g2), 0);
+	lm_disconnect(h);
+	lm_disconnect(n);
 	lm_region_detach(&r);
 	harness_lockmgrd_stop(&d);
 }
@@ -582,7 +660,9 @@ static void skew_refuses_negative_clock(void)
 
 HARNESS_CASE(no_quorum, 60)
 HARNESS_CASE(partial_grant_undone, 60)
-HARNESS_CASE(quarantine, 60)
+HARNESS_CASE(restart_waits_for_its_leases, 60)
+HARNESS_CASE(restart_without_leases_is_quick, 60)
+HARNESS_CASE(lost_table_waits_for_peer_leases, 60)
 HARNESS_CASE(random_kills, 120)
 HARNESS_CASE(supervisor_adoption, 60)
 HARNESS_CASE(state_dir_persistence, 60)
@@ -595,7 +675,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		harness_case(no_quorum),
 		harness_case(partial_grant_undone),
-		harness_case(quarantine),
+		harness_case(restart_waits_for_its_leases),
+		harness_case(restart_without_leases_is_quick),
+		harness_case(lost_table_waits_for_peer_leases),
 		harness_case(random_kills),
 		harness_case(supervisor_adoption),
 		harness_case(state_dir_persistence),
