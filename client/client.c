@@ -143,13 +143,17 @@ int lm_acquire_ref(lm_client *c, const lm_lockref *ref, int64_t ttl_ms,
 			enum grab_result gr = lm_grab(c, lock, ttl_ms, g, &info);
 			if (gr == GRAB_GRANTED)
 				return 0;
-			if (gr == GRAB_NOQUORUM)
+			/* Only a zero wait fails at once: a wait covers a
+			 * passing loss of quorum (wait_queue.c). */
+			if (gr == GRAB_NOQUORUM && wait_ms == 0)
 				return no_quorum(c);
-			if (gr == GRAB_BUSY)
+			if (gr == GRAB_BUSY || gr == GRAB_NOQUORUM)
 				break;
 		}
 	}
 	if (wait_ms == 0) {
+		if (lm_quorum_lost(c))
+			return no_quorum(c);
 		/* Others are counted as waiting but none is queued (one died
 		 * while queueing, say): nobody to overtake, so try. */
 		struct grab_info info;

@@ -15,9 +15,10 @@ const char *lm_strerror(int err)
 		return "timed out waiting for the lock: another session held "
 		       "it for the whole wait (see 'lockctl status')";
 	case LM_ENOQUORUM:
-		return "no quorum: fewer than 2 of the 3 lock servers are up; "
-		       "nothing was granted (see 'lockctl status'; a restarted "
-		       "server rejoins after its quarantine)";
+		return "no quorum: fewer than 2 of the 3 lock servers are up "
+		       "(still, at the end of the wait if there was one); "
+		       "nothing was granted (see 'lockctl status': a restarted server "
+		       "counts again once the leases it granted before end)";
 	case LM_ELEASELOST:
 		return "lease lost: the lock expired or was taken over, and "
 		       "another session may hold it now; stop using its token "

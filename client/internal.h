@@ -85,6 +85,8 @@ void lm_wake_next(struct lm_region *r, uint32_t lock, uint32_t self);
 void lm_wake_stalled(struct lm_region *r, uint32_t lock);
 int lm_wait_for_grant(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 		      int64_t deadline_ns, lm_grant *g);
+/* Are fewer than a majority of servers usable by this client now? */
+bool lm_quorum_lost(const struct lm_client *c);
 bool lm_may_barge(const struct lm_region *r, uint32_t lock);
 /* One waiter fewer (never below zero: a count a death left too high is
  * repaired by the servers, one left too low would hide waiters). */

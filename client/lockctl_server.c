@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../shm/clock.h"
+#include "../shm/futex.h"
 #include "../shm/region.h"
 #include "../shm/session.h"
 #include "internal.h"
@@ -267,6 +268,8 @@ static int heal(struct lm_region *r, unsigned n)
 	uint32_t ns = lm_sessions_in_use(r);
 	for (uint32_t i = 0; i < ns; i++)
 		atomic_fetch_and(&r->sessions[i].isolated, ~(1u << n));
+	/* Acquires waiting for a quorum may proceed. */
+	lm_futex_bump_wake(&r->hdr->servers_seq, INT32_MAX);
 	printf("server %u serves every session again\n", n);
 	return 0;
 }

@@ -47,6 +47,10 @@
  * that should wake it died with no supervisor left to notice. */
 #define NON_HEAD_SLEEP_NS INT64_C(1000000000)
 
+/* Longest sleep of a head waiting for the quorum to come back: servers
+ * wake it (servers_seq) when they do; this bounds a missed wake-up. */
+#define QUORUM_RECHECK_NS INT64_C(200000000)
+
 static int32_t ticket_cmp(uint32_t a, uint32_t b)
 {
 	return (int32_t)(a - b); /* tickets wrap */
@@ -265,6 +269,16 @@ static void leave_queue(struct lm_client *c, uint32_t lock, bool was_head)
 				      memory_order_relaxed);
 }
 
+bool lm_quorum_lost(const struct lm_client *c)
+{
+	int64_t now_ms = lm_now_ms();
+	unsigned usable = 0;
+	uint64_t st;
+	for (unsigned i = 0; i < LM_NSERVERS; i++)
+		usable += lm_server_usable(c, i, &st, now_ms);
+	return usable < LM_QUORUM;
+}
+
 int lm_wait_for_grant(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 		      int64_t deadline_ns, lm_grant *g)
 {
@@ -276,8 +290,10 @@ int lm_wait_for_grant(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 	bool head = false;
 	for (;;) {
 		uint32_t seq = atomic_load(&c->self->wake);
+		uint32_t srv_seq = atomic_load(&r->hdr->servers_seq);
 		int64_t now = lm_now_ns();
 		int64_t sleep_until = now + NON_HEAD_SLEEP_NS;
+		bool no_quorum = false;
 		head = is_head(c, lock, ticket);
 		if (head) {
 			struct grab_info info;
@@ -287,20 +303,26 @@ int lm_wait_for_grant(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 				return 0;
 			}
 			if (gr == GRAB_NOQUORUM) {
-				leave_queue(c, lock, true);
-				lm_wake_next(r, lock, c->session);
-				return LM_ENOQUORUM;
-			}
-			if (gr == GRAB_RETRY)
+				/* A wait covers a passing loss of quorum: keep
+				 * our place and sleep until a server comes
+				 * back (or, at worst, a short while). */
+				no_quorum = true;
+				sleep_until = now + QUORUM_RECHECK_NS;
+			} else if (gr == GRAB_RETRY) {
 				sleep_until = now; /* try again at once */
-			else
+			} else {
 				sleep_until = info.busy_until_ns + 1000000;
+			}
 			now = lm_now_ns();
 		}
-		if (now >= deadline_ns) {
+		/* A stopped service will not come back within a wait. */
+		bool stopped = atomic_load(&r->hdr->supervisor_state) ==
+			       LM_SUP_STOPPED && lm_quorum_lost(c);
+		if (now >= deadline_ns || stopped) {
 			leave_queue(c, lock, head);
 			lm_wake_next(r, lock, c->session); /* pass our turn on */
-			return LM_ETIMEDOUT;
+			/* Say why: "no quorum" if that is how things stand. */
+			return lm_quorum_lost(c) ? LM_ENOQUORUM : LM_ETIMEDOUT;
 		}
 		if (sleep_until > deadline_ns)
 			sleep_until = deadline_ns;
@@ -312,6 +334,10 @@ int lm_wait_for_grant(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 		uint16_t me = (uint16_t)(c->session + 1);
 		if (atomic_compare_exchange_strong(&name->woken, &me, 0))
 			continue;
-		lm_futex_wait(&c->self->wake, seq, sleep_until);
+		if (no_quorum)
+			lm_futex_wait(&r->hdr->servers_seq, srv_seq,
+				      sleep_until);
+		else
+			lm_futex_wait(&c->self->wake, seq, sleep_until);
 	}
 }

@@ -421,11 +421,17 @@ int lm_server_main(unsigned index, const char *name, const char *state_dir)
 	bool planned = false, waiting_logged = false;
 
 	uint32_t scan_cursor = 0;
+	int64_t last_beat_ms = lm_now_ms();
 	while (!stop_requested) {
 		int64_t now = lm_now_ns();
 		int64_t now_ms = now / 1000000;
 		atomic_store_explicit(&srv->heartbeat_ms, now_ms,
 				      memory_order_release);
+		/* Back from a stall (SIGSTOP, say) that clients took for a
+		 * death: acquires waiting for a quorum may proceed. */
+		if (now_ms - last_beat_ms > LM_HEARTBEAT_STALE_MS)
+			lm_futex_bump_wake(&r.hdr->servers_seq, INT32_MAX);
+		last_beat_ms = now_ms;
 		st = atomic_load(&srv->state);
 		if (LM_SRV_EPOCH(st) != epoch) {
 			lm_log(who, "superseded by epoch %llu, exiting",
@@ -456,6 +462,8 @@ int lm_server_main(unsigned index, const char *name, const char *state_dir)
 			if (atomic_compare_exchange_strong(&srv->state, &st,
 							   up)) {
 				atomic_store(&srv->recovery, LM_RECOV_NONE);
+				lm_futex_bump_wake(&r.hdr->servers_seq,
+						   INT32_MAX);
 				lm_log(who, "up (epoch %llu)",
 				       (unsigned long long)epoch);
 			}

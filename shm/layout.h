@@ -35,7 +35,7 @@
 #include <stdint.h>
 
 #define LM_REGION_MAGIC   UINT64_C(0x314752474d4b434c) /* "LCKMGRG1" */
-#define LM_ABI_VERSION    9u
+#define LM_ABI_VERSION    10u
 #define LM_NSERVERS       3u
 #define LM_QUORUM         2u /* a majority of LM_NSERVERS */
 #define LM_NAME_MAX       255u
@@ -426,7 +426,12 @@ struct lm_region_header {
 	                                    * supervisor to start server i,
 	                                    * then sends it SIGUSR1; the
 	                                    * supervisor takes them (xchg 0) */
-	uint8_t pad_[100];
+	_Atomic uint32_t servers_seq;      /* futex: bumped (then woken) by a
+	                                    * server that went UP or came back
+	                                    * from a stall, and by lockctl
+	                                    * heal; acquires waiting for a
+	                                    * quorum sleep on it */
+	uint8_t pad_[96];
 };
 
 _Static_assert(sizeof(struct lm_session) == 128, "session slot: two lines");

@@ -632,6 +632,130 @@ static void restart_keeps_the_recovered_mark(void)
 	harness_lockmgrd_stop(&d);
 }
 
+/* ---- 7. waiting through a loss of quorum --------------------------- */
+
+struct timed_args {
+	char region[LM_REGION_NAME_MAX + 2];
+	const char *lock;
+	int64_t wait_ms;
+	_Atomic int64_t started_ms;
+	_Atomic int64_t ended_ms;
+	_Atomic int rc;
+};
+
+static void timed_acquirer(void *arg)
+{
+	struct timed_args *a = arg;
+	lm_client *c;
+	assert_int_equal(lm_connect(a->region, &c), 0);
+	lm_grant g;
+	atomic_store(&a->started_ms, harness_now_ms());
+	int rc = lm_acquire(c, a->lock, 1000, a->wait_ms, &g);
+	atomic_store(&a->ended_ms, harness_now_ms());
+	atomic_store(&a->rc, rc);
+	if (rc == 0)
+		lm_release(c, &g);
+	lm_disconnect(c);
+}
+
+static pid_t start_timed(struct timed_args *a, const char *region,
+			 const char *lock, int64_t wait_ms)
+{
+	snprintf(a->region, sizeof(a->region), "%s", region);
+	a->lock = lock;
+	a->wait_ms = wait_ms;
+	atomic_store(&a->ended_ms, 0);
+	return harness_fork(timed_acquirer, a);
+}
+
+/*
+ * Queued acquires did not notice a lost quorum: a newcomer that found a
+ * queue went to wait without looking at the servers and got "timed out:
+ * another session held it", and the head slept on its holder's lease.
+ * Now whoever reaches its deadline says "no quorum" if that is how
+ * things stand.
+ */
+static void queued_acquires_report_lost_quorum(void)
+{
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "qnoq", "--restart-delay", "-1",
+			       "--max-ttl", "20000", NULL);
+	struct lm_region r;
+	attach(d.region, &r);
+	lm_client *h, *n;
+	assert_int_equal(lm_connect(d.region, &h), 0);
+	assert_int_equal(lm_connect(d.region, &n), 0);
+	lm_grant g, g2;
+	assert_int_equal(lm_acquire(h, "race/qnoq", 8000, 0, &g), 0);
+	int64_t idx = lm_name_lookup(&r, "race/qnoq", 9, 0);
+	assert_true(idx >= 0);
+	struct timed_args *w = harness_shared(sizeof(*w));
+	pid_t pw = start_timed(w, d.region, "race/qnoq", 2500);
+	HARNESS_WAIT_FOR(lm_queue_count(lm_queue_of(&r, (uint32_t)idx)) == 1 &&
+				 harness_proc_state(pw) == 'S',
+			 5000, "the waiter never queued");
+	kill_server(d.region, &r, 1);
+	kill_server(d.region, &r, 2);
+
+	/* A newcomer behind the queue. */
+	int64_t t0 = harness_now_ms();
+	int rc = lm_acquire(n, "race/qnoq", 1000, 800, &g2);
+	int64_t took = harness_now_ms() - t0;
+	if (rc != LM_ENOQUORUM)
+		fail_msg("a newcomer behind a queue, with 1 of 3 servers up, "
+			 "got \"%s\" after %lld ms", lm_strerror(rc),
+			 (long long)took);
+	assert_true(took >= 800);
+	/* The queued waiter too, at its own deadline. */
+	HARNESS_WAIT_FOR(atomic_load(&w->ended_ms) != 0, 10000,
+			 "the queued waiter never returned");
+	rc = atomic_load(&w->rc);
+	if (rc != LM_ENOQUORUM)
+		fail_msg("the queued waiter, with 1 of 3 servers up, got \"%s\"",
+			 lm_strerror(rc));
+	harness_expect_exit(pw, 5000, 0, "waiter");
+	lm_disconnect(h);
+	lm_disconnect(n);
+	harness_shared_free(w, sizeof(*w));
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
+/* A wait covers a passing loss of quorum: the acquire is granted soon
+ * after a server comes back, instead of failing when it left. */
+static void wait_rides_out_quorum_loss(void)
+{
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "ride", "--restart-delay", "-1", NULL);
+	struct lm_region r;
+	attach(d.region, &r);
+	kill_server(d.region, &r, 1);
+	kill_server(d.region, &r, 2);
+	struct timed_args *w = harness_shared(sizeof(*w));
+	pid_t pw = start_timed(w, d.region, "race/ride", 10000);
+	/* It has found no quorum, and waits. */
+	HARNESS_WAIT_FOR(atomic_load(&w->started_ms) != 0 &&
+				 harness_now_ms() >
+					 atomic_load(&w->started_ms) + 300,
+			 5000, "the acquirer never started");
+	if (atomic_load(&w->ended_ms) != 0)
+		fail_msg("an acquire with a 10 s wait gave up at once: \"%s\"",
+			 lm_strerror(atomic_load(&w->rc)));
+	start_server(d.region, &r, 1, true);
+	int64_t up = harness_now_ms();
+	HARNESS_WAIT_FOR(atomic_load(&w->ended_ms) != 0, 5000,
+			 "the acquirer did not finish after the quorum came back");
+	assert_int_equal(atomic_load(&w->rc), 0);
+	int64_t after = atomic_load(&w->ended_ms) - up;
+	if (after > 1000)
+		fail_msg("granted %lld ms after the quorum came back",
+			 (long long)after);
+	harness_expect_exit(pw, 5000, 0, "acquirer");
+	harness_shared_free(w, sizeof(*w));
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
 HARNESS_CASE(disconnect_cannot_free_next_life, 60)
 HARNESS_CASE(dead_claimer_slot_reclaimed, 60)
 HARNESS_CASE(dead_slot_finished_by_next_supervisor, 60)
@@ -639,6 +763,8 @@ HARNESS_CASE(waiter_count_repair, 60)
 HARNESS_CASE(frozen_acquirer_cannot_clobber_lease, 60)
 HARNESS_CASE(restart_during_renew_is_not_a_loss, 60)
 HARNESS_CASE(restart_keeps_the_recovered_mark, 60)
+HARNESS_CASE(queued_acquires_report_lost_quorum, 60)
+HARNESS_CASE(wait_rides_out_quorum_loss, 60)
 
 int main(void)
 {
@@ -650,6 +776,8 @@ int main(void)
 		harness_case(frozen_acquirer_cannot_clobber_lease),
 		harness_case(restart_during_renew_is_not_a_loss),
 		harness_case(restart_keeps_the_recovered_mark),
+		harness_case(queued_acquires_report_lost_quorum),
+		harness_case(wait_rides_out_quorum_loss),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
