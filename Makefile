@@ -30,7 +30,8 @@ LIB_SRC := shm/region.c shm/name_index.c shm/session.c shm/futex.c \
 	   client/client.c client/grant.c client/wait_queue.c client/errors.c \
 	   client/lease_scan.c
 DAEMON_SRC := daemon/lockmgrd.c daemon/servers.c daemon/server.c \
-	      daemon/session_monitor.c daemon/log.c daemon/state_dir.c
+	      daemon/session_monitor.c daemon/log.c daemon/state_dir.c \
+	      daemon/service_record.c
 LOCKCTL_SRC := client/lockctl.c client/lockctl_status.c client/lockctl_run.c \
 	       client/lockctl_server.c
 RES_SRC := resource/store.c

@@ -57,15 +57,15 @@ int lmd_start(void)
 	}
 	char max_locks[16];
 	snprintf(max_locks, sizeof(max_locks), "%u", bench_cfg.max_locks);
-	/* The lease cap must admit our TTL; the quarantine it also sets
-	 * never applies, since no server is restarted. */
+	/* The max TTL must admit our TTL; nothing goes on disk. */
 	char max_ttl[24];
 	snprintf(max_ttl, sizeof(max_ttl), "%lld",
 		 (long long)bench_cfg.ttl_ms);
 	char *argv[] = {
 		(char *)bench_cfg.lockmgrd, "-q", "-r", bench_cfg.region,
 		"--max-locks", max_locks, "--max-sessions", "256",
-		"--max-ttl", max_ttl, "--restart-delay", "-1", NULL,
+		"--max-ttl", max_ttl, "--restart-delay", "-1", "--ephemeral",
+		NULL,
 	};
 	fflush(stdout);
 	fflush(stderr);

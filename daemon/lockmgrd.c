@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,12 +24,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../client/internal.h"
 #include "../client/lockmgr.h"
 #include "../shm/clock.h"
+#include "../shm/name_index.h"
 #include "../shm/session.h"
 #include "../shm/test_hook.h"
 #include "log.h"
 #include "server.h"
+#include "service_record.h"
 #include "state_dir.h"
 #include "supervisor.h"
 
@@ -54,8 +58,12 @@ static void usage(FILE *f)
 "      --restart-delay MS   restart a dead server after MS (default 100);\n"
 "                           -1 keeps it down until 'lockctl server start'\n"
 "      --no-release-on-exit leave a dead client's locks to lease expiry\n"
-"      --state-dir DIR      keep each server's token high-water mark in DIR,\n"
+"      --state-dir DIR      keep token high-water marks and the service\n"
+"                           record in DIR (default /var/lib/lockmgr/REGION\n"
+"                           for root, else $XDG_STATE_HOME/lockmgr/REGION),\n"
 "                           so tokens keep increasing across full restarts\n"
+"      --ephemeral          keep nothing on disk (tests, demos): tokens start\n"
+"                           again at 1 after a full restart\n"
 "      --mode OCTAL         permissions of the region (default 0600)\n"
 "      --fresh              discard an existing region that is not in use\n"
 "  -d, --daemon             detach once ready; write --pidfile if given\n"
@@ -104,6 +112,7 @@ enum {
 	OPT_PIDFILE,
 	OPT_SERVER_ROLE,
 	OPT_STATE_DIR,
+	OPT_EPHEMERAL,
 };
 
 static int parse_options(int argc, char **argv, struct lm_options *o,
@@ -124,6 +133,7 @@ static int parse_options(int argc, char **argv, struct lm_options *o,
 		{"help", no_argument, NULL, 'h'},
 		{"server-role", required_argument, NULL, OPT_SERVER_ROLE},
 		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
+		{"ephemeral", no_argument, NULL, OPT_EPHEMERAL},
 		{NULL, 0, NULL, 0},
 	};
 	memset(o, 0, sizeof(*o));
@@ -198,6 +208,9 @@ static int parse_options(int argc, char **argv, struct lm_options *o,
 		case OPT_STATE_DIR:
 			o->state_dir = optarg;
 			break;
+		case OPT_EPHEMERAL:
+			o->ephemeral = true;
+			break;
 		case OPT_SERVER_ROLE:
 			if (parse_u32(optarg, "--server-role", &u) ||
 			    u >= LM_NSERVERS)
@@ -214,12 +227,54 @@ static int parse_options(int argc, char **argv, struct lm_options *o,
 				"Try 'lockmgrd --help'.\n", argv[optind]);
 		return EX_USAGE;
 	}
+	if (o->ephemeral && o->state_dir != NULL) {
+		fprintf(stderr, "lockmgrd: --ephemeral keeps nothing on disk "
+				"and --state-dir names where to keep it: give "
+				"one or the other\nTry 'lockmgrd --help'.\n");
+		return EX_USAGE;
+	}
 	char err[128];
 	if (lm_region_check_params(&o->params, err, sizeof(err)) != 0) {
 		fprintf(stderr, "lockmgrd: %s\n", err);
 		return EX_USAGE;
 	}
 	return 0;
+}
+
+/*
+ * Live clients attached to the region in fd, if it is a valid region (a
+ * foreign or corrupted object has none that could use it).
+ */
+static int attached_clients(int fd, const char *name)
+{
+	struct lm_region old;
+	char why[256];
+	if (lm_region_map_fd(&old, fd, name, why, sizeof(why)) != 0)
+		return -1;
+	int live = 0;
+	for (uint32_t i = 0; i < lm_sessions_in_use(&old); i++)
+		if (lm_session_is_live(&old.sessions[i]) &&
+		    lm_session_process_alive(&old.sessions[i]))
+			live++;
+	munmap(old.base, old.size);
+	return live;
+}
+
+/* The servers of a region being discarded (their supervisor died) must
+ * not live on into the new one. */
+static void stop_orphaned_servers(int fd, const char *name)
+{
+	struct lm_region old;
+	char why[256];
+	if (lm_region_map_fd(&old, fd, name, why, sizeof(why)) != 0)
+		return;
+	for (unsigned i = 0; i < LM_NSERVERS; i++) {
+		pid_t pid = atomic_load(&old.servers[i]->pid);
+		if (pid > 0 && lm_proc_start_time(pid) ==
+				       atomic_load(&old.servers[i]->start_time))
+			kill(pid, SIGKILL);
+	}
+	munmap(old.base, old.size);
 }
 
 /*
@@ -256,8 +311,22 @@ static int open_region(struct supervisor *sv)
 	if (fstat(fd, &st) != 0)
 		lm_die("fstat(region)");
 	if (st.st_size != 0 && sv->opt.fresh) {
+		int live = attached_clients(fd, name);
+		sv->old_region_unused = live == 0;
+		if (live > 0) {
+			fprintf(stderr,
+				"lockmgrd: --fresh would discard region %s while "
+				"%d client%s still use%s it (see 'lockctl "
+				"status'): their locks would vanish under them. "
+				"Stop them first, or start without --fresh to "
+				"adopt the region.\n", name, live,
+				live == 1 ? "" : "s", live == 1 ? "s" : "");
+			close(fd);
+			return EX_UNAVAILABLE;
+		}
 		lm_log("supervisor", "--fresh: discarding the old contents of "
 		       "%s", name);
+		stop_orphaned_servers(fd, name);
 		if (ftruncate(fd, 0) != 0)
 			lm_die("ftruncate(region, 0)");
 		st.st_size = 0;
@@ -307,9 +376,11 @@ static int open_region(struct supervisor *sv)
  * would re-issue tokens. */
 static int check_state_dir(const char *dir)
 {
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		fprintf(stderr, "lockmgrd: cannot create --state-dir %s: %s\n",
-			dir, strerror(errno));
+	char err[512];
+	if (lm_state_mkdirs(dir, err, sizeof(err)) != 0) {
+		fprintf(stderr, "lockmgrd: %s\n(keep the state elsewhere with "
+				"--state-dir DIR, or none with --ephemeral)\n",
+			err);
 		return -1;
 	}
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
@@ -326,6 +397,161 @@ static int check_state_dir(const char *dir)
 		}
 	}
 	return 0;
+}
+
+static void mark_abandoned(const char *name, uint32_t len, void *arg)
+{
+	struct lm_region *r = arg;
+	int64_t idx = lm_name_lookup(r, name, len, 1);
+	if (idx < 0)
+		return; /* a full table: the mark is lost, nothing else */
+	for (unsigned i = 0; i < LM_NSERVERS; i++)
+		atomic_store(&lm_slot_of(r, i, (uint32_t)idx)->owner,
+			     LM_OWNER_ABANDONED);
+}
+
+/*
+ * A new region: may clients of the service that ran before still hold
+ * leases of it? Its record in the state directory says until when (a
+ * clean stop), or that it never stopped cleanly (its region was removed
+ * under it: one max TTL from now bounds anything it granted). Sets
+ * sv->prev_leases_until_ms, then records this service as running.
+ */
+static int take_over_record(struct supervisor *sv)
+{
+	const char *dir = sv->opt.state_dir;
+	char err[512], boot[40];
+	struct lm_service_record rec;
+	lm_boot_id(boot);
+	int rc = lm_service_load(dir, &rec, err, sizeof(err));
+	int64_t now_ms = lm_now_ms();
+	int64_t until = 0;
+	if (!sv->fresh_region || sv->old_region_unused) {
+		/* An adopted region carries its own leases, and a discarded
+		 * one with no client attached has nobody who believes any. */
+	} else if (rc < 0) {
+		lm_log("supervisor", "%s: assuming the last service's leases "
+		       "may run for one max TTL", err);
+		until = now_ms + sv->region.max_ttl_ms;
+	} else if (rc == 0 && boot[0] != '\0' &&
+		   strcmp(rec.boot_id, boot) == 0) {
+		if (rec.state == LM_SERVICE_STOPPED)
+			until = now_ms + (rec.leases_until_ms -
+					  lm_boottime_ms());
+		else
+			until = now_ms + rec.max_ttl_ms;
+	}
+	/* The locks the last service left held: their next holder is told
+	 * (LM_GRANT_RECOVERED), as it would have been in the old region. */
+	if (until > now_ms && rc == 0 && rec.state == LM_SERVICE_STOPPED &&
+	    lm_abandoned_load(dir, mark_abandoned, &sv->region, err,
+			      sizeof(err)) < 0)
+		lm_log("supervisor", "%s: the next holders of the locks held "
+		       "when the last service stopped will not be told",
+		       err);
+	lm_abandoned_remove(dir);
+	if (until > now_ms) {
+		sv->prev_leases_until_ms = until;
+		lm_log("supervisor", "the last service on %s %s; its leases may "
+		       "run for %lld ms more, so nothing is granted until then",
+		       sv->name, rc == 0 && rec.state == LM_SERVICE_STOPPED
+				      ? "stopped with leases outstanding"
+				      : "did not stop cleanly",
+		       (long long)(until - now_ms));
+	}
+	struct lm_service_record mine = {
+		.state = LM_SERVICE_RUNNING,
+		.max_ttl_ms = sv->region.max_ttl_ms,
+	};
+	memcpy(mine.boot_id, boot, sizeof(mine.boot_id));
+	if (lm_service_store(dir, &mine, err, sizeof(err)) != 0) {
+		fprintf(stderr, "lockmgrd: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* Write the names of the locks whose leases still run to DIR/abandoned. */
+static void record_held_locks(struct supervisor *sv, int64_t now_ns)
+{
+	struct lm_region *r = &sv->region;
+	uint32_t n = lm_names_in_use(r), count = 0;
+	const char **names = calloc(n ? n : 1, sizeof(*names));
+	uint32_t *len = calloc(n ? n : 1, sizeof(*len));
+	if (names == NULL || len == NULL)
+		goto out;
+	for (uint32_t lock = 0; lock < n; lock++) {
+		bool held = false;
+		for (unsigned i = 0; i < LM_NSERVERS && !held; i++) {
+			struct lm_slot *slot = lm_slot_of(r, i, lock);
+			uint64_t w = atomic_load(&slot->owner);
+			uint64_t lease = atomic_load(&slot->lease);
+			held = LM_OWNER_SESSION(w) != 0 &&
+			       LM_LEASE_TAG(lease) == LM_OWNER_TAG(w) &&
+			       LM_LEASE_EXPIRY(lease) >
+				       lm_server_clock_ms(r->servers[i], now_ns);
+		}
+		if (held && (names[count] = lm_name_of(r, lock,
+						       &len[count])) != NULL)
+			count++;
+	}
+	char err[512];
+	if (count > 0 && lm_abandoned_store(sv->opt.state_dir, names, len,
+					    count, err, sizeof(err)) != 0)
+		lm_log("supervisor", "%s", err);
+out:
+	free(names);
+	free(len);
+}
+
+/*
+ * The leases this service granted may outlive it: clients keep the old
+ * region mapped. With a state directory the next service is told when
+ * they end (DIR/service); without one, stopping waits for them, unless
+ * a second SIGTERM or SIGINT says not to.
+ */
+static void outlive_leases(struct supervisor *sv)
+{
+	int64_t now = lm_now_ns();
+	int64_t end = now;
+	for (unsigned i = 0; i < LM_NSERVERS; i++) {
+		int64_t e = lm_leases_end_ns(&sv->region, i, UINT64_MAX, now);
+		end = e > end ? e : end;
+	}
+	int64_t left_ms = (end - now + 999999) / 1000000;
+	if (sv->opt.state_dir != NULL) {
+		record_held_locks(sv, now);
+		struct lm_service_record rec = {
+			.state = LM_SERVICE_STOPPED,
+			.leases_until_ms = lm_boottime_ms() + left_ms,
+			.max_ttl_ms = sv->region.max_ttl_ms,
+		};
+		lm_boot_id(rec.boot_id);
+		char err[512];
+		if (lm_service_store(sv->opt.state_dir, &rec, err,
+				     sizeof(err)) != 0)
+			lm_log("supervisor", "%s: the next service will wait "
+			       "one max TTL", err);
+		return;
+	}
+	if (left_ms <= 0)
+		return;
+	lm_log("supervisor", "waiting %lld ms for the leases still held to "
+	       "end, so that no new service can grant them twice (SIGTERM "
+	       "again to stop at once)", (long long)left_ms);
+	struct pollfd p = {.fd = sv->sigfd, .events = POLLIN};
+	while (lm_now_ns() < end) {
+		int ms = (int)((end - lm_now_ns()) / 1000000) + 1;
+		if (poll(&p, 1, ms) == 1) {
+			struct signalfd_siginfo si;
+			if (read(sv->sigfd, &si, sizeof(si)) == sizeof(si) &&
+			    (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)) {
+				lm_log("supervisor", "stopping at once: leases "
+				       "may still be held");
+				return;
+			}
+		}
+	}
 }
 
 /*
@@ -477,12 +703,27 @@ int main(int argc, char **argv)
 	if (server_role >= 0)
 		return lm_server_main((unsigned)server_role, sv.name,
 				      sv.opt.state_dir);
+	char default_dir[4096];
+	if (!sv.opt.ephemeral && sv.opt.state_dir == NULL) {
+		char err[512];
+		if (lm_state_default_dir(sv.name, default_dir,
+					 sizeof(default_dir), err,
+					 sizeof(err)) != 0) {
+			fprintf(stderr, "lockmgrd: %s\n(name one with "
+					"--state-dir DIR, or keep none with "
+					"--ephemeral)\n", err);
+			return EX_CONFIG;
+		}
+		sv.opt.state_dir = default_dir;
+	}
 	if (sv.opt.state_dir != NULL && check_state_dir(sv.opt.state_dir) != 0)
 		return EX_CONFIG;
 
 	rc = open_region(&sv);
 	if (rc != 0)
 		return rc;
+	if (sv.opt.state_dir != NULL && take_over_record(&sv) != 0)
+		return EX_CONFIG;
 	int ready_fd = -1;
 	if (sv.opt.daemonize && daemonize(&ready_fd) != 0)
 		lm_die("fork for --daemon");
@@ -519,6 +760,7 @@ int main(int argc, char **argv)
 	atomic_store(&h->supervisor_state, LM_SUP_STOPPED);
 	sup_stop_registrar(&sv);
 	sup_stop_servers(&sv);
+	outlive_leases(&sv);
 	shm_unlink(sv.name);
 	if (sv.opt.pidfile != NULL)
 		unlink(sv.opt.pidfile);

@@ -317,7 +317,9 @@ static bool plan_recovery(struct lm_region *r, unsigned index, uint64_t epoch,
 	int64_t until;
 	uint32_t why;
 	if (!(atomic_load(&srv->flags) & LM_SRVF_TOKENS_LOST)) {
-		until = ceil_ms(lm_leases_end_ns(r, index, epoch, lm_now_ns()));
+		int64_t now = lm_now_ns();
+		int64_t end = lm_leases_end_ns(r, index, epoch, now);
+		until = end > now ? ceil_ms(end) : 0;
 		why = LM_RECOV_OWN_LEASES;
 	} else {
 		int64_t end_ns;
@@ -419,6 +421,7 @@ int lm_server_main(unsigned index, const char *name, const char *state_dir)
 		atomic_store(&srv->token_reserved, UINT64_MAX);
 	}
 	bool planned = false, waiting_logged = false;
+	pid_t self = getpid();
 
 	uint32_t scan_cursor = 0;
 	int64_t last_beat_ms = lm_now_ms();
@@ -436,6 +439,13 @@ int lm_server_main(unsigned index, const char *name, const char *state_dir)
 		if (LM_SRV_EPOCH(st) != epoch) {
 			lm_log(who, "superseded by epoch %llu, exiting",
 			       (unsigned long long)LM_SRV_EPOCH(st));
+			break;
+		}
+		/* The region was made anew under us (--fresh), and its
+		 * epochs start again: the pid tells us apart. */
+		pid_t owner = atomic_load(&srv->pid);
+		if (owner != 0 && owner != self) {
+			lm_log(who, "superseded by pid %d, exiting", (int)owner);
 			break;
 		}
 		if (LM_SRV_STATE(st) == LM_SRV_RECOVERING && !planned) {

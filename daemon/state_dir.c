@@ -13,6 +13,8 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -110,4 +112,59 @@ int lm_state_store(const char *dir, unsigned server, uint64_t reserved,
 fail:
 	snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
 	return -1;
+}
+
+int lm_state_default_dir(const char *region, char *out, size_t n, char *err,
+			 size_t errlen)
+{
+	const char *base = region[0] == '/' ? region + 1 : region;
+	int w;
+	if (geteuid() == 0) {
+		w = snprintf(out, n, "/var/lib/lockmgr/%s", base);
+	} else {
+		const char *xdg = getenv("XDG_STATE_HOME");
+		const char *home = getenv("HOME");
+		if (xdg != NULL && xdg[0] == '/')
+			w = snprintf(out, n, "%s/lockmgr/%s", xdg, base);
+		else if (home != NULL && home[0] == '/')
+			w = snprintf(out, n, "%s/.local/state/lockmgr/%s", home,
+				     base);
+		else {
+			snprintf(err, errlen, "no state directory: neither "
+				 "$XDG_STATE_HOME nor $HOME is an absolute "
+				 "path");
+			return -1;
+		}
+	}
+	if (w < 0 || (size_t)w >= n) {
+		snprintf(err, errlen, "the state directory's path is too long");
+		return -1;
+	}
+	return 0;
+}
+
+int lm_state_mkdirs(const char *dir, char *err, size_t errlen)
+{
+	char path[4096];
+	if (snprintf(path, sizeof(path), "%s", dir) >= (int)sizeof(path)) {
+		snprintf(err, errlen, "state directory path too long");
+		return -1;
+	}
+	for (char *p = path + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+			snprintf(err, errlen, "cannot create %s: %s", path,
+				 strerror(errno));
+			return -1;
+		}
+		*p = '/';
+	}
+	if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create state directory %s: %s",
+			 path, strerror(errno));
+		return -1;
+	}
+	return 0;
 }

@@ -19,6 +19,17 @@
 int lm_state_load(const char *dir, unsigned server, uint64_t *reserved,
 		  char *err, size_t errlen);
 
+/*
+ * The default state directory of region name ("/lockmgr"):
+ * /var/lib/lockmgr/lockmgr for root, else $XDG_STATE_HOME/lockmgr/lockmgr
+ * ($XDG_STATE_HOME defaults to ~/.local/state). 0, or -1 + err.
+ */
+int lm_state_default_dir(const char *region, char *out, size_t n, char *err,
+			 size_t errlen);
+
+/* mkdir -p, the last component with mode 0700. 0, or -1 + err. */
+int lm_state_mkdirs(const char *dir, char *err, size_t errlen);
+
 /* Write durably (temp file, fsync, rename, fsync dir). 0 or -1 + err. */
 int lm_state_store(const char *dir, unsigned server, uint64_t reserved,
 		   char *err, size_t errlen);

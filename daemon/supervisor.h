@@ -21,7 +21,8 @@
 struct lm_options {
 	const char *region;
 	const char *pidfile;
-	const char *state_dir;    /* NULL: token marks live in the region */
+	const char *state_dir;    /* NULL: nothing on disk (--ephemeral) */
+	bool ephemeral;
 	struct lm_region_params params;
 	int64_t restart_delay_ms; /* -1: keep a dead server down */
 	bool release_on_exit;
@@ -63,6 +64,8 @@ struct supervisor {
 	int sigfd;
 	int timerfd;
 	bool fresh_region;
+	bool old_region_unused;           /* --fresh discarded a valid region
+	                                   * with no client attached */
 	int64_t prev_leases_until_ms;     /* local ms: no server counts
 	                                   * before then (a new region while
 	                                   * the last service's leases may

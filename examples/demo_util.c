@@ -88,8 +88,10 @@ void demo_setup(struct demo *d, const char *argv0, const char *lockmgrd_path,
 	}
 	snprintf(d->region, sizeof(d->region), "/lockmgr-demo-%d",
 		 (int)getpid());
-	const char *argv[32] = {path, "--region", d->region, "--quiet"};
-	int argc = 4;
+	/* A demo wants nothing on disk: its region is its own. */
+	const char *argv[32] = {path, "--region", d->region, "--quiet",
+				"--ephemeral"};
+	int argc = 5;
 	for (int i = 0; extra_args != NULL && extra_args[i] != NULL &&
 			argc < 31; i++)
 		argv[argc++] = extra_args[i];

@@ -468,8 +468,13 @@ void harness_wait_servers_up(const char *region, pid_t supervisor,
 				    now - hb < 200)
 					up++;
 			}
+			/* RUNNING by this supervisor: a killed one leaves
+			 * RUNNING (and its servers) behind. */
 			bool running = atomic_load(&r.hdr->supervisor_state) ==
-				       LM_SUP_RUNNING;
+					       LM_SUP_RUNNING &&
+				       (supervisor <= 0 ||
+					atomic_load(&r.hdr->supervisor_pid) ==
+						supervisor);
 			lm_region_detach(&r);
 			if (running && up == LM_NSERVERS)
 				return;
@@ -508,9 +513,15 @@ void harness_lockmgrd_start(struct harness_lockmgrd *d, const char *tag, ...)
 	va_list ap;
 	va_start(ap, tag);
 	const char *a;
-	while ((a = va_arg(ap, const char *)) != NULL && n < 31)
+	bool state_dir = false;
+	while ((a = va_arg(ap, const char *)) != NULL && n < 30) {
+		state_dir |= strcmp(a, "--state-dir") == 0;
 		argv[n++] = (char *)a;
+	}
 	va_end(ap);
+	/* Nothing on disk unless the case asks for a state directory. */
+	if (!state_dir)
+		argv[n++] = "--ephemeral";
 	argv[n] = NULL;
 	d->pid = harness_spawn(argv, NULL, NULL);
 	harness_wait_servers_up(d->region, d->pid, 15000);

@@ -167,7 +167,8 @@ struct harness_lockmgrd {
 
 /*
  * Start "$LOCKMGR_BIN/lockmgrd -r <fresh region> -q --max-ttl 2000
- * --max-locks 4096 <extra...>" (later options override earlier ones)
+ * --max-locks 4096 <extra...>" (later options override earlier ones;
+ * --ephemeral is added unless extra names a --state-dir)
  * and wait, bounded, until all three servers are UP. The extra options
  * are a NULL-terminated list. LOCKMGR_TEST_VERBOSE=1 in the environment
  * drops -q, to see lockmgrd's log while debugging a test.

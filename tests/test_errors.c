@@ -271,7 +271,7 @@ static void second_supervisor_refused(void)
 	harness_tmpdir(dir, sizeof(dir));
 	snprintf(err, sizeof(err), "%s/stderr", dir);
 	harness_bin_path(bin, sizeof(bin), "lockmgrd");
-	char *argv[] = {bin, "-r", d.region, "-q", NULL};
+	char *argv[] = {bin, "-r", d.region, "-q", "--ephemeral", NULL};
 	int code = harness_run(argv, NULL, err, 10000);
 	assert_true(harness_read_file(err, out, sizeof(out)) >= 0);
 	if (code != 69)
@@ -310,7 +310,7 @@ static void foreign_region_needs_fresh(void)
 	snprintf(err, sizeof(err), "%s/stderr", dir);
 	harness_bin_path(bin, sizeof(bin), "lockmgrd");
 	char *argv[] = {bin, "-r", name, "-q", "--max-ttl", "2000",
-			"--max-locks", "4096", NULL};
+			"--max-locks", "4096", "--ephemeral", NULL};
 	int code = harness_run(argv, NULL, err, 10000);
 	harness_read_file(err, out, sizeof(out));
 	if (code != 69)

@@ -437,7 +437,7 @@ static void supervisor_adoption(void)
 
 	char bin[512];
 	harness_bin_path(bin, sizeof(bin), "lockmgrd");
-	char *argv[] = {bin, "-r", d.region, "-q", NULL};
+	char *argv[] = {bin, "-r", d.region, "-q", "--ephemeral", NULL};
 	d.pid = harness_spawn(argv, NULL, NULL);
 	harness_wait_servers_up(d.region, d.pid, 10000);
 	for (unsigned i = 0; i < LM_NSERVERS; i++)
@@ -499,6 +499,248 @@ static void state_dir_persistence(void)
 		}
 		harness_lockmgrd_stop(&d);
 	}
+}
+
+/* ---- full stops and starts --------------------------------------- */
+
+/* Start lockmgrd on region (which may not exist yet) with extra args. */
+static pid_t spawn_lockmgrd(const char *region, const char *const *extra)
+{
+	char bin[512];
+	harness_bin_path(bin, sizeof(bin), "lockmgrd");
+	char *argv[16] = {bin, "-r", (char *)region};
+	int n = 3;
+	const char *verbose = getenv("LOCKMGR_TEST_VERBOSE");
+	if (verbose == NULL || *verbose == '\0' || *verbose == '0')
+		argv[n++] = "-q";
+	while (extra != NULL && *extra != NULL && n < 15)
+		argv[n++] = (char *)*extra++;
+	argv[n] = NULL;
+	return harness_spawn(argv, NULL, NULL);
+}
+
+/* What a holder that outlives its service reports. */
+struct outliver {
+	char region[LM_REGION_NAME_MAX + 2];
+	int64_t ttl_ms;
+	_Atomic int holding;
+	_Atomic uint64_t token;
+	_Atomic int64_t valid_until_ns;
+};
+
+static void outliving_holder(void *arg)
+{
+	struct outliver *o = arg;
+	lm_client *c;
+	assert_int_equal(lm_connect(o->region, &c), 0);
+	lm_grant g;
+	assert_int_equal(lm_acquire(c, "full/x", o->ttl_ms, 0, &g), 0);
+	atomic_store(&o->token, g.token);
+	atomic_store(&o->valid_until_ns, g.valid_until_ns);
+	atomic_store(&o->holding, 1);
+	for (;;)
+		pause(); /* the old region stays mapped until we are killed */
+}
+
+static pid_t start_outliver(struct outliver *o, const char *region,
+			    int64_t ttl_ms)
+{
+	snprintf(o->region, sizeof(o->region), "%s", region);
+	o->ttl_ms = ttl_ms;
+	pid_t p = harness_fork(outliving_holder, o);
+	HARNESS_WAIT_FOR(atomic_load(&o->holding), 5000,
+			 "the holder never took its lock");
+	return p;
+}
+
+/*
+ * A full stop and start made a new region that knew nothing of the old
+ * one's leases: a new client got a lock while its old holder, still
+ * running with the old region mapped, had seconds of lease left. With a
+ * state directory the stopping service records until when its leases
+ * may run, and which locks were held; the next one grants nothing until
+ * then, and tells the next holder of such a lock that it was abandoned.
+ */
+static void full_restart_honours_old_leases(void)
+{
+	char dir[256];
+	harness_tmpdir(dir, sizeof(dir));
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "full", "--state-dir", dir, "--max-ttl",
+			       "10000", NULL);
+	struct outliver *o = harness_shared(sizeof(*o));
+	pid_t holder = start_outliver(o, d.region, 3000);
+	harness_lockmgrd_stop(&d);
+
+	const char *const extra[] = {"--state-dir", dir, "--max-ttl", "10000",
+				     NULL};
+	d.pid = spawn_lockmgrd(d.region, extra);
+	struct lm_region r;
+	char why[256];
+	HARNESS_WAIT_FOR(lm_region_attach(&r, d.region, why, sizeof(why)) == 0,
+			 5000, "the new service never made its region");
+	HARNESS_WAIT_FOR(atomic_load(&r.hdr->supervisor_state) ==
+				 LM_SUP_RUNNING,
+			 5000, "the new supervisor never ran");
+	lm_client *n;
+	assert_int_equal(lm_connect(d.region, &n), 0);
+	lm_grant g;
+	int rc;
+	unsigned refused = 0;
+	while ((rc = lm_acquire(n, "full/x", 1000, 0, &g)) != 0) {
+		assert_int_equal(rc, LM_ENOQUORUM);
+		refused++;
+		if (harness_now_ns() > atomic_load(&o->valid_until_ns) +
+					       INT64_C(5000000000))
+			fail_msg("nothing granted 5 s after the old lease ended");
+		harness_nap_us(5000);
+	}
+	if (harness_now_ns() < atomic_load(&o->valid_until_ns))
+		fail_msg("the new service granted x (token %llu) while its old "
+			 "holder's lease (token %llu) ran for %lld ms more",
+			 (unsigned long long)g.token,
+			 (unsigned long long)atomic_load(&o->token),
+			 (long long)((atomic_load(&o->valid_until_ns) -
+				      harness_now_ns()) / 1000000));
+	assert_true(refused > 0);
+	assert_true(g.token > atomic_load(&o->token));
+	if (!(g.flags & LM_GRANT_RECOVERED))
+		fail_msg("the next holder of a lock held across the restart was "
+			 "not told that its last holder never released it");
+	assert_int_equal(lm_release(n, &g), 0);
+	/* Only that lock carries the mark. */
+	assert_int_equal(lm_acquire(n, "full/y", 1000, 0, &g), 0);
+	assert_false(g.flags & LM_GRANT_RECOVERED);
+	assert_int_equal(lm_release(n, &g), 0);
+	lm_disconnect(n);
+	lm_region_detach(&r);
+	kill(holder, SIGKILL);
+	harness_reap(holder, 5000, "old holder");
+	harness_shared_free(o, sizeof(*o));
+	harness_lockmgrd_stop(&d);
+}
+
+/* Without a state directory (--ephemeral) there is nowhere to tell the
+ * next service: stopping waits for the leases instead, unless told
+ * twice. */
+static void ephemeral_stop_waits_for_leases(void)
+{
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "eph", "--max-ttl", "20000", NULL);
+	struct outliver *o = harness_shared(sizeof(*o));
+	pid_t holder = start_outliver(o, d.region, 1500);
+	assert_int_equal(kill(d.pid, SIGTERM), 0);
+	int status = harness_reap(d.pid, 10000, "lockmgrd after SIGTERM");
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	if (harness_now_ns() < atomic_load(&o->valid_until_ns))
+		fail_msg("lockmgrd --ephemeral stopped while a lease it granted "
+			 "ran for %lld ms more",
+			 (long long)((atomic_load(&o->valid_until_ns) -
+				      harness_now_ns()) / 1000000));
+	kill(holder, SIGKILL);
+	harness_reap(holder, 5000, "holder");
+
+	/* A second SIGTERM stops it at once. */
+	harness_lockmgrd_start(&d, "eph2", "--max-ttl", "20000", NULL);
+	holder = start_outliver(o, d.region, 15000);
+	struct lm_region r;
+	attach(d.region, &r);
+	assert_int_equal(kill(d.pid, SIGTERM), 0);
+	HARNESS_WAIT_FOR(server_state(&r, 0) == LM_SRV_DOWN &&
+				 server_state(&r, 1) == LM_SRV_DOWN &&
+				 server_state(&r, 2) == LM_SRV_DOWN,
+			 5000, "lockmgrd never stopped its servers");
+	assert_true(harness_proc_state(d.pid) != '?');
+	int64_t t0 = harness_now_ms();
+	assert_int_equal(kill(d.pid, SIGTERM), 0);
+	status = harness_reap(d.pid, 5000, "lockmgrd after a second SIGTERM");
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_true(harness_now_ms() - t0 < 3000);
+	lm_region_detach(&r);
+	kill(holder, SIGKILL);
+	harness_reap(holder, 5000, "holder");
+	harness_shared_free(o, sizeof(*o));
+}
+
+/* --fresh discards a region: not while a client still uses it. */
+static void fresh_refused_while_attached(void)
+{
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "fresh", NULL);
+	struct outliver *o = harness_shared(sizeof(*o));
+	pid_t holder = start_outliver(o, d.region, 1000);
+	kill(d.pid, SIGKILL);
+	harness_reap(d.pid, 5000, "killed lockmgrd");
+	char bin[512], dir[256], err[512], out[4096];
+	harness_bin_path(bin, sizeof(bin), "lockmgrd");
+	harness_tmpdir(dir, sizeof(dir));
+	snprintf(err, sizeof(err), "%s/stderr", dir);
+	char *argv[] = {bin, "-r", d.region, "-q", "--fresh", "--ephemeral",
+			NULL};
+	int code = harness_run(argv, NULL, err, 10000);
+	harness_read_file(err, out, sizeof(out));
+	if (code != 69 || strstr(out, "1 client") == NULL)
+		fail_msg("lockmgrd --fresh on a region a client uses exited %d: "
+			 "%s", code, out);
+	/* Once the client is gone, --fresh may discard the region. */
+	kill(holder, SIGKILL);
+	harness_reap(holder, 5000, "holder");
+	d.pid = spawn_lockmgrd(d.region, (const char *const[]){
+					"--fresh", "--ephemeral", NULL});
+	harness_wait_servers_up(d.region, d.pid, 10000);
+	harness_shared_free(o, sizeof(*o));
+	harness_lockmgrd_stop(&d);
+	/* The servers the killed supervisor left are ours to reap. */
+	int64_t deadline = harness_now_ms() + 5000;
+	while (waitpid(-1, NULL, WNOHANG) >= 0 || errno != ECHILD) {
+		if (harness_now_ms() > deadline)
+			fail_msg("the old servers never exited");
+		harness_nap_us(1000);
+	}
+}
+
+/*
+ * Token marks are durable by default: with neither --state-dir nor
+ * --ephemeral, a full stop and start continues tokens above the old
+ * ones (a fenced store guarded across the restart keeps accepting
+ * writes).
+ */
+static void durable_by_default(void)
+{
+	char home[256], dir[512], region[128];
+	harness_tmpdir(home, sizeof(home));
+	setenv("XDG_STATE_HOME", home, 1);
+	harness_region_name(region, sizeof(region), "durable");
+	if (geteuid() == 0)
+		snprintf(dir, sizeof(dir), "/var/lib/lockmgr/%s", region + 1);
+	else
+		snprintf(dir, sizeof(dir), "%s/lockmgr/%s", home, region + 1);
+	uint64_t last = 0;
+	for (int round = 0; round < 2; round++) {
+		struct harness_lockmgrd d;
+		snprintf(d.region, sizeof(d.region), "%s", region);
+		d.pid = spawn_lockmgrd(region, NULL);
+		harness_wait_servers_up(region, d.pid, 10000);
+		uint64_t t = grant_once(region, "durable/x");
+		if (t <= last)
+			fail_msg("token %llu after a full restart, %llu before",
+				 (unsigned long long)t,
+				 (unsigned long long)last);
+		last = t;
+		harness_lockmgrd_stop(&d);
+	}
+	char f[600];
+	snprintf(f, sizeof(f), "%s/server-0.tokens", dir);
+	assert_int_equal(access(f, R_OK), 0);
+	for (unsigned i = 0; i < LM_NSERVERS; i++) {
+		snprintf(f, sizeof(f), "%s/server-%u.tokens", dir, i);
+		unlink(f);
+	}
+	snprintf(f, sizeof(f), "%s/service", dir);
+	unlink(f);
+	assert_int_equal(rmdir(dir), 0);
+	unsetenv("XDG_STATE_HOME");
 }
 
 static void expect_refused_state(const char *dir, const char *why)
@@ -584,12 +826,16 @@ static void many_sessions(void *arg)
  */
 static void supervisor_out_of_fds(void)
 {
-	char bin[512], region[128], dir[256], log[512];
+	char bin[512], region[128], dir[256], log[512], state[300];
 	harness_bin_path(bin, sizeof(bin), "lockmgrd");
 	harness_region_name(region, sizeof(region), "emfile");
 	harness_tmpdir(dir, sizeof(dir));
 	snprintf(log, sizeof(log), "%s/lockmgrd.log", dir);
-	char *argv[] = {bin, "-r", region, "--max-ttl", "60000", NULL};
+	/* A state directory, so that stopping need not wait out the leases
+	 * of the clients it could not watch. */
+	snprintf(state, sizeof(state), "%s/state", dir);
+	char *argv[] = {bin, "-r", region, "--max-ttl", "60000", "--state-dir",
+			state, NULL};
 	struct harness_lockmgrd d;
 	d.pid = harness_spawn(argv, NULL, log);
 	snprintf(d.region, sizeof(d.region), "%s", region);
@@ -676,6 +922,10 @@ HARNESS_CASE(lost_table_waits_for_peer_leases, 60)
 HARNESS_CASE(random_kills, 120)
 HARNESS_CASE(supervisor_adoption, 60)
 HARNESS_CASE(state_dir_persistence, 60)
+HARNESS_CASE(full_restart_honours_old_leases, 60)
+HARNESS_CASE(ephemeral_stop_waits_for_leases, 60)
+HARNESS_CASE(fresh_refused_while_attached, 60)
+HARNESS_CASE(durable_by_default, 60)
 HARNESS_CASE(state_dir_corrupt, 60)
 HARNESS_CASE(supervisor_out_of_fds, 60)
 HARNESS_CASE(skew_refuses_negative_clock, 30)
@@ -691,6 +941,10 @@ int main(void)
 		harness_case(random_kills),
 		harness_case(supervisor_adoption),
 		harness_case(state_dir_persistence),
+		harness_case(full_restart_honours_old_leases),
+		harness_case(ephemeral_stop_waits_for_leases),
+		harness_case(fresh_refused_while_attached),
+		harness_case(durable_by_default),
 		harness_case(state_dir_corrupt),
 		harness_case(supervisor_out_of_fds),
 		harness_case(skew_refuses_negative_clock),

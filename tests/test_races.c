@@ -96,8 +96,8 @@ static pid_t adopt_region(const char *region, const char *const *extra)
 {
 	char bin[512];
 	harness_bin_path(bin, sizeof(bin), "lockmgrd");
-	char *argv[16] = {bin, "-r", (char *)region, "-q"};
-	int n = 4;
+	char *argv[16] = {bin, "-r", (char *)region, "-q", "--ephemeral"};
+	int n = 5;
 	while (extra != NULL && *extra != NULL && n < 15)
 		argv[n++] = (char *)*extra++;
 	argv[n] = NULL;
