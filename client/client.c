@@ -101,6 +101,30 @@ static int no_quorum(const struct lm_client *c)
 
 /* Tags a lockref so that a zeroed or foreign struct is refused. */
 #define LOCKREF_MAGIC UINT64_C(0x6c6d7265660000)
+#define REF_IDX(ref)   ((ref)->private_[0])
+#define REF_GEN(ref)   ((ref)->private_[1])
+#define REF_CHECK(ref) ((ref)->private_[2])
+#define REF_LEN(ref)   ((ref)->private_[3])
+
+static uint64_t ref_check(const lm_lockref *ref)
+{
+	return LOCKREF_MAGIC ^ REF_IDX(ref) ^ (REF_GEN(ref) << 20) ^
+	       (REF_LEN(ref) << 50);
+}
+
+/* Resolve ref's name (creating it) into its current lock and life. */
+static int resolve(lm_client *c, lm_lockref *ref)
+{
+	uint32_t gen;
+	int64_t idx = lm_name_resolve(&c->region, ref->private_name_,
+				      REF_LEN(ref), true, c->self, &gen);
+	if (idx < 0)
+		return (int)idx;
+	REF_IDX(ref) = (uint64_t)idx;
+	REF_GEN(ref) = gen;
+	REF_CHECK(ref) = ref_check(ref);
+	return 0;
+}
 
 int lm_lookup(lm_client *c, const char *name, lm_lockref *ref)
 {
@@ -109,40 +133,36 @@ int lm_lookup(lm_client *c, const char *name, lm_lockref *ref)
 	if (name == NULL)
 		return LM_EBADNAME;
 	size_t len = strnlen(name, LM_NAME_MAX + 1);
-	int64_t idx = lm_name_lookup(&c->region, name, len, 1);
-	if (idx < 0)
-		return (int)idx;
-	ref->private_[0] = (uint64_t)idx;
-	ref->private_[1] = LOCKREF_MAGIC ^ (uint64_t)idx;
-	return 0;
-}
-
-int lm_acquire_ref(lm_client *c, const lm_lockref *ref, int64_t ttl_ms,
-		   int64_t wait_ms, lm_grant *g)
-{
-	if (c == NULL || ref == NULL || g == NULL ||
-	    ref->private_[1] != (LOCKREF_MAGIC ^ ref->private_[0]) ||
-	    ref->private_[0] >= c->region.max_locks)
-		return LM_EINVAL;
-	int rc = check_ttl(c, ttl_ms);
+	int rc = lm_name_check(name, len);
 	if (rc != 0)
 		return rc;
-	uint32_t lock = (uint32_t)ref->private_[0];
-	G_LIVE(g) = 0; /* a failed acquire leaves nothing to release */
-	/* A wait of more than a century is "forever" (and would overflow). */
-	int64_t deadline = wait_ms < 0 || wait_ms > INT64_C(3153600000000)
-				   ? INT64_MAX
-				   : lm_now_ns() + wait_ms * 1000000;
+	memcpy(ref->private_name_, name, len);
+	ref->private_name_[len] = '\0';
+	REF_LEN(ref) = len;
+	return resolve(c, ref);
+}
 
+/*
+ * One acquire of lock `lock` in its life `gen`. LM_STALE_NAME if that
+ * life ended (the name was reclaimed, and the caller resolves it again);
+ * a wait resumes with what is left of it.
+ */
+static int acquire_once(lm_client *c, uint32_t lock, uint32_t gen,
+			int64_t ttl_ms, int64_t wait_ms, int64_t deadline,
+			lm_grant *g)
+{
 	/* Go straight to the tables when nobody waits, or when the head of
 	 * the queue has not waited long (bounded barging, wait_queue.c). */
 	bool tried = lm_may_barge(&c->region, lock);
 	if (tried) {
 		struct grab_info info;
 		for (int tries = 0; tries < 3; tries++) {
-			enum grab_result gr = lm_grab(c, lock, ttl_ms, g, &info);
+			enum grab_result gr = lm_grab(c, lock, gen, ttl_ms, g,
+						      &info);
 			if (gr == GRAB_GRANTED)
 				return 0;
+			if (gr == GRAB_STALE)
+				return LM_STALE_NAME;
 			/* Only a zero wait fails at once: a wait covers a
 			 * passing loss of quorum (wait_queue.c). */
 			if (gr == GRAB_NOQUORUM && wait_ms == 0)
@@ -157,13 +177,50 @@ int lm_acquire_ref(lm_client *c, const lm_lockref *ref, int64_t ttl_ms,
 		/* Others are counted as waiting but none is queued (one died
 		 * while queueing, say): nobody to overtake, so try. */
 		struct grab_info info;
-		if (!tried && !lm_queue_has_waiter(&c->region, lock) &&
-		    lm_grab(c, lock, ttl_ms, g, &info) == GRAB_GRANTED)
-			return 0;
+		if (!tried && !lm_queue_has_waiter(&c->region, lock)) {
+			enum grab_result gr = lm_grab(c, lock, gen, ttl_ms, g,
+						      &info);
+			if (gr == GRAB_GRANTED)
+				return 0;
+			if (gr == GRAB_STALE)
+				return LM_STALE_NAME;
+		}
 		return LM_EBUSY;
 	}
-	rc = lm_wait_for_grant(c, lock, ttl_ms, deadline, g);
+	int rc = lm_wait_for_grant(c, lock, gen, ttl_ms, deadline, g);
 	return rc == LM_ENOQUORUM ? no_quorum(c) : rc;
+}
+
+int lm_acquire_ref(lm_client *c, lm_lockref *ref, int64_t ttl_ms,
+		   int64_t wait_ms, lm_grant *g)
+{
+	if (c == NULL || ref == NULL || g == NULL ||
+	    REF_CHECK(ref) != ref_check(ref) ||
+	    REF_IDX(ref) >= c->region.max_locks || REF_LEN(ref) == 0 ||
+	    REF_LEN(ref) > LM_NAME_MAX)
+		return LM_EINVAL;
+	int rc = check_ttl(c, ttl_ms);
+	if (rc != 0)
+		return rc;
+	G_LIVE(g) = 0; /* a failed acquire leaves nothing to release */
+	/* A wait of more than a century is "forever" (and would overflow). */
+	int64_t deadline = wait_ms < 0 || wait_ms > INT64_C(3153600000000)
+				   ? INT64_MAX
+				   : lm_now_ns() + wait_ms * 1000000;
+	for (;;) {
+		rc = acquire_once(c, (uint32_t)REF_IDX(ref),
+				  (uint32_t)REF_GEN(ref), ttl_ms, wait_ms,
+				  deadline, g);
+		if (rc != LM_STALE_NAME)
+			return rc;
+		/* Its name was reclaimed while nobody used it (another name
+		 * may live in its slot now): find or create it again. */
+		rc = resolve(c, ref);
+		if (rc != 0)
+			return rc;
+		if (wait_ms > 0 && lm_now_ns() >= deadline)
+			return LM_ETIMEDOUT;
+	}
 }
 
 int lm_acquire(lm_client *c, const char *name, int64_t ttl_ms,

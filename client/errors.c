@@ -32,8 +32,9 @@ const char *lm_strerror(int err)
 		return "bad TTL: a lease lasts from 10 ms up to the region's "
 		       "max TTL (lockmgrd --max-ttl)";
 	case LM_ETABLEFULL:
-		return "lock table full: every lock slot is in use; restart "
-		       "lockmgrd with a larger --max-locks";
+		return "lock table full: every lock slot holds a lock that is "
+		       "held or waited for; release some, or restart lockmgrd "
+		       "with a larger --max-locks";
 	case LM_ENOSUPERVISOR:
 		return "no lock service: the region does not exist or its "
 		       "supervisor shut down; start it with 'lockmgrd' (same "

@@ -42,6 +42,7 @@
 
 #include "../shm/clock.h"
 #include "../shm/futex.h"
+#include "../shm/name_index.h"
 #include "../shm/session.h"
 #include "../shm/test_hook.h"
 #include "internal.h"
@@ -296,8 +297,8 @@ static int64_t valid_until(const struct lm_region *r, unsigned mask,
 	return v;
 }
 
-enum grab_result lm_grab(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
-			 lm_grant *g, struct grab_info *info)
+enum grab_result lm_grab(struct lm_client *c, uint32_t lock, uint32_t gen,
+			 int64_t ttl_ms, lm_grant *g, struct grab_info *info)
 {
 	struct lm_region *r = &c->region;
 	int64_t t0 = lm_now_ns();
@@ -313,6 +314,7 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 	/* Record the lock before any owner CAS, so that whoever cleans up
 	 * after our death finds it without scanning every lock. */
 	int held = held_take(c, lock);
+	LM_HOOK("grant.before_tables");
 
 	unsigned mask = 0, usable = 0;
 	bool busy = false, recovered = false;
@@ -382,6 +384,15 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 	/* Undoing keeps "abandoned" if that is what we found, so that the
 	 * next holder is still told. */
 	uint64_t undo = recovered ? LM_OWNER_ABANDONED : LM_OWNER_FREE;
+	/* Only now, after our owner CASes (seq_cst): is the name still the
+	 * one we resolved? A reclaimer marks it DYING before it looks at
+	 * the owner words, so either it sees ours, or we see it going
+	 * (shm/layout.h, "Names"). */
+	if (!lm_name_is(r, lock, gen)) {
+		give_up(c, lock, g, mask, undo);
+		held_put(c, held);
+		return GRAB_STALE;
+	}
 	if (busy) {
 		give_up(c, lock, g, mask, undo);
 		held_put(c, held);

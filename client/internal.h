@@ -41,7 +41,12 @@ enum grab_result {
 	GRAB_BUSY,      /* held by a live lease somewhere */
 	GRAB_NOQUORUM,  /* fewer than LM_QUORUM servers usable */
 	GRAB_RETRY,     /* lost tables to a restart or a slow acquire */
+	GRAB_STALE,     /* the name's life ended (it was reclaimed) */
 };
+
+/* An acquire found its name reclaimed: resolve it again (never seen by
+ * callers of the public API). */
+#define LM_STALE_NAME 1
 
 struct grab_info {
 	int64_t busy_until_ns;  /* when the blocking lease ends (local) */
@@ -72,8 +77,8 @@ int64_t lm_leases_end_ns(const struct lm_region *r, unsigned table,
 bool lm_grant_holds_quorum_elsewhere(const struct lm_region *r,
 				     uint32_t lock, unsigned table,
 				     uint64_t word, int64_t now_ns);
-enum grab_result lm_grab(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
-			 lm_grant *g, struct grab_info *info);
+enum grab_result lm_grab(struct lm_client *c, uint32_t lock, uint32_t gen,
+			 int64_t ttl_ms, lm_grant *g, struct grab_info *info);
 int lm_grant_renew(struct lm_client *c, lm_grant *g, int64_t ttl_ms);
 int lm_grant_release(struct lm_client *c, lm_grant *g);
 /* Wake the head waiter of lock, unless it is session `self` (the caller,
@@ -83,8 +88,15 @@ void lm_wake_next(struct lm_region *r, uint32_t lock, uint32_t self);
 /* Wake the first waiter of lock that can act, skipping a stopped head
  * (the server's remedy for a free lock whose queue does not move). */
 void lm_wake_stalled(struct lm_region *r, uint32_t lock);
-int lm_wait_for_grant(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
-		      int64_t deadline_ns, lm_grant *g);
+int lm_wait_for_grant(struct lm_client *c, uint32_t lock, uint32_t gen,
+		      int64_t ttl_ms, int64_t deadline_ns, lm_grant *g);
+/* Is lock's name still LIVE in life gen? */
+static inline bool lm_name_is(const struct lm_region *r, uint32_t lock,
+			      uint32_t gen)
+{
+	return atomic_load(lm_name_life(r, lock)) ==
+	       LM_NAME_LIFE(gen, LM_NAME_LIVE);
+}
 /* Are fewer than a majority of servers usable by this client now? */
 bool lm_quorum_lost(const struct lm_client *c);
 bool lm_may_barge(const struct lm_region *r, uint32_t lock);

@@ -53,7 +53,7 @@ struct sess_info {
 
 struct lock_info {
 	uint32_t idx;
-	const char *name;
+	char name[LM_NAME_MAX + 1];
 	uint32_t len;
 	int holder_pid;        /* 0: not held */
 	int64_t holder_slot;   /* -1: not held */
@@ -307,8 +307,8 @@ static int snap_locks(struct snapshot *s)
 	for (uint32_t idx = 0; idx < n; idx++) {
 		struct lock_info *li = &s->locks[s->nlocks];
 		memset(li, 0, sizeof(*li));
-		li->name = lm_name_of(r, idx, &li->len);
-		if (li->name == NULL)
+		li->len = lm_name_copy(r, idx, li->name, NULL);
+		if (li->len == 0)
 			continue;
 		li->idx = idx;
 		li->holder_slot = -1;
@@ -340,12 +340,14 @@ static int name_width(const char *name, uint32_t len)
 	return w;
 }
 
+/* The name of lock idx, copied into buf (LM_NAME_MAX + 1), or NULL. */
 static const char *lock_name(const struct snapshot *s, int64_t idx,
-			     uint32_t *len)
+			     uint32_t *len, char *buf)
 {
 	if (idx < 0)
 		return NULL;
-	return lm_name_of(s->r, (uint32_t)idx, len);
+	*len = lm_name_copy(s->r, (uint32_t)idx, buf, NULL);
+	return *len != 0 ? buf : NULL;
 }
 
 /* Append "; "-separated text to buf, never past its end. */
@@ -434,7 +436,8 @@ static void print_human(const struct snapshot *s)
 		for (uint32_t k = 0; k < s->nsess; k++) {
 			const struct sess_info *si = &s->sess[k];
 			uint32_t len;
-			const char *w = lock_name(s, si->waiting_on, &len);
+			char buf[LM_NAME_MAX + 1];
+			const char *w = lock_name(s, si->waiting_on, &len, buf);
 			printf("%-5u  %-7d  %-8s  %-8llu  ", si->slot, si->pid,
 			       si->state, (unsigned long long)si->acquires);
 			if (w != NULL)
@@ -615,7 +618,8 @@ static void print_json(const struct snapshot *s)
 		printf(",\"acquires\":%llu,\"waiting_on\":",
 		       (unsigned long long)si->acquires);
 		uint32_t len;
-		const char *w = lock_name(s, si->waiting_on, &len);
+		char buf[LM_NAME_MAX + 1];
+		const char *w = lock_name(s, si->waiting_on, &len, buf);
 		if (w != NULL)
 			json_str(w, len);
 		else

@@ -97,14 +97,19 @@ int lm_acquire(lm_client *c, const char *name, int64_t ttl_ms,
 /*
  * A lock name resolved once, for callers that take the same lock often:
  * lm_acquire_ref skips the name lookup. Valid for the client that made
- * it, until lm_disconnect.
+ * it, until lm_disconnect. The service reclaims names that nothing
+ * holds, waits on or watches (so that per-request names never fill its
+ * table); a reference to a reclaimed name is resolved again, and
+ * updated, by the next lm_acquire_ref, which is why it takes the
+ * reference by pointer and keeps a copy of the name.
  */
 typedef struct lm_lockref {
-	uint64_t private_[2];
+	uint64_t private_[4];
+	char private_name_[256];
 } lm_lockref;
 
 int lm_lookup(lm_client *c, const char *name, lm_lockref *ref);
-int lm_acquire_ref(lm_client *c, const lm_lockref *ref, int64_t ttl_ms,
+int lm_acquire_ref(lm_client *c, lm_lockref *ref, int64_t ttl_ms,
 		   int64_t wait_ms, lm_grant *g);
 
 /* Extend the lease to ttl_ms from now. LM_ELEASELOST if it was lost. */

@@ -279,8 +279,8 @@ bool lm_quorum_lost(const struct lm_client *c)
 	return usable < LM_QUORUM;
 }
 
-int lm_wait_for_grant(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
-		      int64_t deadline_ns, lm_grant *g)
+int lm_wait_for_grant(struct lm_client *c, uint32_t lock, uint32_t gen,
+		      int64_t ttl_ms, int64_t deadline_ns, lm_grant *g)
 {
 	struct lm_region *r = &c->region;
 	struct lm_queue *name = lm_queue_of(r, lock);
@@ -294,13 +294,26 @@ int lm_wait_for_grant(struct lm_client *c, uint32_t lock, int64_t ttl_ms,
 		int64_t now = lm_now_ns();
 		int64_t sleep_until = now + NON_HEAD_SLEEP_NS;
 		bool no_quorum = false;
+		/* We count among the waiters (seq_cst), so a reclaimer that
+		 * marks the name DYING after this sees us and backs off. */
+		if (!lm_name_is(r, lock, gen)) {
+			leave_queue(c, lock, false);
+			lm_wake_next(r, lock, c->session);
+			return LM_STALE_NAME;
+		}
 		head = is_head(c, lock, ticket);
 		if (head) {
 			struct grab_info info;
-			enum grab_result gr = lm_grab(c, lock, ttl_ms, g, &info);
+			enum grab_result gr = lm_grab(c, lock, gen, ttl_ms, g,
+						      &info);
 			if (gr == GRAB_GRANTED) {
 				leave_queue(c, lock, true);
 				return 0;
+			}
+			if (gr == GRAB_STALE) {
+				leave_queue(c, lock, true);
+				lm_wake_next(r, lock, c->session);
+				return LM_STALE_NAME;
 			}
 			if (gr == GRAB_NOQUORUM) {
 				/* A wait covers a passing loss of quorum: keep

@@ -478,7 +478,8 @@ static void record_held_locks(struct supervisor *sv, int64_t now_ns)
 	uint32_t n = lm_names_in_use(r), count = 0;
 	const char **names = calloc(n ? n : 1, sizeof(*names));
 	uint32_t *len = calloc(n ? n : 1, sizeof(*len));
-	if (names == NULL || len == NULL)
+	char (*text)[LM_NAME_MAX + 1] = calloc(n ? n : 1, sizeof(*text));
+	if (names == NULL || len == NULL || text == NULL)
 		goto out;
 	for (uint32_t lock = 0; lock < n; lock++) {
 		bool held = false;
@@ -491,9 +492,11 @@ static void record_held_locks(struct supervisor *sv, int64_t now_ns)
 			       LM_LEASE_EXPIRY(lease) >
 				       lm_server_clock_ms(r->servers[i], now_ns);
 		}
-		if (held && (names[count] = lm_name_of(r, lock,
-						       &len[count])) != NULL)
+		if (held && (len[count] = lm_name_copy(r, lock, text[count],
+						       NULL)) != 0) {
+			names[count] = text[count];
 			count++;
+		}
 	}
 	char err[512];
 	if (count > 0 && lm_abandoned_store(sv->opt.state_dir, names, len,
@@ -502,6 +505,7 @@ static void record_held_locks(struct supervisor *sv, int64_t now_ns)
 out:
 	free(names);
 	free(len);
+	free(text);
 }
 
 /*

@@ -25,12 +25,14 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "../client/internal.h"
 #include "../shm/clock.h"
 #include "../shm/futex.h"
+#include "../shm/name_reclaim.h"
 #include "../shm/region.h"
 #include "log.h"
 #include "state_dir.h"
@@ -108,8 +110,55 @@ static int64_t attempt_ttl_ms(const struct lm_region *r, uint64_t w)
 	return ttl;
 }
 
+/* What a server's sweep carries from one tick to the next. */
+struct sweep {
+	uint32_t cursor;    /* next lock to look at */
+	uint32_t live_seen; /* names in use met in this pass */
+	uint8_t *idle;      /* bit per lock: unused when last passed */
+	uint8_t *orphan;    /* bit per lock: an orphaned claim then */
+};
+
+/*
+ * The names: finish what dead processes left half-done, count the names
+ * in use (lm_region_header.names_live), and, once more than half the
+ * table is in use, reclaim names nothing has used for a whole pass, so
+ * that a new name rarely has to reclaim one itself. Below that, names
+ * stay: their references keep working, and status lists them.
+ */
+static void sweep_name(struct lm_region *r, struct sweep *sw, uint32_t lock,
+		       bool pressure)
+{
+	uint8_t bit = (uint8_t)(1u << (lock & 7));
+	if (lm_name_tidy(r, lock, (sw->orphan[lock / 8] & bit) != 0))
+		sw->orphan[lock / 8] |= bit;
+	else
+		sw->orphan[lock / 8] &= (uint8_t)~bit;
+	uint32_t life = atomic_load(lm_name_life(r, lock));
+	if (LM_NAME_STATE(life) == LM_NAME_FREE) {
+		sw->idle[lock / 8] &= (uint8_t)~bit;
+		return;
+	}
+	sw->live_seen++;
+	bool unused = LM_NAME_STATE(life) == LM_NAME_LIVE;
+	for (unsigned i = 0; i < LM_NSERVERS && unused; i++)
+		unused = LM_OWNER_SESSION(atomic_load(
+				 &lm_slot_of(r, i, lock)->owner)) == 0;
+	unused = unused && lm_queue_count(lm_queue_of(r, lock)) == 0;
+	if (!unused) {
+		sw->idle[lock / 8] &= (uint8_t)~bit;
+		return;
+	}
+	if (pressure && (sw->idle[lock / 8] & bit) &&
+	    lm_name_reclaim(r, lock, false) == LM_RECLAIMED) {
+		sw->live_seen--;
+		sw->idle[lock / 8] &= (uint8_t)~bit;
+		return;
+	}
+	sw->idle[lock / 8] |= bit;
+}
+
 static unsigned expire_leases(struct lm_region *r, unsigned i,
-			      uint64_t epoch, uint32_t *cursor)
+			      uint64_t epoch, struct sweep *sw)
 {
 	int64_t now_ns = lm_now_ns();
 	bool watch_queues = first_server_up(r, i, now_ns / 1000000);
@@ -117,13 +166,21 @@ static unsigned expire_leases(struct lm_region *r, unsigned i,
 	uint32_t n = lm_names_in_use(r);
 	int64_t srv_now = lm_server_clock_ms(srv, now_ns);
 	unsigned freed = 0;
-	if (*cursor >= n)
-		*cursor = 0;
-	uint32_t end = n - *cursor > EXPIRY_SCAN_SLOTS ? *cursor + EXPIRY_SCAN_SLOTS
-							: n;
-	uint32_t lock = *cursor;
-	*cursor = end;
+	if (sw->cursor >= n) {
+		if (watch_queues && n > 0)
+			atomic_store(&r->hdr->names_live, sw->live_seen);
+		sw->cursor = 0;
+		sw->live_seen = 0;
+	}
+	bool pressure = atomic_load(&r->hdr->names_live) > r->max_locks / 2;
+	uint32_t end = n - sw->cursor > EXPIRY_SCAN_SLOTS
+			       ? sw->cursor + EXPIRY_SCAN_SLOTS
+			       : n;
+	uint32_t lock = sw->cursor;
+	sw->cursor = end;
 	for (; lock < end; lock++) {
+		if (watch_queues)
+			sweep_name(r, sw, lock, pressure);
 		struct lm_slot *slot = lm_slot_of(r, i, lock);
 		/* A free lock with waiters is normally a hand-off in flight;
 		 * if its head is frozen (SIGSTOP) it would stay so forever.
@@ -423,7 +480,13 @@ int lm_server_main(unsigned index, const char *name, const char *state_dir)
 	bool planned = false, waiting_logged = false;
 	pid_t self = getpid();
 
-	uint32_t scan_cursor = 0;
+	struct sweep sw = {.idle = calloc(r.max_locks / 8 + 1, 1),
+			   .orphan = calloc(r.max_locks / 8 + 1, 1)};
+	if (sw.idle == NULL || sw.orphan == NULL) {
+		lm_log(who, "out of memory for the sweep of %u locks",
+		       r.max_locks);
+		return 1;
+	}
 	int64_t last_beat_ms = lm_now_ms();
 	while (!stop_requested) {
 		int64_t now = lm_now_ns();
@@ -478,14 +541,15 @@ int lm_server_main(unsigned index, const char *name, const char *state_dir)
 				       (unsigned long long)epoch);
 			}
 		}
-		unsigned expired = expire_leases(&r, index, epoch,
-						 &scan_cursor);
+		unsigned expired = expire_leases(&r, index, epoch, &sw);
 		if (expired != 0)
 			atomic_fetch_add(&srv->expired, expired);
 		uint32_t seq = atomic_load(&srv->wake);
 		lm_futex_wait(&srv->wake, seq,
 			      now + (int64_t)LM_HEARTBEAT_MS * 1000000);
 	}
+	free(sw.idle);
+	free(sw.orphan);
 	lm_region_detach(&r);
 	return 0;
 }

@@ -35,10 +35,11 @@
 #include <stdint.h>
 
 #define LM_REGION_MAGIC   UINT64_C(0x314752474d4b434c) /* "LCKMGRG1" */
-#define LM_ABI_VERSION    10u
+#define LM_ABI_VERSION    11u
 #define LM_NSERVERS       3u
 #define LM_QUORUM         2u /* a majority of LM_NSERVERS */
 #define LM_NAME_MAX       255u
+#define LM_NAME_WORDS     32u  /* LM_NAME_MAX + 1 bytes, in 8-byte words */
 #define LM_CACHELINE      64u
 
 /* Tokens a server reserves (and makes durable) at a time. */
@@ -209,20 +210,90 @@ struct lm_session {
 	                              * a server that finds the attempt frozen
 	                              * between its owner CAS and its lease
 	                              * bounds it by that TTL, not max TTL */
-	uint8_t pad_[4];
+	_Atomic uint32_t inserting;  /* client: name slot + 1 it is claiming
+	                              * or filling in, else 0; stored before
+	                              * the claim (seq_cst), cleared once the
+	                              * name is linked, reset at connect. A
+	                              * server frees a claim no LIVE session
+	                              * names (its inserter died). */
 };
 
 /* ---------------------------------------------------------------------
- * Name slot: one per distinct lock name, allocated once and never
- * reused (names are immutable once published). Slot i's lock lives in
- * slot i of every table. Only a lookup by name reads it; an acquire
- * through a resolved reference never does.
+ * Names. A lock's name lives in name slot i, and its state in slot i of
+ * every table. Names are found through a hash table of bucket chains
+ * (singly linked lists through the name slots, in the style of Harris
+ * and Michael's lock-free list): a bucket holds the link to the first
+ * name of its chain, each name the link to the next.
+ *
+ * Link word (buckets[], lm_name.next):
+ *
+ *   bits 63..35  generation of the name slot it points to (its life's)
+ *   bit  34      mark: the name holding this link is being removed
+ *   bits 31..0   name slot index + 1; 0 is the end of the chain
+ *
+ * Names are reclaimed when nothing holds, waits on or watches them
+ * (shm/name_reclaim.c), and the slot is reused for another name, so a
+ * link carries the generation of the life it points to: a reader that
+ * followed a link checks, after reading the slot, that the slot is still
+ * in that life, and starts over if not. A name is removed by marking its
+ * own next link (it can then no longer be linked after) and then
+ * unlinking it from its predecessor; anyone who meets a marked name on
+ * the way helps unlink it. New names go at the head of their chain, by
+ * CAS from the head an inserter saw when it found the name absent, so
+ * two inserters of one name cannot both succeed.
+ *
+ * Name life word (lm_queue.name_life, in the lock's table-0 slot, which
+ * an acquire touches anyway):
+ *
+ *   bits 31..3   generation: bumped by each claim of the slot
+ *   bits  2..0   LM_NAME_*
+ *
+ *   FREE(g)      -> INSERTING(g+1)  an inserter claims the slot
+ *   INSERTING(g) -> LIVE(g)         once linked (inserter, or any reader
+ *                                   that finds it in its chain)
+ *   INSERTING(g) -> FREE(g)         never linked (lost the insert race,
+ *                                   or its inserter died, which a server
+ *                                   knows when no session's `inserting`
+ *                                   names the slot any more)
+ *   LIVE(g)      -> DYING(g)        a reclaimer thinks it unused...
+ *   DYING(g)     -> LIVE(g)         ...and it was not, or
+ *   DYING(g)     -> DEAD(g)         ...it was: committed
+ *   DEAD(g)      -> FREE(g)         unlinked, tokens folded (anyone)
+ *
+ * An acquire CASes its owner words, then checks that the life is still
+ * the LIVE(g) it resolved; a reclaimer CASes LIVE -> DYING, then looks
+ * at the owner words and the waiter count. Both seq_cst: either the
+ * acquire sees its name going (it undoes and looks the name up again),
+ * or the reclaimer sees the acquire (and backs off).
  */
+#define LM_NAME_FREE      0u
+#define LM_NAME_INSERTING 1u
+#define LM_NAME_LIVE      2u
+#define LM_NAME_DYING     3u
+#define LM_NAME_DEAD      4u
+#define LM_NAME_STATE(l)  ((uint32_t)((l) & 0x7u))
+#define LM_NAME_GEN(l)    ((uint32_t)((l) >> 3))
+#define LM_NAME_LIFE(gen, state)                                        \
+	((uint32_t)(((uint32_t)(gen) << 3) | (uint32_t)(state)))
+
+#define LM_LINK_MARK      (UINT64_C(1) << 34)
+#define LM_LINK_IDX(k)    ((uint32_t)(k))           /* index + 1, 0 = end */
+#define LM_LINK_GEN(k)    ((uint32_t)((k) >> 35))
+#define LM_LINK(idx, gen)                                               \
+	(((uint64_t)((gen) & 0x1fffffffu) << 35) | (uint64_t)((idx) + 1u))
+
 struct lm_name {
-	_Atomic uint32_t len;        /* client: 0 until the name bytes are
-	                              * written, then their length (release) */
-	_Atomic uint32_t hash;       /* client, before len */
-	char name[LM_NAME_MAX + 1];  /* client, before len; NUL-terminated */
+	_Atomic uint64_t next;       /* link to the next name of its chain;
+	                              * CAS only (insert: inserter, before the
+	                              * slot is linked; mark and unlink:
+	                              * reclaimers and whoever helps them) */
+	_Atomic uint32_t hash;       /* inserter, while INSERTING */
+	_Atomic uint32_t len;        /* inserter, while INSERTING */
+	_Atomic uint64_t text[LM_NAME_WORDS]; /* inserter, while INSERTING:
+	                              * the name, zero-padded, in 8-byte
+	                              * words (read with relaxed loads, then
+	                              * the life re-checked: the slot is
+	                              * rewritten when it is reused) */
 };
 
 /* ---------------------------------------------------------------------
@@ -276,7 +347,8 @@ struct lm_queue {
 	                              * past the queue only within a short
 	                              * window of it (client/wait_queue.c). */
 	_Atomic uint32_t change_seq; /* roadmap: watch counter (futex) */
-	uint32_t reserved_;
+	_Atomic uint32_t name_life;  /* LM_NAME_LIFE (see "Names" above):
+	                              * CAS only */
 };
 
 /* ---------------------------------------------------------------------
@@ -410,9 +482,15 @@ struct lm_region_header {
 	                                * quarantine of a restarted server */
 	int64_t created_realtime_s;    /* creator */
 	_Atomic uint32_t flags;        /* supervisor: LM_REGION_* */
-	_Atomic uint32_t names_used;   /* client: fetch_add allocates a name
-	                                * slot; may exceed max_locks by the
-	                                * number of failed attempts */
+	_Atomic uint32_t names_hwm;    /* client: 1 + highest name slot ever
+	                                * claimed (atomic max, before the
+	                                * claim); what scans of the names and
+	                                * tables cover */
+	_Atomic uint32_t names_cursor; /* client: where the next claim looks
+	                                * for a free name slot (fetch_add) */
+	_Atomic uint32_t names_live;   /* server: name slots in use, counted
+	                                * on its last full sweep (a hint: how
+	                                * full the table is) */
 	_Atomic uint32_t sessions_hwm; /* client: 1 + highest session index
 	                                * ever claimed (atomic max) */
 	_Atomic uint32_t session_seq;  /* futex: client bumps it on register
@@ -431,12 +509,12 @@ struct lm_region_header {
 	                                    * from a stall, and by lockctl
 	                                    * heal; acquires waiting for a
 	                                    * quorum sleep on it */
-	uint8_t pad_[96];
+	uint8_t pad_[88];
 };
 
 _Static_assert(sizeof(struct lm_session) == 128, "session slot: two lines");
 _Static_assert(sizeof(struct lm_slot) == 64, "lock slot is a line");
-_Static_assert(sizeof(struct lm_name) == 264, "name slot size");
+_Static_assert(sizeof(struct lm_name) == 272, "name slot size");
 _Static_assert(sizeof(struct lm_queue) == 32, "queue size");
 _Static_assert(sizeof(struct lm_server) == 256, "server header size");
 _Static_assert(sizeof(struct lm_region_header) == 256, "header size");

@@ -72,7 +72,8 @@ static void compute_layout(uint32_t max_locks, uint32_t max_sessions,
 	o->sessions = align_up(sizeof(struct lm_region_header), LM_CACHELINE);
 	o->buckets = align_up(o->sessions + (uint64_t)max_sessions *
 				  sizeof(struct lm_session), LM_CACHELINE);
-	o->names = align_up(o->buckets + (uint64_t)o->bucket_count * 4u,
+	o->names = align_up(o->buckets + (uint64_t)o->bucket_count *
+					       sizeof(uint64_t),
 			    LM_CACHELINE);
 	o->servers = align_up(o->names + (uint64_t)max_locks *
 				  sizeof(struct lm_name), 4096);
@@ -124,7 +125,7 @@ static void set_views(struct lm_region *r, void *base, size_t size, int fd,
 	r->bucket_mask = h->bucket_count - 1;
 	r->max_ttl_ms = h->max_ttl_ms;
 	r->sessions = (struct lm_session *)((char *)base + h->off_sessions);
-	r->buckets = (_Atomic uint32_t *)((char *)base + h->off_buckets);
+	r->buckets = (_Atomic uint64_t *)((char *)base + h->off_buckets);
 	r->names = (struct lm_name *)((char *)base + h->off_names);
 	for (unsigned i = 0; i < LM_NSERVERS; i++)
 		r->servers[i] = (struct lm_server *)((char *)base +

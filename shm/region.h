@@ -30,7 +30,7 @@ struct lm_region {
 	uint32_t bucket_mask;
 	int64_t max_ttl_ms;
 	struct lm_session *sessions;
-	_Atomic uint32_t *buckets;
+	_Atomic uint64_t *buckets;   /* chain heads (LM_LINK words) */
 	struct lm_name *names;
 	struct lm_server *servers[LM_NSERVERS];
 	struct lm_slot *slots; /* slots[lock * LM_NSERVERS + server] */
@@ -108,12 +108,21 @@ static inline struct lm_session *lm_owner_session(const struct lm_region *r,
 	return &r->sessions[s - 1];
 }
 
-/* Number of name slots in use, bounded by max_locks. */
+/* Name slots that may be (or have been) in use: 1 + the highest ever
+ * claimed, bounded by max_locks. Scans of the names and tables stop
+ * here. */
 static inline uint32_t lm_names_in_use(const struct lm_region *r)
 {
-	uint32_t n = atomic_load_explicit(&r->hdr->names_used,
+	uint32_t n = atomic_load_explicit(&r->hdr->names_hwm,
 					  memory_order_acquire);
 	return n < r->max_locks ? n : r->max_locks;
+}
+
+/* The life word of name slot (= lock) idx. */
+static inline _Atomic uint32_t *lm_name_life(const struct lm_region *r,
+					     uint32_t idx)
+{
+	return &lm_queue_of(r, idx)->name_life;
 }
 
 /* 1 + highest session index ever claimed, bounded by max_sessions. */

@@ -179,18 +179,25 @@ static void table_full(void)
 {
 	harness_lockmgrd_start(&d, "full", "--max-locks", "8", NULL);
 	lm_client *a = connect_or_fail();
-	lm_grant g;
+	lm_grant g[8], g8;
 	char name[32];
 	for (int i = 0; i < 8; i++) {
 		snprintf(name, sizeof(name), "full-%d", i);
-		assert_int_equal(lm_acquire(a, name, 1000, 0, &g), 0);
-		assert_int_equal(lm_release(a, &g), 0);
+		assert_int_equal(lm_acquire(a, name, 1000, 0, &g[i]), 0);
 	}
-	EXPECT_ERR(lm_acquire(a, "full-8", 1000, 0, &g), LM_ETABLEFULL,
+	/* Every slot holds a lock in use: no room for a ninth name. */
+	EXPECT_ERR(lm_acquire(a, "full-8", 1000, 0, &g8), LM_ETABLEFULL,
 		   "full");
 	/* Known names still work. */
-	assert_int_equal(lm_acquire(a, "full-3", 1000, 0, &g), 0);
-	assert_int_equal(lm_release(a, &g), 0);
+	assert_int_equal(lm_release(a, &g[3]), 0);
+	assert_int_equal(lm_acquire(a, "full-3", 1000, 0, &g[3]), 0);
+	/* A name nothing uses makes room: it is reclaimed for the new one. */
+	assert_int_equal(lm_release(a, &g[5]), 0);
+	assert_int_equal(lm_acquire(a, "full-8", 1000, 0, &g8), 0);
+	assert_int_equal(lm_release(a, &g8), 0);
+	for (int i = 0; i < 8; i++)
+		if (i != 5)
+			assert_int_equal(lm_release(a, &g[i]), 0);
 	assert_int_equal(lm_disconnect(a), 0);
 	harness_lockmgrd_stop(&d);
 }

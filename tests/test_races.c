@@ -25,7 +25,9 @@
 #include "shm/clock.h"
 #include "shm/name_index.h"
 #include "shm/region.h"
+#include "shm/name_reclaim.h"
 #include "shm/session.h"
+#include "shm/test_hook.h"
 
 /* ---- helpers ------------------------------------------------------ */
 
@@ -756,6 +758,248 @@ static void wait_rides_out_quorum_loss(void)
 	harness_lockmgrd_stop(&d);
 }
 
+/* ---- 8. reclaiming a name while it is being acquired --------------- */
+
+struct reclaimer_args {
+	char region[LM_REGION_NAME_MAX + 2];
+	uint32_t idx;
+	_Atomic int result; /* enum lm_reclaim + 1, 0 until done */
+};
+
+static void reclaimer_main(void *arg)
+{
+	struct reclaimer_args *a = arg;
+	char log[256];
+	harness_pause_arm("names.prechecked", log, sizeof(log));
+	lm_hook_init();
+	struct lm_region r;
+	attach(a->region, &r);
+	enum lm_reclaim rc = lm_name_reclaim(&r, a->idx, true);
+	atomic_store(&a->result, (int)rc + 1);
+	lm_region_detach(&r);
+}
+
+/*
+ * A reclaimer looks for users of a name, then marks it DYING, and must
+ * look again after that: an acquire that took the name between the two
+ * looks checked the name's life while it was still LIVE. Here the
+ * reclaimer stops between its first look and its DYING, the name is
+ * acquired, and the reclaimer resumes: it must find the holder and
+ * back off, or a new client would create the name afresh and hold it
+ * too.
+ */
+static void reclaim_rechecks_after_dying(void)
+{
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "rcl1", "--max-ttl", "20000", NULL);
+	lm_client *a, *b;
+	assert_int_equal(lm_connect(d.region, &a), 0);
+	assert_int_equal(lm_connect(d.region, &b), 0);
+	lm_lockref ref;
+	assert_int_equal(lm_lookup(a, "race/reclaim", &ref), 0);
+	struct reclaimer_args *ra = harness_shared(sizeof(*ra));
+	snprintf(ra->region, sizeof(ra->region), "%s", d.region);
+	ra->idx = (uint32_t)ref.private_[0];
+	pid_t pr = harness_fork(reclaimer_main, ra);
+	HARNESS_WAIT_FOR(harness_proc_state(pr) == 'T', 5000,
+			 "the reclaimer never stopped after its first look");
+	lm_grant g, g2;
+	assert_int_equal(lm_acquire_ref(a, &ref, 10000, 0, &g), 0);
+	harness_resume(pr);
+	harness_expect_exit(pr, 5000, 0, "reclaimer");
+	if (atomic_load(&ra->result) != LM_IN_USE + 1)
+		fail_msg("the name was reclaimed (%d) while a held it",
+			 atomic_load(&ra->result) - 1);
+	int rc = lm_acquire(b, "race/reclaim", 2000, 0, &g2);
+	if (rc == 0)
+		fail_msg("b got the name (token %llu) while a held it (token "
+			 "%llu)", (unsigned long long)g2.token,
+			 (unsigned long long)g.token);
+	assert_int_equal(rc, LM_EBUSY);
+	assert_int_equal(lm_release(a, &g), 0);
+	lm_disconnect(a);
+	lm_disconnect(b);
+	harness_shared_free(ra, sizeof(*ra));
+	harness_lockmgrd_stop(&d);
+}
+
+struct late_args {
+	char region[LM_REGION_NAME_MAX + 2];
+	_Atomic int rc;
+	_Atomic int done;
+	_Atomic uint64_t token;
+};
+
+static void late_acquirer(void *arg)
+{
+	struct late_args *a = arg;
+	char log[256];
+	harness_pause_arm("grant.before_tables", log, sizeof(log));
+	lm_client *c;
+	assert_int_equal(lm_connect(a->region, &c), 0);
+	lm_grant g;
+	int rc = lm_acquire(c, "race/late", 10000, 0, &g);
+	atomic_store(&a->token, g.token);
+	atomic_store(&a->rc, rc);
+	atomic_store(&a->done, 1);
+	/* Hold it until killed. */
+	for (;;)
+		pause();
+}
+
+/*
+ * The other half: an acquire that resolved a name, then stood still
+ * while the name was reclaimed, must see that its name's life ended
+ * when it checks after its owner CASes. Without that check it would
+ * hold a slot that no longer carries the name, and a new client would
+ * create the name again and hold it too.
+ */
+static void acquire_checks_name_after_owner_cas(void)
+{
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "rcl2", "--max-ttl", "20000", NULL);
+	struct lm_region r;
+	attach(d.region, &r);
+	struct late_args *la = harness_shared(sizeof(*la));
+	snprintf(la->region, sizeof(la->region), "%s", d.region);
+	pid_t pa = harness_fork(late_acquirer, la);
+	HARNESS_WAIT_FOR(harness_proc_state(pa) == 'T', 5000,
+			 "the acquirer never stopped before the tables");
+	int64_t idx = lm_name_lookup(&r, "race/late", 9, 0);
+	assert_true(idx >= 0);
+	assert_int_equal(lm_name_reclaim(&r, (uint32_t)idx, true),
+			 LM_RECLAIMED);
+	/* Another name moves into the slot. */
+	assert_int_equal(lm_name_lookup(&r, "race/other", 10, 1), idx);
+	harness_resume(pa);
+	HARNESS_WAIT_FOR(atomic_load(&la->done), 5000,
+			 "the acquirer never finished");
+	assert_int_equal(atomic_load(&la->rc), 0);
+	lm_client *b;
+	assert_int_equal(lm_connect(d.region, &b), 0);
+	lm_grant g;
+	int rc = lm_acquire(b, "race/late", 2000, 0, &g);
+	if (rc == 0)
+		fail_msg("b got race/late (token %llu) while the late acquirer "
+			 "held it (token %llu)", (unsigned long long)g.token,
+			 (unsigned long long)atomic_load(&la->token));
+	assert_int_equal(rc, LM_EBUSY);
+	lm_disconnect(b);
+	kill(pa, SIGKILL);
+	harness_reap(pa, 5000, "late acquirer");
+	harness_shared_free(la, sizeof(*la));
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
+/* ---- 9. a name's insert, stopped half-way -------------------------- */
+
+struct inserter_args {
+	char region[LM_REGION_NAME_MAX + 2];
+	const char *name;
+	_Atomic int rc;
+	_Atomic int done;
+};
+
+static void half_inserter(void *arg)
+{
+	struct inserter_args *a = arg;
+	char log[256];
+	harness_pause_arm("names.before_link", log, sizeof(log));
+	lm_client *c;
+	assert_int_equal(lm_connect(a->region, &c), 0);
+	lm_grant g;
+	int rc = lm_acquire(c, a->name, 1000, 0, &g);
+	atomic_store(&a->rc, rc);
+	atomic_store(&a->done, 1);
+	if (rc == 0)
+		lm_release(c, &g);
+	lm_disconnect(c);
+}
+
+/* The slot an inserter claimed for a name, and has not linked. */
+static int64_t claimed_slot(struct lm_region *r)
+{
+	for (uint32_t i = 0; i < lm_names_in_use(r); i++)
+		if (LM_NAME_STATE(atomic_load(lm_name_life(r, i))) ==
+		    LM_NAME_INSERTING)
+			return i;
+	return -1;
+}
+
+/*
+ * Wait until the first server up has swept every lock at least twice:
+ * let a short lease run out, twice, and see it expired.
+ */
+static void two_sweeps(lm_client *c, struct lm_region *r)
+{
+	for (int k = 0; k < 2; k++) {
+		lm_grant g;
+		assert_int_equal(lm_acquire(c, "race/sweep", 20, 0, &g), 0);
+		int64_t idx = lm_name_lookup(r, "race/sweep", 10, 0);
+		assert_true(idx >= 0);
+		HARNESS_WAIT_FOR(atomic_load(&lm_slot_of(r, 0, (uint32_t)idx)
+						      ->owner) ==
+					 LM_OWNER_ABANDONED,
+				 5000, "no server swept an expired lease");
+		assert_int_equal(lm_release(c, &g), LM_ELEASELOST);
+	}
+}
+
+/*
+ * An inserter stopped between claiming a name slot and linking it is
+ * alive: its claim must survive any number of server sweeps (a server
+ * that freed it would let another name move in, and the inserter would
+ * then link a slot that is not its own: the chain would be damaged). An
+ * inserter that dies there leaves an orphan, which the servers free.
+ */
+static void stopped_insert_survives_and_orphan_is_freed(void)
+{
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "insert", NULL);
+	struct lm_region r;
+	attach(d.region, &r);
+	lm_client *c;
+	assert_int_equal(lm_connect(d.region, &c), 0);
+	struct inserter_args *a = harness_shared(sizeof(*a));
+	snprintf(a->region, sizeof(a->region), "%s", d.region);
+	a->name = "race/insert";
+	pid_t p = harness_fork(half_inserter, a);
+	HARNESS_WAIT_FOR(harness_proc_state(p) == 'T', 5000,
+			 "the inserter never stopped before linking");
+	int64_t slot = claimed_slot(&r);
+	assert_true(slot >= 0);
+	two_sweeps(c, &r);
+	assert_int_equal(LM_NAME_STATE(atomic_load(lm_name_life(
+				 &r, (uint32_t)slot))),
+			 LM_NAME_INSERTING);
+	harness_resume(p);
+	harness_expect_exit(p, 5000, 0, "inserter");
+	assert_int_equal(atomic_load(&a->rc), 0);
+	assert_int_equal(lm_name_lookup(&r, "race/insert", 11, 0), slot);
+
+	/* Again, and this time it dies there. */
+	atomic_store(&a->done, 0);
+	a->name = "race/orphan";
+	p = harness_fork(half_inserter, a);
+	HARNESS_WAIT_FOR(harness_proc_state(p) == 'T', 5000,
+			 "the inserter never stopped before linking");
+	slot = claimed_slot(&r);
+	assert_true(slot >= 0);
+	kill(p, SIGKILL);
+	harness_reap(p, 5000, "killed inserter");
+	HARNESS_WAIT_FOR(LM_NAME_STATE(atomic_load(lm_name_life(
+				 &r, (uint32_t)slot))) == LM_NAME_FREE,
+			 5000, "the claim of a dead inserter was never freed");
+	lm_grant g;
+	assert_int_equal(lm_acquire(c, "race/orphan", 1000, 0, &g), 0);
+	assert_int_equal(lm_release(c, &g), 0);
+	lm_disconnect(c);
+	harness_shared_free(a, sizeof(*a));
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
 HARNESS_CASE(disconnect_cannot_free_next_life, 60)
 HARNESS_CASE(dead_claimer_slot_reclaimed, 60)
 HARNESS_CASE(dead_slot_finished_by_next_supervisor, 60)
@@ -765,6 +1009,9 @@ HARNESS_CASE(restart_during_renew_is_not_a_loss, 60)
 HARNESS_CASE(restart_keeps_the_recovered_mark, 60)
 HARNESS_CASE(queued_acquires_report_lost_quorum, 60)
 HARNESS_CASE(wait_rides_out_quorum_loss, 60)
+HARNESS_CASE(reclaim_rechecks_after_dying, 60)
+HARNESS_CASE(acquire_checks_name_after_owner_cas, 60)
+HARNESS_CASE(stopped_insert_survives_and_orphan_is_freed, 60)
 
 int main(void)
 {
@@ -778,6 +1025,9 @@ int main(void)
 		harness_case(restart_keeps_the_recovered_mark),
 		harness_case(queued_acquires_report_lost_quorum),
 		harness_case(wait_rides_out_quorum_loss),
+		harness_case(reclaim_rechecks_after_dying),
+		harness_case(acquire_checks_name_after_owner_cas),
+		harness_case(stopped_insert_survives_and_orphan_is_freed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

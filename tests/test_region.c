@@ -127,8 +127,8 @@ static void create_and_attach(void **state)
 				 LM_SRV_DOWN);
 	}
 	/* The two views are of the same memory. */
-	atomic_store(&c.hdr->names_used, 7);
-	assert_int_equal(atomic_load(&r.hdr->names_used), 7);
+	atomic_store(&c.hdr->names_hwm, 7);
+	assert_int_equal(atomic_load(&r.hdr->names_hwm), 7);
 	lm_region_detach(&r);
 	destroy_region(&c, name);
 }
