@@ -8,10 +8,13 @@
  */
 #include "service_record.h"
 
+#include "state_dir.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -66,36 +69,17 @@ int64_t lm_boottime_ms(void)
 int lm_service_load(const char *dir, struct lm_service_record *rec,
 		    char *err, size_t errlen)
 {
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/service", dir);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return 1;
-		snprintf(err, errlen, "cannot read %s: %s", path,
-			 strerror(errno));
-		return -1;
-	}
 	struct record_file f;
-	ssize_t n = read(fd, &f, sizeof(f));
-	int e = errno;
-	close(fd);
-	if (n < 0) {
-		snprintf(err, errlen, "cannot read %s: %s", path, strerror(e));
-		return -1;
-	}
-	if (n != (ssize_t)sizeof(f)) {
-		snprintf(err, errlen, "%s is truncated (%zd of %zu bytes)", path,
-			 n, sizeof(f));
-		return -1;
-	}
+	int rc = lm_state_read(dir, "service", &f, sizeof(f), err, errlen);
+	if (rc != 0)
+		return rc;
 	if (memcmp(f.magic, RECORD_MAGIC, 8) != 0 ||
 	    f.version != RECORD_VERSION || f.crc != record_crc(&f) ||
 	    (f.state != LM_SERVICE_RUNNING && f.state != LM_SERVICE_STOPPED) ||
 	    memchr(f.boot_id, '\0', sizeof(f.boot_id)) == NULL ||
 	    f.max_ttl_ms < 0) {
-		snprintf(err, errlen, "%s is corrupted (bad magic, version, "
-			 "state or checksum)", path);
+		snprintf(err, errlen, "%s/service is corrupted (bad magic, "
+			 "version, state or checksum)", dir);
 		return -1;
 	}
 	rec->state = f.state;
@@ -108,9 +92,6 @@ int lm_service_load(const char *dir, struct lm_service_record *rec,
 int lm_service_store(const char *dir, const struct lm_service_record *rec,
 		     char *err, size_t errlen)
 {
-	char path[4096], tmp[4200];
-	snprintf(path, sizeof(path), "%s/service", dir);
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
 	struct record_file f;
 	memset(&f, 0, sizeof(f));
 	memcpy(f.magic, RECORD_MAGIC, 8);
@@ -120,30 +101,7 @@ int lm_service_store(const char *dir, const struct lm_service_record *rec,
 	f.leases_until_ms = rec->leases_until_ms;
 	f.max_ttl_ms = rec->max_ttl_ms;
 	f.crc = record_crc(&f);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		goto fail;
-	if (write(fd, &f, sizeof(f)) != (ssize_t)sizeof(f) || fsync(fd) != 0) {
-		int e = errno;
-		close(fd);
-		unlink(tmp);
-		errno = e;
-		goto fail;
-	}
-	close(fd);
-	if (rename(tmp, path) != 0) {
-		unlink(tmp);
-		goto fail;
-	}
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
-	return 0;
-fail:
-	snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
-	return -1;
+	return lm_state_write(dir, "service", &f, sizeof(f), err, errlen);
 }
 
 /*
@@ -158,46 +116,30 @@ int lm_abandoned_store(const char *dir, const char *const *names,
 		       const uint32_t *len, uint32_t count, char *err,
 		       size_t errlen)
 {
-	char path[4096], tmp[4200];
-	snprintf(path, sizeof(path), "%s/abandoned", dir);
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
-	FILE *f = fopen(tmp, "we");
-	if (f == NULL)
-		goto fail;
-	uLong crc = crc32(0L, Z_NULL, 0);
-	crc = crc32(crc, (const Bytef *)ABANDONED_MAGIC, 8);
-	crc = crc32(crc, (const Bytef *)&count, sizeof(count));
-	bool ok = fwrite(ABANDONED_MAGIC, 8, 1, f) == 1 &&
-		  fwrite(&count, sizeof(count), 1, f) == 1;
-	for (uint32_t i = 0; ok && i < count; i++) {
-		crc = crc32(crc, (const Bytef *)&len[i], sizeof(len[i]));
-		crc = crc32(crc, (const Bytef *)names[i], len[i]);
-		ok = fwrite(&len[i], sizeof(len[i]), 1, f) == 1 &&
-		     fwrite(names[i], len[i], 1, f) == 1;
+	size_t size = 8 + sizeof(count) + sizeof(uint32_t);
+	for (uint32_t i = 0; i < count; i++)
+		size += sizeof(len[i]) + len[i];
+	unsigned char *buf = malloc(size), *p = buf;
+	if (buf == NULL) {
+		snprintf(err, errlen, "cannot write %s/abandoned: out of "
+			 "memory", dir);
+		return -1;
 	}
-	uint32_t c = (uint32_t)crc;
-	ok = ok && fwrite(&c, sizeof(c), 1, f) == 1 && fflush(f) == 0 &&
-	     fsync(fileno(f)) == 0;
-	int e = errno;
-	fclose(f);
-	if (!ok) {
-		unlink(tmp);
-		errno = e;
-		goto fail;
+	memcpy(p, ABANDONED_MAGIC, 8);
+	p += 8;
+	memcpy(p, &count, sizeof(count));
+	p += sizeof(count);
+	for (uint32_t i = 0; i < count; i++) {
+		memcpy(p, &len[i], sizeof(len[i]));
+		p += sizeof(len[i]);
+		memcpy(p, names[i], len[i]);
+		p += len[i];
 	}
-	if (rename(tmp, path) != 0) {
-		unlink(tmp);
-		goto fail;
-	}
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
-	return 0;
-fail:
-	snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
-	return -1;
+	uint32_t crc = (uint32_t)crc32(0L, buf, (uInt)(p - buf));
+	memcpy(p, &crc, sizeof(crc));
+	int rc = lm_state_write(dir, "abandoned", buf, size, err, errlen);
+	free(buf);
+	return rc;
 }
 
 /* Read exactly n bytes, folding them into *crc. */

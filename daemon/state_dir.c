@@ -37,11 +37,11 @@ static uint32_t state_crc(const struct state_file *f)
 			       offsetof(struct state_file, crc));
 }
 
-int lm_state_load(const char *dir, unsigned server, uint64_t *reserved,
+int lm_state_read(const char *dir, const char *file, void *buf, size_t len,
 		  char *err, size_t errlen)
 {
 	char path[4096];
-	snprintf(path, sizeof(path), "%s/server-%u.tokens", dir, server);
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno == ENOENT)
@@ -50,47 +50,51 @@ int lm_state_load(const char *dir, unsigned server, uint64_t *reserved,
 			 strerror(errno));
 		return -1;
 	}
-	struct state_file f;
-	ssize_t n = read(fd, &f, sizeof(f));
+	ssize_t n = read(fd, buf, len);
 	int e = errno;
 	close(fd);
 	if (n < 0) {
 		snprintf(err, errlen, "cannot read %s: %s", path, strerror(e));
 		return -1;
 	}
-	if (n != (ssize_t)sizeof(f)) {
+	if (n != (ssize_t)len) {
 		snprintf(err, errlen, "%s is truncated (%zd of %zu bytes)", path,
-			 n, sizeof(f));
+			 n, len);
 		return -1;
 	}
+	return 0;
+}
+
+int lm_state_load(const char *dir, unsigned server, uint64_t *reserved,
+		  char *err, size_t errlen)
+{
+	char file[32];
+	snprintf(file, sizeof(file), "server-%u.tokens", server);
+	struct state_file f;
+	int rc = lm_state_read(dir, file, &f, sizeof(f), err, errlen);
+	if (rc != 0)
+		return rc;
 	if (memcmp(f.magic, STATE_MAGIC, 8) != 0 ||
 	    f.version != STATE_VERSION || f.server != server ||
 	    f.crc != state_crc(&f)) {
-		snprintf(err, errlen, "%s is corrupted (bad magic, version, "
-			 "server or checksum)", path);
+		snprintf(err, errlen, "%s/%s is corrupted (bad magic, version, "
+			 "server or checksum)", dir, file);
 		return -1;
 	}
 	*reserved = f.reserved;
 	return 0;
 }
 
-int lm_state_store(const char *dir, unsigned server, uint64_t reserved,
-		   char *err, size_t errlen)
+int lm_state_write(const char *dir, const char *file, const void *buf,
+		   size_t len, char *err, size_t errlen)
 {
 	char path[4096], tmp[4200];
-	snprintf(path, sizeof(path), "%s/server-%u.tokens", dir, server);
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
 	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
-	struct state_file f;
-	memset(&f, 0, sizeof(f));
-	memcpy(f.magic, STATE_MAGIC, 8);
-	f.version = STATE_VERSION;
-	f.server = server;
-	f.reserved = reserved;
-	f.crc = state_crc(&f);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		goto fail;
-	if (write(fd, &f, sizeof(f)) != (ssize_t)sizeof(f) || fsync(fd) != 0) {
+	if (write(fd, buf, len) != (ssize_t)len || fsync(fd) != 0) {
 		int e = errno;
 		close(fd);
 		unlink(tmp);
@@ -112,6 +116,21 @@ int lm_state_store(const char *dir, unsigned server, uint64_t reserved,
 fail:
 	snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
 	return -1;
+}
+
+int lm_state_store(const char *dir, unsigned server, uint64_t reserved,
+		   char *err, size_t errlen)
+{
+	char file[32];
+	snprintf(file, sizeof(file), "server-%u.tokens", server);
+	struct state_file f;
+	memset(&f, 0, sizeof(f));
+	memcpy(f.magic, STATE_MAGIC, 8);
+	f.version = STATE_VERSION;
+	f.server = server;
+	f.reserved = reserved;
+	f.crc = state_crc(&f);
+	return lm_state_write(dir, file, &f, sizeof(f), err, errlen);
 }
 
 int lm_state_default_dir(const char *region, char *out, size_t n, char *err,

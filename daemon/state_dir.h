@@ -30,7 +30,17 @@ int lm_state_default_dir(const char *region, char *out, size_t n, char *err,
 /* mkdir -p, the last component with mode 0700. 0, or -1 + err. */
 int lm_state_mkdirs(const char *dir, char *err, size_t errlen);
 
-/* Write durably (temp file, fsync, rename, fsync dir). 0 or -1 + err. */
+/* Read exactly len bytes of DIR/file into buf: 0, 1 (no such file), or
+ * -1 with a message in err (unreadable, or truncated). */
+int lm_state_read(const char *dir, const char *file, void *buf, size_t len,
+		  char *err, size_t errlen);
+
+/* Write len bytes of buf to DIR/file durably: a temporary file, fsync,
+ * rename over the old one, fsync of the directory. 0, or -1 + err. */
+int lm_state_write(const char *dir, const char *file, const void *buf,
+		   size_t len, char *err, size_t errlen);
+
+/* Write the server's reservation durably (lm_state_write). */
 int lm_state_store(const char *dir, unsigned server, uint64_t reserved,
 		   char *err, size_t errlen);
 

@@ -549,6 +549,71 @@ void harness_lockmgrd_stop(struct harness_lockmgrd *d)
 	}
 }
 
+pid_t harness_lockmgrd_spawn(const char *region, const char *const *extra)
+{
+	char bin[512];
+	harness_bin_path(bin, sizeof(bin), "lockmgrd");
+	char *argv[24] = {bin, "-r", (char *)region};
+	int n = 3;
+	const char *verbose = getenv("LOCKMGR_TEST_VERBOSE");
+	if (verbose == NULL || *verbose == '\0' || *verbose == '0')
+		argv[n++] = "-q";
+	while (extra != NULL && *extra != NULL && n < 23)
+		argv[n++] = (char *)*extra++;
+	argv[n] = NULL;
+	return harness_spawn(argv, NULL, NULL);
+}
+
+void harness_attach(const char *region, struct lm_region *r)
+{
+	char why[256] = "";
+	int rc = lm_region_attach(r, region, why, sizeof(why));
+	if (rc != 0)
+		fail_msg("attach %s: error %d (%s)", region, rc, why);
+}
+
+uint32_t harness_server_state(const struct lm_region *r, unsigned i)
+{
+	return LM_SRV_STATE(atomic_load(&r->servers[i]->state));
+}
+
+int harness_lockctl(const char *region, const char *a1, const char *a2,
+		    const char *a3, const char *a4)
+{
+	char bin[512];
+	harness_bin_path(bin, sizeof(bin), "lockctl");
+	char *argv[] = {bin, "-r", (char *)region, (char *)a1, (char *)a2,
+			(char *)a3, (char *)a4, NULL};
+	return harness_run(argv, NULL, "/dev/null", 10000);
+}
+
+void harness_kill_server(const char *region, const struct lm_region *r,
+			 unsigned i, bool wipe)
+{
+	char n[8];
+	snprintf(n, sizeof(n), "%u", i);
+	int rc = harness_lockctl(region, "server", "kill", n,
+				 wipe ? "--wipe" : NULL);
+	if (rc != 0)
+		fail_msg("lockctl server kill %u exited %d", i, rc);
+	HARNESS_WAIT_FOR(harness_server_state(r, i) == LM_SRV_DOWN, 5000,
+			 "server %u never went down after a kill", i);
+}
+
+void harness_reap_orphans(void)
+{
+	int64_t deadline = harness_now_ms() + 5000;
+	for (;;) {
+		pid_t p = waitpid(-1, NULL, WNOHANG);
+		if (p < 0 && errno == ECHILD)
+			return;
+		if (harness_now_ms() > deadline)
+			fail_msg("orphaned processes did not exit within 5 s");
+		if (p <= 0)
+			harness_nap_us(1000);
+	}
+}
+
 /* ---- multi-process cases ----------------------------------------- */
 
 static void case_trampoline(void *arg)

@@ -183,6 +183,36 @@ void harness_wait_servers_up(const char *region, pid_t supervisor,
 /* SIGTERM, bounded wait, assert a clean exit and the region removed. */
 void harness_lockmgrd_stop(struct harness_lockmgrd *d);
 
+/*
+ * Start "$LOCKMGR_BIN/lockmgrd -r region -q <extra...>" (extra: a
+ * NULL-terminated array, may be NULL) on a region that may or may not
+ * exist yet, without waiting for it; -q is dropped with
+ * LOCKMGR_TEST_VERBOSE=1.
+ */
+pid_t harness_lockmgrd_spawn(const char *region, const char *const *extra);
+
+/* Attach region or fail the test, saying why. */
+void harness_attach(const char *region, struct lm_region *r);
+
+/* LM_SRV_* state of server i. */
+uint32_t harness_server_state(const struct lm_region *r, unsigned i);
+
+/* Run "lockctl -r region a1 a2 a3 a4" (trailing arguments may be NULL)
+ * to completion; its exit status. */
+int harness_lockctl(const char *region, const char *a1, const char *a2,
+		    const char *a3, const char *a4);
+
+/* lockctl server kill i [--wipe], and wait until the server is down. */
+void harness_kill_server(const char *region, const struct lm_region *r,
+			 unsigned i, bool wipe);
+
+/*
+ * Reap, within 5 s, every child left: the servers of a supervisor the
+ * case killed are orphans of the case (a PR_SET_CHILD_SUBREAPER), ours
+ * to reap once the supervisor that adopted them has stopped them.
+ */
+void harness_reap_orphans(void);
+
 /* ---- multi-process cases ----------------------------------------- */
 
 /*

@@ -29,41 +29,6 @@
 
 /* ---- helpers ------------------------------------------------------ */
 
-static void attach(const char *region, struct lm_region *r)
-{
-	char why[256];
-	int rc = lm_region_attach(r, region, why, sizeof(why));
-	if (rc != 0)
-		fail_msg("attach %s: %s (%s)", region, lm_strerror(rc), why);
-}
-
-static uint32_t server_state(struct lm_region *r, unsigned i)
-{
-	return LM_SRV_STATE(atomic_load(&r->servers[i]->state));
-}
-
-static int lockctl(const char *region, const char *a1, const char *a2,
-		   const char *a3, const char *a4)
-{
-	char bin[512];
-	harness_bin_path(bin, sizeof(bin), "lockctl");
-	char *argv[] = {bin, "-r", (char *)region, (char *)a1, (char *)a2,
-			(char *)a3, (char *)a4, NULL};
-	return harness_run(argv, NULL, "/dev/null", 10000);
-}
-
-static void kill_server(const char *region, struct lm_region *r, unsigned i,
-			bool wipe)
-{
-	char n[8];
-	snprintf(n, sizeof(n), "%u", i);
-	int rc = lockctl(region, "server", "kill", n, wipe ? "--wipe" : NULL);
-	assert_int_equal(rc, 0);
-	HARNESS_WAIT_FOR(server_state(r, i) == LM_SRV_DOWN ||
-				 atomic_load(&r->servers[i]->pid) == 0,
-			 5000, "server %u never went down after a kill", i);
-}
-
 /* What worker clients record: the audit the invariants are checked on. */
 struct audit {
 	_Atomic int stop;
@@ -125,18 +90,18 @@ static void no_quorum(void)
 	struct harness_lockmgrd d;
 	harness_lockmgrd_start(&d, "noq", "--restart-delay", "-1", NULL);
 	struct lm_region r;
-	attach(d.region, &r);
+	harness_attach(d.region, &r);
 	lm_client *holder, *other;
 	assert_int_equal(lm_connect(d.region, &holder), 0);
 	assert_int_equal(lm_connect(d.region, &other), 0);
 	lm_grant g, g2;
 	assert_int_equal(lm_acquire(holder, "noq/held", 2000, 0, &g), 0);
 
-	kill_server(d.region, &r, 1, false);
+	harness_kill_server(d.region, &r, 1, false);
 	/* One down: still a quorum. */
 	assert_int_equal(lm_acquire(other, "noq/free", 2000, 0, &g2), 0);
 	assert_int_equal(lm_release(other, &g2), 0);
-	kill_server(d.region, &r, 2, false);
+	harness_kill_server(d.region, &r, 2, false);
 
 	int64_t t0 = harness_now_ms();
 	int rc = lm_acquire(other, "noq/free", 2000, 0, &g2);
@@ -175,7 +140,7 @@ static void partial_grant_undone(void)
 	struct harness_lockmgrd d;
 	harness_lockmgrd_start(&d, "partial", NULL);
 	struct lm_region r;
-	attach(d.region, &r);
+	harness_attach(d.region, &r);
 	lm_client *a, *b, *c;
 	assert_int_equal(lm_connect(d.region, &a), 0);
 	assert_int_equal(lm_connect(d.region, &b), 0);
@@ -217,18 +182,18 @@ static void restart_waits_for_its_leases(void)
 	harness_lockmgrd_start(&d, "quar", "--restart-delay", "-1",
 			       "--max-ttl", "20000", NULL);
 	struct lm_region r;
-	attach(d.region, &r);
+	harness_attach(d.region, &r);
 	lm_client *h, *n;
 	assert_int_equal(lm_connect(d.region, &h), 0);
 	assert_int_equal(lm_connect(d.region, &n), 0);
 	atomic_fetch_or(&h->self->isolated, 1u << 0);
 	lm_grant g, g2;
 	assert_int_equal(lm_acquire(h, "quar/x", 1500, 0, &g), 0);
-	kill_server(d.region, &r, 2, false);
-	assert_int_equal(lockctl(d.region, "server", "start", "2", NULL), 0);
+	harness_kill_server(d.region, &r, 2, false);
+	assert_int_equal(harness_lockctl(d.region, "server", "start", "2", NULL), 0);
 	unsigned others = 0;
 	bool took_x = false;
-	while (server_state(&r, 2) != LM_SRV_UP) {
+	while (harness_server_state(&r, 2) != LM_SRV_UP) {
 		int rc = took_x ? LM_EBUSY : lm_acquire(n, "quar/x", 500, 0,
 							&g2);
 		if (rc == 0 && harness_now_ns() < g.valid_until_ns)
@@ -276,7 +241,7 @@ static void restart_without_leases_is_quick(void)
 	struct harness_lockmgrd d;
 	harness_lockmgrd_start(&d, "quick", "--max-ttl", "20000", NULL);
 	struct lm_region r;
-	attach(d.region, &r);
+	harness_attach(d.region, &r);
 	lm_client *c;
 	assert_int_equal(lm_connect(d.region, &c), 0);
 	lm_grant g;
@@ -284,11 +249,11 @@ static void restart_without_leases_is_quick(void)
 	assert_int_equal(lm_release(c, &g), 0);
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
 		uint64_t before = LM_SRV_EPOCH(atomic_load(&r.servers[i]->state));
-		kill_server(d.region, &r, i, false);
+		harness_kill_server(d.region, &r, i, false);
 		HARNESS_WAIT_FOR(
 			LM_SRV_EPOCH(atomic_load(&r.servers[i]->state)) !=
 					before &&
-				server_state(&r, i) == LM_SRV_UP,
+				harness_server_state(&r, i) == LM_SRV_UP,
 			2000, "server %u, with no lease on its table, was not "
 			"up again within 2 s of its kill", i);
 	}
@@ -308,22 +273,22 @@ static void lost_table_waits_for_peer_leases(void)
 	harness_lockmgrd_start(&d, "lost", "--restart-delay", "-1",
 			       "--max-ttl", "20000", NULL);
 	struct lm_region r;
-	attach(d.region, &r);
+	harness_attach(d.region, &r);
 	lm_client *h, *n;
 	assert_int_equal(lm_connect(d.region, &h), 0);
 	assert_int_equal(lm_connect(d.region, &n), 0);
 	lm_grant g, g2;
 	assert_int_equal(lm_acquire(h, "lost/x", 1500, 0, &g), 0);
-	kill_server(d.region, &r, 2, true);
-	assert_int_equal(lockctl(d.region, "server", "start", "2", NULL), 0);
-	HARNESS_WAIT_FOR(server_state(&r, 2) == LM_SRV_UP, 8000,
+	harness_kill_server(d.region, &r, 2, true);
+	assert_int_equal(harness_lockctl(d.region, "server", "start", "2", NULL), 0);
+	HARNESS_WAIT_FOR(harness_server_state(&r, 2) == LM_SRV_UP, 8000,
 			 "server 2 (table lost) was not up again within 8 s");
 	if (harness_now_ns() < g.valid_until_ns)
 		fail_msg("server 2 lost its table and counted again while a "
 			 "lease that may include it ran");
 	/* Its token marks came from its peers: with server 0 down, a grant
 	 * on tables 1 and 2 continues above h's token. */
-	kill_server(d.region, &r, 0, false);
+	harness_kill_server(d.region, &r, 0, false);
 	assert_int_equal(lm_acquire(n, "lost/x", 500, 1000, &g2), 0);
 	assert_true(g2.token > g.token);
 	assert_int_equal(lm_release(n, &g2), 0);
@@ -345,7 +310,7 @@ static void random_kills(void)
 	harness_lockmgrd_start(&d, "kills", "--restart-delay", "20",
 			       "--max-ttl", "300", NULL);
 	struct lm_region r;
-	attach(d.region, &r);
+	harness_attach(d.region, &r);
 	struct audit *a = harness_shared(sizeof(*a));
 	snprintf(a->region, sizeof(a->region), "%s", d.region);
 	a->ttl_ms = 250;
@@ -360,7 +325,7 @@ static void random_kills(void)
 		bool wipe = rand() % 3 == 0;
 		char n[8];
 		snprintf(n, sizeof(n), "%u", s);
-		if (lockctl(d.region, "server", "kill", n,
+		if (harness_lockctl(d.region, "server", "kill", n,
 			    wipe ? "--wipe" : NULL) == 0) {
 			kills++;
 			wipes += wipe;
@@ -407,7 +372,7 @@ static void supervisor_adoption(void)
 	struct harness_lockmgrd d;
 	harness_lockmgrd_start(&d, "adopt", NULL);
 	struct lm_region r;
-	attach(d.region, &r);
+	harness_attach(d.region, &r);
 	pid_t servers[LM_NSERVERS];
 	for (unsigned i = 0; i < LM_NSERVERS; i++)
 		servers[i] = atomic_load(&r.servers[i]->pid);
@@ -503,22 +468,6 @@ static void state_dir_persistence(void)
 
 /* ---- full stops and starts --------------------------------------- */
 
-/* Start lockmgrd on region (which may not exist yet) with extra args. */
-static pid_t spawn_lockmgrd(const char *region, const char *const *extra)
-{
-	char bin[512];
-	harness_bin_path(bin, sizeof(bin), "lockmgrd");
-	char *argv[16] = {bin, "-r", (char *)region};
-	int n = 3;
-	const char *verbose = getenv("LOCKMGR_TEST_VERBOSE");
-	if (verbose == NULL || *verbose == '\0' || *verbose == '0')
-		argv[n++] = "-q";
-	while (extra != NULL && *extra != NULL && n < 15)
-		argv[n++] = (char *)*extra++;
-	argv[n] = NULL;
-	return harness_spawn(argv, NULL, NULL);
-}
-
 /* What a holder that outlives its service reports. */
 struct outliver {
 	char region[LM_REGION_NAME_MAX + 2];
@@ -574,7 +523,7 @@ static void full_restart_honours_old_leases(void)
 
 	const char *const extra[] = {"--state-dir", dir, "--max-ttl", "10000",
 				     NULL};
-	d.pid = spawn_lockmgrd(d.region, extra);
+	d.pid = harness_lockmgrd_spawn(d.region, extra);
 	struct lm_region r;
 	char why[256];
 	HARNESS_WAIT_FOR(lm_region_attach(&r, d.region, why, sizeof(why)) == 0,
@@ -644,11 +593,11 @@ static void ephemeral_stop_waits_for_leases(void)
 	harness_lockmgrd_start(&d, "eph2", "--max-ttl", "20000", NULL);
 	holder = start_outliver(o, d.region, 15000);
 	struct lm_region r;
-	attach(d.region, &r);
+	harness_attach(d.region, &r);
 	assert_int_equal(kill(d.pid, SIGTERM), 0);
-	HARNESS_WAIT_FOR(server_state(&r, 0) == LM_SRV_DOWN &&
-				 server_state(&r, 1) == LM_SRV_DOWN &&
-				 server_state(&r, 2) == LM_SRV_DOWN,
+	HARNESS_WAIT_FOR(harness_server_state(&r, 0) == LM_SRV_DOWN &&
+				 harness_server_state(&r, 1) == LM_SRV_DOWN &&
+				 harness_server_state(&r, 2) == LM_SRV_DOWN,
 			 5000, "lockmgrd never stopped its servers");
 	assert_true(harness_proc_state(d.pid) != '?');
 	int64_t t0 = harness_now_ms();
@@ -686,18 +635,12 @@ static void fresh_refused_while_attached(void)
 	/* Once the client is gone, --fresh may discard the region. */
 	kill(holder, SIGKILL);
 	harness_reap(holder, 5000, "holder");
-	d.pid = spawn_lockmgrd(d.region, (const char *const[]){
+	d.pid = harness_lockmgrd_spawn(d.region, (const char *const[]){
 					"--fresh", "--ephemeral", NULL});
 	harness_wait_servers_up(d.region, d.pid, 10000);
 	harness_shared_free(o, sizeof(*o));
 	harness_lockmgrd_stop(&d);
-	/* The servers the killed supervisor left are ours to reap. */
-	int64_t deadline = harness_now_ms() + 5000;
-	while (waitpid(-1, NULL, WNOHANG) >= 0 || errno != ECHILD) {
-		if (harness_now_ms() > deadline)
-			fail_msg("the old servers never exited");
-		harness_nap_us(1000);
-	}
+	harness_reap_orphans();
 }
 
 /*
@@ -720,7 +663,7 @@ static void durable_by_default(void)
 	for (int round = 0; round < 2; round++) {
 		struct harness_lockmgrd d;
 		snprintf(d.region, sizeof(d.region), "%s", region);
-		d.pid = spawn_lockmgrd(region, NULL);
+		d.pid = harness_lockmgrd_spawn(region, NULL);
 		harness_wait_servers_up(region, d.pid, 10000);
 		uint64_t t = grant_once(region, "durable/x");
 		if (t <= last)
@@ -857,7 +800,7 @@ static void supervisor_out_of_fds(void)
 	/* Wait until the supervisor has met the sessions it cannot watch:
 	 * it says so (right), or it frees one of them (the bug). */
 	struct lm_region r;
-	attach(region, &r);
+	harness_attach(region, &r);
 	char text[65536];
 	HARNESS_WAIT_FOR((harness_read_file(log, text, sizeof(text)) > 0 &&
 			  strstr(text, "cannot watch client") != NULL) ||
@@ -902,7 +845,7 @@ static void skew_refuses_negative_clock(void)
 				 64);
 	}
 	struct lm_region r;
-	attach(d.region, &r);
+	harness_attach(d.region, &r);
 	/* The clock never reads below zero whatever the offset says. */
 	int64_t now = harness_now_ms();
 	lm_skew_set(r.servers[1], now, now - (uptime + 100000), LM_RATE_ONE);

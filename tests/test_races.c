@@ -31,14 +31,6 @@
 
 /* ---- helpers ------------------------------------------------------ */
 
-static void attach(const char *region, struct lm_region *r)
-{
-	char why[256];
-	int rc = lm_region_attach(r, region, why, sizeof(why));
-	if (rc != 0)
-		fail_msg("attach %s: %s (%s)", region, lm_strerror(rc), why);
-}
-
 /* The slot of the LIVE or CLAIMING session of pid, or -1. */
 static int64_t slot_of_pid(struct lm_region *r, pid_t pid)
 {
@@ -55,31 +47,6 @@ static uint32_t slot_state(struct lm_region *r, int64_t slot)
 	return LM_SESS_STATE(atomic_load(&r->sessions[slot].life));
 }
 
-static uint32_t server_state(struct lm_region *r, unsigned i)
-{
-	return LM_SRV_STATE(atomic_load(&r->servers[i]->state));
-}
-
-static int lockctl(const char *region, const char *a1, const char *a2,
-		   const char *a3, const char *a4)
-{
-	char bin[512];
-	harness_bin_path(bin, sizeof(bin), "lockctl");
-	char *argv[] = {bin, "-r", (char *)region, (char *)a1, (char *)a2,
-			(char *)a3, (char *)a4, NULL};
-	return harness_run(argv, NULL, "/dev/null", 10000);
-}
-
-/* SIGKILL server i (lockctl server kill) and wait until it is down. */
-static void kill_server(const char *region, struct lm_region *r, unsigned i)
-{
-	char n[8];
-	snprintf(n, sizeof(n), "%u", i);
-	assert_int_equal(lockctl(region, "server", "kill", n, NULL), 0);
-	HARNESS_WAIT_FOR(server_state(r, i) == LM_SRV_DOWN, 5000,
-			 "server %u never went down after a kill", i);
-}
-
 /* Start server i (lockmgrd --restart-delay -1); with `up`, wait until
  * it is UP again. */
 static void start_server(const char *region, struct lm_region *r, unsigned i,
@@ -87,23 +54,18 @@ static void start_server(const char *region, struct lm_region *r, unsigned i,
 {
 	char n[8];
 	snprintf(n, sizeof(n), "%u", i);
-	assert_int_equal(lockctl(region, "server", "start", n, NULL), 0);
+	assert_int_equal(harness_lockctl(region, "server", "start", n, NULL),
+			 0);
 	if (up)
-		HARNESS_WAIT_FOR(server_state(r, i) == LM_SRV_UP, 10000,
+		HARNESS_WAIT_FOR(harness_server_state(r, i) == LM_SRV_UP, 10000,
 				 "server %u never came back up", i);
 }
 
 /* Start a second lockmgrd on an existing region (it adopts it). */
-static pid_t adopt_region(const char *region, const char *const *extra)
+static pid_t adopt_region(const char *region)
 {
-	char bin[512];
-	harness_bin_path(bin, sizeof(bin), "lockmgrd");
-	char *argv[16] = {bin, "-r", (char *)region, "-q", "--ephemeral"};
-	int n = 5;
-	while (extra != NULL && *extra != NULL && n < 15)
-		argv[n++] = (char *)*extra++;
-	argv[n] = NULL;
-	pid_t pid = harness_spawn(argv, NULL, NULL);
+	pid_t pid = harness_lockmgrd_spawn(
+		region, (const char *const[]){"--ephemeral", NULL});
 	harness_wait_servers_up(region, pid, 10000);
 	return pid;
 }
@@ -145,22 +107,57 @@ static void supervisor_has_scanned(const char *region, struct lm_region *r)
 }
 
 /*
- * Servers outlive a supervisor this case killed: as orphans of the case
- * (a subreaper) they are ours to reap once the supervisor that adopted
- * them has stopped them.
+ * A client process that takes one lock, stopping at a pause point on the
+ * way if asked, and reports what happened through shared memory.
  */
-static void reap_orphans(void)
+struct acquirer {
+	char region[LM_REGION_NAME_MAX + 2];
+	char name[64];
+	char pause[64];        /* a pause point, or "" */
+	int64_t ttl_ms, wait_ms;
+	bool hold;             /* keep the lock until killed */
+	_Atomic int64_t started_ms, ended_ms;
+	_Atomic int rc;
+	_Atomic uint64_t token;
+};
+
+static void acquirer_main(void *arg)
 {
-	int64_t deadline = harness_now_ms() + 5000;
-	for (;;) {
-		pid_t p = waitpid(-1, NULL, WNOHANG);
-		if (p < 0 && errno == ECHILD)
-			return;
-		if (harness_now_ms() > deadline)
-			fail_msg("orphaned servers did not exit");
-		if (p <= 0)
-			harness_nap_us(1000);
-	}
+	struct acquirer *a = arg;
+	char log[256];
+	if (a->pause[0] != '\0')
+		harness_pause_arm(a->pause, log, sizeof(log));
+	lm_client *c;
+	assert_int_equal(lm_connect(a->region, &c), 0);
+	lm_grant g;
+	atomic_store(&a->started_ms, harness_now_ms());
+	int rc = lm_acquire(c, a->name, a->ttl_ms, a->wait_ms, &g);
+	atomic_store(&a->token, rc == 0 ? g.token : 0);
+	atomic_store(&a->rc, rc);
+	atomic_store(&a->ended_ms, harness_now_ms());
+	if (a->hold)
+		for (;;)
+			pause(); /* the old region stays mapped until killed */
+	if (rc == 0)
+		lm_release(c, &g);
+	lm_disconnect(c);
+}
+
+/* Fork an acquirer of `name` on region (shared memory a, from the case). */
+static pid_t start_acquirer(struct acquirer *a, const char *region,
+			    const char *name, const char *pause_at,
+			    int64_t ttl_ms, int64_t wait_ms, bool hold)
+{
+	snprintf(a->region, sizeof(a->region), "%s", region);
+	snprintf(a->name, sizeof(a->name), "%s", name);
+	snprintf(a->pause, sizeof(a->pause), "%s", pause_at ? pause_at : "");
+	a->ttl_ms = ttl_ms;
+	a->wait_ms = wait_ms;
+	a->hold = hold;
+	atomic_store(&a->started_ms, 0);
+	atomic_store(&a->ended_ms, 0);
+	atomic_store(&a->rc, 1);
+	return harness_fork(acquirer_main, a);
 }
 
 /* ---- 1. a disconnect cannot free another client's session --------- */
@@ -197,7 +194,7 @@ static void disconnect_cannot_free_next_life(void)
 	struct harness_lockmgrd d;
 	harness_lockmgrd_start(&d, "sessfree", "--max-ttl", "20000", NULL);
 	struct lm_region r;
-	attach(d.region, &r);
+	harness_attach(d.region, &r);
 
 	struct disconnect_args *a = harness_shared(sizeof(*a));
 	snprintf(a->region, sizeof(a->region), "%s", d.region);
@@ -209,7 +206,7 @@ static void disconnect_cannot_free_next_life(void)
 	/* A supervisor that has never seen A's slot. */
 	kill(d.pid, SIGKILL);
 	harness_reap(d.pid, 5000, "killed lockmgrd");
-	d.pid = adopt_region(d.region, NULL);
+	d.pid = adopt_region(d.region);
 	supervisor_has_scanned(d.region, &r);
 
 	lm_client *b, *c;
@@ -238,7 +235,7 @@ static void disconnect_cannot_free_next_life(void)
 	harness_shared_free(a, sizeof(*a));
 	lm_region_detach(&r);
 	harness_lockmgrd_stop(&d);
-	reap_orphans();
+	harness_reap_orphans();
 }
 
 /* ---- 2. a claim whose claimer died is given back ------------------ */
@@ -263,7 +260,7 @@ static void dead_claimer_slot_reclaimed(void)
 	struct harness_lockmgrd d;
 	harness_lockmgrd_start(&d, "claim", "--max-sessions", "2", NULL);
 	struct lm_region r;
-	attach(d.region, &r);
+	harness_attach(d.region, &r);
 	struct disconnect_args *a = harness_shared(sizeof(*a));
 	snprintf(a->region, sizeof(a->region), "%s", d.region);
 	for (int round = 0; round < 2; round++) {
@@ -327,7 +324,7 @@ static void dead_slot_finished_by_next_supervisor(void)
 			       "--max-sessions", "2", NULL);
 	harness_pause_disarm();
 	struct lm_region r;
-	attach(d.region, &r);
+	harness_attach(d.region, &r);
 	struct holder_args *h = harness_shared(sizeof(*h));
 	snprintf(h->region, sizeof(h->region), "%s", d.region);
 	pid_t ph = harness_fork(holder_main, h);
@@ -344,7 +341,7 @@ static void dead_slot_finished_by_next_supervisor(void)
 	harness_reap(d.pid, 5000, "killed lockmgrd");
 
 	int64_t t0 = harness_now_ms();
-	d.pid = adopt_region(d.region, NULL);
+	d.pid = adopt_region(d.region);
 	HARNESS_WAIT_FOR(slot_state(&r, slot) == LM_SESS_FREE, 5000,
 			 "the next supervisor left the dead client's slot %lld "
 			 "DEAD", (long long)slot);
@@ -362,32 +359,10 @@ static void dead_slot_finished_by_next_supervisor(void)
 	harness_shared_free(h, sizeof(*h));
 	lm_region_detach(&r);
 	harness_lockmgrd_stop(&d);
-	reap_orphans();
+	harness_reap_orphans();
 }
 
 /* ---- 4. the servers' repair of a waiter count --------------------- */
-
-struct waiter_args {
-	char region[LM_REGION_NAME_MAX + 2];
-	_Atomic int64_t got_at_ms;
-	_Atomic int rc;
-};
-
-static void counted_waiter(void *arg)
-{
-	struct waiter_args *w = arg;
-	char log[256];
-	harness_pause_arm("queue.counted", log, sizeof(log));
-	lm_client *c;
-	assert_int_equal(lm_connect(w->region, &c), 0);
-	lm_grant g;
-	int rc = lm_acquire(c, "race/count", 10000, 20000, &g);
-	atomic_store(&w->got_at_ms, harness_now_ms());
-	atomic_store(&w->rc, rc);
-	if (rc == 0)
-		lm_release(c, &g);
-	lm_disconnect(c);
-}
 
 /*
  * A waiter raises the lock's waiter count, then publishes that it waits.
@@ -404,7 +379,7 @@ static void waiter_count_repair(void)
 	struct harness_lockmgrd d;
 	harness_lockmgrd_start(&d, "count", "--max-ttl", "20000", NULL);
 	struct lm_region r;
-	attach(d.region, &r);
+	harness_attach(d.region, &r);
 	lm_client *h, *h2;
 	assert_int_equal(lm_connect(d.region, &h), 0);
 	assert_int_equal(lm_connect(d.region, &h2), 0);
@@ -414,9 +389,9 @@ static void waiter_count_repair(void)
 	assert_true(idx >= 0);
 	struct lm_queue *q = lm_queue_of(&r, (uint32_t)idx);
 
-	struct waiter_args *w = harness_shared(sizeof(*w));
-	snprintf(w->region, sizeof(w->region), "%s", d.region);
-	pid_t pw = harness_fork(counted_waiter, w);
+	struct acquirer *w = harness_shared(sizeof(*w));
+	pid_t pw = start_acquirer(w, d.region, "race/count", "queue.counted",
+				  10000, 20000, false);
 	HARNESS_WAIT_FOR(harness_proc_state(pw) == 'T', 5000,
 			 "the waiter never stopped after counting itself");
 	assert_int_equal(lm_queue_count(q), 1);
@@ -439,10 +414,10 @@ static void waiter_count_repair(void)
 			 5000, "the waiter never queued and slept");
 	int64_t released = harness_now_ms();
 	assert_int_equal(lm_release(h2, &g2), 0);
-	HARNESS_WAIT_FOR(atomic_load(&w->got_at_ms) != 0, 15000,
+	HARNESS_WAIT_FOR(atomic_load(&w->ended_ms) != 0, 15000,
 			 "the waiter never got the lock");
 	assert_int_equal(atomic_load(&w->rc), 0);
-	int64_t took = atomic_load(&w->got_at_ms) - released;
+	int64_t took = atomic_load(&w->ended_ms) - released;
 	if (took > 2000)
 		fail_msg("the waiter got the lock %lld ms after its release: "
 			 "it was queued but not counted, so the release woke "
@@ -456,28 +431,6 @@ static void waiter_count_repair(void)
 }
 
 /* ---- 5. an acquirer frozen between its owner CAS and its lease ----- */
-
-struct frozen_args {
-	char region[LM_REGION_NAME_MAX + 2];
-	_Atomic int rc;
-	_Atomic int done;
-};
-
-static void frozen_acquirer(void *arg)
-{
-	struct frozen_args *a = arg;
-	char log[256];
-	harness_pause_arm("grant.owner_taken", log, sizeof(log));
-	lm_client *c;
-	assert_int_equal(lm_connect(a->region, &c), 0);
-	lm_grant g;
-	int rc = lm_acquire(c, "race/lease", 300, 0, &g);
-	atomic_store(&a->rc, rc);
-	atomic_store(&a->done, 1);
-	if (rc == 0)
-		lm_release(c, &g);
-	lm_disconnect(c);
-}
 
 /*
  * Acquirer A stops between its owner CAS and its lease store on table 0.
@@ -493,10 +446,10 @@ static void frozen_acquirer_cannot_clobber_lease(void)
 	struct harness_lockmgrd d;
 	harness_lockmgrd_start(&d, "lease", "--max-ttl", "20000", NULL);
 	struct lm_region r;
-	attach(d.region, &r);
-	struct frozen_args *a = harness_shared(sizeof(*a));
-	snprintf(a->region, sizeof(a->region), "%s", d.region);
-	pid_t pa = harness_fork(frozen_acquirer, a);
+	harness_attach(d.region, &r);
+	struct acquirer *a = harness_shared(sizeof(*a));
+	pid_t pa = start_acquirer(a, d.region, "race/lease",
+				  "grant.owner_taken", 300, 0, false);
 	HARNESS_WAIT_FOR(harness_proc_state(pa) == 'T', 5000,
 			 "A never stopped after its owner CAS");
 	int64_t idx = lm_name_lookup(&r, "race/lease", 10, 0);
@@ -524,7 +477,8 @@ static void frozen_acquirer_cannot_clobber_lease(void)
 			 b->session + 1);
 
 	harness_resume(pa);
-	HARNESS_WAIT_FOR(atomic_load(&a->done), 5000, "A never finished");
+	HARNESS_WAIT_FOR(atomic_load(&a->ended_ms) != 0, 5000,
+			 "A never finished");
 	assert_int_equal(atomic_load(&a->rc), LM_EBUSY);
 	harness_expect_exit(pa, 5000, 0, "A");
 	/* B's lease on table 0 is still B's own. */
@@ -559,20 +513,20 @@ static void restart_during_renew_is_not_a_loss(void)
 	harness_lockmgrd_start(&d, "renew", "--restart-delay", "-1",
 			       "--max-ttl", "5000", NULL);
 	struct lm_region r;
-	attach(d.region, &r);
+	harness_attach(d.region, &r);
 	lm_client *h, *n;
 	assert_int_equal(lm_connect(d.region, &h), 0);
 	assert_int_equal(lm_connect(d.region, &n), 0);
 	lm_grant g, g2;
 	assert_int_equal(lm_acquire(h, "race/renew", 3000, 0, &g), 0);
 	assert_int_equal(G_MASK(&g), 0x7u);
-	kill_server(d.region, &r, 2);
+	harness_kill_server(d.region, &r, 2, false);
 	start_server(d.region, &r, 2, false);
 	assert_int_equal(lm_renew(h, &g, 3000), 0);
 	assert_int_equal(G_MASK(&g), 0x3u);
 	/* h holds on, renewing, until table 2 counts again. */
 	int64_t deadline = harness_now_ms() + 10000;
-	while (server_state(&r, 2) != LM_SRV_UP) {
+	while (harness_server_state(&r, 2) != LM_SRV_UP) {
 		if (harness_now_ms() > deadline)
 			fail_msg("server 2 never came back up");
 		assert_int_equal(lm_renew(h, &g, 3000), 0);
@@ -580,7 +534,7 @@ static void restart_during_renew_is_not_a_loss(void)
 	}
 	assert_int_equal(lm_release(h, &g), 0);
 	/* The next majority must use table 2. */
-	kill_server(d.region, &r, 0);
+	harness_kill_server(d.region, &r, 0, false);
 	assert_int_equal(lm_acquire(n, "race/renew", 1000, 0, &g2), 0);
 	if (g2.flags & LM_GRANT_RECOVERED)
 		fail_msg("the next holder was told LM_GRANT_RECOVERED after a "
@@ -606,7 +560,7 @@ static void restart_keeps_the_recovered_mark(void)
 	struct harness_lockmgrd d;
 	harness_lockmgrd_start(&d, "mark", "--restart-delay", "-1", NULL);
 	struct lm_region r;
-	attach(d.region, &r);
+	harness_attach(d.region, &r);
 	lm_client *h, *n;
 	assert_int_equal(lm_connect(d.region, &h), 0);
 	assert_int_equal(lm_connect(d.region, &n), 0);
@@ -614,13 +568,13 @@ static void restart_keeps_the_recovered_mark(void)
 	lm_grant g, g2;
 	assert_int_equal(lm_acquire(h, "race/mark", 300, 0, &g), 0);
 	assert_int_equal(G_MASK(&g), 0x6u);
-	kill_server(d.region, &r, 2);
+	harness_kill_server(d.region, &r, 2, false);
 	start_server(d.region, &r, 2, true);
 	/* h never renews: its lease runs out. Then the next majority must
 	 * be tables 0 and 2. */
 	HARNESS_WAIT_FOR(harness_now_ns() > g.valid_until_ns + 50000000, 5000,
 			 "h's lease never ended");
-	kill_server(d.region, &r, 1);
+	harness_kill_server(d.region, &r, 1, false);
 	assert_int_equal(lm_acquire(n, "race/mark", 1000, 0, &g2), 0);
 	if (!(g2.flags & LM_GRANT_RECOVERED))
 		fail_msg("the next holder was not told that the last one lost "
@@ -636,40 +590,6 @@ static void restart_keeps_the_recovered_mark(void)
 
 /* ---- 7. waiting through a loss of quorum --------------------------- */
 
-struct timed_args {
-	char region[LM_REGION_NAME_MAX + 2];
-	const char *lock;
-	int64_t wait_ms;
-	_Atomic int64_t started_ms;
-	_Atomic int64_t ended_ms;
-	_Atomic int rc;
-};
-
-static void timed_acquirer(void *arg)
-{
-	struct timed_args *a = arg;
-	lm_client *c;
-	assert_int_equal(lm_connect(a->region, &c), 0);
-	lm_grant g;
-	atomic_store(&a->started_ms, harness_now_ms());
-	int rc = lm_acquire(c, a->lock, 1000, a->wait_ms, &g);
-	atomic_store(&a->ended_ms, harness_now_ms());
-	atomic_store(&a->rc, rc);
-	if (rc == 0)
-		lm_release(c, &g);
-	lm_disconnect(c);
-}
-
-static pid_t start_timed(struct timed_args *a, const char *region,
-			 const char *lock, int64_t wait_ms)
-{
-	snprintf(a->region, sizeof(a->region), "%s", region);
-	a->lock = lock;
-	a->wait_ms = wait_ms;
-	atomic_store(&a->ended_ms, 0);
-	return harness_fork(timed_acquirer, a);
-}
-
 /*
  * Queued acquires did not notice a lost quorum: a newcomer that found a
  * queue went to wait without looking at the servers and got "timed out:
@@ -683,7 +603,7 @@ static void queued_acquires_report_lost_quorum(void)
 	harness_lockmgrd_start(&d, "qnoq", "--restart-delay", "-1",
 			       "--max-ttl", "20000", NULL);
 	struct lm_region r;
-	attach(d.region, &r);
+	harness_attach(d.region, &r);
 	lm_client *h, *n;
 	assert_int_equal(lm_connect(d.region, &h), 0);
 	assert_int_equal(lm_connect(d.region, &n), 0);
@@ -691,13 +611,14 @@ static void queued_acquires_report_lost_quorum(void)
 	assert_int_equal(lm_acquire(h, "race/qnoq", 8000, 0, &g), 0);
 	int64_t idx = lm_name_lookup(&r, "race/qnoq", 9, 0);
 	assert_true(idx >= 0);
-	struct timed_args *w = harness_shared(sizeof(*w));
-	pid_t pw = start_timed(w, d.region, "race/qnoq", 2500);
+	struct acquirer *w = harness_shared(sizeof(*w));
+	pid_t pw = start_acquirer(w, d.region, "race/qnoq", NULL, 1000, 2500,
+				  false);
 	HARNESS_WAIT_FOR(lm_queue_count(lm_queue_of(&r, (uint32_t)idx)) == 1 &&
 				 harness_proc_state(pw) == 'S',
 			 5000, "the waiter never queued");
-	kill_server(d.region, &r, 1);
-	kill_server(d.region, &r, 2);
+	harness_kill_server(d.region, &r, 1, false);
+	harness_kill_server(d.region, &r, 2, false);
 
 	/* A newcomer behind the queue. */
 	int64_t t0 = harness_now_ms();
@@ -730,11 +651,12 @@ static void wait_rides_out_quorum_loss(void)
 	struct harness_lockmgrd d;
 	harness_lockmgrd_start(&d, "ride", "--restart-delay", "-1", NULL);
 	struct lm_region r;
-	attach(d.region, &r);
-	kill_server(d.region, &r, 1);
-	kill_server(d.region, &r, 2);
-	struct timed_args *w = harness_shared(sizeof(*w));
-	pid_t pw = start_timed(w, d.region, "race/ride", 10000);
+	harness_attach(d.region, &r);
+	harness_kill_server(d.region, &r, 1, false);
+	harness_kill_server(d.region, &r, 2, false);
+	struct acquirer *w = harness_shared(sizeof(*w));
+	pid_t pw = start_acquirer(w, d.region, "race/ride", NULL, 1000, 10000,
+				  false);
 	/* It has found no quorum, and waits. */
 	HARNESS_WAIT_FOR(atomic_load(&w->started_ms) != 0 &&
 				 harness_now_ms() >
@@ -773,7 +695,7 @@ static void reclaimer_main(void *arg)
 	harness_pause_arm("names.prechecked", log, sizeof(log));
 	lm_hook_init();
 	struct lm_region r;
-	attach(a->region, &r);
+	harness_attach(a->region, &r);
 	enum lm_reclaim rc = lm_name_reclaim(&r, a->idx, true);
 	atomic_store(&a->result, (int)rc + 1);
 	lm_region_detach(&r);
@@ -823,30 +745,6 @@ static void reclaim_rechecks_after_dying(void)
 	harness_lockmgrd_stop(&d);
 }
 
-struct late_args {
-	char region[LM_REGION_NAME_MAX + 2];
-	_Atomic int rc;
-	_Atomic int done;
-	_Atomic uint64_t token;
-};
-
-static void late_acquirer(void *arg)
-{
-	struct late_args *a = arg;
-	char log[256];
-	harness_pause_arm("grant.before_tables", log, sizeof(log));
-	lm_client *c;
-	assert_int_equal(lm_connect(a->region, &c), 0);
-	lm_grant g;
-	int rc = lm_acquire(c, "race/late", 10000, 0, &g);
-	atomic_store(&a->token, g.token);
-	atomic_store(&a->rc, rc);
-	atomic_store(&a->done, 1);
-	/* Hold it until killed. */
-	for (;;)
-		pause();
-}
-
 /*
  * The other half: an acquire that resolved a name, then stood still
  * while the name was reclaimed, must see that its name's life ended
@@ -859,10 +757,10 @@ static void acquire_checks_name_after_owner_cas(void)
 	struct harness_lockmgrd d;
 	harness_lockmgrd_start(&d, "rcl2", "--max-ttl", "20000", NULL);
 	struct lm_region r;
-	attach(d.region, &r);
-	struct late_args *la = harness_shared(sizeof(*la));
-	snprintf(la->region, sizeof(la->region), "%s", d.region);
-	pid_t pa = harness_fork(late_acquirer, la);
+	harness_attach(d.region, &r);
+	struct acquirer *la = harness_shared(sizeof(*la));
+	pid_t pa = start_acquirer(la, d.region, "race/late",
+				  "grant.before_tables", 10000, 0, true);
 	HARNESS_WAIT_FOR(harness_proc_state(pa) == 'T', 5000,
 			 "the acquirer never stopped before the tables");
 	int64_t idx = lm_name_lookup(&r, "race/late", 9, 0);
@@ -872,7 +770,7 @@ static void acquire_checks_name_after_owner_cas(void)
 	/* Another name moves into the slot. */
 	assert_int_equal(lm_name_lookup(&r, "race/other", 10, 1), idx);
 	harness_resume(pa);
-	HARNESS_WAIT_FOR(atomic_load(&la->done), 5000,
+	HARNESS_WAIT_FOR(atomic_load(&la->ended_ms) != 0, 5000,
 			 "the acquirer never finished");
 	assert_int_equal(atomic_load(&la->rc), 0);
 	lm_client *b;
@@ -893,29 +791,6 @@ static void acquire_checks_name_after_owner_cas(void)
 }
 
 /* ---- 9. a name's insert, stopped half-way -------------------------- */
-
-struct inserter_args {
-	char region[LM_REGION_NAME_MAX + 2];
-	const char *name;
-	_Atomic int rc;
-	_Atomic int done;
-};
-
-static void half_inserter(void *arg)
-{
-	struct inserter_args *a = arg;
-	char log[256];
-	harness_pause_arm("names.before_link", log, sizeof(log));
-	lm_client *c;
-	assert_int_equal(lm_connect(a->region, &c), 0);
-	lm_grant g;
-	int rc = lm_acquire(c, a->name, 1000, 0, &g);
-	atomic_store(&a->rc, rc);
-	atomic_store(&a->done, 1);
-	if (rc == 0)
-		lm_release(c, &g);
-	lm_disconnect(c);
-}
 
 /* The slot an inserter claimed for a name, and has not linked. */
 static int64_t claimed_slot(struct lm_region *r)
@@ -958,13 +833,12 @@ static void stopped_insert_survives_and_orphan_is_freed(void)
 	struct harness_lockmgrd d;
 	harness_lockmgrd_start(&d, "insert", NULL);
 	struct lm_region r;
-	attach(d.region, &r);
+	harness_attach(d.region, &r);
 	lm_client *c;
 	assert_int_equal(lm_connect(d.region, &c), 0);
-	struct inserter_args *a = harness_shared(sizeof(*a));
-	snprintf(a->region, sizeof(a->region), "%s", d.region);
-	a->name = "race/insert";
-	pid_t p = harness_fork(half_inserter, a);
+	struct acquirer *a = harness_shared(sizeof(*a));
+	pid_t p = start_acquirer(a, d.region, "race/insert", "names.before_link",
+				 1000, 0, false);
 	HARNESS_WAIT_FOR(harness_proc_state(p) == 'T', 5000,
 			 "the inserter never stopped before linking");
 	int64_t slot = claimed_slot(&r);
@@ -979,9 +853,8 @@ static void stopped_insert_survives_and_orphan_is_freed(void)
 	assert_int_equal(lm_name_lookup(&r, "race/insert", 11, 0), slot);
 
 	/* Again, and this time it dies there. */
-	atomic_store(&a->done, 0);
-	a->name = "race/orphan";
-	p = harness_fork(half_inserter, a);
+	p = start_acquirer(a, d.region, "race/orphan", "names.before_link", 1000,
+			   0, false);
 	HARNESS_WAIT_FOR(harness_proc_state(p) == 'T', 5000,
 			 "the inserter never stopped before linking");
 	slot = claimed_slot(&r);

@@ -51,14 +51,6 @@
 
 /* ---- helpers ------------------------------------------------------ */
 
-static void attach(const char *region, struct lm_region *r)
-{
-	char why[256];
-	int rc = lm_region_attach(r, region, why, sizeof(why));
-	if (rc != 0)
-		fail_msg("attach %s: %s (%s)", region, lm_strerror(rc), why);
-}
-
 static void make_pipe(int p[2])
 {
 	if (pipe2(p, O_CLOEXEC) != 0)
@@ -294,7 +286,7 @@ static void death_detection(void)
 	struct harness_lockmgrd d;
 	harness_lockmgrd_start(&d, "death", "--max-ttl", "20000", NULL);
 	struct lm_region r;
-	attach(d.region, &r);
+	harness_attach(d.region, &r);
 	struct takeover *t = harness_shared(sizeof(*t));
 	const enum crash_how hows[] = {CRASH_SIGKILL, CRASH_ABORT,
 				       CRASH_EXIT};
@@ -378,7 +370,7 @@ static void no_release_on_exit(void)
 	struct harness_lockmgrd d;
 	harness_lockmgrd_start(&d, "norel", "--no-release-on-exit", NULL);
 	struct lm_region r;
-	attach(d.region, &r);
+	harness_attach(d.region, &r);
 	struct takeover *t = harness_shared(sizeof(*t));
 	snprintf(t->region, sizeof(t->region), "%s", d.region);
 	snprintf(t->lock, sizeof(t->lock), "norel/x");
@@ -454,7 +446,7 @@ static void clean_release_no_flag(void)
 	struct harness_lockmgrd d;
 	harness_lockmgrd_start(&d, "clean", NULL);
 	struct lm_region r;
-	attach(d.region, &r);
+	harness_attach(d.region, &r);
 	lm_client *a, *b;
 	assert_int_equal(lm_connect(d.region, &a), 0);
 	assert_int_equal(lm_connect(d.region, &b), 0);
@@ -1007,7 +999,7 @@ static void frozen_waiter(void)
 	struct harness_lockmgrd d;
 	harness_lockmgrd_start(&d, "fwait", NULL);
 	struct lm_region r;
-	attach(d.region, &r);
+	harness_attach(d.region, &r);
 	struct fw_shared *f = harness_shared(sizeof(*f));
 	snprintf(f->region, sizeof(f->region), "%s", d.region);
 	lm_client *a;
@@ -1096,7 +1088,7 @@ static void death_frees_every_lock(void)
 		harness_read_byte(p[0], 10000, "the holder taking its locks");
 		close(p[0]);
 		struct lm_region r;
-		attach(d.region, &r);
+		harness_attach(d.region, &r);
 		uint32_t slot = UINT32_MAX;
 		for (uint32_t si = 0; si < r.max_sessions; si++)
 			if (LM_SESS_PID(atomic_load(&r.sessions[si].life)) == holder)
