@@ -93,6 +93,14 @@ bool lm_grant_holds_quorum_elsewhere(const struct lm_region *r,
 	return held >= LM_QUORUM;
 }
 
+/* What a grab may do with the owner word it found on a table. */
+enum take {
+	TAKE,       /* free, from an earlier life, abandoned or expired */
+	TAKE_BUSY,  /* held by a live lease */
+	TAKE_STALE, /* from a later life than our look at the server: our
+		     * view of the server is out of date; look again */
+};
+
 /*
  * May the owner word cur of table i's slot be replaced by a new grant at
  * epoch `epoch`? Sets *abandoned when the previous holder did not
@@ -102,27 +110,37 @@ bool lm_grant_holds_quorum_elsewhere(const struct lm_region *r,
  * abandoned unless it still holds a majority on the other tables: then
  * it merely dropped this table and carries on, and telling the next
  * holder "recovered" would be a false alarm.
+ *
+ * Owner words carry 16 bits of epoch, compared modulo 2^16. A word from
+ * a *later* epoch than the one we read means that we stood still while
+ * the server restarted, and that word may be a live holder's: taking it
+ * as "an earlier life" once let a grab with a stale view break mutual
+ * exclusion.
  */
-static bool slot_takeable(const struct lm_region *r, uint32_t lock,
-			  unsigned i, uint64_t cur, uint64_t epoch,
-			  int64_t t0, int64_t srv_now, bool *abandoned,
-			  int64_t *busy_until_srv)
+static enum take slot_takeable(const struct lm_region *r, uint32_t lock,
+			       unsigned i, uint64_t cur, uint64_t epoch,
+			       int64_t t0, int64_t srv_now, bool *abandoned,
+			       int64_t *busy_until_srv)
 {
 	if (LM_OWNER_SESSION(cur) == 0) {
 		*abandoned = (cur & LM_OWNER_ABANDONED) != 0;
-		return true;
+		return TAKE;
 	}
+	int16_t age = (int16_t)(uint16_t)(LM_OWNER_EPOCH(cur) -
+					  (uint32_t)(epoch & 0xffffu));
+	if (age > 0)
+		return TAKE_STALE;
 	const struct lm_session *holder = lm_owner_session(r, cur);
 	if (holder == NULL || !lm_session_is_live(holder)) {
 		*abandoned = true; /* corrupted, or holder gone without release */
-		return true;
+		return TAKE;
 	}
-	if (LM_OWNER_EPOCH(cur) != (uint32_t)(epoch & 0xffffu)) {
+	if (age < 0) {
 		/* Granted in an earlier life of the table: it counts for
 		 * nobody here any more. */
 		*abandoned = !lm_grant_holds_quorum_elsewhere(r, lock, i, cur,
 							       t0);
-		return true;
+		return TAKE;
 	}
 	struct lm_slot *slot = lm_slot_of(r, i, lock);
 	uint64_t lease = atomic_load(&slot->lease);
@@ -131,15 +149,15 @@ static bool slot_takeable(const struct lm_region *r, uint32_t lock,
 		 * lease: it is being granted right now (if it froze there,
 		 * its server caps the grant with a lease of its TTL). */
 		*busy_until_srv = srv_now + 1;
-		return false;
+		return TAKE_BUSY;
 	}
 	if (LM_LEASE_EXPIRY(lease) <= srv_now) {
 		*abandoned = !lm_grant_holds_quorum_elsewhere(r, lock, i, cur,
 							       t0);
-		return true;
+		return TAKE;
 	}
 	*busy_until_srv = LM_LEASE_EXPIRY(lease);
-	return false;
+	return TAKE_BUSY;
 }
 
 /*
@@ -337,7 +355,8 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, uint32_t gen,
 		return GRAB_NOQUORUM;
 	}
 
-	for (unsigned i = 0; i < LM_NSERVERS && !busy; i++) {
+	bool stale = false;
+	for (unsigned i = 0; i < LM_NSERVERS && !busy && !stale; i++) {
 		if (!(up & (1u << i)))
 			continue;
 		uint64_t st = states[i];
@@ -353,8 +372,15 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, uint32_t gen,
 		for (;;) {
 			int64_t busy_srv = 0;
 			lease_seen = atomic_load(&slot->lease);
-			if (!slot_takeable(r, lock, i, cur, LM_SRV_EPOCH(st), t0,
-					   srv_now[i], &abandoned, &busy_srv)) {
+			enum take t = slot_takeable(r, lock, i, cur,
+						    LM_SRV_EPOCH(st), t0,
+						    srv_now[i], &abandoned,
+						    &busy_srv);
+			if (t == TAKE_STALE) {
+				stale = true;
+				break;
+			}
+			if (t == TAKE_BUSY) {
 				busy = true;
 				info->busy_until_ns = lm_server_to_local_ns(
 					srv, busy_srv, srv_now[i], t0);
@@ -364,7 +390,7 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, uint32_t gen,
 			if (atomic_compare_exchange_weak(&slot->owner, &cur, w))
 				break;
 		}
-		if (busy)
+		if (busy || stale)
 			break;
 		LM_HOOK("grant.owner_taken");
 		expiry[i] = srv_now[i] + ttl_ms;
@@ -372,8 +398,14 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, uint32_t gen,
 				 LM_LEASE_WORD(w, expiry[i])))
 			continue; /* taken over while we stood still */
 		if (atomic_load(&r->servers[i]->state) != st) {
-			/* Restarted under us: this grant counts for nobody. */
-			atomic_compare_exchange_strong(&slot->owner, &w, cur);
+			/* Restarted under us: this grant counts for nobody.
+			 * What we replaced could be taken, so it goes back as
+			 * free (or abandoned), never as the word it was: a
+			 * ghost of a grant under a lease that is not its own
+			 * would block the lock. */
+			atomic_compare_exchange_strong(
+				&slot->owner, &w,
+				abandoned ? LM_OWNER_ABANDONED : LM_OWNER_FREE);
 			continue;
 		}
 		G_OWNER(g, i) = w;
@@ -398,7 +430,7 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, uint32_t gen,
 		held_put(c, held);
 		return GRAB_BUSY;
 	}
-	if (__builtin_popcount(mask) < (int)LM_QUORUM) {
+	if (stale || __builtin_popcount(mask) < (int)LM_QUORUM) {
 		give_up(c, lock, g, mask, undo);
 		held_put(c, held);
 		return GRAB_RETRY;

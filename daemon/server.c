@@ -200,8 +200,12 @@ static unsigned expire_leases(struct lm_region *r, unsigned i,
 		if (atomic_load(&slot->owner) != w)
 			continue; /* the lease may be a newer holder's */
 		bool tagged = LM_LEASE_TAG(lease) == LM_OWNER_TAG(w);
+		int16_t age = (int16_t)(uint16_t)(LM_OWNER_EPOCH(w) -
+						  (uint32_t)(epoch & 0xffffu));
 		uint64_t next;
-		if (LM_OWNER_EPOCH(w) != (uint32_t)(epoch & 0xffffu)) {
+		if (age > 0)
+			continue; /* a later life's: we are being replaced */
+		if (age < 0) {
 			/* From an earlier life: it counts for nobody, but
 			 * while its lease runs a quick second restart must
 			 * still see it to set its quarantine. */

@@ -873,6 +873,74 @@ static void stopped_insert_survives_and_orphan_is_freed(void)
 	harness_lockmgrd_stop(&d);
 }
 
+/* ---- 10. a grab with an out-of-date view of the servers ------------ */
+
+/*
+ * S reads the servers' states, takes table 0 and stops. Server 2
+ * restarts; H takes the lock on tables 0 and 2 (1 is down); 1 comes back
+ * and 0 goes down, so H holds a majority of the servers up. S resumes
+ * with its old view: on table 2 it finds H's word from a *later* epoch
+ * than the one it read. It used to take that for a word of an earlier
+ * life and replace it, and T then got the lock on tables 1 and 2 while
+ * H held it. A word from a later life than the one a grab read means
+ * the grab's view is out of date: it starts over.
+ */
+static void stale_view_cannot_take_newer_grant(void)
+{
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "stale", "--max-ttl", "30000",
+			       "--restart-delay", "-1", NULL);
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	struct acquirer *s = harness_shared(sizeof(*s));
+	pid_t ps = start_acquirer(s, d.region, "race/stale",
+				  "grant.owner_taken@1,grant.owner_taken@3",
+				  50, 0, true);
+	HARNESS_WAIT_FOR(harness_proc_state(ps) == 'T', 5000,
+			 "S never stopped after its first owner CAS");
+	int64_t idx = lm_name_lookup(&r, "race/stale", 10, 0);
+	assert_true(idx >= 0);
+	harness_kill_server(d.region, &r, 1, false);
+	harness_kill_server(d.region, &r, 2, false);
+	start_server(d.region, &r, 2, true);
+	/* S's frozen attempt on table 0 runs out (its TTL is 50 ms). */
+	HARNESS_WAIT_FOR(LM_OWNER_SESSION(atomic_load(
+				 &lm_slot_of(&r, 0, (uint32_t)idx)->owner)) == 0,
+			 5000, "S's word on table 0 never expired");
+	lm_client *h, *t;
+	assert_int_equal(lm_connect(d.region, &h), 0);
+	assert_int_equal(lm_connect(d.region, &t), 0);
+	lm_grant gh, gt;
+	assert_int_equal(lm_acquire(h, "race/stale", 20000, 0, &gh), 0);
+	assert_int_equal(G_MASK(&gh), 0x5u);
+	start_server(d.region, &r, 1, true);
+	harness_kill_server(d.region, &r, 0, false);
+
+	harness_resume(ps);
+	HARNESS_WAIT_FOR(harness_proc_state(ps) == 'T' ||
+				 atomic_load(&s->ended_ms) != 0,
+			 5000, "S neither stopped again nor finished");
+	uint64_t w2 = atomic_load(&lm_slot_of(&r, 2, (uint32_t)idx)->owner);
+	if (w2 != G_OWNER(&gh, 2))
+		fail_msg("S replaced H's word on table 2 (%#llx, H's is %#llx)",
+			 (unsigned long long)w2,
+			 (unsigned long long)G_OWNER(&gh, 2));
+	int rc = lm_acquire(t, "race/stale", 20000, 0, &gt);
+	if (rc == 0)
+		fail_msg("T got the lock (token %llu) while H held it (token "
+			 "%llu)", (unsigned long long)gt.token,
+			 (unsigned long long)gh.token);
+	kill(ps, SIGKILL);
+	harness_reap(ps, 5000, "S");
+	/* Table 0 is down under it: the grant ends without a majority. */
+	assert_int_equal(lm_release(h, &gh), LM_ELEASELOST);
+	lm_disconnect(h);
+	lm_disconnect(t);
+	harness_shared_free(s, sizeof(*s));
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
 HARNESS_CASE(disconnect_cannot_free_next_life, 60)
 HARNESS_CASE(dead_claimer_slot_reclaimed, 60)
 HARNESS_CASE(dead_slot_finished_by_next_supervisor, 60)
@@ -885,6 +953,7 @@ HARNESS_CASE(wait_rides_out_quorum_loss, 60)
 HARNESS_CASE(reclaim_rechecks_after_dying, 60)
 HARNESS_CASE(acquire_checks_name_after_owner_cas, 60)
 HARNESS_CASE(stopped_insert_survives_and_orphan_is_freed, 60)
+HARNESS_CASE(stale_view_cannot_take_newer_grant, 60)
 
 int main(void)
 {
@@ -901,6 +970,7 @@ int main(void)
 		harness_case(reclaim_rechecks_after_dying),
 		harness_case(acquire_checks_name_after_owner_cas),
 		harness_case(stopped_insert_survives_and_orphan_is_freed),
+		harness_case(stale_view_cannot_take_newer_grant),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
