@@ -72,8 +72,7 @@ int lm_disconnect(lm_client *c)
 	LM_HOOK("client.disconnect.before_free");
 	/* If the supervisor took the slot over meanwhile (it believed us
 	 * dead), the slot is no longer ours to free. */
-	lm_session_transition(r, c->session, c->life,
-			      lm_session_freed_word(c->life));
+	lm_session_free(r, c->session, c->life);
 	lm_region_detach(r);
 	free(c);
 	return 0;

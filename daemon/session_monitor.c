@@ -103,7 +103,7 @@ static unsigned finish_dead(struct lm_region *r, uint32_t idx,
 	LM_HOOK("supervisor.freeing_dead");
 	unsigned freed = lm_free_session_grants(r, idx, LM_OWNER_ABANDONED,
 						LM_NO_SESSION);
-	lm_session_transition(r, idx, dead, lm_session_freed_word(dead));
+	lm_session_free(r, idx, dead);
 	return freed;
 }
 
@@ -245,10 +245,11 @@ static uint64_t boot_ticks(void)
 
 /*
  * Is the claimer of a CLAIMING slot (word w) provably dead? Its pid is
- * in the word from the claim itself. Gone is dead; a pid whose process
- * started after the slot's own start time (once the claimer wrote it),
- * or after we first saw this claim, is a reused pid, so also dead. A
- * claimer that is merely slow or stopped is alive, and keeps its claim.
+ * in the word from the claim itself. Gone is dead. A pid whose process
+ * is not the one that wrote the slot's start time (a FREE slot has none,
+ * so a start time on a claim is its claimer's), or that started after we
+ * first saw this claim, was reused: also dead. A claimer that is merely
+ * slow or stopped is alive, and keeps its claim.
  */
 static bool claimer_dead(struct registrar *rg, uint32_t i, uint64_t w,
 			 const struct lm_session *s)
@@ -285,8 +286,7 @@ static void scan_sessions(struct supervisor *sv, struct registrar *rg)
 		switch (LM_SESS_STATE(w)) {
 		case LM_SESS_CLAIMING:
 			if (claimer_dead(rg, i, w, s) &&
-			    lm_session_transition(r, i, w,
-						  lm_session_freed_word(w)))
+			    lm_session_free(r, i, w))
 				lm_log("supervisor", "freed session slot %u: "
 				       "pid %d died while connecting", i,
 				       (int)LM_SESS_PID(w));

@@ -174,7 +174,9 @@
 struct lm_session {
 	_Atomic uint64_t life;       /* LM_SESS_WORD(pid, gen, state), CAS */
 	_Atomic uint64_t start_time; /* client, while CLAIMING: clock ticks
-	                              * since boot (/proc/PID/stat field 22) */
+	                              * since boot (/proc/PID/stat field 22);
+	                              * 0 in a FREE slot (cleared by whoever
+	                              * frees it, lm_session_free) */
 	_Atomic uint32_t waiting_on; /* lock index + 1 the session waits for,
 	                              * 0 if none (also the edge of the
 	                              * roadmap's wait-for graph). Set by the

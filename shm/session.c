@@ -150,7 +150,17 @@ bool lm_session_transition(struct lm_region *r, uint32_t idx, uint64_t from,
 	return ok;
 }
 
-uint64_t lm_session_freed_word(uint64_t w)
+bool lm_session_free(struct lm_region *r, uint32_t idx, uint64_t from)
 {
-	return LM_SESS_WORD(0, LM_SESS_GEN(w), LM_SESS_FREE);
+	if (idx >= r->max_sessions)
+		return false;
+	/* A FREE slot keeps no identity. A claimer writes its start time
+	 * only after its claim, and the supervisor, judging whether a
+	 * claimer died, once compared against the start time of the slot's
+	 * previous life and took a live claimer for a dead one. The writer
+	 * owns the slot here (its own LIVE life, a DEAD one it reaped, or a
+	 * claim whose claimer is proven dead). */
+	atomic_store(&r->sessions[idx].start_time, 0);
+	return lm_session_transition(
+		r, idx, from, LM_SESS_WORD(0, LM_SESS_GEN(from), LM_SESS_FREE));
 }

@@ -38,8 +38,11 @@ int lm_session_claim(struct lm_region *r, pid_t pid, uint64_t start_time,
 bool lm_session_transition(struct lm_region *r, uint32_t idx, uint64_t from,
 			   uint64_t to);
 
-/* The FREE word that ends the life of word w (same generation). */
-uint64_t lm_session_freed_word(uint64_t w);
+/*
+ * End the life `from` of session idx: clear its identity, then CAS it to
+ * FREE (same generation). False if the slot had moved on from `from`.
+ */
+bool lm_session_free(struct lm_region *r, uint32_t idx, uint64_t from);
 
 static inline uint64_t lm_session_word(const struct lm_session *s)
 {

@@ -287,6 +287,63 @@ static void dead_claimer_slot_reclaimed(void)
 	harness_lockmgrd_stop(&d);
 }
 
+struct claimer_args {
+	char region[LM_REGION_NAME_MAX + 2];
+	_Atomic int slot; /* +1, once connected */
+};
+
+static void slow_claimer(void *arg)
+{
+	struct claimer_args *a = arg;
+	char log[256];
+	harness_pause_arm("session.claimed", log, sizeof(log));
+	lm_client *c;
+	assert_int_equal(lm_connect(a->region, &c), 0);
+	atomic_store(&a->slot, (int)c->session + 1);
+	assert_int_equal(lm_disconnect(c), 0);
+}
+
+/*
+ * A live claimer stopped right after its claim must keep it. A FREE
+ * slot used to keep its previous life's start time, which the
+ * supervisor compared against the claimer's pid: it took the live
+ * claimer for a dead one and freed its claim; the next client claimed
+ * the slot, and the first one's late stores then overwrote the second's
+ * identity (a new supervisor later reaped the second, alive, client).
+ */
+static void live_claimer_keeps_its_claim(void)
+{
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "claim2", NULL);
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	/* Slot 0 has had a life: ours. */
+	lm_client *p;
+	assert_int_equal(lm_connect(d.region, &p), 0);
+	assert_int_equal(p->session, 0);
+	assert_int_equal(lm_disconnect(p), 0);
+	struct claimer_args *a = harness_shared(sizeof(*a));
+	snprintf(a->region, sizeof(a->region), "%s", d.region);
+	pid_t pa = harness_fork(slow_claimer, a);
+	HARNESS_WAIT_FOR(harness_proc_state(pa) == 'T', 5000,
+			 "the claimer never stopped after its claim");
+	assert_int_equal(slot_of_pid(&r, pa), 0);
+	/* The supervisor looks at every slot, more than once. */
+	supervisor_has_scanned(d.region, &r);
+	supervisor_has_scanned(d.region, &r);
+	uint64_t w = atomic_load(&r.sessions[0].life);
+	if (LM_SESS_STATE(w) != LM_SESS_CLAIMING || LM_SESS_PID(w) != pa)
+		fail_msg("the supervisor took slot 0 from its live claimer "
+			 "(state %u, pid %d)", LM_SESS_STATE(w),
+			 (int)LM_SESS_PID(w));
+	harness_resume(pa);
+	harness_expect_exit(pa, 5000, 0, "claimer");
+	assert_int_equal(atomic_load(&a->slot), 1);
+	harness_shared_free(a, sizeof(*a));
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
 /* ---- 3. a supervisor killed mid-cleanup ---------------------------- */
 
 struct holder_args {
@@ -943,6 +1000,7 @@ static void stale_view_cannot_take_newer_grant(void)
 
 HARNESS_CASE(disconnect_cannot_free_next_life, 60)
 HARNESS_CASE(dead_claimer_slot_reclaimed, 60)
+HARNESS_CASE(live_claimer_keeps_its_claim, 60)
 HARNESS_CASE(dead_slot_finished_by_next_supervisor, 60)
 HARNESS_CASE(waiter_count_repair, 60)
 HARNESS_CASE(frozen_acquirer_cannot_clobber_lease, 60)
@@ -960,6 +1018,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		harness_case(disconnect_cannot_free_next_life),
 		harness_case(dead_claimer_slot_reclaimed),
+		harness_case(live_claimer_keeps_its_claim),
 		harness_case(dead_slot_finished_by_next_supervisor),
 		harness_case(waiter_count_repair),
 		harness_case(frozen_acquirer_cannot_clobber_lease),
