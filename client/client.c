@@ -63,9 +63,9 @@ int lm_disconnect(lm_client *c)
 	if (c == NULL)
 		return LM_EINVAL;
 	struct lm_region *r = &c->region;
-	uint32_t waited = atomic_exchange(&c->self->waiting_on, 0);
+	uint32_t waited = LM_WAIT_LOCK(atomic_load(&c->self->waiting_on));
 	if (waited != 0 && waited <= r->max_locks)
-		lm_queue_leave(lm_queue_of(r, waited - 1));
+		lm_queue_depart(c->self, lm_queue_of(r, waited - 1), waited - 1);
 	/* Free whatever this session still holds, on every table: a grant
 	 * the caller never released must not outlive the session. */
 	lm_free_session_grants(r, c->session, LM_OWNER_FREE, c->session);

@@ -103,6 +103,10 @@ bool lm_may_barge(const struct lm_region *r, uint32_t lock);
 /* One waiter fewer (never below zero: a count a death left too high is
  * repaired by the servers, one left too low would hide waiters). */
 void lm_queue_leave(struct lm_queue *q);
+/* Leave lock's queue, if self is queued for it: the three steps of
+ * LM_WAIT_LEAVING (shm/layout.h). */
+void lm_queue_depart(struct lm_session *self, struct lm_queue *q,
+		     uint32_t lock);
 /* Waiters counted in q (a hint: see LM_WAITERS_WORD in shm/layout.h). */
 uint32_t lm_queue_count(const struct lm_queue *q);
 /* Lower lock's waiter count to the sessions really queued, if it is

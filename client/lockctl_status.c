@@ -213,6 +213,8 @@ static int snap_sessions(struct snapshot *s)
 		else
 			si->state = "claiming";
 		uint32_t on = atomic_load(&ss->waiting_on);
+		if (on & LM_WAIT_LEAVING)
+			on = 0; /* leaving: no longer waits */
 		si->waiting_on = on != 0 && on <= r->max_locks ? (int64_t)on - 1
 							       : -1;
 		s->nsess++;

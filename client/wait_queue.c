@@ -192,6 +192,18 @@ void lm_queue_leave(struct lm_queue *q)
 		;
 }
 
+void lm_queue_depart(struct lm_session *self, struct lm_queue *q,
+		     uint32_t lock)
+{
+	uint32_t on = lock + 1;
+	if (!atomic_compare_exchange_strong(&self->waiting_on, &on,
+					    on | LM_WAIT_LEAVING))
+		return; /* not queued for it */
+	LM_HOOK("queue.leaving");
+	lm_queue_leave(q);
+	atomic_store(&self->waiting_on, 0);
+}
+
 uint32_t lm_queue_count(const struct lm_queue *q)
 {
 	return LM_WAITERS_COUNT(atomic_load(&q->waiters));
@@ -238,7 +250,8 @@ void lm_queue_recount(struct lm_region *r, uint32_t lock)
 		return; /* the queue moved: look again next time */
 	uint32_t n = lm_sessions_in_use(r), queued = 0;
 	for (uint32_t s = 0; s < n; s++)
-		if (atomic_load(&r->sessions[s].waiting_on) == lock + 1)
+		if (LM_WAIT_LOCK(atomic_load(&r->sessions[s].waiting_on)) ==
+		    lock + 1)
 			queued++;
 	if (queued < LM_WAITERS_COUNT(announced))
 		atomic_compare_exchange_strong(
@@ -260,8 +273,7 @@ bool lm_may_barge(const struct lm_region *r, uint32_t lock)
 static void leave_queue(struct lm_client *c, uint32_t lock, bool was_head)
 {
 	struct lm_queue *n = lm_queue_of(&c->region, lock);
-	if (atomic_exchange(&c->self->waiting_on, 0) == lock + 1)
-		lm_queue_leave(n);
+	lm_queue_depart(c->self, n, lock);
 	uint16_t me = (uint16_t)(c->session + 1);
 	atomic_compare_exchange_strong(&n->woken, &me, 0);
 	if (was_head)

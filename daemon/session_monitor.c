@@ -80,11 +80,15 @@ static void unwatch(struct supervisor *sv, uint32_t idx)
 /* Take session idx out of the queue it waits in, if any. */
 static void dequeue_waiter(struct lm_region *r, uint32_t idx)
 {
-	uint32_t waited = atomic_exchange(&r->sessions[idx].waiting_on, 0);
+	uint32_t on = atomic_exchange(&r->sessions[idx].waiting_on, 0);
+	uint32_t waited = LM_WAIT_LOCK(on);
 	if (waited == 0 || waited > r->max_locks)
 		return;
 	struct lm_queue *q = lm_queue_of(r, waited - 1);
-	lm_queue_leave(q);
+	/* Died while leaving: it may have lowered the count already, and a
+	 * count one too high is only a hint the servers repair. */
+	if (!(on & LM_WAIT_LEAVING))
+		lm_queue_leave(q);
 	uint16_t mark = (uint16_t)(idx + 1);
 	atomic_compare_exchange_strong(&q->woken, &mark, 0);
 	lm_wake_next(r, waited - 1, LM_NO_SESSION);

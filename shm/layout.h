@@ -179,9 +179,10 @@ struct lm_session {
 	                              * frees it, lm_session_free) */
 	_Atomic uint32_t waiting_on; /* lock index + 1 the session waits for,
 	                              * 0 if none (also the edge of the
-	                              * roadmap's wait-for graph). Set by the
-	                              * client; cleared by xchg by whoever
-	                              * dequeues it (client or supervisor). */
+	                              * roadmap's wait-for graph), with
+	                              * LM_WAIT_LEAVING while it leaves. Set
+	                              * and left by the client; cleared by xchg
+	                              * by the supervisor after its death. */
 	_Atomic uint32_t wake;       /* futex the session sleeps on while it
 	                              * waits; any waker increments it, then
 	                              * FUTEX_WAKEs it */
@@ -324,6 +325,20 @@ struct lm_name {
  * repaired next time.
  */
 #define LM_WAITERS_COUNT(w)       ((uint32_t)(w))
+
+/*
+ * Leaving a queue is three steps: mark waiting_on LEAVING, lower the
+ * count, clear waiting_on. A recount counts LEAVING entries as still
+ * counted (they are, until their lowering): a waiter that cleared
+ * waiting_on first and lowered the count after once had its leave
+ * subtracted twice when a recount fell between the two, and the next
+ * waiter went uncounted. Only the recount looks at LEAVING entries;
+ * for everything else a leaving session no longer waits. The supervisor
+ * that finds a dead session LEAVING does not lower the count (it may
+ * have been lowered already): one too many is repaired by a recount.
+ */
+#define LM_WAIT_LEAVING           0x80000000u
+#define LM_WAIT_LOCK(on)          ((on) & ~LM_WAIT_LEAVING)
 #define LM_WAITERS_GEN(w)         ((uint32_t)((w) >> 32))
 #define LM_WAITERS_WORD(gen, n)   (((uint64_t)(gen) << 32) | (uint32_t)(n))
 

@@ -487,6 +487,76 @@ static void waiter_count_repair(void)
 	harness_lockmgrd_stop(&d);
 }
 
+/*
+ * The other end of the count: a waiter that leaves (here W1, at the end
+ * of its wait) used to clear waiting_on and then lower the count. A
+ * recount between the two no longer counted it, and its lowering then
+ * took the count below the queue: W2, still queued, went uncounted, and
+ * newcomers barged past it (a review saw it get a released lock only at
+ * its next timer, 1.9 s later). Now a waiter
+ * leaves in three steps (LEAVING, lower, clear) and a recount still
+ * counts a LEAVING waiter.
+ */
+static void leaving_waiter_counted_once(void)
+{
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "leave", "--max-ttl", "20000", NULL);
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	lm_client *h, *x;
+	assert_int_equal(lm_connect(d.region, &h), 0);
+	assert_int_equal(lm_connect(d.region, &x), 0);
+	lm_grant gh, gx;
+	assert_int_equal(lm_acquire(h, "race/leave", 10000, 0, &gh), 0);
+	(void)gx;
+	int64_t idx = lm_name_lookup(&r, "race/leave", 10, 0);
+	assert_true(idx >= 0);
+	struct lm_queue *q = lm_queue_of(&r, (uint32_t)idx);
+	struct acquirer *w1 = harness_shared(sizeof(*w1));
+	struct acquirer *w2 = harness_shared(sizeof(*w2));
+	pid_t p1 = start_acquirer(w1, d.region, "race/leave", "queue.leaving",
+				  5000, 300, false);
+	HARNESS_WAIT_FOR(lm_queue_count(q) == 1, 5000, "W1 never queued");
+	pid_t p2 = start_acquirer(w2, d.region, "race/leave", NULL, 5000, 15000,
+				  false);
+	HARNESS_WAIT_FOR(lm_queue_count(q) == 2, 5000, "W2 never queued");
+	HARNESS_WAIT_FOR(harness_proc_state(p1) == 'T', 5000,
+			 "W1 never stopped while leaving");
+	/* W2 stopped too, so that the lock stays free with a queue: a
+	 * server then recounts it. */
+	kill(p2, SIGSTOP);
+	HARNESS_WAIT_FOR(harness_proc_state(p2) == 'T', 5000,
+			 "W2 did not stop");
+	uint64_t before = atomic_load(&q->waiters);
+	assert_int_equal(lm_release(h, &gh), 0);
+	HARNESS_WAIT_FOR(LM_WAITERS_GEN(atomic_load(&q->waiters)) !=
+				 LM_WAITERS_GEN(before),
+			 5000, "no server recounted the free lock's queue");
+	harness_resume(p1);
+	harness_expect_exit(p1, 5000, 0, "W1");
+	if (lm_queue_count(q) == 0)
+		fail_msg("W2 is queued, but the count is 0");
+	/* So a newcomer does not overtake it (an uncounted queue let every
+	 * newcomer barge past W2). */
+	int rc = lm_acquire(x, "race/leave", 5000, 0, &gx);
+	if (rc == 0)
+		fail_msg("a newcomer overtook W2, queued for %lld ms",
+			 (long long)(harness_now_ms() -
+				     atomic_load(&w2->started_ms)));
+	assert_int_equal(rc, LM_EBUSY);
+	harness_resume(p2);
+	HARNESS_WAIT_FOR(atomic_load(&w2->ended_ms) != 0, 10000,
+			 "W2 never got the lock");
+	assert_int_equal(atomic_load(&w2->rc), 0);
+	harness_expect_exit(p2, 5000, 0, "W2");
+	lm_disconnect(h);
+	lm_disconnect(x);
+	harness_shared_free(w1, sizeof(*w1));
+	harness_shared_free(w2, sizeof(*w2));
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
 /* ---- 5. an acquirer frozen between its owner CAS and its lease ----- */
 
 /*
@@ -1003,6 +1073,7 @@ HARNESS_CASE(dead_claimer_slot_reclaimed, 60)
 HARNESS_CASE(live_claimer_keeps_its_claim, 60)
 HARNESS_CASE(dead_slot_finished_by_next_supervisor, 60)
 HARNESS_CASE(waiter_count_repair, 60)
+HARNESS_CASE(leaving_waiter_counted_once, 60)
 HARNESS_CASE(frozen_acquirer_cannot_clobber_lease, 60)
 HARNESS_CASE(restart_during_renew_is_not_a_loss, 60)
 HARNESS_CASE(restart_keeps_the_recovered_mark, 60)
@@ -1021,6 +1092,7 @@ int main(void)
 		harness_case(live_claimer_keeps_its_claim),
 		harness_case(dead_slot_finished_by_next_supervisor),
 		harness_case(waiter_count_repair),
+		harness_case(leaving_waiter_counted_once),
 		harness_case(frozen_acquirer_cannot_clobber_lease),
 		harness_case(restart_during_renew_is_not_a_loss),
 		harness_case(restart_keeps_the_recovered_mark),
