@@ -241,23 +241,38 @@ static int parse_options(int argc, char **argv, struct lm_options *o,
 	return 0;
 }
 
+/* The latest quarantine floor a region's servers carry (local ms): the
+ * leases of a service before the one that made the region. */
+static int64_t region_floor(const struct lm_region *r)
+{
+	int64_t floor = 0;
+	for (unsigned i = 0; i < LM_NSERVERS; i++) {
+		int64_t f = atomic_load(&r->servers[i]->quarantine_floor_ms);
+		floor = f > floor ? f : floor;
+	}
+	return floor;
+}
+
 /*
- * Live clients attached to the region in fd, if it is a valid region (a
- * foreign or corrupted object has none that could use it).
+ * A region about to be discarded (--fresh), if it is a valid one: how
+ * many live clients use it, and the floor its servers carry. False if
+ * it is foreign or corrupted (then nobody could use it).
  */
-static int attached_clients(int fd, const char *name)
+static bool inspect_old_region(int fd, const char *name, int *live,
+			       int64_t *floor)
 {
 	struct lm_region old;
 	char why[256];
 	if (lm_region_map_fd(&old, fd, name, why, sizeof(why)) != 0)
-		return -1;
-	int live = 0;
+		return false;
+	*live = 0;
 	for (uint32_t i = 0; i < lm_sessions_in_use(&old); i++)
 		if (lm_session_is_live(&old.sessions[i]) &&
 		    lm_session_process_alive(&old.sessions[i]))
-			live++;
+			(*live)++;
+	*floor = region_floor(&old);
 	munmap(old.base, old.size);
-	return live;
+	return true;
 }
 
 /* The servers of a region being discarded (their supervisor died) must
@@ -311,8 +326,9 @@ static int open_region(struct supervisor *sv)
 	if (fstat(fd, &st) != 0)
 		lm_die("fstat(region)");
 	if (st.st_size != 0 && sv->opt.fresh) {
-		int live = attached_clients(fd, name);
-		sv->old_region_unused = live == 0;
+		int live = 0;
+		sv->old_region_seen = inspect_old_region(fd, name, &live,
+						      &sv->old_region_floor);
 		if (live > 0) {
 			fprintf(stderr,
 				"lockmgrd: --fresh would discard region %s while "
@@ -410,12 +426,21 @@ static void mark_abandoned(const char *name, uint32_t len, void *arg)
 			     LM_OWNER_ABANDONED);
 }
 
+static bool same_boot(const char *a, const char *b)
+{
+	/* Unknown counts as the same: only a known reboot ends leases. */
+	return a[0] == '\0' || b[0] == '\0' || strcmp(a, b) == 0;
+}
+
 /*
- * A new region: may clients of the service that ran before still hold
- * leases of it? Its record in the state directory says until when (a
- * clean stop), or that it never stopped cleanly (its region was removed
- * under it: one max TTL from now bounds anything it granted). Sets
- * sv->prev_leases_until_ms, then records this service as running.
+ * Until when (local ms) may clients of an earlier service still believe
+ * in leases it granted, and which locks did they hold? An adopted region
+ * carries that itself: its servers' floor. A region that replaced a
+ * valid one (--fresh, which refuses while clients use it) inherits that
+ * one's floor. A new region after a removed one relies on the state
+ * directory's record: until when a clean stop said (it counted its own
+ * floor in), or one max TTL after a service that never stopped cleanly.
+ * Sets sv->prev_leases_until_ms, then records this service as running.
  */
 static int take_over_record(struct supervisor *sv)
 {
@@ -426,38 +451,37 @@ static int take_over_record(struct supervisor *sv)
 	int rc = lm_service_load(dir, &rec, err, sizeof(err));
 	int64_t now_ms = lm_now_ms();
 	int64_t until = 0;
-	if (!sv->fresh_region || sv->old_region_unused) {
-		/* An adopted region carries its own leases, and a discarded
-		 * one with no client attached has nobody who believes any. */
+	bool from_record = false;
+	if (!sv->fresh_region) {
+		until = region_floor(&sv->region);
+	} else if (sv->old_region_seen) {
+		until = sv->old_region_floor;
 	} else if (rc < 0) {
 		lm_log("supervisor", "%s: assuming the last service's leases "
 		       "may run for one max TTL", err);
 		until = now_ms + sv->region.max_ttl_ms;
-	} else if (rc == 0 && boot[0] != '\0' &&
-		   strcmp(rec.boot_id, boot) == 0) {
-		if (rec.state == LM_SERVICE_STOPPED)
-			until = now_ms + (rec.leases_until_ms -
-					  lm_boottime_ms());
-		else
-			until = now_ms + rec.max_ttl_ms;
+	} else if (rc == 0 && same_boot(rec.boot_id, boot)) {
+		until = rec.state == LM_SERVICE_STOPPED
+				? rec.leases_until_ms
+				: now_ms + rec.max_ttl_ms;
+		from_record = true;
 	}
-	/* The locks the last service left held: their next holder is told
-	 * (LM_GRANT_RECOVERED), as it would have been in the old region. */
-	if (until > now_ms && rc == 0 && rec.state == LM_SERVICE_STOPPED &&
+	/* The locks the last service left held or abandoned: their next
+	 * holder is told (LM_GRANT_RECOVERED), as it would have been in the
+	 * old region. */
+	if (from_record && rec.state == LM_SERVICE_STOPPED &&
 	    lm_abandoned_load(dir, mark_abandoned, &sv->region, err,
 			      sizeof(err)) < 0)
 		lm_log("supervisor", "%s: the next holders of the locks held "
 		       "when the last service stopped will not be told",
 		       err);
-	lm_abandoned_remove(dir);
+	if (sv->fresh_region)
+		lm_abandoned_remove(dir);
 	if (until > now_ms) {
 		sv->prev_leases_until_ms = until;
-		lm_log("supervisor", "the last service on %s %s; its leases may "
-		       "run for %lld ms more, so nothing is granted until then",
-		       sv->name, rc == 0 && rec.state == LM_SERVICE_STOPPED
-				      ? "stopped with leases outstanding"
-				      : "did not stop cleanly",
-		       (long long)(until - now_ms));
+		lm_log("supervisor", "leases of an earlier service on %s may "
+		       "run for %lld ms more: nothing is granted until then",
+		       sv->name, (long long)(until - now_ms));
 	}
 	struct lm_service_record mine = {
 		.state = LM_SERVICE_RUNNING,
@@ -471,7 +495,11 @@ static int take_over_record(struct supervisor *sv)
 	return 0;
 }
 
-/* Write the names of the locks whose leases still run to DIR/abandoned. */
+/*
+ * Write to DIR/abandoned the names of the locks whose leases still run,
+ * or that carry a mark for their next holder (an abandoned word on any
+ * table, which a later service would otherwise forget).
+ */
 static void record_held_locks(struct supervisor *sv, int64_t now_ns)
 {
 	struct lm_region *r = &sv->region;
@@ -487,10 +515,12 @@ static void record_held_locks(struct supervisor *sv, int64_t now_ns)
 			struct lm_slot *slot = lm_slot_of(r, i, lock);
 			uint64_t w = atomic_load(&slot->owner);
 			uint64_t lease = atomic_load(&slot->lease);
-			held = LM_OWNER_SESSION(w) != 0 &&
-			       LM_LEASE_TAG(lease) == LM_OWNER_TAG(w) &&
-			       LM_LEASE_EXPIRY(lease) >
-				       lm_server_clock_ms(r->servers[i], now_ns);
+			held = w == LM_OWNER_ABANDONED ||
+			       (LM_OWNER_SESSION(w) != 0 &&
+				LM_LEASE_TAG(lease) == LM_OWNER_TAG(w) &&
+				LM_LEASE_EXPIRY(lease) >
+					lm_server_clock_ms(r->servers[i],
+							   now_ns));
 		}
 		if (held && (len[count] = lm_name_copy(r, lock, text[count],
 						       NULL)) != 0) {
@@ -522,12 +552,20 @@ static void outlive_leases(struct supervisor *sv)
 		int64_t e = lm_leases_end_ns(&sv->region, i, UINT64_MAX, now);
 		end = e > end ? e : end;
 	}
+	/* The leases of the services before this one, if some may still
+	 * run: the next service must wait for them too. */
+	int64_t floor_ns = region_floor(&sv->region) * 1000000;
+	if (sv->prev_leases_until_ms * 1000000 > floor_ns)
+		floor_ns = sv->prev_leases_until_ms * 1000000;
+	end = floor_ns > end ? floor_ns : end;
 	int64_t left_ms = (end - now + 999999) / 1000000;
 	if (sv->opt.state_dir != NULL) {
 		record_held_locks(sv, now);
+		/* CLOCK_MONOTONIC, as the leases: it stops during a suspend,
+		 * as their holders' clocks do. Valid within this boot. */
 		struct lm_service_record rec = {
 			.state = LM_SERVICE_STOPPED,
-			.leases_until_ms = lm_boottime_ms() + left_ms,
+			.leases_until_ms = now / 1000000 + left_ms,
 			.max_ttl_ms = sv->region.max_ttl_ms,
 		};
 		lm_boot_id(rec.boot_id);

@@ -59,13 +59,6 @@ void lm_boot_id(char out[40])
 		*nl = '\0';
 }
 
-int64_t lm_boottime_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_BOOTTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int lm_service_load(const char *dir, struct lm_service_record *rec,
 		    char *err, size_t errlen)
 {

@@ -6,7 +6,8 @@
  * A full stop and start makes a new region: nothing in it says that a
  * client of the old one may still hold a lease (its process may outlive
  * the service, with the old region mapped). So a service that stops
- * writes DIR/service: "stopped, leases may run until T" (boot clock);
+ * writes DIR/service: "stopped, leases may run until T" (monotonic
+ * clock, as the leases);
  * one that starts writes "running". The next service, if it finds no
  * region to adopt, keeps its servers out until T, or, after a service
  * that never stopped cleanly (killed, and its region removed), for one
@@ -24,15 +25,13 @@
 struct lm_service_record {
 	uint32_t state;           /* LM_SERVICE_* */
 	char boot_id[40];         /* /proc/sys/kernel/random/boot_id */
-	int64_t leases_until_ms;  /* STOPPED: CLOCK_BOOTTIME ms */
+	int64_t leases_until_ms;  /* STOPPED: CLOCK_MONOTONIC ms of the boot
+				   * boot_id names, as the leases are */
 	int64_t max_ttl_ms;       /* the service's --max-ttl */
 };
 
 /* This boot's id (NUL-terminated, at most 39 bytes), or "" if unknown. */
 void lm_boot_id(char out[40]);
-
-/* CLOCK_BOOTTIME in ms (counts across suspend, unlike CLOCK_MONOTONIC). */
-int64_t lm_boottime_ms(void);
 
 /* 0 (loaded), 1 (no record yet), or -1 with a message in err
  * (unreadable, truncated, corrupted). */

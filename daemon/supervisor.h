@@ -64,8 +64,10 @@ struct supervisor {
 	int sigfd;
 	int timerfd;
 	bool fresh_region;
-	bool old_region_unused;           /* --fresh discarded a valid region
-	                                   * with no client attached */
+	bool old_region_seen;             /* --fresh discarded a valid region
+	                                   * (with no client attached)... */
+	int64_t old_region_floor;         /* ... whose servers carried this
+	                                   * quarantine floor (local ms) */
 	int64_t prev_leases_until_ms;     /* local ms: no server counts
 	                                   * before then (a new region while
 	                                   * the last service's leases may

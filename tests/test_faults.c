@@ -569,6 +569,102 @@ static void full_restart_honours_old_leases(void)
 	harness_lockmgrd_stop(&d);
 }
 
+/* Start lockmgrd on an existing or removed region, and wait until its
+ * supervisor runs (its servers may stay out a while). */
+static pid_t serve_again(const char *region, const char *const *extra,
+			 struct lm_region *r)
+{
+	pid_t pid = harness_lockmgrd_spawn(region, extra);
+	char why[256];
+	HARNESS_WAIT_FOR(lm_region_attach(r, region, why, sizeof(why)) == 0 &&
+				 atomic_load(&r->hdr->supervisor_pid) == pid &&
+				 atomic_load(&r->hdr->supervisor_state) ==
+					 LM_SUP_RUNNING,
+			 5000, "lockmgrd (pid %d) never served %s", (int)pid,
+			 region);
+	return pid;
+}
+
+/* Nothing of x may be granted before the old holder's lease ends. */
+static void refuse_until(lm_client *c, const struct outliver *o,
+			 int64_t until_ns)
+{
+	while (harness_now_ns() < until_ns) {
+		lm_grant g;
+		int rc = lm_acquire(c, "full/x", 1000, 0, &g);
+		if (rc == 0 && harness_now_ns() < atomic_load(&o->valid_until_ns))
+			fail_msg("x was granted (token %llu) while its old "
+				 "holder's lease (token %llu) ran for %lld ms "
+				 "more", (unsigned long long)g.token,
+				 (unsigned long long)atomic_load(&o->token),
+				 (long long)((atomic_load(&o->valid_until_ns) -
+					      harness_now_ns()) / 1000000));
+		if (rc == 0)
+			lm_release(c, &g);
+		harness_nap_us(5000);
+	}
+}
+
+/*
+ * The floor outlives more than one service: a service that starts while
+ * the last one's leases may run must hand that on, whether it is
+ * stopped (its own record must cover the old leases too), killed and
+ * adopted (its servers carry the floor, and restarted ones too), or
+ * stopped again. Found by review: each of these once dropped the floor,
+ * and the next service granted a lock an old holder still held.
+ */
+static void floor_survives_a_chain_of_restarts(void)
+{
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	char dir[256];
+	harness_tmpdir(dir, sizeof(dir));
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "chain", "--state-dir", dir, "--max-ttl",
+			       "20000", NULL);
+	struct outliver *o = harness_shared(sizeof(*o));
+	pid_t holder = start_outliver(o, d.region, 12000);
+	harness_lockmgrd_stop(&d);
+	const char *const extra[] = {"--state-dir", dir, "--max-ttl", "20000",
+				     NULL};
+	struct lm_region r;
+	/* B: started, then stopped at once. */
+	d.pid = serve_again(d.region, extra, &r);
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+	/* C: started, then killed, and adopted by D. */
+	d.pid = serve_again(d.region, extra, &r);
+	kill(d.pid, SIGKILL);
+	harness_reap(d.pid, 5000, "killed lockmgrd");
+	lm_region_detach(&r);
+	d.pid = serve_again(d.region, extra, &r);
+	lm_client *n;
+	assert_int_equal(lm_connect(d.region, &n), 0);
+	/* D restarts two servers: they too must wait. */
+	harness_kill_server(d.region, &r, 0, false);
+	harness_kill_server(d.region, &r, 1, false);
+	refuse_until(n, o, harness_now_ns() + INT64_C(1000000000));
+	lm_disconnect(n);
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+	/* E: started after all that. */
+	d.pid = serve_again(d.region, extra, &r);
+	assert_int_equal(lm_connect(d.region, &n), 0);
+	refuse_until(n, o, atomic_load(&o->valid_until_ns));
+	lm_grant g;
+	assert_int_equal(lm_acquire(n, "full/x", 1000, 10000, &g), 0);
+	assert_true(g.token > atomic_load(&o->token));
+	if (!(g.flags & LM_GRANT_RECOVERED))
+		fail_msg("the mark for the next holder of x was lost on the way");
+	assert_int_equal(lm_release(n, &g), 0);
+	lm_disconnect(n);
+	lm_region_detach(&r);
+	kill(holder, SIGKILL);
+	harness_reap(holder, 5000, "old holder");
+	harness_shared_free(o, sizeof(*o));
+	harness_lockmgrd_stop(&d);
+	harness_reap_orphans();
+}
+
 /* Without a state directory (--ephemeral) there is nowhere to tell the
  * next service: stopping waits for the leases instead, unless told
  * twice. */
@@ -866,6 +962,7 @@ HARNESS_CASE(random_kills, 120)
 HARNESS_CASE(supervisor_adoption, 60)
 HARNESS_CASE(state_dir_persistence, 60)
 HARNESS_CASE(full_restart_honours_old_leases, 60)
+HARNESS_CASE(floor_survives_a_chain_of_restarts, 90)
 HARNESS_CASE(ephemeral_stop_waits_for_leases, 60)
 HARNESS_CASE(fresh_refused_while_attached, 60)
 HARNESS_CASE(durable_by_default, 60)
@@ -885,6 +982,7 @@ int main(void)
 		harness_case(supervisor_adoption),
 		harness_case(state_dir_persistence),
 		harness_case(full_restart_honours_old_leases),
+		harness_case(floor_survives_a_chain_of_restarts),
 		harness_case(ephemeral_stop_waits_for_leases),
 		harness_case(fresh_refused_while_attached),
 		harness_case(durable_by_default),
