@@ -22,6 +22,10 @@
  */
 #include "server.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <time.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -33,6 +37,7 @@
 #include "../shm/clock.h"
 #include "../shm/futex.h"
 #include "../shm/name_reclaim.h"
+#include "../shm/test_hook.h"
 #include "../shm/region.h"
 #include "log.h"
 #include "state_dir.h"
@@ -257,7 +262,9 @@ static void serve_reservation(struct lm_server *srv, const char *state_dir,
 	if (state_dir == NULL || want + LM_TOKEN_BLOCK / 2 <= res)
 		return;
 	uint64_t next = (want > res ? want : res) + LM_TOKEN_BLOCK;
-	char err[512];
+	char err[512], point[32];
+	snprintf(point, sizeof(point), "server%u.reserving", index);
+	LM_HOOK(point);
 	if (lm_state_store(state_dir, index, next, err, sizeof(err)) != 0) {
 		/* Clients wait (bounded) and this table drops out of their
 		 * grants until the disk takes writes again. */
@@ -265,10 +272,62 @@ static void serve_reservation(struct lm_server *srv, const char *state_dir,
 		       err, (unsigned long long)res);
 		return;
 	}
-	/* Pairs with the acquire load in within_reservation. */
-	atomic_store_explicit(&srv->token_reserved, next,
-			      memory_order_release);
+	/* Never lower it (pairs with the acquire load in
+	 * within_reservation). */
+	uint64_t cur = atomic_load(&srv->token_reserved);
+	while (cur < next &&
+	       !atomic_compare_exchange_weak_explicit(
+		       &srv->token_reserved, &cur, next, memory_order_release,
+		       memory_order_relaxed))
+		;
 	lm_futex_bump_wake(&srv->reserve_seq, INT32_MAX);
+}
+
+/*
+ * One process per table writes its state file. A server process whose
+ * supervisor died between forking it and recording its pid lives on
+ * while the next supervisor starts another for the same table; if both
+ * wrote, one stopped in the middle of a reservation could later write a
+ * lower mark over a higher one, and a full restart would issue tokens
+ * again. So a server holds an exclusive flock on DIR/server-N.lock for
+ * its life (the kernel drops it when the process dies), and a new one
+ * waits for the old one to go (it exits once it sees the table's new
+ * epoch). Returns the lock's fd, or -1 if this process was superseded
+ * while it waited, or cannot open the lock.
+ */
+static int lock_state_file(const char *state_dir, unsigned index,
+			   const struct lm_server *srv, uint64_t epoch,
+			   const char *who)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/server-%u.lock", state_dir, index);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		lm_log(who, "cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	bool logged = false;
+	while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			lm_log(who, "cannot lock %s: %s", path,
+			       strerror(errno));
+			close(fd);
+			return -1;
+		}
+		if (LM_SRV_EPOCH(atomic_load(&srv->state)) != epoch ||
+		    stop_requested) {
+			close(fd);
+			return -1;
+		}
+		if (!logged) {
+			lm_log(who, "waiting for the previous process of server "
+			       "%u to exit (it holds %s)", index, path);
+			logged = true;
+		}
+		struct timespec ts = {0, 20 * 1000 * 1000};
+		nanosleep(&ts, NULL); /* it exits within a tick of its own */
+	}
+	return fd;
 }
 
 static bool peer_has_tokens(const struct lm_server *p, int64_t now_ms)
@@ -457,7 +516,14 @@ int lm_server_main(unsigned index, const char *name, const char *state_dir)
 	 * its state file's mark, and the region's own marks (an adopted
 	 * region may have issued tokens before there was a file). */
 	uint64_t base = table_high_water(&r, index);
+	int lock_fd = -1;
 	if (state_dir != NULL) {
+		lock_fd = lock_state_file(state_dir, index, srv, epoch, who);
+		if (lock_fd < 0) {
+			lm_region_detach(&r);
+			return 1;
+		}
+		base = table_high_water(&r, index);
 		uint64_t res = 0;
 		char err[512];
 		int rc = lm_state_load(state_dir, index, &res, err, sizeof(err));
@@ -554,6 +620,8 @@ int lm_server_main(unsigned index, const char *name, const char *state_dir)
 	}
 	free(sw.idle);
 	free(sw.orphan);
+	if (lock_fd >= 0)
+		close(lock_fd);
 	lm_region_detach(&r);
 	return 0;
 }

@@ -29,6 +29,7 @@
 #include "../shm/clock.h"
 #include "../shm/futex.h"
 #include "../shm/session.h"
+#include "../shm/test_hook.h"
 #include "log.h"
 #include "supervisor.h"
 
@@ -114,6 +115,7 @@ int sup_start_server(struct supervisor *sv, unsigned i, bool restart)
 		execv("/proc/self/exe", argv);
 		_exit(127);
 	}
+	LM_HOOK("supervisor.server_forked");
 	int pidfd = pidfd_open(pid, 0);
 	if (pidfd < 0)
 		lm_die("pidfd_open(server)");

@@ -419,6 +419,12 @@ static pid_t logged_pid(const char *log, const char *point)
 	return 0;
 }
 
+pid_t harness_paused(const char *log, const char *point)
+{
+	pid_t pid = logged_pid(log, point);
+	return pid > 0 && harness_proc_state(pid) == 'T' ? pid : 0;
+}
+
 pid_t harness_wait_paused(const char *log, const char *point,
 			  int64_t timeout_ms)
 {

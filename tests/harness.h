@@ -155,6 +155,9 @@ void harness_pause_disarm(void);
 pid_t harness_wait_paused(const char *log, const char *point,
 			  int64_t timeout_ms);
 
+/* The pid stopped at `point` (logged in log and stopped now), or 0. */
+pid_t harness_paused(const char *log, const char *point);
+
 /* SIGCONT pid (which a pause point stopped). */
 void harness_resume(pid_t pid);
 

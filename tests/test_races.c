@@ -1068,6 +1068,119 @@ static void stale_view_cannot_take_newer_grant(void)
 	harness_lockmgrd_stop(&d);
 }
 
+/* ---- 11. two processes for one table ------------------------------- */
+
+/* The reservation server `server` has made durable in dir. */
+static uint64_t durable_mark(const char *dir, unsigned server)
+{
+	char path[512], buf[64];
+	snprintf(path, sizeof(path), "%s/server-%u.tokens", dir, server);
+	assert_true(harness_read_file(path, buf, sizeof(buf)) >= 24);
+	uint64_t v;
+	memcpy(&v, buf + 16, sizeof(v)); /* magic, version, server, mark */
+	return v;
+}
+
+/* The highest token written to table i. */
+static uint64_t table_mark(struct lm_region *r, unsigned i)
+{
+	uint64_t t = 0;
+	for (uint32_t k = 0; k < lm_names_in_use(r); k++) {
+		uint64_t v = atomic_load(&lm_slot_of(r, i, k)->token);
+		t = v > t ? v : t;
+	}
+	return t;
+}
+
+/* Grant and release `lock` until cond holds (within 20 s). */
+#define GRANT_UNTIL(c, lock, cond, what)                                   \
+	do {                                                               \
+		int64_t end_ = harness_now_ms() + 20000;                   \
+		while (!(cond)) {                                          \
+			lm_grant g_;                                       \
+			if (harness_now_ms() > end_)                       \
+				fail_msg("%s never happened", what);       \
+			if (lm_acquire(c, lock, 1000, 1000, &g_) == 0)     \
+				lm_release(c, &g_);                        \
+		}                                                          \
+	} while (0)
+
+/*
+ * A supervisor killed between forking a server and recording its pid
+ * leaves that server running, unknown to the next supervisor, which
+ * starts another for the same table. Here the orphan then stops in the
+ * middle of a reservation (its next mark computed, not yet written),
+ * tokens go on, and it resumes. If both processes wrote the table's
+ * state file, the orphan's late write would take the durable mark below
+ * tokens already written to the table, and a full restart would issue
+ * them again. One process per table holds the state file (an flock the
+ * kernel drops at its death), so the new one waits for the orphan to go.
+ */
+static void one_writer_per_state_file(void)
+{
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	char dir[256], log[256];
+	harness_tmpdir(dir, sizeof(dir));
+	harness_pause_arm("supervisor.server_forked@4,server2.reserving@2",
+			  log, sizeof(log));
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "writer", "--state-dir", dir, NULL);
+	harness_pause_disarm();
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	lm_client *c;
+	assert_int_equal(lm_connect(d.region, &c), 0);
+	/* Server 2 restarts; its supervisor stops right after the fork and
+	 * is killed there: the new server 2 is an orphan nobody knows. */
+	assert_int_equal(harness_lockctl(d.region, "server", "kill", "2", NULL),
+			 0);
+	pid_t sup = harness_wait_paused(log, "supervisor.server_forked", 5000);
+	assert_int_equal(sup, d.pid);
+	kill(d.pid, SIGKILL);
+	harness_reap(d.pid, 5000, "killed lockmgrd");
+	HARNESS_WAIT_FOR(harness_server_state(&r, 2) == LM_SRV_UP, 5000,
+			 "the orphaned server 2 never came up");
+	/* Tokens run until the orphan stops inside its second
+	 * reservation. */
+	GRANT_UNTIL(c, "race/writer",
+		    harness_paused(log, "server2.reserving") != 0,
+		    "the orphan stopping in a reservation");
+	pid_t orphan = harness_paused(log, "server2.reserving");
+	/* The next supervisor starts another server 2, and tokens go on. */
+	d.pid = harness_lockmgrd_spawn(d.region, (const char *const[]){
+						"--state-dir", dir, NULL});
+	HARNESS_WAIT_FOR(atomic_load(&r.hdr->supervisor_pid) == d.pid &&
+				 LM_SRV_EPOCH(atomic_load(
+					 &r.servers[2]->state)) > 2,
+			 5000, "the next supervisor never restarted server 2");
+	uint64_t before = table_mark(&r, 0) > table_mark(&r, 1)
+				  ? table_mark(&r, 0)
+				  : table_mark(&r, 1);
+	/* Tokens go on for up to two seconds, or until three blocks have
+	 * been written to table 2: a second process serving table 2 next
+	 * to the stopped orphan would have reserved them by then. */
+	int64_t until = harness_now_ms() + 2000;
+	GRANT_UNTIL(c, "race/writer",
+		    harness_now_ms() > until ||
+			    table_mark(&r, 2) > before + 3 * LM_TOKEN_BLOCK,
+		    "tokens going on");
+	harness_resume(orphan);
+	harness_reap(orphan, 5000, "the orphaned server 2");
+	HARNESS_WAIT_FOR(harness_server_state(&r, 2) == LM_SRV_UP, 10000,
+			 "the new server 2 never came up");
+	GRANT_UNTIL(c, "race/writer", table_mark(&r, 2) > before,
+		    "tokens on table 2 again");
+	uint64_t written = table_mark(&r, 2), mark = durable_mark(dir, 2);
+	if (mark < written)
+		fail_msg("server 2's durable mark went back to %llu, below token "
+			 "%llu written to its table",
+			 (unsigned long long)mark, (unsigned long long)written);
+	lm_disconnect(c);
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+	harness_reap_orphans();
+}
+
 HARNESS_CASE(disconnect_cannot_free_next_life, 60)
 HARNESS_CASE(dead_claimer_slot_reclaimed, 60)
 HARNESS_CASE(live_claimer_keeps_its_claim, 60)
@@ -1083,6 +1196,7 @@ HARNESS_CASE(reclaim_rechecks_after_dying, 60)
 HARNESS_CASE(acquire_checks_name_after_owner_cas, 60)
 HARNESS_CASE(stopped_insert_survives_and_orphan_is_freed, 60)
 HARNESS_CASE(stale_view_cannot_take_newer_grant, 60)
+HARNESS_CASE(one_writer_per_state_file, 90)
 
 int main(void)
 {
@@ -1102,6 +1216,7 @@ int main(void)
 		harness_case(acquire_checks_name_after_owner_cas),
 		harness_case(stopped_insert_survives_and_orphan_is_freed),
 		harness_case(stale_view_cannot_take_newer_grant),
+		harness_case(one_writer_per_state_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
