@@ -798,6 +798,7 @@ int main(int argc, char **argv)
 
 	event_loop(&sv);
 
+	LM_HOOK("supervisor.stopping");
 	atomic_store(&sv.stopping, true);
 	atomic_store(&h->supervisor_state, LM_SUP_STOPPED);
 	sup_stop_registrar(&sv);

@@ -27,6 +27,7 @@
  * supervisor reaps it cannot undo the other's work.
  */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -381,6 +382,41 @@ int sup_start_registrar(struct supervisor *sv)
 	return 0;
 }
 
+/* Has the process of LIVE session word w, in slot s, exited? */
+static bool session_process_gone(const struct tracked_session *t,
+				 uint64_t w, const struct lm_session *s)
+{
+	if (t->pidfd >= 0 && t->gen == LM_SESS_GEN(w)) {
+		struct pollfd p = {.fd = t->pidfd, .events = POLLIN};
+		return poll(&p, 1, 0) == 1;
+	}
+	pid_t pid = LM_SESS_PID(w);
+	if (kill(pid, 0) != 0 && errno == ESRCH)
+		return true;
+	uint64_t st = lm_proc_start_time(pid);
+	return st != 0 && st != atomic_load(&s->start_time);
+}
+
+/*
+ * On the way out: handle every client death not yet handled, whether
+ * its pidfd fired after the last turn of the event loop or the
+ * registrar never got to watch it. A stop that waits for leases must
+ * not wait for those of clients already gone.
+ */
+static void reap_exited_sessions(struct supervisor *sv)
+{
+	struct lm_region *r = &sv->region;
+	uint32_t n = lm_sessions_in_use(r);
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t w = lm_session_word(&r->sessions[i]);
+		if (LM_SESS_STATE(w) == LM_SESS_LIVE &&
+		    session_process_gone(&sv->sessions[i], w,
+					 &r->sessions[i]))
+			sup_session_died(sv, i, LM_SESS_GEN(w));
+	}
+	sup_free_deferred_sessions(sv, lm_now_ms());
+}
+
 void sup_stop_registrar(struct supervisor *sv)
 {
 	if (!sv->registrar_running)
@@ -389,16 +425,17 @@ void sup_stop_registrar(struct supervisor *sv)
 	lm_futex_bump_wake(&sv->region.hdr->session_seq, 1);
 	pthread_join(sv->registrar, NULL);
 	sv->registrar_running = false;
-	/* Drain what the registrar left, closing its pidfds. */
+	/* Take what the registrar left, and every death not yet seen: a
+	 * stop that waits for leases must not wait for a dead client's. */
 	struct cds_wfcq_node *node;
 	while ((node = __cds_wfcq_dequeue_blocking(&sv->news_head,
 						   &sv->news_tail)) != NULL) {
 		struct session_news *news =
 			caa_container_of(node, struct session_news, node);
-		if (news->pidfd >= 0)
-			close(news->pidfd);
+		take_news(sv, news);
 		free(news);
 	}
+	reap_exited_sessions(sv);
 	cds_wfcq_destroy(&sv->news_head, &sv->news_tail);
 	for (uint32_t i = 0; i < sv->region.max_sessions; i++)
 		if (sv->sessions[i].pidfd >= 0)

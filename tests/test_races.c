@@ -1181,6 +1181,43 @@ static void one_writer_per_state_file(void)
 	harness_reap_orphans();
 }
 
+/* ---- 12. a client that dies while the service stops ---------------- */
+
+/*
+ * An ephemeral service that stops waits out the leases still held, so
+ * that no new service grants them twice. A client that died just as
+ * the stop began holds nothing: its death must be handled on the way
+ * out, not left to lease expiry. Here the supervisor stops right after
+ * its event loop, the holder of a 20 s lease is killed, and the
+ * supervisor resumes: it must stop in seconds, not after the lease.
+ */
+static void stop_frees_a_client_that_died_meanwhile(void)
+{
+	char log[256];
+	harness_pause_arm("supervisor.stopping", log, sizeof(log));
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "stop", "--max-ttl", "20000", NULL);
+	harness_pause_disarm();
+	struct acquirer *a = harness_shared(sizeof(*a));
+	pid_t pa = start_acquirer(a, d.region, "race/stop", NULL, 20000, 0,
+				  true);
+	HARNESS_WAIT_FOR(atomic_load(&a->ended_ms) != 0, 5000,
+			 "the holder never acquired");
+	assert_int_equal(atomic_load(&a->rc), 0);
+	pid_t sup = d.pid;
+	d.pid = 0;
+	kill(sup, SIGTERM);
+	assert_int_equal(harness_wait_paused(log, "supervisor.stopping", 5000),
+			 sup);
+	kill(pa, SIGKILL);
+	harness_reap(pa, 5000, "the holder");
+	harness_resume(sup);
+	harness_expect_exit(sup, 5000, 0,
+			    "lockmgrd, stopping after its only client died "
+			    "(it waited for the dead client's 20 s lease?)");
+	harness_shared_free(a, sizeof(*a));
+}
+
 HARNESS_CASE(disconnect_cannot_free_next_life, 60)
 HARNESS_CASE(dead_claimer_slot_reclaimed, 60)
 HARNESS_CASE(live_claimer_keeps_its_claim, 60)
@@ -1197,6 +1234,7 @@ HARNESS_CASE(acquire_checks_name_after_owner_cas, 60)
 HARNESS_CASE(stopped_insert_survives_and_orphan_is_freed, 60)
 HARNESS_CASE(stale_view_cannot_take_newer_grant, 60)
 HARNESS_CASE(one_writer_per_state_file, 90)
+HARNESS_CASE(stop_frees_a_client_that_died_meanwhile, 60)
 
 int main(void)
 {
@@ -1217,6 +1255,7 @@ int main(void)
 		harness_case(stopped_insert_survives_and_orphan_is_freed),
 		harness_case(stale_view_cannot_take_newer_grant),
 		harness_case(one_writer_per_state_file),
+		harness_case(stop_frees_a_client_that_died_meanwhile),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
