@@ -26,7 +26,7 @@ CFLAGS  += $(CFLAGS_BASE)
 LDLIBS  += -pthread
 
 LIB_SRC := shm/region.c shm/name_index.c shm/name_reclaim.c shm/session.c \
-	   shm/futex.c shm/test_hook.c \
+	   shm/actor.c shm/futex.c shm/test_hook.c \
 	   client/client.c client/grant.c client/wait_queue.c client/errors.c \
 	   client/lease_scan.c
 DAEMON_SRC := daemon/lockmgrd.c daemon/servers.c daemon/server.c \

@@ -114,7 +114,7 @@ static uint64_t ref_check(const lm_lockref *ref)
 /* Resolve ref's name (creating it) into its current lock and life. */
 static int resolve(lm_client *c, lm_lockref *ref)
 {
-	uint32_t gen;
+	uint64_t gen;
 	int64_t idx = lm_name_resolve(&c->region, ref->private_name_,
 				      REF_LEN(ref), true, c->self, &gen);
 	if (idx < 0)
@@ -146,7 +146,7 @@ int lm_lookup(lm_client *c, const char *name, lm_lockref *ref)
  * life ended (the name was reclaimed, and the caller resolves it again);
  * a wait resumes with what is left of it.
  */
-static int acquire_once(lm_client *c, uint32_t lock, uint32_t gen,
+static int acquire_once(lm_client *c, uint32_t lock, uint64_t gen,
 			int64_t ttl_ms, int64_t wait_ms, int64_t deadline,
 			lm_grant *g)
 {
@@ -207,9 +207,8 @@ int lm_acquire_ref(lm_client *c, lm_lockref *ref, int64_t ttl_ms,
 				   ? INT64_MAX
 				   : lm_now_ns() + wait_ms * 1000000;
 	for (;;) {
-		rc = acquire_once(c, (uint32_t)REF_IDX(ref),
-				  (uint32_t)REF_GEN(ref), ttl_ms, wait_ms,
-				  deadline, g);
+		rc = acquire_once(c, (uint32_t)REF_IDX(ref), REF_GEN(ref),
+				  ttl_ms, wait_ms, deadline, g);
 		if (rc != LM_STALE_NAME)
 			return rc;
 		/* Its name was reclaimed while nobody used it (another name

@@ -315,7 +315,7 @@ static int64_t valid_until(const struct lm_region *r, unsigned mask,
 	return v;
 }
 
-enum grab_result lm_grab(struct lm_client *c, uint32_t lock, uint32_t gen,
+enum grab_result lm_grab(struct lm_client *c, uint32_t lock, uint64_t gen,
 			 int64_t ttl_ms, lm_grant *g, struct grab_info *info)
 {
 	struct lm_region *r = &c->region;

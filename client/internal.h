@@ -77,7 +77,7 @@ int64_t lm_leases_end_ns(const struct lm_region *r, unsigned table,
 bool lm_grant_holds_quorum_elsewhere(const struct lm_region *r,
 				     uint32_t lock, unsigned table,
 				     uint64_t word, int64_t now_ns);
-enum grab_result lm_grab(struct lm_client *c, uint32_t lock, uint32_t gen,
+enum grab_result lm_grab(struct lm_client *c, uint32_t lock, uint64_t gen,
 			 int64_t ttl_ms, lm_grant *g, struct grab_info *info);
 int lm_grant_renew(struct lm_client *c, lm_grant *g, int64_t ttl_ms);
 int lm_grant_release(struct lm_client *c, lm_grant *g);
@@ -88,11 +88,11 @@ void lm_wake_next(struct lm_region *r, uint32_t lock, uint32_t self);
 /* Wake the first waiter of lock that can act, skipping a stopped head
  * (the server's remedy for a free lock whose queue does not move). */
 void lm_wake_stalled(struct lm_region *r, uint32_t lock);
-int lm_wait_for_grant(struct lm_client *c, uint32_t lock, uint32_t gen,
+int lm_wait_for_grant(struct lm_client *c, uint32_t lock, uint64_t gen,
 		      int64_t ttl_ms, int64_t deadline_ns, lm_grant *g);
 /* Is lock's name still LIVE in life gen? */
 static inline bool lm_name_is(const struct lm_region *r, uint32_t lock,
-			      uint32_t gen)
+			      uint64_t gen)
 {
 	return atomic_load(lm_name_life(r, lock)) ==
 	       LM_NAME_LIFE(gen, LM_NAME_LIVE);

@@ -291,7 +291,7 @@ bool lm_quorum_lost(const struct lm_client *c)
 	return usable < LM_QUORUM;
 }
 
-int lm_wait_for_grant(struct lm_client *c, uint32_t lock, uint32_t gen,
+int lm_wait_for_grant(struct lm_client *c, uint32_t lock, uint64_t gen,
 		      int64_t ttl_ms, int64_t deadline_ns, lm_grant *g)
 {
 	struct lm_region *r = &c->region;

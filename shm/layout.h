@@ -35,7 +35,7 @@
 #include <stdint.h>
 
 #define LM_REGION_MAGIC   UINT64_C(0x314752474d4b434c) /* "LCKMGRG1" */
-#define LM_ABI_VERSION    11u
+#define LM_ABI_VERSION    12u
 #define LM_NSERVERS       3u
 #define LM_QUORUM         2u /* a majority of LM_NSERVERS */
 #define LM_NAME_MAX       255u
@@ -230,25 +230,28 @@ struct lm_session {
  *
  * Link word (buckets[], lm_name.next):
  *
- *   bits 63..35  generation of the name slot it points to (its life's)
- *   bit  34      mark: the name holding this link is being removed
- *   bits 31..0   name slot index + 1; 0 is the end of the chain
+ *   bits 63..28  low 36 bits of the generation of the name slot it
+ *                points to (the life it points to)
+ *   bit  27      mark: the name holding this link is being removed
+ *   bits 26..0   name slot index + 1; 0 is the end of the chain
  *
  * Names are reclaimed when nothing holds, waits on or watches them
  * (shm/name_reclaim.c), and the slot is reused for another name, so a
  * link carries the generation of the life it points to: a reader that
  * followed a link checks, after reading the slot, that the slot is still
  * in that life, and starts over if not. A name is removed by marking its
- * own next link (it can then no longer be linked after) and then
- * unlinking it from its predecessor; anyone who meets a marked name on
- * the way helps unlink it. New names go at the head of their chain, by
- * CAS from the head an inserter saw when it found the name absent, so
- * two inserters of one name cannot both succeed.
+ * own next link (it can then no longer be unlinked through a stale
+ * view of it) and then unlinking it from its predecessor; anyone who
+ * meets a marked name on the way helps unlink it. New names go at the
+ * head of their chain, by CAS from the head an inserter saw when it
+ * found the name absent, so two inserters of one name cannot both
+ * succeed.
  *
- * Name life word (lm_queue.name_life, in the lock's table-0 slot, which
+ * Name life word (lm_name_state.life, in the lock's table-1 slot, which
  * an acquire touches anyway):
  *
- *   bits 31..3   generation: bumped by each claim of the slot
+ *   bits 63..3   generation: bumped by each claim of the slot (61 bits:
+ *                it does not wrap in the life of a machine)
  *   bits  2..0   LM_NAME_*
  *
  *   FREE(g)      -> INSERTING(g+1)  an inserter claims the slot
@@ -258,16 +261,23 @@ struct lm_session {
  *                                   or its inserter died, which a server
  *                                   knows when no session's `inserting`
  *                                   names the slot any more)
- *   LIVE(g)      -> DYING(g)        a reclaimer thinks it unused...
- *   DYING(g)     -> LIVE(g)         ...and it was not, or
- *   DYING(g)     -> DEAD(g)         ...it was: committed
- *   DEAD(g)      -> FREE(g)         unlinked, tokens folded (anyone)
+ *   LIVE(g)      -> DYING(g)        its finisher thinks it unused...
+ *   DYING(g)     -> LIVE(g)         ...and it was not (anyone), or
+ *   DYING(g)     -> DEAD(g)         ...it was, tokens folded (anyone)
+ *   DEAD(g)      -> FREE(g)         marked, unlinked (its finisher only)
  *
  * An acquire CASes its owner words, then checks that the life is still
  * the LIVE(g) it resolved; a reclaimer CASes LIVE -> DYING, then looks
  * at the owner words and the waiter count. Both seq_cst: either the
  * acquire sees its name going (it undoes and looks the name up again),
  * or the reclaimer sees the acquire (and backs off).
+ *
+ * Finisher (lm_name.finisher): who removes the name, from LIVE -> DYING
+ * to FREE. Only it marks the name's next link and frees the slot, so no
+ * stale view of the slot can mark its next life's link (a helper that
+ * once did that, after the slot had been freed and reused, unlinked a
+ * live name, which then existed twice). It is claimed by CAS from 0, and
+ * taken over only from a finisher proven dead (LM_ACTOR_*, below).
  */
 #define LM_NAME_FREE      0u
 #define LM_NAME_INSERTING 1u
@@ -275,21 +285,48 @@ struct lm_session {
 #define LM_NAME_DYING     3u
 #define LM_NAME_DEAD      4u
 #define LM_NAME_STATE(l)  ((uint32_t)((l) & 0x7u))
-#define LM_NAME_GEN(l)    ((uint32_t)((l) >> 3))
+#define LM_NAME_GEN(l)    ((uint64_t)(l) >> 3)
 #define LM_NAME_LIFE(gen, state)                                        \
-	((uint32_t)(((uint32_t)(gen) << 3) | (uint32_t)(state)))
+	(((uint64_t)(gen) << 3) | (uint64_t)(state))
 
-#define LM_LINK_MARK      (UINT64_C(1) << 34)
-#define LM_LINK_IDX(k)    ((uint32_t)(k))           /* index + 1, 0 = end */
-#define LM_LINK_GEN(k)    ((uint32_t)((k) >> 35))
+#define LM_LINK_MARK      (UINT64_C(1) << 27)
+#define LM_LINK_IDX_MASK  ((UINT64_C(1) << 27) - 1)
+#define LM_LINK_GEN_MASK  ((UINT64_C(1) << 36) - 1)
+#define LM_LINK_IDX(k)    ((uint32_t)((k) & LM_LINK_IDX_MASK)) /* idx+1 */
+#define LM_LINK_GEN(k)    ((uint64_t)(k) >> 28)
 #define LM_LINK(idx, gen)                                               \
-	(((uint64_t)((gen) & 0x1fffffffu) << 35) | (uint64_t)((idx) + 1u))
+	((((uint64_t)(gen) & LM_LINK_GEN_MASK) << 28) |                 \
+	 ((uint64_t)(idx) + 1u))
+
+/*
+ * Actor word (lm_name.finisher): who is doing something that only it may
+ * do, in a form that tells whether it still lives.
+ *
+ *   bits 63..62  kind: 1 a session, 2 a server, 3 another process
+ *   session:     bits 61..32 its slot index, bits 29..0 its generation
+ *                (gone once the slot is not LIVE in that generation)
+ *   server:      bits 61..32 its index, bits 31..0 its epoch's low bits
+ *                (gone once the table has another epoch, or is DOWN)
+ *   process:     bits 61..32 its start time's low bits, bits 31..0 its
+ *                pid (gone once no process has that pid and start)
+ */
+#define LM_ACTOR_SESSION  UINT64_C(1)
+#define LM_ACTOR_SERVER   UINT64_C(2)
+#define LM_ACTOR_PROCESS  UINT64_C(3)
+#define LM_ACTOR_KIND(a)  ((a) >> 62)
+#define LM_ACTOR_HIGH(a)  ((uint32_t)(((a) >> 32) & 0x3fffffffu))
+#define LM_ACTOR_LOW(a)   ((uint32_t)(a))
+#define LM_ACTOR(kind, high, low)                                       \
+	(((uint64_t)(kind) << 62) |                                      \
+	 ((uint64_t)((high) & 0x3fffffffu) << 32) | (uint64_t)(uint32_t)(low))
 
 struct lm_name {
 	_Atomic uint64_t next;       /* link to the next name of its chain;
 	                              * CAS only (insert: inserter, before the
-	                              * slot is linked; mark and unlink:
-	                              * reclaimers and whoever helps them) */
+	                              * slot is linked; mark: the finisher;
+	                              * unlink of the next name: anyone) */
+	_Atomic uint64_t finisher;   /* LM_ACTOR word of the process removing
+	                              * this name, else 0; CAS only */
 	_Atomic uint32_t hash;       /* inserter, while INSERTING */
 	_Atomic uint32_t len;        /* inserter, while INSERTING */
 	_Atomic uint64_t text[LM_NAME_WORDS]; /* inserter, while INSERTING:
@@ -297,6 +334,12 @@ struct lm_name {
 	                              * words (read with relaxed loads, then
 	                              * the life re-checked: the slot is
 	                              * rewritten when it is reused) */
+};
+
+/* The name's life, in the spare space of the lock's table-1 slot. */
+struct lm_name_state {
+	_Atomic uint64_t life;       /* LM_NAME_LIFE (above): CAS only */
+	uint64_t reserved_[3];
 };
 
 /* ---------------------------------------------------------------------
@@ -364,8 +407,7 @@ struct lm_queue {
 	                              * past the queue only within a short
 	                              * window of it (client/wait_queue.c). */
 	_Atomic uint32_t change_seq; /* roadmap: watch counter (futex) */
-	_Atomic uint32_t name_life;  /* LM_NAME_LIFE (see "Names" above):
-	                              * CAS only */
+	uint32_t reserved_;
 };
 
 /* ---------------------------------------------------------------------
@@ -381,9 +423,10 @@ struct lm_slot {
 	                          * for this lock; only raised (CAS max) */
 	_Atomic uint64_t shared; /* roadmap: holder counts per mode for
 	                          * shared and intention locks */
-	struct lm_queue queue;   /* table 0's slot only: the lock's wait
-	                          * queue (see struct lm_queue); unused in
-	                          * tables 1 and 2, never wiped with table 0 */
+	union {                  /* never wiped with the table: */
+		struct lm_queue queue;     /* table 0: the lock's wait queue */
+		struct lm_name_state name; /* table 1: its name's life */
+	};                       /* (table 2: unused) */
 };
 
 /* ---------------------------------------------------------------------
@@ -531,8 +574,9 @@ struct lm_region_header {
 
 _Static_assert(sizeof(struct lm_session) == 128, "session slot: two lines");
 _Static_assert(sizeof(struct lm_slot) == 64, "lock slot is a line");
-_Static_assert(sizeof(struct lm_name) == 272, "name slot size");
+_Static_assert(sizeof(struct lm_name) == 280, "name slot size");
 _Static_assert(sizeof(struct lm_queue) == 32, "queue size");
+_Static_assert(sizeof(struct lm_name_state) == 32, "name state size");
 _Static_assert(sizeof(struct lm_server) == 256, "server header size");
 _Static_assert(sizeof(struct lm_region_header) == 256, "header size");
 _Static_assert(sizeof(_Atomic uint64_t) == 8, "lock-free 64-bit atomics");

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../client/lockmgr.h"
+#include "actor.h"
 #include "name_reclaim.h"
 #include "test_hook.h"
 
@@ -88,7 +89,7 @@ static _Atomic uint64_t *bucket_of(struct lm_region *r, uint32_t hash)
  */
 struct walk {
 	uint64_t link;
-	uint32_t life;
+	uint64_t life;
 	uint64_t head;
 };
 
@@ -96,8 +97,10 @@ enum walk_result { WALK_FOUND, WALK_ABSENT, WALK_DAMAGED };
 
 /*
  * Walk the chain of bucket b looking for q (or, with q NULL, for the
- * link `target`), unlinking marked names on the way. Restarts when a
- * name it stands on changes life under it.
+ * link `target`), unlinking marked names on the way and passing DEAD
+ * ones by (they are committed to removal: only the lookup for their
+ * exact link finds them). Restarts when a name it stands on changes
+ * life under it.
  */
 static enum walk_result walk(struct lm_region *r, _Atomic uint64_t *bucket,
 			     const struct query *q, uint64_t target,
@@ -119,13 +122,16 @@ static enum walk_result walk(struct lm_region *r, _Atomic uint64_t *bucket,
 			struct lm_name *n = &r->names[idx];
 			uint64_t next = atomic_load(&n->next);
 			bool match = q != NULL ? slot_matches(n, q)
-					       : (cur & ~LM_LINK_MARK) == target;
+					       : cur == target;
 			/* Read the life after the fields: if it is still the
 			 * life the link names, the fields were that life's
 			 * (a reuse claims the slot, bumping the generation,
-			 * before it rewrites them). */
-			uint32_t life = atomic_load(lm_name_life(r, idx));
-			if (LM_NAME_GEN(life) != LM_LINK_GEN(cur) ||
+			 * before it rewrites them). The fence keeps the
+			 * relaxed reads above before this load. */
+			atomic_thread_fence(memory_order_acquire);
+			uint64_t life = atomic_load(lm_name_life(r, idx));
+			if ((LM_NAME_GEN(life) & LM_LINK_GEN_MASK) !=
+				    LM_LINK_GEN(cur) ||
 			    LM_NAME_STATE(life) == LM_NAME_FREE)
 				break; /* reused under us: start over */
 			if (next & LM_LINK_MARK) {
@@ -137,7 +143,8 @@ static enum walk_result walk(struct lm_region *r, _Atomic uint64_t *bucket,
 				cur = after;
 				continue;
 			}
-			if (match) {
+			if (match && (q == NULL || LM_NAME_STATE(life) !=
+							   LM_NAME_DEAD)) {
 				w->link = cur;
 				w->life = life;
 				return WALK_FOUND;
@@ -149,7 +156,7 @@ static enum walk_result walk(struct lm_region *r, _Atomic uint64_t *bucket,
 	return WALK_DAMAGED;
 }
 
-bool lm_name_linked(struct lm_region *r, uint32_t idx, uint32_t gen)
+bool lm_name_linked(struct lm_region *r, uint32_t idx, uint64_t gen)
 {
 	if (idx >= r->max_locks)
 		return false;
@@ -159,29 +166,19 @@ bool lm_name_linked(struct lm_region *r, uint32_t idx, uint32_t gen)
 	       WALK_FOUND;
 }
 
-bool lm_name_unlink(struct lm_region *r, uint32_t idx, uint32_t gen)
+bool lm_name_unlink(struct lm_region *r, uint32_t idx, uint64_t gen)
 {
 	if (idx >= r->max_locks)
 		return false;
-	struct lm_name *n = &r->names[idx];
-	_Atomic uint32_t *life = lm_name_life(r, idx);
-	/* Mark: nothing can be linked after this name any more. */
-	uint64_t next = atomic_load(&n->next);
-	while (!(next & LM_LINK_MARK)) {
-		if (atomic_load(life) != LM_NAME_LIFE(gen, LM_NAME_DEAD))
-			return false; /* someone finished; the slot moved on */
-		if (atomic_compare_exchange_weak(&n->next, &next,
-						 next | LM_LINK_MARK))
-			break;
-	}
-	/* Unlink: a walk for it unlinks it when it meets it marked, and
-	 * comes out at the end of the chain once it is gone. */
-	uint32_t hash = atomic_load(&n->hash);
+	/* A walk for it unlinks it when it meets it marked, and comes out
+	 * at the end of the chain once it is gone. */
+	uint32_t hash = atomic_load(&r->names[idx].hash);
 	struct walk w;
 	enum walk_result wr;
 	while ((wr = walk(r, bucket_of(r, hash), NULL, LM_LINK(idx, gen),
 			  &w)) == WALK_FOUND)
-		;
+		if (!(atomic_load(&r->names[idx].next) & LM_LINK_MARK))
+			return false; /* not marked: it cannot be unlinked */
 	return wr == WALK_ABSENT;
 }
 
@@ -200,17 +197,17 @@ static void cover_name(struct lm_region *r, uint32_t i)
  * server that finds the claim not yet linked and no session naming it
  * knows its claimer died (name_reclaim.c).
  */
-static bool claim_slot(struct lm_region *r, uint32_t i, uint32_t *gen,
+static bool claim_slot(struct lm_region *r, uint32_t i, uint64_t *gen,
 		       struct lm_session *self)
 {
-	_Atomic uint32_t *life = lm_name_life(r, i);
-	uint32_t l = atomic_load_explicit(life, memory_order_relaxed);
+	_Atomic uint64_t *life = lm_name_life(r, i);
+	uint64_t l = atomic_load_explicit(life, memory_order_relaxed);
 	if (LM_NAME_STATE(l) != LM_NAME_FREE)
 		return false;
 	if (self != NULL)
 		atomic_store(&self->inserting, i + 1);
 	cover_name(r, i);
-	uint32_t g = (LM_NAME_GEN(l) + 1) & 0x1fffffffu;
+	uint64_t g = LM_NAME_GEN(l) + 1;
 	if (!atomic_compare_exchange_strong(life, &l,
 					    LM_NAME_LIFE(g, LM_NAME_INSERTING)))
 		return false;
@@ -218,15 +215,23 @@ static bool claim_slot(struct lm_region *r, uint32_t i, uint32_t *gen,
 	return true;
 }
 
+/* Who this process is, to the reclaim of a name (shm/actor.h). */
+static uint64_t actor_of(const struct lm_region *r,
+			 const struct lm_session *self)
+{
+	return self != NULL ? lm_actor_session(r, self) : lm_actor_process();
+}
+
 /*
  * A free name slot, claimed. While the range in use can still grow: a
  * few free slots from the shared cursor within it, else the next slot
  * beyond it. Once every slot is (or was) in use: from the cursor on, a
  * free slot, else a name nothing uses, reclaimed (sparing, on the first
- * round, those that carry a mark for their next holder). Returns the
- * slot, or -1 if every name is in use.
+ * round, those that carry a mark for their next holder); names met half
+ * way through a removal are moved along. Returns the slot, or -1 if
+ * every name is in use.
  */
-static int64_t alloc_slot(struct lm_region *r, uint32_t *gen,
+static int64_t alloc_slot(struct lm_region *r, uint64_t *gen,
 			  struct lm_session *self)
 {
 	uint32_t n = lm_names_in_use(r);
@@ -248,23 +253,30 @@ static int64_t alloc_slot(struct lm_region *r, uint32_t *gen,
 						       hwm + 1);
 		}
 	}
+	uint64_t me = actor_of(r, self);
 	for (int round = 0; round < 2; round++)
 		for (uint32_t k = 0; k < r->max_locks; k++) {
 			uint32_t i = atomic_fetch_add(&r->hdr->names_cursor,
 						      1) % r->max_locks;
 			if (claim_slot(r, i, gen, self))
 				return i;
-			if (lm_name_reclaim(r, i, round == 1) == LM_RECLAIMED &&
-			    claim_slot(r, i, gen, self))
+			uint64_t l = atomic_load(lm_name_life(r, i));
+			if (LM_NAME_STATE(l) == LM_NAME_DYING ||
+			    LM_NAME_STATE(l) == LM_NAME_DEAD)
+				lm_name_settle(r, i, LM_NAME_GEN(l), me);
+			else if (lm_name_reclaim(r, i, round == 1, me) !=
+				 LM_RECLAIMED)
+				continue;
+			if (claim_slot(r, i, gen, self))
 				return i;
 		}
 	return -1;
 }
 
 /* Give back a slot that was claimed but never linked. */
-static void unclaim_slot(struct lm_region *r, uint32_t i, uint32_t gen)
+static void unclaim_slot(struct lm_region *r, uint32_t i, uint64_t gen)
 {
-	uint32_t l = LM_NAME_LIFE(gen, LM_NAME_INSERTING);
+	uint64_t l = LM_NAME_LIFE(gen, LM_NAME_INSERTING);
 	atomic_compare_exchange_strong(lm_name_life(r, i), &l,
 				       LM_NAME_LIFE(gen, LM_NAME_FREE));
 }
@@ -280,10 +292,10 @@ static void fill_slot(struct lm_region *r, uint32_t i, const struct query *q)
 }
 
 static int64_t resolve_in(struct lm_region *r, const char *name, size_t len,
-			  bool create, struct lm_session *self, uint32_t *gen);
+			  bool create, struct lm_session *self, uint64_t *gen);
 
 int64_t lm_name_resolve(struct lm_region *r, const char *name, size_t len,
-			bool create, struct lm_session *self, uint32_t *gen)
+			bool create, struct lm_session *self, uint64_t *gen)
 {
 	int64_t idx = resolve_in(r, name, len, create, self, gen);
 	if (self != NULL)
@@ -292,7 +304,7 @@ int64_t lm_name_resolve(struct lm_region *r, const char *name, size_t len,
 }
 
 static int64_t resolve_in(struct lm_region *r, const char *name, size_t len,
-			  bool create, struct lm_session *self, uint32_t *gen)
+			  bool create, struct lm_session *self, uint64_t *gen)
 {
 	int rc = lm_name_check(name, len);
 	if (rc != 0)
@@ -301,7 +313,7 @@ static int64_t resolve_in(struct lm_region *r, const char *name, size_t len,
 	make_query(&q, name, len);
 	_Atomic uint64_t *bucket = bucket_of(r, q.hash);
 	int64_t mine = -1;
-	uint32_t mine_gen = 0;
+	uint64_t mine_gen = 0;
 	for (int rounds = 0; rounds < MAX_RESTARTS; rounds++) {
 		struct walk w;
 		enum walk_result wr = walk(r, bucket, &q, 0, &w);
@@ -312,7 +324,7 @@ static int64_t resolve_in(struct lm_region *r, const char *name, size_t len,
 		}
 		if (wr == WALK_FOUND) {
 			uint32_t idx = LM_LINK_IDX(w.link) - 1;
-			uint32_t g = LM_LINK_GEN(w.link);
+			uint64_t g = LM_NAME_GEN(w.life);
 			switch (LM_NAME_STATE(w.life)) {
 			case LM_NAME_INSERTING:
 				/* Linked, so complete: make it LIVE for its
@@ -328,9 +340,9 @@ static int64_t resolve_in(struct lm_region *r, const char *name, size_t len,
 				*gen = g;
 				return idx;
 			default:
-				/* Being reclaimed: see it through (decide,
-				 * or finish), then look again. */
-				lm_name_settle(r, idx, g);
+				/* DYING: decide it, then look again (a DEAD
+				 * name is passed by: it may be made anew). */
+				lm_name_settle(r, idx, g, actor_of(r, self));
 				continue;
 			}
 		}
@@ -349,7 +361,7 @@ static int64_t resolve_in(struct lm_region *r, const char *name, size_t len,
 		if (!atomic_compare_exchange_strong(
 			    bucket, &head, LM_LINK((uint32_t)mine, mine_gen)))
 			continue; /* the chain changed: walk it again */
-		uint32_t ins = LM_NAME_LIFE(mine_gen, LM_NAME_INSERTING);
+		uint64_t ins = LM_NAME_LIFE(mine_gen, LM_NAME_INSERTING);
 		atomic_compare_exchange_strong(
 			lm_name_life(r, (uint32_t)mine), &ins,
 			LM_NAME_LIFE(mine_gen, LM_NAME_LIVE));
@@ -364,19 +376,19 @@ static int64_t resolve_in(struct lm_region *r, const char *name, size_t len,
 int64_t lm_name_lookup(struct lm_region *r, const char *name, size_t len,
 		       int create)
 {
-	uint32_t gen;
+	uint64_t gen;
 	return lm_name_resolve(r, name, len, create != 0, NULL, &gen);
 }
 
 uint32_t lm_name_copy(const struct lm_region *r, uint32_t idx, char *out,
-		      uint32_t *gen)
+		      uint64_t *gen)
 {
 	out[0] = '\0';
 	if (idx >= r->max_locks)
 		return 0;
 	const struct lm_name *n = &r->names[idx];
-	_Atomic uint32_t *life = lm_name_life(r, idx);
-	uint32_t before = atomic_load(life);
+	_Atomic uint64_t *life = lm_name_life(r, idx);
+	uint64_t before = atomic_load(life);
 	if (LM_NAME_STATE(before) != LM_NAME_LIVE)
 		return 0;
 	uint32_t len = atomic_load_explicit(&n->len, memory_order_relaxed);
@@ -386,7 +398,9 @@ uint32_t lm_name_copy(const struct lm_region *r, uint32_t idx, char *out,
 	for (uint32_t k = 0; k < (len + 7) / 8; k++)
 		text[k] = atomic_load_explicit(&n->text[k],
 					       memory_order_relaxed);
-	/* Still the same life: the bytes were its name. */
+	/* Still the same life: the bytes were its name. The fence keeps the
+	 * relaxed reads above before the load. */
+	atomic_thread_fence(memory_order_acquire);
 	if (atomic_load(life) != before)
 		return 0;
 	memcpy(out, text, len);

@@ -39,7 +39,7 @@ uint32_t lm_name_hash(const char *name, size_t len);
  * them unchanged for a whole sweep.
  */
 int64_t lm_name_resolve(struct lm_region *r, const char *name, size_t len,
-			bool create, struct lm_session *self, uint32_t *gen);
+			bool create, struct lm_session *self, uint64_t *gen);
 
 /* lm_name_resolve without the generation, for callers outside a
  * session (the supervisor, tests). */
@@ -52,18 +52,18 @@ int64_t lm_name_lookup(struct lm_region *r, const char *name, size_t len,
  * length, or 0 if the slot holds no live name.
  */
 uint32_t lm_name_copy(const struct lm_region *r, uint32_t idx, char *out,
-		      uint32_t *gen);
+		      uint64_t *gen);
 
 /* Is the name of (idx, gen) reachable in its chain? */
-bool lm_name_linked(struct lm_region *r, uint32_t idx, uint32_t gen);
+bool lm_name_linked(struct lm_region *r, uint32_t idx, uint64_t gen);
 
 /*
- * Remove the name of (idx, gen) from its chain: mark its next link, then
- * unlink it (helping anyone else's removal on the way). Safe to repeat,
- * and from several processes at once. Its life must be DEAD(gen). True
- * once it is out of its chain; false if that could not be made sure (a
- * damaged index): then the slot must not be reused.
+ * Unlink the name of (idx, gen), whose next link its finisher has marked
+ * (helping anyone else's removal on the way). Safe to repeat, and from
+ * several processes at once. True once it is out of its chain; false if
+ * that could not be made sure (not marked, or a damaged index): then
+ * the slot must not be reused.
  */
-bool lm_name_unlink(struct lm_region *r, uint32_t idx, uint32_t gen);
+bool lm_name_unlink(struct lm_region *r, uint32_t idx, uint64_t gen);
 
 #endif

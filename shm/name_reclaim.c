@@ -3,6 +3,7 @@
  */
 #include "name_reclaim.h"
 
+#include "actor.h"
 #include "name_index.h"
 #include "test_hook.h"
 
@@ -23,19 +24,6 @@ static bool in_use(const struct lm_region *r, uint32_t idx, bool take_marked)
 	       0;
 }
 
-/* DYING(gen): back to LIVE if anything uses it, else DEAD. True if the
- * name ended DEAD (by us or by whoever decided first). */
-static bool decide(struct lm_region *r, uint32_t idx, uint32_t gen)
-{
-	_Atomic uint32_t *life = lm_name_life(r, idx);
-	uint32_t dying = LM_NAME_LIFE(gen, LM_NAME_DYING);
-	bool busy = in_use(r, idx, true);
-	uint32_t to = LM_NAME_LIFE(gen, busy ? LM_NAME_LIVE : LM_NAME_DEAD);
-	if (atomic_compare_exchange_strong(life, &dying, to))
-		return !busy;
-	return dying == LM_NAME_LIFE(gen, LM_NAME_DEAD);
-}
-
 static void raise_to(_Atomic uint64_t *v, uint64_t x)
 {
 	uint64_t cur = atomic_load(v);
@@ -43,68 +31,126 @@ static void raise_to(_Atomic uint64_t *v, uint64_t x)
 		;
 }
 
-/* DEAD(gen) -> FREE(gen): steps 2 to 4 of name_reclaim.h. */
-static void finish(struct lm_region *r, uint32_t idx, uint32_t gen)
+/*
+ * DYING(gen): back to LIVE if anything uses it, else fold its tokens and
+ * commit it DEAD. Anyone may decide: after DYING no new user commits to
+ * the name, so the answer can only move from "used" to "unused", and the
+ * one CAS that wins settles it. True if the name ended DEAD.
+ */
+static bool decide(struct lm_region *r, uint32_t idx, uint64_t gen)
 {
-	_Atomic uint32_t *life = lm_name_life(r, idx);
-	uint32_t dead = LM_NAME_LIFE(gen, LM_NAME_DEAD);
-	if (atomic_load(life) != dead)
+	_Atomic uint64_t *life = lm_name_life(r, idx);
+	uint64_t dying = LM_NAME_LIFE(gen, LM_NAME_DYING);
+	bool busy = in_use(r, idx, true);
+	if (!busy)
+		/* Before DEAD: from DEAD on the name may be created again,
+		 * and its first token must be above this life's last. */
+		for (unsigned i = 0; i < LM_NSERVERS; i++)
+			raise_to(&r->servers[i]->token_floor,
+				 atomic_load(&lm_slot_of(r, i, idx)->token));
+	uint64_t to = LM_NAME_LIFE(gen, busy ? LM_NAME_LIVE : LM_NAME_DEAD);
+	if (atomic_compare_exchange_strong(life, &dying, to))
+		return !busy;
+	return dying == LM_NAME_LIFE(gen, LM_NAME_DEAD);
+}
+
+/* Give the finisher word back (we are it). */
+static void release_finisher(struct lm_region *r, uint32_t idx, uint64_t me)
+{
+	atomic_compare_exchange_strong(&r->names[idx].finisher, &me, 0);
+}
+
+/* Become the name's finisher: it has none, or one proven gone. */
+static bool take_finisher(struct lm_region *r, uint32_t idx, uint64_t me)
+{
+	_Atomic uint64_t *f = &r->names[idx].finisher;
+	uint64_t cur = atomic_load(f);
+	if (cur == me)
+		return true;
+	if (cur != 0 && !lm_actor_gone(r, cur))
+		return false;
+	return atomic_compare_exchange_strong(f, &cur, me);
+}
+
+/* DEAD(gen) -> FREE(gen), as its finisher: step 3 of name_reclaim.h. */
+static void finish(struct lm_region *r, uint32_t idx, uint64_t gen,
+		   uint64_t me)
+{
+	_Atomic uint64_t *life = lm_name_life(r, idx);
+	struct lm_name *n = &r->names[idx];
+	uint64_t dead = LM_NAME_LIFE(gen, LM_NAME_DEAD);
+	if (atomic_load(&n->finisher) != me || atomic_load(life) != dead)
 		return;
-	for (unsigned i = 0; i < LM_NSERVERS; i++)
-		raise_to(&r->servers[i]->token_floor,
-			 atomic_load(&lm_slot_of(r, i, idx)->token));
-	LM_HOOK("names.folded");
+	/* Only the finisher marks, and only it frees the slot: no stale
+	 * view can mark a later life's link. */
+	LM_HOOK("names.finishing");
+	uint64_t next = atomic_load(&n->next);
+	while (!(next & LM_LINK_MARK) &&
+	       !atomic_compare_exchange_weak(&n->next, &next,
+					     next | LM_LINK_MARK))
+		;
 	if (!lm_name_unlink(r, idx, gen))
-		return; /* still linked, or a damaged index: keep the slot */
+		return; /* a damaged index: the slot stays out of use */
 	/* The next life starts clean: no mark meant for this name's next
 	 * holder. (A word of a session here is a stale acquire of this
 	 * life, which undoes it itself.) */
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
 		_Atomic uint64_t *owner = &lm_slot_of(r, i, idx)->owner;
 		uint64_t w = atomic_load(owner);
-		if (LM_OWNER_SESSION(w) == 0 && w != LM_OWNER_FREE &&
-		    atomic_load(life) == dead)
+		if (LM_OWNER_SESSION(w) == 0 && w != LM_OWNER_FREE)
 			atomic_compare_exchange_strong(owner, &w, LM_OWNER_FREE);
 	}
 	struct lm_queue *q = lm_queue_of(r, idx);
 	uint16_t mark = atomic_load(&q->woken);
-	if (mark != 0 && atomic_load(life) == dead)
+	if (mark != 0)
 		atomic_compare_exchange_strong(&q->woken, &mark, 0);
 	atomic_compare_exchange_strong(life, &dead,
 				       LM_NAME_LIFE(gen, LM_NAME_FREE));
+	release_finisher(r, idx, me);
 }
 
 enum lm_reclaim lm_name_reclaim(struct lm_region *r, uint32_t idx,
-				bool take_marked)
+				bool take_marked, uint64_t me)
 {
 	if (idx >= r->max_locks)
 		return LM_NOT_LIVE;
-	_Atomic uint32_t *life = lm_name_life(r, idx);
-	uint32_t l = atomic_load(life);
+	_Atomic uint64_t *life = lm_name_life(r, idx);
+	uint64_t l = atomic_load(life);
 	if (LM_NAME_STATE(l) != LM_NAME_LIVE)
 		return LM_NOT_LIVE;
 	if (in_use(r, idx, take_marked))
 		return LM_IN_USE;
+	if (!take_finisher(r, idx, me))
+		return LM_IN_USE; /* someone else is removing it */
 	LM_HOOK("names.prechecked");
-	uint32_t gen = LM_NAME_GEN(l);
+	uint64_t gen = LM_NAME_GEN(l);
 	if (!atomic_compare_exchange_strong(life, &l,
-					    LM_NAME_LIFE(gen, LM_NAME_DYING)))
+					    LM_NAME_LIFE(gen, LM_NAME_DYING))) {
+		release_finisher(r, idx, me);
 		return LM_IN_USE;
+	}
 	LM_HOOK("names.dying");
-	if (!decide(r, idx, gen))
+	if (!decide(r, idx, gen)) {
+		release_finisher(r, idx, me);
 		return LM_IN_USE;
-	finish(r, idx, gen);
-	return LM_RECLAIMED;
+	}
+	finish(r, idx, gen, me);
+	return atomic_load(life) == LM_NAME_LIFE(gen, LM_NAME_FREE)
+		       ? LM_RECLAIMED
+		       : LM_IN_USE;
 }
 
-void lm_name_settle(struct lm_region *r, uint32_t idx, uint32_t gen)
+void lm_name_settle(struct lm_region *r, uint32_t idx, uint64_t gen,
+		    uint64_t me)
 {
 	if (idx >= r->max_locks)
 		return;
-	uint32_t l = atomic_load(lm_name_life(r, idx));
-	if (l == LM_NAME_LIFE(gen, LM_NAME_DYING) && !decide(r, idx, gen))
-		return;
-	finish(r, idx, gen);
+	_Atomic uint64_t *life = lm_name_life(r, idx);
+	if (atomic_load(life) == LM_NAME_LIFE(gen, LM_NAME_DYING))
+		decide(r, idx, gen);
+	if (atomic_load(life) == LM_NAME_LIFE(gen, LM_NAME_DEAD) &&
+	    take_finisher(r, idx, me))
+		finish(r, idx, gen, me);
 }
 
 /* Does a live session name slot idx as the one it is inserting? (A
@@ -121,13 +167,14 @@ static bool claimed_by_session(const struct lm_region *r, uint32_t idx)
 	return false;
 }
 
-bool lm_name_tidy(struct lm_region *r, uint32_t idx, bool seen_before)
+bool lm_name_tidy(struct lm_region *r, uint32_t idx, bool seen_before,
+		  uint64_t me)
 {
 	if (idx >= r->max_locks)
 		return false;
-	_Atomic uint32_t *life = lm_name_life(r, idx);
-	uint32_t l = atomic_load(life);
-	uint32_t gen = LM_NAME_GEN(l);
+	_Atomic uint64_t *life = lm_name_life(r, idx);
+	uint64_t l = atomic_load(life);
+	uint64_t gen = LM_NAME_GEN(l);
 	switch (LM_NAME_STATE(l)) {
 	case LM_NAME_INSERTING:
 		/* Linked: complete, only not yet marked LIVE. */
@@ -148,7 +195,7 @@ bool lm_name_tidy(struct lm_region *r, uint32_t idx, bool seen_before)
 		return true;
 	case LM_NAME_DYING:
 	case LM_NAME_DEAD:
-		lm_name_settle(r, idx, gen);
+		lm_name_settle(r, idx, gen, me);
 		return false;
 	default:
 		return false;

@@ -118,11 +118,11 @@ static inline uint32_t lm_names_in_use(const struct lm_region *r)
 	return n < r->max_locks ? n : r->max_locks;
 }
 
-/* The life word of name slot (= lock) idx. */
-static inline _Atomic uint32_t *lm_name_life(const struct lm_region *r,
+/* The life word of name slot (= lock) idx (in its table-1 slot). */
+static inline _Atomic uint64_t *lm_name_life(const struct lm_region *r,
 					     uint32_t idx)
 {
-	return &lm_queue_of(r, idx)->name_life;
+	return &lm_slot_of(r, 1, idx)->name.life;
 }
 
 /* 1 + highest session index ever claimed, bounded by max_sessions. */

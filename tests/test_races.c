@@ -23,6 +23,7 @@
 #include "client/internal.h"
 #include "client/lockmgr.h"
 #include "shm/clock.h"
+#include "shm/actor.h"
 #include "shm/name_index.h"
 #include "shm/region.h"
 #include "shm/name_reclaim.h"
@@ -811,6 +812,7 @@ static void wait_rides_out_quorum_loss(void)
 
 struct reclaimer_args {
 	char region[LM_REGION_NAME_MAX + 2];
+	char pause[64];
 	uint32_t idx;
 	_Atomic int result; /* enum lm_reclaim + 1, 0 until done */
 };
@@ -819,11 +821,11 @@ static void reclaimer_main(void *arg)
 {
 	struct reclaimer_args *a = arg;
 	char log[256];
-	harness_pause_arm("names.prechecked", log, sizeof(log));
+	harness_pause_arm(a->pause, log, sizeof(log));
 	lm_hook_init();
 	struct lm_region r;
 	harness_attach(a->region, &r);
-	enum lm_reclaim rc = lm_name_reclaim(&r, a->idx, true);
+	enum lm_reclaim rc = lm_name_reclaim(&r, a->idx, true, lm_actor_process());
 	atomic_store(&a->result, (int)rc + 1);
 	lm_region_detach(&r);
 }
@@ -848,6 +850,7 @@ static void reclaim_rechecks_after_dying(void)
 	assert_int_equal(lm_lookup(a, "race/reclaim", &ref), 0);
 	struct reclaimer_args *ra = harness_shared(sizeof(*ra));
 	snprintf(ra->region, sizeof(ra->region), "%s", d.region);
+	snprintf(ra->pause, sizeof(ra->pause), "names.prechecked");
 	ra->idx = (uint32_t)ref.private_[0];
 	pid_t pr = harness_fork(reclaimer_main, ra);
 	HARNESS_WAIT_FOR(harness_proc_state(pr) == 'T', 5000,
@@ -892,7 +895,7 @@ static void acquire_checks_name_after_owner_cas(void)
 			 "the acquirer never stopped before the tables");
 	int64_t idx = lm_name_lookup(&r, "race/late", 9, 0);
 	assert_true(idx >= 0);
-	assert_int_equal(lm_name_reclaim(&r, (uint32_t)idx, true),
+	assert_int_equal(lm_name_reclaim(&r, (uint32_t)idx, true, lm_actor_process()),
 			 LM_RECLAIMED);
 	/* Another name moves into the slot. */
 	assert_int_equal(lm_name_lookup(&r, "race/other", 10, 1), idx);
@@ -1218,6 +1221,140 @@ static void stop_frees_a_client_that_died_meanwhile(void)
 	harness_shared_free(a, sizeof(*a));
 }
 
+/* ---- 13. a name's removal, its finisher stopped ------------------- */
+
+/* The life word of name slot idx. */
+static uint64_t name_life(struct lm_region *r, int64_t idx)
+{
+	return atomic_load(lm_name_life(r, (uint32_t)idx));
+}
+
+/* Fork a reclaimer of slot idx that stops where it starts to finish
+ * the removal (the name DEAD, the slot still linked), and wait for it. */
+static pid_t stopped_finisher(struct reclaimer_args *ra, const char *region,
+			      int64_t idx)
+{
+	snprintf(ra->region, sizeof(ra->region), "%s", region);
+	snprintf(ra->pause, sizeof(ra->pause), "names.finishing");
+	ra->idx = (uint32_t)idx;
+	atomic_store(&ra->result, 0);
+	pid_t pr = harness_fork(reclaimer_main, ra);
+	HARNESS_WAIT_FOR(harness_proc_state(pr) == 'T', 5000,
+			 "the reclaimer never stopped at names.finishing");
+	return pr;
+}
+
+/*
+ * Only a name's finisher frees its slot. A reclaimer stopped after the
+ * name was committed DEAD, just before it marks the slot's link, may
+ * wake up any time later; had anyone else freed the slot meanwhile and
+ * another name moved in, its mark would cut that name out of the
+ * index, and the next lookup would create it twice. So while the
+ * finisher lives the slot stays DEAD (a name made anew goes elsewhere,
+ * and nobody else finishes it, servers' sweeps included); when it
+ * resumes it finishes; when it is killed, a server takes over.
+ */
+static void only_the_finisher_frees_a_name(void)
+{
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "fin", NULL);
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	lm_client *c;
+	assert_int_equal(lm_connect(d.region, &c), 0);
+	uint64_t me = lm_actor_process();
+
+	/* 1. Stopped, then resumed. */
+	int64_t idx = lm_name_lookup(&r, "race/fin", 8, 1);
+	assert_true(idx >= 0);
+	struct reclaimer_args *ra = harness_shared(sizeof(*ra));
+	pid_t pr = stopped_finisher(ra, d.region, idx);
+	uint64_t dead = name_life(&r, idx);
+	assert_int_equal(LM_NAME_STATE(dead), LM_NAME_DEAD);
+	/* The name is made anew, in another slot. */
+	int64_t again = lm_name_lookup(&r, "race/fin", 8, 1);
+	assert_true(again >= 0);
+	assert_int_not_equal(again, idx);
+	/* Nobody else finishes the removal: not a settle by this process,
+	 * not two sweeps of the servers. */
+	lm_name_settle(&r, (uint32_t)idx, LM_NAME_GEN(dead), me);
+	two_sweeps(c, &r);
+	if (name_life(&r, idx) != dead)
+		fail_msg("slot %lld went from DEAD to %u while its finisher "
+			 "was stopped", (long long)idx,
+			 LM_NAME_STATE(name_life(&r, idx)));
+	harness_resume(pr);
+	harness_expect_exit(pr, 5000, 0, "resumed finisher");
+	assert_int_equal(atomic_load(&ra->result), LM_RECLAIMED + 1);
+	assert_int_equal(LM_NAME_STATE(name_life(&r, idx)), LM_NAME_FREE);
+	assert_int_equal(lm_name_lookup(&r, "race/fin", 8, 0), again);
+	lm_grant g;
+	assert_int_equal(lm_acquire(c, "race/fin", 1000, 0, &g), 0);
+	assert_int_equal(lm_release(c, &g), 0);
+
+	/* 2. Stopped, then killed: the servers take over. */
+	pr = stopped_finisher(ra, d.region, again);
+	dead = name_life(&r, again);
+	assert_int_equal(LM_NAME_STATE(dead), LM_NAME_DEAD);
+	kill(pr, SIGKILL);
+	harness_reap(pr, 5000, "killed finisher");
+	HARNESS_WAIT_FOR(LM_NAME_STATE(name_life(&r, again)) == LM_NAME_FREE,
+			 5000, "no server finished the removal of a name "
+			 "whose finisher was killed");
+	assert_int_equal(lm_name_lookup(&r, "race/fin", 8, 0), LM_ENOTHELD);
+	harness_shared_free(ra, sizeof(*ra));
+	lm_disconnect(c);
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
+/*
+ * A lockref names its lock's slot and the life of the name there. The
+ * life counter must not come round while a ref may still be held, or a
+ * ref kept across that many reuses of its slot would take whatever
+ * name lives there then. Here the slot's counter is moved on as if
+ * 2^29 names (what a 29-bit counter held) had lived and died in it
+ * since the ref was made, and another name moves in: the ref must find
+ * its own name again, and leave the other alone.
+ */
+static void lockref_survives_many_reuses_of_its_slot(void)
+{
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "wrap", NULL);
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	lm_client *a, *b;
+	assert_int_equal(lm_connect(d.region, &a), 0);
+	assert_int_equal(lm_connect(d.region, &b), 0);
+	lm_lockref ref;
+	assert_int_equal(lm_lookup(a, "race/wrap", &ref), 0);
+	uint32_t idx = (uint32_t)ref.private_[0];
+	assert_int_equal(lm_name_reclaim(&r, idx, true, lm_actor_process()),
+			 LM_RECLAIMED);
+	_Atomic uint64_t *life = lm_name_life(&r, idx);
+	uint64_t l = atomic_load(life);
+	assert_int_equal(LM_NAME_STATE(l), LM_NAME_FREE);
+	uint64_t later = LM_NAME_LIFE(LM_NAME_GEN(l) + (UINT64_C(1) << 29) - 1,
+				      LM_NAME_FREE);
+	assert_true(atomic_compare_exchange_strong(life, &l, later));
+	assert_int_equal(lm_name_lookup(&r, "race/other", 10, 1), idx);
+	lm_grant g, g2;
+	assert_int_equal(lm_acquire_ref(a, &ref, 1000, 0, &g), 0);
+	if (ref.private_[0] == idx)
+		fail_msg("a ref to race/wrap, made 2^29 lives of slot %u ago, "
+			 "took the slot of race/other", idx);
+	int rc = lm_acquire(b, "race/other", 1000, 0, &g2);
+	if (rc != 0)
+		fail_msg("race/other: %s (the old ref to race/wrap holds its "
+			 "slot?)", lm_strerror(rc));
+	assert_int_equal(lm_release(b, &g2), 0);
+	assert_int_equal(lm_release(a, &g), 0);
+	lm_disconnect(a);
+	lm_disconnect(b);
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
 HARNESS_CASE(disconnect_cannot_free_next_life, 60)
 HARNESS_CASE(dead_claimer_slot_reclaimed, 60)
 HARNESS_CASE(live_claimer_keeps_its_claim, 60)
@@ -1235,6 +1372,8 @@ HARNESS_CASE(stopped_insert_survives_and_orphan_is_freed, 60)
 HARNESS_CASE(stale_view_cannot_take_newer_grant, 60)
 HARNESS_CASE(one_writer_per_state_file, 90)
 HARNESS_CASE(stop_frees_a_client_that_died_meanwhile, 60)
+HARNESS_CASE(only_the_finisher_frees_a_name, 60)
+HARNESS_CASE(lockref_survives_many_reuses_of_its_slot, 60)
 
 int main(void)
 {
@@ -1256,6 +1395,8 @@ int main(void)
 		harness_case(stale_view_cannot_take_newer_grant),
 		harness_case(one_writer_per_state_file),
 		harness_case(stop_frees_a_client_that_died_meanwhile),
+		harness_case(only_the_finisher_frees_a_name),
+		harness_case(lockref_survives_many_reuses_of_its_slot),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
