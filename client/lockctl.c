@@ -11,12 +11,12 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../shm/test_hook.h"
 #include "lockctl.h"
-
-#include <stdatomic.h>
 #include "lockmgr.h"
 
 static void usage(FILE *f)
@@ -228,6 +228,7 @@ static int run_help(struct ctl_global *g, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	lm_hook_init();
 	struct ctl_global g;
 	memset(&g, 0, sizeof(g));
 	int i = 1;

@@ -8,11 +8,13 @@
  * request is a bit in the region header plus SIGUSR1 to the supervisor.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -188,6 +190,41 @@ static int start_server(struct lm_region *r, unsigned n)
 	return EX_CTL_UNAVAILABLE;
 }
 
+/*
+ * Take the right to set server n's clock: an OFD lock on byte n of the
+ * region's shm object, which the kernel drops if we die. Two lockctls
+ * setting one clock at once would publish a half-written setting
+ * (lm_skew_set). Returns the fd holding the lock, or -1 (said why).
+ */
+static int lock_server_clock(const struct lm_region *r, unsigned n)
+{
+	int fd = shm_open(r->name, O_RDWR | O_CLOEXEC, 0);
+	if (fd < 0) {
+		fprintf(stderr, "lockctl: cannot open region %s to set server "
+				"%u's clock: %s\n", r->name, n, strerror(errno));
+		return -1;
+	}
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET,
+			   .l_start = n, .l_len = 1};
+	for (int i = 0; i < 200; i++) {
+		if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+			return fd;
+		if (errno != EAGAIN && errno != EACCES) {
+			fprintf(stderr, "lockctl: cannot lock server %u's clock "
+					"setting: %s\n", n, strerror(errno));
+			close(fd);
+			return -1;
+		}
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	fprintf(stderr, "lockctl: another lockctl has been setting server %u's "
+			"clock for 2 s (is it stopped?); try again once it "
+			"is done\n", n);
+	close(fd);
+	return -1;
+}
+
 static int skew_server(struct lm_region *r, unsigned n, int argc, char **argv)
 {
 	int64_t off = 0;
@@ -224,11 +261,16 @@ static int skew_server(struct lm_region *r, unsigned n, int argc, char **argv)
 			(long long)off, n, (long long)now, (long long)-now);
 		return EX_CTL_USAGE;
 	}
+	int lock_fd = lock_server_clock(r, n);
+	if (lock_fd < 0)
+		return EX_CTL_UNAVAILABLE;
 	/* The new setting starts from the clock's current reading (or from
 	 * the offset asked for), so a new rate never makes it jump. */
+	now = lm_now_ms();
 	int64_t srv_now = lm_server_clock_ms(s, now * 1000000);
 	int64_t ppm = (int64_t)(rate * 1e6 + 0.5);
 	lm_skew_set(s, now, have_off ? now + off : srv_now, ppm);
+	close(lock_fd);
 	printf("server %u clock: %+lld ms, rate %.3f\n", n,
 	       (long long)((have_off ? now + off : srv_now) - now), rate);
 	return 0;

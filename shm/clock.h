@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "layout.h"
+#include "test_hook.h"
 
 #define LM_RATE_ONE INT64_C(1000000)
 
@@ -46,7 +47,10 @@ struct lm_skew_now {
 static inline struct lm_skew_now lm_skew_read(const struct lm_server *s)
 {
 	struct lm_skew_now k;
-	for (int tries = 0;; tries++) {
+	/* A retry means a set came in between: sets are operator commands
+	 * (lockctl server skew), so this ends at once in practice, and a
+	 * torn copy, which could stretch a lease, is never used. */
+	for (;;) {
 		uint32_t seq = atomic_load_explicit(&s->skew_seq,
 						    memory_order_acquire);
 		const struct lm_skew *e = &s->skew[seq & 1];
@@ -60,8 +64,7 @@ static inline struct lm_skew_now lm_skew_read(const struct lm_server *s)
 		 * not being rewritten while we read it. */
 		atomic_thread_fence(memory_order_acquire);
 		if (atomic_load_explicit(&s->skew_seq, memory_order_relaxed) ==
-			    seq ||
-		    tries >= 3)
+		    seq)
 			break;
 	}
 	if (k.rate_ppm <= 0) /* a damaged region: run true */
@@ -111,7 +114,9 @@ static inline int64_t lm_server_to_local_ns(const struct lm_server *s,
 
 /*
  * Set server s's clock to read srv_ms at local now_ms and run at
- * rate_ppm from there (lockctl; one writer at a time).
+ * rate_ppm from there. One writer at a time (lockctl holds an OFD lock
+ * for it): two would write the same spare entry, and the second would
+ * publish it half-written by the first.
  */
 static inline void lm_skew_set(struct lm_server *s, int64_t now_ms,
 			       int64_t srv_ms, int64_t rate_ppm)
@@ -120,6 +125,7 @@ static inline void lm_skew_set(struct lm_server *s, int64_t now_ms,
 					    memory_order_relaxed);
 	struct lm_skew *e = &s->skew[(seq + 1) & 1];
 	atomic_store_explicit(&e->base_ms, now_ms, memory_order_relaxed);
+	LM_HOOK("clock.skew_writing");
 	atomic_store_explicit(&e->base_srv_ms, srv_ms, memory_order_relaxed);
 	atomic_store_explicit(&e->rate_ppm, rate_ppm, memory_order_relaxed);
 	/* Pairs with the acquire load and fence in lm_skew_read. */

@@ -1355,6 +1355,63 @@ static void lockref_survives_many_reuses_of_its_slot(void)
 	harness_lockmgrd_stop(&d);
 }
 
+/* ---- 14. two clock settings at once -------------------------------- */
+
+/* Server 1's clock, ahead of this host's by how many ms. */
+static int64_t server1_offset_ms(struct lm_region *r)
+{
+	int64_t now = harness_now_ms();
+	return lm_server_clock_ms(r->servers[1], now * 1000000) - now;
+}
+
+/*
+ * A server's clock setting is double-buffered: a setter writes the
+ * spare entry, then publishes it. Two setters at once write the same
+ * spare entry, and the second publishes it while the first is still
+ * writing: readers then use a setting that is half one, half the
+ * other, and nothing tells them. So lockctl sets one server's clock at
+ * a time. Here the first setter stops half-way through its entry; the
+ * second must give up, and the clock ends as the first set it.
+ */
+static void one_clock_setting_at_a_time(void)
+{
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "clock", NULL);
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	char bin[512], log[256];
+	harness_bin_path(bin, sizeof(bin), "lockctl");
+	char *first[] = {bin, "-r", d.region, "server", "skew", "1",
+			 "--offset", "5000", NULL};
+	char *second[] = {bin, "-r", d.region, "server", "skew", "1",
+			  "--offset", "-3000", "--rate", "2", NULL};
+	harness_pause_arm("clock.skew_writing", log, sizeof(log));
+	pid_t a = harness_spawn(first, "/dev/null", "/dev/null");
+	harness_pause_disarm();
+	assert_int_equal(harness_wait_paused(log, "clock.skew_writing", 5000),
+			 a);
+	int rc = harness_run(second, "/dev/null", "/dev/null", 10000);
+	if (rc == 0)
+		fail_msg("a second lockctl set server 1's clock while the "
+			 "first was half-way through setting it");
+	assert_int_equal(rc, 69); /* EX_CTL_UNAVAILABLE: try again */
+	harness_resume(a);
+	harness_expect_exit(a, 5000, 0, "the first lockctl server skew");
+	int64_t off = server1_offset_ms(&r);
+	if (off < 4900 || off > 5100)
+		fail_msg("server 1's clock is %+lld ms off, not the +5000 the "
+			 "first lockctl set", (long long)off);
+	/* Done: the next setting goes through. */
+	assert_int_equal(harness_run(second, "/dev/null", "/dev/null", 10000),
+			 0);
+	off = server1_offset_ms(&r);
+	if (off < -3100 || off > -2900)
+		fail_msg("server 1's clock is %+lld ms off after --offset "
+			 "-3000", (long long)off);
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
 HARNESS_CASE(disconnect_cannot_free_next_life, 60)
 HARNESS_CASE(dead_claimer_slot_reclaimed, 60)
 HARNESS_CASE(live_claimer_keeps_its_claim, 60)
@@ -1374,6 +1431,7 @@ HARNESS_CASE(one_writer_per_state_file, 90)
 HARNESS_CASE(stop_frees_a_client_that_died_meanwhile, 60)
 HARNESS_CASE(only_the_finisher_frees_a_name, 60)
 HARNESS_CASE(lockref_survives_many_reuses_of_its_slot, 60)
+HARNESS_CASE(one_clock_setting_at_a_time, 60)
 
 int main(void)
 {
@@ -1397,6 +1455,7 @@ int main(void)
 		harness_case(stop_frees_a_client_that_died_meanwhile),
 		harness_case(only_the_finisher_frees_a_name),
 		harness_case(lockref_survives_many_reuses_of_its_slot),
+		harness_case(one_clock_setting_at_a_time),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
