@@ -1,15 +1,38 @@
 /*
- * test_chaos.c - fenced clients under random SIGKILL / SIGSTOP / SIGCONT.
+ * test_chaos.c - fenced clients under random SIGKILL / SIGSTOP / SIGCONT,
+ * with lock servers and the supervisor killed under them.
  *
- * At least CHAOS_CLIENTS fenced clients (examples/clients.h) take a few
+ * NCLIENTS (16) fenced clients (examples/clients.h) take a few
  * locks round after round, each writing its token to the lock's fenced
  * store inside its critical section and appending what it did to an
  * audit file of its own making (fixed-size binary records, one write()
  * each, O_APPEND: records never interleave). Meanwhile the driver (the
- * case process) SIGKILLs clients and starts replacements, and SIGSTOPs
- * clients for 200-800 ms, often longer than their 300 ms lease, so that
- * zombies really happen. At the end the audit, the stores and the lock
- * tables are checked against DESIGN.md's safety invariants:
+ * case process) breaks things:
+ *
+ *   - clients: it SIGKILLs clients and starts replacements, and SIGSTOPs
+ *     clients for 200-800 ms, often longer than their 300 ms lease, so
+ *     that zombies really happen;
+ *   - servers: every 1-5 s (at random) it kills a lock server with
+ *     `lockctl server kill N`, a third of the time with --wipe (the
+ *     server comes back with its table lost), but only while all three
+ *     servers are UP with fresh heartbeats and a supervisor runs, so
+ *     that never two are down at once;
+ *   - the supervisor: every 10-20 s it SIGKILLs lockmgrd and at once
+ *     starts a new one on the same region, which adopts it. The case is
+ *     a child subreaper, so the servers a killed supervisor leaves are
+ *     reparented to it; it reaps them as they die, and at the end. No
+ *     server is killed until the new supervisor runs the region: while
+ *     none runs, a dead server is not restarted and a dead client's
+ *     locks are freed only by lease expiry.
+ *
+ * lockmgrd runs with its default --max-ttl (60 s) and --restart-delay
+ * (100 ms), plus --ephemeral: a restarted server stays out only while
+ * leases of its earlier lives run (the clients' 300 ms), and one that
+ * lost its table until both peers are up and the leases on them that
+ * could include it have ended.
+ *
+ * At the end the audit, the stores and the lock tables are checked
+ * against the safety guarantees (README.md, "What it guarantees"):
  *
  *   1. mutual exclusion: per lock, the intervals in which holders may
  *      have touched the resource never overlap;
@@ -20,9 +43,46 @@
  *   4. a rejection only ever hits a holder whose lease had ended, and
  *      there is a newer grant that beat it;
  *   5. once every client is gone, no table holds anything and every
- *      session slot is free.
+ *      session slot is free;
  *
- * CHAOS_SECONDS (default 30) sets the length, so CHAOS_SECONDS=600 is a
+ * and availability is measured like safety, from the same audit. Every
+ * acquire's outcome is recorded (an ATTEMPT record: from the hook before
+ * lm_acquire to the hook after it, granted, timed out, no quorum or
+ * another error), and so are the faults (server killed / UP again,
+ * supervisor killed / RUNNING again) and every freeze, with their times.
+ * A monitor process polls the servers' state words and heartbeats every
+ * millisecond. The checks:
+ *
+ *   6. at least 99% of the waiting acquires (every client waits 1000 ms)
+ *      are granted. An attempt whose interval overlaps a freeze of its
+ *      own client is not counted: a waiter stopped in its queue cannot
+ *      take its turn (the others skip it), its deadline runs on while it
+ *      sleeps, and it reads the clock only when it wakes, so its time-out
+ *      says nothing about the service. The attempts of *other* clients
+ *      stuck behind a frozen holder do count: the service promises them
+ *      the lock once its 300 ms lease ends.
+ *   7. no acquire fails with LM_ENOQUORUM while two servers were
+ *      certainly usable. Such an acquire decides "no quorum" at some
+ *      instant between its deadline (start + 1000 ms) and its outcome
+ *      hook, by the clients' rule (state UP, heartbeat at most 300 ms
+ *      old). The monitor proves a quorum between two of its polls when,
+ *      for two servers, both polls read the same UP state word (each
+ *      restart publishes a new epoch, and DOWN -> UP needs one) and the
+ *      heartbeat read by the first is still fresh by the clock after
+ *      the second (heartbeats only move forward). A decision window the
+ *      proofs do not cover (a server really hung, say, or the monitor
+ *      itself was descheduled for most of a heartbeat's 300 ms) excuses
+ *      the LM_ENOQUORUM: conservative, so a report is a real one. The
+ *      failure still counts against 6. Since the driver never has two
+ *      servers down at once, every LM_ENOQUORUM is printed with the
+ *      faults around it.
+ *
+ * The summary line gives the figures: acquires attempted, counted,
+ * granted, timed out, no quorum; server kills (wipes), the longest a
+ * killed server took to count again, supervisor kills, and the longest
+ * time the monitor saw fewer than two usable servers.
+ *
+ * CHAOS_SECONDS (default 60) sets the length, so CHAOS_SECONDS=600 is a
  * soak (run the binary directly then: tests/run.sh gives each binary
  * 300 s unless LOCKMGR_TEST_TIMEOUT says otherwise). CHAOS_SEED replays
  * the driver's choices (the schedule still differs, of course).
@@ -57,14 +117,11 @@
  *   the grant while its lease was valid.
  *
  * The summary also prints the longest time a lock sat unused between two
- * holds. It is not asserted: a SIGSTOPped *waiter* at the head of a
- * lock's FIFO queue currently keeps every other waiter off the free lock
- * for as long as it is stopped (client/wait_queue.c, is_head), which
- * shows here as idle times near the longest freeze (~800 ms and more)
- * where frozen holders alone would give about one lease (300 ms).
+ * holds, and fails the run if it exceeds 500 ms while clients wait.
  */
 #include "harness.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -72,10 +129,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "client/internal.h"
 #include "client/lockmgr.h"
 #include "examples/clients.h"
 #include "resource/store.h"
@@ -92,15 +151,58 @@
 #define MAX_FROZEN   (NCLIENTS / 2) /* so that the locks keep moving */
 #define MAX_SECONDS  3000    /* the case's own timeout is 3600 s */
 
+/* Server kills: one every SERVER_KILL_MIN_MS..MAX_MS, while all three
+ * servers are UP with a heartbeat at most FRESH_MS old. A killed server
+ * must count again within SERVER_BACK_MS (restart delay, plus the
+ * clients' leases, plus an adoption if the supervisor died meanwhile). */
+#define SERVER_KILL_MIN_MS 1000
+#define SERVER_KILL_MAX_MS 5000
+#define FRESH_MS           100
+#define SERVER_BACK_MS     10000
+/* Supervisor kills: one every SUP_KILL_MIN_MS..MAX_MS; the new one must
+ * run the region within ADOPT_MS of its start. */
+#define SUP_KILL_MIN_MS    10000
+#define SUP_KILL_MAX_MS    20000
+#define ADOPT_MS           10000
+/* Availability: granted waiting acquires, in per cent, at least. */
+#define AVAIL_TARGET_PCT   99
+
 /* ---- the audit ---------------------------------------------------- */
 
 enum rec_type {
-	REC_ACQUIRED = 1, /* t: hook time; aux: valid_until_ns */
+	/* written by the clients (lock: the lock) */
+	REC_ACQUIRED = 1, /* t: hook time; aux: valid_until_ns; flags:
+			   * lm_grant.flags | tables of the grant << 4 */
 	REC_WROTE,        /* t: hook time; aux: the store's highest */
 	REC_REJECTED,     /* t: hook time; aux: the store's highest */
 	REC_RELEASED,     /* t: hook time; aux: lm_release's rc */
-	REC_KILLED,       /* t: just before kill(); aux: after waitpid */
+	REC_ATTEMPT,      /* t: hook before lm_acquire; aux: hook after it;
+			   * flags: enum outcome; token: the grant's token,
+			   * or -rc of a refusal */
+	/* written by the driver */
+	REC_KILLED,       /* lock: the client's; t: just before kill();
+			   * aux: after waitpid */
+	REC_FROZEN,       /* pid: the client; t: just before SIGSTOP; aux:
+			   * just after SIGCONT (or before its SIGKILL) */
+	REC_SRV_KILLED,   /* lock: the server; flags: 1 if wiped; t: before
+			   * lockctl ran; aux: after it returned */
+	REC_SRV_UP,       /* lock: the server; t: first seen UP in a new
+			   * epoch with a fresh heartbeat; aux: the epoch */
+	REC_SUP_KILLED,   /* pid: lockmgrd; t: before kill(); aux: reaped */
+	REC_SUP_ADOPTED,  /* pid: the new lockmgrd; t: first seen RUNNING
+			   * the region; aux: when it was started */
+	/* written by the monitor */
+	REC_QGAP,         /* t, aux: an interval over which no quorum could
+			   * be proven (see check 7) */
+	REC_NOQ,          /* fewer than two usable servers seen: t: the last
+			   * poll before that saw two; aux: the first poll
+			   * after that saw two again; token: ns from the
+			   * first to the last poll that saw fewer */
+	REC_QSPAN,        /* last: t: first poll; aux: last poll; token:
+			   * number of polls */
 };
+
+enum outcome { OUT_GRANTED, OUT_TIMEDOUT, OUT_NOQUORUM, OUT_OTHER };
 
 #define REC_MAGIC 0xc5u
 
@@ -114,7 +216,7 @@ struct rec {
 	uint8_t magic;
 	uint8_t type;
 	uint8_t lock;
-	uint8_t flags;   /* ACQUIRED: lm_grant.flags */
+	uint8_t flags;   /* ACQUIRED: see above; ATTEMPT: enum outcome */
 	int32_t pid;
 	uint64_t token;
 	int64_t t;
@@ -122,18 +224,23 @@ struct rec {
 };
 _Static_assert(sizeof(struct rec) == 32, "audit record size");
 
-/* What the driver and the clients share (a MAP_SHARED mapping). */
+/* What the driver, the clients and the monitor share (a MAP_SHARED
+ * mapping). */
 struct cl_slot {
-	_Atomic int32_t pid;
+	_Atomic int32_t pid;      /* driver, at spawn */
 	_Atomic uint32_t in_cs;   /* hook: 1 after ACQUIRED, 0 after the
 				   * write (set after token, release) */
-	_Atomic uint64_t token;   /* the grant in_cs refers to */
+	_Atomic uint64_t token;   /* hook: the grant in_cs refers to */
 };
 
 struct shared {
-	_Atomic int stop;
-	_Atomic uint32_t audit_errors; /* short or failed audit writes */
-	_Atomic uint64_t last_token[NLOCKS]; /* highest ACQUIRED token */
+	_Atomic int stop;              /* driver: clients end their loop */
+	_Atomic int monitor_stop;      /* driver: the monitor ends */
+	_Atomic int monitor_ready;     /* monitor: attached, polling */
+	_Atomic uint32_t audit_errors; /* anyone: short or failed audit
+					* writes */
+	_Atomic uint64_t last_token[NLOCKS]; /* hook: highest ACQUIRED
+					      * token (CAS max) */
 	struct cl_slot slot[NCLIENTS];
 };
 
@@ -155,6 +262,7 @@ struct hook_ctx {
 	int fd;
 	int32_t pid;
 	int lock;
+	int64_t wants_ns;       /* time of the last EV_WANTS */
 	struct cl_slot *slot;
 	struct shared *sh;
 };
@@ -178,6 +286,20 @@ static void raise_max(_Atomic uint64_t *v, uint64_t x)
 		;
 }
 
+static enum outcome outcome_of(int rc)
+{
+	switch (rc) {
+	case 0:
+		return OUT_GRANTED;
+	case LM_ETIMEDOUT:
+		return OUT_TIMEDOUT;
+	case LM_ENOQUORUM:
+		return OUT_NOQUORUM;
+	default:
+		return OUT_OTHER;
+	}
+}
+
 static void chaos_hook(const struct client_spec *s, enum client_event ev,
 		       int round, const lm_grant *g, int rc, uint64_t highest)
 {
@@ -189,16 +311,33 @@ static void chaos_hook(const struct client_spec *s, enum client_event ev,
 			.lock = (uint8_t)cx->lock,
 			.pid = cx->pid,
 			.t = now};
+	struct rec attempt = {.magic = REC_MAGIC,
+			      .type = REC_ATTEMPT,
+			      .lock = (uint8_t)cx->lock,
+			      .pid = cx->pid,
+			      .t = cx->wants_ns,
+			      .aux = now};
 	switch (ev) {
+	case EV_WANTS:
+		cx->wants_ns = now;
+		return;
 	case EV_ACQUIRED:
 		r.type = REC_ACQUIRED;
 		r.token = g->token;
 		r.aux = g->valid_until_ns;
-		r.flags = (uint8_t)g->flags;
+		r.flags = (uint8_t)((g->flags & 0xfu) | (G_MASK(g) << 4));
 		atomic_store(&cx->slot->token, g->token);
 		atomic_store(&cx->slot->in_cs, 1);
 		raise_max(&cx->sh->last_token[cx->lock], g->token);
+		attempt.flags = OUT_GRANTED;
+		attempt.token = g->token;
 		break;
+	case EV_REFUSED:
+		attempt.flags = (uint8_t)outcome_of(rc);
+		attempt.token = (uint64_t)(-(int64_t)rc);
+		if (!put_rec(cx->fd, &attempt))
+			atomic_fetch_add(&cx->sh->audit_errors, 1);
+		return;
 	case EV_WROTE:
 	case EV_REJECTED:
 		r.type = ev == EV_WROTE ? REC_WROTE : REC_REJECTED;
@@ -215,6 +354,10 @@ static void chaos_hook(const struct client_spec *s, enum client_event ev,
 		return;
 	}
 	if (!put_rec(cx->fd, &r))
+		atomic_fetch_add(&cx->sh->audit_errors, 1);
+	/* A grant's attempt after its ACQUIRED record: whoever has the
+	 * attempt has the grant. */
+	if (ev == EV_ACQUIRED && !put_rec(cx->fd, &attempt))
 		atomic_fetch_add(&cx->sh->audit_errors, 1);
 }
 
@@ -256,6 +399,131 @@ static void client_main(void *arg)
 	close(cx.fd);
 }
 
+/* ---- the monitor -------------------------------------------------- */
+
+struct monitor_args {
+	struct shared *sh;
+	const char *region;
+	const char *audit_path;
+};
+
+static void mon_rec(struct shared *sh, int fd, uint8_t type, int64_t t,
+		    int64_t aux, uint64_t token)
+{
+	struct rec r = {.magic = REC_MAGIC, .type = type, .t = t, .aux = aux,
+			.token = token};
+	if (!put_rec(fd, &r))
+		atomic_fetch_add(&sh->audit_errors, 1);
+}
+
+/* One look at the three servers: the clock before and after the loads. */
+struct poll {
+	int64_t pre, post;
+	uint64_t st[LM_NSERVERS];
+	int64_t hb[LM_NSERVERS];
+};
+
+/*
+ * Poll the three servers' state words and heartbeats every millisecond
+ * and record (check 7):
+ *
+ *   - the gaps in the proofs of a quorum. Polls a and b (two apart) prove
+ *     server i usable at every instant of [a.post, b.pre] if both read
+ *     the same UP state word (it cannot leave UP in an epoch and come
+ *     back: a restart brings a new one) and b.post (in whole ms, as
+ *     clients count) minus the heartbeat read by a is at most
+ *     LM_HEARTBEAT_STALE_MS (a heartbeat only moves forward, so no look
+ *     in between found it older). Two such servers prove a quorum over
+ *     the span; spans two polls apart overlap, so consecutive proofs
+ *     cover the run without a hole, whenever the monitor ran late.
+ *     Whatever no proof covers is one REC_QGAP;
+ *   - every stretch of polls that saw fewer than two usable servers
+ *     (REC_NOQ), with its bounds.
+ */
+static void monitor_main(void *arg)
+{
+	const struct monitor_args *a = arg;
+	struct shared *sh = a->sh;
+	struct lm_region reg;
+	char why[256] = "";
+	int rc = lm_region_attach(&reg, a->region, why, sizeof(why));
+	if (rc != 0)
+		fail_msg("monitor: attach %s: %s (%s)", a->region,
+			 lm_strerror(rc), why);
+	int fd = open(a->audit_path, O_APPEND | O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		fail_msg("monitor: open %s: %s", a->audit_path,
+			 strerror(errno));
+	struct poll p[3];        /* the last three polls, by polls % 3 */
+	int64_t first = 0;       /* proofs cover from here ... */
+	int64_t covered = 0;     /* ... to here, but for the gaps */
+	bool last_proven = false;
+	int64_t last_q = 0;      /* last poll that saw a quorum */
+	int64_t noq_first = 0, noq_last = 0; /* open stretch without one */
+	bool in_noq = false;
+	uint64_t polls = 0;
+	atomic_store(&sh->monitor_ready, 1);
+	while (!atomic_load(&sh->monitor_stop)) {
+		struct poll *cur = &p[polls % 3];
+		cur->pre = harness_now_ns();
+		for (unsigned i = 0; i < LM_NSERVERS; i++) {
+			cur->st[i] = atomic_load(&reg.servers[i]->state);
+			cur->hb[i] = atomic_load(&reg.servers[i]->heartbeat_ms);
+		}
+		cur->post = harness_now_ns();
+		int64_t post_ms = cur->post / 1000000;
+		if (polls == 0)
+			first = covered = last_q = cur->post;
+		if (polls >= 2) {
+			const struct poll *old = &p[(polls - 2) % 3];
+			unsigned proven = 0;
+			for (unsigned i = 0; i < LM_NSERVERS; i++)
+				proven += LM_SRV_STATE(cur->st[i]) ==
+						  LM_SRV_UP &&
+					  cur->st[i] == old->st[i] &&
+					  post_ms - old->hb[i] <=
+						  LM_HEARTBEAT_STALE_MS;
+			last_proven = proven >= LM_QUORUM;
+			if (last_proven) {
+				if (old->post > covered)
+					mon_rec(sh, fd, REC_QGAP, covered,
+						old->post, 0);
+				if (cur->pre > covered)
+					covered = cur->pre;
+			}
+		}
+		unsigned seen = 0;
+		for (unsigned i = 0; i < LM_NSERVERS; i++)
+			seen += LM_SRV_STATE(cur->st[i]) == LM_SRV_UP &&
+				post_ms - cur->hb[i] <= LM_HEARTBEAT_STALE_MS;
+		if (seen < LM_QUORUM) {
+			if (!in_noq) {
+				in_noq = true;
+				noq_first = cur->post;
+			}
+			noq_last = cur->post;
+		} else {
+			if (in_noq) {
+				mon_rec(sh, fd, REC_NOQ, last_q, cur->post,
+					(uint64_t)(noq_last - noq_first));
+				in_noq = false;
+			}
+			last_q = cur->post;
+		}
+		polls++;
+		harness_nap_us(1000); /* pacing, not synchronisation */
+	}
+	const struct poll *last = &p[(polls + 2) % 3];
+	if (polls > 0 && !last_proven && last->post > covered)
+		mon_rec(sh, fd, REC_QGAP, covered, last->post, 0);
+	if (in_noq)
+		mon_rec(sh, fd, REC_NOQ, last_q, noq_last,
+			(uint64_t)(noq_last - noq_first));
+	mon_rec(sh, fd, REC_QSPAN, first, covered, polls);
+	close(fd);
+	lm_region_detach(&reg);
+}
+
 /* ---- the driver --------------------------------------------------- */
 
 enum cl_state { CL_RUNNING, CL_FROZEN };
@@ -264,6 +532,7 @@ struct client {
 	pid_t pid;
 	int lock;
 	enum cl_state state;
+	int64_t frozen_at_ns;  /* just before its SIGSTOP */
 	int64_t thaw_at_ns;
 	bool cs_freeze;        /* frozen while it held the lock */
 	uint64_t cs_token;     /* ... with this token */
@@ -272,21 +541,51 @@ struct client {
 struct run {
 	struct shared *sh;
 	char region[LM_REGION_NAME_MAX + 2];
+	char dir[256];
 	char audit_path[300];
 	char store_path[NLOCKS][300];
+	char lockctl_err[300];
 	struct client cl[NCLIENTS];
 	int audit_fd;
 	int next_id;
 	unsigned seed;
+	struct lm_region reg;    /* attached: the servers' and supervisor's
+				  * state, read by the driver */
+	pid_t sup_pid;           /* the lockmgrd started last (our child) */
+	pid_t monitor_pid;
+	/* faults in flight */
+	bool adopting;           /* sup_pid started, not yet RUNNING */
+	int64_t adopt_since_ns;
+	int down_server;         /* killed and not yet UP again, or -1 */
+	uint64_t down_epoch;     /* its epoch before the kill */
+	bool down_wiped;
+	int64_t down_since_ns;
+	int64_t next_server_kill_ns, next_sup_kill_ns;
+	unsigned kills_since_wipe;
 	/* counters */
 	unsigned kills, kills_holding, freezes, cs_freezes, cs_thawed;
 	unsigned takeovers;
 	unsigned unexpected_exits;
+	unsigned server_kills, wipes, sup_kills, orphans;
+	int64_t longest_out_ns, longest_wiped_out_ns, longest_adopt_ns;
 };
 
 static unsigned rnd(struct run *r, unsigned n)
 {
 	return (unsigned)rand_r(&r->seed) % n;
+}
+
+/* A random time (ns) of lo_ms to hi_ms. */
+static int64_t ms_in(struct run *r, int lo_ms, int hi_ms)
+{
+	return (int64_t)(lo_ms + (int)rnd(r, (unsigned)(hi_ms - lo_ms + 1))) *
+	       1000000;
+}
+
+static void driver_rec(struct run *r, const struct rec *k)
+{
+	if (!put_rec(r->audit_fd, k))
+		fail_msg("driver: audit write: %s", strerror(errno));
 }
 
 static void spawn(struct run *r, int i, int lock)
@@ -345,11 +644,16 @@ static void do_kill(struct run *r, int i)
 			(int)c->pid, harness_status_str(st, b, sizeof(b)));
 		r->unexpected_exits++;
 	}
-	struct rec k = {.magic = REC_MAGIC, .type = REC_KILLED,
-			.lock = (uint8_t)c->lock, .pid = (int32_t)c->pid,
-			.t = before, .aux = after};
-	if (!put_rec(r->audit_fd, &k))
-		fail_msg("driver: audit write: %s", strerror(errno));
+	if (c->state == CL_FROZEN)
+		driver_rec(r, &(struct rec){.magic = REC_MAGIC,
+					    .type = REC_FROZEN,
+					    .pid = (int32_t)c->pid,
+					    .t = c->frozen_at_ns,
+					    .aux = before});
+	driver_rec(r, &(struct rec){.magic = REC_MAGIC, .type = REC_KILLED,
+				    .lock = (uint8_t)c->lock,
+				    .pid = (int32_t)c->pid, .t = before,
+				    .aux = after});
 	r->kills++;
 	r->kills_holding += holding;
 	spawn(r, i, c->lock);
@@ -384,6 +688,7 @@ static void do_freeze(struct run *r, int i, bool cs_target)
 {
 	struct client *c = &r->cl[i];
 	struct cl_slot *s = &r->sh->slot[i];
+	c->frozen_at_ns = harness_now_ns();
 	if (kill(c->pid, SIGSTOP) != 0)
 		fail_msg("kill(%d, SIGSTOP): %s", (int)c->pid,
 			 strerror(errno));
@@ -413,6 +718,10 @@ static void do_thaw(struct run *r, int i, bool at_end)
 	if (kill(c->pid, SIGCONT) != 0)
 		fail_msg("kill(%d, SIGCONT): %s", (int)c->pid,
 			 strerror(errno));
+	driver_rec(r, &(struct rec){.magic = REC_MAGIC, .type = REC_FROZEN,
+				    .pid = (int32_t)c->pid,
+				    .t = c->frozen_at_ns,
+				    .aux = harness_now_ns()});
 	c->state = CL_RUNNING;
 	c->cs_freeze = false;
 }
@@ -463,6 +772,295 @@ static void act(struct run *r)
 		do_freeze(r, i, cs_target);
 }
 
+/* ---- the service's faults ----------------------------------------- */
+
+/* lockmgrd on region with its default max TTL and restart delay (and
+ * nothing on disk), as a child of the case. */
+static pid_t start_lockmgrd(const char *region)
+{
+	char bin[512];
+	harness_bin_path(bin, sizeof(bin), "lockmgrd");
+	if (access(bin, X_OK) != 0)
+		fail_msg("%s is not built (LOCKMGR_BIN=%s)", bin,
+			 harness_bin_dir());
+	char *argv[10];
+	int n = 0;
+	argv[n++] = bin;
+	argv[n++] = "-r";
+	argv[n++] = (char *)region;
+	/* LOCKMGR_TEST_VERBOSE=1 shows lockmgrd's log (debugging). */
+	const char *verbose = getenv("LOCKMGR_TEST_VERBOSE");
+	if (verbose == NULL || *verbose == '\0' || *verbose == '0')
+		argv[n++] = "-q";
+	argv[n++] = "--max-locks";
+	argv[n++] = "4096";
+	argv[n++] = "--ephemeral";
+	argv[n] = NULL;
+	return harness_spawn(argv, NULL, NULL);
+}
+
+static bool server_fresh_up(struct run *r, unsigned i, int64_t now_ns,
+			    int64_t fresh_ms)
+{
+	uint64_t st = atomic_load(&r->reg.servers[i]->state);
+	int64_t hb = atomic_load(&r->reg.servers[i]->heartbeat_ms);
+	return LM_SRV_STATE(st) == LM_SRV_UP &&
+	       now_ns / 1000000 - hb <= fresh_ms;
+}
+
+static bool all_servers_up(struct run *r, int64_t now_ns)
+{
+	for (unsigned i = 0; i < LM_NSERVERS; i++)
+		if (!server_fresh_up(r, i, now_ns, FRESH_MS))
+			return false;
+	return true;
+}
+
+static void kill_server(struct run *r)
+{
+	unsigned i = rnd(r, LM_NSERVERS);
+	/* A third of them at random, and never more than three kills in
+	 * a row without one, so that a short run has wipes too. */
+	bool wipe = rnd(r, 3) == 0 || r->kills_since_wipe >= 3;
+	char bin[512], n[8];
+	harness_bin_path(bin, sizeof(bin), "lockctl");
+	snprintf(n, sizeof(n), "%u", i);
+	char *argv[] = {bin, "-r", r->region, "server", "kill", n,
+			wipe ? "--wipe" : NULL, NULL};
+	uint64_t st = atomic_load(&r->reg.servers[i]->state);
+	int64_t before = harness_now_ns();
+	int rc = harness_run(argv, NULL, r->lockctl_err, 10000);
+	int64_t after = harness_now_ns();
+	if (rc != 0) {
+		char msg[1024] = "";
+		harness_read_file(r->lockctl_err, msg, sizeof(msg));
+		fail_msg("lockctl server kill %u%s exited %d: %s", i,
+			 wipe ? " --wipe" : "", rc, msg);
+	}
+	driver_rec(r, &(struct rec){.magic = REC_MAGIC,
+				    .type = REC_SRV_KILLED,
+				    .lock = (uint8_t)i,
+				    .flags = wipe,
+				    .t = before,
+				    .aux = after});
+	r->down_server = (int)i;
+	r->down_epoch = LM_SRV_EPOCH(st);
+	r->down_wiped = wipe;
+	r->down_since_ns = before;
+	r->server_kills++;
+	r->wipes += wipe;
+	r->kills_since_wipe = wipe ? 0 : r->kills_since_wipe + 1;
+}
+
+/* SIGKILL lockmgrd and start a new one at once: it adopts the region. */
+static void kill_supervisor(struct run *r)
+{
+	pid_t old = r->sup_pid;
+	int64_t before = harness_now_ns();
+	if (kill(old, SIGKILL) != 0)
+		fail_msg("kill(lockmgrd %d, SIGKILL): %s", (int)old,
+			 strerror(errno));
+	int st = harness_reap(old, 5000, "SIGKILLed lockmgrd");
+	int64_t after = harness_now_ns();
+	if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL) {
+		char b[96];
+		fail_msg("lockmgrd (pid %d) ended on its own before its "
+			 "kill: %s", (int)old,
+			 harness_status_str(st, b, sizeof(b)));
+	}
+	driver_rec(r, &(struct rec){.magic = REC_MAGIC,
+				    .type = REC_SUP_KILLED,
+				    .pid = (int32_t)old,
+				    .t = before,
+				    .aux = after});
+	r->sup_kills++;
+	r->sup_pid = start_lockmgrd(r->region);
+	r->adopting = true;
+	r->adopt_since_ns = harness_now_ns();
+	r->next_sup_kill_ns = INT64_MAX; /* scheduled once it runs */
+}
+
+static const char *srv_state_name(uint64_t st)
+{
+	switch (LM_SRV_STATE(st)) {
+	case LM_SRV_UP:
+		return "UP";
+	case LM_SRV_RECOVERING:
+		return "RECOVERING";
+	case LM_SRV_DOWN:
+		return "DOWN";
+	default:
+		return "?";
+	}
+}
+
+/* Follow the faults in flight: a new supervisor taking the region over,
+ * a killed server coming back. Both are bounded. */
+static void watch_faults(struct run *r, int64_t now)
+{
+	if (r->adopting) {
+		uint32_t s = atomic_load(&r->reg.hdr->supervisor_state);
+		pid_t p = atomic_load(&r->reg.hdr->supervisor_pid);
+		if (s == LM_SUP_RUNNING && p == r->sup_pid) {
+			driver_rec(r, &(struct rec){.magic = REC_MAGIC,
+						    .type = REC_SUP_ADOPTED,
+						    .pid = (int32_t)p,
+						    .t = now,
+						    .aux = r->adopt_since_ns});
+			if (now - r->adopt_since_ns > r->longest_adopt_ns)
+				r->longest_adopt_ns = now - r->adopt_since_ns;
+			r->adopting = false;
+			r->next_sup_kill_ns = now + ms_in(r, SUP_KILL_MIN_MS,
+							  SUP_KILL_MAX_MS);
+		} else if (now - r->adopt_since_ns >
+			   (int64_t)ADOPT_MS * 1000000) {
+			fail_msg("the new lockmgrd (pid %d) did not run %s "
+				 "within %d ms of its start (supervisor state "
+				 "%u, pid %d)",
+				 (int)r->sup_pid, r->region, ADOPT_MS, s,
+				 (int)p);
+		}
+	}
+	if (r->down_server >= 0) {
+		unsigned i = (unsigned)r->down_server;
+		uint64_t st = atomic_load(&r->reg.servers[i]->state);
+		if (LM_SRV_EPOCH(st) > r->down_epoch &&
+		    server_fresh_up(r, i, now, LM_HEARTBEAT_STALE_MS)) {
+			driver_rec(r, &(struct rec){.magic = REC_MAGIC,
+						    .type = REC_SRV_UP,
+						    .lock = (uint8_t)i,
+						    .t = now,
+						    .aux = (int64_t)
+							    LM_SRV_EPOCH(st)});
+			int64_t out = now - r->down_since_ns;
+			if (out > r->longest_out_ns)
+				r->longest_out_ns = out;
+			if (r->down_wiped && out > r->longest_wiped_out_ns)
+				r->longest_wiped_out_ns = out;
+			r->down_server = -1;
+		} else if (now - r->down_since_ns >
+			   (int64_t)SERVER_BACK_MS * 1000000) {
+			struct lm_server *srv = r->reg.servers[i];
+			int64_t age = now / 1000000 -
+				      atomic_load(&srv->heartbeat_ms);
+			fail_msg("server %u did not count again within %d ms "
+				 "of its kill%s: state %s, epoch %llu (%llu "
+				 "before the kill), recovery %u, heartbeat "
+				 "%lld ms old; supervisor pid %d%s",
+				 i, SERVER_BACK_MS,
+				 r->down_wiped ? " --wipe" : "",
+				 srv_state_name(st),
+				 (unsigned long long)LM_SRV_EPOCH(st),
+				 (unsigned long long)r->down_epoch,
+				 atomic_load(&srv->recovery), (long long)age,
+				 (int)r->sup_pid,
+				 r->adopting ? " (still adopting)" : "");
+		}
+	}
+}
+
+/* The next fault of the service, if one is due. A server is killed
+ * only while a supervisor runs the region and all three servers are UP,
+ * so that never two are down at once. */
+static void service_faults(struct run *r, int64_t now)
+{
+	if (r->adopting)
+		return;
+	if (now >= r->next_sup_kill_ns) {
+		kill_supervisor(r);
+		return;
+	}
+	if (r->down_server < 0 && now >= r->next_server_kill_ns &&
+	    all_servers_up(r, now)) {
+		kill_server(r);
+		r->next_server_kill_ns =
+			now + ms_in(r, SERVER_KILL_MIN_MS, SERVER_KILL_MAX_MS);
+	}
+}
+
+/* The supervisor and the monitor must outlive the run. */
+static void check_service(struct run *r)
+{
+	int st;
+	char b[96];
+	if (waitpid(r->sup_pid, &st, WNOHANG) == r->sup_pid)
+		fail_msg("lockmgrd (pid %d) ended on its own: %s",
+			 (int)r->sup_pid, harness_status_str(st, b, sizeof(b)));
+	if (waitpid(r->monitor_pid, &st, WNOHANG) == r->monitor_pid)
+		fail_msg("the monitor ended on its own: %s",
+			 harness_status_str(st, b, sizeof(b)));
+}
+
+static bool known_child(const struct run *r, pid_t p)
+{
+	if (p == r->sup_pid || p == r->monitor_pid)
+		return true;
+	for (int i = 0; i < NCLIENTS; i++)
+		if (r->cl[i].pid == p)
+			return true;
+	return false;
+}
+
+/*
+ * Reap the servers that killed supervisors left to us (the case is a
+ * child subreaper) once they die: every child that is not a client,
+ * the supervisor or the monitor, and is a zombie. A server a dead
+ * supervisor forked but never named in the region (it died in between)
+ * is found too: it exits once it sees its epoch superseded.
+ */
+static void reap_orphans(struct run *r)
+{
+	DIR *d = opendir("/proc");
+	if (d == NULL)
+		return;
+	pid_t me = getpid();
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		char path[300], st[512];
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		if (harness_read_file(path, st, sizeof(st)) <= 0)
+			continue;
+		/* pid (comm) state ppid ...; comm may hold spaces */
+		char *rp = strrchr(st, ')');
+		char state;
+		int ppid;
+		if (rp == NULL || sscanf(rp + 1, " %c %d", &state, &ppid) != 2)
+			continue;
+		pid_t p = (pid_t)atoi(e->d_name);
+		if (ppid != (int)me || state != 'Z' || known_child(r, p))
+			continue;
+		int ws;
+		if (waitpid(p, &ws, WNOHANG) == p)
+			r->orphans++;
+	}
+	closedir(d);
+}
+
+/* After the last supervisor stopped: every child left is a server it
+ * stopped (adopted, so not its own to reap). */
+static void reap_all_orphans(struct run *r)
+{
+	int64_t deadline = harness_now_ms() + 10000;
+	for (;;) {
+		int ws;
+		pid_t p = waitpid(-1, &ws, WNOHANG);
+		if (p > 0) {
+			r->orphans++;
+			continue;
+		}
+		if (p < 0 && errno == ECHILD)
+			return;
+		if (p < 0 && errno != EINTR)
+			fail_msg("waitpid(-1): %s", strerror(errno));
+		if (harness_now_ms() > deadline)
+			fail_msg("servers orphaned by killed supervisors were "
+				 "still running 10 s after lockmgrd stopped");
+		harness_nap_us(1000);
+	}
+}
+
 static int env_int(const char *name, int dflt)
 {
 	const char *v = getenv(name);
@@ -481,7 +1079,9 @@ struct grant {
 	int32_t pid;
 	int lock;
 	uint64_t token;
-	uint32_t flags;
+	uint32_t flags;     /* lm_grant.flags */
+	unsigned mask;      /* tables of the grant */
+	int64_t attempt;    /* its acquire began (0: no ATTEMPT record) */
 	int64_t start;
 	int64_t valid_until;
 	int64_t t_write;    /* 0: no write record */
@@ -498,19 +1098,65 @@ struct kill_rec {
 	int64_t before, after;
 };
 
+struct attempt {
+	int32_t pid;
+	int lock;
+	enum outcome outcome;
+	int rc;             /* OUT_OTHER: the error */
+	int64_t start, end;
+};
+
+/* A freeze of one client, or an interval of the monitor's. */
+struct span {
+	int32_t pid;
+	int64_t from, to;
+	int64_t seen;       /* REC_NOQ: ns from first to last poll seeing it */
+};
+
+/* A fault of the service. */
+struct fault {
+	enum rec_type type; /* REC_SRV_KILLED ... REC_SUP_ADOPTED */
+	int server;
+	bool wipe;
+	int32_t pid;
+	int64_t t, aux;
+};
+
 struct analysis {
+	int64_t t0;              /* the run's start, for the messages */
 	struct grant *g;
 	size_t ng;
 	struct grant **by_key;   /* sorted by (pid, lock, token) */
 	struct grant **by_token; /* sorted by (lock, token) */
 	struct kill_rec *k;
 	size_t nk;
+	struct attempt *at;
+	size_t nat;
+	struct span *frz;        /* freezes, sorted by (pid, from) */
+	size_t nfrz;
+	struct fault *ft;        /* sorted by t */
+	size_t nft;
+	struct span *qgap;       /* sorted by from */
+	size_t nqgap;
+	struct span *noq;
+	size_t nnoq;
+	int64_t mon_first, mon_last;
+	uint64_t mon_polls;
+	bool mon_done;
 	unsigned violations;
 	/* counters */
 	unsigned writes, rejections, releases_lost, recovered, empty;
+	unsigned releases_lost_restart; /* of those: a table of the grant
+					 * restarted under it */
 	unsigned store_accepted, store_rejected, store_unacked;
 	int64_t longest_idle_ns; /* a lock unused between two holds */
 	int longest_idle_lock;
+	/* availability */
+	unsigned att_total, att_frozen, att_frozen_failed, att_counted;
+	unsigned att_ok, att_timedout;
+	unsigned att_noquorum, att_other, noquorum_unproven;
+	int64_t longest_granted_ns; /* the longest acquire that succeeded */
+	int64_t longest_noq_seen_ns, longest_noq_bound_ns, longest_qgap_ns;
 };
 
 static void violation(struct analysis *an, const char *fmt, ...)
@@ -526,6 +1172,12 @@ static void violation(struct analysis *an, const char *fmt, ...)
 		fprintf(stderr, "\n");
 		va_end(ap);
 	}
+}
+
+/* ms since the run began, for messages. */
+static long long rel_ms(const struct analysis *an, int64_t t)
+{
+	return (long long)((t - an->t0) / 1000000);
 }
 
 static int cmp_key(const void *a, const void *b)
@@ -568,6 +1220,24 @@ static int cmp_kill(const void *a, const void *b)
 		return x->pid < y->pid ? -1 : 1;
 	if (x->after != y->after)
 		return x->after < y->after ? -1 : 1;
+	return 0;
+}
+
+static int cmp_span(const void *a, const void *b)
+{
+	const struct span *x = a, *y = b;
+	if (x->pid != y->pid)
+		return x->pid < y->pid ? -1 : 1;
+	if (x->from != y->from)
+		return x->from < y->from ? -1 : 1;
+	return 0;
+}
+
+static int cmp_fault(const void *a, const void *b)
+{
+	const struct fault *x = a, *y = b;
+	if (x->t != y->t)
+		return x->t < y->t ? -1 : 1;
 	return 0;
 }
 
@@ -639,8 +1309,36 @@ static void *read_all(const char *path, size_t *len)
 	return buf;
 }
 
-/* Build the grants and kills from the audit file, linking every event
- * to its grant. */
+/* Is the record's lock field in range for its type? */
+static bool rec_sane(const struct rec *r)
+{
+	if (r->magic != REC_MAGIC)
+		return false;
+	switch (r->type) {
+	case REC_ACQUIRED:
+	case REC_WROTE:
+	case REC_REJECTED:
+	case REC_RELEASED:
+	case REC_ATTEMPT:
+	case REC_KILLED:
+		return r->lock < NLOCKS;
+	case REC_SRV_KILLED:
+	case REC_SRV_UP:
+		return r->lock < LM_NSERVERS;
+	case REC_FROZEN:
+	case REC_SUP_KILLED:
+	case REC_SUP_ADOPTED:
+	case REC_QGAP:
+	case REC_NOQ:
+	case REC_QSPAN:
+		return r->lock == 0;
+	default:
+		return false;
+	}
+}
+
+/* Build the grants, kills, attempts, freezes, faults and the monitor's
+ * intervals from the audit file, linking every event to its grant. */
 static void load_audit(struct analysis *an, const char *path)
 {
 	size_t len;
@@ -651,25 +1349,90 @@ static void load_audit(struct analysis *an, const char *path)
 	size_t n = len / sizeof(struct rec);
 	an->g = calloc(n + 1, sizeof(*an->g));
 	an->k = calloc(n + 1, sizeof(*an->k));
+	an->at = calloc(n + 1, sizeof(*an->at));
+	an->frz = calloc(n + 1, sizeof(*an->frz));
+	an->ft = calloc(n + 1, sizeof(*an->ft));
+	an->qgap = calloc(n + 1, sizeof(*an->qgap));
+	an->noq = calloc(n + 1, sizeof(*an->noq));
 	assert_non_null(an->g);
 	assert_non_null(an->k);
+	assert_non_null(an->at);
+	assert_non_null(an->frz);
+	assert_non_null(an->ft);
+	assert_non_null(an->qgap);
+	assert_non_null(an->noq);
 	for (size_t i = 0; i < n; i++) {
 		const struct rec *r = &recs[i];
-		if (r->magic != REC_MAGIC || r->lock >= NLOCKS) {
+		if (!rec_sane(r)) {
 			violation(an, "audit record %zu is garbage", i);
 			continue;
 		}
-		if (r->type == REC_ACQUIRED) {
+		switch (r->type) {
+		case REC_ACQUIRED: {
 			struct grant *g = &an->g[an->ng++];
 			g->pid = r->pid;
 			g->lock = r->lock;
 			g->token = r->token;
-			g->flags = r->flags;
+			g->flags = r->flags & 0xfu;
+			g->mask = r->flags >> 4;
 			g->start = r->t;
 			g->valid_until = r->aux;
-		} else if (r->type == REC_KILLED) {
+			break;
+		}
+		case REC_KILLED:
 			an->k[an->nk++] = (struct kill_rec){
 				.pid = r->pid, .before = r->t, .after = r->aux};
+			break;
+		case REC_ATTEMPT:
+			an->at[an->nat++] = (struct attempt){
+				.pid = r->pid,
+				.lock = r->lock,
+				.outcome = (enum outcome)r->flags,
+				.rc = r->flags == OUT_GRANTED
+					      ? 0
+					      : -(int)(int64_t)r->token,
+				.start = r->t,
+				.end = r->aux};
+			break;
+		case REC_FROZEN:
+			an->frz[an->nfrz++] = (struct span){
+				.pid = r->pid, .from = r->t, .to = r->aux};
+			break;
+		case REC_SRV_KILLED:
+		case REC_SRV_UP:
+		case REC_SUP_KILLED:
+		case REC_SUP_ADOPTED:
+			an->ft[an->nft++] = (struct fault){
+				.type = (enum rec_type)r->type,
+				.server = r->lock,
+				.wipe = r->flags != 0,
+				.pid = r->pid,
+				.t = r->t,
+				.aux = r->aux};
+			break;
+		case REC_QGAP:
+			an->qgap[an->nqgap++] =
+				(struct span){.from = r->t, .to = r->aux};
+			if (r->aux - r->t > an->longest_qgap_ns)
+				an->longest_qgap_ns = r->aux - r->t;
+			break;
+		case REC_NOQ:
+			an->noq[an->nnoq++] = (struct span){
+				.from = r->t, .to = r->aux,
+				.seen = (int64_t)r->token};
+			if ((int64_t)r->token > an->longest_noq_seen_ns)
+				an->longest_noq_seen_ns = (int64_t)r->token;
+			if (r->aux - r->t > an->longest_noq_bound_ns)
+				an->longest_noq_bound_ns = r->aux - r->t;
+			break;
+		case REC_QSPAN:
+			an->mon_first = r->t;
+			an->mon_last = r->aux;
+			an->mon_polls = r->token;
+			an->mon_done = true;
+			break;
+		default:
+			break;
 		}
 	}
 	an->by_key = malloc((an->ng + 1) * sizeof(*an->by_key));
@@ -681,11 +1444,17 @@ static void load_audit(struct analysis *an, const char *path)
 	qsort(an->by_key, an->ng, sizeof(*an->by_key), cmp_key);
 	qsort(an->by_token, an->ng, sizeof(*an->by_token), cmp_token);
 	qsort(an->k, an->nk, sizeof(*an->k), cmp_kill);
+	qsort(an->frz, an->nfrz, sizeof(*an->frz), cmp_span);
+	qsort(an->ft, an->nft, sizeof(*an->ft), cmp_fault);
+	qsort(an->qgap, an->nqgap, sizeof(*an->qgap), cmp_span);
+	qsort(an->noq, an->nnoq, sizeof(*an->noq), cmp_span);
 
 	for (size_t i = 0; i < n; i++) {
 		const struct rec *r = &recs[i];
-		if (r->magic != REC_MAGIC || r->lock >= NLOCKS ||
-		    r->type == REC_ACQUIRED || r->type == REC_KILLED)
+		if (!rec_sane(r) ||
+		    (r->type != REC_WROTE && r->type != REC_REJECTED &&
+		     r->type != REC_RELEASED &&
+		     !(r->type == REC_ATTEMPT && r->flags == OUT_GRANTED)))
 			continue;
 		struct grant *g = find_grant(an, r->pid, r->lock, r->token);
 		if (g == NULL) {
@@ -697,6 +1466,9 @@ static void load_audit(struct analysis *an, const char *path)
 			continue;
 		}
 		switch (r->type) {
+		case REC_ATTEMPT:
+			g->attempt = r->t;
+			break;
 		case REC_WROTE:
 		case REC_REJECTED:
 			if (g->t_write != 0)
@@ -716,8 +1488,7 @@ static void load_audit(struct analysis *an, const char *path)
 			an->releases_lost += r->aux == LM_ELEASELOST;
 			break;
 		default:
-			violation(an, "audit record %zu has type %u", i,
-				  (unsigned)r->type);
+			break;
 		}
 	}
 	free(recs);
@@ -841,12 +1612,41 @@ static void check_rejections(struct analysis *an)
 }
 
 /*
+ * Was a server among the tables of g's grant killed between the start of
+ * its acquire and its release? (The kill's lockctl ran over [t, aux]:
+ * the server died somewhere in there.)
+ */
+static bool table_restarted_under(const struct analysis *an,
+				  const struct grant *g)
+{
+	/* An ATTEMPT record follows every ACQUIRED one unless the client
+	 * was killed in between, and then it never released. */
+	int64_t from = g->attempt != 0
+			       ? g->attempt
+			       : g->start - (int64_t)WAIT_MS * 2 * 1000000;
+	for (size_t i = 0; i < an->nft; i++) {
+		const struct fault *f = &an->ft[i];
+		if (f->type == REC_SRV_KILLED &&
+		    (g->mask & (1u << f->server)) && f->aux >= from &&
+		    f->t <= g->t_release)
+			return true;
+	}
+	return false;
+}
+
+/*
  * 4b: what the library told each holder about its lease agrees with
  * what happened to it.
  *
  *   - A release that reports LM_ELEASELOST comes after the lease's
- *     valid_until: with no server restarts, only an expired lease (taken
- *     over, or expired by its server) loses a holder its tables.
+ *     valid_until, unless a server of the grant was killed between the
+ *     start of its acquire and its release: a release counts only the
+ *     tables still in the life they were granted in, so a grant of two
+ *     tables (taken while the third server was out) that lost one to a
+ *     restart says LM_ELEASELOST early. Nobody else could take the lock
+ *     meanwhile: the restarted server stays out while its old leases run.
+ *     Otherwise only an expired lease (taken over, or expired by its
+ *     server) loses a holder its tables.
  *   - A grant taken over before its holder released it (the next
  *     grant's ACQUIRED hook ran before this one's write hook, and the
  *     release comes after that hook) reports LM_ELEASELOST: the
@@ -865,14 +1665,19 @@ static void check_lease_reports(struct analysis *an)
 		if (i + 1 < an->ng && an->by_token[i + 1]->lock == g->lock)
 			next = an->by_token[i + 1];
 		if (g->t_release != 0 && g->release_rc == LM_ELEASELOST &&
-		    g->t_release < g->valid_until)
-			violation(an, "lock %s: pid %d token %llu: release "
-				      "said the lease was lost %lld us before "
-				      "it ended",
-				  lock_name(g->lock), (int)g->pid,
-				  (unsigned long long)g->token,
-				  (long long)(g->valid_until - g->t_release) /
-					  1000);
+		    g->t_release < g->valid_until) {
+			if (table_restarted_under(an, g))
+				an->releases_lost_restart++;
+			else
+				violation(an, "lock %s: pid %d token %llu: "
+					      "release said the lease was lost "
+					      "%lld us before it ended",
+					  lock_name(g->lock), (int)g->pid,
+					  (unsigned long long)g->token,
+					  (long long)(g->valid_until -
+						      g->t_release) /
+						  1000);
+		}
 		if (next == NULL)
 			continue;
 		bool taken_over = g->t_write != 0 && next->start < g->t_write;
@@ -1039,16 +1844,211 @@ static void check_tables_empty(struct analysis *an, const char *region)
 	lm_region_detach(&reg);
 }
 
+/* ---- availability (6, 7) ------------------------------------------ */
+
+/* Did the client of attempt a sit frozen during it? */
+static bool attempt_frozen(const struct analysis *an, const struct attempt *a)
+{
+	size_t lo = 0, hi = an->nfrz;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (an->frz[mid].pid < a->pid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < an->nfrz && an->frz[i].pid == a->pid; i++)
+		if (an->frz[i].from < a->end && an->frz[i].to > a->start)
+			return true;
+	return false;
+}
+
+/* Did the monitor prove two usable servers over all of [lo, hi]? */
+static bool quorum_proven(const struct analysis *an, int64_t lo, int64_t hi)
+{
+	if (!an->mon_done || lo < an->mon_first || hi > an->mon_last)
+		return false;
+	for (size_t i = 0; i < an->nqgap; i++)
+		if (lo < an->qgap[i].to && hi > an->qgap[i].from)
+			return false;
+	return true;
+}
+
+static const char *outcome_name(enum outcome o)
+{
+	switch (o) {
+	case OUT_GRANTED:
+		return "granted";
+	case OUT_TIMEDOUT:
+		return "LM_ETIMEDOUT";
+	case OUT_NOQUORUM:
+		return "LM_ENOQUORUM";
+	default:
+		return "another error";
+	}
+}
+
+/* What happened to the service over [from, to]: the driver's faults
+ * and what the monitor saw. */
+static void print_context(const struct analysis *an, int64_t from, int64_t to)
+{
+	for (size_t i = 0; i < an->nft; i++) {
+		const struct fault *f = &an->ft[i];
+		if (f->t < from || f->t > to)
+			continue;
+		switch (f->type) {
+		case REC_SRV_KILLED:
+			fprintf(stderr, "chaos:     %lld ms: server %d "
+					"killed%s (lockctl took %lld ms)\n",
+				rel_ms(an, f->t), f->server,
+				f->wipe ? " --wipe" : "",
+				(long long)((f->aux - f->t) / 1000000));
+			break;
+		case REC_SRV_UP:
+			fprintf(stderr, "chaos:     %lld ms: server %d counts "
+					"again (epoch %lld)\n",
+				rel_ms(an, f->t), f->server, (long long)f->aux);
+			break;
+		case REC_SUP_KILLED:
+			fprintf(stderr, "chaos:     %lld ms: lockmgrd pid %d "
+					"killed\n",
+				rel_ms(an, f->t), (int)f->pid);
+			break;
+		case REC_SUP_ADOPTED:
+			fprintf(stderr, "chaos:     %lld ms: lockmgrd pid %d "
+					"runs the region (started at %lld "
+					"ms)\n",
+				rel_ms(an, f->t), (int)f->pid,
+				rel_ms(an, f->aux));
+			break;
+		default:
+			break;
+		}
+	}
+	for (size_t i = 0; i < an->nnoq; i++)
+		if (an->noq[i].from < to && an->noq[i].to > from)
+			fprintf(stderr, "chaos:     %lld..%lld ms: the monitor "
+					"saw fewer than two usable servers "
+					"(for %lld ms)\n",
+				rel_ms(an, an->noq[i].from),
+				rel_ms(an, an->noq[i].to),
+				(long long)(an->noq[i].seen / 1000000));
+	for (size_t i = 0; i < an->nqgap; i++)
+		if (an->qgap[i].from < to && an->qgap[i].to > from)
+			fprintf(stderr, "chaos:     %lld..%lld ms: the monitor "
+					"could not prove two usable servers\n",
+				rel_ms(an, an->qgap[i].from),
+				rel_ms(an, an->qgap[i].to));
+}
+
+/* Print up to max of the counted attempts that failed, with the
+ * service's faults around each. */
+static void report_failures(const struct analysis *an, unsigned max)
+{
+	unsigned shown = 0;
+	for (size_t i = 0; i < an->nat && shown < max; i++) {
+		const struct attempt *a = &an->at[i];
+		if (a->outcome == OUT_GRANTED || attempt_frozen(an, a))
+			continue;
+		fprintf(stderr, "chaos:   pid %d lock %s: %s after %lld ms "
+				"(%lld..%lld ms); around it:\n",
+			(int)a->pid, lock_name(a->lock),
+			outcome_name(a->outcome),
+			(long long)((a->end - a->start) / 1000000),
+			rel_ms(an, a->start), rel_ms(an, a->end));
+		print_context(an, a->start - INT64_C(2000000000),
+			      a->end + INT64_C(100000000));
+		shown++;
+	}
+}
+
+/*
+ * 6 and 7: count the outcomes of the acquires whose client was not
+ * frozen during them (the header says why), and check every "no quorum"
+ * against the monitor's proofs. The ratio itself is asserted by the
+ * case, after the summary.
+ */
+static void check_availability(struct analysis *an)
+{
+	unsigned noq_shown = 0;
+	for (size_t i = 0; i < an->nat; i++) {
+		const struct attempt *a = &an->at[i];
+		an->att_total++;
+		if (attempt_frozen(an, a)) {
+			an->att_frozen++;
+			an->att_frozen_failed += a->outcome != OUT_GRANTED;
+			continue;
+		}
+		an->att_counted++;
+		switch (a->outcome) {
+		case OUT_GRANTED:
+			an->att_ok++;
+			if (a->end - a->start > an->longest_granted_ns)
+				an->longest_granted_ns = a->end - a->start;
+			break;
+		case OUT_TIMEDOUT:
+			an->att_timedout++;
+			break;
+		case OUT_NOQUORUM: {
+			an->att_noquorum++;
+			/* It decided at or after its deadline. */
+			int64_t lo = a->start + (int64_t)WAIT_MS * 1000000;
+			if (lo > a->end)
+				lo = a->start;
+			bool proven = quorum_proven(an, lo, a->end);
+			if (!proven)
+				an->noquorum_unproven++;
+			if (noq_shown++ < 10) {
+				fprintf(stderr, "chaos: pid %d lock %s: "
+						"LM_ENOQUORUM (acquire "
+						"%lld..%lld ms)%s; around "
+						"it:\n",
+					(int)a->pid, lock_name(a->lock),
+					rel_ms(an, a->start),
+					rel_ms(an, a->end),
+					proven ? ", while two servers were "
+						 "certainly usable"
+					       : "");
+				print_context(an,
+					      a->start - INT64_C(2000000000),
+					      a->end + INT64_C(100000000));
+			}
+			if (proven)
+				violation(an, "pid %d lock %s: LM_ENOQUORUM "
+					      "decided in %lld..%lld ms, while "
+					      "the monitor saw two servers "
+					      "usable throughout",
+					  (int)a->pid, lock_name(a->lock),
+					  rel_ms(an, lo), rel_ms(an, a->end));
+			break;
+		}
+		default:
+			an->att_other++;
+			violation(an, "pid %d lock %s: acquire failed: %s",
+				  (int)a->pid, lock_name(a->lock),
+				  lm_strerror(a->rc));
+			break;
+		}
+	}
+	if (!an->mon_done)
+		violation(an, "the monitor left no summary record");
+}
+
 /* ---- the case ----------------------------------------------------- */
 
 static void chaos(void)
 {
-	int seconds = env_int("CHAOS_SECONDS", 30);
+	int seconds = env_int("CHAOS_SECONDS", 60);
 	if (seconds < 1 || seconds > MAX_SECONDS)
 		fail_msg("CHAOS_SECONDS=%d: must be 1..%d (the case times out "
 			 "after 3600 s)", seconds, MAX_SECONDS);
+	/* The servers a killed supervisor leaves are reparented to the
+	 * case: become their reaper, so that they are reaped here. */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+		fail_msg("prctl(PR_SET_CHILD_SUBREAPER): %s", strerror(errno));
 	struct run *r = calloc(1, sizeof(*r));
 	assert_non_null(r);
+	r->down_server = -1;
 	r->seed = (unsigned)env_int("CHAOS_SEED",
 				    (int)((unsigned)getpid() ^
 					  (unsigned)harness_now_ns()) &
@@ -1057,18 +2057,23 @@ static void chaos(void)
 			"(CHAOS_SEED to replay the driver's choices)\n",
 		seconds, NCLIENTS, NLOCKS, r->seed);
 
-	struct harness_lockmgrd d;
-	harness_lockmgrd_start(&d, "chaos", "--max-ttl", "2000", NULL);
-	snprintf(r->region, sizeof(r->region), "%s", d.region);
-	char dir[256];
-	harness_tmpdir(dir, sizeof(dir));
-	snprintf(r->audit_path, sizeof(r->audit_path), "%s/audit.bin", dir);
+	harness_region_name(r->region, sizeof(r->region), "chaos");
+	r->sup_pid = start_lockmgrd(r->region);
+	harness_wait_servers_up(r->region, r->sup_pid, 15000);
+	char why[256] = "";
+	int rc = lm_region_attach(&r->reg, r->region, why, sizeof(why));
+	if (rc != 0)
+		fail_msg("attach %s: %s (%s)", r->region, lm_strerror(rc), why);
+	harness_tmpdir(r->dir, sizeof(r->dir));
+	snprintf(r->audit_path, sizeof(r->audit_path), "%s/audit.bin", r->dir);
+	snprintf(r->lockctl_err, sizeof(r->lockctl_err), "%s/lockctl.err",
+		 r->dir);
 	for (int lock = 0; lock < NLOCKS; lock++) {
 		snprintf(r->store_path[lock], sizeof(r->store_path[lock]),
-			 "%s/store-%d", dir, lock);
+			 "%s/store-%d", r->dir, lock);
 		/* Create the stores before any client races to. */
 		fs_store *st;
-		int rc = fs_open(r->store_path[lock], FS_CREATE, &st);
+		rc = fs_open(r->store_path[lock], FS_CREATE, &st);
 		if (rc != 0)
 			fail_msg("fs_open %s: %s", r->store_path[lock],
 				 fs_strerror(rc));
@@ -1080,16 +2085,31 @@ static void chaos(void)
 		fail_msg("open %s: %s", r->audit_path, strerror(errno));
 	r->sh = harness_shared(sizeof(*r->sh));
 
+	struct monitor_args ma = {.sh = r->sh, .region = r->region,
+				  .audit_path = r->audit_path};
+	r->monitor_pid = harness_fork(monitor_main, &ma);
+	HARNESS_WAIT_FOR(atomic_load(&r->sh->monitor_ready), 5000,
+			 "the monitor never started polling the servers");
+
 	int64_t t_start = harness_now_ns();
 	for (int i = 0; i < NCLIENTS; i++)
 		spawn(r, i, i % NLOCKS);
 
 	int64_t end = t_start + (int64_t)seconds * 1000000000;
+	r->next_server_kill_ns =
+		t_start + ms_in(r, SERVER_KILL_MIN_MS, SERVER_KILL_MAX_MS);
+	r->next_sup_kill_ns = t_start + ms_in(r, SUP_KILL_MIN_MS,
+					      SUP_KILL_MAX_MS);
 	int64_t next_action = harness_now_ns() + 20000000;
 	int64_t next_exit_check = next_action;
+	int64_t next_orphan_scan = next_action;
 	for (;;) {
 		int64_t now = harness_now_ns();
-		if (now >= end)
+		watch_faults(r, now);
+		/* The run ends with no fault in flight: a supervisor runs
+		 * the region (so dead clients are freed) and all three
+		 * servers count. */
+		if (now >= end && !r->adopting && r->down_server < 0)
 			break;
 		for (int i = 0; i < NCLIENTS; i++)
 			if (r->cl[i].state == CL_FROZEN &&
@@ -1097,12 +2117,21 @@ static void chaos(void)
 				do_thaw(r, i, false);
 		if (now >= next_exit_check) {
 			check_exits(r);
+			check_service(r);
 			next_exit_check = now + 20000000;
 		}
-		if (now >= next_action) {
-			act(r);
-			next_action = harness_now_ns() +
-				      (20 + (int64_t)rnd(r, 61)) * 1000000;
+		if (now >= next_orphan_scan) {
+			reap_orphans(r);
+			next_orphan_scan = now + 100000000;
+		}
+		if (now < end) {
+			service_faults(r, harness_now_ns());
+			if (now >= next_action) {
+				act(r);
+				next_action = harness_now_ns() +
+					      (20 + (int64_t)rnd(r, 61)) *
+						      1000000;
+			}
 		}
 		harness_nap_us(1000); /* pacing, not synchronisation */
 	}
@@ -1115,16 +2144,19 @@ static void chaos(void)
 			do_thaw(r, i, true);
 	for (int i = 0; i < NCLIENTS; i++)
 		harness_expect_exit(r->cl[i].pid, 30000, 0, "chaos client");
+	atomic_store(&r->sh->monitor_stop, 1);
+	harness_expect_exit(r->monitor_pid, 5000, 0, "monitor");
 	int64_t t_run = harness_now_ns() - t_start;
 	close(r->audit_fd);
 
-	struct analysis an = {0};
+	struct analysis an = {.t0 = t_start};
 	load_audit(&an, r->audit_path);
 	check_exclusion_and_tokens(&an);
 	check_rejections(&an);
 	check_lease_reports(&an);
 	check_stores(&an, r);
 	check_tables_empty(&an, r->region);
+	check_availability(&an);
 	uint32_t audit_errors = atomic_load(&r->sh->audit_errors);
 	if (audit_errors != 0)
 		violation(&an, "%u audit records could not be written",
@@ -1137,30 +2169,67 @@ static void chaos(void)
 		"chaos: %lld s, %d+ clients, %d locks: %zu grants, %u writes, "
 		"%u kills (%u holding), %u freezes (%u holding: %u thawed, "
 		"%u of them taken over), %u rejections, %u leases lost at "
-		"release, %u recovered grants, %u empty intervals, store %u "
-		"accepted (%u unacknowledged) %u rejected, longest idle "
-		"lock %lld ms (%s), %u violations\n",
+		"release (%u under a server restart), %u recovered grants, "
+		"%u empty intervals, store %u accepted (%u unacknowledged) "
+		"%u rejected, longest idle lock %lld ms (%s), %u violations\n",
 		(long long)(t_run / 1000000000), NCLIENTS, NLOCKS, an.ng,
 		an.writes, r->kills, r->kills_holding, r->freezes,
 		r->cs_freezes, r->cs_thawed, r->takeovers, an.rejections,
-		an.releases_lost, an.recovered, an.empty, an.store_accepted,
-		an.store_unacked, an.store_rejected,
-		(long long)(an.longest_idle_ns / 1000000),
+		an.releases_lost, an.releases_lost_restart, an.recovered,
+		an.empty, an.store_accepted, an.store_unacked,
+		an.store_rejected, (long long)(an.longest_idle_ns / 1000000),
 		lock_name(an.longest_idle_lock), an.violations);
+	fprintf(stderr,
+		"chaos: availability: %u acquires attempted, %u counted (%u "
+		"overlapped a freeze of their client, %u of those failed): %u "
+		"granted (%.3f%%), "
+		"%u timed out, %u no quorum (%u not provably with two servers "
+		"up), %u other errors; longest granted acquire %lld ms. "
+		"Faults: %u server kills (%u wipes), longest out %lld ms "
+		"(wiped: %lld ms); %u supervisor kills, longest adoption %lld "
+		"ms; %u orphaned servers reaped meanwhile. Fewer than two "
+		"usable servers seen %zu times, longest %lld ms (at most %lld "
+		"ms); longest unprovable stretch %lld ms in %llu polls\n",
+		an.att_total, an.att_counted, an.att_frozen,
+		an.att_frozen_failed, an.att_ok,
+		an.att_counted ? 100.0 * an.att_ok / an.att_counted : 0.0,
+		an.att_timedout, an.att_noquorum, an.noquorum_unproven,
+		an.att_other, (long long)(an.longest_granted_ns / 1000000),
+		r->server_kills, r->wipes,
+		(long long)(r->longest_out_ns / 1000000),
+		(long long)(r->longest_wiped_out_ns / 1000000), r->sup_kills,
+		(long long)(r->longest_adopt_ns / 1000000), r->orphans, an.nnoq,
+		(long long)(an.longest_noq_seen_ns / 1000000),
+		(long long)(an.longest_noq_bound_ns / 1000000),
+		(long long)(an.longest_qgap_ns / 1000000),
+		(unsigned long long)an.mon_polls);
 	assert_int_equal(an.violations, 0);
 
 	/*
 	 * Liveness: with 16 clients on 3 locks there is always someone
 	 * waiting, so a lock should never sit unused for long: a frozen
 	 * holder's successor takes over just after its lease ends, a dead
-	 * one's within milliseconds, and a frozen waiter at the head of the
-	 * queue is skipped within a server tick. Before waiters skipped a
-	 * frozen head, locks sat idle for 750-1400 ms here.
+	 * one's within milliseconds (by its lease while no supervisor
+	 * runs), and a frozen waiter at the head of the queue is skipped
+	 * within a server tick. Before waiters skipped a frozen head, locks
+	 * sat idle for 750-1400 ms here.
 	 */
 	if (an.longest_idle_ns > INT64_C(500000000))
 		fail_msg("lock %s sat unused for %lld ms while clients waited",
 			 lock_name(an.longest_idle_lock),
 			 (long long)(an.longest_idle_ns / 1000000));
+
+	/* Availability (6): the target, with the defaults. */
+	if ((uint64_t)an.att_ok * 100 <
+	    (uint64_t)an.att_counted * AVAIL_TARGET_PCT) {
+		fprintf(stderr, "chaos: failed acquires (first 10):\n");
+		report_failures(&an, 10);
+		fail_msg("only %u of %u waiting acquires were granted (%.3f%%, "
+			 "want >= %d%%): %u timed out, %u found no quorum",
+			 an.att_ok, an.att_counted,
+			 100.0 * an.att_ok / an.att_counted, AVAIL_TARGET_PCT,
+			 an.att_timedout, an.att_noquorum);
+	}
 
 	/*
 	 * The run must have been meaningful. Rejections are reliable, not
@@ -1171,25 +2240,42 @@ static void chaos(void)
 	 * is thawed (not killed) after such a takeover presents its stale
 	 * token and is rejected, unless it was stopped in the few
 	 * microseconds between fs_write returning and its hook clearing
-	 * in_cs. A default 30 s run has ~100 such freezes and ~30 takeovers
-	 * (each one a rejection in practice); every freeze (and so every
-	 * takeover) needs about 1 s of run, so CHAOS_SECONDS below ~10
-	 * cannot be expected to pass these checks.
+	 * in_cs. A 30 s run has ~100 such freezes and ~30 takeovers (each
+	 * one a rejection in practice); every freeze (and so every
+	 * takeover) needs about 1 s of run. Server kills come every 1-5 s
+	 * (at least one in four wiped) and supervisor kills every 10-20 s,
+	 * so CHAOS_SECONDS below ~25 cannot be expected to pass these
+	 * checks.
 	 */
 	if (an.ng <= 1000 || r->kills == 0 || r->freezes == 0 ||
-	    r->takeovers == 0 || an.rejections == 0)
+	    r->takeovers == 0 || an.rejections == 0 || r->server_kills == 0 ||
+	    r->wipes == 0 || r->sup_kills == 0 || an.att_counted == 0)
 		fail_msg("the run was not meaningful: %zu grants (want > "
 			 "1000), %u kills, %u freezes, %u takeovers, %u "
-			 "rejections (want > 0 each)",
+			 "rejections, %u server kills, %u wipes, %u supervisor "
+			 "kills, %u acquires counted (want > 0 each)",
 			 an.ng, r->kills, r->freezes, r->takeovers,
-			 an.rejections);
+			 an.rejections, r->server_kills, r->wipes,
+			 r->sup_kills, an.att_counted);
 
 	harness_shared_free(r->sh, sizeof(*r->sh));
 	free(an.g);
 	free(an.k);
 	free(an.by_key);
 	free(an.by_token);
+	free(an.at);
+	free(an.frz);
+	free(an.ft);
+	free(an.qgap);
+	free(an.noq);
+	lm_region_detach(&r->reg);
+	struct harness_lockmgrd d = {.pid = r->sup_pid};
+	snprintf(d.region, sizeof(d.region), "%s", r->region);
 	harness_lockmgrd_stop(&d);
+	/* The servers outlived the supervisors that started them; as
+	 * orphans of this case they are ours to reap now that the last
+	 * supervisor has stopped them. */
+	reap_all_orphans(r);
 	free(r);
 }
 
