@@ -447,6 +447,8 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, uint64_t gen,
 		token = f > token ? f : token;
 	}
 	token++;
+	/* At most this long (verify may shorten it): the reservations must
+	 * cover it. */
 	int64_t deadline_ns = valid_until(r, mask, expiry, srv_now, t0, ttl_ms);
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
 		if (!(mask & (1u << i)))
@@ -457,6 +459,7 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, uint64_t gen,
 	}
 
 	/* Verify only after every write-back (docs/protocol.md). */
+	LM_HOOK("grant.before_verify");
 	int64_t t1 = lm_now_ns();
 	unsigned ok = 0;
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
@@ -467,11 +470,15 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, uint64_t gen,
 		    atomic_load(&slot->owner) == G_OWNER(g, i) &&
 		    atomic_load(&slot->token) >= token &&
 		    lm_server_clock_ms(r->servers[i], t1) < expiry[i])
-			ok++;
+			ok |= 1u << i;
 	}
+	/* Valid while a majority of the tables that verified run: a table
+	 * dropped here holds nothing, however long its lease looked. */
+	deadline_ns = valid_until(r, ok, expiry, srv_now, t0, ttl_ms);
 	/* The clock is read again after the checks: an acquire that
 	 * completes past its own deadline is already a zombie. */
-	if (ok < LM_QUORUM || lm_now_ns() >= deadline_ns) {
+	if (__builtin_popcount(ok) < (int)LM_QUORUM ||
+	    lm_now_ns() >= deadline_ns) {
 		give_up(c, lock, g, mask, undo);
 		held_put(c, held);
 		return GRAB_RETRY;

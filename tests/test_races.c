@@ -120,6 +120,7 @@ struct acquirer {
 	_Atomic int64_t started_ms, ended_ms;
 	_Atomic int rc;
 	_Atomic uint64_t token;
+	_Atomic int64_t valid_until_ns; /* the grant's, if granted */
 };
 
 static void acquirer_main(void *arg)
@@ -134,6 +135,7 @@ static void acquirer_main(void *arg)
 	atomic_store(&a->started_ms, harness_now_ms());
 	int rc = lm_acquire(c, a->name, a->ttl_ms, a->wait_ms, &g);
 	atomic_store(&a->token, rc == 0 ? g.token : 0);
+	atomic_store(&a->valid_until_ns, rc == 0 ? g.valid_until_ns : 0);
 	atomic_store(&a->rc, rc);
 	atomic_store(&a->ended_ms, harness_now_ms());
 	if (a->hold)
@@ -1412,6 +1414,52 @@ static void one_clock_setting_at_a_time(void)
 	harness_lockmgrd_stop(&d);
 }
 
+/* ---- 15. a table dropped at the last check ------------------------- */
+
+/*
+ * An acquire checks its tables once more after it has written its
+ * token, and counts only those still its own. How long its grant is
+ * valid must come from those same tables: one dropped there holds
+ * nothing, however long its lease looked. Here server 2's clock runs at
+ * twice real speed, so its lease of 4 s ends after 2 s; the acquirer
+ * stops before its last check, server 0 is killed, and the grant rests
+ * on tables 1 and 2: it must not be trusted past table 2's 2 s.
+ */
+static void validity_comes_from_verified_tables(void)
+{
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "verify", "--max-ttl", "20000", NULL);
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	char bin[512];
+	harness_bin_path(bin, sizeof(bin), "lockctl");
+	char *fast[] = {bin, "-r", d.region, "server", "skew", "2", "--rate",
+			"2", NULL};
+	assert_int_equal(harness_run(fast, "/dev/null", "/dev/null", 10000),
+			 0);
+	struct acquirer *a = harness_shared(sizeof(*a));
+	pid_t pa = start_acquirer(a, d.region, "race/verify",
+				  "grant.before_verify", 4000, 0, true);
+	HARNESS_WAIT_FOR(harness_proc_state(pa) == 'T', 5000,
+			 "the acquirer never stopped before its last check");
+	harness_kill_server(d.region, &r, 0, false);
+	harness_resume(pa);
+	HARNESS_WAIT_FOR(atomic_load(&a->ended_ms) != 0, 5000,
+			 "the acquirer never finished");
+	assert_int_equal(atomic_load(&a->rc), 0);
+	int64_t valid_ms = atomic_load(&a->valid_until_ns) / 1000000 -
+			   atomic_load(&a->started_ms);
+	if (valid_ms > 2000)
+		fail_msg("the grant on tables 1 and 2 is valid for %lld ms, "
+			 "past the 2000 ms of table 2's lease (server 0's "
+			 "dropped table counted)", (long long)valid_ms);
+	kill(pa, SIGKILL);
+	harness_reap(pa, 5000, "the acquirer");
+	harness_shared_free(a, sizeof(*a));
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
 HARNESS_CASE(disconnect_cannot_free_next_life, 60)
 HARNESS_CASE(dead_claimer_slot_reclaimed, 60)
 HARNESS_CASE(live_claimer_keeps_its_claim, 60)
@@ -1432,6 +1480,7 @@ HARNESS_CASE(stop_frees_a_client_that_died_meanwhile, 60)
 HARNESS_CASE(only_the_finisher_frees_a_name, 60)
 HARNESS_CASE(lockref_survives_many_reuses_of_its_slot, 60)
 HARNESS_CASE(one_clock_setting_at_a_time, 60)
+HARNESS_CASE(validity_comes_from_verified_tables, 60)
 
 int main(void)
 {
@@ -1456,6 +1505,7 @@ int main(void)
 		harness_case(only_the_finisher_frees_a_name),
 		harness_case(lockref_survives_many_reuses_of_its_slot),
 		harness_case(one_clock_setting_at_a_time),
+		harness_case(validity_comes_from_verified_tables),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
