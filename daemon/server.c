@@ -53,6 +53,10 @@
  */
 #define EXPIRY_SCAN_SLOTS 8192u
 
+/* A recovering server looks again at the leases it waits for this often
+ * (a whole scan of its table: only while it recovers). */
+#define RECOVERY_RESCAN_MS 100
+
 static volatile sig_atomic_t stop_requested;
 
 static void on_term(int sig)
@@ -470,6 +474,29 @@ static bool plan_recovery(struct lm_region *r, unsigned index, uint64_t epoch,
 	return true;
 }
 
+/*
+ * While a restarted server waits out the leases of its earlier lives on
+ * its own table, their holders may release them (or die, or let them
+ * expire): a lease no longer in the table is believed by nobody, so the
+ * wait ends with the last one still there. Only ever shortened: a lease
+ * longer now than at the plan is an old-life renew, which that renew's
+ * re-check of the epoch does not count.
+ */
+static void shorten_recovery(struct lm_region *r, unsigned index,
+			     uint64_t epoch)
+{
+	struct lm_server *srv = r->servers[index];
+	if (atomic_load(&srv->recovery) != LM_RECOV_OWN_LEASES)
+		return;
+	int64_t now = lm_now_ns();
+	int64_t end = lm_leases_end_ns(r, index, epoch, now);
+	int64_t until = end > now ? ceil_ms(end) : 0;
+	int64_t floor = atomic_load(&srv->quarantine_floor_ms);
+	until = until > floor ? until : floor;
+	if (until < atomic_load(&srv->quarantine_until_ms))
+		atomic_store(&srv->quarantine_until_ms, until);
+}
+
 static const char *recovery_reason(uint32_t why)
 {
 	switch (why) {
@@ -550,6 +577,7 @@ int lm_server_main(unsigned index, const char *name, const char *state_dir)
 		atomic_store(&srv->token_reserved, UINT64_MAX);
 	}
 	bool planned = false, waiting_logged = false;
+	int64_t next_rescan_ms = 0;
 	pid_t self = getpid();
 
 	struct sweep sw = {.idle = calloc(r.max_locks / 8 + 1, 1),
@@ -600,6 +628,11 @@ int lm_server_main(unsigned index, const char *name, const char *state_dir)
 				       "and bound the leases it may be in");
 				waiting_logged = true;
 			}
+		}
+		if (LM_SRV_STATE(st) == LM_SRV_RECOVERING && planned &&
+		    now_ms >= next_rescan_ms) {
+			shorten_recovery(&r, index, epoch);
+			next_rescan_ms = now_ms + RECOVERY_RESCAN_MS;
 		}
 		serve_reservation(srv, state_dir, index, who);
 		if (LM_SRV_STATE(st) == LM_SRV_RECOVERING && planned &&

@@ -234,6 +234,47 @@ static void restart_waits_for_its_leases(void)
 	harness_lockmgrd_stop(&d);
 }
 
+/*
+ * A restarted server waits for the leases of its earlier lives on its
+ * table, but a lease its holder gives back is believed by nobody: the
+ * wait ends with the last lease still there, not with the longest one
+ * there at the restart. h holds x for 15 s; server 2 restarts and plans
+ * to wait for it; h releases, and server 2 counts again within 2 s.
+ */
+static void restart_ends_when_old_leases_are_released(void)
+{
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "quarrel", "--restart-delay", "-1",
+			       "--max-ttl", "20000", NULL);
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	lm_client *h;
+	assert_int_equal(lm_connect(d.region, &h), 0);
+	lm_grant g;
+	assert_int_equal(lm_acquire(h, "quarrel/x", 15000, 0, &g), 0);
+	harness_kill_server(d.region, &r, 2, false);
+	assert_int_equal(harness_lockctl(d.region, "server", "start", "2", NULL),
+			 0);
+	struct lm_server *s2 = r.servers[2];
+	HARNESS_WAIT_FOR(atomic_load(&s2->recovery) == LM_RECOV_OWN_LEASES,
+			 5000, "server 2 never planned to wait for the lease "
+			 "on its table");
+	int64_t planned = atomic_load(&s2->quarantine_until_ms) -
+			  harness_now_ms();
+	if (planned < 10000)
+		fail_msg("server 2 planned to wait %lld ms, not for h's 15 s "
+			 "lease", (long long)planned);
+	assert_int_equal(lm_release(h, &g), 0);
+	HARNESS_WAIT_FOR(harness_server_state(&r, 2) == LM_SRV_UP, 2000,
+			 "server 2 still waited for h's lease after h released "
+			 "it (%lld ms to go)",
+			 (long long)(atomic_load(&s2->quarantine_until_ms) -
+				     harness_now_ms()));
+	lm_disconnect(h);
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
 /* With no lease outstanding on its table, a restarted server counts
  * again at once (max TTL here is 20 s). */
 static void restart_without_leases_is_quick(void)
@@ -956,6 +997,7 @@ static void skew_refuses_negative_clock(void)
 HARNESS_CASE(no_quorum, 60)
 HARNESS_CASE(partial_grant_undone, 60)
 HARNESS_CASE(restart_waits_for_its_leases, 60)
+HARNESS_CASE(restart_ends_when_old_leases_are_released, 60)
 HARNESS_CASE(restart_without_leases_is_quick, 60)
 HARNESS_CASE(lost_table_waits_for_peer_leases, 60)
 HARNESS_CASE(random_kills, 120)
@@ -976,6 +1018,7 @@ int main(void)
 		harness_case(no_quorum),
 		harness_case(partial_grant_undone),
 		harness_case(restart_waits_for_its_leases),
+		harness_case(restart_ends_when_old_leases_are_released),
 		harness_case(restart_without_leases_is_quick),
 		harness_case(lost_table_waits_for_peer_leases),
 		harness_case(random_kills),
