@@ -337,7 +337,7 @@ static void foreign_region_needs_fresh(void)
 	/* With --fresh it takes the name over and serves. */
 	snprintf(d.region, sizeof(d.region), "%s", name);
 	char *fresh[] = {bin, "-r", name, "-q", "--max-ttl", "2000",
-			 "--max-locks", "4096", "--fresh", NULL};
+			 "--max-locks", "4096", "--fresh", "--ephemeral", NULL};
 	d.pid = harness_spawn(fresh, NULL, NULL);
 	harness_wait_servers_up(d.region, d.pid, 15000);
 	lm_client *a = connect_or_fail();
