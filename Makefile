@@ -141,3 +141,105 @@ install: all
 
 clean:
 	rm -rf build build-san
+
+# ------------------------------------------------------------------ fuzz ---
+# Coverage-guided fuzzing of every parser of outside input, with libFuzzer
+# (clang, Debian's libclang-rt-14-dev and llvm-14; ./setup.sh installs
+# them). The targets compile the project's sources again, from the tree,
+# with clang and -fsanitize=fuzzer,address,undefined, into $(FUZZ_BUILD)/
+# (never the gcc objects of $(BUILD)/). See fuzz/README.md.
+#
+#   make fuzz                  build, then run each target FUZZ_SECONDS (60)
+#   make fuzz FUZZ_SECONDS=120 FUZZ_TARGETS="fuzz_region fuzz_store"
+#   make fuzz-smoke            each target for 10 s (what CI runs)
+#   make fuzz-build            build the targets only
+#   make fuzz-repro            replay the saved findings (fuzz/crashes/)
+#   make fuzz-clean            remove $(FUZZ_BUILD)/ (the corpus stays)
+FUZZ_CC      ?= clang
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= fuzz_region fuzz_state_file fuzz_store fuzz_cli_lockctl \
+		fuzz_cli_resctl fuzz_cli_lockmgrd
+FUZZ_SAN     := -fsanitize=fuzzer,address,undefined
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O1 -g \
+		-fno-omit-frame-pointer -pthread -I. $(FUZZ_SAN)
+FUZZ_LDFLAGS := $(FUZZ_SAN) -pthread
+FZ           := $(FUZZ_BUILD)/obj
+
+fz_objs = $(patsubst %.c,$(FZ)/%.o,$(1))
+# A command's file with main(), compiled with main renamed (cli/ objects).
+fz_cli  = $(patsubst %.c,$(FZ)/cli/%.o,$(1))
+FZ_LIB       := $(call fz_objs,$(LIB_SRC))
+FZ_COMMON    := $(call fz_objs,fuzz/fuzz_common.c)
+FZ_CLI       := $(call fz_objs,fuzz/cli_common.c) $(FZ_COMMON)
+FZ_NOSYNC    := $(call fz_objs,fuzz/nosync.c)
+FZ_WRAP_SYNC := -Wl,--wrap=fsync,--wrap=fdatasync
+
+$(FZ)/%.o: %.c $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FZ)/cli/%.o: %.c $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Dmain=$(basename $(notdir $<))_main \
+		-c -o $@ $<
+
+$(FUZZ_BUILD)/fuzz_region: $(call fz_objs,fuzz/fuzz_region.c) \
+			   $(FZ_COMMON) $(FZ_LIB)
+	$(FUZZ_CC) $(FUZZ_LDFLAGS) -Wl,--wrap=mmap,--wrap=munmap,--wrap=kill \
+		-Wl,--wrap=clock_gettime,--wrap=syscall -o $@ $^
+
+$(FUZZ_BUILD)/fuzz_state_file: $(call fz_objs,fuzz/fuzz_state_file.c) \
+			       $(FZ_COMMON) $(FZ_NOSYNC) \
+			       $(FZ)/daemon/state_dir.o
+	$(FUZZ_CC) $(FUZZ_LDFLAGS) $(FZ_WRAP_SYNC) -o $@ $^ -lz
+
+$(FUZZ_BUILD)/fuzz_store: $(call fz_objs,fuzz/fuzz_store.c $(RES_SRC)) \
+			  $(FZ_COMMON) $(FZ_NOSYNC)
+	$(FUZZ_CC) $(FUZZ_LDFLAGS) $(FZ_WRAP_SYNC) -o $@ $^ -lz
+
+$(FUZZ_BUILD)/fuzz_cli_lockctl: $(call fz_objs,fuzz/fuzz_cli_lockctl.c) \
+		$(call fz_cli,client/lockctl.c) \
+		$(call fz_objs,$(filter-out client/lockctl.c,$(LOCKCTL_SRC))) \
+		$(FZ_CLI) $(FZ_LIB)
+	$(FUZZ_CC) $(FUZZ_LDFLAGS) -Wl,--wrap=exit,--wrap=shm_open \
+		-Wl,--wrap=fork,--wrap=execvp,--wrap=kill -o $@ $^
+
+$(FUZZ_BUILD)/fuzz_cli_resctl: $(call fz_objs,fuzz/fuzz_cli_resctl.c) \
+		$(call fz_cli,resource/resctl.c) $(call fz_objs,$(RES_SRC)) \
+		$(FZ_CLI) $(FZ_NOSYNC)
+	$(FUZZ_CC) $(FUZZ_LDFLAGS) $(FZ_WRAP_SYNC) -Wl,--wrap=exit \
+		-Wl,--wrap=open,--wrap=link,--wrap=unlink -o $@ $^ -lz
+
+$(FUZZ_BUILD)/fuzz_cli_lockmgrd: $(call fz_objs,fuzz/fuzz_cli_lockmgrd.c) \
+		$(call fz_cli,daemon/lockmgrd.c) \
+		$(call fz_objs,$(filter-out daemon/lockmgrd.c,$(DAEMON_SRC))) \
+		$(FZ_CLI) $(FZ_LIB)
+	$(FUZZ_CC) $(FUZZ_LDFLAGS) -Wl,--wrap=exit \
+		-Wl,--wrap=lm_region_resolve_name,--wrap=shm_open,--wrap=open \
+		-Wl,--wrap=fopen,--wrap=mkdir,--wrap=unlink,--wrap=fork \
+		-Wl,--wrap=pipe2,--wrap=signalfd,--wrap=lm_server_main \
+		-Wl,--wrap=lm_state_load -o $@ $^ -lz -lurcu-common
+
+# The fuzz_region findings as recipes (fuzz/region_recipes.c), built by
+# fuzz-repro only: a renamed region field breaks this, never make fuzz.
+$(FUZZ_BUILD)/region_recipes: $(call fz_objs,fuzz/region_recipes.c) \
+			      $(FZ_COMMON) $(FZ_LIB)
+	$(FUZZ_CC) -fsanitize=fuzzer-no-link,address,undefined -pthread -o $@ $^
+
+.PHONY: fuzz fuzz-build fuzz-smoke fuzz-repro fuzz-clean
+fuzz-build: $(addprefix $(FUZZ_BUILD)/,$(FUZZ_TARGETS))
+
+fuzz: fuzz-build
+	@sh fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
+
+fuzz-repro: fuzz-build $(FUZZ_BUILD)/region_recipes
+	@sh fuzz/repro.sh $(FUZZ_BUILD) $(FUZZ_TARGETS)
+
+fuzz-clean:
+	rm -rf $(FUZZ_BUILD)
+clean: fuzz-clean
+# ------------------------------------------------------------- end fuzz ---

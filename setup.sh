@@ -7,9 +7,12 @@
 #
 # Installs the Debian packages below with apt-get when any is missing
 # (as root; otherwise it prints the command to run). gnuplot-nox only
-# draws lockbench's plots; everything else builds without it.
+# draws lockbench's plots; clang, libclang-rt-14-dev (libFuzzer and the
+# sanitizer runtimes) and llvm-14 (llvm-symbolizer, for readable stack
+# traces) are for make fuzz; everything else builds without them.
 set -eu
 PKGS="make gcc libc6-dev pkg-config zlib1g-dev liburcu-dev libcmocka-dev gnuplot-nox"
+PKGS="$PKGS clang libclang-rt-14-dev llvm-14"
 
 missing=""
 for p in $PKGS; do
