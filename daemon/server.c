@@ -36,7 +36,6 @@
 #include "../client/internal.h"
 #include "../shm/clock.h"
 #include "../shm/futex.h"
-#include "../shm/actor.h"
 #include "../shm/name_reclaim.h"
 #include "../shm/test_hook.h"
 #include "../shm/region.h"
@@ -126,7 +125,6 @@ struct sweep {
 	uint32_t live_seen; /* names in use met in this pass */
 	uint8_t *idle;      /* bit per lock: unused when last passed */
 	uint8_t *orphan;    /* bit per lock: an orphaned claim then */
-	uint64_t me;        /* this server, to a name's reclaim */
 };
 
 /*
@@ -140,7 +138,7 @@ static void sweep_name(struct lm_region *r, struct sweep *sw, uint32_t lock,
 		       bool pressure)
 {
 	uint8_t bit = (uint8_t)(1u << (lock & 7));
-	if (lm_name_tidy(r, lock, (sw->orphan[lock / 8] & bit) != 0, sw->me))
+	if (lm_name_tidy(r, lock, (sw->orphan[lock / 8] & bit) != 0))
 		sw->orphan[lock / 8] |= bit;
 	else
 		sw->orphan[lock / 8] &= (uint8_t)~bit;
@@ -160,7 +158,7 @@ static void sweep_name(struct lm_region *r, struct sweep *sw, uint32_t lock,
 		return;
 	}
 	if (pressure && (sw->idle[lock / 8] & bit) &&
-	    lm_name_reclaim(r, lock, false, sw->me) == LM_RECLAIMED) {
+	    lm_name_reclaim(r, lock, false) == LM_RECLAIMED) {
 		sw->live_seen--;
 		sw->idle[lock / 8] &= (uint8_t)~bit;
 		return;
@@ -581,8 +579,7 @@ int lm_server_main(unsigned index, const char *name, const char *state_dir)
 	pid_t self = getpid();
 
 	struct sweep sw = {.idle = calloc(r.max_locks / 8 + 1, 1),
-			   .orphan = calloc(r.max_locks / 8 + 1, 1),
-			   .me = lm_actor_server(index, epoch)};
+			   .orphan = calloc(r.max_locks / 8 + 1, 1)};
 	if (sw.idle == NULL || sw.orphan == NULL) {
 		lm_log(who, "out of memory for the sweep of %u locks",
 		       r.max_locks);

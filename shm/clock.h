@@ -123,6 +123,10 @@ static inline void lm_skew_set(struct lm_server *s, int64_t now_ms,
 {
 	uint32_t seq = atomic_load_explicit(&s->skew_seq,
 					    memory_order_relaxed);
+	/* Before the entry's stores: a reader that sees one of them then
+	 * sees a sequence at least this one (its acquire fence pairs with
+	 * this), so it notices the entry it read was being rewritten. */
+	atomic_thread_fence(memory_order_release);
 	struct lm_skew *e = &s->skew[(seq + 1) & 1];
 	atomic_store_explicit(&e->base_ms, now_ms, memory_order_relaxed);
 	LM_HOOK("clock.skew_writing");

@@ -262,9 +262,12 @@ struct lm_session {
  *                                   knows when no session's `inserting`
  *                                   names the slot any more)
  *   LIVE(g)      -> DYING(g)        its finisher thinks it unused...
- *   DYING(g)     -> LIVE(g)         ...and it was not (anyone), or
- *   DYING(g)     -> DEAD(g)         ...it was, tokens folded (anyone)
- *   DEAD(g)      -> FREE(g)         marked, unlinked (its finisher only)
+ *   DYING(g)     -> LIVE(g)         ...and it was not (the finisher), or
+ *                                   a client wants it (anyone: calling a
+ *                                   removal off is always safe), or
+ *   DYING(g)     -> DEAD(g)         ...it was, tokens folded (the
+ *                                   finisher only)
+ *   DEAD(g)      -> FREE(g)         marked, unlinked (the finisher only)
  *
  * An acquire CASes its owner words, then checks that the life is still
  * the LIVE(g) it resolved; a reclaimer CASes LIVE -> DYING, then looks
@@ -272,12 +275,14 @@ struct lm_session {
  * acquire sees its name going (it undoes and looks the name up again),
  * or the reclaimer sees the acquire (and backs off).
  *
- * Finisher (lm_name.finisher): who removes the name, from LIVE -> DYING
- * to FREE. Only it marks the name's next link and frees the slot, so no
- * stale view of the slot can mark its next life's link (a helper that
- * once did that, after the slot had been freed and reused, unlinked a
- * live name, which then existed twice). It is claimed by CAS from 0, and
- * taken over only from a finisher proven dead (LM_ACTOR_*, below).
+ * Finisher (lm_name.finisher): the process that removes the name, from
+ * LIVE -> DYING to FREE. Only it starts and decides a DYING round, so no
+ * look taken in an earlier round can commit a later one (a name acquired
+ * in between would die under its holder); and only it marks the name's
+ * next link and frees the slot, so no stale view of the slot can mark
+ * its next life's link (the name that moved in would drop out of its
+ * chain and be created twice). It is claimed by CAS from 0, and taken
+ * over only from a process proven gone (the actor word, below).
  */
 #define LM_NAME_FREE      0u
 #define LM_NAME_INSERTING 1u
@@ -299,26 +304,22 @@ struct lm_session {
 	 ((uint64_t)(idx) + 1u))
 
 /*
- * Actor word (lm_name.finisher): who is doing something that only it may
+ * Actor word (lm_name.finisher): the process doing something only it may
  * do, in a form that tells whether it still lives.
  *
- *   bits 63..62  kind: 1 a session, 2 a server, 3 another process
- *   session:     bits 61..32 its slot index, bits 29..0 its generation
- *                (gone once the slot is not LIVE in that generation)
- *   server:      bits 61..32 its index, bits 31..0 its epoch's low bits
- *                (gone once the table has another epoch, or is DOWN)
- *   process:     bits 61..32 its start time's low bits, bits 31..0 its
- *                pid (gone once no process has that pid and start)
+ *   bits 63..32  the low 32 bits of its start time (clock ticks since
+ *                boot, /proc/PID/stat)
+ *   bits 31..0   its pid (never 0, so 0 means "nobody")
+ *
+ * It is gone once no process has that pid and start time. A process,
+ * not a session or a server epoch: both can end while the process that
+ * held them still runs (a server orphaned by a killed supervisor runs on
+ * in an old epoch), and a process that still runs may still act.
  */
-#define LM_ACTOR_SESSION  UINT64_C(1)
-#define LM_ACTOR_SERVER   UINT64_C(2)
-#define LM_ACTOR_PROCESS  UINT64_C(3)
-#define LM_ACTOR_KIND(a)  ((a) >> 62)
-#define LM_ACTOR_HIGH(a)  ((uint32_t)(((a) >> 32) & 0x3fffffffu))
-#define LM_ACTOR_LOW(a)   ((uint32_t)(a))
-#define LM_ACTOR(kind, high, low)                                       \
-	(((uint64_t)(kind) << 62) |                                      \
-	 ((uint64_t)((high) & 0x3fffffffu) << 32) | (uint64_t)(uint32_t)(low))
+#define LM_ACTOR_PID(a)   ((int32_t)(uint32_t)(a))
+#define LM_ACTOR_START(a) ((uint32_t)((a) >> 32))
+#define LM_ACTOR(start, pid)                                            \
+	(((uint64_t)(uint32_t)(start) << 32) | (uint64_t)(uint32_t)(pid))
 
 struct lm_name {
 	_Atomic uint64_t next;       /* link to the next name of its chain;

@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "../client/lockmgr.h"
-#include "actor.h"
 #include "name_reclaim.h"
 #include "test_hook.h"
 
@@ -215,13 +214,6 @@ static bool claim_slot(struct lm_region *r, uint32_t i, uint64_t *gen,
 	return true;
 }
 
-/* Who this process is, to the reclaim of a name (shm/actor.h). */
-static uint64_t actor_of(const struct lm_region *r,
-			 const struct lm_session *self)
-{
-	return self != NULL ? lm_actor_session(r, self) : lm_actor_process();
-}
-
 /*
  * A free name slot, claimed. While the range in use can still grow: a
  * few free slots from the shared cursor within it, else the next slot
@@ -253,7 +245,6 @@ static int64_t alloc_slot(struct lm_region *r, uint64_t *gen,
 						       hwm + 1);
 		}
 	}
-	uint64_t me = actor_of(r, self);
 	for (int round = 0; round < 2; round++)
 		for (uint32_t k = 0; k < r->max_locks; k++) {
 			uint32_t i = atomic_fetch_add(&r->hdr->names_cursor,
@@ -263,8 +254,8 @@ static int64_t alloc_slot(struct lm_region *r, uint64_t *gen,
 			uint64_t l = atomic_load(lm_name_life(r, i));
 			if (LM_NAME_STATE(l) == LM_NAME_DYING ||
 			    LM_NAME_STATE(l) == LM_NAME_DEAD)
-				lm_name_settle(r, i, LM_NAME_GEN(l), me);
-			else if (lm_name_reclaim(r, i, round == 1, me) !=
+				lm_name_settle(r, i, LM_NAME_GEN(l));
+			else if (lm_name_reclaim(r, i, round == 1) !=
 				 LM_RECLAIMED)
 				continue;
 			if (claim_slot(r, i, gen, self))
@@ -284,6 +275,10 @@ static void unclaim_slot(struct lm_region *r, uint32_t i, uint64_t gen)
 static void fill_slot(struct lm_region *r, uint32_t i, const struct query *q)
 {
 	struct lm_name *n = &r->names[i];
+	/* After the claim (our new life), before the fields: a reader that
+	 * sees a field we write then sees that life too (its acquire fence
+	 * pairs with this one), and knows the slot moved on. */
+	atomic_thread_fence(memory_order_release);
 	atomic_store_explicit(&n->hash, q->hash, memory_order_relaxed);
 	atomic_store_explicit(&n->len, q->len, memory_order_relaxed);
 	for (uint32_t k = 0; k < LM_NAME_WORDS; k++)
@@ -340,9 +335,10 @@ static int64_t resolve_in(struct lm_region *r, const char *name, size_t len,
 				*gen = g;
 				return idx;
 			default:
-				/* DYING: decide it, then look again (a DEAD
-				 * name is passed by: it may be made anew). */
-				lm_name_settle(r, idx, g, actor_of(r, self));
+				/* DYING: we want it, so call the removal off,
+				 * then look again (a DEAD name is passed by:
+				 * it may be made anew). */
+				lm_name_keep(r, idx, g);
 				continue;
 			}
 		}

@@ -32,10 +32,10 @@ static void raise_to(_Atomic uint64_t *v, uint64_t x)
 }
 
 /*
- * DYING(gen): back to LIVE if anything uses it, else fold its tokens and
- * commit it DEAD. Anyone may decide: after DYING no new user commits to
- * the name, so the answer can only move from "used" to "unused", and the
- * one CAS that wins settles it. True if the name ended DEAD.
+ * DYING(gen), as its finisher: back to LIVE if anything uses it, else
+ * fold its tokens and commit it DEAD. Only the finisher starts a DYING
+ * round and only it decides one, so the users it looked for are those of
+ * this very round. True if the name ended DEAD.
  */
 static bool decide(struct lm_region *r, uint32_t idx, uint64_t gen)
 {
@@ -51,7 +51,7 @@ static bool decide(struct lm_region *r, uint32_t idx, uint64_t gen)
 	uint64_t to = LM_NAME_LIFE(gen, busy ? LM_NAME_LIVE : LM_NAME_DEAD);
 	if (atomic_compare_exchange_strong(life, &dying, to))
 		return !busy;
-	return dying == LM_NAME_LIFE(gen, LM_NAME_DEAD);
+	return false; /* called off by a user meanwhile */
 }
 
 /* Give the finisher word back (we are it). */
@@ -60,14 +60,15 @@ static void release_finisher(struct lm_region *r, uint32_t idx, uint64_t me)
 	atomic_compare_exchange_strong(&r->names[idx].finisher, &me, 0);
 }
 
-/* Become the name's finisher: it has none, or one proven gone. */
+/*
+ * Become the name's finisher: it has none, or one proven gone. A word
+ * that names us already is another thread of ours at work: refused too.
+ */
 static bool take_finisher(struct lm_region *r, uint32_t idx, uint64_t me)
 {
 	_Atomic uint64_t *f = &r->names[idx].finisher;
 	uint64_t cur = atomic_load(f);
-	if (cur == me)
-		return true;
-	if (cur != 0 && !lm_actor_gone(r, cur))
+	if (cur == me || (cur != 0 && !lm_actor_gone(cur)))
 		return false;
 	return atomic_compare_exchange_strong(f, &cur, me);
 }
@@ -79,10 +80,6 @@ static void finish(struct lm_region *r, uint32_t idx, uint64_t gen,
 	_Atomic uint64_t *life = lm_name_life(r, idx);
 	struct lm_name *n = &r->names[idx];
 	uint64_t dead = LM_NAME_LIFE(gen, LM_NAME_DEAD);
-	if (atomic_load(&n->finisher) != me || atomic_load(life) != dead)
-		return;
-	/* Only the finisher marks, and only it frees the slot: no stale
-	 * view can mark a later life's link. */
 	LM_HOOK("names.finishing");
 	uint64_t next = atomic_load(&n->next);
 	while (!(next & LM_LINK_MARK) &&
@@ -110,7 +107,7 @@ static void finish(struct lm_region *r, uint32_t idx, uint64_t gen,
 }
 
 enum lm_reclaim lm_name_reclaim(struct lm_region *r, uint32_t idx,
-				bool take_marked, uint64_t me)
+				bool take_marked)
 {
 	if (idx >= r->max_locks)
 		return LM_NOT_LIVE;
@@ -120,8 +117,9 @@ enum lm_reclaim lm_name_reclaim(struct lm_region *r, uint32_t idx,
 		return LM_NOT_LIVE;
 	if (in_use(r, idx, take_marked))
 		return LM_IN_USE;
+	uint64_t me = lm_actor_self();
 	if (!take_finisher(r, idx, me))
-		return LM_IN_USE; /* someone else is removing it */
+		return LM_IN_USE; /* another process is removing it */
 	LM_HOOK("names.prechecked");
 	uint64_t gen = LM_NAME_GEN(l);
 	if (!atomic_compare_exchange_strong(life, &l,
@@ -140,17 +138,46 @@ enum lm_reclaim lm_name_reclaim(struct lm_region *r, uint32_t idx,
 		       : LM_IN_USE;
 }
 
-void lm_name_settle(struct lm_region *r, uint32_t idx, uint64_t gen,
-		    uint64_t me)
+bool lm_name_keep(struct lm_region *r, uint32_t idx, uint64_t gen)
+{
+	if (idx >= r->max_locks)
+		return false;
+	uint64_t dying = LM_NAME_LIFE(gen, LM_NAME_DYING);
+	uint64_t live = LM_NAME_LIFE(gen, LM_NAME_LIVE);
+	_Atomic uint64_t *life = lm_name_life(r, idx);
+	/* Calling a removal off is always safe: the name just lives on. */
+	if (atomic_compare_exchange_strong(life, &dying, live))
+		return true;
+	return dying == live;
+}
+
+void lm_name_settle(struct lm_region *r, uint32_t idx, uint64_t gen)
 {
 	if (idx >= r->max_locks)
 		return;
 	_Atomic uint64_t *life = lm_name_life(r, idx);
-	if (atomic_load(life) == LM_NAME_LIFE(gen, LM_NAME_DYING))
-		decide(r, idx, gen);
-	if (atomic_load(life) == LM_NAME_LIFE(gen, LM_NAME_DEAD) &&
-	    take_finisher(r, idx, me))
-		finish(r, idx, gen, me);
+	uint64_t l = atomic_load(life);
+	if (l != LM_NAME_LIFE(gen, LM_NAME_DYING) &&
+	    l != LM_NAME_LIFE(gen, LM_NAME_DEAD))
+		return;
+	uint64_t me = lm_actor_self();
+	LM_HOOK("names.settling");
+	if (!take_finisher(r, idx, me))
+		return; /* its finisher is at work (or stopped): its job */
+	/* The finisher may have finished between our look and our take:
+	 * a word taken for a life that moved on would bar the next life's
+	 * removal, so look again, now that no other finisher can act. */
+	l = atomic_load(life);
+	bool dying = l == LM_NAME_LIFE(gen, LM_NAME_DYING);
+	if (!dying && l != LM_NAME_LIFE(gen, LM_NAME_DEAD)) {
+		release_finisher(r, idx, me);
+		return;
+	}
+	if (dying && !decide(r, idx, gen)) {
+		release_finisher(r, idx, me);
+		return;
+	}
+	finish(r, idx, gen, me);
 }
 
 /* Does a live session name slot idx as the one it is inserting? (A
@@ -167,8 +194,7 @@ static bool claimed_by_session(const struct lm_region *r, uint32_t idx)
 	return false;
 }
 
-bool lm_name_tidy(struct lm_region *r, uint32_t idx, bool seen_before,
-		  uint64_t me)
+bool lm_name_tidy(struct lm_region *r, uint32_t idx, bool seen_before)
 {
 	if (idx >= r->max_locks)
 		return false;
@@ -195,7 +221,7 @@ bool lm_name_tidy(struct lm_region *r, uint32_t idx, bool seen_before,
 		return true;
 	case LM_NAME_DYING:
 	case LM_NAME_DEAD:
-		lm_name_settle(r, idx, gen, me);
+		lm_name_settle(r, idx, gen);
 		return false;
 	default:
 		return false;

@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include "client/lockmgr.h"
-#include "shm/actor.h"
 #include "shm/name_index.h"
 #include "shm/name_reclaim.h"
 #include "shm/region.h"
@@ -267,18 +266,18 @@ static void reclaim_and_reuse(void **state)
 			     tokens[i]);
 	/* In use: held, or waited for. */
 	hold(&f, a);
-	assert_int_equal(lm_name_reclaim(&f.r, (uint32_t)a, true, lm_actor_process()), LM_IN_USE);
+	assert_int_equal(lm_name_reclaim(&f.r, (uint32_t)a, true), LM_IN_USE);
 	unhold(&f, a);
 	atomic_store(&lm_queue_of(&f.r, (uint32_t)a)->waiters, 1);
-	assert_int_equal(lm_name_reclaim(&f.r, (uint32_t)a, true, lm_actor_process()), LM_IN_USE);
+	assert_int_equal(lm_name_reclaim(&f.r, (uint32_t)a, true), LM_IN_USE);
 	atomic_store(&lm_queue_of(&f.r, (uint32_t)a)->waiters, 0);
 	/* Marked for its next holder: spared unless asked. */
 	atomic_store(&lm_slot_of(&f.r, 1, (uint32_t)a)->owner,
 		     LM_OWNER_ABANDONED);
-	assert_int_equal(lm_name_reclaim(&f.r, (uint32_t)a, false, lm_actor_process()), LM_IN_USE);
-	assert_int_equal(lm_name_reclaim(&f.r, (uint32_t)a, true, lm_actor_process()),
+	assert_int_equal(lm_name_reclaim(&f.r, (uint32_t)a, false), LM_IN_USE);
+	assert_int_equal(lm_name_reclaim(&f.r, (uint32_t)a, true),
 			 LM_RECLAIMED);
-	assert_int_equal(lm_name_reclaim(&f.r, (uint32_t)a, true, lm_actor_process()),
+	assert_int_equal(lm_name_reclaim(&f.r, (uint32_t)a, true),
 			 LM_NOT_LIVE);
 	assert_int_equal(lookup(&f, "row17", 0), LM_ENOTHELD);
 	assert_null(name_at(&f, (uint32_t)a, NULL));
@@ -479,7 +478,7 @@ static void churner_main(void *arg)
 				 "holds %s in the same life", ch->id, name,
 				 (long long)idx, seen);
 		lm_name_reclaim(&r, (uint32_t)rand_r(&seed) % 64,
-				rand_r(&seed) % 2, lm_actor_process());
+				rand_r(&seed) % 2);
 	}
 	lm_region_detach(&r);
 }

@@ -23,7 +23,6 @@
 #include "client/internal.h"
 #include "client/lockmgr.h"
 #include "shm/clock.h"
-#include "shm/actor.h"
 #include "shm/name_index.h"
 #include "shm/region.h"
 #include "shm/name_reclaim.h"
@@ -827,7 +826,7 @@ static void reclaimer_main(void *arg)
 	lm_hook_init();
 	struct lm_region r;
 	harness_attach(a->region, &r);
-	enum lm_reclaim rc = lm_name_reclaim(&r, a->idx, true, lm_actor_process());
+	enum lm_reclaim rc = lm_name_reclaim(&r, a->idx, true);
 	atomic_store(&a->result, (int)rc + 1);
 	lm_region_detach(&r);
 }
@@ -897,7 +896,7 @@ static void acquire_checks_name_after_owner_cas(void)
 			 "the acquirer never stopped before the tables");
 	int64_t idx = lm_name_lookup(&r, "race/late", 9, 0);
 	assert_true(idx >= 0);
-	assert_int_equal(lm_name_reclaim(&r, (uint32_t)idx, true, lm_actor_process()),
+	assert_int_equal(lm_name_reclaim(&r, (uint32_t)idx, true),
 			 LM_RECLAIMED);
 	/* Another name moves into the slot. */
 	assert_int_equal(lm_name_lookup(&r, "race/other", 10, 1), idx);
@@ -1264,7 +1263,6 @@ static void only_the_finisher_frees_a_name(void)
 	harness_attach(d.region, &r);
 	lm_client *c;
 	assert_int_equal(lm_connect(d.region, &c), 0);
-	uint64_t me = lm_actor_process();
 
 	/* 1. Stopped, then resumed. */
 	int64_t idx = lm_name_lookup(&r, "race/fin", 8, 1);
@@ -1279,7 +1277,7 @@ static void only_the_finisher_frees_a_name(void)
 	assert_int_not_equal(again, idx);
 	/* Nobody else finishes the removal: not a settle by this process,
 	 * not two sweeps of the servers. */
-	lm_name_settle(&r, (uint32_t)idx, LM_NAME_GEN(dead), me);
+	lm_name_settle(&r, (uint32_t)idx, LM_NAME_GEN(dead));
 	two_sweeps(c, &r);
 	if (name_life(&r, idx) != dead)
 		fail_msg("slot %lld went from DEAD to %u while its finisher "
@@ -1331,7 +1329,7 @@ static void lockref_survives_many_reuses_of_its_slot(void)
 	lm_lockref ref;
 	assert_int_equal(lm_lookup(a, "race/wrap", &ref), 0);
 	uint32_t idx = (uint32_t)ref.private_[0];
-	assert_int_equal(lm_name_reclaim(&r, idx, true, lm_actor_process()),
+	assert_int_equal(lm_name_reclaim(&r, idx, true),
 			 LM_RECLAIMED);
 	_Atomic uint64_t *life = lm_name_life(&r, idx);
 	uint64_t l = atomic_load(life);
@@ -1460,6 +1458,224 @@ static void validity_comes_from_verified_tables(void)
 	harness_lockmgrd_stop(&d);
 }
 
+/* ---- 16. a removal's rounds and its finisher ------------------------ */
+
+/*
+ * Only a name's finisher decides a DYING round. Were any process that
+ * met the name DYING allowed to commit it, one that looked during an
+ * earlier round (the name was used, the removal called off, then begun
+ * again) could commit the later round with its stale look: a name
+ * acquired in between would die under its holder, and be created again
+ * for a second holder. So while the finisher stands still the name
+ * stays DYING through the servers' sweeps; a client that wants it calls
+ * the removal off and holds it; and the finisher, resumed, backs off.
+ */
+static void only_the_finisher_decides(void)
+{
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "decide", "--max-ttl", "20000", NULL);
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	lm_client *a, *b;
+	assert_int_equal(lm_connect(d.region, &a), 0);
+	assert_int_equal(lm_connect(d.region, &b), 0);
+	int64_t idx = lm_name_lookup(&r, "race/decide", 11, 1);
+	assert_true(idx >= 0);
+	uint64_t g = LM_NAME_GEN(name_life(&r, idx));
+	struct reclaimer_args *ra = harness_shared(sizeof(*ra));
+	snprintf(ra->region, sizeof(ra->region), "%s", d.region);
+	snprintf(ra->pause, sizeof(ra->pause), "names.dying");
+	ra->idx = (uint32_t)idx;
+	pid_t pr = harness_fork(reclaimer_main, ra);
+	HARNESS_WAIT_FOR(harness_proc_state(pr) == 'T', 5000,
+			 "the reclaimer never stopped at names.dying");
+	uint64_t dying = LM_NAME_LIFE(g, LM_NAME_DYING);
+	assert_int_equal(name_life(&r, idx), dying);
+	two_sweeps(a, &r);
+	if (name_life(&r, idx) != dying)
+		fail_msg("a DYING name went to state %u while its finisher was "
+			 "stopped: someone else decided its round",
+			 LM_NAME_STATE(name_life(&r, idx)));
+	lm_grant ga, gb;
+	assert_int_equal(lm_acquire(a, "race/decide", 10000, 0, &ga), 0);
+	assert_int_equal(G_LOCK(&ga), (uint32_t)idx);
+	assert_int_equal(name_life(&r, idx), LM_NAME_LIFE(g, LM_NAME_LIVE));
+	harness_resume(pr);
+	harness_expect_exit(pr, 5000, 0, "resumed reclaimer");
+	assert_int_equal(atomic_load(&ra->result), LM_IN_USE + 1);
+	assert_int_equal(name_life(&r, idx), LM_NAME_LIFE(g, LM_NAME_LIVE));
+	int rc = lm_acquire(b, "race/decide", 1000, 0, &gb);
+	if (rc == 0)
+		fail_msg("b got race/decide (token %llu, lock %u) while a holds "
+			 "it (token %llu, lock %u)", (unsigned long long)gb.token,
+			 G_LOCK(&gb), (unsigned long long)ga.token, G_LOCK(&ga));
+	assert_int_equal(rc, LM_EBUSY);
+	assert_int_equal(lm_release(a, &ga), 0);
+	harness_shared_free(ra, sizeof(*ra));
+	lm_disconnect(a);
+	lm_disconnect(b);
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
+/*
+ * A finisher is a process, and only its death frees its job. A server
+ * orphaned by a supervisor killed between forking it and recording it
+ * runs on in an old epoch after the next supervisor starts its table
+ * anew; had the epoch named it, others would take its removal over
+ * while it still ran, and when it woke it would mark the link of
+ * whatever name had moved into the slot. Here the orphan takes over a
+ * removal whose first finisher was killed and stops inside it; the slot
+ * must stay DEAD, its finisher the orphan, through the new servers'
+ * sweeps; resumed, the orphan finishes, and the names are whole.
+ */
+static void an_orphaned_server_keeps_its_removal(void)
+{
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	char log[256];
+	harness_pause_arm("supervisor.server_forked@4,names.finishing", log,
+			  sizeof(log));
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "orphan", "--max-ttl", "20000", NULL);
+	harness_pause_disarm();
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	/* Server 0 restarts; its supervisor stops right after the fork and
+	 * is killed there: the new server 0 is an orphan nobody knows. */
+	assert_int_equal(harness_lockctl(d.region, "server", "kill", "0", NULL),
+			 0);
+	assert_int_equal(harness_wait_paused(log, "supervisor.server_forked",
+					     5000),
+			 d.pid);
+	kill(d.pid, SIGKILL);
+	harness_reap(d.pid, 5000, "killed lockmgrd");
+	HARNESS_WAIT_FOR(harness_server_state(&r, 0) == LM_SRV_UP, 5000,
+			 "the orphaned server 0 never came up");
+	uint64_t e1 = LM_SRV_EPOCH(atomic_load(&r.servers[0]->state));
+	/* A removal whose finisher is killed inside it: the first server
+	 * up, the orphan, takes it over and stops there too. */
+	int64_t idx = lm_name_lookup(&r, "race/x", 6, 1);
+	assert_true(idx >= 0);
+	struct reclaimer_args *ra = harness_shared(sizeof(*ra));
+	pid_t pr = stopped_finisher(ra, d.region, idx);
+	uint64_t dead = name_life(&r, idx);
+	assert_int_equal(LM_NAME_STATE(dead), LM_NAME_DEAD);
+	kill(pr, SIGKILL);
+	harness_reap(pr, 5000, "killed finisher");
+	pid_t orphan = harness_wait_paused(log, "names.finishing", 5000);
+	/* (The region does not name the orphan: its supervisor died before
+	 * recording it. It is neither of the other two servers.) */
+	assert_true(orphan != atomic_load(&r.servers[1]->pid) &&
+		    orphan != atomic_load(&r.servers[2]->pid));
+	/* The next supervisor starts server 0 anew. */
+	d.pid = harness_lockmgrd_spawn(
+		d.region, (const char *const[]){"--ephemeral", NULL});
+	HARNESS_WAIT_FOR(atomic_load(&r.hdr->supervisor_pid) == d.pid &&
+				 LM_SRV_EPOCH(atomic_load(
+					 &r.servers[0]->state)) > e1 &&
+				 harness_server_state(&r, 0) == LM_SRV_UP,
+			 10000, "the next supervisor never restarted server 0");
+	lm_client *a, *b;
+	assert_int_equal(lm_connect(d.region, &a), 0);
+	assert_int_equal(lm_connect(d.region, &b), 0);
+	two_sweeps(a, &r);
+	if (name_life(&r, idx) != dead)
+		fail_msg("slot %lld went from DEAD to %u while its finisher, the "
+			 "orphaned server (pid %d), still ran", (long long)idx,
+			 LM_NAME_STATE(name_life(&r, idx)), (int)orphan);
+	harness_resume(orphan);
+	HARNESS_WAIT_FOR(LM_NAME_STATE(name_life(&r, idx)) == LM_NAME_FREE,
+			 5000, "the resumed orphan never finished its removal");
+	harness_reap(orphan, 5000, "the superseded orphan");
+	lm_grant ga, gb;
+	assert_int_equal(lm_acquire(a, "race/y", 10000, 0, &ga), 0);
+	assert_int_equal(lm_name_lookup(&r, "race/y", 6, 0), G_LOCK(&ga));
+	int rc = lm_acquire(b, "race/y", 1000, 0, &gb);
+	if (rc == 0)
+		fail_msg("b got race/y (token %llu, lock %u) while a holds it "
+			 "(token %llu, lock %u)", (unsigned long long)gb.token,
+			 G_LOCK(&gb), (unsigned long long)ga.token, G_LOCK(&ga));
+	assert_int_equal(rc, LM_EBUSY);
+	assert_int_equal(lm_release(a, &ga), 0);
+	harness_shared_free(ra, sizeof(*ra));
+	lm_disconnect(a);
+	lm_disconnect(b);
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+	harness_reap_orphans();
+}
+
+struct settler_args {
+	char region[LM_REGION_NAME_MAX + 2];
+	uint32_t idx;
+	uint64_t gen;
+	_Atomic int done;
+};
+
+static void settler_main(void *arg)
+{
+	struct settler_args *a = arg;
+	char log[256];
+	harness_pause_arm("names.settling", log, sizeof(log));
+	lm_hook_init();
+	struct lm_region r;
+	harness_attach(a->region, &r);
+	lm_name_settle(&r, a->idx, a->gen);
+	atomic_store(&a->done, 1);
+	for (;;)
+		pause(); /* a long-lived process, as the supervisor is */
+}
+
+/*
+ * A process that met a name DEAD and means to help may find, by the time
+ * it takes the finisher word, that the finisher has freed the slot and
+ * given the word back. Holding on to it would bar every later name in
+ * that slot from being reclaimed by anyone else for as long as it
+ * lives. Here the helper stops between its look and its take, the
+ * finisher completes, another name moves in, and it must be
+ * reclaimable.
+ */
+static void a_late_helper_gives_the_word_back(void)
+{
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "late", NULL);
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	int64_t idx = lm_name_lookup(&r, "race/late", 9, 1);
+	assert_true(idx >= 0);
+	struct reclaimer_args *ra = harness_shared(sizeof(*ra));
+	pid_t pr = stopped_finisher(ra, d.region, idx);
+	uint64_t dead = name_life(&r, idx);
+	assert_int_equal(LM_NAME_STATE(dead), LM_NAME_DEAD);
+	struct settler_args *sa = harness_shared(sizeof(*sa));
+	snprintf(sa->region, sizeof(sa->region), "%s", d.region);
+	sa->idx = (uint32_t)idx;
+	sa->gen = LM_NAME_GEN(dead);
+	pid_t ps = harness_fork(settler_main, sa);
+	HARNESS_WAIT_FOR(harness_proc_state(ps) == 'T', 5000,
+			 "the helper never stopped at names.settling");
+	harness_resume(pr);
+	harness_expect_exit(pr, 5000, 0, "resumed finisher");
+	assert_int_equal(LM_NAME_STATE(name_life(&r, idx)), LM_NAME_FREE);
+	harness_resume(ps);
+	HARNESS_WAIT_FOR(atomic_load(&sa->done), 5000,
+			 "the helper never finished its settle");
+	assert_int_equal(lm_name_lookup(&r, "race/next", 9, 1), idx);
+	uint64_t f = atomic_load(&r.names[idx].finisher);
+	if (f != 0)
+		fail_msg("slot %lld: the helper kept the finisher word (%llx) of "
+			 "a life that had ended", (long long)idx,
+			 (unsigned long long)f);
+	assert_int_equal(lm_name_reclaim(&r, (uint32_t)idx, true),
+			 LM_RECLAIMED);
+	kill(ps, SIGKILL);
+	harness_reap(ps, 5000, "the helper");
+	harness_shared_free(ra, sizeof(*ra));
+	harness_shared_free(sa, sizeof(*sa));
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
 HARNESS_CASE(disconnect_cannot_free_next_life, 60)
 HARNESS_CASE(dead_claimer_slot_reclaimed, 60)
 HARNESS_CASE(live_claimer_keeps_its_claim, 60)
@@ -1481,6 +1697,9 @@ HARNESS_CASE(only_the_finisher_frees_a_name, 60)
 HARNESS_CASE(lockref_survives_many_reuses_of_its_slot, 60)
 HARNESS_CASE(one_clock_setting_at_a_time, 60)
 HARNESS_CASE(validity_comes_from_verified_tables, 60)
+HARNESS_CASE(only_the_finisher_decides, 60)
+HARNESS_CASE(an_orphaned_server_keeps_its_removal, 90)
+HARNESS_CASE(a_late_helper_gives_the_word_back, 60)
 
 int main(void)
 {
@@ -1506,6 +1725,9 @@ int main(void)
 		harness_case(lockref_survives_many_reuses_of_its_slot),
 		harness_case(one_clock_setting_at_a_time),
 		harness_case(validity_comes_from_verified_tables),
+		harness_case(only_the_finisher_decides),
+		harness_case(an_orphaned_server_keeps_its_removal),
+		harness_case(a_late_helper_gives_the_word_back),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
