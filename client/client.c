@@ -162,6 +162,8 @@ static int acquire_once(lm_client *c, uint32_t lock, uint64_t gen,
 				return 0;
 			if (gr == GRAB_STALE)
 				return LM_STALE_NAME;
+			if (gr == GRAB_DAMAGED)
+				return LM_EINCOMPAT;
 			/* Only a zero wait fails at once: a wait covers a
 			 * passing loss of quorum (wait_queue.c). */
 			if (gr == GRAB_NOQUORUM && wait_ms == 0)
@@ -183,6 +185,8 @@ static int acquire_once(lm_client *c, uint32_t lock, uint64_t gen,
 				return 0;
 			if (gr == GRAB_STALE)
 				return LM_STALE_NAME;
+			if (gr == GRAB_DAMAGED)
+				return LM_EINCOMPAT;
 		}
 		return LM_EBUSY;
 	}

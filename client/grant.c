@@ -58,7 +58,7 @@ bool lm_server_usable(const struct lm_client *c, unsigned i, uint64_t *state,
 		return false;
 	int64_t hb = atomic_load_explicit(&s->heartbeat_ms,
 					  memory_order_relaxed);
-	if (now_ms - hb > LM_HEARTBEAT_STALE_MS)
+	if (!lm_heartbeat_fresh(hb, now_ms))
 		return false;
 	uint32_t iso = atomic_load_explicit(&c->self->isolated,
 					    memory_order_relaxed);
@@ -445,6 +445,13 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, uint64_t gen,
 						  memory_order_relaxed);
 		token = t > token ? t : token;
 		token = f > token ? f : token;
+	}
+	if (token == UINT64_MAX) {
+		/* No token above it: only a damaged region gets here, and
+		 * a token that wrapped to 0 would not increase. */
+		give_up(c, lock, g, mask, undo);
+		held_put(c, held);
+		return GRAB_DAMAGED;
 	}
 	token++;
 	/* At most this long (verify may shorten it): the reservations must

@@ -26,6 +26,26 @@ struct lm_client {
 /* How often servers publish their heartbeat. */
 #define LM_HEARTBEAT_MS 20
 
+/*
+ * How long ago (ms) a server's heartbeat stamped hb_ms was, at now_ms.
+ * INT64_MAX for a stamp no server writes (negative, or more than a
+ * second ahead: a damaged region), so it never reads as fresh, and no
+ * subtraction overflows.
+ */
+static inline int64_t lm_heartbeat_age_ms(int64_t hb_ms, int64_t now_ms)
+{
+	int64_t age;
+	if (hb_ms < 0 || __builtin_sub_overflow(now_ms, hb_ms, &age) ||
+	    age < -1000)
+		return INT64_MAX;
+	return age;
+}
+
+static inline bool lm_heartbeat_fresh(int64_t hb_ms, int64_t now_ms)
+{
+	return lm_heartbeat_age_ms(hb_ms, now_ms) <= LM_HEARTBEAT_STALE_MS;
+}
+
 /* The private part of lm_grant. */
 #define G_LOCK(g)     ((g)->private_u32_[0])
 #define G_MASK(g)     ((g)->private_u32_[1])  /* tables held */
@@ -42,6 +62,8 @@ enum grab_result {
 	GRAB_NOQUORUM,  /* fewer than LM_QUORUM servers usable */
 	GRAB_RETRY,     /* lost tables to a restart or a slow acquire */
 	GRAB_STALE,     /* the name's life ended (it was reclaimed) */
+	GRAB_DAMAGED,   /* the lock's token mark is at its top: a damaged
+			 * region (no grant could get a larger token) */
 };
 
 /* An acquire found its name reclaimed: resolve it again (never seen by

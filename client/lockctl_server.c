@@ -45,10 +45,9 @@ static const char *state_name(const struct lm_server *s, int64_t now_ms)
 	uint64_t st = atomic_load(&s->state);
 	switch (LM_SRV_STATE(st)) {
 	case LM_SRV_UP:
-		return now_ms - atomic_load(&s->heartbeat_ms) >
-				       300 /* LM_HEARTBEAT_STALE_MS */
-			       ? "hung"
-			       : "up";
+		return lm_heartbeat_fresh(atomic_load(&s->heartbeat_ms), now_ms)
+			       ? "up"
+			       : "hung";
 	case LM_SRV_RECOVERING:
 		return "recovering";
 	default:
@@ -77,7 +76,8 @@ static int list_servers(struct lm_region *r)
 		printf("%-6u %-8d %-11s %-6llu %-8lld %-9llu %-24s %s\n", i,
 		       (int)atomic_load(&s->pid), state_name(s, now),
 		       (unsigned long long)LM_SRV_EPOCH(st),
-		       (long long)(now - atomic_load(&s->heartbeat_ms)),
+		       (long long)lm_heartbeat_age_ms(
+			       atomic_load(&s->heartbeat_ms), now),
 		       (unsigned long long)atomic_load(&s->restarts), clock,
 		       note);
 	}
@@ -240,10 +240,11 @@ static int skew_server(struct lm_region *r, unsigned n, int argc, char **argv)
 			char *end;
 			errno = 0;
 			rate = strtod(argv[++i], &end);
-			if (errno || *end || end == argv[i] || rate <= 0.0 ||
-			    rate > 1000.0) {
+			if (errno || *end || end == argv[i] ||
+			    !(rate >= 0.001 && rate <= 1000.0)) {
 				fprintf(stderr, "lockctl: --rate: '%s' is not "
-						"a rate in (0, 1000]\n", argv[i]);
+						"a rate in [0.001, 1000]\n",
+					argv[i]);
 				return EX_CTL_USAGE;
 			}
 		} else {

@@ -154,7 +154,8 @@ static void snap_servers(struct snapshot *s)
 		si->skew_rate_ppm = k.rate_ppm;
 		si->table_lost = (atomic_load(&srv->flags) &
 				  LM_SRVF_TOKENS_LOST) != 0;
-		si->hb_age_ms = now_ms - atomic_load(&srv->heartbeat_ms);
+		si->hb_age_ms = lm_heartbeat_age_ms(
+			atomic_load(&srv->heartbeat_ms), now_ms);
 		si->quarantine_ms = 0;
 		si->usable = false;
 		switch (LM_SRV_STATE(w)) {

@@ -264,9 +264,10 @@ bool lm_may_barge(const struct lm_region *r, uint32_t lock)
 	const struct lm_queue *n = lm_queue_of(r, lock);
 	if (lm_queue_count(n) == 0)
 		return true;
-	return lm_now_ns() - atomic_load_explicit(&n->turn_since_ns,
-						  memory_order_relaxed) <
-	       BARGE_WINDOW_NS;
+	/* Compared without a subtraction that a damaged stamp overflows. */
+	int64_t since = atomic_load_explicit(&n->turn_since_ns,
+					     memory_order_relaxed);
+	return since > lm_now_ns() - BARGE_WINDOW_NS;
 }
 
 /* Leave the queue; a head that leaves starts the next one's turn. */
@@ -326,6 +327,11 @@ int lm_wait_for_grant(struct lm_client *c, uint32_t lock, uint64_t gen,
 				leave_queue(c, lock, true);
 				lm_wake_next(r, lock, c->session);
 				return LM_STALE_NAME;
+			}
+			if (gr == GRAB_DAMAGED) {
+				leave_queue(c, lock, true);
+				lm_wake_next(r, lock, c->session);
+				return LM_EINCOMPAT;
 			}
 			if (gr == GRAB_NOQUORUM) {
 				/* A wait covers a passing loss of quorum: keep

@@ -91,8 +91,8 @@ static bool first_server_up(struct lm_region *r, unsigned i, int64_t now_ms)
 	for (unsigned j = 0; j < i; j++) {
 		uint64_t st = atomic_load(&r->servers[j]->state);
 		if (LM_SRV_STATE(st) == LM_SRV_UP &&
-		    now_ms - atomic_load(&r->servers[j]->heartbeat_ms) <=
-			    LM_HEARTBEAT_STALE_MS)
+		    lm_heartbeat_fresh(atomic_load(&r->servers[j]->heartbeat_ms),
+				       now_ms))
 			return false;
 	}
 	return true;
@@ -339,8 +339,7 @@ static bool peer_has_tokens(const struct lm_server *p, int64_t now_ms)
 	uint64_t st = atomic_load(&p->state);
 	return (LM_SRV_STATE(st) == LM_SRV_UP ||
 		LM_SRV_STATE(st) == LM_SRV_RECOVERING) &&
-	       now_ms - atomic_load(&p->heartbeat_ms) <=
-		       LM_HEARTBEAT_STALE_MS &&
+	       lm_heartbeat_fresh(atomic_load(&p->heartbeat_ms), now_ms) &&
 	       !(atomic_load(&p->flags) & LM_SRVF_TOKENS_LOST);
 }
 

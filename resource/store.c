@@ -578,6 +578,13 @@ int fs_write_seq(fs_store *s, uint64_t token, const void *data, size_t len,
 		err = FS_ECORRUPT;
 		goto unlock;
 	}
+	if (h.generation == UINT64_MAX) {
+		/* No generation above it: the next header would lose to this
+		 * one and the write would vanish. Only a damaged or crafted
+		 * file gets here (2^64 commits); refuse it, lose nothing. */
+		err = FS_ECORRUPT;
+		goto unlock;
+	}
 	if ((uint64_t)st.st_size > h.committed &&
 	    ftruncate(s->fd, (off_t)h.committed) < 0)
 		goto unlock;

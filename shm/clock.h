@@ -43,6 +43,12 @@ struct lm_skew_now {
 	int64_t base_ms, base_srv_ms, rate_ppm;
 };
 
+/* Server clocks stay within what a lease word holds (38 bits of ms,
+ * about 8.7 years from boot); rates within what lockctl can set. */
+#define LM_CLOCK_MAX_MS ((int64_t)LM_LEASE_EXPIRY_MASK)
+#define LM_RATE_MIN     (LM_RATE_ONE / 1000)
+#define LM_RATE_MAX     (LM_RATE_ONE * 1000)
+
 /* A consistent copy of server s's clock parameters. */
 static inline struct lm_skew_now lm_skew_read(const struct lm_server *s)
 {
@@ -67,24 +73,29 @@ static inline struct lm_skew_now lm_skew_read(const struct lm_server *s)
 		    seq)
 			break;
 	}
-	if (k.rate_ppm <= 0) /* a damaged region: run true */
+	/* Parameters no setter writes are a damaged region: run true. */
+	if (k.base_ms < 0 || k.base_ms > LM_CLOCK_MAX_MS ||
+	    k.base_srv_ms < -LM_CLOCK_MAX_MS ||
+	    k.base_srv_ms > LM_CLOCK_MAX_MS ||
+	    k.rate_ppm < LM_RATE_MIN || k.rate_ppm > LM_RATE_MAX) {
+		k.base_ms = k.base_srv_ms = 0;
 		k.rate_ppm = LM_RATE_ONE;
+	}
 	return k;
 }
 
 static inline int64_t lm_skew_apply(const struct lm_skew_now *k,
 				    int64_t now_ms)
 {
-	int64_t d = now_ms - k->base_ms;
-	int64_t t = k->base_srv_ms +
-		    (k->rate_ppm == LM_RATE_ONE
-			     ? d
-			     : (int64_t)((__int128)d * k->rate_ppm /
-					 LM_RATE_ONE));
+	/* In 128 bits: the parameters are bounded (lm_skew_read), now_ms
+	 * is not. */
+	__int128 t = (__int128)k->base_srv_ms +
+		     (__int128)(now_ms - k->base_ms) * k->rate_ppm /
+			     LM_RATE_ONE;
 	/* Lease words hold 38 unsigned bits: a negative time (a skew
-	 * further back than the uptime, or a damaged region) would wrap
-	 * into an expiry that never comes. */
-	return t < 0 ? 0 : t;
+	 * further back than the uptime) would wrap into an expiry that
+	 * never comes, and so would one past the top. */
+	return t < 0 ? 0 : t > LM_CLOCK_MAX_MS ? LM_CLOCK_MAX_MS : (int64_t)t;
 }
 
 /* Server s's clock, in ms, at local monotonic time now_ns. */
@@ -105,11 +116,12 @@ static inline int64_t lm_server_to_local_ns(const struct lm_server *s,
 					    int64_t now_ns)
 {
 	struct lm_skew_now k = lm_skew_read(s);
-	int64_t d_ms = srv_ms - srv_now_ms;
-	if (d_ms <= 0)
+	if (srv_ms <= srv_now_ms)
 		return now_ns;
-	return now_ns + (int64_t)((__int128)d_ms * 1000000 * LM_RATE_ONE /
-				  k.rate_ppm);
+	__int128 t = (__int128)now_ns + ((__int128)srv_ms - srv_now_ms) *
+						1000000 * LM_RATE_ONE /
+						k.rate_ppm;
+	return t > INT64_MAX ? INT64_MAX : (int64_t)t;
 }
 
 /*

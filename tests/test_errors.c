@@ -19,6 +19,7 @@
 
 #include "client/lockmgr.h"
 #include "shm/layout.h"
+#include "shm/name_index.h"
 #include "shm/region.h"
 
 static struct harness_lockmgrd d;
@@ -219,6 +220,36 @@ static void sessions_full(void)
 }
 HARNESS_CASE(sessions_full, 30)
 
+/*
+ * LM_EINCOMPAT from an acquire: a lock whose token mark is at its top
+ * (2^64-1, only in a damaged region: fuzz/crashes/fuzz_region/
+ * abi12-token-wrap) has no larger token to give. The acquire says the
+ * region is damaged instead of handing out token 0; other locks work.
+ */
+static void token_at_its_top(void)
+{
+	harness_lockmgrd_start(&d, "tokmax", NULL);
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	int64_t idx = lm_name_lookup(&r, "tokmax/x", 8, 1);
+	assert_true(idx >= 0);
+	for (unsigned i = 0; i < LM_NSERVERS; i++)
+		atomic_store(&lm_slot_of(&r, i, (uint32_t)idx)->token,
+			     UINT64_MAX);
+	lm_client *a = connect_or_fail();
+	lm_grant g;
+	EXPECT_ERR(lm_acquire(a, "tokmax/x", 1000, 0, &g), LM_EINCOMPAT,
+		   "region");
+	EXPECT_ERR(lm_acquire(a, "tokmax/x", 1000, 500, &g), LM_EINCOMPAT,
+		   "region");
+	assert_int_equal(lm_acquire(a, "tokmax/y", 1000, 0, &g), 0);
+	assert_int_equal(lm_release(a, &g), 0);
+	assert_int_equal(lm_disconnect(a), 0);
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+HARNESS_CASE(token_at_its_top, 30)
+
 /* ---- errors without a service ------------------------------------ */
 
 static void no_service(void)
@@ -359,6 +390,7 @@ int main(void)
 		harness_case(no_quorum),
 		harness_case(table_full),
 		harness_case(sessions_full),
+		harness_case(token_at_its_top),
 		harness_case(no_service),
 		harness_case(second_supervisor_refused),
 		harness_case(foreign_region_needs_fresh),

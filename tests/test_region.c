@@ -17,7 +17,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "client/internal.h"
 #include "client/lockmgr.h"
+#include "shm/clock.h"
 #include "shm/layout.h"
 #include "shm/region.h"
 
@@ -441,6 +443,69 @@ static void check_params_bounds(void **state)
 	assert_true(LM_MAX_SESSIONS_LIMIT + 1 <= 0xffffu);
 }
 
+/* Write one clock setting into both entries of s, as a damaged region
+ * might hold it. */
+static void damage_skew(struct lm_server *s, int64_t base, int64_t srv,
+			int64_t rate)
+{
+	for (int e = 0; e < 2; e++) {
+		atomic_store(&s->skew[e].base_ms, base);
+		atomic_store(&s->skew[e].base_srv_ms, srv);
+		atomic_store(&s->skew[e].rate_ppm, rate);
+	}
+}
+
+/*
+ * Values in a damaged region's clock settings and heartbeats are read
+ * without overflow (fuzz/crashes/fuzz_region/abi12-*): a setting no
+ * setter writes runs the clock true, a clock stays within what a lease
+ * word holds, and a heartbeat stamp no server writes is never fresh.
+ */
+static void damaged_clock_and_heartbeat(void **state)
+{
+	(void)state;
+	char name[64];
+	struct lm_region r;
+	create_region(&r, name, sizeof(name), "clock", &small);
+	struct lm_server *s = r.servers[1];
+	int64_t now_ns = harness_now_ns(), now_ms = now_ns / 1000000;
+	const int64_t bad[][3] = {
+		{INT64_MIN, 0, LM_RATE_ONE},   {INT64_MAX, 0, LM_RATE_ONE},
+		{0, INT64_MAX, LM_RATE_ONE},   {0, INT64_MIN, LM_RATE_ONE},
+		{0, 0, 0},                     {0, 0, -5},
+		{0, 0, INT64_MAX},             {-1, 0, LM_RATE_ONE},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		damage_skew(s, bad[i][0], bad[i][1], bad[i][2]);
+		int64_t c = lm_server_clock_ms(s, now_ns);
+		if (c != now_ms)
+			fail_msg("setting %zu: server clock %lld, not the true "
+				 "%lld", i, (long long)c, (long long)now_ms);
+		int64_t t = lm_server_to_local_ns(s, LM_CLOCK_MAX_MS, 0, now_ns);
+		assert_true(t > now_ns);
+	}
+	/* In range, but far ahead: capped where lease words end. */
+	damage_skew(s, 0, LM_CLOCK_MAX_MS, LM_RATE_MAX);
+	assert_int_equal(lm_server_clock_ms(s, now_ns), LM_CLOCK_MAX_MS);
+	/* The slowest rate, the longest wait: no overflow either. */
+	damage_skew(s, now_ms, 0, LM_RATE_MIN);
+	assert_true(lm_server_to_local_ns(s, LM_CLOCK_MAX_MS, 0, now_ns) >
+		    now_ns);
+
+	assert_true(lm_heartbeat_fresh(now_ms, now_ms));
+	assert_true(lm_heartbeat_fresh(now_ms - LM_HEARTBEAT_STALE_MS, now_ms));
+	assert_true(lm_heartbeat_fresh(now_ms + 5, now_ms)); /* a race */
+	assert_false(lm_heartbeat_fresh(now_ms - LM_HEARTBEAT_STALE_MS - 1,
+					now_ms));
+	const int64_t stamps[] = {INT64_MIN, -1, INT64_MAX, now_ms + 2000};
+	for (size_t i = 0; i < sizeof(stamps) / sizeof(stamps[0]); i++) {
+		assert_false(lm_heartbeat_fresh(stamps[i], now_ms));
+		assert_int_equal(lm_heartbeat_age_ms(stamps[i], now_ms),
+				 INT64_MAX);
+	}
+	destroy_region(&r, name);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -455,6 +520,7 @@ int main(void)
 		harness_unit(resolve_name),
 		harness_unit(resolve_rejects_empty),
 		harness_unit(check_params_bounds),
+		harness_unit(damaged_clock_and_heartbeat),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1049,6 +1049,42 @@ static void test_foreign_files(void **state)
 	assert_int_equal(fs_open(path, FS_RDONLY, &s), FS_ECORRUPT);
 }
 
+/*
+ * A header whose generation is at its top (2^64-1: only a damaged or
+ * crafted file, fuzz/crashes/fuzz_store/generation-wrap) has no next
+ * generation: a write would commit under a header that loses to the old
+ * one, acknowledged and then invisible. It is refused, and the file is
+ * left as it was.
+ */
+static void test_generation_at_top(void **state)
+{
+	(void)state;
+	static unsigned char img[4096], after[4096];
+	const char *src = "fuzz/crashes/fuzz_store/generation-wrap";
+	int fd = open(src, O_RDONLY);
+	if (fd < 0)
+		fail_msg("%s: %s (run from the source tree)", src,
+			 strerror(errno));
+	assert_int_equal(read(fd, img, sizeof(img)), (ssize_t)sizeof(img));
+	close(fd);
+	char path[128];
+	new_path(path, sizeof(path), "gentop");
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, img, sizeof(img)), (ssize_t)sizeof(img));
+	close(fd);
+	fs_store *s;
+	assert_int_equal(fs_open(path, 0, &s), 0);
+	assert_int_equal(fs_write(s, 5, "lost?", 5, NULL), FS_ECORRUPT);
+	fs_close(s);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, after, sizeof(after)), (ssize_t)sizeof(after));
+	assert_int_equal(read(fd, after, 1), 0);
+	close(fd);
+	assert_memory_equal(after, img, sizeof(img));
+}
+
 /* ---------------------------------------------------------------------
  * The resctl command, if it was built next to this test.
  */
@@ -1211,6 +1247,7 @@ int main(int argc, char **argv)
 		T(test_kill_writer),
 		T(test_corrupt_committed),
 		T(test_foreign_files),
+		T(test_generation_at_top),
 		T(test_resctl_cli),
 #undef T
 	};
