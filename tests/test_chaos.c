@@ -159,6 +159,8 @@
 #define SERVER_KILL_MAX_MS 5000
 #define FRESH_MS           100
 #define SERVER_BACK_MS     10000
+/* An outage longer than this is reported with what happened around it. */
+#define LONG_OUT_MS        1000
 /* Supervisor kills: one every SUP_KILL_MIN_MS..MAX_MS; the new one must
  * run the region within ADOPT_MS of its start. */
 #define SUP_KILL_MIN_MS    10000
@@ -197,7 +199,10 @@ enum rec_type {
 	REC_NOQ,          /* fewer than two usable servers seen: t: the last
 			   * poll before that saw two; aux: the first poll
 			   * after that saw two again; token: ns from the
-			   * first to the last poll that saw fewer */
+			   * first to the last poll that saw fewer; flags:
+			   * servers seen not UP, | those seen UP with a stale
+			   * heartbeat << 4; pid: the oldest such heartbeat's
+			   * age (ms) */
 	REC_QSPAN,        /* last: t: first poll; aux: last poll; token:
 			   * number of polls */
 };
@@ -408,10 +413,10 @@ struct monitor_args {
 };
 
 static void mon_rec(struct shared *sh, int fd, uint8_t type, int64_t t,
-		    int64_t aux, uint64_t token)
+		    int64_t aux, uint64_t token, unsigned why, int32_t age)
 {
 	struct rec r = {.magic = REC_MAGIC, .type = type, .t = t, .aux = aux,
-			.token = token};
+			.token = token, .flags = (uint8_t)why, .pid = age};
 	if (!put_rec(fd, &r))
 		atomic_fetch_add(&sh->audit_errors, 1);
 }
@@ -460,6 +465,8 @@ static void monitor_main(void *arg)
 	bool last_proven = false;
 	int64_t last_q = 0;      /* last poll that saw a quorum */
 	int64_t noq_first = 0, noq_last = 0; /* open stretch without one */
+	unsigned noq_why = 0;    /* ... why (see REC_NOQ) */
+	int64_t noq_age = 0;
 	bool in_noq = false;
 	uint64_t polls = 0;
 	atomic_store(&sh->monitor_ready, 1);
@@ -487,25 +494,39 @@ static void monitor_main(void *arg)
 			if (last_proven) {
 				if (old->post > covered)
 					mon_rec(sh, fd, REC_QGAP, covered,
-						old->post, 0);
+						old->post, 0, 0, 0);
 				if (cur->pre > covered)
 					covered = cur->pre;
 			}
 		}
-		unsigned seen = 0;
-		for (unsigned i = 0; i < LM_NSERVERS; i++)
-			seen += LM_SRV_STATE(cur->st[i]) == LM_SRV_UP &&
-				post_ms - cur->hb[i] <= LM_HEARTBEAT_STALE_MS;
+		unsigned seen = 0, why = 0;
+		int64_t age = 0;
+		for (unsigned i = 0; i < LM_NSERVERS; i++) {
+			int64_t a_ms = post_ms - cur->hb[i];
+			if (LM_SRV_STATE(cur->st[i]) != LM_SRV_UP) {
+				why |= 1u << i;
+			} else if (a_ms > LM_HEARTBEAT_STALE_MS) {
+				why |= 1u << (4 + i);
+				age = a_ms > age ? a_ms : age;
+			} else {
+				seen++;
+			}
+		}
 		if (seen < LM_QUORUM) {
 			if (!in_noq) {
 				in_noq = true;
 				noq_first = cur->post;
+				noq_why = 0;
+				noq_age = 0;
 			}
 			noq_last = cur->post;
+			noq_why |= why;
+			noq_age = age > noq_age ? age : noq_age;
 		} else {
 			if (in_noq) {
 				mon_rec(sh, fd, REC_NOQ, last_q, cur->post,
-					(uint64_t)(noq_last - noq_first));
+					(uint64_t)(noq_last - noq_first),
+					noq_why, (int32_t)noq_age);
 				in_noq = false;
 			}
 			last_q = cur->post;
@@ -515,11 +536,12 @@ static void monitor_main(void *arg)
 	}
 	const struct poll *last = &p[(polls + 2) % 3];
 	if (polls > 0 && !last_proven && last->post > covered)
-		mon_rec(sh, fd, REC_QGAP, covered, last->post, 0);
+		mon_rec(sh, fd, REC_QGAP, covered, last->post, 0, 0, 0);
 	if (in_noq)
 		mon_rec(sh, fd, REC_NOQ, last_q, noq_last,
-			(uint64_t)(noq_last - noq_first));
-	mon_rec(sh, fd, REC_QSPAN, first, covered, polls);
+			(uint64_t)(noq_last - noq_first), noq_why,
+			(int32_t)noq_age);
+	mon_rec(sh, fd, REC_QSPAN, first, covered, polls, 0, 0);
 	close(fd);
 	lm_region_detach(&reg);
 }
@@ -1111,6 +1133,8 @@ struct span {
 	int32_t pid;
 	int64_t from, to;
 	int64_t seen;       /* REC_NOQ: ns from first to last poll seeing it */
+	unsigned why;       /* REC_NOQ: servers not UP | stale << 4 */
+	int32_t age;        /* REC_NOQ: oldest stale heartbeat (ms) */
 };
 
 /* A fault of the service. */
@@ -1419,7 +1443,8 @@ static void load_audit(struct analysis *an, const char *path)
 		case REC_NOQ:
 			an->noq[an->nnoq++] = (struct span){
 				.from = r->t, .to = r->aux,
-				.seen = (int64_t)r->token};
+				.seen = (int64_t)r->token, .why = r->flags,
+				.age = r->pid};
 			if ((int64_t)r->token > an->longest_noq_seen_ns)
 				an->longest_noq_seen_ns = (int64_t)r->token;
 			if (r->aux - r->t > an->longest_noq_bound_ns)
@@ -1925,14 +1950,27 @@ static void print_context(const struct analysis *an, int64_t from, int64_t to)
 			break;
 		}
 	}
-	for (size_t i = 0; i < an->nnoq; i++)
-		if (an->noq[i].from < to && an->noq[i].to > from)
-			fprintf(stderr, "chaos:     %lld..%lld ms: the monitor "
-					"saw fewer than two usable servers "
-					"(for %lld ms)\n",
-				rel_ms(an, an->noq[i].from),
-				rel_ms(an, an->noq[i].to),
-				(long long)(an->noq[i].seen / 1000000));
+	for (size_t i = 0; i < an->nnoq; i++) {
+		const struct span *q = &an->noq[i];
+		if (q->from >= to || q->to <= from)
+			continue;
+		char down[32] = "", hung[32] = "";
+		for (unsigned k = 0; k < LM_NSERVERS; k++) {
+			if (q->why & (1u << k))
+				snprintf(down + strlen(down),
+					 sizeof(down) - strlen(down), " %u", k);
+			if (q->why & (1u << (4 + k)))
+				snprintf(hung + strlen(hung),
+					 sizeof(hung) - strlen(hung), " %u", k);
+		}
+		fprintf(stderr, "chaos:     %lld..%lld ms: the monitor saw "
+				"fewer than two usable servers (for %lld ms; "
+				"not UP:%s; stale heartbeat:%s, up to %d ms "
+				"old)\n",
+			rel_ms(an, q->from), rel_ms(an, q->to),
+			(long long)(q->seen / 1000000), down[0] ? down : " -",
+			hung[0] ? hung : " -", (int)q->age);
+	}
 	for (size_t i = 0; i < an->nqgap; i++)
 		if (an->qgap[i].from < to && an->qgap[i].to > from)
 			fprintf(stderr, "chaos:     %lld..%lld ms: the monitor "
@@ -2032,6 +2070,47 @@ static void check_availability(struct analysis *an)
 	}
 	if (!an->mon_done)
 		violation(an, "the monitor left no summary record");
+}
+
+/*
+ * The driver never has two servers down at once: say what the monitor
+ * saw each time fewer than two were usable. A killed server normally
+ * counts again within about 500 ms (restart delay, then its own or its
+ * peers' leases): say what held up any that took longer than
+ * LONG_OUT_MS.
+ */
+static void report_service_events(const struct analysis *an)
+{
+	for (size_t i = 0; i < an->nnoq && i < 10; i++) {
+		fprintf(stderr, "chaos: fewer than two usable servers at "
+				"%lld..%lld ms; around it:\n",
+			rel_ms(an, an->noq[i].from), rel_ms(an, an->noq[i].to));
+		print_context(an, an->noq[i].from - INT64_C(2000000000),
+			      an->noq[i].to + INT64_C(500000000));
+	}
+	for (size_t i = 0; i < an->nft; i++) {
+		const struct fault *up = &an->ft[i];
+		if (up->type != REC_SRV_UP)
+			continue;
+		for (size_t j = i; j-- > 0;) {
+			const struct fault *k = &an->ft[j];
+			if (k->type != REC_SRV_KILLED ||
+			    k->server != up->server)
+				continue;
+			if (up->t - k->t > (int64_t)LONG_OUT_MS * 1000000) {
+				fprintf(stderr, "chaos: server %d was out for "
+						"%lld ms (killed%s at %lld "
+						"ms); around it:\n",
+					up->server,
+					(long long)((up->t - k->t) / 1000000),
+					k->wipe ? " --wipe" : "",
+					rel_ms(an, k->t));
+				print_context(an, k->t - INT64_C(2000000000),
+					      up->t + INT64_C(500000000));
+			}
+			break;
+		}
+	}
 }
 
 /* ---- the case ----------------------------------------------------- */
@@ -2157,6 +2236,7 @@ static void chaos(void)
 	check_stores(&an, r);
 	check_tables_empty(&an, r->region);
 	check_availability(&an);
+	report_service_events(&an);
 	uint32_t audit_errors = atomic_load(&r->sh->audit_errors);
 	if (audit_errors != 0)
 		violation(&an, "%u audit records could not be written",
