@@ -35,6 +35,18 @@ int lm_connect(const char *region, lm_client **out)
 		rc = LM_ENOSUPERVISOR;
 		goto out_detach;
 	}
+	/* Our pid and start time are what the supervisor watches and what
+	 * others judge us by: they must mean the same to them. */
+	uint64_t sup_pid_ns = atomic_load(&c->region.hdr->supervisor_pid_ns);
+	uint64_t sup_time_ns = atomic_load(&c->region.hdr->supervisor_time_ns);
+	uint64_t my_pid_ns = lm_pid_namespace(),
+		 my_time_ns = lm_time_namespace();
+	if ((sup_pid_ns != 0 && my_pid_ns != 0 && sup_pid_ns != my_pid_ns) ||
+	    (sup_time_ns != 0 && my_time_ns != 0 &&
+	     sup_time_ns != my_time_ns)) {
+		rc = LM_EOTHERNS;
+		goto out_detach;
+	}
 	pid_t pid = getpid();
 	uint64_t start = lm_proc_start_time(pid);
 	if (start == 0) {

@@ -51,6 +51,11 @@ const char *lm_strerror(int err)
 		       "range)";
 	case LM_ESYS:
 		return "a system call failed (see errno)";
+	case LM_EOTHERNS:
+		return "this process runs in another pid or time namespace "
+		       "than lockmgrd (a container, unshare): the service "
+		       "could not tell whether it lives; run it in "
+		       "lockmgrd's namespaces, or run a lockmgrd in its own";
 	case LM_EBADREGION:
 		return "bad region name: use NAME or /NAME, 1 to 200 "
 		       "printable characters without '/'";

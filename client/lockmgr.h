@@ -44,8 +44,10 @@ extern "C" {
 #define LM_EINVAL        (-1012) /* bad argument (NULL, bad flags) */
 #define LM_ESYS          (-1013) /* system call failed; see errno */
 #define LM_EBADREGION    (-1014) /* bad region name */
+#define LM_EOTHERNS      (-1015) /* another pid/time namespace than
+				  * lockmgrd's */
 
-#define LM_ERR_FIRST     (-1014)
+#define LM_ERR_FIRST     (-1015)
 #define LM_ERR_LAST      (-1001)
 
 /* The shortest lease: shorter ones leave nothing once the drift bound

@@ -778,6 +778,8 @@ int main(int argc, char **argv)
 	pid_t me = getpid();
 	atomic_store(&h->supervisor_pid, me);
 	atomic_store(&h->supervisor_start, lm_proc_start_time(me));
+	atomic_store(&h->supervisor_pid_ns, lm_pid_namespace());
+	atomic_store(&h->supervisor_time_ns, lm_time_namespace());
 	atomic_store(&h->restart_delay_ms, sv.opt.restart_delay_ms);
 	uint32_t flags = atomic_load(&h->flags);
 	flags = sv.opt.release_on_exit ? flags | LM_REGION_RELEASE_ON_EXIT

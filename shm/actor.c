@@ -4,8 +4,9 @@
 #include "actor.h"
 
 #include <errno.h>
-#include <signal.h>
+#include <poll.h>
 #include <stdatomic.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "layout.h"
@@ -13,15 +14,20 @@
 
 uint64_t lm_actor_self(void)
 {
-	/* Cached per process: a forked child reads its own. */
+	/* Cached per process (a forked child reads its own), but only once
+	 * known: a word with no start time could not be told from a later
+	 * process with our pid, so none is ever written. */
 	static _Atomic uint64_t cached;
 	static _Atomic pid_t cached_for;
 	pid_t pid = getpid();
-	if (atomic_load(&cached_for) != pid) {
-		atomic_store(&cached, LM_ACTOR(lm_proc_start_time(pid), pid));
-		atomic_store(&cached_for, pid);
-	}
-	return atomic_load(&cached);
+	if (atomic_load(&cached_for) == pid)
+		return atomic_load(&cached);
+	uint64_t start = lm_proc_start_time(pid);
+	if (start == 0)
+		return 0; /* /proc unreadable now (EMFILE, say): act later */
+	atomic_store(&cached, LM_ACTOR(start, pid));
+	atomic_store(&cached_for, pid);
+	return LM_ACTOR(start, pid);
 }
 
 bool lm_actor_gone(uint64_t actor)
@@ -29,9 +35,23 @@ bool lm_actor_gone(uint64_t actor)
 	pid_t pid = LM_ACTOR_PID(actor);
 	if (pid <= 0)
 		return true; /* not a word any actor writes */
-	if (kill(pid, 0) != 0 && errno == ESRCH)
-		return true;
+	/* A pidfd first: it holds on to whatever process has the pid now,
+	 * so the start time read next tells whether that is the actor, and
+	 * polling it tells whether it has exited (a zombie not yet reaped
+	 * has, though kill(pid, 0) still finds it). */
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (fd < 0)
+		return errno == ESRCH; /* anything else proves nothing */
+	bool gone;
 	uint64_t start = lm_proc_start_time(pid);
-	/* 0: unreadable, which proves nothing. */
-	return start != 0 && (uint32_t)start != LM_ACTOR_START(actor);
+	if (start != 0 && (uint32_t)start != LM_ACTOR_START(actor)) {
+		gone = true; /* the pid is another process's now */
+	} else {
+		/* The actor itself (or unreadable: then only an exit says
+		 * it is gone). */
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		gone = poll(&p, 1, 0) == 1;
+	}
+	close(fd);
+	return gone;
 }

@@ -15,7 +15,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* The calling process (read from /proc once per process). */
+/* The calling process (read from /proc once per process), or 0 while its
+ * start time cannot be read: then it must not claim anything. */
 uint64_t lm_actor_self(void);
 
 /* Is the actor proven gone? (False when in doubt.) */

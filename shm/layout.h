@@ -35,7 +35,7 @@
 #include <stdint.h>
 
 #define LM_REGION_MAGIC   UINT64_C(0x314752474d4b434c) /* "LCKMGRG1" */
-#define LM_ABI_VERSION    12u
+#define LM_ABI_VERSION    13u
 #define LM_NSERVERS       3u
 #define LM_QUORUM         2u /* a majority of LM_NSERVERS */
 #define LM_NAME_MAX       255u
@@ -311,7 +311,8 @@ struct lm_session {
  *                boot, /proc/PID/stat)
  *   bits 31..0   its pid (never 0, so 0 means "nobody")
  *
- * It is gone once no process has that pid and start time. A process,
+ * It is gone once no process has that pid and start time, or the one
+ * that has exited (a zombie not yet reaped included). A process,
  * not a session or a server epoch: both can end while the process that
  * held them still runs (a server orphaned by a killed supervisor runs on
  * in an old epoch), and a process that still runs may still act.
@@ -570,7 +571,14 @@ struct lm_region_header {
 	                                    * from a stall, and by lockctl
 	                                    * heal; acquires waiting for a
 	                                    * quorum sleep on it */
-	uint8_t pad_[88];
+	_Atomic uint64_t supervisor_pid_ns;  /* supervisor, before RUNNING:
+	                                      * its pid and time namespaces
+	                                      * (lm_pid_namespace; 0 unknown):
+	                                      * a client in others is refused,
+	                                      * since pids and start times
+	                                      * would mean something else */
+	_Atomic uint64_t supervisor_time_ns;
+	uint8_t pad_[72];
 };
 
 _Static_assert(sizeof(struct lm_session) == 128, "session slot: two lines");

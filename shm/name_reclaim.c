@@ -37,11 +37,12 @@ static void raise_to(_Atomic uint64_t *v, uint64_t x)
  * round and only it decides one, so the users it looked for are those of
  * this very round. True if the name ended DEAD.
  */
-static bool decide(struct lm_region *r, uint32_t idx, uint64_t gen)
+static bool decide(struct lm_region *r, uint32_t idx, uint64_t gen,
+		   bool take_marked)
 {
 	_Atomic uint64_t *life = lm_name_life(r, idx);
 	uint64_t dying = LM_NAME_LIFE(gen, LM_NAME_DYING);
-	bool busy = in_use(r, idx, true);
+	bool busy = in_use(r, idx, take_marked);
 	if (!busy)
 		/* Before DEAD: from DEAD on the name may be created again,
 		 * and its first token must be above this life's last. */
@@ -118,8 +119,9 @@ enum lm_reclaim lm_name_reclaim(struct lm_region *r, uint32_t idx,
 	if (in_use(r, idx, take_marked))
 		return LM_IN_USE;
 	uint64_t me = lm_actor_self();
-	if (!take_finisher(r, idx, me))
-		return LM_IN_USE; /* another process is removing it */
+	if (me == 0 || !take_finisher(r, idx, me))
+		return LM_IN_USE; /* another process is removing it (or we
+				   * cannot name ourselves just now) */
 	LM_HOOK("names.prechecked");
 	uint64_t gen = LM_NAME_GEN(l);
 	if (!atomic_compare_exchange_strong(life, &l,
@@ -128,7 +130,7 @@ enum lm_reclaim lm_name_reclaim(struct lm_region *r, uint32_t idx,
 		return LM_IN_USE;
 	}
 	LM_HOOK("names.dying");
-	if (!decide(r, idx, gen)) {
+	if (!decide(r, idx, gen, take_marked)) {
 		release_finisher(r, idx, me);
 		return LM_IN_USE;
 	}
@@ -161,6 +163,8 @@ void lm_name_settle(struct lm_region *r, uint32_t idx, uint64_t gen)
 	    l != LM_NAME_LIFE(gen, LM_NAME_DEAD))
 		return;
 	uint64_t me = lm_actor_self();
+	if (me == 0)
+		return; /* we cannot name ourselves just now */
 	LM_HOOK("names.settling");
 	if (!take_finisher(r, idx, me))
 		return; /* its finisher is at work (or stopped): its job */
@@ -173,7 +177,8 @@ void lm_name_settle(struct lm_region *r, uint32_t idx, uint64_t gen)
 		release_finisher(r, idx, me);
 		return;
 	}
-	if (dying && !decide(r, idx, gen)) {
+	/* A taken-over round spares a mark for the next holder. */
+	if (dying && !decide(r, idx, gen, false)) {
 		release_finisher(r, idx, me);
 		return;
 	}

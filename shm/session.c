@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../client/lockmgr.h"
@@ -45,6 +46,22 @@ static bool proc_stat(pid_t pid, char *state, uint64_t *start_time)
 		return false;
 	*start_time = strtoull(p + 1, NULL, 10);
 	return true;
+}
+
+static uint64_t namespace_id(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 ? (uint64_t)st.st_ino : 0;
+}
+
+uint64_t lm_pid_namespace(void)
+{
+	return namespace_id("/proc/self/ns/pid");
+}
+
+uint64_t lm_time_namespace(void)
+{
+	return namespace_id("/proc/self/ns/time");
 }
 
 uint64_t lm_proc_start_time(pid_t pid)

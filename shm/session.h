@@ -15,6 +15,15 @@
 /* Start time of pid in clock ticks since boot, or 0 if it is gone. */
 uint64_t lm_proc_start_time(pid_t pid);
 
+/*
+ * The calling process's pid and time namespaces (inode numbers of
+ * /proc/self/ns/pid and /proc/self/ns/time; 0 where unknown). Pids and
+ * start times mean the same to every process of a region only within
+ * one pair: the supervisor publishes its own, and clients must match.
+ */
+uint64_t lm_pid_namespace(void);
+uint64_t lm_time_namespace(void);
+
 /* Is the process that registered session s still the one alive? */
 bool lm_session_process_alive(const struct lm_session *s);
 

@@ -7,6 +7,7 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "client/lockmgr.h"
+#include <stdatomic.h>
 #include "shm/layout.h"
 #include "shm/name_index.h"
 #include "shm/region.h"
@@ -250,6 +252,60 @@ static void token_at_its_top(void)
 }
 HARNESS_CASE(token_at_its_top, 30)
 
+/*
+ * LM_EOTHERNS: a client in another pid namespace than lockmgrd's. Its
+ * pid would be watched as some other process's (or none), so it is
+ * refused at connect. Needs CAP_SYS_ADMIN for unshare(CLONE_NEWPID);
+ * without it the case says so and checks only the message.
+ */
+struct otherns_result {
+	_Atomic int rc;     /* lm_connect's result + 1, 0 until known */
+	_Atomic int pid;    /* the client's pid, in its own namespace */
+};
+
+static void otherns_main(void *arg)
+{
+	struct otherns_result *res = arg;
+	if (unshare(CLONE_NEWPID) != 0) {
+		atomic_store(&res->rc, 1); /* "0 + 1": not tested */
+		atomic_store(&res->pid, -errno);
+		return;
+	}
+	pid_t p = fork(); /* the first child of the new namespace */
+	if (p == 0) {
+		lm_client *c = NULL;
+		int rc = lm_connect(d.region, &c);
+		atomic_store(&res->pid, getpid());
+		atomic_store(&res->rc, rc + 1);
+		_exit(0);
+	}
+	int status;
+	waitpid(p, &status, 0);
+}
+
+static void other_namespace_refused(void)
+{
+	harness_lockmgrd_start(&d, "otherns", NULL);
+	struct otherns_result *res = harness_shared(sizeof(*res));
+	pid_t p = harness_fork(otherns_main, res);
+	harness_expect_exit(p, 10000, 0, "the client in a new pid namespace");
+	int pid = atomic_load(&res->pid);
+	if (pid < 0) {
+		printf("other_namespace_refused: unshare(CLONE_NEWPID): %s; "
+		       "not tested here\n", strerror(-pid));
+	} else {
+		assert_int_equal(pid, 1);
+		EXPECT_ERR(atomic_load(&res->rc) - 1, LM_EOTHERNS, "namespace");
+	}
+	expect_message(LM_EOTHERNS, "LM_EOTHERNS", "lockmgrd");
+	/* The service goes on for clients where it runs. */
+	lm_client *a = connect_or_fail();
+	assert_int_equal(lm_disconnect(a), 0);
+	harness_shared_free(res, sizeof(*res));
+	harness_lockmgrd_stop(&d);
+}
+HARNESS_CASE(other_namespace_refused, 30)
+
 /* ---- errors without a service ------------------------------------ */
 
 static void no_service(void)
@@ -391,6 +447,7 @@ int main(void)
 		harness_case(table_full),
 		harness_case(sessions_full),
 		harness_case(token_at_its_top),
+		harness_case(other_namespace_refused),
 		harness_case(no_service),
 		harness_case(second_supervisor_refused),
 		harness_case(foreign_region_needs_fresh),

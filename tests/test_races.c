@@ -11,12 +11,14 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1676,6 +1678,103 @@ static void a_late_helper_gives_the_word_back(void)
 	harness_lockmgrd_stop(&d);
 }
 
+/* ---- 17. proving a finisher gone ------------------------------------ */
+
+struct blind_args {
+	char region[LM_REGION_NAME_MAX + 2];
+	uint32_t idx;
+	_Atomic int blind, result; /* result: enum lm_reclaim + 1 */
+	_Atomic uint64_t word;     /* the finisher word it left */
+};
+
+/* Reclaim while out of file descriptors: /proc/self/stat unreadable. */
+static void blind_reclaimer_main(void *arg)
+{
+	struct blind_args *a = arg;
+	struct lm_region r;
+	harness_attach(a->region, &r);
+	struct rlimit rl;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	rl.rlim_cur = 64;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	int last = -1;
+	for (int fd; (fd = open("/dev/null", O_RDONLY)) >= 0;)
+		last = fd;
+	atomic_store(&a->blind, open("/proc/self/stat", O_RDONLY) < 0);
+	enum lm_reclaim rc = lm_name_reclaim(&r, a->idx, true);
+	atomic_store(&a->word, atomic_load(&r.names[a->idx].finisher));
+	atomic_store(&a->result, (int)rc + 1);
+	(void)last;
+}
+
+/*
+ * Others judge a finisher by its pid and start time; a process that
+ * cannot read its own start time (out of file descriptors, here) would
+ * name itself with none, and anyone who can read /proc would then find
+ * "another start time" and judge it gone while it ran, take its
+ * removal over and free the slot under it. So it claims nothing until
+ * it can name itself.
+ */
+static void a_finisher_that_cannot_name_itself_claims_nothing(void)
+{
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "blind", NULL);
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	int64_t idx = lm_name_lookup(&r, "race/blind", 10, 1);
+	assert_true(idx >= 0);
+	uint64_t live = name_life(&r, idx);
+	struct blind_args *a = harness_shared(sizeof(*a));
+	snprintf(a->region, sizeof(a->region), "%s", d.region);
+	a->idx = (uint32_t)idx;
+	pid_t p = harness_fork(blind_reclaimer_main, a);
+	harness_expect_exit(p, 5000, 0, "the reclaimer out of descriptors");
+	assert_true(atomic_load(&a->blind));
+	if (atomic_load(&a->word) != 0 ||
+	    atomic_load(&a->result) != LM_IN_USE + 1)
+		fail_msg("a process that could not read its start time "
+			 "claimed the removal (finisher word %llx, result %d)",
+			 (unsigned long long)atomic_load(&a->word),
+			 atomic_load(&a->result) - 1);
+	assert_int_equal(name_life(&r, idx), live);
+	assert_int_equal(lm_name_reclaim(&r, (uint32_t)idx, true),
+			 LM_RECLAIMED);
+	harness_shared_free(a, sizeof(*a));
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
+/*
+ * A finisher killed inside a removal, but not yet reaped by its parent
+ * (a zombie: kill(pid, 0) still finds it, and /proc still shows its
+ * start time), is gone all the same: the servers take its removal over
+ * and free the slot, rather than leave it out of use until the parent
+ * gets round to wait().
+ */
+static void a_zombie_finisher_is_gone(void)
+{
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "zombie", NULL);
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	int64_t idx = lm_name_lookup(&r, "race/zombie", 11, 1);
+	assert_true(idx >= 0);
+	struct reclaimer_args *ra = harness_shared(sizeof(*ra));
+	pid_t pr = stopped_finisher(ra, d.region, idx);
+	assert_int_equal(LM_NAME_STATE(name_life(&r, idx)), LM_NAME_DEAD);
+	kill(pr, SIGKILL);
+	HARNESS_WAIT_FOR(harness_proc_state(pr) == 'Z', 5000,
+			 "the killed finisher never became a zombie");
+	HARNESS_WAIT_FOR(LM_NAME_STATE(name_life(&r, idx)) == LM_NAME_FREE,
+			 5000, "no server took over from a zombie finisher "
+			 "(pid %d, not yet reaped)", (int)pr);
+	assert_int_equal(harness_proc_state(pr), 'Z');
+	harness_reap(pr, 5000, "the zombie finisher");
+	harness_shared_free(ra, sizeof(*ra));
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
 HARNESS_CASE(disconnect_cannot_free_next_life, 60)
 HARNESS_CASE(dead_claimer_slot_reclaimed, 60)
 HARNESS_CASE(live_claimer_keeps_its_claim, 60)
@@ -1700,6 +1799,8 @@ HARNESS_CASE(validity_comes_from_verified_tables, 60)
 HARNESS_CASE(only_the_finisher_decides, 60)
 HARNESS_CASE(an_orphaned_server_keeps_its_removal, 90)
 HARNESS_CASE(a_late_helper_gives_the_word_back, 60)
+HARNESS_CASE(a_finisher_that_cannot_name_itself_claims_nothing, 60)
+HARNESS_CASE(a_zombie_finisher_is_gone, 60)
 
 int main(void)
 {
@@ -1728,6 +1829,8 @@ int main(void)
 		harness_case(only_the_finisher_decides),
 		harness_case(an_orphaned_server_keeps_its_removal),
 		harness_case(a_late_helper_gives_the_word_back),
+		harness_case(a_finisher_that_cannot_name_itself_claims_nothing),
+		harness_case(a_zombie_finisher_is_gone),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
