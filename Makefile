@@ -158,8 +158,8 @@ clean:
 FUZZ_CC      ?= clang
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= fuzz_region fuzz_state_file fuzz_store fuzz_cli_lockctl \
-		fuzz_cli_resctl fuzz_cli_lockmgrd
+FUZZ_TARGETS ?= fuzz_region fuzz_state_file fuzz_service_record \
+		fuzz_store fuzz_cli_lockctl fuzz_cli_resctl fuzz_cli_lockmgrd
 FUZZ_SAN     := -fsanitize=fuzzer,address,undefined
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O1 -g \
 		-fno-omit-frame-pointer -pthread -I. $(FUZZ_SAN)
@@ -192,6 +192,11 @@ $(FUZZ_BUILD)/fuzz_region: $(call fz_objs,fuzz/fuzz_region.c) \
 $(FUZZ_BUILD)/fuzz_state_file: $(call fz_objs,fuzz/fuzz_state_file.c) \
 			       $(FZ_COMMON) $(FZ_NOSYNC) \
 			       $(FZ)/daemon/state_dir.o
+	$(FUZZ_CC) $(FUZZ_LDFLAGS) $(FZ_WRAP_SYNC) -o $@ $^ -lz
+
+$(FUZZ_BUILD)/fuzz_service_record: $(call fz_objs,fuzz/fuzz_service_record.c) \
+		$(FZ_COMMON) $(FZ_NOSYNC) \
+		$(FZ)/daemon/service_record.o $(FZ)/daemon/state_dir.o
 	$(FUZZ_CC) $(FUZZ_LDFLAGS) $(FZ_WRAP_SYNC) -o $@ $^ -lz
 
 $(FUZZ_BUILD)/fuzz_store: $(call fz_objs,fuzz/fuzz_store.c $(RES_SRC)) \

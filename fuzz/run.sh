@@ -51,6 +51,7 @@ for t in "$@"; do
 	fuzz_region)     maxlen=32768 ;;  # a 16-lock image is 16 KiB
 	fuzz_store)      maxlen=16384 ;;
 	fuzz_state_file) maxlen=128 ;;    # the file is 32 bytes
+	fuzz_service_record) maxlen=4096 ;; # a record is 96, names 5..259
 	*)               maxlen=1024 ;;   # a command line
 	esac
 	dirs="$corpus $gen"
@@ -88,7 +89,9 @@ for t in "$@"; do
 
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" |
 		tail -n 1)
-	last=$(grep -E '^#[0-9]+.* cov: ' "$log" | tail -n 1)
+	# Up to " MS:": the mutations after it may quote dictionary entries
+	# ("\377"), which sh's echo would turn into bytes sed cannot match.
+	last=$(grep -E '^#[0-9]+.* cov: ' "$log" | tail -n 1 | sed 's/ MS: .*//')
 	cov=$(echo "$last" | sed -n 's/.* cov: \([0-9]*\).*/\1/p')
 	ft=$(echo "$last" | sed -n 's/.* ft: \([0-9]*\).*/\1/p')
 	corp=$(echo "$last" | sed -n 's/.* corp: \([0-9]*\/[0-9a-zA-Z]*\).*/\1/p')
