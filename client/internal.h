@@ -27,18 +27,18 @@ struct lm_client {
 #define LM_HEARTBEAT_MS 20
 
 /*
- * How long ago (ms) a server's heartbeat stamped hb_ms was, at now_ms.
- * INT64_MAX for a stamp no server writes (negative, or more than a
- * second ahead: a damaged region), so it never reads as fresh, and no
- * subtraction overflows.
+ * How long ago (ms) a server's heartbeat stamped hb_ms was, at now_ms
+ * (never negative: a stamp ahead of us was written a moment after we
+ * read the clock). INT64_MAX for a negative stamp, which no server
+ * writes (a damaged region): never fresh. No subtraction overflows.
+ * (A damaged stamp far ahead reads as fresh: that costs nothing but
+ * the detection of a hung server, which is never on the lock path.)
  */
 static inline int64_t lm_heartbeat_age_ms(int64_t hb_ms, int64_t now_ms)
 {
-	int64_t age;
-	if (hb_ms < 0 || __builtin_sub_overflow(now_ms, hb_ms, &age) ||
-	    age < -1000)
+	if (hb_ms < 0)
 		return INT64_MAX;
-	return age;
+	return hb_ms >= now_ms ? 0 : now_ms - hb_ms;
 }
 
 static inline bool lm_heartbeat_fresh(int64_t hb_ms, int64_t now_ms)

@@ -6,7 +6,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdatomic.h>
-#include <sys/syscall.h>
+#include <sys/pidfd.h>
 #include <unistd.h>
 
 #include "layout.h"
@@ -39,7 +39,7 @@ bool lm_actor_gone(uint64_t actor)
 	 * so the start time read next tells whether that is the actor, and
 	 * polling it tells whether it has exited (a zombie not yet reaped
 	 * has, though kill(pid, 0) still finds it). */
-	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	int fd = pidfd_open(pid, 0);
 	if (fd < 0)
 		return errno == ESRCH; /* anything else proves nothing */
 	bool gone;

@@ -495,14 +495,18 @@ static void damaged_clock_and_heartbeat(void **state)
 	assert_true(lm_heartbeat_fresh(now_ms, now_ms));
 	assert_true(lm_heartbeat_fresh(now_ms - LM_HEARTBEAT_STALE_MS, now_ms));
 	assert_true(lm_heartbeat_fresh(now_ms + 5, now_ms)); /* a race */
+	assert_int_equal(lm_heartbeat_age_ms(now_ms + 5, now_ms), 0);
 	assert_false(lm_heartbeat_fresh(now_ms - LM_HEARTBEAT_STALE_MS - 1,
 					now_ms));
-	const int64_t stamps[] = {INT64_MIN, -1, INT64_MAX, now_ms + 2000};
+	const int64_t stamps[] = {INT64_MIN, INT64_MIN + 1, -1};
 	for (size_t i = 0; i < sizeof(stamps) / sizeof(stamps[0]); i++) {
 		assert_false(lm_heartbeat_fresh(stamps[i], now_ms));
 		assert_int_equal(lm_heartbeat_age_ms(stamps[i], now_ms),
 				 INT64_MAX);
 	}
+	/* Far ahead: fresh, and no overflow on the way. */
+	assert_int_equal(lm_heartbeat_age_ms(INT64_MAX, now_ms), 0);
+	assert_int_equal(lm_heartbeat_age_ms(0, INT64_MAX), INT64_MAX);
 	destroy_region(&r, name);
 }
 
