@@ -465,6 +465,20 @@ static int take_over_record(struct supervisor *sv)
 				? rec.leases_until_ms
 				: now_ms + rec.max_ttl_ms;
 		from_record = true;
+		/* No lease ends later than the longest TTL any region allows
+		 * from now (a stopped service's end carries those of the
+		 * services before it, whose TTLs may have been longer): a
+		 * record that says so is damaged, and trusted no more than a
+		 * missing one. */
+		if (until > now_ms + LM_MAX_TTL_LIMIT_MS) {
+			lm_log("supervisor", "%s/service says leases run until "
+			       "%lld ms from now, past any max TTL: damaged; "
+			       "assuming one max TTL", dir,
+			       (long long)(until - now_ms));
+			until = now_ms + (rec.max_ttl_ms > sv->region.max_ttl_ms
+						  ? rec.max_ttl_ms
+						  : sv->region.max_ttl_ms);
+		}
 	}
 	/* The locks the last service left held or abandoned: their next
 	 * holder is told (LM_GRANT_RECOVERED), as it would have been in the

@@ -9,6 +9,7 @@
 #include "service_record.h"
 
 #include "state_dir.h"
+#include "../shm/layout.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -69,10 +70,21 @@ int lm_service_load(const char *dir, struct lm_service_record *rec,
 	if (memcmp(f.magic, RECORD_MAGIC, 8) != 0 ||
 	    f.version != RECORD_VERSION || f.crc != record_crc(&f) ||
 	    (f.state != LM_SERVICE_RUNNING && f.state != LM_SERVICE_STOPPED) ||
-	    memchr(f.boot_id, '\0', sizeof(f.boot_id)) == NULL ||
-	    f.max_ttl_ms < 0) {
+	    memchr(f.boot_id, '\0', sizeof(f.boot_id)) == NULL) {
 		snprintf(err, errlen, "%s/service is corrupted (bad magic, "
 			 "version, state or checksum)", dir);
+		return -1;
+	}
+	/* Times no service writes: a lease ends after the boot and at most
+	 * a region's longest TTL after its service stopped (bounded again
+	 * against the clock by the next service). */
+	if (f.max_ttl_ms < 1 || f.max_ttl_ms > LM_MAX_TTL_LIMIT_MS ||
+	    f.leases_until_ms < 0 ||
+	    f.leases_until_ms > INT64_MAX / 1000000 - LM_MAX_TTL_LIMIT_MS) {
+		snprintf(err, errlen, "%s/service is corrupted (a max TTL of "
+			 "%lld ms or a lease end of %lld ms, which no service "
+			 "writes)", dir, (long long)f.max_ttl_ms,
+			 (long long)f.leases_until_ms);
 		return -1;
 	}
 	rec->state = f.state;

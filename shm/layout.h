@@ -36,6 +36,9 @@
 
 #define LM_REGION_MAGIC   UINT64_C(0x314752474d4b434c) /* "LCKMGRG1" */
 #define LM_ABI_VERSION    13u
+
+/* The longest lease a region may allow (--max-ttl): one day. */
+#define LM_MAX_TTL_LIMIT_MS INT64_C(86400000)
 #define LM_NSERVERS       3u
 #define LM_QUORUM         2u /* a majority of LM_NSERVERS */
 #define LM_NAME_MAX       255u

@@ -104,7 +104,7 @@ int lm_region_check_params(const struct lm_region_params *p, char *err,
 			 LM_MAX_SESSIONS_LIMIT);
 		return LM_EINVAL;
 	}
-	if (p->max_ttl_ms < 1 || p->max_ttl_ms > 86400000) {
+	if (p->max_ttl_ms < 1 || p->max_ttl_ms > LM_MAX_TTL_LIMIT_MS) {
 		snprintf(err, errlen,
 			 "--max-ttl must be 1..86400000 ms (one day)");
 		return LM_EINVAL;
@@ -216,7 +216,7 @@ int lm_region_validate(const void *base, size_t size, char *why,
 	if (h->max_locks < 1 || h->max_locks > LM_MAX_LOCKS_LIMIT ||
 	    h->max_sessions < 1 || h->max_sessions > LM_MAX_SESSIONS_LIMIT)
 		FAIL("region header has impossible sizes (corrupted)");
-	if (h->max_ttl_ms < 1 || h->max_ttl_ms > 86400000)
+	if (h->max_ttl_ms < 1 || h->max_ttl_ms > LM_MAX_TTL_LIMIT_MS)
 		FAIL("region header has an impossible max TTL (corrupted)");
 	struct layout_offsets o;
 	compute_layout(h->max_locks, h->max_sessions, &o);

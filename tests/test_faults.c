@@ -867,6 +867,48 @@ static void state_dir_corrupt(void)
 	expect_refused_state(dir, "truncated");
 }
 
+/*
+ * A service record with times no service writes (fuzz/crashes/
+ * fuzz_service_record/: a max TTL of 2^63-1 ms, or a lease end past
+ * what a clock in ns can hold) is damaged, and trusted no more than a
+ * missing one: the new service waits one max TTL (2 s here) before its
+ * servers count, neither at once (a wrapped sum once said "the leases
+ * ended long ago") nor for centuries.
+ */
+static void damaged_service_record_is_not_trusted(void)
+{
+	const char *inputs[] = {
+		"fuzz/crashes/fuzz_service_record/running-max-ttl-overflow",
+		"fuzz/crashes/fuzz_service_record/stopped-until-overflow",
+	};
+	for (size_t i = 0; i < 2; i++) {
+		char dir[256], path[512];
+		harness_tmpdir(dir, sizeof(dir));
+		snprintf(path, sizeof(path), "%s/svc%zu", dir, i);
+		assert_int_equal(mkdir(path, 0700), 0);
+		char dst[600], buf[4096];
+		snprintf(dst, sizeof(dst), "%s/service", path);
+		ssize_t n = harness_read_file(inputs[i], buf, sizeof(buf));
+		if (n <= 0)
+			fail_msg("%s: unreadable (run from the source tree)",
+				 inputs[i]);
+		int fd = open(dst, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, buf, (size_t)n), n);
+		close(fd);
+		int64_t t0 = harness_now_ms();
+		struct harness_lockmgrd d;
+		harness_lockmgrd_start(&d, "svcrec", "--state-dir", path, NULL);
+		int64_t waited = harness_now_ms() - t0;
+		if (waited < 1900)
+			fail_msg("%s: the servers counted after %lld ms, not one "
+				 "max TTL (2000 ms): the damaged record was "
+				 "trusted", inputs[i], (long long)waited);
+		grant_once(d.region, "svcrec/x");
+		harness_lockmgrd_stop(&d);
+	}
+}
+
 /* ---- the supervisor out of file descriptors ------------------------- */
 
 struct emfile_arg {
@@ -1014,6 +1056,7 @@ HARNESS_CASE(ephemeral_stop_waits_for_leases, 60)
 HARNESS_CASE(fresh_refused_while_attached, 60)
 HARNESS_CASE(durable_by_default, 60)
 HARNESS_CASE(state_dir_corrupt, 60)
+HARNESS_CASE(damaged_service_record_is_not_trusted, 60)
 HARNESS_CASE(supervisor_out_of_fds, 60)
 HARNESS_CASE(skew_refuses_negative_clock, 30)
 
@@ -1035,6 +1078,7 @@ int main(void)
 		harness_case(fresh_refused_while_attached),
 		harness_case(durable_by_default),
 		harness_case(state_dir_corrupt),
+		harness_case(damaged_service_record_is_not_trusted),
 		harness_case(supervisor_out_of_fds),
 		harness_case(skew_refuses_negative_clock),
 	};
