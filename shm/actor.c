@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <sys/pidfd.h>
 #include <unistd.h>
@@ -12,22 +13,37 @@
 #include "layout.h"
 #include "session.h"
 
+/* This process's word, once known; a forked child starts again. */
+static _Atomic uint64_t self_word;
+static pthread_once_t self_once = PTHREAD_ONCE_INIT;
+
+static void forget_self(void)
+{
+	atomic_store(&self_word, 0);
+}
+
+static void watch_forks(void)
+{
+	pthread_atfork(NULL, NULL, forget_self);
+}
+
 uint64_t lm_actor_self(void)
 {
-	/* Cached per process (a forked child reads its own), but only once
-	 * known: a word with no start time could not be told from a later
-	 * process with our pid, so none is ever written. */
-	static _Atomic uint64_t cached;
-	static _Atomic pid_t cached_for;
+	/* Cached, since inserts ask on every reclaim they try (getpid is a
+	 * system call), but only once known: a word with no start time
+	 * could not be told from a later process with our pid, so none is
+	 * ever written. */
+	uint64_t w = atomic_load_explicit(&self_word, memory_order_relaxed);
+	if (w != 0)
+		return w;
+	pthread_once(&self_once, watch_forks);
 	pid_t pid = getpid();
-	if (atomic_load(&cached_for) == pid)
-		return atomic_load(&cached);
 	uint64_t start = lm_proc_start_time(pid);
 	if (start == 0)
 		return 0; /* /proc unreadable now (EMFILE, say): act later */
-	atomic_store(&cached, LM_ACTOR(start, pid));
-	atomic_store(&cached_for, pid);
-	return LM_ACTOR(start, pid);
+	w = LM_ACTOR(start, pid);
+	atomic_store_explicit(&self_word, w, memory_order_relaxed);
+	return w;
 }
 
 bool lm_actor_gone(uint64_t actor)
