@@ -125,6 +125,8 @@ struct sweep {
 	uint32_t live_seen; /* names in use met in this pass */
 	uint8_t *idle;      /* bit per lock: unused when last passed */
 	uint8_t *orphan;    /* bit per lock: an orphaned claim then */
+	uint32_t short_mark; /* names_short at the start of this pass */
+	bool short_before;   /* ... and it moved during the last one */
 };
 
 /*
@@ -180,8 +182,17 @@ static unsigned expire_leases(struct lm_region *r, unsigned i,
 			atomic_store(&r->hdr->names_live, sw->live_seen);
 		sw->cursor = 0;
 		sw->live_seen = 0;
+		uint32_t s = atomic_load(&r->hdr->names_short);
+		sw->short_before = s != sw->short_mark;
+		sw->short_mark = s;
 	}
-	bool pressure = atomic_load(&r->hdr->names_live) > r->max_locks / 2;
+	/* Reclaim idle names ahead of inserts only while inserts run short
+	 * of free slots: a table full of names that are all in use now and
+	 * then (a fixed set of a million rows) must keep them, or every
+	 * use would pay for an insert. */
+	bool pressure = atomic_load(&r->hdr->names_live) > r->max_locks / 2 &&
+			(sw->short_before ||
+			 atomic_load(&r->hdr->names_short) != sw->short_mark);
 	uint32_t end = n - sw->cursor > EXPIRY_SCAN_SLOTS
 			       ? sw->cursor + EXPIRY_SCAN_SLOTS
 			       : n;
@@ -579,6 +590,7 @@ int lm_server_main(unsigned index, const char *name, const char *state_dir)
 
 	struct sweep sw = {.idle = calloc(r.max_locks / 8 + 1, 1),
 			   .orphan = calloc(r.max_locks / 8 + 1, 1)};
+	sw.short_mark = atomic_load(&r.hdr->names_short);
 	if (sw.idle == NULL || sw.orphan == NULL) {
 		lm_log(who, "out of memory for the sweep of %u locks",
 		       r.max_locks);

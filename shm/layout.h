@@ -35,7 +35,7 @@
 #include <stdint.h>
 
 #define LM_REGION_MAGIC   UINT64_C(0x314752474d4b434c) /* "LCKMGRG1" */
-#define LM_ABI_VERSION    13u
+#define LM_ABI_VERSION    14u
 
 /* The longest lease a region may allow (--max-ttl): one day. */
 #define LM_MAX_TTL_LIMIT_MS INT64_C(86400000)
@@ -581,7 +581,12 @@ struct lm_region_header {
 	                                      * since pids and start times
 	                                      * would mean something else */
 	_Atomic uint64_t supervisor_time_ns;
-	uint8_t pad_[72];
+	_Atomic uint32_t names_short;  /* client: bumped by an insert that
+	                                * found no free name slot and
+	                                * reclaimed a name itself; servers
+	                                * reclaim idle names ahead of inserts
+	                                * only while it moves */
+	uint8_t pad_[68];
 };
 
 _Static_assert(sizeof(struct lm_session) == 128, "session slot: two lines");

@@ -258,8 +258,14 @@ static int64_t alloc_slot(struct lm_region *r, uint64_t *gen,
 			else if (lm_name_reclaim(r, i, round == 1) !=
 				 LM_RECLAIMED)
 				continue;
-			if (claim_slot(r, i, gen, self))
+			if (claim_slot(r, i, gen, self)) {
+				/* Tell the servers inserts are short of
+				 * slots: they reclaim ahead of us then. */
+				atomic_fetch_add_explicit(&r->hdr->names_short,
+							  1,
+							  memory_order_relaxed);
 				return i;
+			}
 		}
 	return -1;
 }
