@@ -153,6 +153,20 @@ int lm_lookup(lm_client *c, const char *name, lm_lockref *ref)
 	return resolve(c, ref);
 }
 
+/* A grab that settles the acquire whatever the wait: granted, the name
+ * gone (resolve it again), or a damaged region. */
+static bool grab_ended(enum grab_result gr)
+{
+	return gr == GRAB_GRANTED || gr == GRAB_STALE || gr == GRAB_DAMAGED;
+}
+
+static int grab_rc(enum grab_result gr)
+{
+	return gr == GRAB_GRANTED ? 0
+	       : gr == GRAB_STALE ? LM_STALE_NAME
+				  : LM_EINCOMPAT;
+}
+
 /*
  * One acquire of lock `lock` in its life `gen`. LM_STALE_NAME if that
  * life ended (the name was reclaimed, and the caller resolves it again);
@@ -170,12 +184,8 @@ static int acquire_once(lm_client *c, uint32_t lock, uint64_t gen,
 		for (int tries = 0; tries < 3; tries++) {
 			enum grab_result gr = lm_grab(c, lock, gen, ttl_ms, g,
 						      &info);
-			if (gr == GRAB_GRANTED)
-				return 0;
-			if (gr == GRAB_STALE)
-				return LM_STALE_NAME;
-			if (gr == GRAB_DAMAGED)
-				return LM_EINCOMPAT;
+			if (grab_ended(gr))
+				return grab_rc(gr);
 			/* Only a zero wait fails at once: a wait covers a
 			 * passing loss of quorum (wait_queue.c). */
 			if (gr == GRAB_NOQUORUM && wait_ms == 0)
@@ -193,12 +203,8 @@ static int acquire_once(lm_client *c, uint32_t lock, uint64_t gen,
 		if (!tried && !lm_queue_has_waiter(&c->region, lock)) {
 			enum grab_result gr = lm_grab(c, lock, gen, ttl_ms, g,
 						      &info);
-			if (gr == GRAB_GRANTED)
-				return 0;
-			if (gr == GRAB_STALE)
-				return LM_STALE_NAME;
-			if (gr == GRAB_DAMAGED)
-				return LM_EINCOMPAT;
+			if (grab_ended(gr))
+				return grab_rc(gr);
 		}
 		return LM_EBUSY;
 	}
