@@ -26,7 +26,7 @@ CFLAGS  += $(CFLAGS_BASE)
 LDLIBS  += -pthread
 
 LIB_SRC := shm/region.c shm/name_index.c shm/name_reclaim.c shm/session.c \
-	   shm/actor.c shm/futex.c shm/test_hook.c \
+	   shm/actor.c shm/futex.c shm/test_hook.c shm/isolation.c \
 	   client/client.c client/grant.c client/wait_queue.c client/errors.c \
 	   client/lease_scan.c
 DAEMON_SRC := daemon/lockmgrd.c daemon/servers.c daemon/server.c \
@@ -47,7 +47,7 @@ RES_OBJ     := $(RES_SRC:%.c=$(BUILD)/%.o)
 RESCTL_OBJ  := $(RESCTL_SRC:%.c=$(BUILD)/%.o)
 
 UNIT_TESTS := test_region test_name_index test_token test_resource
-PROC_TESTS := test_mutex test_cli test_errors test_faults test_races \
+PROC_TESTS := test_mutex test_cli test_fault_cli test_errors test_faults test_races \
 	      test_names test_scenarios test_chaos test_bench
 TEST_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS) $(PROC_TESTS))
 

@@ -70,8 +70,8 @@ int ctl_resolve_region(struct ctl_global *g)
 	return EX_CTL_USAGE;
 }
 
-int ctl_parse_i64(const char *s, const char *flag, int64_t min, int64_t max,
-		  int64_t *out)
+int ctl_parse_i64(const char *s, const char *flag, const char *unit,
+		  int64_t min, int64_t max, int64_t *out)
 {
 	const char *p = s;
 	if (*p == '-')
@@ -85,16 +85,21 @@ int ctl_parse_i64(const char *s, const char *flag, int64_t min, int64_t max,
 	if (*end != '\0')
 		goto bad;
 	if (errno == ERANGE || v < min || v > max) {
-		fprintf(stderr,
-			"lockctl: %s: '%s' is out of range (%lld to %lld)\n",
-			flag, s, (long long)min, (long long)max);
+		fprintf(stderr, "lockctl: %s: '", flag);
+		ctl_print_escaped(stderr, s, 24);
+		fprintf(stderr, "%s' is out of range (%lld to %lld%s%s)\n",
+			strlen(s) > 24 ? "..." : "", (long long)min,
+			(long long)max, unit ? " " : "", unit ? unit : "");
 		return -1;
 	}
 	*out = v;
 	return 0;
 bad:
-	fprintf(stderr, "lockctl: %s: '%s' is not a whole number%s\n", flag,
-		s, min >= 0 ? " (of milliseconds, like 5000)" : "");
+	fprintf(stderr, "lockctl: %s: '", flag);
+	ctl_print_escaped(stderr, s, 24);
+	fprintf(stderr, "%s' is not a whole number%s%s%s\n",
+		strlen(s) > 24 ? "..." : "", unit ? " of " : "",
+		unit ? unit : "", unit && min >= 0 ? ", like 5000" : "");
 	return -1;
 }
 
@@ -114,6 +119,20 @@ int ctl_print_escaped(FILE *f, const char *s, size_t len)
 		}
 	}
 	return cols;
+}
+
+void ctl_bad_lock_name(const char *name)
+{
+	/* Echo enough of a long name to recognise it, not all of it. */
+	size_t len = strlen(name);
+	fprintf(stderr, "lockctl: bad lock name '");
+	ctl_print_escaped(stderr, name, 40);
+	if (len > 40)
+		fprintf(stderr, "...' (%zu bytes)", len);
+	else
+		fputc('\'', stderr);
+	fprintf(stderr, ": a name is 1 to %u bytes with no NUL byte\n",
+		LM_NAME_MAX);
 }
 
 int ctl_service_error(int err, const char *region, const char *why)
@@ -204,7 +223,6 @@ static const struct {
 	{"status", ctl_status},
 	{"run", ctl_run},
 	{"server", ctl_server},
-	{"server", ctl_server},
 	{"help", run_help},
 };
 
@@ -261,14 +279,16 @@ int main(int argc, char **argv)
 		}
 	}
 	if (i >= argc) {
-		fprintf(stderr, "lockctl: no command given\n");
-		usage(stderr);
+		fprintf(stderr, "lockctl: no command given (status, run, "
+				"server, help)\nTry 'lockctl --help'.\n");
 		return EX_CTL_USAGE;
 	}
 	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
 		if (strcmp(argv[i], commands[k].name) == 0)
 			return commands[k].fn(&g, argc - i, argv + i);
-	fprintf(stderr, "lockctl: unknown command '%s'\n", argv[i]);
-	usage(stderr);
+	fprintf(stderr, "lockctl: unknown command '");
+	ctl_print_escaped(stderr, argv[i], 40);
+	fprintf(stderr, "' (status, run, server, help)\nTry 'lockctl "
+			"--help'.\n");
 	return EX_CTL_USAGE;
 }

@@ -42,16 +42,19 @@ int ctl_resolve_region(struct ctl_global *g);
 /*
  * Parse a whole decimal integer for option `flag`: digits only (a '-'
  * only when min < 0), nothing before or after them, within [min, max].
- * Prints a message naming the flag and the value, and returns -1, on
- * error.
+ * `unit` ("ms", or NULL) goes into the messages. Prints a message naming
+ * the flag and the value, and returns -1, on error.
  */
-int ctl_parse_i64(const char *s, const char *flag, int64_t min, int64_t max,
-		  int64_t *out);
+int ctl_parse_i64(const char *s, const char *flag, const char *unit,
+		  int64_t min, int64_t max, int64_t *out);
 
 /* Print `len` bytes of s so that control bytes and quotes cannot upset
  * a terminal: printable ASCII as is, everything else as \xNN. Returns
  * the number of columns written. */
 int ctl_print_escaped(FILE *f, const char *s, size_t len);
+
+/* Print why `name` is not a lock name (a long one shortened). */
+void ctl_bad_lock_name(const char *name);
 
 /* Print a message for a service error from lm_connect/lm_region_attach
  * and return the exit code that goes with it. why may be NULL. */
@@ -64,6 +67,10 @@ int ctl_service_error(int err, const char *region, const char *why);
  */
 const char *ctl_recovery_note(const struct lm_server *s, int64_t now_ms,
 			      char *buf, size_t n);
+
+/* Print the server table of `lockctl status` (state, epoch, heartbeat,
+ * restarts, and notes: recovery, skew, isolation); an exit code. */
+int ctl_server_table(const struct lm_region *r);
 
 /* The commands; argv[0] is the command name. */
 int ctl_status(struct ctl_global *g, int argc, char **argv);

@@ -37,10 +37,12 @@
 
 #include "../shm/clock.h"
 #include "../shm/name_index.h"
+#include "internal.h"
 #include "lockctl.h"
 #include "lockmgr.h"
 
-#define DEFAULT_TTL_MS   10000
+#define DEFAULT_TTL_MS   10000 /* or the region's max TTL, if shorter */
+#define TTL_UNSET        INT64_MIN
 #define KILL_GRACE_MS    5000
 /* A wait longer than this (31 years) is a typo, and would overflow the
  * library's nanosecond deadline. */
@@ -49,10 +51,13 @@
  * limit is checked once connected. */
 #define MAX_TTL_LIMIT_MS INT64_C(86400000)
 /* lockctl renews every TTL/3, and the library trusts a lease for TTL
- * minus a drift bound of at least 1 ms: below this a lease cannot be
- * renewed in time on a loaded machine (and a 1 ms lease is never
- * granted at all). */
-#define MIN_TTL_MS       10
+ * minus a drift bound of at least 1 ms. A renewal is a few microseconds
+ * of work, but a loaded host can leave lockctl unscheduled for tens of
+ * ms: on a 2-core machine at load 1.5, --ttl 10 lost its lease in 4 of
+ * 5 one-second runs and --ttl 20 in 1 of 5, --ttl 50 and 100 in none of
+ * 20. A command-line lease below 100 ms buys nothing but that risk (the
+ * library still allows 10 ms for programs that renew themselves). */
+#define MIN_TTL_MS       100
 
 /* Signals lockctl passes on to CMD instead of dying of them. */
 static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1,
@@ -77,10 +82,12 @@ static void run_usage(FILE *f)
 "Acquire LOCK, run CMD while holding it, release it when CMD exits.\n"
 "The lease is renewed every TTL/3 while CMD runs. CMD gets LOCKMGR_LOCK,\n"
 "LOCKMGR_TOKEN (the fencing token: pass it to whatever the lock guards)\n"
-"and LOCKMGR_REGION in its environment.\n"
+"and LOCKMGR_REGION in its environment, and LOCKMGR_RECOVERED=1 when the\n"
+"previous holder died or lost its lease without releasing (what the lock\n"
+"guards may be half-done: repair it first).\n"
 "\n"
-"  -t, --ttl MS       lease length in ms (default %d; %d up to the\n"
-"                     region's max TTL)\n"
+"  -t, --ttl MS       lease length in ms (default %d, or the region's\n"
+"                     max TTL if shorter; %d up to the max TTL)\n"
 "  -w, --wait MS      wait at most MS for the lock; 0 tries once;\n"
 "                     -1 (the default) waits until it is free\n"
 CTL_REGION_HELP
@@ -148,6 +155,17 @@ static int reap(struct run *rn)
 	return shell_status(status);
 }
 
+/* Why the lease is gone, for a person: a service that shut down takes
+ * every lease with it, which "expired or taken over" would not say. */
+static const char *lost_reason(const struct run *rn, int err)
+{
+	const struct lm_region_header *h = rn->c->region.hdr;
+	if (atomic_load(&h->supervisor_state) == LM_SUP_STOPPED)
+		return "the lock service stopped (lockmgrd shut down), and "
+		       "its locks with it";
+	return lm_strerror(err);
+}
+
 /* The lease is gone: CMD must stop using what the lock guards. */
 static int lease_lost(struct run *rn, int err)
 {
@@ -159,11 +177,11 @@ static int lease_lost(struct run *rn, int err)
 		int st = reap(rn);
 		fprintf(stderr, " lost before lockctl saw %s finish (%s); %s "
 				"exited with status %d\n", rn->cmd,
-			lm_strerror(err), rn->cmd, st);
+			lost_reason(rn, err), rn->cmd, st);
 		return EX_CTL_LEASELOST;
 	}
 	fprintf(stderr, " lost while %s was running (%s); stopping %s\n",
-		rn->cmd, lm_strerror(err), rn->cmd);
+		rn->cmd, lost_reason(rn, err), rn->cmd);
 	pidfd_send_signal(rn->pidfd, SIGTERM, NULL, 0);
 	/* A stopped CMD cannot act on SIGTERM. */
 	pidfd_send_signal(rn->pidfd, SIGCONT, NULL, 0);
@@ -313,14 +331,16 @@ static int parse_args(struct ctl_global *g, int argc, char **argv,
 	       -1) {
 		switch (c) {
 		case 't':
-			if (ctl_parse_i64(optarg, "--ttl", MIN_TTL_MS,
-					  MAX_TTL_LIMIT_MS,
+			/* The range is this region's: checked in
+			 * check_ttl, once the region is known. */
+			if (ctl_parse_i64(optarg, "--ttl", "milliseconds",
+					  INT64_MIN + 1, INT64_MAX,
 					  &rn->ttl_ms))
 				return EX_CTL_USAGE;
 			break;
 		case 'w':
-			if (ctl_parse_i64(optarg, "--wait", -1, MAX_WAIT_MS,
-					  wait_ms))
+			if (ctl_parse_i64(optarg, "--wait", "milliseconds",
+					  -1, MAX_WAIT_MS, wait_ms))
 				return EX_CTL_USAGE;
 			break;
 		case 'r':
@@ -348,9 +368,7 @@ static int parse_args(struct ctl_global *g, int argc, char **argv,
 	}
 	rn->name = argv[optind++];
 	if (lm_name_check(rn->name, strnlen(rn->name, LM_NAME_MAX + 1)) != 0) {
-		fprintf(stderr, "lockctl: bad lock name '");
-		print_name(rn->name);
-		fprintf(stderr, "': %s\n", lm_strerror(LM_EBADNAME));
+		ctl_bad_lock_name(rn->name);
 		return EX_CTL_USAGE;
 	}
 	if (optind < argc && strcmp(argv[optind], "--") == 0)
@@ -364,6 +382,37 @@ static int parse_args(struct ctl_global *g, int argc, char **argv,
 	*cmd = argv + optind;
 	rn->cmd = argv[optind];
 	return 0;
+}
+
+/* --ttl must lie within this region's limits, which only the region
+ * knows; without one, within those of any region. */
+static int check_ttl(const struct ctl_global *g, int64_t *ttl_ms)
+{
+	int64_t max = MAX_TTL_LIMIT_MS;
+	struct lm_region r;
+	char why[256];
+	bool attached = lm_region_attach(&r, g->region, why, sizeof(why)) == 0;
+	if (attached) {
+		max = r.max_ttl_ms;
+		lm_region_detach(&r);
+	}
+	/* No --ttl: the default, or the region's longest if shorter. */
+	if (*ttl_ms == TTL_UNSET) {
+		*ttl_ms = DEFAULT_TTL_MS < max ? DEFAULT_TTL_MS : max;
+		return 0;
+	}
+	if (*ttl_ms >= MIN_TTL_MS && *ttl_ms <= max)
+		return 0;
+	fprintf(stderr, "lockctl run: --ttl %" PRId64 " is out of range: ",
+		*ttl_ms);
+	if (attached)
+		fprintf(stderr, "region %s allows %d to %" PRId64 " ms (its "
+				"lockmgrd --max-ttl)\n", g->region, MIN_TTL_MS,
+			max);
+	else
+		fprintf(stderr, "a lease is %d to %" PRId64 " ms\n",
+			MIN_TTL_MS, max);
+	return EX_CTL_USAGE;
 }
 
 static int acquire_error(const struct run *rn, int err, int64_t wait_ms,
@@ -383,9 +432,7 @@ static int acquire_error(const struct run *rn, int err, int64_t wait_ms,
 			lm_strerror(err), max_ttl);
 		return EX_CTL_USAGE;
 	case LM_EBADNAME:
-		fprintf(stderr, "lockctl: bad lock name '");
-		print_name(rn->name);
-		fprintf(stderr, "': %s\n", lm_strerror(err));
+		ctl_bad_lock_name(rn->name);
 		return EX_CTL_USAGE;
 	case LM_ESYS:
 		fprintf(stderr, "lockctl: acquiring ");
@@ -403,13 +450,16 @@ static int acquire_error(const struct run *rn, int err, int64_t wait_ms,
 
 int ctl_run(struct ctl_global *g, int argc, char **argv)
 {
-	struct run rn = {.ttl_ms = DEFAULT_TTL_MS, .pidfd = -1, .sigfd = -1};
+	struct run rn = {.ttl_ms = TTL_UNSET, .pidfd = -1, .sigfd = -1};
 	int64_t wait_ms = -1;
 	char **cmd = NULL;
 	int rc = parse_args(g, argc, argv, &rn, &wait_ms, &cmd);
 	if (rc != 0)
 		return rc;
 	rc = ctl_resolve_region(g);
+	if (rc != 0)
+		return rc;
+	rc = check_ttl(g, &rn.ttl_ms);
 	if (rc != 0)
 		return rc;
 
@@ -441,7 +491,10 @@ int ctl_run(struct ctl_global *g, int argc, char **argv)
 	snprintf(token, sizeof(token), "%" PRIu64, rn.g.token);
 	if (setenv("LOCKMGR_LOCK", rn.name, 1) != 0 ||
 	    setenv("LOCKMGR_TOKEN", token, 1) != 0 ||
-	    setenv("LOCKMGR_REGION", g->region, 1) != 0) {
+	    setenv("LOCKMGR_REGION", g->region, 1) != 0 ||
+	    (rn.g.flags & LM_GRANT_RECOVERED
+		     ? setenv("LOCKMGR_RECOVERED", "1", 1)
+		     : unsetenv("LOCKMGR_RECOVERED")) != 0) {
 		fprintf(stderr, "lockctl: setenv: %s\n", strerror(errno));
 		rc = EX_CTL_OSERR;
 		goto out_release;
@@ -459,8 +512,8 @@ int ctl_run(struct ctl_global *g, int argc, char **argv)
 		fprintf(stderr, "lockctl: lease on ");
 		print_name(rn.name);
 		fprintf(stderr, " was lost before %s finished (%s); %s exited "
-				"with status %d\n", rn.cmd, lm_strerror(err),
-			rn.cmd, rc);
+				"with status %d\n", rn.cmd,
+			lost_reason(&rn, err), rn.cmd, rc);
 		rc = EX_CTL_LEASELOST;
 	}
 	goto out_disconnect;

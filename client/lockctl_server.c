@@ -8,6 +8,7 @@
  * request is a bit in the region header plus SIGUSR1 to the supervisor.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 
 #include "../shm/clock.h"
 #include "../shm/futex.h"
+#include "../shm/isolation.h"
 #include "../shm/region.h"
 #include "../shm/session.h"
 #include "internal.h"
@@ -39,50 +41,6 @@ static const char *server_usage =
 "       lockctl server isolate N --pid PID  server N refuses PID's sessions\n"
 "       lockctl server heal N            server N serves everyone again\n"
 "N is 0, 1 or 2.\n";
-
-static const char *state_name(const struct lm_server *s, int64_t now_ms)
-{
-	uint64_t st = atomic_load(&s->state);
-	switch (LM_SRV_STATE(st)) {
-	case LM_SRV_UP:
-		return lm_heartbeat_fresh(atomic_load(&s->heartbeat_ms), now_ms)
-			       ? "up"
-			       : "hung";
-	case LM_SRV_RECOVERING:
-		return "recovering";
-	default:
-		return "down";
-	}
-}
-
-static int list_servers(struct lm_region *r)
-{
-	int64_t now = lm_now_ms();
-	printf("%-6s %-8s %-11s %-6s %-8s %-9s %-24s %s\n", "SERVER", "PID",
-	       "STATE", "EPOCH", "HB AGE", "RESTARTS", "CLOCK", "NOTE");
-	for (unsigned i = 0; i < LM_NSERVERS; i++) {
-		struct lm_server *s = r->servers[i];
-		uint64_t st = atomic_load(&s->state);
-		struct lm_skew_now k = lm_skew_read(s);
-		int64_t off = lm_skew_apply(&k, now) - now;
-		int64_t ppm = k.rate_ppm;
-		char clock[64] = "true";
-		if (off != 0 || ppm != 1000000)
-			snprintf(clock, sizeof(clock), "%+lld ms, rate %.3f",
-				 (long long)off, (double)ppm / 1e6);
-		char note[160] = "";
-		if (LM_SRV_STATE(st) == LM_SRV_RECOVERING)
-			ctl_recovery_note(s, now, note, sizeof(note));
-		printf("%-6u %-8d %-11s %-6llu %-8lld %-9llu %-24s %s\n", i,
-		       (int)atomic_load(&s->pid), state_name(s, now),
-		       (unsigned long long)LM_SRV_EPOCH(st),
-		       (long long)lm_heartbeat_age_ms(
-			       atomic_load(&s->heartbeat_ms), now),
-		       (unsigned long long)atomic_load(&s->restarts), clock,
-		       note);
-	}
-	return 0;
-}
 
 /* The server's pid, if its process is the one the region names. */
 static pid_t server_pid(struct lm_server *s)
@@ -190,6 +148,20 @@ static int start_server(struct lm_region *r, unsigned n)
 	return EX_CTL_UNAVAILABLE;
 }
 
+/* What `lockctl server ...` asked for, checked before the region is
+ * attached, so a typo is a usage error (64) even with no service. */
+struct server_args {
+	const char *cmd;
+	unsigned n;
+	bool wipe;
+	bool have_offset, have_rate;
+	int64_t offset_ms;
+	double rate;
+	int64_t pid;
+	const char *opt_of[4]; /* the flags given: --wipe --offset --rate
+	                        * --pid, for "not an option of" messages */
+};
+
 /*
  * Take the right to set server n's clock: an OFD lock on byte n of the
  * region's shm object, which the kernel drops if we die. Two lockctls
@@ -225,34 +197,12 @@ static int lock_server_clock(const struct lm_region *r, unsigned n)
 	return -1;
 }
 
-static int skew_server(struct lm_region *r, unsigned n, int argc, char **argv)
+static int skew_server(struct lm_region *r, unsigned n,
+		       const struct server_args *a)
 {
-	int64_t off = 0;
-	double rate = 1.0;
-	bool have_off = false;
-	for (int i = 0; i < argc; i++) {
-		if (strcmp(argv[i], "--offset") == 0 && i + 1 < argc) {
-			if (ctl_parse_i64(argv[++i], "--offset", -86400000,
-					  86400000, &off))
-				return EX_CTL_USAGE;
-			have_off = true;
-		} else if (strcmp(argv[i], "--rate") == 0 && i + 1 < argc) {
-			char *end;
-			errno = 0;
-			rate = strtod(argv[++i], &end);
-			if (errno || *end || end == argv[i] ||
-			    !(rate >= 0.001 && rate <= 1000.0)) {
-				fprintf(stderr, "lockctl: --rate: '%s' is not "
-						"a rate in [0.001, 1000]\n",
-					argv[i]);
-				return EX_CTL_USAGE;
-			}
-		} else {
-			fprintf(stderr, "lockctl: server skew: unexpected "
-					"'%s'\n%s", argv[i], server_usage);
-			return EX_CTL_USAGE;
-		}
-	}
+	int64_t off = a->offset_ms;
+	double rate = a->rate;
+	bool have_off = a->have_offset;
 	struct lm_server *s = r->servers[n];
 	int64_t now = lm_now_ms();
 	if (have_off && now + off < 0) {
@@ -272,72 +222,252 @@ static int skew_server(struct lm_region *r, unsigned n, int argc, char **argv)
 	int64_t ppm = (int64_t)(rate * 1e6 + 0.5);
 	lm_skew_set(s, now, have_off ? now + off : srv_now, ppm);
 	close(lock_fd);
-	printf("server %u clock: %+lld ms, rate %.3f\n", n,
+	printf("server %u: clock skew %+lld ms, rate %.3f\n", n,
 	       (long long)((have_off ? now + off : srv_now) - now), rate);
 	return 0;
 }
 
-static int isolate(struct lm_region *r, unsigned n, int argc, char **argv)
+static int isolate(struct lm_region *r, unsigned n, pid_t pid)
 {
-	int64_t pid = 0;
-	if (argc != 2 || strcmp(argv[0], "--pid") != 0 ||
-	    ctl_parse_i64(argv[1], "--pid", 1, INT32_MAX, &pid)) {
-		fprintf(stderr, "lockctl: server isolate N --pid PID\n");
+	unsigned sessions = 0;
+	int rc = lm_isolation_add(r, n, pid, &sessions);
+	switch (rc) {
+	case 0:
+		break;
+	case -ESRCH:
+		fprintf(stderr, "lockctl: server isolate: no process %d is "
+				"running; a process must exist to be isolated "
+				"(its sessions then are, now and later)\n",
+			(int)pid);
 		return EX_CTL_USAGE;
-	}
-	unsigned count = 0;
-	uint32_t ns = lm_sessions_in_use(r);
-	for (uint32_t i = 0; i < ns; i++) {
-		struct lm_session *s = &r->sessions[i];
-		uint64_t w = lm_session_word(s);
-		if (LM_SESS_STATE(w) == LM_SESS_LIVE &&
-		    LM_SESS_PID(w) == (pid_t)pid) {
-			atomic_fetch_or(&s->isolated, 1u << n);
-			count++;
-		}
-	}
-	if (count == 0) {
-		fprintf(stderr, "lockctl: pid %lld has no session on %s\n",
-			(long long)pid, r->name);
+	case -ENOSPC:
+		fprintf(stderr, "lockctl: server isolate: %u processes are "
+				"isolated already, the most there is room for; "
+				"'lockctl server heal N' one first\n",
+			LM_ISOLATION_RULES);
+		return EX_CTL_UNAVAILABLE;
+	case -EBUSY:
+		fprintf(stderr, "lockctl: server isolate: another lockctl has "
+				"been changing isolation for 2 s (is it "
+				"stopped?); try again once it is done\n");
+		return EX_CTL_UNAVAILABLE;
+	default:
+		fprintf(stderr, "lockctl: server isolate: cannot lock the "
+				"isolation rules of %s: %s\n", r->name,
+			strerror(-rc));
 		return EX_CTL_UNAVAILABLE;
 	}
-	printf("server %u now refuses %u session%s of pid %lld\n", n, count,
-	       count == 1 ? "" : "s", (long long)pid);
+	if (sessions == 0)
+		printf("server %u now refuses pid %d: it has no session yet, "
+		       "and the ones it opens will not reach server %u (until "
+		       "'lockctl server heal %u')\n", n, (int)pid, n, n);
+	else
+		printf("server %u now refuses pid %d (%u session%s): it can "
+		       "neither acquire nor renew there, as in a partition, "
+		       "until 'lockctl server heal %u'\n", n, (int)pid,
+		       sessions, sessions == 1 ? "" : "s", n);
 	return 0;
 }
 
 static int heal(struct lm_region *r, unsigned n)
 {
-	uint32_t ns = lm_sessions_in_use(r);
-	for (uint32_t i = 0; i < ns; i++)
-		atomic_fetch_and(&r->sessions[i].isolated, ~(1u << n));
+	unsigned processes = 0;
+	int rc = lm_isolation_heal(r, n, &processes);
+	if (rc == -EBUSY) {
+		fprintf(stderr, "lockctl: server heal: another lockctl has "
+				"been changing isolation for 2 s (is it "
+				"stopped?); try again once it is done\n");
+		return EX_CTL_UNAVAILABLE;
+	} else if (rc != 0) {
+		fprintf(stderr, "lockctl: server heal: cannot lock the "
+				"isolation rules of %s: %s\n", r->name,
+			strerror(-rc));
+		return EX_CTL_UNAVAILABLE;
+	}
 	/* Acquires waiting for a quorum may proceed. */
 	lm_futex_bump_wake(&r->hdr->servers_seq, INT32_MAX);
-	printf("server %u serves every session again\n", n);
+	if (processes == 0)
+		printf("server %u serves every session (none was isolated)\n",
+		       n);
+	else
+		printf("server %u serves every session again (%u process%s "
+		       "isolated before)\n", n, processes,
+		       processes == 1 ? " was" : "es were");
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Arguments */
+
+static const char *const server_cmds[] = {
+	"list", "kill", "start", "pause", "resume", "skew", "isolate", "heal",
+};
+
+enum { OPT_WIPE, OPT_OFFSET, OPT_RATE, OPT_PID };
+
+static int try_help(void)
+{
+	fputs("Try 'lockctl server --help'.\n", stderr);
+	return EX_CTL_USAGE;
+}
+
+__attribute__((format(printf, 1, 2)))
+static int server_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("lockctl server: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry 'lockctl server --help'.\n", stderr);
+	return EX_CTL_USAGE;
+}
+
+/* "--name VALUE" or "--name=VALUE" at argv[*i]; NULL if not this flag.
+ * *missing is set when the flag came without its value. */
+static const char *flag_value(int argc, char **argv, int *i,
+			      const char *name, bool *missing)
+{
+	const char *a = argv[*i];
+	size_t len = strlen(name);
+	if (strncmp(a, name, len) != 0)
+		return NULL;
+	if (a[len] == '=')
+		return a + len + 1;
+	if (a[len] != '\0')
+		return NULL;
+	if (*i + 1 >= argc) {
+		*missing = true;
+		return NULL;
+	}
+	return argv[++*i];
+}
+
+static int parse_rate(const char *v, double *rate)
+{
+	char *end;
+	errno = 0;
+	*rate = strtod(v, &end);
+	if (errno || *end || end == v || !(*rate >= 0.001 && *rate <= 1000.0))
+		return server_usage_error("--rate: '%s' is not a rate in "
+					  "[0.001, 1000] (1 = true speed)", v);
+	return 0;
+}
+
+static int parse_server_args(struct ctl_global *g, int argc, char **argv,
+			     struct server_args *a)
+{
+	const char *pos[3] = {NULL, NULL, NULL};
+	int npos = 0;
+	for (int i = 0; i < argc; i++) {
+		const char *arg = argv[i];
+		const char *v;
+		bool missing = false;
+		if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+			fputs(server_usage, stdout);
+			return -1;
+		} else if (strcmp(arg, "-r") == 0 ||
+			   strcmp(arg, "--region") == 0) {
+			if (i + 1 >= argc)
+				return server_usage_error("option '%s' needs a "
+							  "region name", arg);
+			g->region_arg = argv[++i];
+		} else if (strncmp(arg, "--region=", 9) == 0) {
+			g->region_arg = arg + 9;
+		} else if (strncmp(arg, "-r", 2) == 0 && arg[2] != '\0') {
+			g->region_arg = arg + 2;
+		} else if (strcmp(arg, "--wipe") == 0) {
+			a->wipe = true;
+			a->opt_of[OPT_WIPE] = "--wipe";
+		} else if ((v = flag_value(argc, argv, &i, "--offset",
+					   &missing)) != NULL) {
+			if (ctl_parse_i64(v, "--offset", "milliseconds",
+					  -86400000, 86400000, &a->offset_ms))
+				return try_help();
+			a->have_offset = true;
+			a->opt_of[OPT_OFFSET] = "--offset";
+		} else if (!missing && (v = flag_value(argc, argv, &i, "--rate",
+						       &missing)) != NULL) {
+			if (parse_rate(v, &a->rate))
+				return EX_CTL_USAGE;
+			a->have_rate = true;
+			a->opt_of[OPT_RATE] = "--rate";
+		} else if (!missing && (v = flag_value(argc, argv, &i, "--pid",
+						       &missing)) != NULL) {
+			if (ctl_parse_i64(v, "--pid", NULL, 1, INT32_MAX,
+					  &a->pid))
+				return try_help();
+			a->opt_of[OPT_PID] = "--pid";
+		} else if (missing) {
+			return server_usage_error("option '%s' needs a value",
+						  arg);
+		} else if (arg[0] == '-' && arg[1] != '\0' &&
+			   !(arg[1] >= '0' && arg[1] <= '9')) {
+			return server_usage_error("unknown option '%s'", arg);
+		} else if (npos < 3) {
+			pos[npos++] = arg;
+		} else {
+			return server_usage_error("unexpected argument '%s'",
+						  arg);
+		}
+	}
+	if (npos == 0)
+		return server_usage_error("no server command given (list, "
+					  "kill, start, pause, resume, skew, "
+					  "isolate, heal)");
+	a->cmd = pos[0];
+	bool known = false;
+	for (size_t k = 0; k < sizeof(server_cmds) / sizeof(*server_cmds); k++)
+		known |= strcmp(a->cmd, server_cmds[k]) == 0;
+	if (!known)
+		return server_usage_error("unknown server command '%s' (list, "
+					  "kill, start, pause, resume, skew, "
+					  "isolate, heal)", a->cmd);
+	bool list = strcmp(a->cmd, "list") == 0;
+	if (list && npos > 1)
+		return server_usage_error("list: unexpected argument '%s' "
+					  "(list shows every server)", pos[1]);
+	if (!list) {
+		if (npos < 2)
+			return server_usage_error("%s: which server? Give its "
+						  "number, 0, 1 or 2", a->cmd);
+		if (strlen(pos[1]) != 1 || pos[1][0] < '0' ||
+		    pos[1][0] >= '0' + (int)LM_NSERVERS) {
+			fprintf(stderr, "lockctl server: %s: server number '",
+				a->cmd);
+			ctl_print_escaped(stderr, pos[1], 24);
+			fprintf(stderr, "' is not 0, 1 or 2\n");
+			return try_help();
+		}
+		a->n = (unsigned)(pos[1][0] - '0');
+		if (npos > 2)
+			return server_usage_error("%s: unexpected argument "
+						  "'%s'", a->cmd, pos[2]);
+	}
+	/* Each option belongs to one command. */
+	static const char *const owner[] = {"kill", "skew", "skew", "isolate"};
+	for (int k = 0; k < 4; k++)
+		if (a->opt_of[k] != NULL && strcmp(a->cmd, owner[k]) != 0)
+			return server_usage_error("%s: '%s' is an option of "
+						  "'server %s' only", a->cmd,
+						  a->opt_of[k], owner[k]);
+	if (strcmp(a->cmd, "skew") == 0 && !a->have_offset && !a->have_rate)
+		return server_usage_error("skew: give --offset MS and/or --rate "
+					  "R ('--offset 0 --rate 1' sets the "
+					  "clock right)");
+	if (strcmp(a->cmd, "isolate") == 0 && a->opt_of[OPT_PID] == NULL)
+		return server_usage_error("isolate: which process? Give "
+					  "--pid PID");
 	return 0;
 }
 
 int ctl_server(struct ctl_global *g, int argc, char **argv)
 {
-	argc--; /* argv[0] is "server" */
-	argv++;
-	if (argc < 1 || strcmp(argv[0], "--help") == 0 ||
-	    strcmp(argv[0], "-h") == 0) {
-		fputs(server_usage, argc < 1 ? stderr : stdout);
-		return argc < 1 ? EX_CTL_USAGE : 0;
-	}
-	const char *cmd = argv[0];
-	unsigned n = 0;
-	if (strcmp(cmd, "list") != 0) {
-		int64_t v;
-		if (argc < 2 || ctl_parse_i64(argv[1], "server number", 0,
-					      LM_NSERVERS - 1, &v)) {
-			fputs(server_usage, stderr);
-			return EX_CTL_USAGE;
-		}
-		n = (unsigned)v;
-	}
-	int rc = ctl_resolve_region(g);
+	struct server_args a = {.rate = 1.0};
+	int rc = parse_server_args(g, argc - 1, argv + 1, &a);
+	if (rc != 0)
+		return rc < 0 ? EX_CTL_OK : rc;
+	rc = ctl_resolve_region(g);
 	if (rc != 0)
 		return rc;
 	struct lm_region r;
@@ -345,39 +475,31 @@ int ctl_server(struct ctl_global *g, int argc, char **argv)
 	rc = lm_region_attach(&r, g->region, why, sizeof(why));
 	if (rc != 0)
 		return ctl_service_error(rc, g->region, why);
-	int rest = argc - 2;
-	char **restv = argv + 2;
-	if (strcmp(cmd, "list") == 0 && argc == 1)
-		rc = list_servers(&r);
-	else if (strcmp(cmd, "kill") == 0 && rest <= 1) {
-		if (rest == 1 && strcmp(restv[0], "--wipe") != 0) {
-			fprintf(stderr, "lockctl: server kill N [--wipe]\n");
-			rc = EX_CTL_USAGE;
-		} else {
-			bool wipe = rest == 1;
-			if (wipe && server_pid(r.servers[n]) != 0)
-				atomic_fetch_or(&r.servers[n]->flags,
-						LM_SRVF_WIPE_NEXT);
-			char what[320];
-			when_back(&r, n, wipe, what, sizeof(what));
-			rc = signal_server(&r, n, SIGKILL, what);
-		}
-	} else if (strcmp(cmd, "start") == 0 && rest == 0)
+	unsigned n = a.n;
+	if (strcmp(a.cmd, "list") == 0) {
+		rc = ctl_server_table(&r);
+	} else if (strcmp(a.cmd, "kill") == 0) {
+		if (a.wipe && server_pid(r.servers[n]) != 0)
+			atomic_fetch_or(&r.servers[n]->flags,
+					LM_SRVF_WIPE_NEXT);
+		char what[320];
+		when_back(&r, n, a.wipe, what, sizeof(what));
+		rc = signal_server(&r, n, SIGKILL, what);
+	} else if (strcmp(a.cmd, "start") == 0) {
 		rc = start_server(&r, n);
-	else if (strcmp(cmd, "pause") == 0 && rest == 0)
-		rc = signal_server(&r, n, SIGSTOP, "paused (SIGSTOP)");
-	else if (strcmp(cmd, "resume") == 0 && rest == 0)
+	} else if (strcmp(a.cmd, "pause") == 0) {
+		rc = signal_server(&r, n, SIGSTOP,
+				   "paused (SIGSTOP): it stops counting once "
+				   "its heartbeat is stale; 'lockctl server "
+				   "resume N' wakes it");
+	} else if (strcmp(a.cmd, "resume") == 0) {
 		rc = signal_server(&r, n, SIGCONT, "resumed (SIGCONT)");
-	else if (strcmp(cmd, "skew") == 0)
-		rc = skew_server(&r, n, rest, restv);
-	else if (strcmp(cmd, "isolate") == 0)
-		rc = isolate(&r, n, rest, restv);
-	else if (strcmp(cmd, "heal") == 0 && rest == 0)
+	} else if (strcmp(a.cmd, "skew") == 0) {
+		rc = skew_server(&r, n, &a);
+	} else if (strcmp(a.cmd, "isolate") == 0) {
+		rc = isolate(&r, n, (pid_t)a.pid);
+	} else {
 		rc = heal(&r, n);
-	else {
-		fprintf(stderr, "lockctl: unknown server command '%s'\n%s", cmd,
-			server_usage);
-		rc = EX_CTL_USAGE;
 	}
 	lm_region_detach(&r);
 	return rc;

@@ -20,6 +20,7 @@
 #include <sys/types.h>
 
 #include "../shm/clock.h"
+#include "../shm/isolation.h"
 #include "../shm/name_index.h"
 #include "../shm/session.h"
 #include "internal.h"
@@ -33,6 +34,10 @@ struct srv_info {
 	uint64_t restarts;
 	int64_t quarantine_ms; /* left, when recovering and known; else 0 */
 	char recovery[160];    /* why it is recovering, and for how long */
+	int iso_pids[LM_ISOLATION_RULES]; /* running processes it refuses
+	                        * (lockctl server isolate), connected or
+	                        * not */
+	unsigned niso;
 	uint64_t token_floor;
 	uint64_t expired;
 	int64_t skew_offset_ms;
@@ -49,6 +54,8 @@ struct sess_info {
 	const char *state;     /* live, gone, dead, claiming */
 	int64_t waiting_on;    /* lock index, or -1 */
 	uint64_t acquires;
+	uint32_t isolated;     /* bit i: server i refuses it (a simulated
+	                        * partition, lockctl server isolate) */
 };
 
 struct lock_info {
@@ -188,6 +195,22 @@ static void snap_servers(struct snapshot *s)
 	}
 }
 
+/* Which running processes each server refuses (lockctl server
+ * isolate), whether or not they have connected yet. */
+static void snap_isolation(struct snapshot *s)
+{
+	for (unsigned i = 0; i < LM_ISOLATION_RULES; i++) {
+		pid_t pid;
+		uint32_t servers;
+		if (!lm_isolation_rule_live(&s->r->hdr->isolation[i], &pid,
+					    &servers))
+			continue;
+		for (unsigned j = 0; j < LM_NSERVERS; j++)
+			if (servers & (1u << j))
+				s->srv[j].iso_pids[s->srv[j].niso++] = pid;
+	}
+}
+
 static int snap_sessions(struct snapshot *s)
 {
 	const struct lm_region *r = s->r;
@@ -205,6 +228,8 @@ static int snap_sessions(struct snapshot *s)
 		si->slot = i;
 		si->pid = LM_SESS_PID(w);
 		si->acquires = atomic_load(&ss->acquires);
+		si->isolated = atomic_load(&ss->isolated) &
+			       ((1u << LM_NSERVERS) - 1);
 		if (st == LM_SESS_LIVE)
 			/* "gone": died while no supervisor was watching. */
 			si->state = lm_session_process_alive(ss) ? "live"
@@ -371,6 +396,55 @@ static void note_add(char *buf, size_t n, size_t *k, const char *fmt, ...)
 		*k = *k + (size_t)w < n ? *k + (size_t)w : n - 1;
 }
 
+/* The server table of status, and of `lockctl server list`. */
+static void print_servers(const struct snapshot *s)
+{
+	printf("SERVER  STATE       PID      EPOCH  HEARTBEAT  RESTARTS  "
+	       "NOTE\n");
+	for (unsigned i = 0; i < LM_NSERVERS; i++) {
+		const struct srv_info *si = &s->srv[i];
+		char pid[16] = "-", hb[32] = "-";
+		if (si->pid > 0)
+			snprintf(pid, sizeof(pid), "%d", si->pid);
+		if (si->hb_age_ms >= 0)
+			snprintf(hb, sizeof(hb), "%lld ms",
+				 (long long)si->hb_age_ms);
+		char note[256] = "";
+		size_t k = 0;
+		if (!strcmp(si->state, "recovering"))
+			note_add(note, sizeof(note), &k, "%s", si->recovery);
+		if (!strcmp(si->state, "hung"))
+			note_add(note, sizeof(note), &k,
+				 "no heartbeat for %lld ms (stopped?)",
+				 (long long)si->hb_age_ms);
+		if (si->skew_offset_ms != 0 || si->skew_rate_ppm != 1000000)
+			note_add(note, sizeof(note), &k,
+				 "clock skew %+lld ms, rate %.3f",
+				 (long long)si->skew_offset_ms,
+				 (double)si->skew_rate_ppm / 1e6);
+		if (si->niso != 0) {
+			char pids[LM_ISOLATION_RULES * 12] = "";
+			size_t m = 0;
+			for (unsigned j = 0; j < si->niso; j++)
+				m += (size_t)snprintf(pids + m, sizeof(pids) - m,
+						      "%s%d", j ? ", " : "",
+						      si->iso_pids[j]);
+			note_add(note, sizeof(note), &k, "isolates pid%s %s",
+				 si->niso == 1 ? "" : "s", pids);
+		}
+		char restarts[24];
+		snprintf(restarts, sizeof(restarts), "%llu",
+			 (unsigned long long)si->restarts);
+		printf("%-6u  %-10s  %-7s  %-5llu  %-9s  ", i, si->state, pid,
+		       (unsigned long long)si->epoch, hb);
+		if (note[0] != '\0')
+			printf("%-8s  %s\n", restarts, note);
+		else
+			printf("%s\n", restarts);
+	}
+
+}
+
 static void print_human(const struct snapshot *s)
 {
 	const struct lm_region *r = s->r;
@@ -398,39 +472,8 @@ static void print_human(const struct snapshot *s)
 		       "acquire fails until %u are\n", s->usable, LM_NSERVERS,
 		       LM_QUORUM);
 
-	printf("\nSERVER  STATE       PID      EPOCH  HEARTBEAT  RESTARTS  "
-	       "NOTE\n");
-	for (unsigned i = 0; i < LM_NSERVERS; i++) {
-		const struct srv_info *si = &s->srv[i];
-		char pid[16] = "-", hb[32] = "-";
-		if (si->pid > 0)
-			snprintf(pid, sizeof(pid), "%d", si->pid);
-		if (si->hb_age_ms >= 0)
-			snprintf(hb, sizeof(hb), "%lld ms",
-				 (long long)si->hb_age_ms);
-		char note[256] = "";
-		size_t k = 0;
-		if (!strcmp(si->state, "recovering"))
-			note_add(note, sizeof(note), &k, "%s", si->recovery);
-		if (!strcmp(si->state, "hung"))
-			note_add(note, sizeof(note), &k,
-				 "no heartbeat for %lld ms (stopped?)",
-				 (long long)si->hb_age_ms);
-		if (si->skew_offset_ms != 0 || si->skew_rate_ppm != 1000000)
-			note_add(note, sizeof(note), &k,
-				 "clock skew %+lld ms, rate %lld ppm",
-				 (long long)si->skew_offset_ms,
-				 (long long)si->skew_rate_ppm);
-		char restarts[24];
-		snprintf(restarts, sizeof(restarts), "%llu",
-			 (unsigned long long)si->restarts);
-		printf("%-6u  %-10s  %-7s  %-5llu  %-9s  ", i, si->state, pid,
-		       (unsigned long long)si->epoch, hb);
-		if (note[0] != '\0')
-			printf("%-8s  %s\n", restarts, note);
-		else
-			printf("%s\n", restarts);
-	}
+	putchar('\n');
+	print_servers(s);
 
 	if (s->nsess == 0) {
 		printf("\nSESSIONS    none\n");
@@ -443,10 +486,24 @@ static void print_human(const struct snapshot *s)
 			const char *w = lock_name(s, si->waiting_on, &len, buf);
 			printf("%-5u  %-7d  %-8s  %-8llu  ", si->slot, si->pid,
 			       si->state, (unsigned long long)si->acquires);
+			int cols = 1;
 			if (w != NULL)
-				ctl_print_escaped(stdout, w, len);
+				cols = ctl_print_escaped(stdout, w, len);
 			else
 				putchar('-');
+			if (si->isolated != 0) {
+				pad(10 - cols);
+				printf("  isolated from server%s",
+				       __builtin_popcount(si->isolated) > 1
+					       ? "s"
+					       : "");
+				const char *sep = " ";
+				for (unsigned i = 0; i < LM_NSERVERS; i++)
+					if (si->isolated & (1u << i)) {
+						printf("%s%u", sep, i);
+						sep = ", ";
+					}
+			}
 			putchar('\n');
 		}
 	}
@@ -603,13 +660,17 @@ static void print_json(const struct snapshot *s)
 			printf("null");
 		printf(",\"restarts\":%llu,\"quarantine_left_ms\":%lld,"
 		       "\"token_floor\":%llu,\"leases_expired\":%llu,"
-		       "\"skew_offset_ms\":%lld,\"skew_rate_ppm\":%lld}",
+		       "\"skew_offset_ms\":%lld,\"skew_rate_ppm\":%lld",
 		       (unsigned long long)si->restarts,
 		       (long long)si->quarantine_ms,
 		       (unsigned long long)si->token_floor,
 		       (unsigned long long)si->expired,
 		       (long long)si->skew_offset_ms,
 		       (long long)si->skew_rate_ppm);
+		printf(",\"isolated_pids\":[");
+		for (unsigned j = 0; j < si->niso; j++)
+			printf("%s%d", j ? "," : "", si->iso_pids[j]);
+		printf("]}");
 	}
 
 	printf("],\"sessions\":[");
@@ -618,8 +679,15 @@ static void print_json(const struct snapshot *s)
 		printf("%s{\"slot\":%u,\"pid\":%d,\"state\":", k ? "," : "",
 		       si->slot, si->pid);
 		json_cstr(si->state);
-		printf(",\"acquires\":%llu,\"waiting_on\":",
+		printf(",\"acquires\":%llu,\"isolated_from\":[",
 		       (unsigned long long)si->acquires);
+		const char *sep = "";
+		for (unsigned i = 0; i < LM_NSERVERS; i++)
+			if (si->isolated & (1u << i)) {
+				printf("%s%u", sep, i);
+				sep = ",";
+			}
+		printf("],\"waiting_on\":");
 		uint32_t len;
 		char buf[LM_NAME_MAX + 1];
 		const char *w = lock_name(s, si->waiting_on, &len, buf);
@@ -717,6 +785,7 @@ int ctl_status(struct ctl_global *g, int argc, char **argv)
 	s.now_ns = lm_now_ns();
 	snap_supervisor(&s);
 	snap_servers(&s);
+	snap_isolation(&s);
 	if (snap_sessions(&s) != 0 || snap_locks(&s) != 0) {
 		fprintf(stderr, "lockctl: out of memory reading the region\n");
 		rc = EX_CTL_OSERR;
@@ -738,4 +807,16 @@ out:
 	free(s.locks);
 	lm_region_detach(&r);
 	return rc;
+}
+
+int ctl_server_table(const struct lm_region *r)
+{
+	struct snapshot s;
+	memset(&s, 0, sizeof(s));
+	s.r = r;
+	s.now_ns = lm_now_ns();
+	snap_servers(&s);
+	snap_isolation(&s);
+	print_servers(&s);
+	return fflush(stdout) == 0 ? EX_CTL_OK : EX_CTL_OSERR;
 }

@@ -35,7 +35,7 @@
 #include <stdint.h>
 
 #define LM_REGION_MAGIC   UINT64_C(0x314752474d4b434c) /* "LCKMGRG1" */
-#define LM_ABI_VERSION    14u
+#define LM_ABI_VERSION    15u
 
 /* The longest lease a region may allow (--max-ttl): one day. */
 #define LM_MAX_TTL_LIMIT_MS INT64_C(86400000)
@@ -193,7 +193,14 @@ struct lm_session {
 	                              * lm_queue.ticket_next, written before
 	                              * waiting_on (release) */
 	_Atomic uint32_t isolated;   /* bit i: server i refuses this session
-	                              * (a simulated partition). lockctl. */
+	                              * (a simulated partition). The
+	                              * header's isolation rules are the
+	                              * truth: lockctl ORs/ANDs a live
+	                              * session's bits after it changes a
+	                              * rule, and the client stores the
+	                              * rules' mask at connect, again until
+	                              * the rules read the same after its
+	                              * store (lm_isolation_adopt). */
 	_Atomic uint32_t wait_mode;  /* roadmap: mode waited for (S, X, ...) */
 	_Atomic uint32_t held_overflow; /* client: set (for the session's
 	                              * life) when it held more locks at once
@@ -521,6 +528,38 @@ struct lm_server {
 				  * (or its state file) before going UP */
 
 /* ---------------------------------------------------------------------
+ * Isolation rules: `lockctl server isolate N --pid P` simulates a network
+ * partition between process P and server N. A rule names the process
+ * (pid plus start time, so a reused pid is not caught) and the servers it
+ * cannot reach; it holds for the sessions P has and for those it opens
+ * later, until `lockctl server heal N`. Clients read the rules at connect
+ * (lm_isolation_adopt) and keep the servers in lm_session.isolated.
+ *
+ * Writers are lockctl processes, one at a time: each holds an OFD write
+ * lock on byte LM_ISOLATION_LOCK_BYTE of the shm object, which the kernel
+ * drops if it dies. A writer fills start_time before it publishes `who`
+ * (seq_cst stores), and clears `who` before it reuses an entry, so a
+ * reader that loads `who` and then start_time never pairs one process's
+ * pid with another's start time.
+ */
+#define LM_ISOLATION_RULES     16u
+#define LM_ISOLATION_LOCK_BYTE LM_NSERVERS /* bytes 0..2: server clocks */
+
+/* Rule word: pid in the low 32 bits, bit 32+i set if server i refuses the
+ * process. 0 = a free entry. */
+#define LM_ISO_WORD(pid, servers) \
+	(((uint64_t)(servers) << 32) | (uint64_t)(uint32_t)(pid))
+#define LM_ISO_PID(w)     ((int32_t)(uint32_t)(w))
+#define LM_ISO_SERVERS(w) ((uint32_t)((w) >> 32) & ((1u << LM_NSERVERS) - 1))
+
+struct lm_isolation_rule {
+	_Atomic uint64_t who;        /* lockctl, under the rule lock:
+	                              * LM_ISO_WORD, stored after start_time */
+	_Atomic uint64_t start_time; /* lockctl, under the rule lock: the
+	                              * process's start time (clock ticks) */
+};
+
+/* ---------------------------------------------------------------------
  * Region header. The creator fills it in and publishes `magic` last with
  * a release store; attach() loads it with acquire and validates every
  * size before it touches anything else.
@@ -586,7 +625,9 @@ struct lm_region_header {
 	                                * reclaimed a name itself; servers
 	                                * reclaim idle names ahead of inserts
 	                                * only while it moves */
-	uint8_t pad_[68];
+	uint32_t pad0_;
+	struct lm_isolation_rule isolation[LM_ISOLATION_RULES]; /* see above */
+	uint8_t pad_[64];
 };
 
 _Static_assert(sizeof(struct lm_session) == 128, "session slot: two lines");
@@ -595,7 +636,7 @@ _Static_assert(sizeof(struct lm_name) == 280, "name slot size");
 _Static_assert(sizeof(struct lm_queue) == 32, "queue size");
 _Static_assert(sizeof(struct lm_name_state) == 32, "name state size");
 _Static_assert(sizeof(struct lm_server) == 256, "server header size");
-_Static_assert(sizeof(struct lm_region_header) == 256, "header size");
+_Static_assert(sizeof(struct lm_region_header) == 512, "header size");
 _Static_assert(sizeof(_Atomic uint64_t) == 8, "lock-free 64-bit atomics");
 
 #endif

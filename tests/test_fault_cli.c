@@ -1,0 +1,551 @@
+/*
+ * test_fault_cli.c - the fault commands as a user types them: `lockctl
+ * server ...` argument handling (usage errors before the service is even
+ * looked for, -r anywhere), isolation that behaves like a partition
+ * (a holder loses its lock, a process isolated before it connects is
+ * cut off from the start, a rule racing a connect is not lost), and
+ * what `lockctl run` tells its command and its user (LOCKMGR_RECOVERED,
+ * a service that stopped).
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client/internal.h"
+#include "client/lockmgr.h"
+#include "shm/isolation.h"
+#include "shm/name_index.h"
+#include "shm/session.h"
+
+static char lockctl[512];
+static char dir[64];
+
+static void setup(void)
+{
+	harness_bin_path(lockctl, sizeof(lockctl), "lockctl");
+	if (access(lockctl, X_OK) != 0)
+		fail_msg("%s is not built (LOCKMGR_BIN=%s)", lockctl,
+			 harness_bin_dir());
+	harness_tmpdir(dir, sizeof(dir));
+}
+
+static void cleanup(void)
+{
+	const char *files[] = {"out", "err", "env"};
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		char p[128];
+		snprintf(p, sizeof(p), "%s/%s", dir, files[i]);
+		unlink(p);
+	}
+	rmdir(dir);
+}
+
+/* Run lockctl with the NULL-terminated args; stdout and stderr into the
+ * buffers (either may be NULL); its exit status. */
+static int ctl(char *out, size_t outn, char *err, size_t errn, ...)
+{
+	char *argv[32];
+	int n = 0;
+	argv[n++] = lockctl;
+	va_list ap;
+	va_start(ap, errn);
+	char *a;
+	while ((a = va_arg(ap, char *)) != NULL && n < 31)
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+	char o[128], e[128];
+	snprintf(o, sizeof(o), "%s/out", dir);
+	snprintf(e, sizeof(e), "%s/err", dir);
+	int code = harness_run(argv, o, e, 20000);
+	if (out != NULL && harness_read_file(o, out, outn) < 0)
+		out[0] = '\0';
+	if (err != NULL && harness_read_file(e, err, errn) < 0)
+		err[0] = '\0';
+	return code;
+}
+
+static int count_lines(const char *s)
+{
+	int n = 0;
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+/* ---- arguments ---------------------------------------------------- */
+
+/*
+ * Every malformed `lockctl server` command is a usage error (64) with a
+ * one-line reason and a pointer to --help, found before the region is
+ * looked for: here the region does not exist, so a check made after
+ * attaching would say 69 instead.
+ */
+static void server_usage_errors_before_attach(void)
+{
+	setup();
+	char region[64];
+	harness_region_name(region, sizeof(region), "noservice");
+	static const struct {
+		const char *args[6];
+		const char *says;
+	} cases[] = {
+		{{"server", NULL}, "no server command"},
+		{{"server", "frob", "1", NULL}, "unknown server command 'frob'"},
+		{{"server", "heal", "1", "--frob", NULL},
+		 "unknown option '--frob'"},
+		{{"server", "list", "extra", NULL}, "unexpected argument 'extra'"},
+		{{"server", "kill", "x", NULL}, "'x' is not 0, 1 or 2"},
+		{{"server", "kill", "3", NULL}, "'3' is not 0, 1 or 2"},
+		{{"server", "kill", NULL}, "which server"},
+		{{"server", "kill", "1", "2", NULL}, "unexpected argument '2'"},
+		{{"server", "heal", "1", "--wipe", NULL},
+		 "'--wipe' is an option of 'server kill' only"},
+		{{"server", "skew", "0", NULL}, "give --offset MS and/or --rate"},
+		{{"server", "skew", "0", "--rate", NULL}, "needs a value"},
+		{{"server", "skew", "0", "--rate", "0", NULL}, "not a rate"},
+		{{"server", "skew", "0", "--offset", "soon", NULL},
+		 "not a whole number"},
+		{{"server", "isolate", "1", NULL}, "--pid PID"},
+		{{"server", "isolate", "1", "--pid", "-4", NULL},
+		 "out of range"},
+		{{"server", "isolate", "1", "--pid", "me", NULL},
+		 "not a whole number"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *argv[10];
+		int n = 0;
+		argv[n++] = "-r";
+		argv[n++] = region;
+		for (int k = 0; cases[i].args[k] != NULL; k++)
+			argv[n++] = (char *)cases[i].args[k];
+		argv[n] = NULL;
+		char err[2048];
+		int code = ctl(NULL, 0, err, sizeof(err), argv[0], argv[1],
+			       argv[2], argv[3], argv[4], argv[5], argv[6],
+			       argv[7], NULL);
+		if (code != 64 || strstr(err, cases[i].says) == NULL ||
+		    strstr(err, "Try 'lockctl server --help'") == NULL ||
+		    count_lines(err) > 2 || strstr(err, "Usage:") != NULL)
+			fail_msg("lockctl %s %s %s %s: exited %d (expected 64 "
+				 "with one line saying \"%s\" and a pointer "
+				 "to --help); stderr:\n%s", argv[2],
+				 argv[3] ? argv[3] : "",
+				 argv[3] && argv[4] ? argv[4] : "",
+				 argv[3] && argv[4] && argv[5] ? argv[5] : "",
+				 code, cases[i].says, err);
+	}
+	/* --help is no error, and prints the whole usage, to stdout. */
+	char out[4096];
+	int code = ctl(out, sizeof(out), NULL, 0, "server", "--help", NULL);
+	if (code != 0 || strstr(out, "isolate") == NULL)
+		fail_msg("lockctl server --help exited %d; stdout:\n%s", code,
+			 out);
+	cleanup();
+}
+HARNESS_CASE(server_usage_errors_before_attach, 60)
+
+/* -r names the region whether it comes before the subcommand, after it,
+ * or after its arguments, as lockctl(1) promises for every command. */
+static void server_region_option_anywhere(void)
+{
+	setup();
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "anyr", NULL);
+	char out[8192], err[2048];
+	const char *forms[][5] = {
+		{"server", "list", "-r", d.region, NULL},
+		{"server", "-r", d.region, "list", NULL},
+		{"-r", d.region, "server", "list", NULL},
+		{"server", "list", "--region", d.region, NULL},
+	};
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		/* The default region is unset, so a lost -r fails. */
+		int code = ctl(out, sizeof(out), err, sizeof(err),
+			       "-r", "/lm-no-such-region", forms[i][0],
+			       forms[i][1], forms[i][2], forms[i][3], NULL);
+		if (code != 0 || strstr(out, "SERVER") == NULL)
+			fail_msg("lockctl %s %s %s %s: exited %d; stderr: %s",
+				 forms[i][0], forms[i][1], forms[i][2],
+				 forms[i][3], code, err);
+	}
+	int code = ctl(out, sizeof(out), err, sizeof(err), "server", "kill",
+		       "1", "-r", "/lm-no-such-region", NULL);
+	if (code != 69 || strstr(err, "/lm-no-such-region") == NULL)
+		fail_msg("server kill 1 -r MISSING exited %d (expected 69 "
+			 "naming the region); stderr: %s", code, err);
+	harness_lockmgrd_stop(&d);
+	cleanup();
+}
+HARNESS_CASE(server_region_option_anywhere, 60)
+
+/* ---- isolation ---------------------------------------------------- */
+
+struct holder {
+	char region[LM_REGION_NAME_MAX + 2];
+	_Atomic uint64_t token;   /* set once the lock is held */
+	_Atomic int renew_rc;     /* the first failed renewal's code */
+	_Atomic int failed;       /* set with renew_rc */
+	_Atomic int stop;         /* parent: end the renewals */
+};
+
+/* Take "iso/held" and renew it every 50 ms until a renewal fails. */
+static void holder_main(void *arg)
+{
+	struct holder *h = arg;
+	lm_client *c;
+	assert_int_equal(lm_connect(h->region, &c), 0);
+	lm_grant g;
+	assert_int_equal(lm_acquire(c, "iso/held", 600, 5000, &g), 0);
+	atomic_store(&h->token, g.token);
+	int64_t end = harness_now_ms() + 20000;
+	while (!atomic_load(&h->stop) && harness_now_ms() < end) {
+		int rc = lm_renew(c, &g, 600);
+		if (rc != 0) {
+			atomic_store(&h->renew_rc, rc);
+			atomic_store(&h->failed, 1);
+			break;
+		}
+		harness_nap_us(50000);
+	}
+	/* Stay connected, so that status still shows the session. */
+	HARNESS_WAIT_FOR(atomic_load(&h->stop), 10000,
+			 "the parent never told the holder to stop");
+	lm_release(c, &g);
+	lm_disconnect(c);
+}
+
+/* The session of pid in r, or NULL. */
+static struct lm_session *session_of(struct lm_region *r, pid_t pid)
+{
+	for (uint32_t i = 0; i < r->max_sessions; i++) {
+		uint64_t w = lm_session_word(&r->sessions[i]);
+		if (LM_SESS_STATE(w) == LM_SESS_LIVE && LM_SESS_PID(w) == pid)
+			return &r->sessions[i];
+	}
+	return NULL;
+}
+
+/*
+ * A holder isolated from two of the three servers is partitioned from
+ * the majority: its renewals fail, its lock goes to the next acquirer
+ * with a higher token, and status says who is isolated from what.
+ */
+static void isolate_cuts_off_a_holder(void)
+{
+	setup();
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "isoh", NULL);
+	struct holder *h = harness_shared(sizeof(*h));
+	snprintf(h->region, sizeof(h->region), "%s", d.region);
+	pid_t p = harness_fork(holder_main, h);
+	HARNESS_WAIT_FOR(atomic_load(&h->token) != 0, 5000,
+			 "the holder never got its lock");
+	char pid[16], out[8192], err[2048];
+	snprintf(pid, sizeof(pid), "%d", (int)p);
+	int code = ctl(out, sizeof(out), err, sizeof(err), "-r", d.region,
+		       "server", "isolate", "0", "--pid", pid, NULL);
+	if (code != 0 || strstr(out, "1 session") == NULL)
+		fail_msg("isolate 0 exited %d; out: %s err: %s", code, out,
+			 err);
+	/* One server away it still has a majority. */
+	code = ctl(out, sizeof(out), err, sizeof(err), "-r", d.region,
+		   "status", NULL);
+	if (strstr(out, "isolated from server 0") == NULL)
+		fail_msg("status does not show the isolation:\n%s", out);
+	code = ctl(out, sizeof(out), err, sizeof(err), "-r", d.region,
+		   "server", "isolate", "1", "--pid", pid, NULL);
+	assert_int_equal(code, 0);
+	HARNESS_WAIT_FOR(atomic_load(&h->failed), 5000,
+			 "a holder isolated from servers 0 and 1 kept "
+			 "renewing its lease");
+	assert_int_equal(atomic_load(&h->renew_rc), LM_ELEASELOST);
+	code = ctl(out, sizeof(out), err, sizeof(err), "-r", d.region,
+		   "status", "--json", NULL);
+	if (strstr(out, "\"isolated_from\":[0,1]") == NULL)
+		fail_msg("status --json does not show the isolation:\n%s", out);
+	code = ctl(out, sizeof(out), err, sizeof(err), "-r", d.region,
+		   "server", "list", NULL);
+	char want[64];
+	snprintf(want, sizeof(want), "isolates pid %d", (int)p);
+	if (strstr(out, want) == NULL)
+		fail_msg("server list does not say server 0 isolates the "
+			 "holder:\n%s", out);
+
+	lm_client *c;
+	assert_int_equal(lm_connect(d.region, &c), 0);
+	lm_grant g;
+	int rc = lm_acquire(c, "iso/held", 1000, 3000, &g);
+	if (rc != 0)
+		fail_msg("the lock of the partitioned holder was not granted "
+			 "to the next one: %s", lm_strerror(rc));
+	assert_true(g.token > atomic_load(&h->token));
+	assert_int_equal(lm_release(c, &g), 0);
+	lm_disconnect(c);
+	atomic_store(&h->stop, 1);
+	harness_expect_exit(p, 5000, 0, "holder");
+
+	/* Heal says how many processes it freed. */
+	code = ctl(out, sizeof(out), err, sizeof(err), "-r", d.region,
+		   "server", "heal", "0", NULL);
+	if (code != 0 || strstr(out, "serves every session") == NULL)
+		fail_msg("heal 0 exited %d; out: %s err: %s", code, out, err);
+	harness_shared_free(h, sizeof(*h));
+	harness_lockmgrd_stop(&d);
+	cleanup();
+}
+HARNESS_CASE(isolate_cuts_off_a_holder, 60)
+
+struct late {
+	char region[LM_REGION_NAME_MAX + 2];
+	_Atomic int go;        /* parent: 1 connect and try, 2 try again */
+	_Atomic int tried;     /* how many tries are done */
+	_Atomic int rc[2];
+	_Atomic uint32_t isolated; /* the session's bits after connect */
+};
+
+/* Wait for the parent's go, connect, try the lock (wait 0); again after
+ * the second go. */
+static void late_main(void *arg)
+{
+	struct late *l = arg;
+	HARNESS_WAIT_FOR(atomic_load(&l->go) >= 1, 10000,
+			 "the parent never said go");
+	lm_client *c;
+	assert_int_equal(lm_connect(l->region, &c), 0);
+	atomic_store(&l->isolated, atomic_load(&c->self->isolated));
+	for (int i = 0; i < 2; i++) {
+		if (i == 1)
+			HARNESS_WAIT_FOR(atomic_load(&l->go) >= 2, 10000,
+					 "the parent never said go again");
+		lm_grant g;
+		int rc = lm_acquire(c, "iso/late", 1000, 0, &g);
+		if (rc == 0)
+			lm_release(c, &g);
+		atomic_store(&l->rc[i], rc);
+		atomic_store(&l->tried, i + 1);
+	}
+	lm_disconnect(c);
+}
+
+/* A process isolated before it connects starts out partitioned, and
+ * heal lets it in. */
+static void isolate_before_connect(void)
+{
+	setup();
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "isob", NULL);
+	struct late *l = harness_shared(sizeof(*l));
+	snprintf(l->region, sizeof(l->region), "%s", d.region);
+	pid_t p = harness_fork(late_main, l);
+	char pid[16], out[4096], err[2048];
+	snprintf(pid, sizeof(pid), "%d", (int)p);
+	int code = ctl(out, sizeof(out), err, sizeof(err), "-r", d.region,
+		       "server", "isolate", "0", "--pid", pid, NULL);
+	if (code != 0 || strstr(out, "no session yet") == NULL)
+		fail_msg("isolate 0 of a process with no session exited %d; "
+			 "out: %s err: %s", code, out, err);
+	assert_int_equal(ctl(NULL, 0, NULL, 0, "-r", d.region, "server",
+			     "isolate", "2", "--pid", pid, NULL), 0);
+	atomic_store(&l->go, 1);
+	HARNESS_WAIT_FOR(atomic_load(&l->tried) >= 1, 10000,
+			 "the late client never tried");
+	assert_int_equal(atomic_load(&l->isolated), 0x5u);
+	if (atomic_load(&l->rc[0]) != LM_ENOQUORUM)
+		fail_msg("a client isolated from servers 0 and 2 before it "
+			 "connected got %d (%s), not LM_ENOQUORUM",
+			 atomic_load(&l->rc[0]),
+			 lm_strerror(atomic_load(&l->rc[0])));
+	code = ctl(out, sizeof(out), err, sizeof(err), "-r", d.region,
+		   "server", "heal", "0", NULL);
+	if (code != 0 || strstr(out, "1 process was isolated") == NULL)
+		fail_msg("heal 0 exited %d; out: %s err: %s", code, out, err);
+	atomic_store(&l->go, 2);
+	HARNESS_WAIT_FOR(atomic_load(&l->tried) >= 2, 10000,
+			 "the late client never tried again");
+	if (atomic_load(&l->rc[1]) != 0)
+		fail_msg("after heal 0 the client still could not acquire: "
+			 "%s", lm_strerror(atomic_load(&l->rc[1])));
+	harness_expect_exit(p, 5000, 0, "late client");
+	/* A process that does not exist cannot be isolated. */
+	code = ctl(NULL, 0, err, sizeof(err), "-r", d.region, "server",
+		   "isolate", "1", "--pid", pid, NULL);
+	if (code != 64 || strstr(err, "no process") == NULL)
+		fail_msg("isolating a gone pid exited %d; err: %s", code, err);
+	harness_shared_free(l, sizeof(*l));
+	harness_lockmgrd_stop(&d);
+	cleanup();
+}
+HARNESS_CASE(isolate_before_connect, 60)
+
+/*
+ * The interleaving the adopt loop exists for: the client reads the rules
+ * (none yet) and is stopped before it stores its bits; lockctl then adds
+ * a rule and, finding the session LIVE, sets the bits; the client
+ * resumes and stores the stale empty mask over them. Its second read of
+ * the rules must catch the change, or the process is not isolated.
+ */
+static void isolate_racing_connect(void)
+{
+	setup();
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "isor", NULL);
+	struct late *l = harness_shared(sizeof(*l));
+	snprintf(l->region, sizeof(l->region), "%s", d.region);
+	char log[256];
+	harness_pause_arm("isolation.adopt@1", log, sizeof(log));
+	pid_t p = harness_fork(late_main, l);
+	harness_pause_disarm();
+	atomic_store(&l->go, 1);
+	assert_int_equal(harness_wait_paused(log, "isolation.adopt", 5000), p);
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	assert_non_null(session_of(&r, p));
+	char pid[16], out[4096], err[2048];
+	snprintf(pid, sizeof(pid), "%d", (int)p);
+	for (int s = 0; s < 2; s++) {
+		char n[2] = {(char)('0' + s), '\0'};
+		int code = ctl(out, sizeof(out), err, sizeof(err), "-r",
+			       d.region, "server", "isolate", n, "--pid", pid,
+			       NULL);
+		if (code != 0 || strstr(out, "1 session") == NULL)
+			fail_msg("isolate %s exited %d; out: %s err: %s", n,
+				 code, out, err);
+	}
+	harness_resume(p);
+	HARNESS_WAIT_FOR(atomic_load(&l->tried) >= 1, 10000,
+			 "the client never tried");
+	if (atomic_load(&l->isolated) != 0x3u ||
+	    atomic_load(&l->rc[0]) != LM_ENOQUORUM)
+		fail_msg("a rule added while the client connected was lost: "
+			 "its bits are %#x and its acquire gave %d (%s)",
+			 atomic_load(&l->isolated), atomic_load(&l->rc[0]),
+			 lm_strerror(atomic_load(&l->rc[0])));
+	assert_int_equal(ctl(NULL, 0, NULL, 0, "-r", d.region, "server",
+			     "heal", "0", NULL), 0);
+	atomic_store(&l->go, 2);
+	HARNESS_WAIT_FOR(atomic_load(&l->tried) >= 2, 10000,
+			 "the client never tried again");
+	assert_int_equal(atomic_load(&l->rc[1]), 0);
+	harness_expect_exit(p, 5000, 0, "client");
+	lm_region_detach(&r);
+	harness_shared_free(l, sizeof(*l));
+	harness_lockmgrd_stop(&d);
+	cleanup();
+}
+HARNESS_CASE(isolate_racing_connect, 60)
+
+/* ---- lockctl run -------------------------------------------------- */
+
+struct dier {
+	char region[LM_REGION_NAME_MAX + 2];
+	_Atomic int held;
+};
+
+static void dier_main(void *arg)
+{
+	struct dier *x = arg;
+	lm_client *c;
+	assert_int_equal(lm_connect(x->region, &c), 0);
+	lm_grant g;
+	assert_int_equal(lm_acquire(c, "run/recovered", 2000, 5000, &g), 0);
+	atomic_store(&x->held, 1);
+	for (;;)
+		pause();
+}
+
+/* What `lockctl run` exported as LOCKMGR_RECOVERED ("-" if unset). */
+static void run_env(const char *region, char *val, size_t n)
+{
+	char envf[128], cmd[256], err[2048];
+	snprintf(envf, sizeof(envf), "%s/env", dir);
+	snprintf(cmd, sizeof(cmd), "echo ${LOCKMGR_RECOVERED--} > %s", envf);
+	int code = ctl(NULL, 0, err, sizeof(err), "-r", region, "run",
+		       "--wait", "5000", "run/recovered", "--", "/bin/sh",
+		       "-c", cmd, NULL);
+	if (code != 0)
+		fail_msg("lockctl run exited %d: %s", code, err);
+	if (harness_read_file(envf, val, n) <= 0)
+		fail_msg("the command did not write %s", envf);
+	val[strcspn(val, "\n")] = '\0';
+}
+
+/* The command learns that the holder before it died holding the lock,
+ * and a clean release after that tells the next one nothing. */
+static void run_says_recovered(void)
+{
+	setup();
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "recov", NULL);
+	struct dier *x = harness_shared(sizeof(*x));
+	snprintf(x->region, sizeof(x->region), "%s", d.region);
+	pid_t p = harness_fork(dier_main, x);
+	HARNESS_WAIT_FOR(atomic_load(&x->held), 5000,
+			 "the first holder never got the lock");
+	kill(p, SIGKILL);
+	int st;
+	harness_wait_pid(p, 5000, &st);
+	char val[32];
+	run_env(d.region, val, sizeof(val));
+	if (strcmp(val, "1") != 0)
+		fail_msg("after its holder was SIGKILLed, the command saw "
+			 "LOCKMGR_RECOVERED=\"%s\", not 1", val);
+	run_env(d.region, val, sizeof(val));
+	if (strcmp(val, "-") != 0)
+		fail_msg("after a clean release, the command saw "
+			 "LOCKMGR_RECOVERED=\"%s\" (it should be unset)", val);
+	harness_shared_free(x, sizeof(*x));
+	harness_lockmgrd_stop(&d);
+	cleanup();
+}
+HARNESS_CASE(run_says_recovered, 60)
+
+/* A lease lost because lockmgrd shut down is reported as that, not as
+ * an expiry or a takeover. */
+static void run_says_service_stopped(void)
+{
+	setup();
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "stopped", NULL);
+	char *argv[] = {lockctl, "-r", d.region, "run", "--ttl", "1000",
+			"run/stop", "--", "/bin/sleep", "30", NULL};
+	char o[128], e[128];
+	snprintf(o, sizeof(o), "%s/out", dir);
+	snprintf(e, sizeof(e), "%s/err", dir);
+	pid_t run = harness_spawn(argv, o, e);
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	HARNESS_WAIT_FOR(lm_name_lookup(&r, "run/stop", 8, 0) >= 0 &&
+				 session_of(&r, run) != NULL,
+			 5000, "lockctl run never took its lock");
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+	harness_expect_exit(run, 10000, 70, "lockctl run");
+	char err[2048];
+	harness_read_file(e, err, sizeof(err));
+	if (strstr(err, "lock service stopped") == NULL)
+		fail_msg("lockctl run's message when lockmgrd stopped does "
+			 "not say so: %s", err);
+	cleanup();
+}
+HARNESS_CASE(run_says_service_stopped, 60)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		harness_case(server_usage_errors_before_attach),
+		harness_case(server_region_option_anywhere),
+		harness_case(isolate_cuts_off_a_holder),
+		harness_case(isolate_before_connect),
+		harness_case(isolate_racing_connect),
+		harness_case(run_says_recovered),
+		harness_case(run_says_service_stopped),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
