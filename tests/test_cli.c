@@ -403,6 +403,7 @@ static void help_matches_man_pages(void)
 	setup(false);
 	check_against_man("lockmgrd", "lockmgrd.8");
 	check_against_man("lockctl", "lockctl.1");
+	check_against_man("resctl", "resctl.1");
 	teardown();
 }
 HARNESS_CASE(help_matches_man_pages, 60)
