@@ -49,7 +49,7 @@ RESCTL_OBJ  := $(RESCTL_SRC:%.c=$(BUILD)/%.o)
 
 UNIT_TESTS := test_region test_name_index test_token test_resource
 PROC_TESTS := test_mutex test_cli test_errors test_faults test_races \
-	      test_names test_scenarios test_chaos test_bench
+	      test_names test_scenarios test_chaos test_bench test_install
 TEST_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS) $(PROC_TESTS))
 
 BINS := $(BUILD)/lockmgrd $(BUILD)/lockctl $(BUILD)/resctl $(BUILD)/lockbench \
