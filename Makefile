@@ -7,7 +7,8 @@
 #   make demo-failure  (also demo-fencing, demo-replicated) the other demos
 #   make bench         run the benchmark suite (bench/results/)
 #   ./setup.sh X       install the Debian packages, then make X
-#   make install PREFIX=/usr/local
+#   make install PREFIX=/usr/local   (DESTDIR=/pkgroot to stage; see below)
+#   make uninstall PREFIX=/usr/local
 
 CC       ?= gcc
 PREFIX   ?= /usr/local
@@ -47,14 +48,15 @@ RES_OBJ     := $(RES_SRC:%.c=$(BUILD)/%.o)
 RESCTL_OBJ  := $(RESCTL_SRC:%.c=$(BUILD)/%.o)
 
 UNIT_TESTS := test_region test_name_index test_token test_resource
-PROC_TESTS := test_mutex test_cli test_fault_cli test_errors test_faults test_races \
-	      test_names test_scenarios test_chaos test_bench
+PROC_TESTS := test_mutex test_cli test_fault_cli test_errors test_faults \
+	      test_races test_names test_scenarios test_chaos test_bench \
+	      test_install
 TEST_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS) $(PROC_TESTS))
 
 BINS := $(BUILD)/lockmgrd $(BUILD)/lockctl $(BUILD)/resctl $(BUILD)/lockbench \
 	$(addprefix $(BUILD)/examples/,$(EXAMPLES))
 
-.PHONY: all test demo bench install clean check-loop
+.PHONY: all test demo bench install uninstall clean check-loop
 # Keep object files that pattern rules made on the way.
 .SECONDARY:
 all: $(BUILD)/liblockmgr.a $(BUILD)/liblockmgr.so $(BUILD)/libfencedstore.a \
@@ -123,21 +125,108 @@ demo-%: all
 	$(BUILD)/examples/$* --lockmgrd $(BUILD)/lockmgrd
 
 
+# ---------------------------------------------------------------- install ---
+# make install PREFIX=/usr/local [DESTDIR=/pkgroot] installs
+#
+#   $(BINDIR)        lockmgrd lockctl resctl
+#   $(LIBDIR)        liblockmgr.so.1 (+ liblockmgr.so), liblockmgr.a,
+#                    libfencedstore.a
+#   $(LIBDIR)/pkgconfig   lockmgr.pc, fencedstore.pc
+#   $(INCLUDEDIR)    lockmgr.h, fencedstore.h (resource/store.h)
+#   $(MANDIR)        man1/lockctl.1 man1/resctl.1 man8/lockmgrd.8
+#
+# and nothing else (not lockbench, the demos or the tests). The fenced
+# store is a static library only: it is the demos' protected resource,
+# small, and one soname to keep stable is enough.
+#
+# A program built with `pkg-config --libs lockmgr` must find
+# liblockmgr.so.1 when it starts:
+#   - LIBDIR is a directory the dynamic linker searches (its own, or
+#     listed in /etc/ld.so.conf, like /usr/local/lib on Debian): installing
+#     without DESTDIR as root runs ldconfig, so it is found at once;
+#   - anywhere else (a home directory, /opt/...): lockmgr.pc adds
+#     -Wl,-rpath,LIBDIR (a RUNPATH, which LD_LIBRARY_PATH still
+#     overrides), so the program finds it without LD_LIBRARY_PATH.
+# INSTALL_RPATH=yes or no overrides that choice (auto by default).
+BINDIR       ?= $(PREFIX)/bin
+LIBDIR       ?= $(PREFIX)/lib
+INCLUDEDIR   ?= $(PREFIX)/include
+MANDIR       ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+INSTALL_RPATH ?= auto
+LDCONFIG     ?= ldconfig
+
+comma := ,
+# Where the dynamic linker looks by itself: its built-in directories and
+# those of /etc/ld.so.conf (evaluated only by install and uninstall).
+ld_so_dirs = /lib /usr/lib /lib64 /usr/lib64 $(shell sed -n \
+	's|^[[:space:]]*\(/[^[:space:]\#]*\).*|\1|p' /etc/ld.so.conf \
+	/etc/ld.so.conf.d/*.conf 2>/dev/null)
+libdir_searched = $(filter $(ld_so_dirs),$(patsubst %/,%,$(LIBDIR)))
+use_rpath = $(if $(filter yes,$(INSTALL_RPATH)),yes,$(if $(filter \
+	auto,$(INSTALL_RPATH)),$(if $(libdir_searched),,yes)))
+# The .pc files say ${prefix}/... where they can, so that pkg-config
+# --define-prefix can relocate them.
+pc_subst = sed -e 's|@PREFIX@|$(PREFIX)|g' \
+	-e 's|@LIBDIR@|$(patsubst $(PREFIX)/%,$${exec_prefix}/%,$(LIBDIR))|g' \
+	-e 's|@INCLUDEDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))|g' \
+	-e 's|@RPATH@|$(if $(use_rpath),-Wl$(comma)--enable-new-dtags$(comma)-rpath$(comma)$${libdir})|g'
+
+INSTALLED := $(BINDIR)/lockmgrd $(BINDIR)/lockctl $(BINDIR)/resctl \
+	$(LIBDIR)/liblockmgr.so.1 $(LIBDIR)/liblockmgr.so \
+	$(LIBDIR)/liblockmgr.a $(LIBDIR)/libfencedstore.a \
+	$(PKGCONFIGDIR)/lockmgr.pc $(PKGCONFIGDIR)/fencedstore.pc \
+	$(INCLUDEDIR)/lockmgr.h $(INCLUDEDIR)/fencedstore.h \
+	$(MANDIR)/man1/lockctl.1 $(MANDIR)/man1/resctl.1 \
+	$(MANDIR)/man8/lockmgrd.8
+
+# After installing or removing liblockmgr.so.1: refresh the linker's
+# cache if that is what finds it, or say what will.
+define linker_cache
+	@if [ -n "$(DESTDIR)" ]; then :; \
+	elif [ -n "$(libdir_searched)" ] && [ "$$(id -u)" = 0 ]; then \
+		echo "$(LDCONFIG)"; \
+		$(LDCONFIG) || echo "make $@: $(LDCONFIG) failed: programs" \
+			"will not find liblockmgr.so.1 in $(LIBDIR) until" \
+			"it runs" >&2; \
+	elif [ -n "$(libdir_searched)" ]; then \
+		echo "make $@: not root, so ldconfig was not run: run it as" \
+		     "root so that programs find liblockmgr.so.1 in $(LIBDIR)"; \
+	elif [ "$@" = install ] && [ -z "$(use_rpath)" ]; then \
+		echo "make install: INSTALL_RPATH=no and the dynamic linker" \
+		     "does not search $(LIBDIR): run programs with" \
+		     "LD_LIBRARY_PATH=$(LIBDIR)"; \
+	fi
+endef
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
-		$(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
-		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8
-	install -m 0755 $(BUILD)/lockmgrd $(DESTDIR)$(PREFIX)/bin/lockmgrd
-	install -m 0755 $(BUILD)/lockctl $(DESTDIR)$(PREFIX)/bin/lockctl
-	install -m 0755 $(BUILD)/resctl $(DESTDIR)$(PREFIX)/bin/resctl
-	install -m 0644 $(BUILD)/liblockmgr.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 0755 $(BUILD)/liblockmgr.so $(DESTDIR)$(PREFIX)/lib/liblockmgr.so.1
-	ln -sf liblockmgr.so.1 $(DESTDIR)$(PREFIX)/lib/liblockmgr.so
-	install -m 0644 client/lockmgr.h $(DESTDIR)$(PREFIX)/include/lockmgr.h
-	sed -e 's|@PREFIX@|$(PREFIX)|g' lockmgr.pc.in \
-		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/lockmgr.pc
-	install -m 0644 docs/lockctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/
-	install -m 0644 docs/lockmgrd.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	@case "$(INSTALL_RPATH)" in auto|yes|no) ;; *) \
+		echo "make install: INSTALL_RPATH=$(INSTALL_RPATH): use auto," \
+		     "yes or no" >&2; exit 2;; esac
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) \
+		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(INCLUDEDIR) \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8
+	install -m 0755 $(BUILD)/lockmgrd $(BUILD)/lockctl $(BUILD)/resctl \
+		$(DESTDIR)$(BINDIR)/
+	install -m 0644 $(BUILD)/liblockmgr.a $(BUILD)/libfencedstore.a \
+		$(DESTDIR)$(LIBDIR)/
+	install -m 0755 $(BUILD)/liblockmgr.so \
+		$(DESTDIR)$(LIBDIR)/liblockmgr.so.1
+	ln -sf liblockmgr.so.1 $(DESTDIR)$(LIBDIR)/liblockmgr.so
+	install -m 0644 client/lockmgr.h $(DESTDIR)$(INCLUDEDIR)/lockmgr.h
+	install -m 0644 resource/store.h $(DESTDIR)$(INCLUDEDIR)/fencedstore.h
+	$(pc_subst) lockmgr.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/lockmgr.pc
+	$(pc_subst) fencedstore.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/fencedstore.pc
+	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/lockmgr.pc \
+		$(DESTDIR)$(PKGCONFIGDIR)/fencedstore.pc
+	install -m 0644 docs/lockctl.1 docs/resctl.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 docs/lockmgrd.8 $(DESTDIR)$(MANDIR)/man8/
+	$(linker_cache)
+
+# Removes exactly what install installed (the directories stay).
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	$(linker_cache)
 
 clean:
 	rm -rf build build-san

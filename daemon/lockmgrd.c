@@ -41,6 +41,8 @@
 #define EX_OSERR 71
 #define EX_CONFIG 78
 
+#define LOCKMGRD_VERSION "0.1"
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -69,7 +71,21 @@ static void usage(FILE *f)
 "  -d, --daemon             detach once ready; write --pidfile if given\n"
 "      --pidfile PATH       write the supervisor's pid to PATH\n"
 "  -q, --quiet              log nothing but errors\n"
-"  -h, --help               show this help\n",
+"  -h, --help               show this help\n"
+"  -V, --version            show the version\n"
+"\n"
+"Exit status:\n"
+"  0    stopped cleanly by SIGTERM or SIGINT; with --daemon, the\n"
+"       foreground process exits 0 once the service is ready\n"
+"  1    --daemon: the background process failed before it was ready\n"
+"  64   usage error: bad option, number or region name, or a parameter\n"
+"       out of range\n"
+"  69   the region is served by a running lockmgrd, or it exists but\n"
+"       cannot be adopted, or --fresh would discard it under live clients\n"
+"  71   system error: the region cannot be opened or created, or the\n"
+"       pidfile cannot be written\n"
+"  78   the state directory cannot be found, created or written, or it\n"
+"       holds a token file that cannot be trusted\n",
 		LM_DEFAULT_MAX_LOCKS, LM_DEFAULT_MAX_SESSIONS,
 		LM_DEFAULT_MAX_TTL_MS);
 }
@@ -131,6 +147,7 @@ static int parse_options(int argc, char **argv, struct lm_options *o,
 		{"pidfile", required_argument, NULL, OPT_PIDFILE},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
 		{"server-role", required_argument, NULL, OPT_SERVER_ROLE},
 		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
 		{"ephemeral", no_argument, NULL, OPT_EPHEMERAL},
@@ -146,7 +163,7 @@ static int parse_options(int argc, char **argv, struct lm_options *o,
 	*server_role = -1;
 	int c;
 	uint32_t u;
-	while ((c = getopt_long(argc, argv, "r:dqh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:dqhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
 			o->region = optarg;
@@ -204,6 +221,9 @@ static int parse_options(int argc, char **argv, struct lm_options *o,
 			break;
 		case 'h':
 			usage(stdout);
+			exit(0);
+		case 'V':
+			printf("lockmgrd %s\n", LOCKMGRD_VERSION);
 			exit(0);
 		case OPT_STATE_DIR:
 			o->state_dir = optarg;

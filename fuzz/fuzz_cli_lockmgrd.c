@@ -18,7 +18,8 @@
  * than letting the fuzzer create files or start servers: the cut point
  * then needs moving.
  *
- * Checked: the exit status is 0 (--help), 64 (usage error) or CUT.
+ * Checked: the exit status is 0 (--help, --version), 64 (usage error)
+ * or CUT.
  */
 #include <errno.h>
 #include <stdarg.h>

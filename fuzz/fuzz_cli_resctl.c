@@ -13,8 +13,8 @@
  * taken inside the private directory, anything else (an absolute path,
  * a way out with "..") fails with EACCES. So a fuzzed `-s /etc/passwd
  * write` can neither create nor read anything outside. Standard input
- * is /dev/null (write with no DATA reads an empty payload), and
- * $RESCTL_STORE and $LOCKMGR_TOKEN are unset.
+ * is /dev/null (write - reads an empty payload; write with no DATA is
+ * a usage error), and $RESCTL_STORE and $LOCKMGR_TOKEN are unset.
  *
  * Checked: resctl exits with a status it documents (0, 3, 64, 65, 66,
  * 74), and the sanitizers' usual.

@@ -2,6 +2,7 @@
  * resctl.c - the resctl command: write to and inspect a fenced store.
  *
  *   resctl -s PATH write --token T DATA    append, if T is not stale
+ *   resctl -s PATH write --token T -       the same, DATA from stdin
  *   resctl -s PATH show [--json]           the log: accepted, rejected
  *
  * Global options may come before the command or after it (`resctl -s f
@@ -52,11 +53,11 @@ static void usage(FILE *f)
 "has seen (equal is accepted: one lock holder writes many times).\n"
 "\n"
 "Commands:\n"
-"  write [--token T] [--no-create] [DATA | -]\n"
-"                     append DATA (from stdin if DATA is - or absent, up\n"
-"                     to 64 KiB) under fencing token T; the token check\n"
-"                     and the append are one atomic step. Creates the\n"
-"                     store if it does not exist (unless --no-create).\n"
+"  write [--token T] [--no-create] DATA | -\n"
+"                     append DATA (up to 64 KiB; - reads it from stdin)\n"
+"                     under fencing token T; the token check and the\n"
+"                     append are one atomic step. Creates the store if\n"
+"                     it does not exist (unless --no-create).\n"
 "  show [--json]      list the accepted records in order (seq, token,\n"
 "                     writer pid, time, data) and the rejected attempts\n"
 "                     (token, highest token at the time, pid); --json\n"
@@ -80,7 +81,8 @@ static void usage(FILE *f)
 "       process crash, and with --sync a power cut too)\n"
 "  3    write rejected as stale: T is older than a token already used\n"
 "       on the store (the attempt is logged); this writer lost its lock\n"
-"  64   usage error: bad option, token or command, data over 64 KiB\n"
+"  64   usage error: bad option, token or command, no DATA (nor -)\n"
+"       for write, data over 64 KiB\n"
 "  65   the store is corrupt: a checksum or structure error inside its\n"
 "       committed log\n"
 "  66   cannot open the store: missing, no permission, or not a store\n"
@@ -195,9 +197,21 @@ static int read_stdin(unsigned char *buf, size_t cap, size_t *len)
 
 static int cmd_write(struct opts *o, int argc, char **argv)
 {
+	/*
+	 * No DATA is an error, not "read stdin": on a terminal that waited
+	 * silently for input, and from a script whose data went missing it
+	 * appended an empty record and reported success. Stdin is read only
+	 * when asked for with "-".
+	 */
+	if (argc == 0) {
+		fprintf(stderr, "resctl: write needs DATA, or - to read it "
+				"from stdin (see 'resctl --help')\n");
+		return EX_RES_USAGE;
+	}
 	if (argc > 1) {
 		fprintf(stderr, "resctl: write takes one DATA argument (got "
-				"%d); quote the data, or pipe it in\n", argc);
+				"%d); quote the data, or pipe it in with -\n",
+			argc);
 		return EX_RES_USAGE;
 	}
 	const char *tok_from = "--token";
@@ -220,7 +234,7 @@ static int cmd_write(struct opts *o, int argc, char **argv)
 	static unsigned char in[FS_MAX_DATA + 1];
 	const void *data;
 	size_t len;
-	if (argc == 1 && strcmp(argv[0], "-") != 0) {
+	if (strcmp(argv[0], "-") != 0) {
 		data = argv[0];
 		len = strlen(argv[0]);
 	} else {

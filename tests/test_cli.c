@@ -2,7 +2,8 @@
  * test_cli.c - lockctl, run as a real process against a real lockmgrd:
  * `run` (exit status, LOCKMGR_TOKEN / LOCKMGR_LOCK), `run --wait 0` on
  * a held lock, `status` and `status --json`, usage errors and a missing
- * region.
+ * region. And every command's --help and --version against its man page
+ * (docs/, read from the source tree the test runs in).
  *
  * Exit statuses (sysexits): 64 usage, 69 service unavailable, 75 lock
  * busy (temporary failure); `run` otherwise exits with its command's.
@@ -280,6 +281,133 @@ static void missing_region(void)
 }
 HARNESS_CASE(missing_region, 60)
 
+/* ---- --help and --version against the man pages -------------------- */
+
+/*
+ * The exit statuses a --help lists: the lines of its "Exit status:"
+ * section that start "  N " (a continuation is indented further), and
+ * a second status on one line after ";  ". Bit N of the result is N.
+ */
+static void help_statuses(const char *help, uint64_t set[4])
+{
+	memset(set, 0, 4 * sizeof(set[0]));
+	const char *p = strstr(help, "\nExit status:\n");
+	if (p == NULL)
+		return;
+	for (p = strchr(p + 1, '\n') + 1; *p != '\0' && *p != '\n';) {
+		const char *eol = strchrnul(p, '\n');
+		const char *q = p;
+		if (strncmp(q, "  ", 2) == 0 && q[2] >= '0' && q[2] <= '9')
+			q += 2;
+		else if ((q = strstr(p, ";  ")) != NULL && q < eol)
+			q += 3;
+		while (q != NULL && q < eol && *q >= '0' && *q <= '9') {
+			unsigned v = (unsigned)strtoul(q, (char **)&q, 10);
+			if (v < 256 && *q == ' ')
+				set[v / 64] |= 1ull << (v % 64);
+			q = strstr(q, ";  ");
+			if (q != NULL && q < eol)
+				q += 3;
+		}
+		p = *eol == '\n' ? eol + 1 : eol;
+	}
+}
+
+/* The exit statuses a man page lists: ".TP" then ".B N" in its EXIT
+ * STATUS section. */
+static void man_statuses(const char *man, uint64_t set[4])
+{
+	memset(set, 0, 4 * sizeof(set[0]));
+	const char *p = strstr(man, "\n.SH \"EXIT STATUS\"\n");
+	if (p == NULL)
+		p = strstr(man, "\n.SH EXIT STATUS\n");
+	if (p == NULL)
+		return;
+	const char *end = strstr(p + 1, "\n.SH ");
+	for (p = strstr(p, "\n.TP\n.B "); p != NULL && (end == NULL || p < end);
+	     p = strstr(p + 1, "\n.TP\n.B ")) {
+		const char *q = p + strlen("\n.TP\n.B ");
+		char *e;
+		unsigned long v = strtoul(q, &e, 10);
+		if (e != q && *e == '\n' && v < 256)
+			set[v / 64] |= 1ull << (v % 64);
+	}
+}
+
+static void list_statuses(const uint64_t set[4], char *out, size_t n)
+{
+	size_t len = 0;
+	out[0] = '\0';
+	for (unsigned v = 0; v < 256; v++)
+		if ((set[v / 64] >> (v % 64)) & 1u && len < n)
+			len += (size_t)snprintf(out + len, n - len, " %u", v);
+}
+
+/*
+ * PROG --help exits 0 and lists the exit statuses of docs/MAN's EXIT
+ * STATUS section, no more, no fewer; -V and --version print "PROG V"
+ * where V is the version in the man page's .TH line ("lockmgr V").
+ */
+static void check_against_man(const char *prog, const char *man)
+{
+	static char help[65536], page[262144], err[4096];
+	char bin[512], mpath[128];
+	harness_bin_path(bin, sizeof(bin), prog);
+	snprintf(mpath, sizeof(mpath), "docs/%s", man);
+	if (harness_read_file(mpath, page, sizeof(page)) <= 0)
+		fail_msg("cannot read %s: run the test from the source tree",
+			 mpath);
+	char *hv[] = {bin, "--help", NULL};
+	char o[128], e[128];
+	path_in(o, sizeof(o), "out");
+	path_in(e, sizeof(e), "err");
+	int code = harness_run(hv, o, e, 20000);
+	harness_read_file(o, help, sizeof(help));
+	harness_read_file(e, err, sizeof(err));
+	if (code != 0)
+		fail_msg("%s --help exited %d; stderr: %s", prog, code, err);
+	uint64_t h[4], m[4];
+	help_statuses(help, h);
+	man_statuses(page, m);
+	if (memcmp(h, m, sizeof(h)) != 0) {
+		char hs[256], ms[256];
+		list_statuses(h, hs, sizeof(hs));
+		list_statuses(m, ms, sizeof(ms));
+		fail_msg("%s --help lists the exit statuses%s, and %s lists%s: "
+			 "make them agree", prog, hs[0] ? hs : " (none)",
+			 mpath, ms[0] ? ms : " (none)");
+	}
+
+	const char *th = strstr(page, "\"lockmgr ");
+	if (strncmp(page, ".TH ", 4) != 0 || th == NULL)
+		fail_msg("%s has no .TH line with \"lockmgr VERSION\"", mpath);
+	char want[128];
+	snprintf(want, sizeof(want), "%s %.*s\n", prog,
+		 (int)strcspn(th + 9, "\""), th + 9);
+	const char *flags[] = {"--version", "-V"};
+	for (size_t i = 0; i < 2; i++) {
+		char *vv[] = {bin, (char *)flags[i], NULL};
+		code = harness_run(vv, o, e, 20000);
+		harness_read_file(o, help, sizeof(help));
+		harness_read_file(e, err, sizeof(err));
+		if (code != 0 || strcmp(help, want) != 0)
+			fail_msg("%s %s exited %d and printed \"%s\", expected "
+				 "0 and \"%.*s\" (the version in %s); stderr: "
+				 "%s", prog, flags[i], code, help,
+				 (int)strlen(want) - 1, want, mpath, err);
+	}
+}
+
+static void help_matches_man_pages(void)
+{
+	setup(false);
+	check_against_man("lockmgrd", "lockmgrd.8");
+	check_against_man("lockctl", "lockctl.1");
+	check_against_man("resctl", "resctl.1");
+	teardown();
+}
+HARNESS_CASE(help_matches_man_pages, 60)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -288,6 +416,7 @@ int main(void)
 		harness_case(status_shows_held_lock),
 		harness_case(usage_errors),
 		harness_case(missing_region),
+		harness_case(help_matches_man_pages),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1231,6 +1231,88 @@ static void test_resctl_cli(void **state)
 				    "1 rejected"));
 }
 
+/* The whole of a (small) file, or -1 if it cannot be read. */
+static ssize_t slurp(const char *path, unsigned char *buf, size_t n)
+{
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	size_t len = 0;
+	ssize_t r;
+	while (len < n && (r = read(fd, buf + len, n - len)) > 0)
+		len += (size_t)r;
+	close(fd);
+	return (ssize_t)len;
+}
+
+/*
+ * `resctl write` with no DATA is a usage error: it once read stdin
+ * instead, which waited silently on a terminal and, with stdin at EOF,
+ * appended an empty record and exited 0. Stdin is read only for an
+ * explicit "-".
+ */
+static void test_resctl_write_needs_data(void **state)
+{
+	(void)state;
+	if (resctl_bin[0] == '\0') {
+		printf("# resctl not found ($LOCKMGR_BIN or next to the "
+		       "test's directory): skipped\n");
+		skip();
+	}
+	char path[128], out[8192], err[4096], inpath[160];
+	static unsigned char before[16384], after[16384];
+	new_path(path, sizeof(path), "nodata");
+	snprintf(inpath, sizeof(inpath), "%s/nodata-stdin", tdir);
+	int fd = open(inpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "piped", 5), 5);
+	close(fd);
+
+	/* On a store that does not exist: 64, and nothing is created. */
+	assert_int_equal(resctl(out, err, sizeof(out), NULL, "-s", path,
+				"write", "--token", "4", NULL), 64);
+	assert_non_null(strstr(err, "write needs DATA, or - to read it from "
+				    "stdin"));
+	assert_non_null(strstr(err, "resctl --help"));
+	assert_ptr_equal(strchr(err, '\n'), err + strlen(err) - 1); /* 1 line */
+	assert_int_equal(access(path, F_OK), -1);
+
+	/* On an existing store, with data waiting on stdin (at EOF or
+	 * not): 64, and the store is byte for byte what it was. */
+	assert_int_equal(resctl(out, err, sizeof(out), NULL, "-s", path,
+				"write", "--token", "5", "first", NULL), 0);
+	ssize_t n0 = slurp(path, before, sizeof(before));
+	assert_true(n0 > 0);
+	assert_int_equal(resctl(out, err, sizeof(out), NULL, "-s", path,
+				"write", "--token", "6", NULL), 64);
+	assert_int_equal(resctl(out, err, sizeof(out), inpath, "-s", path,
+				"write", "--token", "6", NULL), 64);
+	assert_int_equal(resctl(out, err, sizeof(out), inpath, "write",
+				"--token", "6", "-s", path, "--", NULL), 64);
+	ssize_t n1 = slurp(path, after, sizeof(after));
+	assert_int_equal(n1, n0);
+	assert_memory_equal(after, before, (size_t)n0);
+	assert_int_equal(resctl(out, err, sizeof(out), NULL, "-s", path,
+				"show", NULL), 0);
+	assert_non_null(strstr(out, "highest token 5, 1 accepted, "
+				    "0 rejected"));
+
+	/* "-" reads stdin: its bytes, or an empty record from an empty
+	 * stdin, since that was asked for. */
+	assert_int_equal(resctl(out, err, sizeof(out), inpath, "-s", path,
+				"write", "--token", "6", "-", NULL), 0);
+	assert_int_equal(resctl(out, err, sizeof(out), NULL, "-s", path,
+				"write", "--token", "7", "-", NULL), 0);
+	assert_int_equal(resctl(out, err, sizeof(out), NULL, "-s", path,
+				"show", "--json", NULL), 0);
+	assert_non_null(strstr(out, "\"token\":6,"));
+	assert_non_null(strstr(out, "\"data\":\"piped\""));
+	assert_non_null(strstr(out, "\"token\":7,"));
+	assert_non_null(strstr(out, "\"data\":\"\"}"));
+	assert_non_null(strstr(out, "\"accepted_count\":3"));
+	unlink(inpath);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -1249,6 +1331,7 @@ int main(int argc, char **argv)
 		T(test_foreign_files),
 		T(test_generation_at_top),
 		T(test_resctl_cli),
+		T(test_resctl_write_needs_data),
 #undef T
 	};
 	(void)argc;
