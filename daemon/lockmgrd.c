@@ -90,16 +90,26 @@ static void usage(FILE *f)
 		LM_DEFAULT_MAX_TTL_MS);
 }
 
+/* Print what is wrong with option flag's value s. */
+static int bad_number(const char *s, const char *flag, const char *what)
+{
+	fprintf(stderr, "lockmgrd: %s: '%.40s%s' is not %s\n"
+			"Try 'lockmgrd --help'.\n", flag, s,
+		strlen(s) > 40 ? "..." : "", what);
+	return -1;
+}
+
 static int parse_u32(const char *s, const char *flag, uint32_t *out)
 {
 	char *end;
 	errno = 0;
+	if (s[0] == '-')
+		return bad_number(s, flag, "allowed: it must not be negative");
 	unsigned long long v = strtoull(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || s[0] == '-' ||
-	    v > UINT32_MAX) {
-		fprintf(stderr, "lockmgrd: %s: '%s' is not a number\n", flag, s);
-		return -1;
-	}
+	if (end == s || *end != '\0' || s[0] == '+' || s[0] == ' ')
+		return bad_number(s, flag, "a whole number");
+	if (errno != 0 || v > UINT32_MAX)
+		return bad_number(s, flag, "allowed: it is far too large");
 	*out = (uint32_t)v;
 	return 0;
 }
@@ -109,10 +119,10 @@ static int parse_i64(const char *s, const char *flag, int64_t *out)
 	char *end;
 	errno = 0;
 	long long v = strtoll(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0') {
-		fprintf(stderr, "lockmgrd: %s: '%s' is not a number\n", flag, s);
-		return -1;
-	}
+	if (end == s || *end != '\0' || s[0] == '+' || s[0] == ' ')
+		return bad_number(s, flag, "a whole number of milliseconds");
+	if (errno != 0)
+		return bad_number(s, flag, "allowed: it is far too large");
 	*out = v;
 	return 0;
 }
@@ -163,7 +173,10 @@ static int parse_options(int argc, char **argv, struct lm_options *o,
 	*server_role = -1;
 	int c;
 	uint32_t u;
-	while ((c = getopt_long(argc, argv, "r:dqhV", longopts, NULL)) != -1) {
+	/* Our own messages: getopt's would start with argv[0], which is
+	 * "./lockmgrd" or a full path. */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":r:dqhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
 			o->region = optarg;
@@ -237,8 +250,15 @@ static int parse_options(int argc, char **argv, struct lm_options *o,
 				return EX_USAGE;
 			*server_role = (int)u;
 			break;
+		case ':':
+			fprintf(stderr, "lockmgrd: option '%s' needs a value\n"
+					"Try 'lockmgrd --help'.\n",
+				argv[optind - 1]);
+			return EX_USAGE;
 		default:
-			fprintf(stderr, "Try 'lockmgrd --help'.\n");
+			fprintf(stderr, "lockmgrd: unknown option '%s'\n"
+					"Try 'lockmgrd --help'.\n",
+				argv[optind - 1]);
 			return EX_USAGE;
 		}
 	}

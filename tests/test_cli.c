@@ -408,6 +408,47 @@ static void help_matches_man_pages(void)
 }
 HARNESS_CASE(help_matches_man_pages, 60)
 
+/*
+ * lockmgrd's option errors: one message in lockmgrd's own name (not
+ * getopt's "./lockmgrd:" or a full path), saying what is wrong with the
+ * value (a negative count is not "not a number"), and exit 64.
+ */
+static void lockmgrd_usage_messages(void)
+{
+	setup(false);
+	char bin[512];
+	harness_bin_path(bin, sizeof(bin), "lockmgrd");
+	static const struct {
+		const char *a1, *a2;
+		const char *says;
+	} cases[] = {
+		{"--max-sessions", "-1", "must not be negative"},
+		{"--max-locks", "99999999999999", "far too large"},
+		{"--max-ttl", "soon", "not a whole number of milliseconds"},
+		{"--frob", NULL, "unknown option '--frob'"},
+		{"--region", NULL, "option '--region' needs a value"},
+		{"extra", NULL, "unexpected argument 'extra'"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *argv[] = {bin, (char *)cases[i].a1, (char *)cases[i].a2,
+				NULL};
+		char e[128], err[1024];
+		path_in(e, sizeof(e), "err");
+		int code = harness_run(argv, "/dev/null", e, 10000);
+		if (harness_read_file(e, err, sizeof(err)) < 0)
+			err[0] = '\0';
+		if (code != 64 || strncmp(err, "lockmgrd: ", 10) != 0 ||
+		    strstr(err, cases[i].says) == NULL ||
+		    strstr(err, "Try 'lockmgrd --help'") == NULL)
+			fail_msg("lockmgrd %s %s: exited %d (expected 64, "
+				 "\"lockmgrd: ...%s\"); stderr: %s",
+				 cases[i].a1, cases[i].a2 ? cases[i].a2 : "",
+				 code, cases[i].says, err);
+	}
+	teardown();
+}
+HARNESS_CASE(lockmgrd_usage_messages, 60)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -417,6 +458,7 @@ int main(void)
 		harness_case(usage_errors),
 		harness_case(missing_region),
 		harness_case(help_matches_man_pages),
+		harness_case(lockmgrd_usage_messages),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
