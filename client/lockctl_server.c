@@ -488,10 +488,11 @@ int ctl_server(struct ctl_global *g, int argc, char **argv)
 	} else if (strcmp(a.cmd, "start") == 0) {
 		rc = start_server(&r, n);
 	} else if (strcmp(a.cmd, "pause") == 0) {
-		rc = signal_server(&r, n, SIGSTOP,
-				   "paused (SIGSTOP): it stops counting once "
-				   "its heartbeat is stale; 'lockctl server "
-				   "resume N' wakes it");
+		char what[200];
+		snprintf(what, sizeof(what), "paused (SIGSTOP): it stops "
+			 "counting once its heartbeat is %d ms old; 'lockctl "
+			 "server resume %u' wakes it", LM_HEARTBEAT_STALE_MS, n);
+		rc = signal_server(&r, n, SIGSTOP, what);
 	} else if (strcmp(a.cmd, "resume") == 0) {
 		rc = signal_server(&r, n, SIGCONT, "resumed (SIGCONT)");
 	} else if (strcmp(a.cmd, "skew") == 0) {
