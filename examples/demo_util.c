@@ -191,13 +191,24 @@ int demo_lockctl(const struct demo *d, const char *const *args)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
+/* The timeline's columns: time, who, event (wide enough for "release
+ * failed"), token, and a note. */
+#define EVENT_WIDTH 14
+
+void demo_header(void)
+{
+	printf("  %9s  %-10s %-*s %s\n", "time", "who", EVENT_WIDTH, "event",
+	       "token");
+	fflush(stdout);
+}
+
 void demo_event(const struct demo *d, const char *who, const char *event,
 		uint64_t token, const char *fmt, ...)
 {
 	char line[512];
 	double t = (double)(lm_now_ns() - d->t0_ns) / 1e9;
-	int n = snprintf(line, sizeof(line), "  %+8.3fs  %-10s %-11s", t, who,
-			 event);
+	int n = snprintf(line, sizeof(line), "  %+8.3fs  %-10s %-*s", t, who,
+			 EVENT_WIDTH, event);
 	if (token != 0)
 		n += snprintf(line + n, sizeof(line) - (size_t)n,
 			      " token %-5llu", (unsigned long long)token);
@@ -215,6 +226,17 @@ void demo_event(const struct demo *d, const char *who, const char *event,
 	/* One write per line: lines from different processes stay whole. */
 	ssize_t w = write(STDOUT_FILENO, line, (size_t)n);
 	(void)w;
+}
+
+void demo_release_failed(const struct demo *d, const char *who,
+			 uint64_t token, int rc)
+{
+	if (rc == LM_ELEASELOST)
+		demo_event(d, who, "release failed", token,
+			   "its lease had already been lost");
+	else
+		demo_event(d, who, "release failed", token, "%s",
+			   lm_strerror(rc));
 }
 
 void demo_client_event(const struct client_spec *s, int ev, int round,
@@ -248,8 +270,10 @@ void demo_client_event(const struct client_spec *s, int ev, int round,
 			   "stale", (unsigned long long)highest);
 		break;
 	case EV_RELEASED:
-		demo_event(d, who, "released", g->token, "%s",
-			   rc == 0 ? "" : "but its lease had been lost");
+		if (rc == 0)
+			demo_event(d, who, "released", g->token, NULL);
+		else
+			demo_release_failed(d, who, g->token, rc);
 		break;
 	case EV_CRASHING:
 		demo_event(d, who, "CRASHES", g != NULL ? g->token : 0,

@@ -51,10 +51,17 @@ int demo_lockctl(const struct demo *d, const char *const *args);
 /* Sleep ms (restarting after signals). */
 void demo_pause_ms(long ms);
 
+/* The column header of the timeline; print it above the first line. */
+void demo_header(void);
+
 /* One timeline line: "  +1.234s  client 2   acquired   token 7  note". */
 void demo_event(const struct demo *d, const char *who, const char *event,
 		uint64_t token, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
+
+/* A release that failed (rc), in the words every demo uses. */
+void demo_release_failed(const struct demo *d, const char *who,
+			 uint64_t token, int rc);
 
 /* Print a fenced store's log (what the resource accepted and rejected). */
 void demo_print_store(const char *path);
