@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,22 @@ static int wait_for_quorum(const char *region, int64_t timeout_ms)
 	return rc;
 }
 
+/* Once per demo: the command that shows the region as it changes. */
+static void say_watch_live(const struct demo *d)
+{
+	static bool said;
+	if (said)
+		return;
+	said = true;
+	char path[PATH_MAX];
+	const char *lockctl = d->lockctl;
+	/* build/examples/../lockctl reads better as the path it is. */
+	if (strstr(lockctl, "/../") != NULL && realpath(lockctl, path) != NULL)
+		lockctl = path;
+	printf("watch it live: run '%s -r %s top' in another terminal\n",
+	       lockctl, d->region);
+}
+
 void demo_setup(struct demo *d, const char *argv0, const char *lockmgrd_path,
 		const char *const *extra_args)
 {
@@ -84,6 +101,7 @@ void demo_setup(struct demo *d, const char *argv0, const char *lockmgrd_path,
 	if (env != NULL && *env != '\0' && wait_for_quorum(env, 200) == 0) {
 		snprintf(d->region, sizeof(d->region), "%s", env);
 		printf("using the running lock service on %s\n", d->region);
+		say_watch_live(d);
 		return;
 	}
 	snprintf(d->region, sizeof(d->region), "/lockmgr-demo-%d",
@@ -117,6 +135,7 @@ void demo_setup(struct demo *d, const char *argv0, const char *lockmgrd_path,
 	}
 	printf("started lockmgrd (pid %d) on region %s: 3 lock servers, "
 	       "quorum 2\n", (int)pid, d->region);
+	say_watch_live(d);
 	d->t0_ns = lm_now_ns();
 }
 

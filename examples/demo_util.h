@@ -25,6 +25,7 @@ struct demo {
  * otherwise start `lockmgrd_path` (NULL: next to this program, then
  * $PATH) on a private region with extra_args appended. Waits (bounded)
  * until a majority of servers is up. Exits with a message on failure.
+ * The first call in a process also says how to watch the region live.
  */
 void demo_setup(struct demo *d, const char *argv0, const char *lockmgrd_path,
 		const char *const *extra_args);
