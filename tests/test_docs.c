@@ -224,8 +224,13 @@ static void scan_markdown(const char *doc)
 			/* A list item's continuation is indented too, but
 			 * follows the item; a code block follows a blank
 			 * line outside a list. */
-			bool item = n > 0 && (p[0] == '-' || p[0] == '*' ||
-					      isdigit((unsigned char)p[0]));
+			size_t d = 0;
+			while (d < n && isdigit((unsigned char)p[d]))
+				d++;
+			bool item = (n >= 2 && (p[0] == '-' || p[0] == '*') &&
+				     p[1] == ' ') ||
+				    (d > 0 && d + 1 < n && p[d] == '.' &&
+				     p[d + 1] == ' ');
 			if (item)
 				in_list = true;
 			else if (n > 0 && !isspace((unsigned char)p[0]))
@@ -610,8 +615,10 @@ static void run_shell(const struct example *e)
 {
 	int x = expect_of(e);
 	if (x >= 0 && expects[x].needs != NULL && !in_path(expects[x].needs)) {
-		printf("# %s:%d: not run: needs %s, which is not installed\n",
-		       e->doc, e->line, expects[x].needs);
+		/* On stderr: a case's stdout is shown only if it fails. */
+		fprintf(stderr, "test_docs: %s:%d: not run: it needs %s, which "
+				"is not installed\n", e->doc, e->line,
+			expects[x].needs);
 		return;
 	}
 	bool own = starts_lockmgrd(e->text);
