@@ -50,7 +50,7 @@ RESCTL_OBJ  := $(RESCTL_SRC:%.c=$(BUILD)/%.o)
 UNIT_TESTS := test_region test_name_index test_token test_resource
 PROC_TESTS := test_mutex test_cli test_fault_cli test_errors test_faults \
 	      test_races test_names test_scenarios test_chaos test_bench \
-	      test_install
+	      test_install test_docs
 TEST_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS) $(PROC_TESTS))
 
 BINS := $(BUILD)/lockmgrd $(BUILD)/lockctl $(BUILD)/resctl $(BUILD)/lockbench \
@@ -102,6 +102,11 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/harness.o \
 		       $(BUILD)/libdemo.a $(BUILD)/liblockmgr.a \
 		       $(BUILD)/libfencedstore.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka -lz
+
+# test_docs reads README.md and docs/ from this tree, and compiles the
+# README's C example the way the library was built.
+$(BUILD)/tests/test_docs.o: CFLAGS += -DLM_SRC_DIR='"$(CURDIR)"' \
+	-DLM_CC='"$(CC)"' -DLM_EXAMPLE_LDFLAGS='"$(LDFLAGS)"'
 
 # The benchmark runs here only as a smoke test (every scenario works and
 # its counters are exact), never as a timed assertion.

@@ -1,7 +1,7 @@
 /*
- * log.h - lockmgrd's log lines on stderr (systemd style: no timestamps
- * of the wall clock, the journal adds those; we add the monotonic ms so
- * a reader can order events across processes).
+ * log.h - lockmgrd's log lines on stderr, one per event:
+ * "lockmgrd[PID] 2026-12-01T04:40:12.345+01:00 WHO: MESSAGE" (local
+ * wall-clock time with milliseconds and UTC offset; see log.c).
  */
 #ifndef LOCKMGR_DAEMON_LOG_H
 #define LOCKMGR_DAEMON_LOG_H

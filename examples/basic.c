@@ -76,8 +76,7 @@ static int client(const struct demo *d, struct shared *sh, int id,
 		demo_event(d, who, "released", g.token, NULL);
 		rc = lm_release(c, &g);
 		if (rc != 0)
-			demo_event(d, who, "release!", g.token, "%s",
-				   lm_strerror(rc));
+			demo_release_failed(d, who, g.token, rc);
 		pause_ms(rand() % 20);
 	}
 	lm_disconnect(c);
@@ -140,8 +139,7 @@ int main(int argc, char **argv)
 	demo_setup(&d, argv[0], lockmgrd, NULL);
 	printf("%d clients compete for lock \"%s\", %d rounds each "
 	       "(lease 2 s)\n\n", clients, LOCK_NAME, rounds);
-	printf("  %9s  %-10s %-11s %-11s\n", "time", "who", "event", "token");
-	fflush(stdout);
+	demo_header();
 
 	pid_t pids[64];
 	int started = 0, failed = 0, status;

@@ -1,6 +1,6 @@
 /*
- * clients.h - the seed's clients as building blocks, for the examples
- * and the tests:
+ * clients.h - the client processes that the demos and the tests fork,
+ * as building blocks:
  *
  *   a loop client     acquires and releases a lock round after round;
  *   a failing client  the same, but dies at a chosen point (before,

@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,22 @@ static int wait_for_quorum(const char *region, int64_t timeout_ms)
 	return rc;
 }
 
+/* Once per demo: the command that shows the region as it changes. */
+static void say_watch_live(const struct demo *d)
+{
+	static bool said;
+	if (said)
+		return;
+	said = true;
+	char path[PATH_MAX];
+	const char *lockctl = d->lockctl;
+	/* build/examples/../lockctl reads better as the path it is. */
+	if (strstr(lockctl, "/../") != NULL && realpath(lockctl, path) != NULL)
+		lockctl = path;
+	printf("watch it live: run '%s -r %s top' in another terminal\n",
+	       lockctl, d->region);
+}
+
 void demo_setup(struct demo *d, const char *argv0, const char *lockmgrd_path,
 		const char *const *extra_args)
 {
@@ -84,6 +101,7 @@ void demo_setup(struct demo *d, const char *argv0, const char *lockmgrd_path,
 	if (env != NULL && *env != '\0' && wait_for_quorum(env, 200) == 0) {
 		snprintf(d->region, sizeof(d->region), "%s", env);
 		printf("using the running lock service on %s\n", d->region);
+		say_watch_live(d);
 		return;
 	}
 	snprintf(d->region, sizeof(d->region), "/lockmgr-demo-%d",
@@ -117,6 +135,7 @@ void demo_setup(struct demo *d, const char *argv0, const char *lockmgrd_path,
 	}
 	printf("started lockmgrd (pid %d) on region %s: 3 lock servers, "
 	       "quorum 2\n", (int)pid, d->region);
+	say_watch_live(d);
 	d->t0_ns = lm_now_ns();
 }
 
@@ -191,13 +210,24 @@ int demo_lockctl(const struct demo *d, const char *const *args)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
+/* The timeline's columns: time, who, event (wide enough for "release
+ * failed"), token, and a note. */
+#define EVENT_WIDTH 14
+
+void demo_header(void)
+{
+	printf("  %9s  %-10s %-*s %s\n", "time", "who", EVENT_WIDTH, "event",
+	       "token");
+	fflush(stdout);
+}
+
 void demo_event(const struct demo *d, const char *who, const char *event,
 		uint64_t token, const char *fmt, ...)
 {
 	char line[512];
 	double t = (double)(lm_now_ns() - d->t0_ns) / 1e9;
-	int n = snprintf(line, sizeof(line), "  %+8.3fs  %-10s %-11s", t, who,
-			 event);
+	int n = snprintf(line, sizeof(line), "  %+8.3fs  %-10s %-*s", t, who,
+			 EVENT_WIDTH, event);
 	if (token != 0)
 		n += snprintf(line + n, sizeof(line) - (size_t)n,
 			      " token %-5llu", (unsigned long long)token);
@@ -215,6 +245,17 @@ void demo_event(const struct demo *d, const char *who, const char *event,
 	/* One write per line: lines from different processes stay whole. */
 	ssize_t w = write(STDOUT_FILENO, line, (size_t)n);
 	(void)w;
+}
+
+void demo_release_failed(const struct demo *d, const char *who,
+			 uint64_t token, int rc)
+{
+	if (rc == LM_ELEASELOST)
+		demo_event(d, who, "release failed", token,
+			   "its lease had already been lost");
+	else
+		demo_event(d, who, "release failed", token, "%s",
+			   lm_strerror(rc));
 }
 
 void demo_client_event(const struct client_spec *s, int ev, int round,
@@ -248,8 +289,10 @@ void demo_client_event(const struct client_spec *s, int ev, int round,
 			   "stale", (unsigned long long)highest);
 		break;
 	case EV_RELEASED:
-		demo_event(d, who, "released", g->token, "%s",
-			   rc == 0 ? "" : "but its lease had been lost");
+		if (rc == 0)
+			demo_event(d, who, "released", g->token, NULL);
+		else
+			demo_release_failed(d, who, g->token, rc);
 		break;
 	case EV_CRASHING:
 		demo_event(d, who, "CRASHES", g != NULL ? g->token : 0,

@@ -25,6 +25,7 @@ struct demo {
  * otherwise start `lockmgrd_path` (NULL: next to this program, then
  * $PATH) on a private region with extra_args appended. Waits (bounded)
  * until a majority of servers is up. Exits with a message on failure.
+ * The first call in a process also says how to watch the region live.
  */
 void demo_setup(struct demo *d, const char *argv0, const char *lockmgrd_path,
 		const char *const *extra_args);
@@ -51,10 +52,17 @@ int demo_lockctl(const struct demo *d, const char *const *args);
 /* Sleep ms (restarting after signals). */
 void demo_pause_ms(long ms);
 
+/* The column header of the timeline; print it above the first line. */
+void demo_header(void);
+
 /* One timeline line: "  +1.234s  client 2   acquired   token 7  note". */
 void demo_event(const struct demo *d, const char *who, const char *event,
 		uint64_t token, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
+
+/* A release that failed (rc), in the words every demo uses. */
+void demo_release_failed(const struct demo *d, const char *who,
+			 uint64_t token, int rc);
 
 /* Print a fenced store's log (what the resource accepted and rejected). */
 void demo_print_store(const char *path);

@@ -117,7 +117,7 @@ int main(int argc, char **argv)
 	demo_setup(&d, argv[0], lockmgrd, NULL);
 	printf("Act 1: death detection. Client 1 holds \"%s\" with a 5 s "
 	       "lease and is killed.\n\n", LOCK_NAME);
-	fflush(stdout);
+	demo_header();
 	int bad = act(&d, 5000, true);
 	demo_teardown(&d);
 
@@ -125,7 +125,7 @@ int main(int argc, char **argv)
 	demo_setup(&d, argv[0], lockmgrd, no_release);
 	printf("\nAct 2: lockmgrd --no-release-on-exit. The same crash, with "
 	       "a 1.5 s lease:\nonly the lease can free the lock now.\n\n");
-	fflush(stdout);
+	demo_header();
 	bad |= act(&d, 1500, false);
 	demo_teardown(&d);
 	printf("\n%s\n", bad ? "FAILED" : "OK: death detection freed the lock "

@@ -77,7 +77,7 @@ int main(int argc, char **argv)
 	demo_setup(&d, argv[0], lockmgrd, NULL);
 	printf("Two clients, one lock (\"%s\", lease %d ms), one fenced "
 	       "resource.\n\n", LOCK_NAME, TTL_MS);
-	fflush(stdout);
+	demo_header();
 
 	struct client_spec c1 = {
 		.region = d.region, .lock = LOCK_NAME, .id = 1,

@@ -35,6 +35,7 @@
 #include "shm/clock.h"
 
 #define LOCK_NAME "demo/replicated"
+#define SKEW_LOCK "demo/skew" /* act 2's */
 #define NCLIENTS 3
 #define MAX_GRANTS 100000
 
@@ -75,8 +76,7 @@ static int client(const struct demo *d, struct shared *sh, int id)
 			demo_pause_ms(60);
 			rc = lm_release(c, &g);
 			if (rc != 0)
-				demo_event(d, who, "release", g.token, "%s",
-					   lm_strerror(rc));
+				demo_release_failed(d, who, g.token, rc);
 			demo_pause_ms(30);
 		} else if (rc == LM_ENOQUORUM) {
 			atomic_fetch_add(&sh->noquorum, 1);
@@ -134,13 +134,14 @@ static void act2_event(const struct client_spec *s, enum client_event ev,
 
 static int act2(struct demo *d, const char *store)
 {
-	printf("\nAct 2: clock skew. Client 1 holds the lock on servers 0 "
-	       "and 1; server 0's clock\njumps ahead; client 2, cut off "
-	       "from server 1, finds a majority elsewhere.\n\n");
-	fflush(stdout);
+	printf("\nAct 2: clock skew, on a second lock, \"%s\" (its tokens "
+	       "start at 1).\nClient 1 holds it on servers 0 and 1; server "
+	       "0's clock jumps ahead; client 2,\ncut off from server 1, "
+	       "finds a majority elsewhere.\n\n", SKEW_LOCK);
+	demo_header();
 	char pid1[16], pid2[16];
 	struct client_spec c1 = {
-		.region = d->region, .lock = "demo/skew", .id = 1,
+		.region = d->region, .lock = SKEW_LOCK, .id = 1,
 		.ttl_ms = 1000, .wait_ms = 2000, .rounds = 1, .hold_ms = 600,
 		.store_path = store, .on_event = act2_event, .arg = d,
 	};
@@ -217,7 +218,7 @@ int main(int argc, char **argv)
 	}
 	printf("Act 1: %d clients, lock \"%s\", lease 1 s; servers fail and "
 	       "come back\n\n", NCLIENTS, LOCK_NAME);
-	fflush(stdout);
+	demo_header();
 
 	pid_t pids[NCLIENTS];
 	for (int i = 0; i < NCLIENTS; i++) {
@@ -252,9 +253,9 @@ int main(int argc, char **argv)
 	printf("service resumed %lld ms after the restarts (a restarted "
 	       "server counts again once the\nleases it granted before have "
 	       "ended: here the clients' 1 s leases);\n", (long long)gap_ms);
-	printf("tokens %s.\n", violations == 0 ? "strictly increased "
-						 "throughout"
-					       : "WENT BACKWARDS");
+	printf("tokens of \"%s\" %s.\n", LOCK_NAME,
+	       violations == 0 ? "strictly increased throughout"
+			       : "WENT BACKWARDS");
 	int ok = failed == 0 && violations == 0 && back == 0 &&
 		 atomic_load(&sh->noquorum) > 0;
 

@@ -1,7 +1,8 @@
 /*
  * test_faults.c - server faults: kill and restart servers (losing their
  * tables too), lose the quorum, crash the supervisor, restart from a
- * state directory; every invariant of DESIGN.md must hold throughout.
+ * state directory; every guarantee of docs/protocol.md ("What it
+ * guarantees") must hold throughout.
  *
  * Faults are driven through lockctl, as a user would, or by real
  * signals to the processes the region names.

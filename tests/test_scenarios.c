@@ -1,6 +1,7 @@
 /*
- * test_scenarios.c - end-to-end scenarios of DESIGN.md's liveness and
- * fencing promises, each with real processes and real signals:
+ * test_scenarios.c - end-to-end scenarios of the liveness and fencing
+ * guarantees (docs/protocol.md, "What it guarantees"), each with real
+ * processes and real signals:
  *
  *   death_detection       a holder that dies (SIGKILL, abort(), _exit())
  *                         with a long lease is replaced by a queued

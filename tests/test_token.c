@@ -233,11 +233,12 @@ static void tokens_increase_across_outages(void **state)
 }
 
 /*
- * DESIGN.md's trap: many grants on {0,1} while 2 is down, then 2 comes
- * back and 0 goes down: the grant on {1,2} must still be larger, and so
- * on around the ring.
+ * The trap of "the token is the maximum of what the servers granted"
+ * (docs/protocol.md, "Why tokens increase"): many grants on {0,1} while
+ * 2 is down, then 2 comes back and 0 goes down: the grant on {1,2} must
+ * still be larger, and so on around the ring.
  */
-static void seed_trap(void **state)
+static void max_of_grants_trap(void **state)
 {
 	(void)state;
 	struct world w;
@@ -685,7 +686,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		harness_unit(tokens_increase),
 		harness_unit(tokens_increase_across_outages),
-		harness_unit(seed_trap),
+		harness_unit(max_of_grants_trap),
 		harness_unit(restart_of_one_table_keeps_grant),
 		harness_unit(restart_of_majority_frees_lock),
 		harness_unit(no_quorum_grants_nothing),
