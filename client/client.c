@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "../shm/clock.h"
+#include "../shm/isolation.h"
 #include "../shm/name_index.h"
 #include "../shm/session.h"
 #include "../shm/test_hook.h"
@@ -61,6 +62,10 @@ int lm_connect(const char *region, lm_client **out)
 	c->session = (uint32_t)rc;
 	c->self = &c->region.sessions[c->session];
 	c->seq = atomic_load(&c->self->grant_seq);
+	/* A process isolated before it connected starts out cut off, as
+	 * it would be behind a partition. */
+	lm_isolation_refresh(&c->region, c->self, pid, start, &c->iso_gen,
+			     true);
 	*out = c;
 	return 0;
 out_detach:
@@ -68,6 +73,14 @@ out_detach:
 out_free:
 	free(c);
 	return rc;
+}
+
+uint32_t lm_client_isolation(struct lm_client *c)
+{
+	return lm_isolation_refresh(&c->region, c->self, LM_SESS_PID(c->life),
+				    atomic_load_explicit(&c->self->start_time,
+							 memory_order_relaxed),
+				    &c->iso_gen, false);
 }
 
 int lm_disconnect(lm_client *c)

@@ -18,7 +18,9 @@ const char *lm_strerror(int err)
 		return "no quorum: fewer than 2 of the 3 lock servers are up "
 		       "(still, at the end of the wait if there was one); "
 		       "nothing was granted (see 'lockctl status': a restarted server "
-		       "counts again once the leases it granted before end)";
+		       "counts again once the leases it granted before end; "
+		       "or this process is isolated from them: 'lockctl "
+		       "server heal')";
 	case LM_ELEASELOST:
 		return "lease lost: the lock expired or was taken over, and "
 		       "another session may hold it now; stop using its token "

@@ -345,6 +345,7 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, uint64_t gen,
 	 * touched. */
 	uint64_t states[LM_NSERVERS];
 	unsigned up = 0;
+	lm_client_isolation(c);
 	for (unsigned i = 0; i < LM_NSERVERS; i++)
 		if (lm_server_usable(c, i, &states[i], now_ms))
 			up |= 1u << i;
@@ -513,8 +514,7 @@ int lm_grant_renew(struct lm_client *c, lm_grant *g, int64_t ttl_ms)
 	uint32_t lock = G_LOCK(g);
 	int64_t t0 = lm_now_ns();
 	unsigned ok = 0, lost = 0, mask = G_MASK(g);
-	uint32_t iso = atomic_load_explicit(&c->self->isolated,
-					    memory_order_relaxed);
+	uint32_t iso = lm_client_isolation(c);
 	int64_t expiry[LM_NSERVERS] = {0}, srv_now[LM_NSERVERS] = {0};
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
 		if (!(mask & (1u << i)))
@@ -564,14 +564,18 @@ int lm_grant_renew(struct lm_client *c, lm_grant *g, int64_t ttl_ms)
 		/* Give back everything at once, marked abandoned (the
 		 * holder worked without a lease), but keep the grant live:
 		 * its release still gets LM_ELEASELOST, not "already
-		 * released". */
-		give_up(c, lock, g, mask, LM_OWNER_ABANDONED);
+		 * released". Not on a server we are isolated from: behind
+		 * a partition our lease there runs out on its own, and
+		 * freeing it early would let the next holder in while
+		 * valid_until_ns still vouches for ours. */
+		give_up(c, lock, g, mask & ~iso, LM_OWNER_ABANDONED);
 		G_MASK(g) = 0;
 		return LM_ELEASELOST;
 	}
 	/* The grant goes on with a majority: the tables it dropped were
-	 * not lost by its holder, so they are freed clean. */
-	give_up(c, lock, g, lost, LM_OWNER_FREE);
+	 * not lost by its holder, so they are freed clean (but not behind
+	 * a partition, as above: there the lease runs out). */
+	give_up(c, lock, g, lost & ~iso, LM_OWNER_FREE);
 	G_MASK(g) = mask & ~lost;
 	g->valid_until_ns = valid_until(r, G_MASK(g), expiry, srv_now, t0,
 					ttl_ms);
@@ -583,7 +587,10 @@ int lm_grant_release(struct lm_client *c, lm_grant *g)
 	/* Released after the lease ended: the critical section outlived
 	 * its lease, so the next holder is told (LM_GRANT_RECOVERED). */
 	bool late = lm_now_ns() >= g->valid_until_ns;
-	unsigned kept = give_up(c, G_LOCK(g), g, G_MASK(g),
+	/* A release cannot reach a server we are isolated from: there the
+	 * lease runs out, as behind a partition. */
+	uint32_t iso = lm_client_isolation(c);
+	unsigned kept = give_up(c, G_LOCK(g), g, G_MASK(g) & ~iso,
 				late ? LM_OWNER_ABANDONED : LM_OWNER_FREE);
 	G_LIVE(g) = 0;
 	G_MASK(g) = 0;

@@ -19,7 +19,17 @@ struct lm_client {
 	uint64_t seq;           /* grant sequence, mirrored in self->grant_seq */
 	uint32_t held_used;     /* bit k: self->held[k] is in use */
 	bool held_overflow;     /* mirrors self->held_overflow */
+	uint32_t iso_gen;       /* the isolation generation self->isolated
+	                         * was last refreshed at (lm_client_isolation) */
 };
+
+/*
+ * The servers this process is isolated from (lockctl server isolate), as
+ * of now: self->isolated, refreshed from the region's rules if they
+ * changed since the last call. Called before each acquire attempt and
+ * renewal; one load when nothing changed.
+ */
+uint32_t lm_client_isolation(struct lm_client *c);
 
 /* A heartbeat older than this marks a server as hung (out of quorum). */
 #define LM_HEARTBEAT_STALE_MS 300

@@ -230,10 +230,17 @@ static int skew_server(struct lm_region *r, unsigned n,
 static int isolate(struct lm_region *r, unsigned n, pid_t pid)
 {
 	unsigned sessions = 0;
-	int rc = lm_isolation_add(r, n, pid, &sessions);
+	pid_t tgid = 0;
+	int rc = lm_isolation_add(r, n, pid, &sessions, &tgid);
 	switch (rc) {
 	case 0:
 		break;
+	case -EINVAL:
+		fprintf(stderr, "lockctl: server isolate: %d is a thread of "
+				"process %d; sessions belong to processes: "
+				"isolate --pid %d\n", (int)pid, (int)tgid,
+			(int)tgid);
+		return EX_CTL_USAGE;
 	case -ESRCH:
 		fprintf(stderr, "lockctl: server isolate: no process %d is "
 				"running; a process must exist to be isolated "
@@ -262,10 +269,10 @@ static int isolate(struct lm_region *r, unsigned n, pid_t pid)
 		       "and the ones it opens will not reach server %u (until "
 		       "'lockctl server heal %u')\n", n, (int)pid, n, n);
 	else
-		printf("server %u now refuses pid %d (%u session%s): it can "
-		       "neither acquire nor renew there, as in a partition, "
-		       "until 'lockctl server heal %u'\n", n, (int)pid,
-		       sessions, sessions == 1 ? "" : "s", n);
+		printf("server %u now refuses pid %d (%u session%s): from its "
+		       "next acquire or renewal it can do neither there, as "
+		       "in a partition, until 'lockctl server heal %u'\n", n,
+		       (int)pid, sessions, sessions == 1 ? "" : "s", n);
 	return 0;
 }
 
@@ -359,10 +366,22 @@ static int parse_server_args(struct ctl_global *g, int argc, char **argv,
 {
 	const char *pos[3] = {NULL, NULL, NULL};
 	int npos = 0;
+	bool only_args = false; /* after "--" */
 	for (int i = 0; i < argc; i++) {
 		const char *arg = argv[i];
 		const char *v;
 		bool missing = false;
+		if (strcmp(arg, "--") == 0 && !only_args) {
+			only_args = true;
+			continue;
+		}
+		if (only_args) {
+			if (npos >= 3)
+				return server_usage_error("unexpected argument "
+							  "'%s'", arg);
+			pos[npos++] = arg;
+			continue;
+		}
 		if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
 			fputs(server_usage, stdout);
 			return -1;

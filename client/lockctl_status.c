@@ -228,7 +228,12 @@ static int snap_sessions(struct snapshot *s)
 		si->slot = i;
 		si->pid = LM_SESS_PID(w);
 		si->acquires = atomic_load(&ss->acquires);
-		si->isolated = atomic_load(&ss->isolated) &
+		/* The rules, which its client adopts at its next
+		 * operation, and whatever bits it already has. */
+		si->isolated = (lm_isolation_servers(r, LM_SESS_PID(w),
+						     atomic_load(
+							     &ss->start_time)) |
+				atomic_load(&ss->isolated)) &
 			       ((1u << LM_NSERVERS) - 1);
 		if (st == LM_SESS_LIVE)
 			/* "gone": died while no supervisor was watching. */
@@ -425,10 +430,13 @@ static void print_servers(const struct snapshot *s)
 		if (si->niso != 0) {
 			char pids[LM_ISOLATION_RULES * 12] = "";
 			size_t m = 0;
-			for (unsigned j = 0; j < si->niso; j++)
-				m += (size_t)snprintf(pids + m, sizeof(pids) - m,
-						      "%s%d", j ? ", " : "",
-						      si->iso_pids[j]);
+			for (unsigned j = 0; j < si->niso && m < sizeof(pids);
+			     j++) {
+				int w = snprintf(pids + m, sizeof(pids) - m,
+						 "%s%d", j ? ", " : "",
+						 si->iso_pids[j]);
+				m += w > 0 ? (size_t)w : 0;
+			}
 			note_add(note, sizeof(note), &k, "isolates pid%s %s",
 				 si->niso == 1 ? "" : "s", pids);
 		}

@@ -56,6 +56,20 @@ static int32_t ticket_cmp(uint32_t a, uint32_t b)
 	return (int32_t)(a - b); /* tickets wrap */
 }
 
+/*
+ * Is waiter ss isolated from so many servers (lockctl server isolate)
+ * that it cannot reach a majority? Then it cannot take its turn, like a
+ * stopped one, and is passed over until it is healed: otherwise one
+ * partitioned waiter would keep everyone behind it off a free lock.
+ */
+static bool cut_off(const struct lm_session *ss)
+{
+	uint32_t iso = atomic_load_explicit(&ss->isolated,
+					    memory_order_relaxed) &
+		       ((1u << LM_NSERVERS) - 1);
+	return (unsigned)__builtin_popcount(iso) > LM_NSERVERS - LM_QUORUM;
+}
+
 /* The head of lock's queue (session index), or -1 if nobody waits. */
 static int64_t queue_head(struct lm_region *r, uint32_t lock)
 {
@@ -69,7 +83,7 @@ static int64_t queue_head(struct lm_region *r, uint32_t lock)
 		if (atomic_load_explicit(&ss->waiting_on,
 					 memory_order_acquire) != lock + 1)
 			continue;
-		if (!lm_session_is_live(ss))
+		if (!lm_session_is_live(ss) || cut_off(ss))
 			continue;
 		uint32_t t = atomic_load(&ss->wait_ticket);
 		if (best < 0 || ticket_cmp(t, best_ticket) < 0) {
@@ -143,8 +157,8 @@ void lm_wake_stalled(struct lm_region *r, uint32_t lock)
 		uint32_t t = atomic_load(&ss->wait_ticket);
 		if (best >= 0 && ticket_cmp(t, best_ticket) >= 0)
 			continue;
-		if (!lm_session_process_running(ss))
-			continue; /* stopped or gone: it cannot take its turn */
+		if (cut_off(ss) || !lm_session_process_running(ss))
+			continue; /* it cannot take its turn */
 		best = s;
 		best_ticket = t;
 	}
@@ -158,8 +172,8 @@ void lm_wake_stalled(struct lm_region *r, uint32_t lock)
 
 /*
  * Is no waiter that can act ahead of us? A waiter whose process is
- * stopped (SIGSTOP, Ctrl-Z, a debugger) or gone cannot take its turn, so
- * it is skipped: otherwise one frozen waiter would keep everyone behind
+ * stopped (SIGSTOP, Ctrl-Z, a debugger) or gone, or cut off from a
+ * majority (cut_off), cannot take its turn, so it is skipped: otherwise one frozen waiter would keep everyone behind
  * it off a free lock for as long as it stays frozen. Checking costs a
  * read of /proc per waiter ahead, paid only by waiters that are not the
  * head, on their way back to sleep.
@@ -177,7 +191,7 @@ static bool is_head(struct lm_client *c, uint32_t lock, uint32_t ticket)
 		    !lm_session_is_live(ss) ||
 		    ticket_cmp(atomic_load(&ss->wait_ticket), ticket) >= 0)
 			continue;
-		if (!lm_session_process_running(ss))
+		if (cut_off(ss) || !lm_session_process_running(ss))
 			continue;
 		return false;
 	}

@@ -192,15 +192,14 @@ struct lm_session {
 	_Atomic uint32_t wait_ticket;/* client: FIFO position, taken from
 	                              * lm_queue.ticket_next, written before
 	                              * waiting_on (release) */
-	_Atomic uint32_t isolated;   /* bit i: server i refuses this session
-	                              * (a simulated partition). The
-	                              * header's isolation rules are the
-	                              * truth: lockctl ORs/ANDs a live
-	                              * session's bits after it changes a
-	                              * rule, and the client stores the
-	                              * rules' mask at connect, again until
-	                              * the rules read the same after its
-	                              * store (lm_isolation_adopt). */
+	_Atomic uint32_t isolated;   /* client: bit i: server i refuses this
+	                              * session (a simulated partition),
+	                              * what the header's isolation rules
+	                              * said at the client's last look
+	                              * (layout.h, "Isolation rules"). Read
+	                              * by other waiters (a waiter cut off
+	                              * from a majority is passed over) and
+	                              * by tests, which may set bits. */
 	_Atomic uint32_t wait_mode;  /* roadmap: mode waited for (S, X, ...) */
 	_Atomic uint32_t held_overflow; /* client: set (for the session's
 	                              * life) when it held more locks at once
@@ -532,15 +531,24 @@ struct lm_server {
  * partition between process P and server N. A rule names the process
  * (pid plus start time, so a reused pid is not caught) and the servers it
  * cannot reach; it holds for the sessions P has and for those it opens
- * later, until `lockctl server heal N`. Clients read the rules at connect
- * (lm_isolation_adopt) and keep the servers in lm_session.isolated.
+ * later, until `lockctl server heal N`.
  *
  * Writers are lockctl processes, one at a time: each holds an OFD write
- * lock on byte LM_ISOLATION_LOCK_BYTE of the shm object, which the kernel
- * drops if it dies. A writer fills start_time before it publishes `who`
- * (seq_cst stores), and clears `who` before it reuses an entry, so a
- * reader that loads `who` and then start_time never pairs one process's
- * pid with another's start time.
+ * lock on byte LM_ISOLATION_LOCK_BYTE of the shm object (through an open
+ * file description of its own), which the kernel drops if it dies. A
+ * writer makes isolation_gen odd, changes rules, then makes it even (one
+ * more): a seqlock's count. It never writes a session: each client keeps
+ * its own lm_session.isolated, and re-reads the rules before each
+ * acquire attempt and renewal if isolation_gen moved since its last look
+ * or is odd (an acquire load, pairing with the writer's seq_cst stores).
+ * A writer that dies mid-change leaves the count odd, and clients
+ * re-read the rules every time until the next writer finishes; no
+ * session ever carries another process's isolation.
+ *
+ * In an entry, the writer fills start_time before it publishes `who`, and
+ * clears `who` before it reuses the entry; a reader loads `who`,
+ * start_time, then `who` again, and trusts the pair only if `who` did not
+ * change.
  */
 #define LM_ISOLATION_RULES     16u
 #define LM_ISOLATION_LOCK_BYTE LM_NSERVERS /* bytes 0..2: server clocks */
@@ -625,7 +633,8 @@ struct lm_region_header {
 	                                * reclaimed a name itself; servers
 	                                * reclaim idle names ahead of inserts
 	                                * only while it moves */
-	uint32_t pad0_;
+	_Atomic uint32_t isolation_gen; /* lockctl, under the rule lock:
+	                                * odd while it changes rules */
 	struct lm_isolation_rule isolation[LM_ISOLATION_RULES]; /* see above */
 	uint8_t pad_[64];
 };

@@ -14,7 +14,6 @@
 
 #include "../client/lockmgr.h"
 #include "futex.h"
-#include "isolation.h"
 #include "test_hook.h"
 
 /*
@@ -149,9 +148,6 @@ int lm_session_claim(struct lm_region *r, pid_t pid, uint64_t start_time,
 			/* Only a claimer proven dead loses its claim, so
 			 * this is a damaged region: leave the slot be. */
 			continue;
-		/* A process isolated before it connected (lockctl server
-		 * isolate) starts out cut off, as a partition would. */
-		lm_isolation_adopt(r, s, pid, start_time);
 		lm_session_notify(r);
 		*live_word = live;
 		return (int)i;

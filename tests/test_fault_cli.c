@@ -10,11 +10,13 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "client/internal.h"
@@ -308,6 +310,7 @@ struct late {
 	_Atomic int tried;     /* how many tries are done */
 	_Atomic int rc[2];
 	_Atomic uint32_t isolated; /* the session's bits after connect */
+	_Atomic uint32_t isolated_after; /* ... after the first try */
 };
 
 /* Wait for the parent's go, connect, try the lock (wait 0); again after
@@ -328,10 +331,27 @@ static void late_main(void *arg)
 		int rc = lm_acquire(c, "iso/late", 1000, 0, &g);
 		if (rc == 0)
 			lm_release(c, &g);
+		if (i == 0)
+			atomic_store(&l->isolated_after,
+				     atomic_load(&c->self->isolated));
 		atomic_store(&l->rc[i], rc);
 		atomic_store(&l->tried, i + 1);
 	}
 	lm_disconnect(c);
+}
+
+struct tid_box {
+	_Atomic pid_t tid;
+	_Atomic int stop;
+};
+
+static void *tid_thread(void *arg)
+{
+	struct tid_box *b = arg;
+	atomic_store(&b->tid, (pid_t)syscall(SYS_gettid));
+	while (!atomic_load(&b->stop))
+		harness_nap_us(1000);
+	return NULL;
 }
 
 /* A process isolated before it connects starts out partitioned, and
@@ -373,6 +393,20 @@ static void isolate_before_connect(void)
 		fail_msg("after heal 0 the client still could not acquire: "
 			 "%s", lm_strerror(atomic_load(&l->rc[1])));
 	harness_expect_exit(p, 5000, 0, "late client");
+	/* A thread is not a process: sessions are keyed by the process. */
+	pthread_t t;
+	struct tid_box box = {0};
+	assert_int_equal(pthread_create(&t, NULL, tid_thread, &box), 0);
+	HARNESS_WAIT_FOR(atomic_load(&box.tid) != 0, 5000,
+			 "the thread never said its id");
+	char tid[16];
+	snprintf(tid, sizeof(tid), "%d", (int)atomic_load(&box.tid));
+	code = ctl(NULL, 0, err, sizeof(err), "-r", d.region, "server",
+		   "isolate", "1", "--pid", tid, NULL);
+	atomic_store(&box.stop, 1);
+	pthread_join(t, NULL);
+	if (code != 64 || strstr(err, "is a thread of process") == NULL)
+		fail_msg("isolating a thread id exited %d; err: %s", code, err);
 	/* A process that does not exist cannot be isolated. */
 	code = ctl(NULL, 0, err, sizeof(err), "-r", d.region, "server",
 		   "isolate", "1", "--pid", pid, NULL);
@@ -385,11 +419,12 @@ static void isolate_before_connect(void)
 HARNESS_CASE(isolate_before_connect, 60)
 
 /*
- * The interleaving the adopt loop exists for: the client reads the rules
- * (none yet) and is stopped before it stores its bits; lockctl then adds
- * a rule and, finding the session LIVE, sets the bits; the client
- * resumes and stores the stale empty mask over them. Its second read of
- * the rules must catch the change, or the process is not isolated.
+ * The interleaving the isolation generation exists for: the connecting
+ * client reads the rules (none yet) and is stopped before it stores its
+ * bits; lockctl then adds rules (it never writes the session itself);
+ * the client resumes and stores the stale empty mask. Its first acquire
+ * must see that the generation moved and read the rules again, or the
+ * process is not isolated.
  */
 static void isolate_racing_connect(void)
 {
@@ -399,11 +434,12 @@ static void isolate_racing_connect(void)
 	struct late *l = harness_shared(sizeof(*l));
 	snprintf(l->region, sizeof(l->region), "%s", d.region);
 	char log[256];
-	harness_pause_arm("isolation.adopt@1", log, sizeof(log));
+	harness_pause_arm("isolation.refresh@1", log, sizeof(log));
 	pid_t p = harness_fork(late_main, l);
 	harness_pause_disarm();
 	atomic_store(&l->go, 1);
-	assert_int_equal(harness_wait_paused(log, "isolation.adopt", 5000), p);
+	assert_int_equal(harness_wait_paused(log, "isolation.refresh", 5000),
+			 p);
 	struct lm_region r;
 	harness_attach(d.region, &r);
 	assert_non_null(session_of(&r, p));
@@ -421,11 +457,12 @@ static void isolate_racing_connect(void)
 	harness_resume(p);
 	HARNESS_WAIT_FOR(atomic_load(&l->tried) >= 1, 10000,
 			 "the client never tried");
-	if (atomic_load(&l->isolated) != 0x3u ||
+	if (atomic_load(&l->isolated_after) != 0x3u ||
 	    atomic_load(&l->rc[0]) != LM_ENOQUORUM)
 		fail_msg("a rule added while the client connected was lost: "
 			 "its bits are %#x and its acquire gave %d (%s)",
-			 atomic_load(&l->isolated), atomic_load(&l->rc[0]),
+			 atomic_load(&l->isolated_after),
+			 atomic_load(&l->rc[0]),
 			 lm_strerror(atomic_load(&l->rc[0])));
 	assert_int_equal(ctl(NULL, 0, NULL, 0, "-r", d.region, "server",
 			     "heal", "0", NULL), 0);
@@ -440,6 +477,205 @@ static void isolate_racing_connect(void)
 	cleanup();
 }
 HARNESS_CASE(isolate_racing_connect, 60)
+
+/*
+ * A holder partitioned from servers 0 and 1 fails its renewal, but it
+ * cannot reach those servers to give its leases back: behind a real
+ * partition they run out on their own. The next acquirer must wait for
+ * that, not find the lock free while the holder's valid_until_ns still
+ * vouches for it. (Its renewal used to free all three tables.)
+ */
+static void partitioned_renew_leaves_far_leases(void)
+{
+	setup();
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "isofar", NULL);
+	lm_client *h, *c;
+	assert_int_equal(lm_connect(d.region, &h), 0);
+	assert_int_equal(lm_connect(d.region, &c), 0);
+	lm_grant gh, gc;
+	assert_int_equal(lm_acquire(h, "iso/far", 1500, 0, &gh), 0);
+	char pid[16];
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	/* The rule names this process, so c is isolated too until the
+	 * heals below. */
+	for (int s = 0; s < 2; s++) {
+		char n[2] = {(char)('0' + s), '\0'};
+		assert_int_equal(ctl(NULL, 0, NULL, 0, "-r", d.region,
+				     "server", "isolate", n, "--pid", pid,
+				     NULL), 0);
+	}
+	int rc = lm_renew(h, &gh, 1500);
+	if (rc != LM_ELEASELOST)
+		fail_msg("a holder partitioned from two servers renewed: %s",
+			 lm_strerror(rc));
+	int64_t valid_until = gh.valid_until_ns;
+	assert_int_equal(ctl(NULL, 0, NULL, 0, "-r", d.region, "server",
+			     "heal", "0", NULL), 0);
+	assert_int_equal(ctl(NULL, 0, NULL, 0, "-r", d.region, "server",
+			     "heal", "1", NULL), 0);
+	rc = lm_acquire(c, "iso/far", 1000, 0, &gc);
+	int64_t now = harness_now_ns();
+	if (rc == 0 && now < valid_until)
+		fail_msg("the lock was granted %lld ms before the partitioned "
+			 "holder's lease ended: its failed renewal freed the "
+			 "servers it could not reach",
+			 (long long)((valid_until - now) / 1000000));
+	if (rc == 0)
+		assert_int_equal(lm_release(c, &gc), 0);
+	else
+		assert_int_equal(rc, LM_EBUSY);
+	/* Once those leases end, the lock is the next holder's. */
+	rc = lm_acquire(c, "iso/far", 1000, 5000, &gc);
+	if (rc != 0)
+		fail_msg("the lock never came free after the partitioned "
+			 "holder's leases ended: %s", lm_strerror(rc));
+	assert_true(gc.token > gh.token);
+	assert_int_equal(lm_release(c, &gc), 0);
+	assert_int_equal(lm_release(h, &gh), LM_ELEASELOST);
+	lm_disconnect(h);
+	lm_disconnect(c);
+	harness_lockmgrd_stop(&d);
+	cleanup();
+}
+HARNESS_CASE(partitioned_renew_leaves_far_leases, 60)
+
+struct waiter {
+	char region[LM_REGION_NAME_MAX + 2];
+	int64_t wait_ms;
+	_Atomic int done;
+	_Atomic int rc;
+};
+
+static void waiter_main(void *arg)
+{
+	struct waiter *w = arg;
+	lm_client *c;
+	assert_int_equal(lm_connect(w->region, &c), 0);
+	lm_grant g;
+	int rc = lm_acquire(c, "iso/queue", 1000, w->wait_ms, &g);
+	if (rc == 0)
+		lm_release(c, &g);
+	atomic_store(&w->rc, rc);
+	atomic_store(&w->done, 1);
+	lm_disconnect(c);
+}
+
+/* The session waiting for lock idx whose pid is p. */
+static bool waits(struct lm_region *r, pid_t p)
+{
+	struct lm_session *s = session_of(r, p);
+	return s != NULL && atomic_load(&s->waiting_on) != 0;
+}
+
+/*
+ * A waiter partitioned from the majority cannot take its turn: the ones
+ * behind it must get a free lock, as they do past a stopped waiter.
+ */
+static void partitioned_waiter_is_passed_over(void)
+{
+	setup();
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "isoq", NULL);
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	lm_client *h;
+	assert_int_equal(lm_connect(d.region, &h), 0);
+	lm_grant g;
+	assert_int_equal(lm_acquire(h, "iso/queue", 2000, 0, &g), 0);
+	struct waiter *a = harness_shared(sizeof(*a));
+	struct waiter *b = harness_shared(sizeof(*b));
+	snprintf(a->region, sizeof(a->region), "%s", d.region);
+	snprintf(b->region, sizeof(b->region), "%s", d.region);
+	a->wait_ms = 20000;
+	b->wait_ms = 4000;
+	pid_t pa = harness_fork(waiter_main, a);
+	char pid[16];
+	snprintf(pid, sizeof(pid), "%d", (int)pa);
+	HARNESS_WAIT_FOR(waits(&r, pa), 5000, "A never queued");
+	for (int s = 0; s < 2; s++) {
+		char n[2] = {(char)('0' + s), '\0'};
+		assert_int_equal(ctl(NULL, 0, NULL, 0, "-r", d.region,
+				     "server", "isolate", n, "--pid", pid,
+				     NULL), 0);
+	}
+	pid_t pb = harness_fork(waiter_main, b);
+	HARNESS_WAIT_FOR(waits(&r, pb), 5000, "B never queued");
+	assert_int_equal(lm_release(h, &g), 0);
+	HARNESS_WAIT_FOR(atomic_load(&b->done), 6000, "B never finished");
+	if (atomic_load(&b->rc) != 0)
+		fail_msg("B, behind a waiter partitioned from the majority, "
+			 "did not get the free lock: %s",
+			 lm_strerror(atomic_load(&b->rc)));
+	assert_false(atomic_load(&a->done));
+	assert_int_equal(ctl(NULL, 0, NULL, 0, "-r", d.region, "server",
+			     "heal", "0", NULL), 0);
+	HARNESS_WAIT_FOR(atomic_load(&a->done), 6000,
+			 "A never got the lock once healed");
+	assert_int_equal(atomic_load(&a->rc), 0);
+	harness_expect_exit(pa, 5000, 0, "A");
+	harness_expect_exit(pb, 5000, 0, "B");
+	lm_disconnect(h);
+	lm_region_detach(&r);
+	harness_shared_free(a, sizeof(*a));
+	harness_shared_free(b, sizeof(*b));
+	harness_lockmgrd_stop(&d);
+	cleanup();
+}
+HARNESS_CASE(partitioned_waiter_is_passed_over, 60)
+
+/*
+ * lockctl killed after it wrote a rule but before it published the new
+ * generation, with the client having looked at the rules in between
+ * (after lockctl marked them changing, before the rule): the rule is in
+ * the region (status shows it), so the process it names must be
+ * isolated at its next operation, not only after some later lockctl.
+ */
+static void killed_isolate_still_isolates(void)
+{
+	setup();
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "isokill", NULL);
+	lm_client *c;
+	assert_int_equal(lm_connect(d.region, &c), 0);
+	lm_grant g;
+	char pid[16];
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	assert_int_equal(ctl(NULL, 0, NULL, 0, "-r", d.region, "server",
+			     "isolate", "0", "--pid", pid, NULL), 0);
+	char log[256];
+	harness_pause_arm("isolation.changing,isolation.before_publish", log,
+			  sizeof(log));
+	char *argv[] = {lockctl, "-r", d.region, "server", "isolate", "1",
+			"--pid", pid, NULL};
+	pid_t k = harness_spawn(argv, "/dev/null", "/dev/null");
+	harness_pause_disarm();
+	assert_int_equal(harness_wait_paused(log, "isolation.changing", 5000),
+			 k);
+	/* Isolated from server 0 only: a majority is still in reach. */
+	assert_int_equal(lm_acquire(c, "iso/k", 1000, 0, &g), 0);
+	assert_int_equal(lm_release(c, &g), 0);
+	harness_resume(k);
+	assert_int_equal(harness_wait_paused(log, "isolation.before_publish",
+					     5000), k);
+	kill(k, SIGKILL);
+	int st;
+	harness_wait_pid(k, 5000, &st);
+	int rc = lm_acquire(c, "iso/k", 1000, 0, &g);
+	if (rc == 0)
+		fail_msg("the rule a killed lockctl left (servers 0 and 1) "
+			 "did not isolate its process: it still acquired");
+	assert_int_equal(rc, LM_ENOQUORUM);
+	/* The next writer finishes the change. */
+	assert_int_equal(ctl(NULL, 0, NULL, 0, "-r", d.region, "server",
+			     "heal", "1", NULL), 0);
+	assert_int_equal(lm_acquire(c, "iso/k", 1000, 0, &g), 0);
+	assert_int_equal(lm_release(c, &g), 0);
+	lm_disconnect(c);
+	harness_lockmgrd_stop(&d);
+	cleanup();
+}
+HARNESS_CASE(killed_isolate_still_isolates, 60)
 
 /* ---- lockctl run -------------------------------------------------- */
 
@@ -544,6 +780,9 @@ int main(void)
 		harness_case(isolate_cuts_off_a_holder),
 		harness_case(isolate_before_connect),
 		harness_case(isolate_racing_connect),
+		harness_case(partitioned_renew_leaves_far_leases),
+		harness_case(partitioned_waiter_is_passed_over),
+		harness_case(killed_isolate_still_isolates),
 		harness_case(run_says_recovered),
 		harness_case(run_says_service_stopped),
 	};
