@@ -42,6 +42,7 @@
 
 #include "../client/lockmgr.h"
 #include "../shm/region.h"
+#include "../shm/session.h"
 #include "cli_common.h"
 #include "fuzz_common.h"
 
@@ -137,6 +138,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		atomic_store(&region.servers[i]->heartbeat_ms,
 			     INT64_C(1) << 50);
 	}
+	/* Isolation rules for status, list, isolate and heal to read and
+	 * change: this process refused by server 2 (a majority is still in
+	 * reach, so run is unaffected), and a rule whose process is gone
+	 * (free for reuse). */
+	atomic_store(&region.hdr->isolation[0].start_time,
+		     lm_proc_start_time(getpid()));
+	atomic_store(&region.hdr->isolation[0].who,
+		     LM_ISO_WORD(getpid(), 1u << 2));
+	atomic_store(&region.hdr->isolation[1].start_time, 1);
+	atomic_store(&region.hdr->isolation[1].who,
+		     LM_ISO_WORD(0x7ffffffe, 0x3u));
+	atomic_store(&region.hdr->isolation_gen, 2);
 	/* A session for status to show (it holds nothing, so no lockctl
 	 * run ever has to wait). */
 	FZ_CHECK(lm_connect(region_name, &own_session) == 0, "lm_connect");
