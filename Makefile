@@ -33,7 +33,7 @@ DAEMON_SRC := daemon/lockmgrd.c daemon/servers.c daemon/server.c \
 	      daemon/session_monitor.c daemon/log.c daemon/state_dir.c \
 	      daemon/service_record.c
 LOCKCTL_SRC := client/lockctl.c client/lockctl_status.c client/lockctl_run.c \
-	       client/lockctl_server.c
+	       client/lockctl_server.c client/lockctl_snapshot.c
 RES_SRC := resource/store.c
 RESCTL_SRC := resource/resctl.c
 EXAMPLES := basic replicated fencing failure
