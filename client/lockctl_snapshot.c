@@ -75,6 +75,7 @@ static void snap_servers(struct ctl_snapshot *s)
 		si->token_floor = atomic_load(&srv->token_floor);
 		si->expired = atomic_load(&srv->expired);
 		struct lm_skew_now k = lm_skew_read(srv);
+		si->skew = k;
 		si->skew_offset_ms = lm_skew_apply(&k, now_ms) - now_ms;
 		si->skew_rate_ppm = k.rate_ppm;
 		si->table_lost = (atomic_load(&srv->flags) &
@@ -129,6 +130,8 @@ static int snap_sessions(struct ctl_snapshot *s)
 			continue;
 		si->slot = i;
 		si->pid = LM_SESS_PID(w);
+		si->gen = LM_SESS_GEN(w);
+		si->start_time = atomic_load(&ss->start_time);
 		si->acquires = atomic_load(&ss->acquires);
 		if (st == LM_SESS_LIVE)
 			/* "gone": died while no supervisor was watching. */
@@ -146,6 +149,24 @@ static int snap_sessions(struct ctl_snapshot *s)
 		s->nsess++;
 	}
 	return 0;
+}
+
+/*
+ * The TTL session ss asked for in its acquire of sequence seq, or 0 if
+ * it has made another attempt since (only its latest is recorded). The
+ * session stores the TTL before the sequence (release), so a TTL read
+ * between two loads of an unchanged sequence is that attempt's.
+ */
+static int64_t grant_ttl(const struct lm_session *ss, uint32_t seq)
+{
+	uint64_t before = atomic_load_explicit(&ss->grant_seq,
+					       memory_order_acquire);
+	uint32_t ttl = atomic_load_explicit(&ss->grant_ttl_ms,
+					    memory_order_relaxed);
+	atomic_thread_fence(memory_order_acquire);
+	uint64_t after = atomic_load_explicit(&ss->grant_seq,
+					      memory_order_relaxed);
+	return before == after && (uint32_t)before == seq ? ttl : 0;
 }
 
 /*
@@ -203,6 +224,8 @@ static void judge_lock(struct ctl_snapshot *s, uint32_t idx,
 		li->holder_slot = ss - r->sessions;
 		li->holder_pid = LM_SESS_PID(sw);
 		li->tables = mask;
+		li->grant = grant[i];
+		li->ttl_ms = grant_ttl(ss, LM_OWNER_SEQ(owner));
 		/* Valid while a majority of its leases run: the QUORUM-th
 		 * longest of them. */
 		int64_t l[LM_NSERVERS];
@@ -236,7 +259,7 @@ static int snap_locks(struct ctl_snapshot *s)
 	for (uint32_t idx = 0; idx < n; idx++) {
 		struct ctl_lock_info *li = &s->locks[s->nlocks];
 		memset(li, 0, sizeof(*li));
-		li->len = lm_name_copy(r, idx, li->name, NULL);
+		li->len = lm_name_copy(r, idx, li->name, &li->gen);
 		if (li->len == 0)
 			continue;
 		li->idx = idx;
@@ -250,6 +273,26 @@ static int snap_locks(struct ctl_snapshot *s)
 	return 0;
 }
 
+/* Count each session's locks (sessions are in slot order). */
+static void count_held(struct ctl_snapshot *s)
+{
+	for (uint32_t k = 0; k < s->nlocks; k++) {
+		int64_t slot = s->locks[k].holder_slot;
+		uint32_t lo = 0, hi = s->nsess;
+		while (slot >= 0 && lo < hi) {
+			uint32_t mid = lo + (hi - lo) / 2;
+			if (s->sess[mid].slot < slot) {
+				lo = mid + 1;
+			} else if (s->sess[mid].slot > slot) {
+				hi = mid;
+			} else {
+				s->sess[mid].held++;
+				break;
+			}
+		}
+	}
+}
+
 int ctl_snapshot_take(struct ctl_snapshot *s, const struct lm_region *r)
 {
 	memset(s, 0, sizeof(*s));
@@ -259,6 +302,7 @@ int ctl_snapshot_take(struct ctl_snapshot *s, const struct lm_region *r)
 	snap_servers(s);
 	if (snap_sessions(s) != 0 || snap_locks(s) != 0)
 		return -1;
+	count_held(s);
 	return 0;
 }
 

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../shm/clock.h"
 #include "../shm/region.h"
 
 struct ctl_srv_info {
@@ -34,6 +35,8 @@ struct ctl_srv_info {
 	                        * its peers' token marks, not only for
 	                        * its quarantine */
 	bool usable;           /* counts towards a client's quorum now */
+	struct lm_skew_now skew; /* its clock's parameters: they change
+	                        * only when someone sets them */
 };
 
 struct ctl_sess_info {
@@ -42,6 +45,10 @@ struct ctl_sess_info {
 	const char *state;     /* live, gone, dead, claiming */
 	int64_t waiting_on;    /* lock index, or -1 */
 	uint64_t acquires;
+	uint32_t gen;          /* generation of the slot's life: which
+	                        * session this is, with slot */
+	uint64_t start_time;   /* its process's (0: unknown) */
+	uint32_t held;         /* locks of the snapshot it holds */
 };
 
 struct ctl_lock_info {
@@ -54,6 +61,12 @@ struct ctl_lock_info {
 	int64_t lease_left_ms;
 	uint32_t waiters;
 	unsigned tables;       /* bit i: held on table i */
+	uint64_t gen;          /* generation of the name's life */
+	uint64_t grant;        /* the holder's owner word without its
+	                        * epoch bits (session and sequence: one
+	                        * grant); 0 when not held */
+	int64_t ttl_ms;        /* the TTL the holder asked for, when its
+	                        * session still says (0: unknown) */
 };
 
 struct ctl_snapshot {
