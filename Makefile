@@ -24,6 +24,8 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 CFLAGS  += $(CFLAGS_BASE)
 LDLIBS  += -pthread
+# lockctl top's terminal view (Debian: libncurses-dev).
+NCURSES_LIBS := $(shell pkg-config --libs ncurses 2>/dev/null || echo -lncurses)
 
 LIB_SRC := shm/region.c shm/name_index.c shm/name_reclaim.c shm/session.c \
 	   shm/actor.c shm/futex.c shm/test_hook.c \
@@ -33,7 +35,9 @@ DAEMON_SRC := daemon/lockmgrd.c daemon/servers.c daemon/server.c \
 	      daemon/session_monitor.c daemon/log.c daemon/state_dir.c \
 	      daemon/service_record.c
 LOCKCTL_SRC := client/lockctl.c client/lockctl_status.c client/lockctl_run.c \
-	       client/lockctl_server.c client/lockctl_snapshot.c
+	       client/lockctl_server.c client/lockctl_snapshot.c \
+	       client/lockctl_top.c client/lockctl_top_events.c \
+	       client/lockctl_top_frame.c
 RES_SRC := resource/store.c
 RESCTL_SRC := resource/resctl.c
 EXAMPLES := basic replicated fencing failure
@@ -75,7 +79,7 @@ $(BUILD)/lockmgrd: $(DAEMON_OBJ) $(BUILD)/liblockmgr.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lz -lurcu-common
 
 $(BUILD)/lockctl: $(LOCKCTL_OBJ) $(BUILD)/liblockmgr.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(NCURSES_LIBS)
 
 # lockbench: lockmgr against the host's own locks, in one run.
 $(BUILD)/lockbench: $(BENCH_OBJ) $(BUILD)/liblockmgr.a
@@ -208,7 +212,8 @@ $(FUZZ_BUILD)/fuzz_cli_lockctl: $(call fz_objs,fuzz/fuzz_cli_lockctl.c) \
 		$(call fz_objs,$(filter-out client/lockctl.c,$(LOCKCTL_SRC))) \
 		$(FZ_CLI) $(FZ_LIB)
 	$(FUZZ_CC) $(FUZZ_LDFLAGS) -Wl,--wrap=exit,--wrap=shm_open \
-		-Wl,--wrap=fork,--wrap=execvp,--wrap=kill -o $@ $^
+		-Wl,--wrap=fork,--wrap=execvp,--wrap=kill -o $@ $^ \
+		$(NCURSES_LIBS)
 
 $(FUZZ_BUILD)/fuzz_cli_resctl: $(call fz_objs,fuzz/fuzz_cli_resctl.c) \
 		$(call fz_cli,resource/resctl.c) $(call fz_objs,$(RES_SRC)) \

@@ -32,6 +32,9 @@ static void usage(FILE *f)
 "                                  run CMD while holding lock NAME, like\n"
 "                                  flock(1); the lease is renewed while\n"
 "                                  CMD runs\n"
+"  top [--once | -b [-n N]] [-d MS]\n"
+"                                  a live view of the servers, sessions and\n"
+"                                  locks, with the events between refreshes\n"
 "  server list|kill|start|pause|resume|skew|isolate|heal N ...\n"
 "                                  list the lock servers, or inject a fault\n"
 "                                  into one ('lockctl server --help')\n"
@@ -205,6 +208,7 @@ static const struct {
 	{"run", ctl_run},
 	{"server", ctl_server},
 	{"server", ctl_server},
+	{"top", ctl_top},
 	{"help", run_help},
 };
 
@@ -222,7 +226,7 @@ static int run_help(struct ctl_global *g, int argc, char **argv)
 		return commands[i].fn(g, 2, av);
 	}
 	fprintf(stderr, "lockctl: help: no command '%s' (commands: status, "
-			"run, server)\n", argv[1]);
+			"run, server, top)\n", argv[1]);
 	return EX_CTL_USAGE;
 }
 

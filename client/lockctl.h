@@ -69,5 +69,6 @@ const char *ctl_recovery_note(const struct lm_server *s, int64_t now_ms,
 int ctl_status(struct ctl_global *g, int argc, char **argv);
 int ctl_run(struct ctl_global *g, int argc, char **argv);
 int ctl_server(struct ctl_global *g, int argc, char **argv);
+int ctl_top(struct ctl_global *g, int argc, char **argv);
 
 #endif

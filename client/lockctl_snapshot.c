@@ -266,6 +266,13 @@ static int snap_locks(struct ctl_snapshot *s)
 		li->holder_slot = -1;
 		li->waiters = LM_WAITERS_COUNT(
 			atomic_load(&lm_queue_of(r, idx)->waiters));
+		if (li->waiters != 0) {
+			int64_t t = atomic_load_explicit(
+				&lm_queue_of(r, idx)->turn_since_ns,
+				memory_order_relaxed);
+			/* A stamp from the future is damage: unknown. */
+			li->turn_since_ns = t > 0 && t <= s->now_ns ? t : 0;
+		}
 		judge_lock(s, idx, li);
 		if (li->holder_slot >= 0 || li->waiters != 0)
 			s->nlocks++;

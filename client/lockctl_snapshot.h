@@ -67,6 +67,8 @@ struct ctl_lock_info {
 	                        * grant); 0 when not held */
 	int64_t ttl_ms;        /* the TTL the holder asked for, when its
 	                        * session still says (0: unknown) */
+	int64_t turn_since_ns; /* when the head of its queue began its
+	                        * turn (monotonic; see lm_queue), or 0 */
 };
 
 struct ctl_snapshot {
