@@ -52,7 +52,7 @@ RESCTL_OBJ  := $(RESCTL_SRC:%.c=$(BUILD)/%.o)
 
 UNIT_TESTS := test_region test_name_index test_token test_resource
 PROC_TESTS := test_mutex test_cli test_errors test_faults test_races \
-	      test_names test_scenarios test_chaos test_bench
+	      test_names test_scenarios test_chaos test_bench test_top
 TEST_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS) $(PROC_TESTS))
 
 BINS := $(BUILD)/lockmgrd $(BUILD)/lockctl $(BUILD)/resctl $(BUILD)/lockbench \
@@ -104,6 +104,9 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/harness.o \
 		       $(BUILD)/libdemo.a $(BUILD)/liblockmgr.a \
 		       $(BUILD)/libfencedstore.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka -lz
+
+# test_top drives lockctl top's terminal view under a pty (forkpty).
+$(BUILD)/tests/test_top: LDLIBS += -lutil
 
 # The benchmark runs here only as a smoke test (every scenario works and
 # its counters are exact), never as a timed assertion.
