@@ -215,8 +215,8 @@ $(FUZZ_BUILD)/fuzz_cli_lockctl: $(call fz_objs,fuzz/fuzz_cli_lockctl.c) \
 		$(call fz_objs,$(filter-out client/lockctl.c,$(LOCKCTL_SRC))) \
 		$(FZ_CLI) $(FZ_LIB)
 	$(FUZZ_CC) $(FUZZ_LDFLAGS) -Wl,--wrap=exit,--wrap=shm_open \
-		-Wl,--wrap=fork,--wrap=execvp,--wrap=kill -o $@ $^ \
-		$(NCURSES_LIBS)
+		-Wl,--wrap=fork,--wrap=execvp,--wrap=kill \
+		-Wl,--wrap=sigtimedwait -o $@ $^ $(NCURSES_LIBS)
 
 $(FUZZ_BUILD)/fuzz_cli_resctl: $(call fz_objs,fuzz/fuzz_cli_resctl.c) \
 		$(call fz_cli,resource/resctl.c) $(call fz_objs,$(RES_SRC)) \
