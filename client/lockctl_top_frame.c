@@ -95,10 +95,9 @@ static void title(struct top_out *o, const struct top_frame *fr)
 		waiting += s->sess[k].waiting_on >= 0;
 	for (uint32_t k = 0; k < s->nlocks; k++)
 		held += s->locks[k].holder_slot >= 0;
-	fprintf(o->f, "Clients     %u %s, %u %s held, %u %s", s->nsess,
+	fprintf(o->f, "Clients     %u %s, %u %s held, %u waiting", s->nsess,
 		plural(s->nsess, "session", "sessions"), held,
-		plural(held, "lock", "locks"), waiting,
-		plural(waiting, "waiting", "waiting"));
+		plural(held, "lock", "locks"), waiting);
 	nl(o, false);
 }
 
