@@ -25,6 +25,8 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 CFLAGS  += $(CFLAGS_BASE)
 LDLIBS  += -pthread
+# lockctl top's terminal view (Debian: libncurses-dev).
+NCURSES_LIBS := $(shell pkg-config --libs ncurses 2>/dev/null || echo -lncurses)
 
 LIB_SRC := shm/region.c shm/name_index.c shm/name_reclaim.c shm/session.c \
 	   shm/actor.c shm/futex.c shm/test_hook.c shm/isolation.c \
@@ -34,7 +36,9 @@ DAEMON_SRC := daemon/lockmgrd.c daemon/servers.c daemon/server.c \
 	      daemon/session_monitor.c daemon/log.c daemon/state_dir.c \
 	      daemon/service_record.c
 LOCKCTL_SRC := client/lockctl.c client/lockctl_status.c client/lockctl_run.c \
-	       client/lockctl_server.c
+	       client/lockctl_server.c client/lockctl_snapshot.c \
+	       client/lockctl_top.c client/lockctl_top_events.c \
+	       client/lockctl_top_frame.c
 RES_SRC := resource/store.c
 RESCTL_SRC := resource/resctl.c
 EXAMPLES := basic replicated fencing failure
@@ -50,7 +54,7 @@ RESCTL_OBJ  := $(RESCTL_SRC:%.c=$(BUILD)/%.o)
 UNIT_TESTS := test_region test_name_index test_token test_resource
 PROC_TESTS := test_mutex test_cli test_fault_cli test_errors test_faults \
 	      test_races test_names test_scenarios test_chaos test_bench \
-	      test_install test_docs
+	      test_install test_docs test_top
 TEST_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS) $(PROC_TESTS))
 
 BINS := $(BUILD)/lockmgrd $(BUILD)/lockctl $(BUILD)/resctl $(BUILD)/lockbench \
@@ -77,7 +81,7 @@ $(BUILD)/lockmgrd: $(DAEMON_OBJ) $(BUILD)/liblockmgr.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lz -lurcu-common
 
 $(BUILD)/lockctl: $(LOCKCTL_OBJ) $(BUILD)/liblockmgr.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(NCURSES_LIBS)
 
 # lockbench: lockmgr against the host's own locks, in one run.
 $(BUILD)/lockbench: $(BENCH_OBJ) $(BUILD)/liblockmgr.a
@@ -107,6 +111,9 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/harness.o \
 # README's C example the way the library was built.
 $(BUILD)/tests/test_docs.o: CFLAGS += -DLM_SRC_DIR='"$(CURDIR)"' \
 	-DLM_CC='"$(CC)"' -DLM_EXAMPLE_LDFLAGS='"$(LDFLAGS)"'
+
+# test_top drives lockctl top's terminal view under a pty (forkpty).
+$(BUILD)/tests/test_top: LDLIBS += -lutil
 
 # The benchmark runs here only as a smoke test (every scenario works and
 # its counters are exact), never as a timed assertion.
@@ -302,7 +309,8 @@ $(FUZZ_BUILD)/fuzz_cli_lockctl: $(call fz_objs,fuzz/fuzz_cli_lockctl.c) \
 		$(call fz_objs,$(filter-out client/lockctl.c,$(LOCKCTL_SRC))) \
 		$(FZ_CLI) $(FZ_LIB)
 	$(FUZZ_CC) $(FUZZ_LDFLAGS) -Wl,--wrap=exit,--wrap=shm_open \
-		-Wl,--wrap=fork,--wrap=execvp,--wrap=kill -o $@ $^
+		-Wl,--wrap=fork,--wrap=execvp,--wrap=kill \
+		-Wl,--wrap=sigtimedwait -o $@ $^ $(NCURSES_LIBS)
 
 $(FUZZ_BUILD)/fuzz_cli_resctl: $(call fz_objs,fuzz/fuzz_cli_resctl.c) \
 		$(call fz_cli,resource/resctl.c) $(call fz_objs,$(RES_SRC)) \

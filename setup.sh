@@ -11,7 +11,8 @@
 # sanitizer runtimes) and llvm-14 (llvm-symbolizer, for readable stack
 # traces) are for make fuzz; everything else builds without them.
 set -eu
-PKGS="make gcc libc6-dev pkg-config zlib1g-dev liburcu-dev libcmocka-dev gnuplot-nox"
+PKGS="make gcc libc6-dev pkg-config zlib1g-dev liburcu-dev libcmocka-dev libncurses-dev"
+PKGS="$PKGS gnuplot-nox"
 PKGS="$PKGS clang libclang-rt-14-dev llvm-14"
 
 missing=""

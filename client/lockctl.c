@@ -32,6 +32,9 @@ static void usage(FILE *f)
 "                                  run CMD while holding lock NAME, like\n"
 "                                  flock(1); the lease is renewed while\n"
 "                                  CMD runs\n"
+"  top [--once | -b [-n N]] [-d MS]\n"
+"                                  a live view of the servers, sessions and\n"
+"                                  locks, with the events between refreshes\n"
 "  server list|kill|start|pause|resume|skew|isolate|heal N ...\n"
 "                                  list the lock servers, or inject a fault\n"
 "                                  into one ('lockctl server --help')\n"
@@ -223,6 +226,7 @@ static const struct {
 	{"status", ctl_status},
 	{"run", ctl_run},
 	{"server", ctl_server},
+	{"top", ctl_top},
 	{"help", run_help},
 };
 
@@ -240,7 +244,7 @@ static int run_help(struct ctl_global *g, int argc, char **argv)
 		return commands[i].fn(g, 2, av);
 	}
 	fprintf(stderr, "lockctl: help: no command '%s' (commands: status, "
-			"run, server)\n", argv[1]);
+			"run, server, top)\n", argv[1]);
 	return EX_CTL_USAGE;
 }
 
@@ -279,7 +283,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (i >= argc) {
-		fprintf(stderr, "lockctl: no command given (status, run, "
+		fprintf(stderr, "lockctl: no command given (status, run, top, "
 				"server, help)\nTry 'lockctl --help'.\n");
 		return EX_CTL_USAGE;
 	}
@@ -288,7 +292,7 @@ int main(int argc, char **argv)
 			return commands[k].fn(&g, argc - i, argv + i);
 	fprintf(stderr, "lockctl: unknown command '");
 	ctl_print_escaped(stderr, argv[i], 40);
-	fprintf(stderr, "' (status, run, server, help)\nTry 'lockctl "
+	fprintf(stderr, "' (status, run, server, top, help)\nTry 'lockctl "
 			"--help'.\n");
 	return EX_CTL_USAGE;
 }

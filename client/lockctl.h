@@ -76,5 +76,6 @@ int ctl_server_table(const struct lm_region *r);
 int ctl_status(struct ctl_global *g, int argc, char **argv);
 int ctl_run(struct ctl_global *g, int argc, char **argv);
 int ctl_server(struct ctl_global *g, int argc, char **argv);
+int ctl_top(struct ctl_global *g, int argc, char **argv);
 
 #endif

@@ -5,84 +5,20 @@
  *
  * status only reads. It attaches the region but registers no session:
  * a monitoring loop must not fill the session table, nor show up in
- * what it reports. The snapshot is not atomic (the region changes while
- * it is read); each lock is judged the way a client would judge it, by
- * one pass over its slots in the three tables.
+ * what it reports. The snapshot (lockctl_snapshot.c, shared with `top`)
+ * is not atomic (the region changes while it is read); each lock is
+ * judged the way a client would judge it, by one pass over its slots in
+ * the three tables.
  */
 #include <errno.h>
 #include <getopt.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/types.h>
 
-#include "../shm/clock.h"
-#include "../shm/isolation.h"
-#include "../shm/name_index.h"
-#include "../shm/session.h"
-#include "internal.h"
 #include "lockctl.h"
-
-struct srv_info {
-	const char *state;     /* up, hung, recovering, down */
-	int pid;
-	uint64_t epoch;
-	int64_t hb_age_ms;     /* -1 when down */
-	uint64_t restarts;
-	int64_t quarantine_ms; /* left, when recovering and known; else 0 */
-	char recovery[160];    /* why it is recovering, and for how long */
-	int iso_pids[LM_ISOLATION_RULES]; /* running processes it refuses
-	                        * (lockctl server isolate), connected or
-	                        * not */
-	unsigned niso;
-	uint64_t token_floor;
-	uint64_t expired;
-	int64_t skew_offset_ms;
-	int64_t skew_rate_ppm;
-	bool table_lost;       /* restarted without its table: waits for
-	                        * its peers' token marks, not only for
-	                        * its quarantine */
-	bool usable;           /* counts towards a client's quorum now */
-};
-
-struct sess_info {
-	uint32_t slot;
-	int pid;
-	const char *state;     /* live, gone, dead, claiming */
-	int64_t waiting_on;    /* lock index, or -1 */
-	uint64_t acquires;
-	uint32_t isolated;     /* bit i: server i refuses it (a simulated
-	                        * partition, lockctl server isolate) */
-};
-
-struct lock_info {
-	uint32_t idx;
-	char name[LM_NAME_MAX + 1];
-	uint32_t len;
-	int holder_pid;        /* 0: not held */
-	int64_t holder_slot;   /* -1: not held */
-	uint64_t token;
-	int64_t lease_left_ms;
-	uint32_t waiters;
-	unsigned tables;       /* bit i: held on table i */
-};
-
-struct snapshot {
-	const struct lm_region *r;
-	int64_t now_ns;
-	int sup_pid;
-	const char *sup_state; /* running, dead, stopped, none */
-	bool sup_alive;
-	struct srv_info srv[LM_NSERVERS];
-	unsigned usable;
-	struct sess_info *sess;
-	uint32_t nsess;
-	struct lock_info *locks;
-	uint32_t nlocks;
-};
+#include "lockctl_snapshot.h"
 
 static void status_usage(FILE *f)
 {
@@ -101,259 +37,6 @@ CTL_REGION_HELP
 "still printed), 64 on a usage error.\n");
 }
 
-/* A killed process that nobody has reaped yet still answers kill(0)
- * and keeps its /proc entry: only its state letter says it is dead. */
-static bool is_zombie(int pid)
-{
-	char path[64], buf[512];
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	FILE *f = fopen(path, "re");
-	if (f == NULL)
-		return false;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	/* The command name may contain ')': the state follows the last. */
-	const char *p = strrchr(buf, ')');
-	return p != NULL && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
-}
-
-static bool pid_alive(int pid, uint64_t start)
-{
-	if (pid <= 0)
-		return false;
-	if ((kill(pid, 0) != 0 && errno != EPERM) || is_zombie(pid))
-		return false;
-	/* The pid may belong to another process by now. A start time of 0
-	 * means /proc could not tell: trust kill(). */
-	uint64_t now = lm_proc_start_time(pid);
-	return now == 0 || start == 0 || now == start;
-}
-
-static void snap_supervisor(struct snapshot *s)
-{
-	const struct lm_region_header *h = s->r->hdr;
-	uint32_t st = atomic_load(&h->supervisor_state);
-	s->sup_pid = atomic_load(&h->supervisor_pid);
-	s->sup_alive = pid_alive(s->sup_pid, atomic_load(&h->supervisor_start));
-	if (st == LM_SUP_RUNNING)
-		s->sup_state = s->sup_alive ? "running" : "dead";
-	else if (st == LM_SUP_STOPPED)
-		s->sup_state = "stopped";
-	else
-		s->sup_state = "none";
-}
-
-static void snap_servers(struct snapshot *s)
-{
-	int64_t now_ms = s->now_ns / 1000000;
-	for (unsigned i = 0; i < LM_NSERVERS; i++) {
-		const struct lm_server *srv = s->r->servers[i];
-		struct srv_info *si = &s->srv[i];
-		uint64_t w = atomic_load(&srv->state);
-		si->epoch = LM_SRV_EPOCH(w);
-		si->pid = atomic_load(&srv->pid);
-		si->restarts = atomic_load(&srv->restarts);
-		si->token_floor = atomic_load(&srv->token_floor);
-		si->expired = atomic_load(&srv->expired);
-		struct lm_skew_now k = lm_skew_read(srv);
-		si->skew_offset_ms = lm_skew_apply(&k, now_ms) - now_ms;
-		si->skew_rate_ppm = k.rate_ppm;
-		si->table_lost = (atomic_load(&srv->flags) &
-				  LM_SRVF_TOKENS_LOST) != 0;
-		si->hb_age_ms = lm_heartbeat_age_ms(
-			atomic_load(&srv->heartbeat_ms), now_ms);
-		si->quarantine_ms = 0;
-		si->usable = false;
-		switch (LM_SRV_STATE(w)) {
-		case LM_SRV_UP:
-			/* Clients treat a stale heartbeat as down: say so. */
-			if (si->hb_age_ms > LM_HEARTBEAT_STALE_MS) {
-				si->state = "hung";
-			} else {
-				si->state = "up";
-				si->usable = true;
-				s->usable++;
-			}
-			break;
-		case LM_SRV_RECOVERING: {
-			si->state = "recovering";
-			int64_t until = atomic_load(&srv->quarantine_until_ms);
-			si->quarantine_ms = until == INT64_MAX ? -1
-							       : until - now_ms;
-			if (until != INT64_MAX && si->quarantine_ms < 0)
-				si->quarantine_ms = 0;
-			ctl_recovery_note(srv, now_ms, si->recovery,
-					  sizeof(si->recovery));
-			break;
-		}
-		default:
-			si->state = "down";
-			si->hb_age_ms = -1;
-			break;
-		}
-	}
-}
-
-/* Which running processes each server refuses (lockctl server
- * isolate), whether or not they have connected yet. */
-static void snap_isolation(struct snapshot *s)
-{
-	for (unsigned i = 0; i < LM_ISOLATION_RULES; i++) {
-		pid_t pid;
-		uint32_t servers;
-		if (!lm_isolation_rule_live(&s->r->hdr->isolation[i], &pid,
-					    &servers))
-			continue;
-		for (unsigned j = 0; j < LM_NSERVERS; j++)
-			if (servers & (1u << j))
-				s->srv[j].iso_pids[s->srv[j].niso++] = pid;
-	}
-}
-
-static int snap_sessions(struct snapshot *s)
-{
-	const struct lm_region *r = s->r;
-	uint32_t n = lm_sessions_in_use(r);
-	s->sess = calloc(n ? n : 1, sizeof(*s->sess));
-	if (s->sess == NULL)
-		return -1;
-	for (uint32_t i = 0; i < n; i++) {
-		const struct lm_session *ss = &r->sessions[i];
-		uint64_t w = lm_session_word(ss);
-		uint32_t st = LM_SESS_STATE(w);
-		struct sess_info *si = &s->sess[s->nsess];
-		if (st == LM_SESS_FREE)
-			continue;
-		si->slot = i;
-		si->pid = LM_SESS_PID(w);
-		si->acquires = atomic_load(&ss->acquires);
-		/* The rules, which its client adopts at its next
-		 * operation, and whatever bits it already has. */
-		si->isolated = (lm_isolation_servers(r, LM_SESS_PID(w),
-						     atomic_load(
-							     &ss->start_time)) |
-				atomic_load(&ss->isolated)) &
-			       ((1u << LM_NSERVERS) - 1);
-		if (st == LM_SESS_LIVE)
-			/* "gone": died while no supervisor was watching. */
-			si->state = lm_session_process_alive(ss) ? "live"
-								 : "gone";
-		else if (st == LM_SESS_DEAD)
-			si->state = "dead";
-		else
-			si->state = "claiming";
-		uint32_t on = atomic_load(&ss->waiting_on);
-		if (on & LM_WAIT_LEAVING)
-			on = 0; /* leaving: no longer waits */
-		si->waiting_on = on != 0 && on <= r->max_locks ? (int64_t)on - 1
-							       : -1;
-		s->nsess++;
-	}
-	return 0;
-}
-
-/*
- * Is lock idx held, and by whom? Held means what a client's quorum
- * means: the same grant (session and sequence) on a majority of the
- * tables that are UP, in each table's current epoch, with a lease that
- * belongs to that grant and has not ended in that server's clock.
- */
-static void judge_lock(struct snapshot *s, uint32_t idx, struct lock_info *li)
-{
-	const struct lm_region *r = s->r;
-	uint64_t grant[LM_NSERVERS];
-	int64_t left[LM_NSERVERS];
-	unsigned have = 0;
-	for (unsigned i = 0; i < LM_NSERVERS; i++) {
-		const struct lm_server *srv = r->servers[i];
-		uint64_t st = atomic_load(&srv->state);
-		grant[i] = 0;
-		if (LM_SRV_STATE(st) != LM_SRV_UP)
-			continue;
-		struct lm_slot *slot = lm_slot_of(r, i, idx);
-		uint64_t owner = atomic_load(&slot->owner);
-		uint64_t lease = atomic_load(&slot->lease);
-		if (LM_OWNER_SESSION(owner) == 0 ||
-		    LM_OWNER_EPOCH(owner) != (uint32_t)(LM_SRV_EPOCH(st) &
-							0xffffu) ||
-		    LM_LEASE_TAG(lease) != LM_OWNER_TAG(owner))
-			continue;
-		left[i] = LM_LEASE_EXPIRY(lease) -
-			  lm_server_clock_ms(srv, s->now_ns);
-		if (left[i] <= 0)
-			continue;
-		/* The owner words of one grant differ only in the epoch
-		 * bits: compare session and sequence. */
-		grant[i] = owner & UINT64_C(0xffffffffffff);
-		have |= 1u << i;
-	}
-	for (unsigned i = 0; i < LM_NSERVERS; i++) {
-		if (!(have & (1u << i)))
-			continue;
-		unsigned mask = 0;
-		for (unsigned j = 0; j < LM_NSERVERS; j++)
-			if ((have & (1u << j)) && grant[j] == grant[i])
-				mask |= 1u << j;
-		if (__builtin_popcount(mask) < (int)LM_QUORUM)
-			continue;
-		uint64_t owner = atomic_load(&lm_slot_of(r, i, idx)->owner);
-		const struct lm_session *ss = lm_owner_session(r, owner);
-		/* A holder whose session is no longer live is as good as
-		 * gone: the next acquire takes its slots (grant.c). */
-		uint64_t sw = ss != NULL ? lm_session_word(ss) : 0;
-		if (LM_SESS_STATE(sw) != LM_SESS_LIVE)
-			return;
-		li->holder_slot = ss - r->sessions;
-		li->holder_pid = LM_SESS_PID(sw);
-		li->tables = mask;
-		/* Valid while a majority of its leases run: the QUORUM-th
-		 * longest of them. */
-		int64_t l[LM_NSERVERS];
-		unsigned n = 0;
-		for (unsigned j = 0; j < LM_NSERVERS; j++) {
-			if (!(mask & (1u << j)))
-				continue;
-			uint64_t t = atomic_load(&lm_slot_of(r, j, idx)->token);
-			li->token = t > li->token ? t : li->token;
-			l[n++] = left[j];
-		}
-		for (unsigned a = 0; a < n; a++)
-			for (unsigned b = a + 1; b < n; b++)
-				if (l[b] > l[a]) {
-					int64_t x = l[a];
-					l[a] = l[b];
-					l[b] = x;
-				}
-		li->lease_left_ms = l[LM_QUORUM - 1];
-		return;
-	}
-}
-
-static int snap_locks(struct snapshot *s)
-{
-	const struct lm_region *r = s->r;
-	uint32_t n = lm_names_in_use(r);
-	s->locks = calloc(n ? n : 1, sizeof(*s->locks));
-	if (s->locks == NULL)
-		return -1;
-	for (uint32_t idx = 0; idx < n; idx++) {
-		struct lock_info *li = &s->locks[s->nlocks];
-		memset(li, 0, sizeof(*li));
-		li->len = lm_name_copy(r, idx, li->name, NULL);
-		if (li->len == 0)
-			continue;
-		li->idx = idx;
-		li->holder_slot = -1;
-		li->waiters = LM_WAITERS_COUNT(
-			atomic_load(&lm_queue_of(r, idx)->waiters));
-		judge_lock(s, idx, li);
-		if (li->holder_slot >= 0 || li->waiters != 0)
-			s->nlocks++;
-	}
-	return 0;
-}
-
 /* ------------------------------------------------------------------ */
 /* Human output */
 
@@ -363,83 +46,21 @@ static void pad(int n)
 		putchar(' ');
 }
 
-static int name_width(const char *name, uint32_t len)
-{
-	int w = 0;
-	for (uint32_t i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)name[i];
-		w += ch >= 0x20 && ch < 0x7f && ch != '\\' ? 1 : 4;
-	}
-	return w;
-}
-
-/* The name of lock idx, copied into buf (LM_NAME_MAX + 1), or NULL. */
-static const char *lock_name(const struct snapshot *s, int64_t idx,
-			     uint32_t *len, char *buf)
-{
-	if (idx < 0)
-		return NULL;
-	*len = lm_name_copy(s->r, (uint32_t)idx, buf, NULL);
-	return *len != 0 ? buf : NULL;
-}
-
-/* Append "; "-separated text to buf, never past its end. */
-__attribute__((format(printf, 4, 5)))
-static void note_add(char *buf, size_t n, size_t *k, const char *fmt, ...)
-{
-	if (*k != 0 && *k + 2 < n) {
-		memcpy(buf + *k, "; ", 3);
-		*k += 2;
-	}
-	if (*k >= n)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	int w = vsnprintf(buf + *k, n - *k, fmt, ap);
-	va_end(ap);
-	if (w > 0)
-		*k = *k + (size_t)w < n ? *k + (size_t)w : n - 1;
-}
-
 /* The server table of status, and of `lockctl server list`. */
-static void print_servers(const struct snapshot *s)
+static void print_servers(const struct ctl_snapshot *s)
 {
 	printf("SERVER  STATE       PID      EPOCH  HEARTBEAT  RESTARTS  "
 	       "NOTE\n");
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
-		const struct srv_info *si = &s->srv[i];
+		const struct ctl_srv_info *si = &s->srv[i];
 		char pid[16] = "-", hb[32] = "-";
 		if (si->pid > 0)
 			snprintf(pid, sizeof(pid), "%d", si->pid);
 		if (si->hb_age_ms >= 0)
 			snprintf(hb, sizeof(hb), "%lld ms",
 				 (long long)si->hb_age_ms);
-		char note[256] = "";
-		size_t k = 0;
-		if (!strcmp(si->state, "recovering"))
-			note_add(note, sizeof(note), &k, "%s", si->recovery);
-		if (!strcmp(si->state, "hung"))
-			note_add(note, sizeof(note), &k,
-				 "no heartbeat for %lld ms (stopped?)",
-				 (long long)si->hb_age_ms);
-		if (si->skew_offset_ms != 0 || si->skew_rate_ppm != 1000000)
-			note_add(note, sizeof(note), &k,
-				 "clock skew %+lld ms, rate %.3f",
-				 (long long)si->skew_offset_ms,
-				 (double)si->skew_rate_ppm / 1e6);
-		if (si->niso != 0) {
-			char pids[LM_ISOLATION_RULES * 12] = "";
-			size_t m = 0;
-			for (unsigned j = 0; j < si->niso && m < sizeof(pids);
-			     j++) {
-				int w = snprintf(pids + m, sizeof(pids) - m,
-						 "%s%d", j ? ", " : "",
-						 si->iso_pids[j]);
-				m += w > 0 ? (size_t)w : 0;
-			}
-			note_add(note, sizeof(note), &k, "isolates pid%s %s",
-				 si->niso == 1 ? "" : "s", pids);
-		}
+		char note[256];
+		ctl_server_note(si, note, sizeof(note));
 		char restarts[24];
 		snprintf(restarts, sizeof(restarts), "%llu",
 			 (unsigned long long)si->restarts);
@@ -450,10 +71,9 @@ static void print_servers(const struct snapshot *s)
 		else
 			printf("%s\n", restarts);
 	}
-
 }
 
-static void print_human(const struct snapshot *s)
+static void print_human(const struct ctl_snapshot *s)
 {
 	const struct lm_region *r = s->r;
 	uint32_t flags = atomic_load(&r->hdr->flags);
@@ -488,10 +108,11 @@ static void print_human(const struct snapshot *s)
 	} else {
 		printf("\nSLOT   PID      STATE     ACQUIRES  WAITING-ON\n");
 		for (uint32_t k = 0; k < s->nsess; k++) {
-			const struct sess_info *si = &s->sess[k];
+			const struct ctl_sess_info *si = &s->sess[k];
 			uint32_t len;
 			char buf[LM_NAME_MAX + 1];
-			const char *w = lock_name(s, si->waiting_on, &len, buf);
+			const char *w = ctl_snapshot_lock_name(
+				s, si->waiting_on, &len, buf);
 			printf("%-5u  %-7d  %-8s  %-8llu  ", si->slot, si->pid,
 			       si->state, (unsigned long long)si->acquires);
 			int cols = 1;
@@ -524,7 +145,7 @@ static void print_human(const struct snapshot *s)
 	 * over its row rather than push every row off the screen. */
 	int nw = 4;
 	for (uint32_t k = 0; k < s->nlocks; k++) {
-		int w = name_width(s->locks[k].name, s->locks[k].len);
+		int w = ctl_name_width(s->locks[k].name, s->locks[k].len);
 		nw = w > nw ? w : nw;
 	}
 	nw = nw > 40 ? 40 : nw;
@@ -532,7 +153,7 @@ static void print_human(const struct snapshot *s)
 	pad(nw - 4);
 	printf("  HOLDER   TOKEN       LEASE-LEFT  WAITERS  TABLES\n");
 	for (uint32_t k = 0; k < s->nlocks; k++) {
-		const struct lock_info *li = &s->locks[k];
+		const struct ctl_lock_info *li = &s->locks[k];
 		pad(nw - ctl_print_escaped(stdout, li->name, li->len));
 		if (li->holder_slot < 0) {
 			printf("  %-7s  %-10s  %-10s  %-7u  -\n", "-", "-", "-",
@@ -627,7 +248,7 @@ static void json_cstr(const char *s)
 	json_str(s, strlen(s));
 }
 
-static void print_json(const struct snapshot *s)
+static void print_json(const struct ctl_snapshot *s)
 {
 	const struct lm_region *r = s->r;
 	const struct lm_region_header *h = r->hdr;
@@ -650,7 +271,7 @@ static void print_json(const struct snapshot *s)
 
 	printf(",\"servers\":[");
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
-		const struct srv_info *si = &s->srv[i];
+		const struct ctl_srv_info *si = &s->srv[i];
 		printf("%s{\"index\":%u,\"pid\":%d,\"state\":", i ? "," : "", i,
 		       si->pid);
 		json_cstr(si->state);
@@ -683,7 +304,7 @@ static void print_json(const struct snapshot *s)
 
 	printf("],\"sessions\":[");
 	for (uint32_t k = 0; k < s->nsess; k++) {
-		const struct sess_info *si = &s->sess[k];
+		const struct ctl_sess_info *si = &s->sess[k];
 		printf("%s{\"slot\":%u,\"pid\":%d,\"state\":", k ? "," : "",
 		       si->slot, si->pid);
 		json_cstr(si->state);
@@ -698,7 +319,7 @@ static void print_json(const struct snapshot *s)
 		printf("],\"waiting_on\":");
 		uint32_t len;
 		char buf[LM_NAME_MAX + 1];
-		const char *w = lock_name(s, si->waiting_on, &len, buf);
+		const char *w = ctl_snapshot_lock_name(s, si->waiting_on, &len, buf);
 		if (w != NULL)
 			json_str(w, len);
 		else
@@ -708,7 +329,7 @@ static void print_json(const struct snapshot *s)
 
 	printf("],\"locks\":[");
 	for (uint32_t k = 0; k < s->nlocks; k++) {
-		const struct lock_info *li = &s->locks[k];
+		const struct ctl_lock_info *li = &s->locks[k];
 		printf("%s{\"name\":", k ? "," : "");
 		json_str(li->name, li->len);
 		printf(",\"index\":%u,\"held\":%s", li->idx,
@@ -787,14 +408,8 @@ int ctl_status(struct ctl_global *g, int argc, char **argv)
 	int err = lm_region_attach(&r, g->region, why, sizeof(why));
 	if (err != 0)
 		return ctl_service_error(err, g->region, why);
-	struct snapshot s;
-	memset(&s, 0, sizeof(s));
-	s.r = &r;
-	s.now_ns = lm_now_ns();
-	snap_supervisor(&s);
-	snap_servers(&s);
-	snap_isolation(&s);
-	if (snap_sessions(&s) != 0 || snap_locks(&s) != 0) {
+	struct ctl_snapshot s;
+	if (ctl_snapshot_take(&s, &r) != 0) {
 		fprintf(stderr, "lockctl: out of memory reading the region\n");
 		rc = EX_CTL_OSERR;
 		goto out;
@@ -811,20 +426,23 @@ int ctl_status(struct ctl_global *g, int argc, char **argv)
 	}
 	rc = s.usable >= LM_QUORUM ? EX_CTL_OK : EX_CTL_UNAVAILABLE;
 out:
-	free(s.sess);
-	free(s.locks);
+	ctl_snapshot_free(&s);
 	lm_region_detach(&r);
 	return rc;
 }
 
 int ctl_server_table(const struct lm_region *r)
 {
-	struct snapshot s;
-	memset(&s, 0, sizeof(s));
-	s.r = r;
-	s.now_ns = lm_now_ns();
-	snap_servers(&s);
-	snap_isolation(&s);
-	print_servers(&s);
-	return fflush(stdout) == 0 ? EX_CTL_OK : EX_CTL_OSERR;
+	struct ctl_snapshot s;
+	int rc = EX_CTL_OK;
+	if (ctl_snapshot_take(&s, r) != 0) {
+		fprintf(stderr, "lockctl: out of memory reading the region\n");
+		rc = EX_CTL_OSERR;
+	} else {
+		print_servers(&s);
+		if (fflush(stdout) != 0)
+			rc = EX_CTL_OSERR;
+	}
+	ctl_snapshot_free(&s);
+	return rc;
 }

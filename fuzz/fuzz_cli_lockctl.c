@@ -25,6 +25,11 @@
  *   kill       only to the child lockctl forked; a signal to any other
  *              pid (a server's, the supervisor's) is a check failure
  *              (the region's pids are all 0, so none is expected).
+ *   sigtimedwait  where top -b waits for its next frame: answers
+ *              SIGTERM at once, as if the user stopped it after its
+ *              first frame; otherwise every -b input would run until
+ *              libFuzzer's timeout. top then ends the way it ends for a
+ *              real SIGTERM, freeing what it holds.
  * After each input the harness also restores the signal mask and the
  * environment that lockctl run changes (it blocks the signals it
  * forwards and exports LOCKMGR_LOCK/TOKEN/REGION), and checks that the
@@ -55,6 +60,10 @@ pid_t __wrap_fork(void);
 int __wrap_execvp(const char *file, char *const argv[]);
 int __real_kill(pid_t pid, int sig);
 int __wrap_kill(pid_t pid, int sig);
+int __real_sigtimedwait(const sigset_t *set, siginfo_t *info,
+			const struct timespec *timeout);
+int __wrap_sigtimedwait(const sigset_t *set, siginfo_t *info,
+			const struct timespec *timeout);
 
 static char region_name[128];
 static struct lm_region region;
@@ -107,6 +116,20 @@ int __wrap_kill(pid_t pid, int sig)
 			 "lockctl sent signal %d to pid %d, not its own child",
 			 sig, (int)pid);
 	return __real_kill(pid, sig);
+}
+
+int __wrap_sigtimedwait(const sigset_t *set, siginfo_t *info,
+			const struct timespec *timeout)
+{
+	if (!fz_cli_active)
+		return __real_sigtimedwait(set, info, timeout);
+	FZ_CHECK(sigismember(set, SIGTERM) == 1,
+		 "lockctl waits in sigtimedwait without SIGTERM in its set");
+	if (info != NULL) {
+		memset(info, 0, sizeof(*info));
+		info->si_signo = SIGTERM;
+	}
+	return SIGTERM;
 }
 
 static void remove_region(void)

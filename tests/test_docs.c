@@ -77,6 +77,9 @@ static const struct {
 	{"README.md", "/liblockmgr.a\" -pthread",
 	 "needs an installed lockmgr.pc and a prog.c: tests/test_install.c "
 	 "builds a program statically this way against its prefix"},
+	{"lockctl.1", "lockctl top -b -d 1000 | grep",
+	 "the live view needs a terminal, and both run until stopped: "
+	 "tests/test_top.c drives them under a pty and with -b -n"},
 	{"lockmgrd.8", "--mode 0660 --daemon --pidfile /run/lockmgrd.pid",
 	 "the host's own service: the default region, /run and "
 	 "/var/lib/lockmgr"},
