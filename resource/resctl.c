@@ -157,7 +157,8 @@ static bool shell_word(const char *s, char *out, size_t n)
 {
 	bool plain = *s != '\0';
 	for (const char *p = s; *p != '\0' && plain; p++)
-		plain = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		plain = strchr("abcdefghijklmnopqrstuvwxyz"
+			       "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 			       "0123456789_./+,:@%=-", *p) != NULL;
 	size_t o = 0;
 	if (plain)
