@@ -70,7 +70,8 @@ static void usage(FILE *f)
 "      --fresh              discard an existing region that is not in use\n"
 "  -d, --daemon             detach once ready; write --pidfile if given\n"
 "      --pidfile PATH       write the supervisor's pid to PATH\n"
-"  -q, --quiet              log nothing but errors\n"
+"  -q, --quiet              log nothing but errors (not the events of a\n"
+"                           healthy service)\n"
 "  -h, --help               show this help\n"
 "  -V, --version            show the version\n"
 "\n"
@@ -497,8 +498,8 @@ static int take_over_record(struct supervisor *sv)
 	} else if (sv->old_region_seen) {
 		until = sv->old_region_floor;
 	} else if (rc < 0) {
-		lm_log("supervisor", "%s: assuming the last service's leases "
-		       "may run for one max TTL", err);
+		lm_log_error("supervisor", "%s: assuming the last service's "
+			     "leases may run for one max TTL", err);
 		until = now_ms + sv->region.max_ttl_ms;
 	} else if (rc == 0 && same_boot(rec.boot_id, boot)) {
 		until = rec.state == LM_SERVICE_STOPPED
@@ -511,10 +512,10 @@ static int take_over_record(struct supervisor *sv)
 		 * record that says so is damaged, and trusted no more than a
 		 * missing one. */
 		if (until > now_ms + LM_MAX_TTL_LIMIT_MS) {
-			lm_log("supervisor", "%s/service says leases run until "
-			       "%lld ms from now, past any max TTL: damaged; "
-			       "assuming one max TTL", dir,
-			       (long long)(until - now_ms));
+			lm_log_error("supervisor", "%s/service says leases "
+				     "run until %lld ms from now, past any max "
+				     "TTL: damaged; assuming one max TTL", dir,
+				     (long long)(until - now_ms));
 			until = now_ms + (rec.max_ttl_ms > sv->region.max_ttl_ms
 						  ? rec.max_ttl_ms
 						  : sv->region.max_ttl_ms);
@@ -526,9 +527,9 @@ static int take_over_record(struct supervisor *sv)
 	if (from_record && rec.state == LM_SERVICE_STOPPED &&
 	    lm_abandoned_load(dir, mark_abandoned, &sv->region, err,
 			      sizeof(err)) < 0)
-		lm_log("supervisor", "%s: the next holders of the locks held "
-		       "when the last service stopped will not be told",
-		       err);
+		lm_log_error("supervisor", "%s: the next holders of the locks "
+			     "held when the last service stopped will not be "
+			     "told", err);
 	if (sv->fresh_region)
 		lm_abandoned_remove(dir);
 	if (until > now_ms) {
@@ -585,7 +586,8 @@ static void record_held_locks(struct supervisor *sv, int64_t now_ns)
 	char err[512];
 	if (count > 0 && lm_abandoned_store(sv->opt.state_dir, names, len,
 					    count, err, sizeof(err)) != 0)
-		lm_log("supervisor", "%s", err);
+		lm_log_error("supervisor", "%s: the next holders of the locks "
+			     "held now will not be told", err);
 out:
 	free(names);
 	free(len);
@@ -626,8 +628,8 @@ static void outlive_leases(struct supervisor *sv)
 		char err[512];
 		if (lm_service_store(sv->opt.state_dir, &rec, err,
 				     sizeof(err)) != 0)
-			lm_log("supervisor", "%s: the next service will wait "
-			       "one max TTL", err);
+			lm_log_error("supervisor", "%s: the next service "
+				     "will wait one max TTL", err);
 		return;
 	}
 	if (left_ms <= 0)
@@ -666,10 +668,11 @@ static void raise_fd_limit(uint32_t max_sessions)
 	}
 	if (rl.rlim_cur != RLIM_INFINITY &&
 	    rl.rlim_cur < (rlim_t)max_sessions + 64)
-		lm_log("supervisor", "warning: the open-file limit (%llu) is "
-		       "below --max-sessions + 64; raise it (ulimit -n, or "
-		       "LimitNOFILE= in systemd) so every client can be "
-		       "watched", (unsigned long long)rl.rlim_cur);
+		lm_log_error("supervisor", "warning: the open-file limit "
+			     "(%llu) is below --max-sessions + 64; raise it "
+			     "(ulimit -n, or LimitNOFILE= in systemd) so every "
+			     "client can be watched",
+			     (unsigned long long)rl.rlim_cur);
 }
 
 static int write_pidfile(const char *path)

@@ -3,14 +3,19 @@
  * `run` (exit status, LOCKMGR_TOKEN / LOCKMGR_LOCK), `run --wait 0` on
  * a held lock, `status` and `status --json`, usage errors and a missing
  * region. And every command's --help and --version against its man page
- * (docs/, read from the source tree the test runs in).
+ * (docs/, read from the source tree the test runs in), and lockmgrd's
+ * own command line: its option errors, and --quiet, which keeps error
+ * lines.
  *
  * Exit statuses (sysexits): 64 usage, 69 service unavailable, 75 lock
  * busy (temporary failure); `run` otherwise exits with its command's.
  */
 #include "harness.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -449,6 +454,83 @@ static void lockmgrd_usage_messages(void)
 }
 HARNESS_CASE(lockmgrd_usage_messages, 60)
 
+/* Remove directory p and the files in it (a state directory). */
+static void remove_flat_dir(const char *p)
+{
+	DIR *dd = opendir(p);
+	if (dd != NULL) {
+		struct dirent *e;
+		while ((e = readdir(dd)) != NULL) {
+			if (strcmp(e->d_name, ".") == 0 ||
+			    strcmp(e->d_name, "..") == 0)
+				continue;
+			char f[512];
+			snprintf(f, sizeof(f), "%s/%s", p, e->d_name);
+			unlink(f);
+		}
+		closedir(dd);
+	}
+	rmdir(p);
+}
+
+/*
+ * -q logs nothing but errors, as its help says: a server that refuses to
+ * start (here on a token file corrupted while it was down) says so,
+ * while the events of a healthy service are not written. -q once
+ * dropped every line, errors included, so a service started with -q
+ * kept a server down without a word.
+ */
+static void lockmgrd_quiet_keeps_errors(void)
+{
+	setup(false);
+	char bin[512], state[128], log[128], text[8192] = "";
+	harness_bin_path(bin, sizeof(bin), "lockmgrd");
+	path_in(state, sizeof(state), "state");
+	path_in(log, sizeof(log), "lockmgrd.log");
+	harness_region_name(d.region, sizeof(d.region), "cli-quiet");
+	char *argv[] = {bin, "-r", d.region, "-q", "--max-ttl", "2000",
+			"--max-locks", "4096", "--state-dir", state,
+			"--restart-delay", "-1", NULL};
+	d.pid = harness_spawn(argv, NULL, log);
+	harness_wait_servers_up(d.region, d.pid, 15000);
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	harness_kill_server(d.region, &r, 1, false);
+
+	/* Its token mark, damaged while it is down: it must refuse to
+	 * start rather than risk issuing a token twice. */
+	char tokens[256];
+	snprintf(tokens, sizeof(tokens), "%s/server-1.tokens", state);
+	int fd = open(tokens, O_RDWR);
+	if (fd < 0)
+		fail_msg("open %s: %s", tokens, strerror(errno));
+	unsigned char b;
+	assert_int_equal(pread(fd, &b, 1, 17), 1);
+	b ^= 0x40;
+	assert_int_equal(pwrite(fd, &b, 1, 17), 1);
+	close(fd);
+	harness_lockctl(d.region, "server", "start", "1", NULL);
+	HARNESS_WAIT_FOR(harness_read_file(log, text, sizeof(text)) > 0 &&
+				 strstr(text, "refusing to start") != NULL,
+			 5000, "lockmgrd -q did not log that server 1 refuses "
+			 "to start; its log:\n%s", text);
+	if (strstr(text, "server 1: ") == NULL)
+		fail_msg("the error does not say which server: %s", text);
+	/* The events of a healthy service are not errors. */
+	static const char *const events[] = {"created region", "started",
+					     "up (epoch", "serving"};
+	for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++)
+		if (strstr(text, events[i]) != NULL)
+			fail_msg("lockmgrd -q logged an event (\"%s\"), not "
+				 "only errors:\n%s", events[i], text);
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+	unlink(log);
+	remove_flat_dir(state);
+	teardown();
+}
+HARNESS_CASE(lockmgrd_quiet_keeps_errors, 60)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -459,6 +541,7 @@ int main(void)
 		harness_case(missing_region),
 		harness_case(help_matches_man_pages),
 		harness_case(lockmgrd_usage_messages),
+		harness_case(lockmgrd_quiet_keeps_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
