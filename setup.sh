@@ -14,6 +14,7 @@ set -eu
 PKGS="make gcc libc6-dev pkg-config zlib1g-dev liburcu-dev libcmocka-dev libncurses-dev"
 PKGS="$PKGS gnuplot-nox"
 PKGS="$PKGS clang libclang-rt-14-dev llvm-14"
+PKGS="$PKGS jq" # make test runs the man pages' jq examples with it
 
 missing=""
 for p in $PKGS; do

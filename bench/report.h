@@ -1,6 +1,6 @@
 /*
  * report.h - what a run shows: the terminal table with its ratios and
- * the issue's targets (report_table.c), the CSV and the gnuplot plots
+ * the project's targets (report_table.c), the CSV and the gnuplot plots
  * (report_files.c).
  */
 #ifndef LOCKBENCH_REPORT_H

@@ -358,7 +358,7 @@ static void t_serverdown(FILE *f, unsigned prims)
 	notes(f, SCEN_SERVERDOWN);
 }
 
-/* ---- the issue's targets ------------------------------------------- */
+/* ---- the project's targets (README.md, "Performance") ------------- */
 
 /* A ratio for a sentence, from one of a few rotating buffers. */
 static const char *fx(double v)
@@ -473,7 +473,7 @@ static void targets_for(FILE *f, unsigned scen, int lm)
 
 static void t_targets(FILE *f, unsigned scen, unsigned prims)
 {
-	fprintf(f, "\nTargets of issue 5:\n");
+	fprintf(f, "\nThe project's targets:\n");
 	for (int lm = PRIM_LOCKMGR; lm <= PRIM_LOCKMGR_REF; lm++)
 		if (on(prims, lm))
 			targets_for(f, scen, lm);

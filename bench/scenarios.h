@@ -1,5 +1,5 @@
 /*
- * scenarios.h - the six measurements of lockbench (issue 5).
+ * scenarios.h - the six measurements of lockbench.
  *
  * Each takes the mask of primitives to measure (bit 1 << enum prim_id),
  * alternates them in short rounds (the order rotates each round, so no

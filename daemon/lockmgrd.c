@@ -22,11 +22,13 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../client/internal.h"
 #include "../client/lockmgr.h"
 #include "../shm/clock.h"
+#include "../shm/futex.h"
 #include "../shm/name_index.h"
 #include "../shm/session.h"
 #include "../shm/test_hook.h"
@@ -39,7 +41,14 @@
 #define EX_USAGE 64
 #define EX_UNAVAILABLE 69
 #define EX_OSERR 71
+#define EX_TEMPFAIL 75
 #define EX_CONFIG 78
+
+/* --daemon: how long the foreground process waits for a quorum. */
+#define READY_TIMEOUT_MS 10000
+/* ... and, once a quorum counts, for a server still reading its table
+ * (it usually counts a few ms later). */
+#define READY_ALL_GRACE_MS 1000
 
 #define LOCKMGRD_VERSION "0.1"
 
@@ -68,22 +77,28 @@ static void usage(FILE *f)
 "                           again at 1 after a full restart\n"
 "      --mode OCTAL         permissions of the region (default 0600)\n"
 "      --fresh              discard an existing region that is not in use\n"
-"  -d, --daemon             detach once ready; write --pidfile if given\n"
+"  -d, --daemon             detach once clients can take locks (a quorum of\n"
+"                           servers is up); write --pidfile if given\n"
 "      --pidfile PATH       write the supervisor's pid to PATH\n"
-"  -q, --quiet              log nothing but errors\n"
+"  -q, --quiet              log nothing but errors (not the events of a\n"
+"                           healthy service)\n"
 "  -h, --help               show this help\n"
 "  -V, --version            show the version\n"
 "\n"
 "Exit status:\n"
 "  0    stopped cleanly by SIGTERM or SIGINT; with --daemon, the\n"
-"       foreground process exits 0 once the service is ready\n"
-"  1    --daemon: the background process failed before it was ready\n"
+"       foreground process exits 0 once the service is usable\n"
+"  1    --daemon: the background process failed before the service was\n"
+"       usable\n"
 "  64   usage error: bad option, number or region name, or a parameter\n"
 "       out of range\n"
 "  69   the region is served by a running lockmgrd, or it exists but\n"
 "       cannot be adopted, or --fresh would discard it under live clients\n"
 "  71   system error: the region cannot be opened or created, or the\n"
 "       pidfile cannot be written\n"
+"  75   --daemon: the service runs but has no quorum yet (its servers\n"
+"       wait over 10 s for an earlier service's leases, or too few\n"
+"       counted within 10 s); the message says why and for how long\n"
 "  78   the state directory cannot be found, created or written, or it\n"
 "       holds a token file that cannot be trusted\n",
 		LM_DEFAULT_MAX_LOCKS, LM_DEFAULT_MAX_SESSIONS,
@@ -497,8 +512,8 @@ static int take_over_record(struct supervisor *sv)
 	} else if (sv->old_region_seen) {
 		until = sv->old_region_floor;
 	} else if (rc < 0) {
-		lm_log("supervisor", "%s: assuming the last service's leases "
-		       "may run for one max TTL", err);
+		lm_log_error("supervisor", "%s: assuming the last service's "
+			     "leases may run for one max TTL", err);
 		until = now_ms + sv->region.max_ttl_ms;
 	} else if (rc == 0 && same_boot(rec.boot_id, boot)) {
 		until = rec.state == LM_SERVICE_STOPPED
@@ -511,10 +526,10 @@ static int take_over_record(struct supervisor *sv)
 		 * record that says so is damaged, and trusted no more than a
 		 * missing one. */
 		if (until > now_ms + LM_MAX_TTL_LIMIT_MS) {
-			lm_log("supervisor", "%s/service says leases run until "
-			       "%lld ms from now, past any max TTL: damaged; "
-			       "assuming one max TTL", dir,
-			       (long long)(until - now_ms));
+			lm_log_error("supervisor", "%s/service says leases "
+				     "run until %lld ms from now, past any max "
+				     "TTL: damaged; assuming one max TTL", dir,
+				     (long long)(until - now_ms));
 			until = now_ms + (rec.max_ttl_ms > sv->region.max_ttl_ms
 						  ? rec.max_ttl_ms
 						  : sv->region.max_ttl_ms);
@@ -526,9 +541,9 @@ static int take_over_record(struct supervisor *sv)
 	if (from_record && rec.state == LM_SERVICE_STOPPED &&
 	    lm_abandoned_load(dir, mark_abandoned, &sv->region, err,
 			      sizeof(err)) < 0)
-		lm_log("supervisor", "%s: the next holders of the locks held "
-		       "when the last service stopped will not be told",
-		       err);
+		lm_log_error("supervisor", "%s: the next holders of the locks "
+			     "held when the last service stopped will not be "
+			     "told", err);
 	if (sv->fresh_region)
 		lm_abandoned_remove(dir);
 	if (until > now_ms) {
@@ -585,7 +600,8 @@ static void record_held_locks(struct supervisor *sv, int64_t now_ns)
 	char err[512];
 	if (count > 0 && lm_abandoned_store(sv->opt.state_dir, names, len,
 					    count, err, sizeof(err)) != 0)
-		lm_log("supervisor", "%s", err);
+		lm_log_error("supervisor", "%s: the next holders of the locks "
+			     "held now will not be told", err);
 out:
 	free(names);
 	free(len);
@@ -626,8 +642,8 @@ static void outlive_leases(struct supervisor *sv)
 		char err[512];
 		if (lm_service_store(sv->opt.state_dir, &rec, err,
 				     sizeof(err)) != 0)
-			lm_log("supervisor", "%s: the next service will wait "
-			       "one max TTL", err);
+			lm_log_error("supervisor", "%s: the next service "
+				     "will wait one max TTL", err);
 		return;
 	}
 	if (left_ms <= 0)
@@ -666,10 +682,11 @@ static void raise_fd_limit(uint32_t max_sessions)
 	}
 	if (rl.rlim_cur != RLIM_INFINITY &&
 	    rl.rlim_cur < (rlim_t)max_sessions + 64)
-		lm_log("supervisor", "warning: the open-file limit (%llu) is "
-		       "below --max-sessions + 64; raise it (ulimit -n, or "
-		       "LimitNOFILE= in systemd) so every client can be "
-		       "watched", (unsigned long long)rl.rlim_cur);
+		lm_log_error("supervisor", "warning: the open-file limit "
+			     "(%llu) is below --max-sessions + 64; raise it "
+			     "(ulimit -n, or LimitNOFILE= in systemd) so every "
+			     "client can be watched",
+			     (unsigned long long)rl.rlim_cur);
 }
 
 static int write_pidfile(const char *path)
@@ -685,9 +702,159 @@ static int write_pidfile(const char *path)
 	return 0;
 }
 
-/* Fork into the background; the parent exits once the child says it is
- * ready, so that `lockmgrd --daemon && lockctl ...` works. */
-static int daemonize(int *ready_fd)
+/* Why a recovering server does not count yet, for a sentence. */
+static const char *recovery_why(uint32_t why)
+{
+	switch (why) {
+	case LM_RECOV_OWN_LEASES:
+		return "leases granted before the servers' restart may still "
+		       "be held";
+	case LM_RECOV_PEER_LEASES:
+	case LM_RECOV_PEERS:
+		return "a server lost its table, and leases that could "
+		       "include it may still be held";
+	case LM_RECOV_MAX_TTL:
+		return "a server lost its table and a peer could not be read: "
+		       "one max TTL must pass";
+	case LM_RECOV_PREV_LIFE:
+		return "the leases of the service that ran before may still "
+		       "be held";
+	default:
+		return "the servers are recovering";
+	}
+}
+
+/*
+ * --daemon, in the foreground process, once the background one has
+ * started the servers: return (as the exit status) once clients can take
+ * locks, so that `lockmgrd --daemon && lockctl run --wait 0 ...` works.
+ * Usable is what a client judges (lm_server_usable): a quorum of servers
+ * UP with fresh heartbeats; they count a few milliseconds after they
+ * start. All three are waited for, briefly, unless one has settled into
+ * a recovery (or is down): the quorum is what clients need.
+ *
+ * After a crash the servers may stay recovering for up to a max TTL (a
+ * new region while the last service's leases may run). That is waited
+ * for if it ends within READY_TIMEOUT_MS; if it cannot, or the timeout
+ * passes, the service keeps running and this says why, with
+ * EX_TEMPFAIL, rather than hold a boot up for minutes or pretend it is
+ * usable.
+ *
+ * The servers bump servers_seq when they come UP; the other changes
+ * (a plan made, the child's death) have no wake, so the futex wait is
+ * short and everything is re-checked after it.
+ */
+static int wait_usable(const struct supervisor *sv, pid_t child)
+{
+	const struct lm_region *r = &sv->region;
+	int64_t start = lm_now_ms();
+	int64_t deadline = start + READY_TIMEOUT_MS, quorum_since = 0;
+	for (;;) {
+		uint32_t seq = atomic_load(&r->hdr->servers_seq);
+		int64_t now = lm_now_ms();
+		int status;
+		if (waitpid(child, &status, WNOHANG) == child) {
+			fprintf(stderr, "lockmgrd: the background lockmgrd "
+				"(pid %d) %s %d before the service was usable "
+				"(see its messages above)\n", (int)child,
+				WIFEXITED(status) ? "exited with status"
+						  : "was killed by signal",
+				WIFEXITED(status) ? WEXITSTATUS(status)
+						  : WTERMSIG(status));
+			return 1;
+		}
+		unsigned usable = 0, settled = 0;
+		/* The earliest each server may count: now if it might any
+		 * moment, else the end of its quarantine (or of its floor,
+		 * which a quarantine for its own leases never goes below). */
+		int64_t earliest[LM_NSERVERS];
+		uint32_t why[LM_NSERVERS];
+		for (unsigned i = 0; i < LM_NSERVERS; i++) {
+			const struct lm_server *s = r->servers[i];
+			uint64_t st = atomic_load(&s->state);
+			why[i] = atomic_load(&s->recovery);
+			earliest[i] = now;
+			if (LM_SRV_STATE(st) == LM_SRV_UP) {
+				int64_t hb = atomic_load(&s->heartbeat_ms);
+				if (lm_heartbeat_fresh(hb, now))
+					usable++;
+				else
+					settled++; /* hung: not waited for */
+				continue;
+			}
+			if (LM_SRV_STATE(st) == LM_SRV_DOWN) {
+				settled++;
+				continue;
+			}
+			if (why[i] == LM_RECOV_LOOKING ||
+			    why[i] == LM_RECOV_PEERS)
+				continue; /* no plan yet: may count soon */
+			settled++;
+			int64_t until = atomic_load(&s->quarantine_until_ms);
+			if (why[i] == LM_RECOV_OWN_LEASES ||
+			    why[i] == LM_RECOV_PREV_LIFE)
+				until = atomic_load(&s->quarantine_floor_ms);
+			earliest[i] = until > now ? until : now;
+		}
+		if (usable >= LM_QUORUM) {
+			if (quorum_since == 0)
+				quorum_since = now;
+			if (usable + settled == LM_NSERVERS ||
+			    now >= quorum_since + READY_ALL_GRACE_MS ||
+			    now >= deadline) {
+				lm_log("supervisor", "usable after %lld ms: %u "
+				       "of %u servers count",
+				       (long long)(now - start), usable,
+				       LM_NSERVERS);
+				return 0;
+			}
+		} else {
+			quorum_since = 0;
+			/* The quorum counts at the earliest when the
+			 * second server to count does (k below). */
+			unsigned first = 0, k = 1;
+			for (unsigned i = 1; i < LM_NSERVERS; i++)
+				if (earliest[i] < earliest[first])
+					first = i;
+			if (k == first)
+				k = 0;
+			for (unsigned i = 0; i < LM_NSERVERS; i++)
+				if (i != first && earliest[i] < earliest[k])
+					k = i;
+			if (earliest[k] > deadline) {
+				fprintf(stderr,
+					"lockmgrd: serving %s (pid %d), but no "
+					"quorum for %lld s more: %s. Clients "
+					"that wait for a lock get it then; "
+					"'lockctl status' shows the servers.\n",
+					sv->name, (int)child,
+					(long long)((earliest[k] - now + 999) /
+						    1000),
+					recovery_why(why[k]));
+				return EX_TEMPFAIL;
+			}
+		}
+		if (now >= deadline) {
+			fprintf(stderr, "lockmgrd: serving %s (pid %d), but "
+				"fewer than %u of its %u servers counted "
+				"within %d s: see the errors above and "
+				"'lockctl status'; it keeps trying (stop it "
+				"with 'kill %d')\n", sv->name, (int)child,
+				LM_QUORUM, LM_NSERVERS, READY_TIMEOUT_MS / 1000,
+				(int)child);
+			return EX_TEMPFAIL;
+		}
+		lm_futex_wait(&r->hdr->servers_seq, seq,
+			      (now + LM_HEARTBEAT_MS) * 1000000);
+	}
+}
+
+/*
+ * Fork into the background. The foreground process exits once the
+ * service is usable (wait_usable), or once the background one has
+ * failed, which then said why on stderr.
+ */
+static int daemonize(const struct supervisor *sv, int *ready_fd)
 {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) != 0)
@@ -697,9 +864,14 @@ static int daemonize(int *ready_fd)
 		return -1;
 	if (pid > 0) {
 		close(p[1]);
+		/* One byte once the servers are started; EOF if it died
+		 * before that. */
 		char b;
-		ssize_t n = read(p[0], &b, 1);
-		_exit(n == 1 ? 0 : 1);
+		ssize_t n;
+		do
+			n = read(p[0], &b, 1);
+		while (n < 0 && errno == EINTR);
+		_exit(n == 1 ? wait_usable(sv, pid) : 1);
 	}
 	close(p[0]);
 	setsid();
@@ -821,7 +993,7 @@ int main(int argc, char **argv)
 	if (sv.opt.state_dir != NULL && take_over_record(&sv) != 0)
 		return EX_CONFIG;
 	int ready_fd = -1;
-	if (sv.opt.daemonize && daemonize(&ready_fd) != 0)
+	if (sv.opt.daemonize && daemonize(&sv, &ready_fd) != 0)
 		lm_die("fork for --daemon");
 	if (sv.opt.pidfile != NULL && write_pidfile(sv.opt.pidfile) != 0)
 		return EX_OSERR;

@@ -45,23 +45,37 @@ static void format_now(char *buf, size_t n)
 			off % 60);
 }
 
-void lm_log(const char *who, const char *fmt, ...)
+static void vlog(const char *who, const char *fmt, va_list ap)
 {
-	if (lm_log_quiet)
-		return;
-	char line[512], when[48];
+	char line[1024], when[48];
 	format_now(when, sizeof(when));
 	int n = snprintf(line, sizeof(line), "lockmgrd[%d] %s %s: ",
 			 (int)getpid(), when, who);
-	va_list ap;
-	va_start(ap, fmt);
 	n += vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-	va_end(ap);
 	if (n > (int)sizeof(line) - 2)
 		n = (int)sizeof(line) - 2;
 	line[n++] = '\n';
 	ssize_t w = write(STDERR_FILENO, line, (size_t)n);
 	(void)w;
+}
+
+void lm_log(const char *who, const char *fmt, ...)
+{
+	if (lm_log_quiet)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(who, fmt, ap);
+	va_end(ap);
+}
+
+/* Written even with --quiet, whose help promises "nothing but errors". */
+void lm_log_error(const char *who, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(who, fmt, ap);
+	va_end(ap);
 }
 
 void lm_die_at(const char *file, const char *func, int line, const char *msg)

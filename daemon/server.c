@@ -283,8 +283,8 @@ static void serve_reservation(struct lm_server *srv, const char *state_dir,
 	if (lm_state_store(state_dir, index, next, err, sizeof(err)) != 0) {
 		/* Clients wait (bounded) and this table drops out of their
 		 * grants until the disk takes writes again. */
-		lm_log(who, "%s; tokens above %llu cannot be issued here",
-		       err, (unsigned long long)res);
+		lm_log_error(who, "%s; tokens above %llu cannot be issued here",
+			     err, (unsigned long long)res);
 		return;
 	}
 	/* Never lower it (pairs with the acquire load in
@@ -318,14 +318,14 @@ static int lock_state_file(const char *state_dir, unsigned index,
 	snprintf(path, sizeof(path), "%s/server-%u.lock", state_dir, index);
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		lm_log(who, "cannot open %s: %s", path, strerror(errno));
+		lm_log_error(who, "cannot open %s: %s", path, strerror(errno));
 		return -1;
 	}
 	bool logged = false;
 	while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
 		if (errno != EWOULDBLOCK && errno != EINTR) {
-			lm_log(who, "cannot lock %s: %s", path,
-			       strerror(errno));
+			lm_log_error(who, "cannot lock %s: %s", path,
+				     strerror(errno));
 			close(fd);
 			return -1;
 		}
@@ -538,7 +538,7 @@ int lm_server_main(unsigned index, const char *name, const char *state_dir)
 	char why[256];
 	int rc = lm_region_attach(&r, name, why, sizeof(why));
 	if (rc != 0) {
-		lm_log(who, "cannot attach %s: %s", name, why);
+		lm_log_error(who, "cannot attach %s: %s", name, why);
 		return 1;
 	}
 	if (index >= LM_NSERVERS)
@@ -565,7 +565,11 @@ int lm_server_main(unsigned index, const char *name, const char *state_dir)
 		char err[512];
 		int rc = lm_state_load(state_dir, index, &res, err, sizeof(err));
 		if (rc < 0) {
-			lm_log(who, "%s; refusing to start", err);
+			lm_log_error(who, "%s; refusing to start (tokens "
+				     "issued before cannot be proven lower "
+				     "than new ones): restore the file from a "
+				     "backup, then 'lockctl server start %u' "
+				     "if it stays down", err, index);
 			return 1;
 		}
 		if (res > base)
@@ -575,7 +579,10 @@ int lm_server_main(unsigned index, const char *name, const char *state_dir)
 		if (base > res &&
 		    lm_state_store(state_dir, index, base, err, sizeof(err)) !=
 			    0) {
-			lm_log(who, "%s; refusing to start", err);
+			lm_log_error(who, "%s; refusing to start: make the "
+				     "state directory writable, then 'lockctl "
+				     "server start %u' if it stays down", err,
+				     index);
 			return 1;
 		}
 		raise_to(&srv->token_floor, base);
@@ -592,8 +599,8 @@ int lm_server_main(unsigned index, const char *name, const char *state_dir)
 			   .orphan = calloc(r.max_locks / 8 + 1, 1)};
 	sw.short_mark = atomic_load(&r.hdr->names_short);
 	if (sw.idle == NULL || sw.orphan == NULL) {
-		lm_log(who, "out of memory for the sweep of %u locks",
-		       r.max_locks);
+		lm_log_error(who, "out of memory for the sweep of %u locks",
+			     r.max_locks);
 		return 1;
 	}
 	int64_t last_beat_ms = lm_now_ms();

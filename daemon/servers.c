@@ -93,8 +93,8 @@ int sup_start_server(struct supervisor *sv, unsigned i, bool restart)
 	if (pid < 0) {
 		/* The table is RECOVERING with no process: try again later,
 		 * or it would stay out of the quorum for good. */
-		lm_log("supervisor", "fork of server %u failed: %s; retrying "
-		       "in 1 s", i, strerror(errno));
+		lm_log_error("supervisor", "fork of server %u failed: %s; "
+			     "retrying in 1 s", i, strerror(errno));
 		sv->servers[i].restart_at_ms = lm_now_ms() + 1000;
 		return -1;
 	}
@@ -260,8 +260,8 @@ void sup_stop_servers(struct supervisor *sv)
 		if (t->pidfd < 0)
 			continue;
 		if (!wait_pidfd(t->pidfd, 2000)) {
-			lm_log("supervisor", "server %u did not stop; killing",
-			       i);
+			lm_log_error("supervisor", "server %u did not stop; "
+				     "killing", i);
 			pidfd_send_signal(t->pidfd, SIGKILL, NULL, 0);
 			wait_pidfd(t->pidfd, 2000);
 		}

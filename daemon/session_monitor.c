@@ -315,8 +315,9 @@ static void scan_sessions(struct supervisor *sv, struct registrar *rg)
 			/* EMFILE, ENOMEM...: we could not look, which is not
 			 * the same as "dead". Freeing a live client's locks
 			 * would break mutual exclusion: try again next scan. */
-			lm_log("supervisor", "cannot watch client pid %d: %s; "
-			       "will retry", (int)pid, strerror(errno));
+			lm_log_error("supervisor", "cannot watch client pid "
+				     "%d: %s; will retry", (int)pid,
+				     strerror(errno));
 			continue;
 		}
 		rg->seen[i] = w;

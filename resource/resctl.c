@@ -148,6 +148,40 @@ static int open_error(int err, const char *path, bool creating,
 	return EX_RES_NOINPUT;
 }
 
+/*
+ * s as one shell word, into out (n bytes): as it is if it holds only
+ * characters no shell treats specially, else in single quotes. False if
+ * it does not fit.
+ */
+static bool shell_word(const char *s, char *out, size_t n)
+{
+	bool plain = *s != '\0';
+	for (const char *p = s; *p != '\0' && plain; p++)
+		plain = strchr("abcdefghijklmnopqrstuvwxyz"
+			       "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			       "0123456789_./+,:@%=-", *p) != NULL;
+	size_t o = 0;
+	if (plain)
+		return (size_t)snprintf(out, n, "%s", s) < n;
+	if (o + 1 >= n)
+		return false;
+	out[o++] = '\'';
+	for (const char *p = s; *p != '\0'; p++) {
+		const char *piece = *p == '\'' ? "'\\''" : NULL;
+		size_t len = piece != NULL ? strlen(piece) : 1;
+		if (o + len + 2 > n)
+			return false;
+		if (piece != NULL)
+			memcpy(out + o, piece, len);
+		else
+			out[o] = *p;
+		o += len;
+	}
+	out[o++] = '\'';
+	out[o] = '\0';
+	return true;
+}
+
 /* Whole decimal number, digits only: strtoull alone would take "-1" (as
  * 2^64-1), " 12", "+12" and "12abc". */
 static int parse_token(const char *s, const char *from, uint64_t *out)
@@ -516,10 +550,17 @@ static int cmd_show(struct opts *o, int argc, char **argv)
 	}
 	fs_store *s;
 	int err = fs_open(o->path, FS_RDONLY, &s);
-	if (err != 0)
-		return open_error(err, o->path, false,
-				  "; create it with 'resctl -s PATH write' "
-				  "(or check the path)");
+	if (err != 0) {
+		/* A store is created by its first write, which needs a token:
+		 * the one of the lock that guards it. */
+		char word[1024], hint[1200];
+		if (!shell_word(o->path, word, sizeof(word)))
+			snprintf(word, sizeof(word), "PATH");
+		snprintf(hint, sizeof(hint), " (check the path); its first "
+			 "write creates it: lockctl run LOCK -- resctl -s %s "
+			 "write DATA", word);
+		return open_error(err, o->path, false, hint);
+	}
 
 	FILE *f = stdout;
 	struct fs_stats st;

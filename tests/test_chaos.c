@@ -2299,7 +2299,7 @@ static void chaos(void)
 			 lock_name(an.longest_idle_lock),
 			 (long long)(an.longest_idle_ns / 1000000));
 
-	/* Availability (6): the target, with the defaults. */
+	/* Availability: the project's target, with the defaults. */
 	if ((uint64_t)an.att_ok * 100 <
 	    (uint64_t)an.att_counted * AVAIL_TARGET_PCT) {
 		fprintf(stderr, "chaos: failed acquires (first 10):\n");

@@ -3,21 +3,29 @@
  * `run` (exit status, LOCKMGR_TOKEN / LOCKMGR_LOCK), `run --wait 0` on
  * a held lock, `status` and `status --json`, usage errors and a missing
  * region. And every command's --help and --version against its man page
- * (docs/, read from the source tree the test runs in).
+ * (docs/, read from the source tree the test runs in), and lockmgrd's
+ * own command line: its option errors, --quiet, which keeps error
+ * lines, and --daemon, which returns once clients can take locks.
  *
  * Exit statuses (sysexits): 64 usage, 69 service unavailable, 75 lock
  * busy (temporary failure); `run` otherwise exits with its command's.
  */
 #include "harness.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "client/lockmgr.h"
+#include "shm/region.h"
 
 static struct harness_lockmgrd d;
 static char lockctl[512];
@@ -449,6 +457,260 @@ static void lockmgrd_usage_messages(void)
 }
 HARNESS_CASE(lockmgrd_usage_messages, 60)
 
+/* Remove directory p and the files in it (a state directory). */
+static void remove_flat_dir(const char *p)
+{
+	DIR *dd = opendir(p);
+	if (dd != NULL) {
+		struct dirent *e;
+		while ((e = readdir(dd)) != NULL) {
+			if (strcmp(e->d_name, ".") == 0 ||
+			    strcmp(e->d_name, "..") == 0)
+				continue;
+			char f[512];
+			snprintf(f, sizeof(f), "%s/%s", p, e->d_name);
+			unlink(f);
+		}
+		closedir(dd);
+	}
+	rmdir(p);
+}
+
+/*
+ * -q logs nothing but errors, as its help says: a server that refuses to
+ * start (here on a token file corrupted while it was down) says so,
+ * while the events of a healthy service are not written. -q once
+ * dropped every line, errors included, so a service started with -q
+ * kept a server down without a word.
+ */
+static void lockmgrd_quiet_keeps_errors(void)
+{
+	setup(false);
+	char bin[512], state[128], log[128], text[8192] = "";
+	harness_bin_path(bin, sizeof(bin), "lockmgrd");
+	path_in(state, sizeof(state), "state");
+	path_in(log, sizeof(log), "lockmgrd.log");
+	harness_region_name(d.region, sizeof(d.region), "cli-quiet");
+	char *argv[] = {bin, "-r", d.region, "-q", "--max-ttl", "2000",
+			"--max-locks", "4096", "--state-dir", state,
+			"--restart-delay", "-1", NULL};
+	d.pid = harness_spawn(argv, NULL, log);
+	harness_wait_servers_up(d.region, d.pid, 15000);
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	harness_kill_server(d.region, &r, 1, false);
+
+	/* Its token mark, damaged while it is down: it must refuse to
+	 * start rather than risk issuing a token twice. */
+	char tokens[256];
+	snprintf(tokens, sizeof(tokens), "%s/server-1.tokens", state);
+	int fd = open(tokens, O_RDWR);
+	if (fd < 0)
+		fail_msg("open %s: %s", tokens, strerror(errno));
+	unsigned char b;
+	assert_int_equal(pread(fd, &b, 1, 17), 1);
+	b ^= 0x40;
+	assert_int_equal(pwrite(fd, &b, 1, 17), 1);
+	close(fd);
+	harness_lockctl(d.region, "server", "start", "1", NULL);
+	HARNESS_WAIT_FOR(harness_read_file(log, text, sizeof(text)) > 0 &&
+				 strstr(text, "refusing to start") != NULL,
+			 5000, "lockmgrd -q did not log that server 1 refuses "
+			 "to start; its log:\n%s", text);
+	if (strstr(text, "server 1: ") == NULL)
+		fail_msg("the error does not say which server: %s", text);
+	/* The events of a healthy service are not errors. */
+	static const char *const events[] = {"created region", "started",
+					     "up (epoch", "serving"};
+	for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++)
+		if (strstr(text, events[i]) != NULL)
+			fail_msg("lockmgrd -q logged an event (\"%s\"), not "
+				 "only errors:\n%s", events[i], text);
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+	unlink(log);
+	remove_flat_dir(state);
+	teardown();
+}
+HARNESS_CASE(lockmgrd_quiet_keeps_errors, 60)
+
+/* ---- lockmgrd --daemon ---------------------------------------------- */
+
+/*
+ * Run "lockmgrd -r region -q EXTRA... --daemon --pidfile dir/pid" (extra
+ * NULL-terminated) to completion: its exit status, its stderr in err,
+ * and in *bg the pid of the background supervisor it left (0 if none),
+ * which is ours to reap (we are a child subreaper).
+ */
+static int start_daemon(const char *region, const char *const *extra,
+			char *err, size_t errn, pid_t *bg)
+{
+	char bin[512], pidfile[128], e[128], buf[64];
+	harness_bin_path(bin, sizeof(bin), "lockmgrd");
+	path_in(pidfile, sizeof(pidfile), "pid");
+	path_in(e, sizeof(e), "err");
+	unlink(pidfile);
+	char *argv[32] = {bin, "-r", (char *)region, "-q"};
+	int n = 4;
+	while (extra != NULL && *extra != NULL && n < 28)
+		argv[n++] = (char *)*extra++;
+	argv[n++] = "--daemon";
+	argv[n++] = "--pidfile";
+	argv[n++] = pidfile;
+	argv[n] = NULL;
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	int code = harness_run(argv, NULL, e, 30000);
+	if (harness_read_file(e, err, errn) < 0)
+		err[0] = '\0';
+	*bg = harness_read_file(pidfile, buf, sizeof(buf)) > 0
+		      ? (pid_t)strtol(buf, NULL, 10)
+		      : 0;
+	return code;
+}
+
+/* SIGTERM the background lockmgrd bg; it must exit 0 and remove the
+ * region. */
+static void stop_daemon(pid_t bg, const char *region)
+{
+	if (bg <= 0)
+		fail_msg("lockmgrd --daemon wrote no pid to its --pidfile");
+	struct harness_lockmgrd s = {.pid = bg};
+	snprintf(s.region, sizeof(s.region), "%s", region);
+	harness_lockmgrd_stop(&s);
+	harness_reap_orphans();
+}
+
+/*
+ * `lockmgrd --daemon` returns once the service is usable, so that a
+ * command right after it finds a quorum: it once returned as soon as
+ * the servers were started, a few milliseconds before they counted,
+ * and `lockctl run --wait 0` or `lockctl status` straight after could
+ * fail with "no quorum". Several rounds, since that was a race.
+ */
+static void daemon_returns_when_usable(void)
+{
+	setup(false);
+	for (int round = 0; round < 8; round++) {
+		char region[LM_REGION_NAME_MAX + 2], err[4096], out[4096];
+		harness_region_name(region, sizeof(region), "cli-daemon");
+		const char *const extra[] = {"--ephemeral", "--max-ttl", "2000",
+					     "--max-locks", "4096", NULL};
+		pid_t bg;
+		int code = start_daemon(region, extra, err, sizeof(err), &bg);
+		if (code != 0)
+			fail_msg("round %d: lockmgrd --daemon exited %d; "
+				 "stderr: %s", round, code, err);
+		code = ctl(out, sizeof(out), err, sizeof(err), "-r", region,
+			   "run", "--wait", "0", "cli/daemon", "--", "true",
+			   NULL);
+		if (code != 0)
+			fail_msg("round %d: lockctl run --wait 0 right after "
+				 "lockmgrd --daemon exited %d; stderr: %s",
+				 round, code, err);
+		code = ctl(out, sizeof(out), err, sizeof(err), "-r", region,
+			   "status", NULL);
+		if (code != 0)
+			fail_msg("round %d: lockctl status right after lockmgrd "
+				 "--daemon exited %d; stderr: %s", round, code,
+				 err);
+		if (strstr(out, "3 of 3") == NULL)
+			fail_msg("round %d: not all three servers count right "
+				 "after lockmgrd --daemon:\n%s", round, out);
+		stop_daemon(bg, region);
+	}
+	teardown();
+}
+HARNESS_CASE(daemon_returns_when_usable, 90)
+
+/*
+ * SIGKILL the supervisor of region (pid sup, our child) and its servers,
+ * and remove the region: a service that crashed, leaving in its state
+ * directory a record that says it was running.
+ */
+static void crash_service(pid_t sup, const char *region)
+{
+	struct lm_region r;
+	harness_attach(region, &r);
+	pid_t srv[LM_NSERVERS];
+	for (unsigned i = 0; i < LM_NSERVERS; i++)
+		srv[i] = atomic_load(&r.servers[i]->pid);
+	lm_region_detach(&r);
+	kill(sup, SIGKILL);
+	harness_reap(sup, 5000, "lockmgrd after SIGKILL");
+	for (unsigned i = 0; i < LM_NSERVERS; i++)
+		if (srv[i] > 0)
+			kill(srv[i], SIGKILL);
+	harness_reap_orphans();
+	shm_unlink(region);
+}
+
+/*
+ * After a crash, a new service grants nothing while the leases of the
+ * last one may still run (up to its max TTL). lockmgrd --daemon waits
+ * for that when it ends soon (2 s here), and returns usable; when it
+ * would keep it waiting longer (60 s), it returns at once with 75 and
+ * says why and for how long, the service running.
+ */
+static void daemon_after_crash(void)
+{
+	setup(false);
+	char bin[512], state[128], err[4096], out[4096];
+	harness_bin_path(bin, sizeof(bin), "lockmgrd");
+	path_in(state, sizeof(state), "state");
+	static const char *const ttls[] = {"2000", "60000"};
+	for (int k = 0; k < 2; k++) {
+		char region[LM_REGION_NAME_MAX + 2];
+		harness_region_name(region, sizeof(region), "cli-crash");
+		char *argv[] = {bin, "-r", region, "-q", "--max-ttl",
+				(char *)ttls[k], "--state-dir", state, NULL};
+		pid_t sup = harness_spawn(argv, NULL, NULL);
+		harness_wait_servers_up(region, sup, 15000);
+		crash_service(sup, region);
+
+		const char *const extra[] = {"--max-ttl", ttls[k],
+					     "--state-dir", state, NULL};
+		pid_t bg;
+		int64_t t0 = harness_now_ms();
+		int code = start_daemon(region, extra, err, sizeof(err), &bg);
+		int64_t took = harness_now_ms() - t0;
+		if (k == 0) {
+			if (code != 0 || took < 1500)
+				fail_msg("lockmgrd --daemon after a crash, max "
+					 "TTL 2 s: exited %d after %lld ms "
+					 "(expected 0 once the old leases "
+					 "ended); stderr: %s", code,
+					 (long long)took, err);
+			code = ctl(out, sizeof(out), err, sizeof(err), "-r",
+				   region, "run", "--wait", "0", "cli/crash",
+				   "--", "true", NULL);
+			if (code != 0)
+				fail_msg("lockctl run --wait 0 after lockmgrd "
+					 "--daemon exited %d; stderr: %s", code,
+					 err);
+		} else {
+			if (code != 75 || took > 10000 ||
+			    strstr(err, "no quorum") == NULL ||
+			    strstr(err, "lockctl status") == NULL)
+				fail_msg("lockmgrd --daemon after a crash, max "
+					 "TTL 60 s: exited %d after %lld ms "
+					 "(expected 75 at once, saying there is "
+					 "no quorum yet, and why); stderr: %s",
+					 code, (long long)took, err);
+			/* It runs: the servers are there, recovering. */
+			code = ctl(out, sizeof(out), err, sizeof(err), "-r",
+				   region, "status", NULL);
+			if (code != 69 || strstr(out, "recovering") == NULL)
+				fail_msg("lockctl status exited %d, expected 69 "
+					 "and recovering servers:\n%s%s", code,
+					 out, err);
+		}
+		stop_daemon(bg, region);
+	}
+	remove_flat_dir(state);
+	teardown();
+}
+HARNESS_CASE(daemon_after_crash, 60)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -459,6 +721,9 @@ int main(void)
 		harness_case(missing_region),
 		harness_case(help_matches_man_pages),
 		harness_case(lockmgrd_usage_messages),
+		harness_case(lockmgrd_quiet_keeps_errors),
+		harness_case(daemon_returns_when_usable),
+		harness_case(daemon_after_crash),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

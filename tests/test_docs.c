@@ -11,7 +11,10 @@
  *                 or an indented code block, fails the test: an example
  *                 must say which it is.
  *   docs/X.1, X.8 every .EX/.EE block is run with /bin/sh -e (troff
- *                 escapes undone).
+ *                 escapes undone), except a listing (output, a format):
+ *                 the line before its .EX is the comment
+ *                 .\" listing
+ *                 (it may go on: ".\" listing: not an example").
  *
  * Each shell example runs in a scratch directory, with the built
  * lockmgrd, lockctl and resctl first on $PATH, against a private
@@ -83,6 +86,9 @@ static const struct {
 	{"lockmgrd.8", "--mode 0660 --daemon --pidfile /run/lockmgrd.pid",
 	 "the host's own service: the default region, /run and "
 	 "/var/lib/lockmgr"},
+	{"resctl.1", "#include <fencedstore.h>",
+	 "an #include and a build command for the reader's prog.c: "
+	 "tests/test_install.c builds one this way against its prefix"},
 };
 
 /*
@@ -98,6 +104,11 @@ static const struct {
 	{"/mytest", "@REGION@",
 	 "a region of this case's own, so that runs never collide"},
 	{"--pid PID", "--pid @PID@", "a process with a session"},
+	{"/srv/", "@DIR@/",
+	 "the reader's stores, in the scratch directory (examples run in "
+	 "order: show lists what the writes before it wrote)"},
+	{"--token \"$T\" \"$line\"", "--token 1000000 \"batch 18\"",
+	 "a script's token and data: above the examples' own tokens"},
 };
 
 /* What some examples must print on standard output; `needs` is a
@@ -107,11 +118,12 @@ static const struct {
 } expects[] = {
 	{"README.md", "nightly-backup", "docs/held", NULL},
 	{"lockctl.1", "jq -r", "docs/held", "jq"},
+	{"resctl.1", "show --json | jq", "batch 17", "jq"},
 };
 
 /* The reader's programs, as stubs in the scratch directory (on $PATH). */
 static const char *const stubs[] = {"job.sh", "migrate.sh", "backup.sh",
-				    "deploy"};
+				    "deploy", "report"};
 
 /* ---- the examples -------------------------------------------------- */
 
@@ -303,20 +315,24 @@ static void untroff(const char *doc, int lineno, const char *p, size_t n,
 	out[o] = '\0';
 }
 
-/* A man page: every .EX/.EE block. */
+/* A man page: every .EX/.EE block, but those marked as listings. */
 static void scan_man(const char *rel, const char *doc)
 {
+	static const char marker[] = ".\\\" listing";
 	char *src = slurp(rel);
 	char *block = NULL;
 	size_t blen = 0;
 	int lineno = 0, start = 0;
-	bool in = false;
+	bool in = false, listing = false, marked = false;
 	for (char *p = src; *p != '\0';) {
 		char *nl = strchr(p, '\n');
 		size_t n = nl != NULL ? (size_t)(nl - p) : strlen(p);
 		lineno++;
+		bool marks = !in && n >= sizeof(marker) - 1 &&
+			     strncmp(p, marker, sizeof(marker) - 1) == 0;
 		if (n == 3 && strncmp(p, ".EX", 3) == 0) {
 			in = true;
+			listing = marked;
 			start = lineno + 1;
 			free(block);
 			block = NULL;
@@ -324,7 +340,9 @@ static void scan_man(const char *rel, const char *doc)
 		} else if (n == 3 && strncmp(p, ".EE", 3) == 0) {
 			if (!in)
 				fail_msg("%s:%d: .EE without .EX", doc, lineno);
-			add_example(doc, start, SHELL, block ? block : "");
+			if (!listing)
+				add_example(doc, start, SHELL,
+					    block ? block : "");
 			in = false;
 		} else if (in) {
 			if (n >= 3 && strncmp(p, ".\\\"", 3) == 0) {
@@ -340,7 +358,11 @@ static void scan_man(const char *rel, const char *doc)
 				append_line(&block, &blen, plain,
 					    strlen(plain));
 			}
+		} else if (marked && !marks) {
+			fail_msg("%s:%d: a listing mark not followed by .EX",
+				 doc, lineno - 1);
 		}
+		marked = marks;
 		if (nl == NULL)
 			break;
 		p = nl + 1;
@@ -777,9 +799,11 @@ static void scan_all(void)
 	scan_markdown("README.md");
 	scan_man("docs/lockctl.1", "lockctl.1");
 	scan_man("docs/lockmgrd.8", "lockmgrd.8");
+	scan_man("docs/resctl.1", "resctl.1");
 	check_skips_match("README.md");
 	check_skips_match("lockctl.1");
 	check_skips_match("lockmgrd.8");
+	check_skips_match("resctl.1");
 }
 
 static void teardown(void)
@@ -818,12 +842,22 @@ static void lockmgrd_8_examples(void)
 }
 HARNESS_CASE(lockmgrd_8_examples, 180)
 
+static void resctl_1_examples(void)
+{
+	scan_all();
+	setup();
+	run_doc("resctl.1");
+	teardown();
+}
+HARNESS_CASE(resctl_1_examples, 180)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		harness_case(readme_examples),
 		harness_case(lockctl_1_examples),
 		harness_case(lockmgrd_8_examples),
+		harness_case(resctl_1_examples),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

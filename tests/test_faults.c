@@ -874,7 +874,8 @@ static void state_dir_corrupt(void)
  * what a clock in ns can hold) is damaged, and trusted no more than a
  * missing one: the new service waits one max TTL (2 s here) before its
  * servers count, neither at once (a wrapped sum once said "the leases
- * ended long ago") nor for centuries.
+ * ended long ago") nor for centuries. It says so, even with -q (an
+ * error), in its log, which is read here rather than left on stderr.
  */
 static void damaged_service_record_is_not_trusted(void)
 {
@@ -897,10 +898,24 @@ static void damaged_service_record_is_not_trusted(void)
 		assert_true(fd >= 0);
 		assert_int_equal(write(fd, buf, (size_t)n), n);
 		close(fd);
-		int64_t t0 = harness_now_ms();
+		char bin[512], log[300], text[4096] = "";
+		harness_bin_path(bin, sizeof(bin), "lockmgrd");
+		snprintf(log, sizeof(log), "%s/lockmgrd.log", dir);
 		struct harness_lockmgrd d;
-		harness_lockmgrd_start(&d, "svcrec", "--state-dir", path, NULL);
+		harness_region_name(d.region, sizeof(d.region), "svcrec");
+		char *argv[] = {bin, "-r", d.region, "-q", "--max-ttl", "2000",
+				"--max-locks", "4096", "--state-dir", path,
+				NULL};
+		int64_t t0 = harness_now_ms();
+		d.pid = harness_spawn(argv, NULL, log);
+		harness_wait_servers_up(d.region, d.pid, 15000);
 		int64_t waited = harness_now_ms() - t0;
+		if (harness_read_file(log, text, sizeof(text)) <= 0 ||
+		    strstr(text, "one max TTL") == NULL)
+			fail_msg("%s: lockmgrd -q did not log that it does not "
+				 "trust the record; its log:\n%s", inputs[i],
+				 text);
+		unlink(log);
 		if (waited < 1900)
 			fail_msg("%s: the servers counted after %lld ms, not one "
 				 "max TTL (2000 ms): the damaged record was "

@@ -1313,6 +1313,56 @@ static void test_resctl_write_needs_data(void **state)
 	unlink(inpath);
 }
 
+/*
+ * `resctl show` on a store that does not exist says how to create it,
+ * with a command that works as printed once its placeholders are filled
+ * in: it once suggested "resctl -s PATH write", which lacks the data
+ * (and so exits 64) since write no longer reads stdin by default.
+ */
+static void test_resctl_show_missing_hint(void **state)
+{
+	(void)state;
+	if (resctl_bin[0] == '\0') {
+		printf("# resctl not found ($LOCKMGR_BIN or next to the "
+		       "test's directory): skipped\n");
+		skip();
+	}
+	char path[128], out[8192], err[4096];
+	new_path(path, sizeof(path), "hint");
+	assert_int_equal(resctl(out, err, sizeof(out), NULL, "-s", path,
+				"show", NULL), 66);
+	char want[256];
+	snprintf(want, sizeof(want), "lockctl run LOCK -- resctl -s %s write "
+				     "DATA\n", path);
+	if (strstr(err, want) == NULL)
+		fail_msg("resctl show on a missing store does not suggest "
+			 "\"%.*s\": %s", (int)strlen(want) - 1, want, err);
+	assert_ptr_equal(strchr(err, '\n'), err + strlen(err) - 1); /* 1 line */
+
+	/* The resctl part as printed, with DATA filled in and the token
+	 * that lockctl run would export, creates the store. */
+	char cmd[1200], bindir[512];
+	snprintf(bindir, sizeof(bindir), "%s", resctl_bin);
+	*strrchr(bindir, '/') = '\0';
+	snprintf(cmd, sizeof(cmd), "PATH=%s:$PATH LOCKMGR_TOKEN=1 %.*s first",
+		 bindir, (int)(strlen(want) - strlen(" DATA\n") -
+			       strlen("lockctl run LOCK -- ")),
+		 want + strlen("lockctl run LOCK -- "));
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(126);
+	}
+	int st = wait_child(pid, 20000, cmd);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fail_msg("the suggested command (%s) failed: status %d", cmd,
+			 st);
+	assert_int_equal(resctl(out, err, sizeof(out), NULL, "-s", path,
+				"show", NULL), 0);
+	assert_non_null(strstr(out, "highest token 1, 1 accepted"));
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -1332,6 +1382,7 @@ int main(int argc, char **argv)
 		T(test_generation_at_top),
 		T(test_resctl_cli),
 		T(test_resctl_write_needs_data),
+		T(test_resctl_show_missing_hint),
 #undef T
 	};
 	(void)argc;
