@@ -126,7 +126,18 @@ static int start_server(struct lm_region *r, unsigned n)
 	kill(sup, SIGUSR1);
 	for (int i = 0; i < 200; i++) {
 		uint64_t st = atomic_load(&r->servers[n]->state);
-		if (LM_SRV_EPOCH(st) != LM_SRV_EPOCH(before) &&
+		bool started = LM_SRV_EPOCH(st) != LM_SRV_EPOCH(before);
+		/* A server that refuses to start (a token file it cannot
+		 * trust, say) exits at once: it is down again, or its
+		 * process is gone. */
+		if (started && (LM_SRV_STATE(st) == LM_SRV_DOWN ||
+				server_pid(r->servers[n]) == 0)) {
+			fprintf(stderr, "lockctl: server %u did not start: it "
+					"exited at once; lockmgrd's log says "
+					"why\n", n);
+			return EX_CTL_UNAVAILABLE;
+		}
+		if (started &&
 		    (LM_SRV_STATE(st) == LM_SRV_UP ||
 		     atomic_load(&r->servers[n]->recovery) !=
 			     LM_RECOV_LOOKING ||

@@ -512,7 +512,13 @@ static void lockmgrd_quiet_keeps_errors(void)
 	b ^= 0x40;
 	assert_int_equal(pwrite(fd, &b, 1, 17), 1);
 	close(fd);
-	harness_lockctl(d.region, "server", "start", "1", NULL);
+	char err[1024];
+	int code = ctl(NULL, 0, err, sizeof(err), "-r", d.region, "server",
+		       "start", "1", NULL);
+	/* lockctl once said "server 1 started (pid 0 ...)" and 0. */
+	if (code != 69 || strstr(err, "did not start") == NULL)
+		fail_msg("lockctl server start of a server that refuses to "
+			 "start exited %d; stderr: %s", code, err);
 	HARNESS_WAIT_FOR(harness_read_file(log, text, sizeof(text)) > 0 &&
 				 strstr(text, "refusing to start") != NULL,
 			 5000, "lockmgrd -q did not log that server 1 refuses "
