@@ -103,7 +103,7 @@ void harness_shared_free(void *p, size_t n)
 		munmap(p, n);
 }
 
-static void remove_flat_dir(const char *path)
+void harness_remove_flat_dir(const char *path)
 {
 	DIR *d = opendir(path);
 	if (d != NULL) {
@@ -152,7 +152,7 @@ int harness_cleanup_leftovers(pid_t pid)
 				continue;
 			char p[300];
 			snprintf(p, sizeof(p), "/tmp/%s", e->d_name);
-			remove_flat_dir(p);
+			harness_remove_flat_dir(p);
 		}
 		closedir(d);
 	}
@@ -591,6 +591,32 @@ int harness_lockctl(const char *region, const char *a1, const char *a2,
 	char *argv[] = {bin, "-r", (char *)region, (char *)a1, (char *)a2,
 			(char *)a3, (char *)a4, NULL};
 	return harness_run(argv, NULL, "/dev/null", 10000);
+}
+
+int harness_ctl(const char *dir, char *out, size_t outn, char *err,
+		size_t errn, ...)
+{
+	char bin[512];
+	harness_bin_path(bin, sizeof(bin), "lockctl");
+	char *argv[32];
+	int n = 0;
+	argv[n++] = bin;
+	va_list ap;
+	va_start(ap, errn);
+	char *a;
+	while ((a = va_arg(ap, char *)) != NULL && n < 31)
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+	char o[512], e[512];
+	snprintf(o, sizeof(o), "%s/out", dir);
+	snprintf(e, sizeof(e), "%s/err", dir);
+	int code = harness_run(argv, o, e, 20000);
+	if (out != NULL && harness_read_file(o, out, outn) < 0)
+		out[0] = '\0';
+	if (err != NULL && harness_read_file(e, err, errn) < 0)
+		err[0] = '\0';
+	return code;
 }
 
 void harness_kill_server(const char *region, const struct lm_region *r,

@@ -205,6 +205,17 @@ uint32_t harness_server_state(const struct lm_region *r, unsigned i);
 int harness_lockctl(const char *region, const char *a1, const char *a2,
 		    const char *a3, const char *a4);
 
+/*
+ * Run "$LOCKMGR_BIN/lockctl ARGS..." (NULL-terminated) to completion,
+ * stdout and stderr into dir/out and dir/err, and copy them into out and
+ * err (either may be NULL; "" if nothing was written). Its exit status.
+ */
+int harness_ctl(const char *dir, char *out, size_t outn, char *err,
+		size_t errn, ...) __attribute__((sentinel));
+
+/* Remove a directory and the files in it (not subdirectories). */
+void harness_remove_flat_dir(const char *path);
+
 /* lockctl server kill i [--wipe], and wait until the server is down. */
 void harness_kill_server(const char *region, const struct lm_region *r,
 			 unsigned i, bool wipe);

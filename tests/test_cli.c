@@ -12,7 +12,6 @@
  */
 #include "harness.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -61,30 +60,8 @@ static void path_in(char *out, size_t n, const char *file)
 	snprintf(out, n, "%s/%s", dir, file);
 }
 
-/* Run lockctl with args (NULL-terminated), stdout/stderr to dir/out and
- * dir/err; return its exit status and the outputs. */
-static int ctl(char *out, size_t outn, char *err, size_t errn, ...)
-{
-	char *argv[32];
-	int n = 0;
-	argv[n++] = lockctl;
-	va_list ap;
-	va_start(ap, errn);
-	char *a;
-	while ((a = va_arg(ap, char *)) != NULL && n < 31)
-		argv[n++] = a;
-	va_end(ap);
-	argv[n] = NULL;
-	char o[128], e[128];
-	path_in(o, sizeof(o), "out");
-	path_in(e, sizeof(e), "err");
-	int code = harness_run(argv, o, e, 20000);
-	if (out != NULL)
-		harness_read_file(o, out, outn);
-	if (err != NULL)
-		harness_read_file(e, err, errn);
-	return code;
-}
+/* lockctl with the NULL-terminated args, its output in the case's dir. */
+#define ctl(...) harness_ctl(dir, __VA_ARGS__)
 
 static uint64_t read_token(const char *file)
 {
@@ -457,25 +434,6 @@ static void lockmgrd_usage_messages(void)
 }
 HARNESS_CASE(lockmgrd_usage_messages, 60)
 
-/* Remove directory p and the files in it (a state directory). */
-static void remove_flat_dir(const char *p)
-{
-	DIR *dd = opendir(p);
-	if (dd != NULL) {
-		struct dirent *e;
-		while ((e = readdir(dd)) != NULL) {
-			if (strcmp(e->d_name, ".") == 0 ||
-			    strcmp(e->d_name, "..") == 0)
-				continue;
-			char f[512];
-			snprintf(f, sizeof(f), "%s/%s", p, e->d_name);
-			unlink(f);
-		}
-		closedir(dd);
-	}
-	rmdir(p);
-}
-
 /*
  * -q logs nothing but errors, as its help says: a server that refuses to
  * start (here on a token file corrupted while it was down) says so,
@@ -535,7 +493,7 @@ static void lockmgrd_quiet_keeps_errors(void)
 	lm_region_detach(&r);
 	harness_lockmgrd_stop(&d);
 	unlink(log);
-	remove_flat_dir(state);
+	harness_remove_flat_dir(state);
 	teardown();
 }
 HARNESS_CASE(lockmgrd_quiet_keeps_errors, 60)
@@ -712,7 +670,7 @@ static void daemon_after_crash(void)
 		}
 		stop_daemon(bg, region);
 	}
-	remove_flat_dir(state);
+	harness_remove_flat_dir(state);
 	teardown();
 }
 HARNESS_CASE(daemon_after_crash, 60)

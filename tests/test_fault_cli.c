@@ -48,30 +48,8 @@ static void cleanup(void)
 	rmdir(dir);
 }
 
-/* Run lockctl with the NULL-terminated args; stdout and stderr into the
- * buffers (either may be NULL); its exit status. */
-static int ctl(char *out, size_t outn, char *err, size_t errn, ...)
-{
-	char *argv[32];
-	int n = 0;
-	argv[n++] = lockctl;
-	va_list ap;
-	va_start(ap, errn);
-	char *a;
-	while ((a = va_arg(ap, char *)) != NULL && n < 31)
-		argv[n++] = a;
-	va_end(ap);
-	argv[n] = NULL;
-	char o[128], e[128];
-	snprintf(o, sizeof(o), "%s/out", dir);
-	snprintf(e, sizeof(e), "%s/err", dir);
-	int code = harness_run(argv, o, e, 20000);
-	if (out != NULL && harness_read_file(o, out, outn) < 0)
-		out[0] = '\0';
-	if (err != NULL && harness_read_file(e, err, errn) < 0)
-		err[0] = '\0';
-	return code;
-}
+/* lockctl with the NULL-terminated args, its output in the case's dir. */
+#define ctl(...) harness_ctl(dir, __VA_ARGS__)
 
 static int count_lines(const char *s)
 {

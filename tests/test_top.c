@@ -66,30 +66,8 @@ static void path_in(char *out, size_t n, const char *file)
 	snprintf(out, n, "%s/%s", dir, file);
 }
 
-/* Run lockctl with args (NULL-terminated), stdout/stderr to dir/out and
- * dir/err; return its exit status and the outputs. */
-static int ctl(char *out, size_t outn, char *err, size_t errn, ...)
-{
-	char *argv[32];
-	int n = 0;
-	argv[n++] = lockctl;
-	va_list ap;
-	va_start(ap, errn);
-	char *a;
-	while ((a = va_arg(ap, char *)) != NULL && n < 31)
-		argv[n++] = a;
-	va_end(ap);
-	argv[n] = NULL;
-	char o[128], e[128];
-	path_in(o, sizeof(o), "out");
-	path_in(e, sizeof(e), "err");
-	int code = harness_run(argv, o, e, 20000);
-	if (out != NULL)
-		harness_read_file(o, out, outn);
-	if (err != NULL)
-		harness_read_file(e, err, errn);
-	return code;
-}
+/* lockctl with the NULL-terminated args, its output in the case's dir. */
+#define ctl(...) harness_ctl(dir, __VA_ARGS__)
 
 /* The line of text that starts with prefix (copied into line), or
  * NULL. */
