@@ -359,6 +359,18 @@ int ctl_name_width(const char *name, uint32_t len)
 	return w;
 }
 
+int ctl_snapshot_name_column(const struct ctl_snapshot *s)
+{
+	/* Fit the names, but let a very long name run over its row
+	 * rather than push every row off the screen. */
+	int nw = 4;
+	for (uint32_t k = 0; k < s->nlocks; k++) {
+		int w = ctl_name_width(s->locks[k].name, s->locks[k].len);
+		nw = w > nw ? w : nw;
+	}
+	return nw > 40 ? 40 : nw;
+}
+
 const char *ctl_snapshot_lock_name(const struct ctl_snapshot *s, int64_t idx,
 				   uint32_t *len, char *buf)
 {

@@ -104,6 +104,9 @@ void ctl_snapshot_free(struct ctl_snapshot *s);
 const char *ctl_snapshot_lock_name(const struct ctl_snapshot *s, int64_t idx,
 				   uint32_t *len, char *buf);
 
+/* The width of a NAME column for the snapshot's locks (4 to 40). */
+int ctl_snapshot_name_column(const struct ctl_snapshot *s);
+
 /* Columns the name takes when printed by ctl_print_escaped. */
 int ctl_name_width(const char *name, uint32_t len);
 

@@ -141,14 +141,7 @@ static void print_human(const struct ctl_snapshot *s)
 		printf("\nLOCKS       none held or waited for\n");
 		return;
 	}
-	/* Size the column to the names, but let a very long name run
-	 * over its row rather than push every row off the screen. */
-	int nw = 4;
-	for (uint32_t k = 0; k < s->nlocks; k++) {
-		int w = ctl_name_width(s->locks[k].name, s->locks[k].len);
-		nw = w > nw ? w : nw;
-	}
-	nw = nw > 40 ? 40 : nw;
+	int nw = ctl_snapshot_name_column(s);
 	printf("\nNAME");
 	pad(nw - 4);
 	printf("  HOLDER   TOKEN       LEASE-LEFT  WAITERS  TABLES\n");

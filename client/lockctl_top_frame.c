@@ -210,14 +210,7 @@ static void locks(struct top_out *o, const struct top_frame *fr)
 		nl(o, true);
 		return;
 	}
-	/* As status: the column fits the names, but a very long name runs
-	 * over its row rather than push every row off the screen. */
-	int nw = 4;
-	for (uint32_t k = 0; k < s->nlocks; k++) {
-		int w = ctl_name_width(s->locks[k].name, s->locks[k].len);
-		nw = w > nw ? w : nw;
-	}
-	nw = nw > 40 ? 40 : nw;
+	int nw = ctl_snapshot_name_column(s);
 	fprintf(o->f, "NAME");
 	pad(o->f, nw - 4);
 	fprintf(o->f, "  HOLDER   MODE  TOKEN       LEASE-LEFT              "
