@@ -128,10 +128,10 @@ static int start_server(struct lm_region *r, unsigned n)
 		uint64_t st = atomic_load(&r->servers[n]->state);
 		bool started = LM_SRV_EPOCH(st) != LM_SRV_EPOCH(before);
 		/* A server that refuses to start (a token file it cannot
-		 * trust, say) exits at once: it is down again, or its
-		 * process is gone. */
-		if (started && (LM_SRV_STATE(st) == LM_SRV_DOWN ||
-				server_pid(r->servers[n]) == 0)) {
+		 * trust, say) exits at once, and the supervisor marks it
+		 * down in its new epoch. (Not "its pid is 0": the new
+		 * epoch is published before the process exists.) */
+		if (started && LM_SRV_STATE(st) == LM_SRV_DOWN) {
 			fprintf(stderr, "lockctl: server %u did not start: it "
 					"exited at once; lockmgrd's log says "
 					"why\n", n);

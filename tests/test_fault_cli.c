@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "client/internal.h"
@@ -655,6 +656,60 @@ static void killed_isolate_still_isolates(void)
 }
 HARNESS_CASE(killed_isolate_still_isolates, 60)
 
+/*
+ * The supervisor publishes a restarted server's new epoch before it
+ * forks the process and records its pid. lockctl server start, seeing
+ * the new epoch with no pid yet, once took that for a server that had
+ * refused to start (69). Stop the supervisor right after the fork: the
+ * start must still succeed.
+ */
+static void start_while_pid_unrecorded(void)
+{
+	setup();
+	char log[256];
+	/* Its first three forks start the servers at boot. */
+	harness_pause_arm("supervisor.server_forked@4", log, sizeof(log));
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "startpid", "--restart-delay", "-1", NULL);
+	harness_pause_disarm();
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	harness_kill_server(d.region, &r, 1, false);
+	char *argv[] = {lockctl, "-r", d.region, "server", "start", "1",
+			NULL};
+	char o[128], e[128];
+	snprintf(o, sizeof(o), "%s/out", dir);
+	snprintf(e, sizeof(e), "%s/err", dir);
+	pid_t st = harness_spawn(argv, o, e);
+	pid_t sup = harness_wait_paused(log, "supervisor.server_forked",
+					5000);
+	assert_int_equal(sup, d.pid);
+	/* lockctl now sees the new epoch and no pid. It polls every
+	 * 10 ms: give it a second to (wrongly) give up. */
+	int status;
+	bool exited = false;
+	int64_t until = harness_now_ms() + 1000;
+	while (!exited && harness_now_ms() < until) {
+		exited = harness_wait_pid(st, 0, &status);
+		harness_nap_us(1000);
+	}
+	harness_resume(sup);
+	if (!exited && !harness_wait_pid(st, 10000, &status))
+		fail_msg("lockctl server start never returned");
+	char err[1024] = "";
+	harness_read_file(e, err, sizeof(err));
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail_msg("lockctl server start, while the supervisor had not "
+			 "yet recorded the new server's pid, failed (%d): %s",
+			 WIFEXITED(status) ? WEXITSTATUS(status) : -1, err);
+	HARNESS_WAIT_FOR(harness_server_state(&r, 1) == LM_SRV_UP, 10000,
+			 "server 1 never came up");
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+	cleanup();
+}
+HARNESS_CASE(start_while_pid_unrecorded, 60)
+
 /* ---- lockctl run -------------------------------------------------- */
 
 struct dier {
@@ -761,6 +816,7 @@ int main(void)
 		harness_case(partitioned_renew_leaves_far_leases),
 		harness_case(partitioned_waiter_is_passed_over),
 		harness_case(killed_isolate_still_isolates),
+		harness_case(start_while_pid_unrecorded),
 		harness_case(run_says_recovered),
 		harness_case(run_says_service_stopped),
 	};
