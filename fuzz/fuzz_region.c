@@ -48,6 +48,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -57,6 +58,7 @@
 
 #include "../client/lockmgr.h"
 #include "../shm/region.h"
+#include "../shm/session.h"
 #include "fuzz_common.h"
 
 /* ---------------------------------------------------------------------
@@ -280,6 +282,35 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 	return 0;
 }
 
+/*
+ * Isolation rules name a process by pid and start time, which differ
+ * from run to run: a rule naming SELF_PID (with any start time) is made
+ * to name this process, so that the isolated paths can be reached and a
+ * finding reproduces under another pid.
+ */
+#define SELF_PID 0x7ffffff0
+static void point_rules_at_self(int fd, size_t size)
+{
+	for (unsigned i = 0; i < LM_ISOLATION_RULES; i++) {
+		size_t off = offsetof(struct lm_region_header, isolation) +
+			     i * sizeof(struct lm_isolation_rule);
+		uint64_t who;
+		if (off + sizeof(struct lm_isolation_rule) > size ||
+		    pread(fd, &who, sizeof(who), (off_t)off) != sizeof(who))
+			return;
+		if (LM_ISO_PID(who) != SELF_PID)
+			continue;
+		uint64_t start = lm_proc_start_time(getpid());
+		who = (who & ~(uint64_t)UINT32_MAX) | (uint32_t)getpid();
+		FZ_CHECK(pwrite(fd, &start, sizeof(start),
+				(off_t)(off + sizeof(who))) ==
+				 (ssize_t)sizeof(start) &&
+			 pwrite(fd, &who, sizeof(who), (off_t)off) ==
+				 (ssize_t)sizeof(who),
+			 "pwrite: %s", strerror(errno));
+	}
+}
+
 static void drive_api(const uint8_t *data, size_t size)
 {
 	bool two = (data[size - 1] & 1u) != 0;
@@ -289,6 +320,8 @@ static void drive_api(const uint8_t *data, size_t size)
 	FZ_CHECK(fd >= 0, "shm_open(%s): %s", name, strerror(errno));
 	int wrc = write_all(fd, data, size);
 	int werr = errno;
+	if (wrc == 0)
+		point_rules_at_self(fd, size);
 	close(fd);
 	if (wrc != 0)
 		shm_unlink(name);
@@ -562,6 +595,14 @@ static void seed_live(const char *dir, uint32_t locks, uint32_t sessions,
 		unsigned st = (down_mask >> i) & 1u ? LM_SRV_DOWN : LM_SRV_UP;
 		atomic_store(&r.servers[i]->state, LM_SRV_WORD(1, st));
 		atomic_store(&r.servers[i]->heartbeat_ms, INT64_C(1) << 50);
+	}
+	/* With every server up: the seed's clients are isolated from
+	 * server 2 (a majority still in reach), by a rule the harness
+	 * points at itself. */
+	if (down_mask == 0) {
+		atomic_store(&r.hdr->isolation[0].start_time, 1);
+		atomic_store(&r.hdr->isolation[0].who,
+			     LM_ISO_WORD(SELF_PID, 1u << 2));
 	}
 	lm_client *a = NULL, *b = NULL;
 	lm_grant ga, gb, gc;
