@@ -384,28 +384,35 @@ static int parse_args(struct ctl_global *g, int argc, char **argv,
 	return 0;
 }
 
-/* --ttl must lie within this region's limits, which only the region
- * knows; without one, within those of any region. */
-static int check_ttl(const struct ctl_global *g, int64_t *ttl_ms)
+/*
+ * --ttl must lie within the region's limits, which only the region knows
+ * (known: connected, max is its max TTL); before that, within those of
+ * any region. An unset --ttl becomes the default, or the region's max TTL
+ * if shorter.
+ */
+static int check_ttl(const struct ctl_global *g, bool known, int64_t max,
+		     int64_t *ttl_ms)
 {
-	int64_t max = MAX_TTL_LIMIT_MS;
-	struct lm_region r;
-	char why[256];
-	bool attached = lm_region_attach(&r, g->region, why, sizeof(why)) == 0;
-	if (attached) {
-		max = r.max_ttl_ms;
-		lm_region_detach(&r);
-	}
-	/* No --ttl: the default, or the region's longest if shorter. */
 	if (*ttl_ms == TTL_UNSET) {
-		*ttl_ms = DEFAULT_TTL_MS < max ? DEFAULT_TTL_MS : max;
+		if (known)
+			*ttl_ms = DEFAULT_TTL_MS < max ? DEFAULT_TTL_MS : max;
 		return 0;
 	}
 	if (*ttl_ms >= MIN_TTL_MS && *ttl_ms <= max)
 		return 0;
+	/* Wrong for any region: still, name this one's range if it has
+	 * one (attached only here, on the way out). */
+	struct lm_region r;
+	char why[256];
+	if (!known &&
+	    lm_region_attach(&r, g->region, why, sizeof(why)) == 0) {
+		known = true;
+		max = r.max_ttl_ms;
+		lm_region_detach(&r);
+	}
 	fprintf(stderr, "lockctl run: --ttl %" PRId64 " is out of range: ",
 		*ttl_ms);
-	if (attached)
+	if (known)
 		fprintf(stderr, "region %s allows %d to %" PRId64 " ms (its "
 				"lockmgrd --max-ttl)\n", g->region, MIN_TTL_MS,
 			max);
@@ -459,7 +466,7 @@ int ctl_run(struct ctl_global *g, int argc, char **argv)
 	rc = ctl_resolve_region(g);
 	if (rc != 0)
 		return rc;
-	rc = check_ttl(g, &rn.ttl_ms);
+	rc = check_ttl(g, false, MAX_TTL_LIMIT_MS, &rn.ttl_ms);
 	if (rc != 0)
 		return rc;
 
@@ -467,6 +474,9 @@ int ctl_run(struct ctl_global *g, int argc, char **argv)
 	if (err != 0)
 		return connect_error(err, g->region);
 	int64_t max_ttl = lm_max_ttl_ms(rn.c);
+	rc = check_ttl(g, true, max_ttl, &rn.ttl_ms);
+	if (rc != 0)
+		goto out_disconnect;
 	err = lm_acquire(rn.c, rn.name, rn.ttl_ms, wait_ms, &rn.g);
 	if (err != 0) {
 		rc = acquire_error(&rn, err, wait_ms, max_ttl);

@@ -1160,14 +1160,20 @@ static int resctl(char *out, char *err, size_t n, const char *in_path, ...)
 	return WEXITSTATUS(st);
 }
 
-static void test_resctl_cli(void **state)
+/* Skip the case when there is no resctl binary to run. */
+static void require_resctl(void)
 {
-	(void)state;
 	if (resctl_bin[0] == '\0') {
 		printf("# resctl not found ($LOCKMGR_BIN or next to the "
 		       "test's directory): skipped\n");
 		skip();
 	}
+}
+
+static void test_resctl_cli(void **state)
+{
+	(void)state;
+	require_resctl();
 	char path[128], out[8192], err[4096];
 	new_path(path, sizeof(path), "cli");
 
@@ -1254,11 +1260,7 @@ static ssize_t slurp(const char *path, unsigned char *buf, size_t n)
 static void test_resctl_write_needs_data(void **state)
 {
 	(void)state;
-	if (resctl_bin[0] == '\0') {
-		printf("# resctl not found ($LOCKMGR_BIN or next to the "
-		       "test's directory): skipped\n");
-		skip();
-	}
+	require_resctl();
 	char path[128], out[8192], err[4096], inpath[160];
 	static unsigned char before[16384], after[16384];
 	new_path(path, sizeof(path), "nodata");
@@ -1322,11 +1324,7 @@ static void test_resctl_write_needs_data(void **state)
 static void test_resctl_show_missing_hint(void **state)
 {
 	(void)state;
-	if (resctl_bin[0] == '\0') {
-		printf("# resctl not found ($LOCKMGR_BIN or next to the "
-		       "test's directory): skipped\n");
-		skip();
-	}
+	require_resctl();
 	char path[128], out[8192], err[4096];
 	new_path(path, sizeof(path), "hint");
 	assert_int_equal(resctl(out, err, sizeof(out), NULL, "-s", path,
