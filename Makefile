@@ -30,15 +30,12 @@ NCURSES_LIBS := $(shell pkg-config --libs ncurses 2>/dev/null || echo -lncurses)
 
 LIB_SRC := shm/region.c shm/name_index.c shm/name_reclaim.c shm/session.c \
 	   shm/actor.c shm/futex.c shm/test_hook.c shm/isolation.c \
-	   client/client.c client/grant.c client/wait_queue.c client/errors.c \
-	   client/lease_scan.c
+	   shm/grant.c shm/wait_queue.c shm/lease_scan.c \
+	   client/client.c client/errors.c
 DAEMON_SRC := daemon/lockmgrd.c daemon/servers.c daemon/server.c \
 	      daemon/session_monitor.c daemon/log.c daemon/state_dir.c \
 	      daemon/service_record.c
-LOCKCTL_SRC := client/lockctl.c client/lockctl_status.c client/lockctl_run.c \
-	       client/lockctl_server.c client/lockctl_snapshot.c \
-	       client/lockctl_top.c client/lockctl_top_events.c \
-	       client/lockctl_top_frame.c
+LOCKCTL_SRC := $(wildcard client/lockctl/*.c)
 RES_SRC := resource/store.c
 RESCTL_SRC := resource/resctl.c
 EXAMPLES := basic replicated fencing failure
@@ -66,7 +63,7 @@ BINS := $(BUILD)/lockmgrd $(BUILD)/lockctl $(BUILD)/resctl $(BUILD)/lockbench \
 all: $(BUILD)/liblockmgr.a $(BUILD)/liblockmgr.so $(BUILD)/libfencedstore.a \
 	$(BINS)
 
-$(BUILD)/%.o: %.c $(wildcard */*.h)
+$(BUILD)/%.o: %.c $(wildcard */*.h */*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
@@ -276,11 +273,11 @@ FZ_CLI       := $(call fz_objs,fuzz/cli_common.c) $(FZ_COMMON)
 FZ_NOSYNC    := $(call fz_objs,fuzz/nosync.c)
 FZ_WRAP_SYNC := -Wl,--wrap=fsync,--wrap=fdatasync
 
-$(FZ)/%.o: %.c $(wildcard */*.h)
+$(FZ)/%.o: %.c $(wildcard */*.h */*/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
 
-$(FZ)/cli/%.o: %.c $(wildcard */*.h)
+$(FZ)/cli/%.o: %.c $(wildcard */*.h */*/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Dmain=$(basename $(notdir $<))_main \
 		-c -o $@ $<
@@ -305,8 +302,8 @@ $(FUZZ_BUILD)/fuzz_store: $(call fz_objs,fuzz/fuzz_store.c $(RES_SRC)) \
 	$(FUZZ_CC) $(FUZZ_LDFLAGS) $(FZ_WRAP_SYNC) -o $@ $^ -lz
 
 $(FUZZ_BUILD)/fuzz_cli_lockctl: $(call fz_objs,fuzz/fuzz_cli_lockctl.c) \
-		$(call fz_cli,client/lockctl.c) \
-		$(call fz_objs,$(filter-out client/lockctl.c,$(LOCKCTL_SRC))) \
+		$(call fz_cli,client/lockctl/lockctl.c) \
+		$(call fz_objs,$(filter-out client/lockctl/lockctl.c,$(LOCKCTL_SRC))) \
 		$(FZ_CLI) $(FZ_LIB)
 	$(FUZZ_CC) $(FUZZ_LDFLAGS) -Wl,--wrap=exit,--wrap=shm_open \
 		-Wl,--wrap=fork,--wrap=execvp,--wrap=kill \

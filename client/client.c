@@ -13,6 +13,7 @@
 #include "../shm/name_index.h"
 #include "../shm/session.h"
 #include "../shm/test_hook.h"
+#include "../shm/wait_queue.h"
 #include "internal.h"
 
 int lm_connect(const char *region, lm_client **out)
@@ -29,17 +30,17 @@ int lm_connect(const char *region, lm_client **out)
 	if (c == NULL)
 		return LM_ESYS;
 	char why[256];
-	rc = lm_region_attach(&c->region, name, why, sizeof(why));
+	rc = lm_region_attach(&c->ctx.region, name, why, sizeof(why));
 	if (rc != 0)
 		goto out_free;
-	if (atomic_load(&c->region.hdr->supervisor_state) == LM_SUP_STOPPED) {
+	if (atomic_load(&c->ctx.region.hdr->supervisor_state) == LM_SUP_STOPPED) {
 		rc = LM_ENOSUPERVISOR;
 		goto out_detach;
 	}
 	/* Our pid and start time are what the supervisor watches and what
 	 * others judge us by: they must mean the same to them. */
-	uint64_t sup_pid_ns = atomic_load(&c->region.hdr->supervisor_pid_ns);
-	uint64_t sup_time_ns = atomic_load(&c->region.hdr->supervisor_time_ns);
+	uint64_t sup_pid_ns = atomic_load(&c->ctx.region.hdr->supervisor_pid_ns);
+	uint64_t sup_time_ns = atomic_load(&c->ctx.region.hdr->supervisor_time_ns);
 	uint64_t my_pid_ns = lm_pid_namespace(),
 		 my_time_ns = lm_time_namespace();
 	if ((sup_pid_ns != 0 && my_pid_ns != 0 && sup_pid_ns != my_pid_ns) ||
@@ -56,48 +57,40 @@ int lm_connect(const char *region, lm_client **out)
 		rc = LM_ESYS;
 		goto out_detach;
 	}
-	rc = lm_session_claim(&c->region, pid, start, &c->life);
+	rc = lm_session_claim(&c->ctx.region, pid, start, &c->ctx.life);
 	if (rc < 0)
 		goto out_detach;
-	c->session = (uint32_t)rc;
-	c->self = &c->region.sessions[c->session];
-	c->seq = atomic_load(&c->self->grant_seq);
+	c->ctx.session = (uint32_t)rc;
+	c->ctx.self = &c->ctx.region.sessions[c->ctx.session];
+	c->ctx.seq = atomic_load(&c->ctx.self->grant_seq);
 	/* A process isolated before it connected starts out cut off, as
 	 * it would be behind a partition. */
-	lm_isolation_refresh(&c->region, c->self, pid, start, &c->iso_gen,
+	lm_isolation_refresh(&c->ctx.region, c->ctx.self, pid, start, &c->ctx.iso_gen,
 			     true);
 	*out = c;
 	return 0;
 out_detach:
-	lm_region_detach(&c->region);
+	lm_region_detach(&c->ctx.region);
 out_free:
 	free(c);
 	return rc;
-}
-
-uint32_t lm_client_isolation(struct lm_client *c)
-{
-	return lm_isolation_refresh(&c->region, c->self, LM_SESS_PID(c->life),
-				    atomic_load_explicit(&c->self->start_time,
-							 memory_order_relaxed),
-				    &c->iso_gen, false);
 }
 
 int lm_disconnect(lm_client *c)
 {
 	if (c == NULL)
 		return LM_EINVAL;
-	struct lm_region *r = &c->region;
-	uint32_t waited = LM_WAIT_LOCK(atomic_load(&c->self->waiting_on));
+	struct lm_region *r = &c->ctx.region;
+	uint32_t waited = LM_WAIT_LOCK(atomic_load(&c->ctx.self->waiting_on));
 	if (waited != 0 && waited <= r->max_locks)
-		lm_queue_depart(c->self, lm_queue_of(r, waited - 1), waited - 1);
+		lm_queue_depart(c->ctx.self, lm_queue_of(r, waited - 1), waited - 1);
 	/* Free whatever this session still holds, on every table: a grant
 	 * the caller never released must not outlive the session. */
-	lm_free_session_grants(r, c->session, LM_OWNER_FREE, c->session);
+	lm_free_session_grants(r, c->ctx.session, LM_OWNER_FREE, c->ctx.session);
 	LM_HOOK("client.disconnect.before_free");
 	/* If the supervisor took the slot over meanwhile (it believed us
 	 * dead), the slot is no longer ours to free. */
-	lm_session_free(r, c->session, c->life);
+	lm_session_free(r, c->ctx.session, c->ctx.life);
 	lm_region_detach(r);
 	free(c);
 	return 0;
@@ -105,12 +98,12 @@ int lm_disconnect(lm_client *c)
 
 int64_t lm_max_ttl_ms(const lm_client *c)
 {
-	return c == NULL ? LM_EINVAL : c->region.max_ttl_ms;
+	return c == NULL ? LM_EINVAL : c->ctx.region.max_ttl_ms;
 }
 
 static int check_ttl(const struct lm_client *c, int64_t ttl_ms)
 {
-	return ttl_ms >= LM_MIN_TTL_MS && ttl_ms <= c->region.max_ttl_ms
+	return ttl_ms >= LM_MIN_TTL_MS && ttl_ms <= c->ctx.region.max_ttl_ms
 		       ? 0
 		       : LM_EBADTTL;
 }
@@ -118,7 +111,7 @@ static int check_ttl(const struct lm_client *c, int64_t ttl_ms)
 /* No quorum because the service shut down is "no supervisor". */
 static int no_quorum(const struct lm_client *c)
 {
-	return atomic_load(&c->region.hdr->supervisor_state) == LM_SUP_STOPPED
+	return atomic_load(&c->ctx.region.hdr->supervisor_state) == LM_SUP_STOPPED
 		       ? LM_ENOSUPERVISOR
 		       : LM_ENOQUORUM;
 }
@@ -140,8 +133,8 @@ static uint64_t ref_check(const lm_lockref *ref)
 static int resolve(lm_client *c, lm_lockref *ref)
 {
 	uint64_t gen;
-	int64_t idx = lm_name_resolve(&c->region, ref->private_name_,
-				      REF_LEN(ref), true, c->self, &gen);
+	int64_t idx = lm_name_resolve(&c->ctx.region, ref->private_name_,
+				      REF_LEN(ref), true, c->ctx.self, &gen);
 	if (idx < 0)
 		return (int)idx;
 	REF_IDX(ref) = (uint64_t)idx;
@@ -187,16 +180,16 @@ static int grab_rc(enum grab_result gr)
  */
 static int acquire_once(lm_client *c, uint32_t lock, uint64_t gen,
 			int64_t ttl_ms, int64_t wait_ms, int64_t deadline,
-			lm_grant *g)
+			struct lm_hold *h)
 {
 	/* Go straight to the tables when nobody waits, or when the head of
 	 * the queue has not waited long (bounded barging, wait_queue.c). */
-	bool tried = lm_may_barge(&c->region, lock);
+	bool tried = lm_may_barge(&c->ctx.region, lock);
 	if (tried) {
 		struct grab_info info;
 		for (int tries = 0; tries < 3; tries++) {
-			enum grab_result gr = lm_grab(c, lock, gen, ttl_ms, g,
-						      &info);
+			enum grab_result gr = lm_grab(&c->ctx, lock, gen, ttl_ms,
+						      h, &info);
 			if (grab_ended(gr))
 				return grab_rc(gr);
 			/* Only a zero wait fails at once: a wait covers a
@@ -208,20 +201,20 @@ static int acquire_once(lm_client *c, uint32_t lock, uint64_t gen,
 		}
 	}
 	if (wait_ms == 0) {
-		if (lm_quorum_lost(c))
+		if (lm_quorum_lost(&c->ctx))
 			return no_quorum(c);
 		/* Others are counted as waiting but none is queued (one died
 		 * while queueing, say): nobody to overtake, so try. */
 		struct grab_info info;
-		if (!tried && !lm_queue_has_waiter(&c->region, lock)) {
-			enum grab_result gr = lm_grab(c, lock, gen, ttl_ms, g,
-						      &info);
+		if (!tried && !lm_queue_has_waiter(&c->ctx.region, lock)) {
+			enum grab_result gr = lm_grab(&c->ctx, lock, gen, ttl_ms,
+						      h, &info);
 			if (grab_ended(gr))
 				return grab_rc(gr);
 		}
 		return LM_EBUSY;
 	}
-	int rc = lm_wait_for_grant(c, lock, gen, ttl_ms, deadline, g);
+	int rc = lm_wait_for_grant(&c->ctx, lock, gen, ttl_ms, deadline, h);
 	return rc == LM_ENOQUORUM ? no_quorum(c) : rc;
 }
 
@@ -230,7 +223,7 @@ int lm_acquire_ref(lm_client *c, lm_lockref *ref, int64_t ttl_ms,
 {
 	if (c == NULL || ref == NULL || g == NULL ||
 	    REF_CHECK(ref) != ref_check(ref) ||
-	    REF_IDX(ref) >= c->region.max_locks || REF_LEN(ref) == 0 ||
+	    REF_IDX(ref) >= c->ctx.region.max_locks || REF_LEN(ref) == 0 ||
 	    REF_LEN(ref) > LM_NAME_MAX)
 		return LM_EINVAL;
 	int rc = check_ttl(c, ttl_ms);
@@ -242,8 +235,11 @@ int lm_acquire_ref(lm_client *c, lm_lockref *ref, int64_t ttl_ms,
 				   ? INT64_MAX
 				   : lm_now_ns() + wait_ms * 1000000;
 	for (;;) {
+		struct lm_hold h;
 		rc = acquire_once(c, (uint32_t)REF_IDX(ref), REF_GEN(ref),
-				  ttl_ms, wait_ms, deadline, g);
+				  ttl_ms, wait_ms, deadline, &h);
+		if (rc == 0)
+			lm_hold_to_grant(g, &h);
 		if (rc != LM_STALE_NAME)
 			return rc;
 		/* Its name was reclaimed while nobody used it (another name
@@ -277,9 +273,9 @@ static int check_grant(const lm_client *c, const lm_grant *g)
 {
 	if (c == NULL || g == NULL)
 		return LM_EINVAL;
-	if (G_LIVE(g) != LM_GRANT_LIVE)
+	if (G_LIVE(g) != LM_HOLD_LIVE)
 		return LM_ENOTHELD;
-	if (G_LOCK(g) >= c->region.max_locks)
+	if (G_LOCK(g) >= c->ctx.region.max_locks)
 		return LM_EINVAL;
 	return 0;
 }
@@ -292,7 +288,11 @@ int lm_renew(lm_client *c, lm_grant *g, int64_t ttl_ms)
 	rc = check_ttl(c, ttl_ms);
 	if (rc != 0)
 		return rc;
-	return lm_grant_renew(c, g, ttl_ms);
+	struct lm_hold h;
+	lm_hold_from_grant(&h, g);
+	rc = lm_hold_renew(&c->ctx, &h, ttl_ms);
+	lm_hold_to_grant(g, &h);
+	return rc;
 }
 
 int lm_release(lm_client *c, lm_grant *g)
@@ -300,5 +300,9 @@ int lm_release(lm_client *c, lm_grant *g)
 	int rc = check_grant(c, g);
 	if (rc != 0)
 		return rc;
-	return lm_grant_release(c, g);
+	struct lm_hold h;
+	lm_hold_from_grant(&h, g);
+	rc = lm_hold_release(&c->ctx, &h);
+	lm_hold_to_grant(g, &h);
+	return rc;
 }

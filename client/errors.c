@@ -1,7 +1,26 @@
 /*
  * errors.c - lm_strerror: what happened and what to do about it.
  */
+#include "../shm/status.h"
 #include "lockmgr.h"
+
+/* The region's results are handed to callers unchanged (shm/status.h). */
+_Static_assert(LM_R_OK == LM_OK, "status");
+_Static_assert(LM_R_BUSY == LM_EBUSY, "status");
+_Static_assert(LM_R_TIMEDOUT == LM_ETIMEDOUT, "status");
+_Static_assert(LM_R_NOQUORUM == LM_ENOQUORUM, "status");
+_Static_assert(LM_R_LEASELOST == LM_ELEASELOST, "status");
+_Static_assert(LM_R_NOTHELD == LM_ENOTHELD, "status");
+_Static_assert(LM_R_BADNAME == LM_EBADNAME, "status");
+_Static_assert(LM_R_BADTTL == LM_EBADTTL, "status");
+_Static_assert(LM_R_TABLEFULL == LM_ETABLEFULL, "status");
+_Static_assert(LM_R_NOSUPERVISOR == LM_ENOSUPERVISOR, "status");
+_Static_assert(LM_R_INCOMPAT == LM_EINCOMPAT, "status");
+_Static_assert(LM_R_SESSIONS == LM_ESESSIONS, "status");
+_Static_assert(LM_R_INVAL == LM_EINVAL, "status");
+_Static_assert(LM_R_SYS == LM_ESYS, "status");
+_Static_assert(LM_R_BADREGION == LM_EBADREGION, "status");
+_Static_assert(LM_R_OTHERNS == LM_EOTHERNS, "status");
 
 const char *lm_strerror(int err)
 {

@@ -25,13 +25,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../client/internal.h"
 #include "../client/lockmgr.h"
 #include "../shm/clock.h"
 #include "../shm/futex.h"
+#include "../shm/grant.h"
+#include "../shm/heartbeat.h"
+#include "../shm/lease_scan.h"
 #include "../shm/name_index.h"
 #include "../shm/session.h"
 #include "../shm/test_hook.h"
+#include "../shm/wait_queue.h"
 #include "log.h"
 #include "server.h"
 #include "service_record.h"
@@ -428,7 +431,7 @@ static int open_region(struct supervisor *sv)
 			"lockmgrd: region %s exists but cannot be adopted: "
 			"%s.\nNo supervisor is using it: start with --fresh "
 			"to discard it, or use another --region.\n", name,
-			rc == LM_ESYS ? strerror(errno) : why);
+			rc == LM_R_SYS ? strerror(errno) : why);
 		close(fd);
 		return EX_UNAVAILABLE;
 	}

@@ -33,12 +33,16 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../client/internal.h"
+#include "../client/lockmgr.h"
 #include "../shm/clock.h"
 #include "../shm/futex.h"
+#include "../shm/grant.h"
+#include "../shm/heartbeat.h"
+#include "../shm/lease_scan.h"
 #include "../shm/name_reclaim.h"
 #include "../shm/test_hook.h"
 #include "../shm/region.h"
+#include "../shm/wait_queue.h"
 #include "log.h"
 #include "state_dir.h"
 

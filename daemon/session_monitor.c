@@ -38,11 +38,12 @@
 #include <unistd.h>
 #include <urcu/wfcqueue.h>
 
-#include "../client/internal.h"
 #include "../shm/clock.h"
 #include "../shm/futex.h"
+#include "../shm/grant.h"
 #include "../shm/session.h"
 #include "../shm/test_hook.h"
+#include "../shm/wait_queue.h"
 #include "log.h"
 #include "supervisor.h"
 

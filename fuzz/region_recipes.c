@@ -43,7 +43,7 @@ static void skew_base_ms(struct lm_region *r, uint32_t a)
 /* Server 1's clock reads INT64_MAX - 4 at base 0, at a millionth of
  * the true rate: base_srv_ms + scaled (now - base_ms) overflows, or,
  * on a host up for less than ~80 minutes, srv_now + ttl does in lm_grab
- * (client/grant.c, the lease expiry). */
+ * (shm/grant.c, the lease expiry). */
 static void skew_base_srv_ms(struct lm_region *r, uint32_t a)
 {
 	(void)a;
@@ -56,7 +56,7 @@ static void skew_base_srv_ms(struct lm_region *r, uint32_t a)
 }
 
 /* Server 1's heartbeat is INT64_MIN: now_ms - heartbeat overflows
- * (client/grant.c, lm_server_usable). */
+ * (shm/grant.c, lm_server_usable). */
 static void heartbeat_min(struct lm_region *r, uint32_t a)
 {
 	(void)a;
@@ -64,7 +64,7 @@ static void heartbeat_min(struct lm_region *r, uint32_t a)
 }
 
 /* fuzz/a's queue counts one waiter whose turn began at INT64_MIN + 50 ms:
- * now_ns - turn_since_ns overflows (client/wait_queue.c,
+ * now_ns - turn_since_ns overflows (shm/wait_queue.c,
  * lm_may_barge). */
 static void barge_turn_since(struct lm_region *r, uint32_t a)
 {
@@ -74,7 +74,7 @@ static void barge_turn_since(struct lm_region *r, uint32_t a)
 }
 
 /* fuzz/a's token high-water mark is 2^64-1 on every table: the next
- * grant gets max + 1 = 0 (client/grant.c, lm_grab). */
+ * grant gets max + 1 = 0 (shm/grant.c, lm_grab). */
 static void token_max(struct lm_region *r, uint32_t a)
 {
 	for (unsigned i = 0; i < LM_NSERVERS; i++)

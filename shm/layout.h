@@ -416,14 +416,14 @@ struct lm_queue {
 	                              * waiter that starts a queue and by each
 	                              * head as it leaves. Newcomers may barge
 	                              * past the queue only within a short
-	                              * window of it (client/wait_queue.c). */
+	                              * window of it (shm/wait_queue.c). */
 	_Atomic uint32_t change_seq; /* roadmap: watch counter (futex) */
 	uint32_t reserved_;
 };
 
 /* ---------------------------------------------------------------------
  * Lock slot: the state of one lock on one table. Written by clients with
- * CAS (the grant protocol, client/grant.c), by the server when it expires
+ * CAS (the grant protocol, shm/grant.c), by the server when it expires
  * a lease, and by the supervisor when it frees a dead client's locks.
  */
 struct lm_slot {

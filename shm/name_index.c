@@ -3,14 +3,14 @@
  *
  * Every link and life read from the region is checked before use: an
  * index out of range, or a chain longer than there are names (a cycle in
- * a damaged region), ends the walk with LM_EINCOMPAT rather than a stray
+ * a damaged region), ends the walk with LM_R_INCOMPAT rather than a stray
  * read or a hang.
  */
 #include "name_index.h"
 
 #include <string.h>
 
-#include "../client/lockmgr.h"
+#include "status.h"
 #include "name_reclaim.h"
 #include "test_hook.h"
 
@@ -27,9 +27,9 @@
 int lm_name_check(const char *name, size_t len)
 {
 	if (name == NULL || len == 0 || len > LM_NAME_MAX)
-		return LM_EBADNAME;
+		return LM_R_BADNAME;
 	if (memchr(name, '\0', len) != NULL)
-		return LM_EBADNAME;
+		return LM_R_BADNAME;
 	return 0;
 }
 
@@ -321,7 +321,7 @@ static int64_t resolve_in(struct lm_region *r, const char *name, size_t len,
 		if (wr == WALK_DAMAGED) {
 			if (mine >= 0)
 				unclaim_slot(r, (uint32_t)mine, mine_gen);
-			return LM_EINCOMPAT;
+			return LM_R_INCOMPAT;
 		}
 		if (wr == WALK_FOUND) {
 			uint32_t idx = LM_LINK_IDX(w.link) - 1;
@@ -349,11 +349,11 @@ static int64_t resolve_in(struct lm_region *r, const char *name, size_t len,
 			}
 		}
 		if (!create)
-			return LM_ENOTHELD;
+			return LM_R_NOTHELD;
 		if (mine < 0) {
 			mine = alloc_slot(r, &mine_gen, self);
 			if (mine < 0)
-				return LM_ETABLEFULL;
+				return LM_R_TABLEFULL;
 			fill_slot(r, (uint32_t)mine, &q);
 			continue; /* the walk may be stale by now */
 		}
@@ -372,7 +372,7 @@ static int64_t resolve_in(struct lm_region *r, const char *name, size_t len,
 	}
 	if (mine >= 0)
 		unclaim_slot(r, (uint32_t)mine, mine_gen);
-	return LM_EINCOMPAT;
+	return LM_R_INCOMPAT;
 }
 
 int64_t lm_name_lookup(struct lm_region *r, const char *name, size_t len,

@@ -17,22 +17,23 @@
 #ifndef LOCKMGR_SHM_NAME_INDEX_H
 #define LOCKMGR_SHM_NAME_INDEX_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "region.h"
 
-/* 0 if name is a valid lock name (1..255 bytes, no NUL), else LM_EBADNAME. */
+/* 0 if name is a valid lock name (1..255 bytes, no NUL), else LM_R_BADNAME. */
 int lm_name_check(const char *name, size_t len);
 
 uint32_t lm_name_hash(const char *name, size_t len);
 
 /*
  * Find the live entry of name, or insert one if create is set. Returns
- * the lock index (>= 0) and its generation in *gen, or LM_EBADNAME,
- * LM_ETABLEFULL (no slot free, none reclaimable), LM_ENOTHELD (absent
- * and !create), LM_EINCOMPAT (the index is damaged). An insert names the
+ * the lock index (>= 0) and its generation in *gen, or LM_R_BADNAME,
+ * LM_R_TABLEFULL (no slot free, none reclaimable), LM_R_NOTHELD (absent
+ * and !create), LM_R_INCOMPAT (the index is damaged). An insert names the
  * slot it claims in self->inserting, so that a server can free the claim
  * of an inserter that died half-way; self is NULL outside a session
  * (the supervisor, tests), whose claims a server frees only after seeing
@@ -65,5 +66,13 @@ bool lm_name_linked(struct lm_region *r, uint32_t idx, uint64_t gen);
  * the slot must not be reused.
  */
 bool lm_name_unlink(struct lm_region *r, uint32_t idx, uint64_t gen);
+
+/* Is lock's name still LIVE in life gen? */
+static inline bool lm_name_is(const struct lm_region *r, uint32_t lock,
+			      uint64_t gen)
+{
+	return atomic_load(lm_name_life(r, lock)) ==
+	       LM_NAME_LIFE(gen, LM_NAME_LIVE);
+}
 
 #endif

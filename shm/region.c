@@ -20,12 +20,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../client/lockmgr.h"
+#include "status.h"
 
 int lm_region_resolve_name(const char *name, char out[LM_REGION_NAME_MAX + 2])
 {
 	if (name != NULL && *name == '\0')
-		return LM_EBADREGION; /* "" given on purpose is a mistake */
+		return LM_R_BADREGION; /* "" given on purpose is a mistake */
 	if (name == NULL)
 		name = getenv("LOCKMGR_REGION");
 	if (name == NULL || *name == '\0')
@@ -33,14 +33,14 @@ int lm_region_resolve_name(const char *name, char out[LM_REGION_NAME_MAX + 2])
 	const char *bare = name[0] == '/' ? name + 1 : name;
 	size_t len = strlen(bare);
 	if (len == 0 || len > LM_REGION_NAME_MAX)
-		return LM_EBADREGION;
+		return LM_R_BADREGION;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char ch = (unsigned char)bare[i];
 		if (ch == '/' || ch <= ' ' || ch == 0x7f)
-			return LM_EBADREGION;
+			return LM_R_BADREGION;
 	}
 	if (strcmp(bare, ".") == 0 || strcmp(bare, "..") == 0)
-		return LM_EBADREGION;
+		return LM_R_BADREGION;
 	out[0] = '/';
 	memcpy(out + 1, bare, len + 1);
 	return 0;
@@ -97,17 +97,17 @@ int lm_region_check_params(const struct lm_region_params *p, char *err,
 	if (p->max_locks < 1 || p->max_locks > LM_MAX_LOCKS_LIMIT) {
 		snprintf(err, errlen, "--max-locks must be 1..%u",
 			 LM_MAX_LOCKS_LIMIT);
-		return LM_EINVAL;
+		return LM_R_INVAL;
 	}
 	if (p->max_sessions < 1 || p->max_sessions > LM_MAX_SESSIONS_LIMIT) {
 		snprintf(err, errlen, "--max-sessions must be 1..%u",
 			 LM_MAX_SESSIONS_LIMIT);
-		return LM_EINVAL;
+		return LM_R_INVAL;
 	}
 	if (p->max_ttl_ms < 1 || p->max_ttl_ms > LM_MAX_TTL_LIMIT_MS) {
 		snprintf(err, errlen,
 			 "--max-ttl must be 1..86400000 ms (one day)");
-		return LM_EINVAL;
+		return LM_R_INVAL;
 	}
 	return 0;
 }
@@ -140,11 +140,11 @@ int lm_region_init(struct lm_region *r, int fd, const char *name,
 	struct layout_offsets o;
 	compute_layout(p->max_locks, p->max_sessions, &o);
 	if (ftruncate(fd, (off_t)o.total) != 0)
-		return LM_ESYS;
+		return LM_R_SYS;
 	void *base = mmap(NULL, o.total, PROT_READ | PROT_WRITE, MAP_SHARED,
 			  fd, 0);
 	if (base == MAP_FAILED)
-		return LM_ESYS;
+		return LM_R_SYS;
 	/* A fresh ftruncate'd object reads as zeroes; only the header and
 	 * the non-zero initial values need writing. */
 	struct lm_region_header *h = base;
@@ -184,7 +184,7 @@ int lm_region_init(struct lm_region *r, int fd, const char *name,
 #define FAIL(...)                                                         \
 	do {                                                              \
 		snprintf(why, whylen, __VA_ARGS__);                       \
-		return LM_EINCOMPAT;                                      \
+		return LM_R_INCOMPAT;                                      \
 	} while (0)
 
 int lm_region_validate(const void *base, size_t size, char *why,
@@ -236,18 +236,18 @@ int lm_region_map_fd(struct lm_region *r, int fd, const char *name,
 {
 	struct stat st;
 	if (fstat(fd, &st) != 0)
-		return LM_ESYS;
+		return LM_R_SYS;
 	size_t size = (size_t)st.st_size;
 	if (size < sizeof(struct lm_region_header)) {
 		snprintf(why, whylen,
 			 "object is %zu bytes, smaller than a lockmgr header "
 			 "(truncated or foreign)", size);
-		return LM_EINCOMPAT;
+		return LM_R_INCOMPAT;
 	}
 	void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
 			  0);
 	if (base == MAP_FAILED)
-		return LM_ESYS;
+		return LM_R_SYS;
 	int rc = lm_region_validate(base, size, why, whylen);
 	if (rc != 0) {
 		munmap(base, size);
@@ -266,9 +266,9 @@ int lm_region_attach(struct lm_region *r, const char *name, char *why,
 	if (fd < 0) {
 		if (errno == ENOENT) {
 			snprintf(why, whylen, "no region %s", name);
-			return LM_ENOSUPERVISOR;
+			return LM_R_NOSUPERVISOR;
 		}
-		return LM_ESYS;
+		return LM_R_SYS;
 	}
 	int rc = lm_region_map_fd(r, fd, name, why, whylen);
 	if (rc != 0) {

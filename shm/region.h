@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "layout.h"
+#include "status.h"
 
 #define LM_DEFAULT_REGION       "/lockmgr"
 #define LM_DEFAULT_MAX_LOCKS    65536u
@@ -48,14 +49,14 @@ struct lm_region_params {
  * Resolve the region name: explicit > $LOCKMGR_REGION > "/lockmgr"; an
  * explicit empty name is refused (it is a mistake, not "the default").
  * Accepts "name" or "/name"; writes "/name" to out. Returns 0 or
- * LM_EBADREGION.
+ * LM_R_BADREGION.
  */
 int lm_region_resolve_name(const char *name, char out[LM_REGION_NAME_MAX + 2]);
 
 /* Bytes a region with these parameters occupies. */
 size_t lm_region_size_for(uint32_t max_locks, uint32_t max_sessions);
 
-/* Check params; 0 or LM_EINVAL with a message in err. */
+/* Check params; 0 or LM_R_INVAL with a message in err. */
 int lm_region_check_params(const struct lm_region_params *p, char *err,
 			   size_t errlen);
 
@@ -68,8 +69,8 @@ int lm_region_init(struct lm_region *r, int fd, const char *name,
 
 /*
  * Attach an existing region read-write and validate it. Returns 0,
- * LM_ENOSUPERVISOR (no such object), LM_EINCOMPAT (foreign, corrupted,
- * truncated, other ABI), or LM_ESYS (errno set). On LM_EINCOMPAT a
+ * LM_R_NOSUPERVISOR (no such object), LM_R_INCOMPAT (foreign, corrupted,
+ * truncated, other ABI), or LM_R_SYS (errno set). On LM_R_INCOMPAT a
  * reason is written to why.
  */
 int lm_region_attach(struct lm_region *r, const char *name, char *why,

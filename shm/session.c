@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../client/lockmgr.h"
+#include "status.h"
 #include "futex.h"
 #include "test_hook.h"
 
@@ -152,7 +152,7 @@ int lm_session_claim(struct lm_region *r, pid_t pid, uint64_t start_time,
 		*live_word = live;
 		return (int)i;
 	}
-	return LM_ESESSIONS;
+	return LM_R_SESSIONS;
 }
 
 bool lm_session_transition(struct lm_region *r, uint32_t idx, uint64_t from,

@@ -33,7 +33,7 @@ bool lm_session_process_running(const struct lm_session *s);
 /*
  * Claim a free session slot for the calling process and make it LIVE.
  * Returns the slot index (and its LIVE word in *live_word) or
- * LM_ESESSIONS.
+ * LM_R_SESSIONS.
  */
 int lm_session_claim(struct lm_region *r, pid_t pid, uint64_t start_time,
 		     uint64_t *live_word);

@@ -21,6 +21,9 @@
 #include <unistd.h>
 
 #include "client/internal.h"
+#include "shm/heartbeat.h"
+#include "shm/lease_scan.h"
+#include "shm/wait_queue.h"
 #include "client/lockmgr.h"
 #include "shm/isolation.h"
 #include "shm/name_index.h"
@@ -301,7 +304,7 @@ static void late_main(void *arg)
 			 "the parent never said go");
 	lm_client *c;
 	assert_int_equal(lm_connect(l->region, &c), 0);
-	atomic_store(&l->isolated, atomic_load(&c->self->isolated));
+	atomic_store(&l->isolated, atomic_load(&c->ctx.self->isolated));
 	for (int i = 0; i < 2; i++) {
 		if (i == 1)
 			HARNESS_WAIT_FOR(atomic_load(&l->go) >= 2, 10000,
@@ -312,7 +315,7 @@ static void late_main(void *arg)
 			lm_release(c, &g);
 		if (i == 0)
 			atomic_store(&l->isolated_after,
-				     atomic_load(&c->self->isolated));
+				     atomic_load(&c->ctx.self->isolated));
 		atomic_store(&l->rc[i], rc);
 		atomic_store(&l->tried, i + 1);
 	}

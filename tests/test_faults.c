@@ -23,6 +23,9 @@
 #include <unistd.h>
 
 #include "client/internal.h"
+#include "shm/heartbeat.h"
+#include "shm/lease_scan.h"
+#include "shm/wait_queue.h"
 #include "client/lockmgr.h"
 #include "shm/clock.h"
 #include "shm/name_index.h"
@@ -147,7 +150,7 @@ static void partial_grant_undone(void)
 	assert_int_equal(lm_connect(d.region, &b), 0);
 	assert_int_equal(lm_connect(d.region, &c), 0);
 	/* Partition a from server 0: it holds the lock on tables 1, 2. */
-	atomic_fetch_or(&a->self->isolated, 1u << 0);
+	atomic_fetch_or(&a->ctx.self->isolated, 1u << 0);
 	lm_grant ga, gb, gc;
 	assert_int_equal(lm_acquire(a, "partial/x", 2000, 0, &ga), 0);
 	int64_t idx = lm_name_lookup(&r, "partial/x", 9, 0);
@@ -187,7 +190,7 @@ static void restart_waits_for_its_leases(void)
 	lm_client *h, *n;
 	assert_int_equal(lm_connect(d.region, &h), 0);
 	assert_int_equal(lm_connect(d.region, &n), 0);
-	atomic_fetch_or(&h->self->isolated, 1u << 0);
+	atomic_fetch_or(&h->ctx.self->isolated, 1u << 0);
 	lm_grant g, g2;
 	assert_int_equal(lm_acquire(h, "quar/x", 1500, 0, &g), 0);
 	harness_kill_server(d.region, &r, 2, false);

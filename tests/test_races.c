@@ -23,6 +23,9 @@
 #include <unistd.h>
 
 #include "client/internal.h"
+#include "shm/heartbeat.h"
+#include "shm/lease_scan.h"
+#include "shm/wait_queue.h"
 #include "client/lockmgr.h"
 #include "shm/clock.h"
 #include "shm/name_index.h"
@@ -230,8 +233,8 @@ static void disconnect_cannot_free_next_life(void)
 			 (unsigned long long)gb.token);
 	assert_int_equal(rc, LM_EBUSY);
 	/* ...because B's session is still live and still its own. */
-	assert_int_equal(atomic_load(&r.sessions[b->session].life), b->life);
-	assert_true(c->session != b->session);
+	assert_int_equal(atomic_load(&r.sessions[b->ctx.session].life), b->ctx.life);
+	assert_true(c->ctx.session != b->ctx.session);
 	assert_int_equal(lm_release(b, &gb), 0);
 
 	lm_disconnect(b);
@@ -303,7 +306,7 @@ static void slow_claimer(void *arg)
 	harness_pause_arm("session.claimed", log, sizeof(log));
 	lm_client *c;
 	assert_int_equal(lm_connect(a->region, &c), 0);
-	atomic_store(&a->slot, (int)c->session + 1);
+	atomic_store(&a->slot, (int)c->ctx.session + 1);
 	assert_int_equal(lm_disconnect(c), 0);
 }
 
@@ -324,7 +327,7 @@ static void live_claimer_keeps_its_claim(void)
 	/* Slot 0 has had a life: ours. */
 	lm_client *p;
 	assert_int_equal(lm_connect(d.region, &p), 0);
-	assert_int_equal(p->session, 0);
+	assert_int_equal(p->ctx.session, 0);
 	assert_int_equal(lm_disconnect(p), 0);
 	struct claimer_args *a = harness_shared(sizeof(*a));
 	snprintf(a->region, sizeof(a->region), "%s", d.region);
@@ -593,7 +596,7 @@ static void frozen_acquirer_cannot_clobber_lease(void)
 	 * table 0 would cost it the lock. */
 	lm_client *b;
 	assert_int_equal(lm_connect(d.region, &b), 0);
-	atomic_fetch_or(&b->self->isolated, 1u << 2);
+	atomic_fetch_or(&b->ctx.self->isolated, 1u << 2);
 	lm_grant gb;
 	int64_t t0 = harness_now_ms();
 	int rc = lm_acquire(b, "race/lease", 5000, 10000, &gb);
@@ -605,7 +608,7 @@ static void frozen_acquirer_cannot_clobber_lease(void)
 		fail_msg("B waited %lld ms behind A's frozen attempt: its cap "
 			 "was not A's 300 ms TTL", (long long)took);
 	assert_int_equal(LM_OWNER_SESSION(atomic_load(&s0->owner)),
-			 b->session + 1);
+			 b->ctx.session + 1);
 
 	harness_resume(pa);
 	HARNESS_WAIT_FOR(atomic_load(&a->ended_ms) != 0, 5000,
@@ -695,7 +698,7 @@ static void restart_keeps_the_recovered_mark(void)
 	lm_client *h, *n;
 	assert_int_equal(lm_connect(d.region, &h), 0);
 	assert_int_equal(lm_connect(d.region, &n), 0);
-	atomic_fetch_or(&h->self->isolated, 1u << 0);
+	atomic_fetch_or(&h->ctx.self->isolated, 1u << 0);
 	lm_grant g, g2;
 	assert_int_equal(lm_acquire(h, "race/mark", 300, 0, &g), 0);
 	assert_int_equal(G_MASK(&g), 0x6u);

@@ -43,6 +43,9 @@
 #include <unistd.h>
 
 #include "client/internal.h"
+#include "shm/heartbeat.h"
+#include "shm/lease_scan.h"
+#include "shm/wait_queue.h"
 #include "client/lockmgr.h"
 #include "examples/clients.h"
 #include "resource/store.h"
@@ -1107,7 +1110,7 @@ static void death_frees_every_lock(void)
 		lm_region_detach(&r);
 		lm_client *heir;
 		assert_int_equal(lm_connect(d.region, &heir), 0);
-		assert_int_equal(heir->session, slot);
+		assert_int_equal(heir->ctx.session, slot);
 		assert_int_equal(lm_disconnect(heir), 0);
 		assert_int_equal(lm_connect(d.region, &heir), 0);
 		int64_t t0 = harness_now_ms();

@@ -20,6 +20,9 @@
 #include <unistd.h>
 
 #include "client/internal.h"
+#include "shm/heartbeat.h"
+#include "shm/lease_scan.h"
+#include "shm/wait_queue.h"
 #include "client/lockmgr.h"
 #include "shm/layout.h"
 #include "shm/name_index.h"
@@ -127,7 +130,7 @@ static uint64_t owner_of(struct world *w, unsigned i, const char *name)
 /* Session index + 1 of a client, as owner words carry it. */
 static uint32_t sess_of(lm_client *c)
 {
-	return c->session + 1;
+	return c->ctx.session + 1;
 }
 
 #define ACQ(c, name, ttl, wait, g)                                         \

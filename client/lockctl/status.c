@@ -1,11 +1,11 @@
 /*
- * lockctl_status.c - `lockctl status`: a snapshot of the region, its
+ * status.c - `lockctl status`: a snapshot of the region, its
  * servers, its sessions and its locks, for people (aligned columns) or
  * programs (--json).
  *
  * status only reads. It attaches the region but registers no session:
  * a monitoring loop must not fill the session table, nor show up in
- * what it reports. The snapshot (lockctl_snapshot.c, shared with `top`)
+ * what it reports. The snapshot (snapshot.c, shared with `top`)
  * is not atomic (the region changes while it is read); each lock is
  * judged the way a client would judge it, by one pass over its slots in
  * the three tables.
@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "lockctl.h"
-#include "lockctl_snapshot.h"
+#include "snapshot.h"
 
 static void status_usage(FILE *f)
 {

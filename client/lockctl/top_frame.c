@@ -1,5 +1,5 @@
 /*
- * lockctl_top_frame.c - one frame of `lockctl top` as lines of plain
+ * top_frame.c - one frame of `lockctl top` as lines of plain
  * text: the terminal view draws these lines (clipped to the screen),
  * --once and batch mode print them. Nothing here writes a control code:
  * lock names are escaped as status escapes them.
@@ -9,7 +9,7 @@
 #include <time.h>
 
 #include "lockctl.h"
-#include "lockctl_top.h"
+#include "top.h"
 
 #define BAR_WIDTH 10
 

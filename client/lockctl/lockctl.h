@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "../shm/region.h"
+#include "../../shm/region.h"
 
 #define LOCKCTL_VERSION "0.1"
 

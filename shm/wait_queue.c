@@ -34,11 +34,12 @@
  */
 #include <stdatomic.h>
 
-#include "../shm/clock.h"
-#include "../shm/futex.h"
-#include "../shm/session.h"
-#include "../shm/test_hook.h"
-#include "internal.h"
+#include "clock.h"
+#include "futex.h"
+#include "name_index.h"
+#include "session.h"
+#include "test_hook.h"
+#include "wait_queue.h"
 
 /* How long newcomers may overtake the head of the queue. */
 #define BARGE_WINDOW_NS INT64_C(200000)
@@ -178,7 +179,7 @@ void lm_wake_stalled(struct lm_region *r, uint32_t lock)
  * read of /proc per waiter ahead, paid only by waiters that are not the
  * head, on their way back to sleep.
  */
-static bool is_head(struct lm_client *c, uint32_t lock, uint32_t ticket)
+static bool is_head(struct lm_session_ctx *c, uint32_t lock, uint32_t ticket)
 {
 	struct lm_region *r = &c->region;
 	uint32_t n = lm_sessions_in_use(r);
@@ -227,7 +228,7 @@ uint32_t lm_queue_count(const struct lm_queue *q)
  * Join the count of lock's queue and publish waiting_on (the order and
  * the re-count are explained at LM_WAITERS_WORD in shm/layout.h).
  */
-static void join_queue(struct lm_client *c, uint32_t lock, uint32_t ticket)
+static void join_queue(struct lm_session_ctx *c, uint32_t lock, uint32_t ticket)
 {
 	struct lm_queue *q = lm_queue_of(&c->region, lock);
 	atomic_store(&c->self->wait_ticket, ticket);
@@ -285,7 +286,7 @@ bool lm_may_barge(const struct lm_region *r, uint32_t lock)
 }
 
 /* Leave the queue; a head that leaves starts the next one's turn. */
-static void leave_queue(struct lm_client *c, uint32_t lock, bool was_head)
+static void leave_queue(struct lm_session_ctx *c, uint32_t lock, bool was_head)
 {
 	struct lm_queue *n = lm_queue_of(&c->region, lock);
 	lm_queue_depart(c->self, n, lock);
@@ -296,18 +297,8 @@ static void leave_queue(struct lm_client *c, uint32_t lock, bool was_head)
 				      memory_order_relaxed);
 }
 
-bool lm_quorum_lost(const struct lm_client *c)
-{
-	int64_t now_ms = lm_now_ms();
-	unsigned usable = 0;
-	uint64_t st;
-	for (unsigned i = 0; i < LM_NSERVERS; i++)
-		usable += lm_server_usable(c, i, &st, now_ms);
-	return usable < LM_QUORUM;
-}
-
-int lm_wait_for_grant(struct lm_client *c, uint32_t lock, uint64_t gen,
-		      int64_t ttl_ms, int64_t deadline_ns, lm_grant *g)
+int lm_wait_for_grant(struct lm_session_ctx *c, uint32_t lock, uint64_t gen,
+		      int64_t ttl_ms, int64_t deadline_ns, struct lm_hold *h)
 {
 	struct lm_region *r = &c->region;
 	struct lm_queue *name = lm_queue_of(r, lock);
@@ -331,7 +322,7 @@ int lm_wait_for_grant(struct lm_client *c, uint32_t lock, uint64_t gen,
 		head = is_head(c, lock, ticket);
 		if (head) {
 			struct grab_info info;
-			enum grab_result gr = lm_grab(c, lock, gen, ttl_ms, g,
+			enum grab_result gr = lm_grab(c, lock, gen, ttl_ms, h,
 						      &info);
 			if (gr == GRAB_GRANTED) {
 				leave_queue(c, lock, true);
@@ -345,7 +336,7 @@ int lm_wait_for_grant(struct lm_client *c, uint32_t lock, uint64_t gen,
 			if (gr == GRAB_DAMAGED) {
 				leave_queue(c, lock, true);
 				lm_wake_next(r, lock, c->session);
-				return LM_EINCOMPAT;
+				return LM_R_INCOMPAT;
 			}
 			if (gr == GRAB_NOQUORUM) {
 				/* A wait covers a passing loss of quorum: keep
@@ -367,7 +358,7 @@ int lm_wait_for_grant(struct lm_client *c, uint32_t lock, uint64_t gen,
 			leave_queue(c, lock, head);
 			lm_wake_next(r, lock, c->session); /* pass our turn on */
 			/* Say why: "no quorum" if that is how things stand. */
-			return lm_quorum_lost(c) ? LM_ENOQUORUM : LM_ETIMEDOUT;
+			return lm_quorum_lost(c) ? LM_R_NOQUORUM : LM_R_TIMEDOUT;
 		}
 		if (sleep_until > deadline_ns)
 			sleep_until = deadline_ns;

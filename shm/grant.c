@@ -40,14 +40,17 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#include "../shm/clock.h"
-#include "../shm/futex.h"
-#include "../shm/name_index.h"
-#include "../shm/session.h"
-#include "../shm/test_hook.h"
-#include "internal.h"
+#include "clock.h"
+#include "futex.h"
+#include "grant.h"
+#include "heartbeat.h"
+#include "isolation.h"
+#include "name_index.h"
+#include "session.h"
+#include "test_hook.h"
+#include "wait_queue.h"
 
-bool lm_server_usable(const struct lm_client *c, unsigned i, uint64_t *state,
+bool lm_server_usable(const struct lm_session_ctx *c, unsigned i, uint64_t *state,
 		      int64_t now_ms)
 {
 	const struct lm_server *s = c->region.servers[i];
@@ -66,6 +69,24 @@ bool lm_server_usable(const struct lm_client *c, unsigned i, uint64_t *state,
 		return false;
 	*state = st;
 	return true;
+}
+
+bool lm_quorum_lost(const struct lm_session_ctx *c)
+{
+	int64_t now_ms = lm_now_ms();
+	unsigned usable = 0;
+	uint64_t st;
+	for (unsigned i = 0; i < LM_NSERVERS; i++)
+		usable += lm_server_usable(c, i, &st, now_ms);
+	return usable < LM_QUORUM;
+}
+
+uint32_t lm_ctx_isolation(struct lm_session_ctx *c)
+{
+	return lm_isolation_refresh(&c->region, c->self, LM_SESS_PID(c->life),
+				    atomic_load_explicit(&c->self->start_time,
+							 memory_order_relaxed),
+				    &c->iso_gen, false);
 }
 
 /* The owner words of one grant differ only in their epoch bits. */
@@ -170,7 +191,7 @@ static enum take slot_takeable(const struct lm_region *r, uint32_t lock,
  * ABANDONED mark there would tell its next holder of a loss that did not
  * happen.
  */
-static unsigned give_up(struct lm_client *c, uint32_t lock, const lm_grant *g,
+static unsigned give_up(struct lm_session_ctx *c, uint32_t lock, const struct lm_hold *h,
 			unsigned mask, uint64_t freed)
 {
 	struct lm_region *r = &c->region;
@@ -178,9 +199,9 @@ static unsigned give_up(struct lm_client *c, uint32_t lock, const lm_grant *g,
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
 		if (!(mask & (1u << i)))
 			continue;
-		uint64_t w = G_OWNER(g, i);
+		uint64_t w = h->owner[i];
 		bool same_life = atomic_load(&r->servers[i]->state) ==
-				 G_STATE(g, i);
+				 h->state[i];
 		if (atomic_compare_exchange_strong(
 			    &lm_slot_of(r, i, lock)->owner, &w,
 			    same_life ? freed : LM_OWNER_FREE) &&
@@ -231,7 +252,7 @@ static bool within_reservation(struct lm_server *srv, uint64_t token,
 
 /* Take a free entry of our session's held[] for lock, or -1 (and mark
  * the session as needing a full scan at cleanup). */
-static int held_take(struct lm_client *c, uint32_t lock)
+static int held_take(struct lm_session_ctx *c, uint32_t lock)
 {
 	uint32_t free = ~c->held_used & ((1u << LM_HELD_MAX) - 1);
 	if (free == 0) {
@@ -248,7 +269,7 @@ static int held_take(struct lm_client *c, uint32_t lock)
 	return k;
 }
 
-static void held_put(struct lm_client *c, int k)
+static void held_put(struct lm_session_ctx *c, int k)
 {
 	if (k < 0 || k >= (int)LM_HELD_MAX || !(c->held_used & (1u << k)))
 		return;
@@ -315,8 +336,8 @@ static int64_t valid_until(const struct lm_region *r, unsigned mask,
 	return v;
 }
 
-enum grab_result lm_grab(struct lm_client *c, uint32_t lock, uint64_t gen,
-			 int64_t ttl_ms, lm_grant *g, struct grab_info *info)
+enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock, uint64_t gen,
+			 int64_t ttl_ms, struct lm_hold *h, struct grab_info *info)
 {
 	struct lm_region *r = &c->region;
 	int64_t t0 = lm_now_ns();
@@ -345,7 +366,7 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, uint64_t gen,
 	 * touched. */
 	uint64_t states[LM_NSERVERS];
 	unsigned up = 0;
-	lm_client_isolation(c);
+	lm_ctx_isolation(c);
 	for (unsigned i = 0; i < LM_NSERVERS; i++)
 		if (lm_server_usable(c, i, &states[i], now_ms))
 			up |= 1u << i;
@@ -409,8 +430,8 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, uint64_t gen,
 				abandoned ? LM_OWNER_ABANDONED : LM_OWNER_FREE);
 			continue;
 		}
-		G_OWNER(g, i) = w;
-		G_STATE(g, i) = st;
+		h->owner[i] = w;
+		h->state[i] = st;
 		recovered |= abandoned;
 		mask |= 1u << i;
 	}
@@ -422,17 +443,17 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, uint64_t gen,
 	 * the owner words, so either it sees ours, or we see it going
 	 * (shm/layout.h, "Names"). */
 	if (!lm_name_is(r, lock, gen)) {
-		give_up(c, lock, g, mask, undo);
+		give_up(c, lock, h, mask, undo);
 		held_put(c, held);
 		return GRAB_STALE;
 	}
 	if (busy) {
-		give_up(c, lock, g, mask, undo);
+		give_up(c, lock, h, mask, undo);
 		held_put(c, held);
 		return GRAB_BUSY;
 	}
 	if (stale || __builtin_popcount(mask) < (int)LM_QUORUM) {
-		give_up(c, lock, g, mask, undo);
+		give_up(c, lock, h, mask, undo);
 		held_put(c, held);
 		return GRAB_RETRY;
 	}
@@ -450,7 +471,7 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, uint64_t gen,
 	if (token == UINT64_MAX) {
 		/* No token above it: only a damaged region gets here, and
 		 * a token that wrapped to 0 would not increase. */
-		give_up(c, lock, g, mask, undo);
+		give_up(c, lock, h, mask, undo);
 		held_put(c, held);
 		return GRAB_DAMAGED;
 	}
@@ -474,8 +495,8 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, uint64_t gen,
 		if (!(mask & (1u << i)))
 			continue;
 		struct lm_slot *slot = lm_slot_of(r, i, lock);
-		if (atomic_load(&r->servers[i]->state) == G_STATE(g, i) &&
-		    atomic_load(&slot->owner) == G_OWNER(g, i) &&
+		if (atomic_load(&r->servers[i]->state) == h->state[i] &&
+		    atomic_load(&slot->owner) == h->owner[i] &&
 		    atomic_load(&slot->token) >= token &&
 		    lm_server_clock_ms(r->servers[i], t1) < expiry[i])
 			ok |= 1u << i;
@@ -489,18 +510,18 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, uint64_t gen,
 	 * completes past its own deadline is already a zombie. */
 	if (__builtin_popcount(ok) < (int)LM_QUORUM ||
 	    lm_now_ns() >= deadline_ns) {
-		give_up(c, lock, g, mask, undo);
+		give_up(c, lock, h, mask, undo);
 		held_put(c, held);
 		return GRAB_RETRY;
 	}
 
-	g->token = token;
-	g->valid_until_ns = deadline_ns;
-	g->flags = recovered ? LM_GRANT_RECOVERED : 0;
-	G_LOCK(g) = lock;
-	G_MASK(g) = mask;
-	G_HELD(g) = (uint64_t)(held + 1);
-	G_LIVE(g) = LM_GRANT_LIVE;
+	h->token = token;
+	h->valid_until_ns = deadline_ns;
+	h->flags = recovered ? LM_HOLD_RECOVERED : 0;
+	h->lock = lock;
+	h->mask = mask;
+	h->held = held;
+	h->live = LM_HOLD_LIVE;
 	atomic_store_explicit(&c->self->acquires,
 			      atomic_load_explicit(&c->self->acquires,
 						   memory_order_relaxed) + 1,
@@ -508,26 +529,26 @@ enum grab_result lm_grab(struct lm_client *c, uint32_t lock, uint64_t gen,
 	return GRAB_GRANTED;
 }
 
-int lm_grant_renew(struct lm_client *c, lm_grant *g, int64_t ttl_ms)
+int lm_hold_renew(struct lm_session_ctx *c, struct lm_hold *h, int64_t ttl_ms)
 {
 	struct lm_region *r = &c->region;
-	uint32_t lock = G_LOCK(g);
+	uint32_t lock = h->lock;
 	int64_t t0 = lm_now_ns();
-	unsigned ok = 0, lost = 0, mask = G_MASK(g);
-	uint32_t iso = lm_client_isolation(c);
+	unsigned ok = 0, lost = 0, mask = h->mask;
+	uint32_t iso = lm_ctx_isolation(c);
 	int64_t expiry[LM_NSERVERS] = {0}, srv_now[LM_NSERVERS] = {0};
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
 		if (!(mask & (1u << i)))
 			continue;
 		struct lm_slot *slot = lm_slot_of(r, i, lock);
 		const struct lm_server *srv = r->servers[i];
-		uint64_t w = G_OWNER(g, i);
+		uint64_t w = h->owner[i];
 		uint64_t lease = atomic_load(&slot->lease);
 		srv_now[i] = lm_server_clock_ms(srv, t0);
 		/* An isolated session cannot reach that server, as in a
 		 * real partition: its lease there runs out. */
 		bool kept = !(iso & (1u << i)) &&
-			    atomic_load(&srv->state) == G_STATE(g, i) &&
+			    atomic_load(&srv->state) == h->state[i] &&
 			    atomic_load(&slot->owner) == w &&
 			    LM_LEASE_TAG(lease) == LM_OWNER_TAG(w) &&
 			    LM_LEASE_EXPIRY(lease) > srv_now[i];
@@ -555,7 +576,7 @@ int lm_grant_renew(struct lm_client *c, lm_grant *g, int64_t ttl_ms)
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
 		if (!(mask & (1u << i)) || (lost & (1u << i)))
 			continue;
-		if (atomic_load(&r->servers[i]->state) == G_STATE(g, i))
+		if (atomic_load(&r->servers[i]->state) == h->state[i])
 			ok++;
 		else
 			lost |= 1u << i;
@@ -563,39 +584,39 @@ int lm_grant_renew(struct lm_client *c, lm_grant *g, int64_t ttl_ms)
 	if (ok < LM_QUORUM) {
 		/* Give back everything at once, marked abandoned (the
 		 * holder worked without a lease), but keep the grant live:
-		 * its release still gets LM_ELEASELOST, not "already
+		 * its release still gets LM_R_LEASELOST, not "already
 		 * released". Not on a server we are isolated from: behind
 		 * a partition our lease there runs out on its own, and
 		 * freeing it early would let the next holder in while
 		 * valid_until_ns still vouches for ours. */
-		give_up(c, lock, g, mask & ~iso, LM_OWNER_ABANDONED);
-		G_MASK(g) = 0;
-		return LM_ELEASELOST;
+		give_up(c, lock, h, mask & ~iso, LM_OWNER_ABANDONED);
+		h->mask = 0;
+		return LM_R_LEASELOST;
 	}
 	/* The grant goes on with a majority: the tables it dropped were
 	 * not lost by its holder, so they are freed clean (but not behind
 	 * a partition, as above: there the lease runs out). */
-	give_up(c, lock, g, lost & ~iso, LM_OWNER_FREE);
-	G_MASK(g) = mask & ~lost;
-	g->valid_until_ns = valid_until(r, G_MASK(g), expiry, srv_now, t0,
+	give_up(c, lock, h, lost & ~iso, LM_OWNER_FREE);
+	h->mask = mask & ~lost;
+	h->valid_until_ns = valid_until(r, h->mask, expiry, srv_now, t0,
 					ttl_ms);
 	return 0;
 }
 
-int lm_grant_release(struct lm_client *c, lm_grant *g)
+int lm_hold_release(struct lm_session_ctx *c, struct lm_hold *h)
 {
 	/* Released after the lease ended: the critical section outlived
-	 * its lease, so the next holder is told (LM_GRANT_RECOVERED). */
-	bool late = lm_now_ns() >= g->valid_until_ns;
+	 * its lease, so the next holder is told (LM_HOLD_RECOVERED). */
+	bool late = lm_now_ns() >= h->valid_until_ns;
 	/* A release cannot reach a server we are isolated from: there the
 	 * lease runs out, as behind a partition. */
-	uint32_t iso = lm_client_isolation(c);
-	unsigned kept = give_up(c, G_LOCK(g), g, G_MASK(g) & ~iso,
+	uint32_t iso = lm_ctx_isolation(c);
+	unsigned kept = give_up(c, h->lock, h, h->mask & ~iso,
 				late ? LM_OWNER_ABANDONED : LM_OWNER_FREE);
-	G_LIVE(g) = 0;
-	G_MASK(g) = 0;
-	held_put(c, (int)G_HELD(g) - 1);
-	return kept >= LM_QUORUM && !late ? 0 : LM_ELEASELOST;
+	h->live = 0;
+	h->mask = 0;
+	held_put(c, h->held);
+	return kept >= LM_QUORUM && !late ? 0 : LM_R_LEASELOST;
 }
 
 /* Free lock `lock` on every table where session idx holds it. */

@@ -1,7 +1,7 @@
 /*
- * lockctl_top.c - `lockctl top`: a live view of the servers, sessions
+ * top.c - `lockctl top`: a live view of the servers, sessions
  * and locks, refreshed at an interval, with the events seen between
- * refreshes (lockctl_top_events.c).
+ * refreshes (top_events.c).
  *
  * Three ways to show it:
  *   - the terminal view (ncurses), until q, ^C, SIGTERM or SIGHUP; it
@@ -34,10 +34,10 @@
 
 #include <ncurses.h>
 
-#include "../shm/clock.h"
+#include "../../shm/clock.h"
 #include "lockctl.h"
-#include "lockctl_top.h"
-#include "lockmgr.h"
+#include "top.h"
+#include "../lockmgr.h"
 
 #define TOP_DELAY_MS   500
 #define TOP_EVENTS     10

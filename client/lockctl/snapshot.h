@@ -1,5 +1,5 @@
 /*
- * lockctl_snapshot.h - one read of the region's servers, sessions and
+ * snapshot.h - one read of the region's servers, sessions and
  * locks, as `lockctl status` and `lockctl top` show them.
  *
  * A snapshot only reads. It attaches nothing and registers no session:
@@ -16,9 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../shm/clock.h"
-#include "../shm/layout.h"
-#include "../shm/region.h"
+#include "../../shm/clock.h"
+#include "../../shm/layout.h"
+#include "../../shm/region.h"
 
 struct ctl_srv_info {
 	const char *state;     /* up, hung, recovering, down */

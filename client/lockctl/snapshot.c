@@ -1,6 +1,6 @@
 /*
- * lockctl_snapshot.c - one read of the region for `lockctl status` and
- * `lockctl top` (see lockctl_snapshot.h): the supervisor, the servers,
+ * snapshot.c - one read of the region for `lockctl status` and
+ * `lockctl top` (see snapshot.h): the supervisor, the servers,
  * the sessions, and every lock that is held or waited for, each judged
  * as a client would judge it.
  */
@@ -12,13 +12,15 @@
 #include <string.h>
 #include <sys/types.h>
 
-#include "../shm/clock.h"
-#include "../shm/isolation.h"
-#include "../shm/name_index.h"
-#include "../shm/session.h"
-#include "internal.h"
+#include "../../shm/clock.h"
+#include "../../shm/isolation.h"
+#include "../../shm/name_index.h"
+#include "../../shm/session.h"
+#include "../../shm/heartbeat.h"
+#include "../../shm/region.h"
+#include "../lockmgr.h"
 #include "lockctl.h"
-#include "lockctl_snapshot.h"
+#include "snapshot.h"
 
 /* A killed process that nobody has reaped yet still answers kill(0)
  * and keeps its /proc entry: only its state letter says it is dead. */

@@ -11,8 +11,8 @@
  */
 #include <stdatomic.h>
 
-#include "../shm/clock.h"
-#include "internal.h"
+#include "clock.h"
+#include "lease_scan.h"
 
 int64_t lm_leases_end_ns(const struct lm_region *r, unsigned table,
 			 uint64_t skip_epoch, int64_t now_ns)

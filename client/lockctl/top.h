@@ -1,12 +1,12 @@
 /*
- * lockctl_top.h - what the files of `lockctl top` share.
+ * top.h - what the files of `lockctl top` share.
  *
- * top reads the region as status does (lockctl_snapshot.c), once a
+ * top reads the region as status does (snapshot.c), once a
  * refresh, and derives what happened in between by comparing each
- * snapshot with the one before (lockctl_top_events.c): the region keeps
- * no log, and top needs no protocol change. lockctl_top_frame.c turns
+ * snapshot with the one before (top_events.c): the region keeps
+ * no log, and top needs no protocol change. top_frame.c turns
  * a snapshot and the events into the lines of one frame, the same for
- * the terminal view and for plain text; lockctl_top.c has the options
+ * the terminal view and for plain text; top.c has the options
  * and the loops.
  */
 #ifndef LOCKMGR_CLIENT_LOCKCTL_TOP_H
@@ -17,7 +17,7 @@
 #include <stdio.h>
 #include <time.h>
 
-#include "lockctl_snapshot.h"
+#include "snapshot.h"
 
 /* ---- events ------------------------------------------------------- */
 

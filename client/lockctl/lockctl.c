@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../shm/test_hook.h"
+#include "../../shm/test_hook.h"
 #include "lockctl.h"
-#include "lockmgr.h"
+#include "../lockmgr.h"
 
 static void usage(FILE *f)
 {

@@ -1,5 +1,5 @@
 /*
- * lockctl_run.c - `lockctl run NAME -- CMD`: run a command while holding
+ * run.c - `lockctl run NAME -- CMD`: run a command while holding
  * a lock, like flock(1), but with a lease that lockctl keeps renewing.
  *
  * The lock belongs to lockctl's session, not to CMD: a flock is carried
@@ -35,11 +35,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../shm/clock.h"
-#include "../shm/name_index.h"
-#include "internal.h"
+#include "../../shm/clock.h"
+#include "../../shm/name_index.h"
+#include "../internal.h"
 #include "lockctl.h"
-#include "lockmgr.h"
+#include "../lockmgr.h"
 
 #define DEFAULT_TTL_MS   10000 /* or the region's max TTL, if shorter */
 #define TTL_UNSET        INT64_MIN
@@ -159,7 +159,7 @@ static int reap(struct run *rn)
  * every lease with it, which "expired or taken over" would not say. */
 static const char *lost_reason(const struct run *rn, int err)
 {
-	const struct lm_region_header *h = rn->c->region.hdr;
+	const struct lm_region_header *h = rn->c->ctx.region.hdr;
 	if (atomic_load(&h->supervisor_state) == LM_SUP_STOPPED)
 		return "the lock service stopped (lockmgrd shut down), and "
 		       "its locks with it";

@@ -1,5 +1,5 @@
 /*
- * lockctl_server.c - `lockctl server ...`: list the lock servers and
+ * server.c - `lockctl server ...`: list the lock servers and
  * drive their faults (kill, start, pause, resume, skew, isolate, heal),
  * so that demos, tests and users break the cluster the same way.
  *
@@ -19,14 +19,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../shm/clock.h"
-#include "../shm/futex.h"
-#include "../shm/isolation.h"
-#include "../shm/region.h"
-#include "../shm/session.h"
-#include "internal.h"
+#include "../../shm/clock.h"
+#include "../../shm/futex.h"
+#include "../../shm/isolation.h"
+#include "../../shm/region.h"
+#include "../../shm/session.h"
+#include "../../shm/heartbeat.h"
+#include "../../shm/lease_scan.h"
 #include "lockctl.h"
-#include "lockmgr.h"
+#include "../lockmgr.h"
 
 static const char *server_usage =
 "Usage: lockctl server list\n"

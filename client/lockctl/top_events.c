@@ -1,5 +1,5 @@
 /*
- * lockctl_top_events.c - what `lockctl top` works out from successive
+ * top_events.c - what `lockctl top` works out from successive
  * snapshots: the events between them, how long waiters have been seen
  * waiting, and what a lease bar stands for.
  *
@@ -29,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lockctl_top.h"
+#include "top.h"
 
 int top_events_init(struct top_events *ev, uint32_t cap)
 {

@@ -1,0 +1,125 @@
+/*
+ * grant.h - the quorum grant protocol on the three tables (grant.c):
+ * taking a lock on a majority of tables with a lease and a fencing
+ * token, renewing it, giving it back, and freeing a dead session's
+ * grants. liblockmgr calls it for its sessions; the supervisor and the
+ * servers call the parts that act for a dead or stalled session.
+ */
+#ifndef LOCKMGR_SHM_GRANT_H
+#define LOCKMGR_SHM_GRANT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "layout.h"
+#include "region.h"
+
+/*
+ * One session of one process, as the protocol sees it: the region it
+ * attached and its own slot there. Private to that process (one thread
+ * at a time); the shared part is the slot, `self`.
+ */
+struct lm_session_ctx {
+	struct lm_region region;
+	uint32_t session;       /* our slot index */
+	uint64_t life;          /* our slot's LIVE word (shm/layout.h) */
+	struct lm_session *self;
+	uint64_t seq;           /* grant sequence, mirrored in self->grant_seq */
+	uint32_t held_used;     /* bit k: self->held[k] is in use */
+	bool held_overflow;     /* mirrors self->held_overflow */
+	uint32_t iso_gen;       /* the isolation generation self->isolated
+	                         * was last refreshed at (lm_ctx_isolation) */
+};
+
+/*
+ * The servers this process is isolated from (lockctl server isolate), as
+ * of now: self->isolated, refreshed from the region's rules if they
+ * changed since the last call. Called before each acquire attempt and
+ * renewal; one load when nothing changed.
+ */
+uint32_t lm_ctx_isolation(struct lm_session_ctx *c);
+
+/* lm_hold.flags */
+#define LM_HOLD_RECOVERED 0x1u /* the previous holder did not release */
+
+/* lm_hold.live while the hold is in force */
+#define LM_HOLD_LIVE 0x6c6d6731u
+
+/*
+ * One grant, as its holder keeps it: what to renew and give back, and
+ * what to compare with the tables so that a holder whose lease was lost
+ * never touches a newer holder's grant.
+ */
+struct lm_hold {
+	uint64_t token;          /* fencing token */
+	int64_t valid_until_ns;  /* local monotonic: trusted until then */
+	uint32_t flags;          /* LM_HOLD_* */
+	uint32_t lock;           /* lock index */
+	uint32_t mask;           /* bit i: held on table i */
+	uint32_t live;           /* LM_HOLD_LIVE while held */
+	uint64_t owner[LM_NSERVERS]; /* our owner word on each table */
+	uint64_t state[LM_NSERVERS]; /* the server's state word at grant */
+	int32_t held;            /* our entry in self->held[], or -1 */
+};
+
+/* Outcome of one attempt on the tables. */
+enum grab_result {
+	GRAB_GRANTED,
+	GRAB_BUSY,      /* held by a live lease somewhere */
+	GRAB_NOQUORUM,  /* fewer than LM_QUORUM servers usable */
+	GRAB_RETRY,     /* lost tables to a restart or a slow acquire */
+	GRAB_STALE,     /* the name's life ended (it was reclaimed) */
+	GRAB_DAMAGED,   /* the lock's token mark is at its top: a damaged
+			 * region (no grant could get a larger token) */
+};
+
+struct grab_info {
+	int64_t busy_until_ns;  /* when the blocking lease ends (local) */
+	uint32_t holder_session;/* session index + 1 of the blocker, or 0 */
+	int usable;             /* servers that were up and reachable */
+};
+
+/* Drift bound: a lease of ttl_ms is trusted for ttl_ms - drift: 1% for
+ * clocks that run fast, plus 2 ms for the whole milliseconds that server
+ * clocks and lease words are kept in. */
+static inline int64_t lm_drift_ms(int64_t ttl_ms)
+{
+	return 2 + ttl_ms / 100;
+}
+
+/* Is server i up, fresh and reachable from this session? (*state: its
+ * state word, when it is.) */
+bool lm_server_usable(const struct lm_session_ctx *c, unsigned i,
+		      uint64_t *state, int64_t now_ms);
+/* Are fewer than a majority of servers usable by this session now? */
+bool lm_quorum_lost(const struct lm_session_ctx *c);
+
+/* Does the grant of owner word `word` (seen on table `table`) still hold
+ * a majority of the other tables, in their current lives and with
+ * running leases? If not, and it did not release, it is abandoned. */
+bool lm_grant_holds_quorum_elsewhere(const struct lm_region *r,
+				     uint32_t lock, unsigned table,
+				     uint64_t word, int64_t now_ns);
+
+/* One attempt to take lock (name life gen) on a majority of tables. */
+enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
+			 uint64_t gen, int64_t ttl_ms, struct lm_hold *h,
+			 struct grab_info *info);
+/* 0, or LM_R_LEASELOST (the hold then holds nothing, but stays live so
+ * that its release says so too). */
+int lm_hold_renew(struct lm_session_ctx *c, struct lm_hold *h,
+		  int64_t ttl_ms);
+/* 0, or LM_R_LEASELOST if the lease had been lost meanwhile. */
+int lm_hold_release(struct lm_session_ctx *c, struct lm_hold *h);
+
+/* Who frees a dead or departing session's grants, and is not a client
+ * waiting in a queue itself. */
+#define LM_NO_SESSION UINT32_MAX
+
+/* Free every lock session idx holds (its held[] list, or a full scan if
+ * it overflowed), CASing its owner words to `freed`; wakes waiters
+ * (except self). Returns the number of locks freed. */
+unsigned lm_free_session_grants(struct lm_region *r, uint32_t idx,
+				uint64_t freed, uint32_t self);
+
+#endif
