@@ -4,6 +4,7 @@
  * queue (wait_queue.c).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -179,8 +180,8 @@ static int grab_rc(enum grab_result gr)
  * a wait resumes with what is left of it.
  */
 static int acquire_once(lm_client *c, uint32_t lock, uint64_t gen,
-			int64_t ttl_ms, int64_t wait_ms, int64_t deadline,
-			struct lm_hold *h)
+			uint32_t mode, int64_t ttl_ms, int64_t wait_ms,
+			int64_t deadline, struct lm_hold *h)
 {
 	/* Go straight to the tables when nobody waits, or when the head of
 	 * the queue has not waited long (bounded barging, wait_queue.c). */
@@ -188,8 +189,8 @@ static int acquire_once(lm_client *c, uint32_t lock, uint64_t gen,
 	if (tried) {
 		struct grab_info info;
 		for (int tries = 0; tries < 3; tries++) {
-			enum grab_result gr = lm_grab(&c->ctx, lock, gen, ttl_ms,
-						      h, &info);
+			enum grab_result gr = lm_grab(&c->ctx, lock, gen, mode,
+						      ttl_ms, h, &info);
 			if (grab_ended(gr))
 				return grab_rc(gr);
 			/* Only a zero wait fails at once: a wait covers a
@@ -207,19 +208,20 @@ static int acquire_once(lm_client *c, uint32_t lock, uint64_t gen,
 		 * while queueing, say): nobody to overtake, so try. */
 		struct grab_info info;
 		if (!tried && !lm_queue_has_waiter(&c->ctx.region, lock)) {
-			enum grab_result gr = lm_grab(&c->ctx, lock, gen, ttl_ms,
-						      h, &info);
+			enum grab_result gr = lm_grab(&c->ctx, lock, gen, mode,
+						      ttl_ms, h, &info);
 			if (grab_ended(gr))
 				return grab_rc(gr);
 		}
 		return LM_EBUSY;
 	}
-	int rc = lm_wait_for_grant(&c->ctx, lock, gen, ttl_ms, deadline, h);
+	int rc = lm_wait_for_grant(&c->ctx, lock, gen, mode, ttl_ms,
+				   deadline, h);
 	return rc == LM_ENOQUORUM ? no_quorum(c) : rc;
 }
 
-int lm_acquire_ref(lm_client *c, lm_lockref *ref, int64_t ttl_ms,
-		   int64_t wait_ms, lm_grant *g)
+static int acquire_ref(lm_client *c, lm_lockref *ref, uint32_t mode,
+		       int64_t ttl_ms, int64_t wait_ms, lm_grant *g)
 {
 	if (c == NULL || ref == NULL || g == NULL ||
 	    REF_CHECK(ref) != ref_check(ref) ||
@@ -237,7 +239,7 @@ int lm_acquire_ref(lm_client *c, lm_lockref *ref, int64_t ttl_ms,
 	for (;;) {
 		struct lm_hold h;
 		rc = acquire_once(c, (uint32_t)REF_IDX(ref), REF_GEN(ref),
-				  ttl_ms, wait_ms, deadline, &h);
+				  mode, ttl_ms, wait_ms, deadline, &h);
 		if (rc == 0)
 			lm_hold_to_grant(g, &h);
 		if (rc != LM_STALE_NAME)
@@ -252,8 +254,14 @@ int lm_acquire_ref(lm_client *c, lm_lockref *ref, int64_t ttl_ms,
 	}
 }
 
-int lm_acquire(lm_client *c, const char *name, int64_t ttl_ms,
-	       int64_t wait_ms, lm_grant *g)
+int lm_acquire_ref(lm_client *c, lm_lockref *ref, int64_t ttl_ms,
+		   int64_t wait_ms, lm_grant *g)
+{
+	return acquire_ref(c, ref, LM_MODE_X, ttl_ms, wait_ms, g);
+}
+
+static int acquire_name(lm_client *c, const char *name, uint32_t mode,
+			int64_t ttl_ms, int64_t wait_ms, lm_grant *g)
 {
 	if (c == NULL || g == NULL)
 		return LM_EINVAL;
@@ -266,7 +274,31 @@ int lm_acquire(lm_client *c, const char *name, int64_t ttl_ms,
 	rc = lm_lookup(c, name, &ref);
 	if (rc != 0)
 		return rc;
-	return lm_acquire_ref(c, &ref, ttl_ms, wait_ms, g);
+	return acquire_ref(c, &ref, mode, ttl_ms, wait_ms, g);
+}
+
+int lm_acquire(lm_client *c, const char *name, int64_t ttl_ms,
+	       int64_t wait_ms, lm_grant *g)
+{
+	return acquire_name(c, name, LM_MODE_X, ttl_ms, wait_ms, g);
+}
+
+int lm_acquire_ex(lm_client *c, const char *name,
+		  const lm_acquire_opts *opts, lm_grant *g)
+{
+	/* A smaller size is an older program's struct: what it lacks is
+	 * zero. A larger one may only carry zeros beyond what we know. */
+	if (opts == NULL || opts->size < offsetof(lm_acquire_opts, flags))
+		return LM_EINVAL;
+	lm_acquire_opts o = {0};
+	size_t n = opts->size < sizeof(o) ? opts->size : sizeof(o);
+	memcpy(&o, opts, n);
+	for (size_t k = sizeof(o); k < opts->size; k++)
+		if (((const unsigned char *)opts)[k] != 0)
+			return LM_EINVAL;
+	if (o.mode >= LM_MODE_COUNT || o.flags != 0 || o.reserved_ != 0)
+		return LM_EINVAL;
+	return acquire_name(c, name, o.mode, o.ttl_ms, o.wait_ms, g);
 }
 
 static int check_grant(const lm_client *c, const lm_grant *g)

@@ -1,6 +1,7 @@
 /*
  * errors.c - lm_strerror: what happened and what to do about it.
  */
+#include "../shm/layout.h"
 #include "../shm/status.h"
 #include "lockmgr.h"
 
@@ -21,6 +22,11 @@ _Static_assert(LM_R_INVAL == LM_EINVAL, "status");
 _Static_assert(LM_R_SYS == LM_ESYS, "status");
 _Static_assert(LM_R_BADREGION == LM_EBADREGION, "status");
 _Static_assert(LM_R_OTHERNS == LM_EOTHERNS, "status");
+_Static_assert(LM_R_DEADLOCK == LM_EDEADLK, "status");
+_Static_assert(LM_MODE_X_ == LM_MODE_X && LM_MODE_S_ == LM_MODE_S &&
+		       LM_MODE_IS_ == LM_MODE_IS && LM_MODE_IX_ == LM_MODE_IX &&
+		       LM_MODE_SIX_ == LM_MODE_SIX && LM_MODES == LM_MODE_COUNT,
+	       "modes");
 
 const char *lm_strerror(int err)
 {
@@ -77,6 +83,12 @@ const char *lm_strerror(int err)
 		       "than lockmgrd (a container, unshare): the service "
 		       "could not tell whether it lives; run it in "
 		       "lockmgrd's namespaces, or run a lockmgrd in its own";
+	case LM_EDEADLK:
+		return "deadlock: this wait was part of a cycle of sessions "
+		       "each waiting for a lock another holds, and was "
+		       "chosen to end it; nothing was granted; release what "
+		       "this session holds and start over (taking locks in "
+		       "one fixed order avoids cycles)";
 	case LM_EBADREGION:
 		return "bad region name: use NAME or /NAME, 1 to 200 "
 		       "printable characters without '/'";

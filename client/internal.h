@@ -24,7 +24,7 @@ struct lm_client {
  * out around each protocol call). */
 #define G_LOCK(g)     ((g)->private_u32_[0])
 #define G_MASK(g)     ((g)->private_u32_[1])  /* tables held */
-#define G_LIVE(g)     ((g)->private_u32_[2])  /* LM_HOLD_LIVE while held */
+#define G_LIVE(g)     ((g)->private_[7])      /* LM_HOLD_LIVE while held */
 #define G_OWNER(g, i) ((g)->private_[(i)])    /* owner word per table */
 #define G_STATE(g, i) ((g)->private_[3 + (i)])/* server word at grant */
 #define G_HELD(g)     ((g)->private_[6])      /* self->held index + 1 */
@@ -34,9 +34,10 @@ static inline void lm_hold_from_grant(struct lm_hold *h, const lm_grant *g)
 	h->token = g->token;
 	h->valid_until_ns = g->valid_until_ns;
 	h->flags = g->flags;
+	h->mode = g->mode;
 	h->lock = G_LOCK(g);
 	h->mask = G_MASK(g);
-	h->live = G_LIVE(g);
+	h->live = (uint32_t)G_LIVE(g);
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
 		h->owner[i] = G_OWNER(g, i);
 		h->state[i] = G_STATE(g, i);
@@ -49,6 +50,7 @@ static inline void lm_hold_to_grant(lm_grant *g, const struct lm_hold *h)
 	g->token = h->token;
 	g->valid_until_ns = h->valid_until_ns;
 	g->flags = h->flags;
+	g->mode = h->mode;
 	G_LOCK(g) = h->lock;
 	G_MASK(g) = h->mask;
 	G_LIVE(g) = h->live;

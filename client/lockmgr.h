@@ -13,6 +13,7 @@
  *                                negative = until granted). Sleeps on a
  *                                futex, never spins or polls.
  *   lm_acquire_ref               as lm_acquire, for a resolved name.
+ *   lm_acquire_ex                as lm_acquire, with a mode and options.
  *   lm_lookup                    never blocks.
  *   lm_renew, lm_release         never block.
  *   lm_strerror                  thread-safe, never blocks.
@@ -46,8 +47,11 @@ extern "C" {
 #define LM_EBADREGION    (-1014) /* bad region name */
 #define LM_EOTHERNS      (-1015) /* another pid/time namespace than
 				  * lockmgrd's */
+#define LM_EDEADLK       (-1016) /* waiting would never end: a cycle of
+				  * sessions waiting for each other;
+				  * this wait was chosen to end it */
 
-#define LM_ERR_FIRST     (-1015)
+#define LM_ERR_FIRST     (-1016)
 #define LM_ERR_LAST      (-1001)
 
 /* The shortest lease: shorter ones leave nothing once the drift bound
@@ -59,6 +63,27 @@ extern "C" {
 				 * lease without releasing: what the lock
 				 * protects may be half-written (like a
 				 * robust mutex's EOWNERDEAD) */
+
+/*
+ * Lock modes. Exclusive (X) is what lm_acquire takes. Shared (S) holders
+ * exclude writers but not each other. The intention modes (IS, IX, SIX)
+ * are for trees of locks (Gray's granularity locking): a holder of a
+ * mode on a node first takes the matching intention mode on each
+ * ancestor. Which modes may be held at once by different sessions:
+ *
+ *          IS   IX   S    SIX  X
+ *    IS    yes  yes  yes  yes  no
+ *    IX    yes  yes  no   no   no
+ *    S     yes  no   yes  no   no
+ *    SIX   yes  no   no   no   no
+ *    X     no   no   no   no   no
+ */
+#define LM_MODE_X   0u /* exclusive (the default) */
+#define LM_MODE_S   1u /* shared: read */
+#define LM_MODE_IS  2u /* intention to take S below */
+#define LM_MODE_IX  3u /* intention to take X (or S) below */
+#define LM_MODE_SIX 4u /* S on this node plus IX: read all, write some */
+#define LM_MODE_COUNT 5u
 
 typedef struct lm_client lm_client;
 
@@ -75,7 +100,8 @@ typedef struct lm_grant {
 				  * the drift bound, measured from before
 				  * the acquire began) */
 	uint32_t flags;          /* LM_GRANT_* */
-	uint32_t private_u32_[3];
+	uint32_t mode;           /* LM_MODE_* held */
+	uint32_t private_u32_[2];
 	uint64_t private_[8];    /* backend state: do not touch */
 } lm_grant;
 
@@ -113,6 +139,38 @@ typedef struct lm_lockref {
 int lm_lookup(lm_client *c, const char *name, lm_lockref *ref);
 int lm_acquire_ref(lm_client *c, lm_lockref *ref, int64_t ttl_ms,
 		   int64_t wait_ms, lm_grant *g);
+
+/*
+ * Options of lm_acquire_ex. Set `size` to sizeof(lm_acquire_opts) (the
+ * LM_ACQUIRE_OPTS macro does), so that later versions can add fields
+ * without breaking programs built against this one; a field this
+ * version does not know must be zero.
+ */
+typedef struct lm_acquire_opts {
+	uint32_t size;        /* sizeof(lm_acquire_opts) */
+	uint32_t mode;        /* LM_MODE_*; 0 is X */
+	int64_t ttl_ms;       /* lease */
+	int64_t wait_ms;      /* as lm_acquire's */
+	int64_t deadlock_timeout_ms; /* how long to wait before looking for
+				* a cycle of waits: 0 = the default (1000),
+				* < 0 = never */
+	uint32_t flags;       /* none yet: 0 */
+	uint32_t reserved_;   /* 0 */
+} lm_acquire_opts;
+
+#define LM_ACQUIRE_OPTS(mode_, ttl_ms_, wait_ms_)                         \
+	((lm_acquire_opts){ .size = sizeof(lm_acquire_opts),              \
+			    .mode = (mode_),                              \
+			    .ttl_ms = (ttl_ms_),                          \
+			    .wait_ms = (wait_ms_) })
+
+/*
+ * Take `name` in mode opts->mode. Errors as lm_acquire's, plus
+ * LM_EINVAL for an unknown mode, flag or size, and LM_EDEADLK when the
+ * wait was found in a cycle of waits and chosen to end it.
+ */
+int lm_acquire_ex(lm_client *c, const char *name,
+		  const lm_acquire_opts *opts, lm_grant *g);
 
 /* Extend the lease to ttl_ms from now. LM_ELEASELOST if it was lost. */
 int lm_renew(lm_client *c, lm_grant *g, int64_t ttl_ms);

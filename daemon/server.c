@@ -37,6 +37,7 @@
 #include "../shm/clock.h"
 #include "../shm/futex.h"
 #include "../shm/grant.h"
+#include "../shm/group.h"
 #include "../shm/heartbeat.h"
 #include "../shm/lease_scan.h"
 #include "../shm/name_reclaim.h"
@@ -77,12 +78,17 @@ static bool lock_looks_free(struct lm_region *r, uint32_t lock,
 		struct lm_server *s = r->servers[j];
 		uint64_t w = atomic_load(&lm_slot_of(r, j, lock)->owner);
 		uint64_t lease = atomic_load(&lm_slot_of(r, j, lock)->lease);
-		if (LM_OWNER_SESSION(w) == 0 ||
-		    LM_OWNER_EPOCH(w) !=
-			    (uint32_t)(LM_SRV_EPOCH(atomic_load(&s->state)) &
-				       0xffffu) ||
-		    (LM_LEASE_TAG(lease) == LM_OWNER_TAG(w) &&
-		     LM_LEASE_EXPIRY(lease) <= lm_server_clock_ms(s, now_ns)))
+		uint64_t gw = atomic_load(&lm_slot_of(r, j, lock)->shared);
+		int64_t srv_now = lm_server_clock_ms(s, now_ns);
+		bool owner_free =
+			LM_OWNER_SESSION(w) == 0 ||
+			LM_OWNER_EPOCH(w) !=
+				(uint32_t)(LM_SRV_EPOCH(atomic_load(&s->state)) &
+					   0xffffu) ||
+			(LM_LEASE_TAG(lease) == LM_OWNER_TAG(w) &&
+			 LM_LEASE_EXPIRY(lease) <= srv_now);
+		if (owner_free &&
+		    lm_group_state(gw, lease, srv_now) != LM_GROUP_RUNS)
 			free++;
 	}
 	return free >= LM_QUORUM;
@@ -157,7 +163,9 @@ static void sweep_name(struct lm_region *r, struct sweep *sw, uint32_t lock,
 	bool unused = LM_NAME_STATE(life) == LM_NAME_LIVE;
 	for (unsigned i = 0; i < LM_NSERVERS && unused; i++)
 		unused = LM_OWNER_SESSION(atomic_load(
-				 &lm_slot_of(r, i, lock)->owner)) == 0;
+				 &lm_slot_of(r, i, lock)->owner)) == 0 &&
+			 LM_GROUP_EMPTY(atomic_load(
+				 &lm_slot_of(r, i, lock)->shared));
 	unused = unused && lm_queue_count(lm_queue_of(r, lock)) == 0;
 	if (!unused) {
 		sw->idle[lock / 8] &= (uint8_t)~bit;
@@ -170,6 +178,19 @@ static void sweep_name(struct lm_region *r, struct sweep *sw, uint32_t lock,
 		return;
 	}
 	sw->idle[lock / 8] |= bit;
+}
+
+/* A group of counted holders whose lease ended (every member lost its
+ * lease, layout.h): reset it, so that waiters need not wait for the next
+ * taker to notice. True if this call did. */
+static bool end_group(struct lm_slot *slot, int64_t srv_now)
+{
+	uint64_t gw = atomic_load(&slot->shared);
+	if (LM_GROUP_EMPTY(gw))
+		return false;
+	uint64_t lease = atomic_load(&slot->lease);
+	return lm_group_state(gw, lease, srv_now) == LM_GROUP_ENDED &&
+	       lm_group_end(slot, gw);
 }
 
 static unsigned expire_leases(struct lm_region *r, unsigned i,
@@ -216,6 +237,11 @@ static unsigned expire_leases(struct lm_region *r, unsigned i,
 			lm_queue_recount(r, lock);
 			if (lm_queue_has_waiter(r, lock))
 				lm_wake_stalled(r, lock);
+		}
+		if (end_group(slot, srv_now)) {
+			freed++;
+			if (lm_queue_count(lm_queue_of(r, lock)) != 0)
+				lm_wake_next(r, lock, LM_NO_SESSION);
 		}
 		uint64_t w = atomic_load(&slot->owner);
 		if (LM_OWNER_SESSION(w) == 0)

@@ -28,6 +28,7 @@
 
 #include "../shm/clock.h"
 #include "../shm/futex.h"
+#include "../shm/modes.h"
 #include "../shm/session.h"
 #include "../shm/test_hook.h"
 #include "log.h"
@@ -61,7 +62,10 @@ static void wipe_table(struct lm_region *r, unsigned i)
 		atomic_store(&slot->owner, LM_OWNER_FREE);
 		atomic_store(&slot->lease, 0);
 		atomic_store(&slot->token, 0);
-		atomic_store(&slot->shared, 0);
+		/* Counts go, the generation moves on: a member's late
+		 * leave must not match a later group (layout.h). */
+		atomic_store(&slot->shared,
+			     lm_group_reset(atomic_load(&slot->shared)));
 	}
 	atomic_store(&r->servers[i]->token_floor, 0);
 }

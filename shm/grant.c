@@ -43,8 +43,10 @@
 #include "clock.h"
 #include "futex.h"
 #include "grant.h"
+#include "group.h"
 #include "heartbeat.h"
 #include "isolation.h"
+#include "modes.h"
 #include "name_index.h"
 #include "session.h"
 #include "test_hook.h"
@@ -191,19 +193,31 @@ static enum take slot_takeable(const struct lm_region *r, uint32_t lock,
  * ABANDONED mark there would tell its next holder of a loss that did not
  * happen.
  */
-static unsigned give_up(struct lm_session_ctx *c, uint32_t lock, const struct lm_hold *h,
-			unsigned mask, uint64_t freed)
+static unsigned give_up(struct lm_session_ctx *c, uint32_t lock,
+			const struct lm_hold *h, unsigned mask, uint64_t freed)
 {
 	struct lm_region *r = &c->region;
 	unsigned ours = 0;
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
 		if (!(mask & (1u << i)))
 			continue;
-		uint64_t w = h->owner[i];
 		bool same_life = atomic_load(&r->servers[i]->state) ==
 				 h->state[i];
+		struct lm_slot *slot = lm_slot_of(r, i, lock);
+		if (h->mode != LM_MODE_X_) {
+			/* Clear the record before the leave (layout.h, "Join
+			 * record"): never two leaves for one join. */
+			if (h->held >= 0)
+				atomic_store(&c->self->joined[h->held][i], 0);
+			if (lm_group_leave(slot, (uint32_t)h->owner[i],
+					   h->mode) &&
+			    same_life)
+				ours++;
+			continue;
+		}
+		uint64_t w = h->owner[i];
 		if (atomic_compare_exchange_strong(
-			    &lm_slot_of(r, i, lock)->owner, &w,
+			    &slot->owner, &w,
 			    same_life ? freed : LM_OWNER_FREE) &&
 		    same_life)
 			ours++;
@@ -336,8 +350,239 @@ static int64_t valid_until(const struct lm_region *r, unsigned mask,
 	return v;
 }
 
-enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock, uint64_t gen,
-			 int64_t ttl_ms, struct lm_hold *h, struct grab_info *info)
+/* How one table of an attempt went. */
+enum step {
+	STEP_TAKEN, /* ours on this table */
+	STEP_BUSY,  /* held there by a live lease: the attempt ends */
+	STEP_STALE, /* our view of the server is out of date: retry */
+	STEP_LOST,  /* taken over while we stood still, or the server
+		     * restarted under us: not counted, go on */
+};
+
+/* What one table step needs and tells. */
+struct table_step {
+	unsigned i;
+	uint64_t st;          /* the server's state word we act under */
+	int64_t t0, srv_now;  /* local ns and server ms at the start */
+	int64_t expiry;       /* our lease there (server ms) */
+	bool abandoned;       /* out: its last holder did not release */
+	int64_t busy_until_srv; /* out, on STEP_BUSY */
+	uint32_t holder;      /* out, on STEP_BUSY: session + 1, or 0 */
+};
+
+/*
+ * Is the group of counted holders on ts's table in the way of an X
+ * grant that has just CASed its owner word in? A group whose lease has
+ * ended is reset (its members all lost their leases). seq_cst load of
+ * the group word after the owner CAS: the other half of a joiner's
+ * group CAS, then owner load.
+ */
+static bool group_blocks_owner(struct lm_slot *slot, struct table_step *ts)
+{
+	uint64_t gw = atomic_load(&slot->shared);
+	for (;;) {
+		uint64_t lease = atomic_load(&slot->lease);
+		switch (lm_group_state(gw, lease, ts->srv_now)) {
+		case LM_GROUP_NONE:
+			return false;
+		case LM_GROUP_RUNS:
+			ts->busy_until_srv = LM_LEASE_EXPIRY(lease);
+			ts->holder = 0;
+			return true;
+		case LM_GROUP_ENDED:
+			if (lm_group_end(slot, gw))
+				return false;
+			gw = atomic_load(&slot->shared);
+			break;
+		}
+	}
+}
+
+/* X on one table: CAS our owner word in, then the group must be empty. */
+static enum step claim_owner(struct lm_session_ctx *c, uint32_t lock,
+			     uint64_t w, struct table_step *ts)
+{
+	struct lm_region *r = &c->region;
+	struct lm_slot *slot = lm_slot_of(r, ts->i, lock);
+	/* seq_cst: the other half of the releaser's Dekker pair (its CAS
+	 * of the owner, then its load of the waiter count). */
+	uint64_t cur = atomic_load(&slot->owner);
+	uint64_t lease_seen;
+	for (;;) {
+		lease_seen = atomic_load(&slot->lease);
+		enum take t = slot_takeable(r, lock, ts->i, cur,
+					    LM_SRV_EPOCH(ts->st), ts->t0,
+					    ts->srv_now, &ts->abandoned,
+					    &ts->busy_until_srv);
+		if (t == TAKE_STALE)
+			return STEP_STALE;
+		if (t == TAKE_BUSY) {
+			ts->holder = LM_OWNER_SESSION(cur);
+			return STEP_BUSY;
+		}
+		if (atomic_compare_exchange_weak(&slot->owner, &cur, w))
+			break;
+	}
+	LM_HOOK("grant.owner_taken");
+	uint64_t back = ts->abandoned ? LM_OWNER_ABANDONED : LM_OWNER_FREE;
+	if (group_blocks_owner(slot, ts)) {
+		atomic_compare_exchange_strong(&slot->owner, &w, back);
+		return STEP_BUSY;
+	}
+	if (!store_lease(slot, w, lease_seen,
+			 LM_LEASE_WORD(w, ts->expiry)))
+		return STEP_LOST; /* taken over while we stood still */
+	if (atomic_load(&r->servers[ts->i]->state) != ts->st) {
+		/* Restarted under us: this grant counts for nobody. What we
+		 * replaced could be taken, so it goes back as free (or
+		 * abandoned), never as the word it was: a ghost of a grant
+		 * under a lease that is not its own would block the lock. */
+		atomic_compare_exchange_strong(&slot->owner, &w, back);
+		return STEP_LOST;
+	}
+	return STEP_TAKEN;
+}
+
+/*
+ * After a group join, the owner word must hold no live X grant (seq_cst
+ * load after our group CAS: the other half of an X taker's owner CAS,
+ * then group load). A grant that may be taken is cleared out of the
+ * way, marked abandoned if its holder lost it. False if an X grant is
+ * live (or our view of the server is out of date).
+ */
+static bool owner_clear(struct lm_region *r, uint32_t lock,
+			struct table_step *ts, enum step *why)
+{
+	struct lm_slot *slot = lm_slot_of(r, ts->i, lock);
+	uint64_t cur = atomic_load(&slot->owner);
+	for (;;) {
+		bool abandoned = false;
+		enum take t = slot_takeable(r, lock, ts->i, cur,
+					    LM_SRV_EPOCH(ts->st), ts->t0,
+					    ts->srv_now, &abandoned,
+					    &ts->busy_until_srv);
+		if (t == TAKE_STALE || t == TAKE_BUSY) {
+			ts->holder = LM_OWNER_SESSION(cur);
+			*why = t == TAKE_STALE ? STEP_STALE : STEP_BUSY;
+			return false;
+		}
+		ts->abandoned |= abandoned;
+		if (LM_OWNER_SESSION(cur) == 0)
+			return true;
+		if (atomic_compare_exchange_weak(
+			    &slot->owner, &cur,
+			    abandoned ? LM_OWNER_ABANDONED : LM_OWNER_FREE))
+			return true;
+	}
+}
+
+/*
+ * A counted mode on one table: join the group (layout.h, "Group word").
+ * A generation whose lease runs is joined as it is, and its lease
+ * extended; otherwise a new generation is started, its lease written
+ * before the group word that names it. *gen: the generation joined.
+ */
+static enum step join_group(struct lm_session_ctx *c, uint32_t lock,
+			    uint32_t mode, struct table_step *ts, uint32_t *gen)
+{
+	struct lm_region *r = &c->region;
+	struct lm_slot *slot = lm_slot_of(r, ts->i, lock);
+	const struct lm_server *srv = r->servers[ts->i];
+	for (int tries = 0; tries < 64; tries++) {
+		uint64_t w = atomic_load(&slot->shared);
+		uint64_t lease = atomic_load(&slot->lease);
+		uint32_t g = LM_GROUP_GEN(w);
+		bool runs = LM_LEASE_TAG(lease) == LM_GROUP_TAG(g) &&
+			    LM_LEASE_EXPIRY(lease) > ts->srv_now;
+		if (runs) {
+			if (!lm_group_admits(w, mode)) {
+				ts->busy_until_srv = LM_LEASE_EXPIRY(lease);
+				ts->holder = 0;
+				return STEP_BUSY;
+			}
+			if (!atomic_compare_exchange_strong(
+				    &slot->shared, &w, lm_group_plus(w, mode)))
+				continue;
+		} else {
+			/* A new generation writes the lease word, which is
+			 * an X holder's while one holds: only over a free
+			 * owner word, read after the lease (an X taker
+			 * stores its lease after its owner CAS, so our CAS
+			 * below fails if one got in between). */
+			enum step why;
+			if (!owner_clear(r, lock, ts, &why))
+				return why;
+			g = (g + 1u) & 0xffffffu;
+			int64_t e = ts->expiry;
+			if (LM_LEASE_TAG(lease) == LM_GROUP_TAG(g) &&
+			    LM_LEASE_EXPIRY(lease) > e)
+				e = LM_LEASE_EXPIRY(lease); /* only raise */
+			if (!atomic_compare_exchange_strong(
+				    &slot->lease, &lease,
+				    LM_LEASE_WORD_TAGGED(LM_GROUP_TAG(g), e)))
+				continue;
+			LM_HOOK("grant.group_lease");
+			uint64_t fresh = lm_group_plus(lm_group_reset(w), mode);
+			if (!atomic_compare_exchange_strong(&slot->shared, &w,
+							    fresh))
+				continue;
+		}
+		LM_HOOK("grant.group_joined");
+		enum step why = STEP_LOST;
+		if (!owner_clear(r, lock, ts, &why) ||
+		    (runs && !lm_group_extend(slot, srv, g, ts->expiry))) {
+			lm_group_leave(slot, g, mode);
+			if (why != STEP_LOST)
+				return why;
+			continue; /* the lease ended as we joined */
+		}
+		if (atomic_load(&srv->state) != ts->st) {
+			lm_group_leave(slot, g, mode);
+			return STEP_LOST;
+		}
+		*gen = g;
+		return STEP_TAKEN;
+	}
+	return STEP_LOST;
+}
+
+/*
+ * Raise the token marks of the tables of mask to token. A counted mode's
+ * holders are granted side by side, so each must *be* the one that
+ * raised every mark to its token (two majorities share a table, where
+ * only one CAS can lift a mark to a given value): then no two grants,
+ * of any modes, share a token. False (and *token moved past what was
+ * found) if some mark was at or past it already.
+ */
+static bool write_back_token(struct lm_region *r, uint32_t lock,
+			     unsigned mask, uint64_t *token, bool strict,
+			     int64_t deadline_ns)
+{
+	for (unsigned i = 0; i < LM_NSERVERS; i++) {
+		if (!(mask & (1u << i)))
+			continue;
+		if (!within_reservation(r->servers[i], *token, deadline_ns))
+			continue; /* not written here: verify drops it */
+		_Atomic uint64_t *t = &lm_slot_of(r, i, lock)->token;
+		if (!strict) {
+			raise_token(t, *token);
+			continue;
+		}
+		uint64_t cur = atomic_load(t);
+		while (cur < *token &&
+		       !atomic_compare_exchange_weak(t, &cur, *token))
+			;
+		if (cur >= *token) {
+			*token = cur == UINT64_MAX ? cur : cur + 1;
+			return false;
+		}
+	}
+	return true;
+}
+
+enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
+			 uint64_t gen, uint32_t mode, int64_t ttl_ms,
+			 struct lm_hold *h, struct grab_info *info)
 {
 	struct lm_region *r = &c->region;
 	int64_t t0 = lm_now_ns();
@@ -356,10 +601,12 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock, uint64_t gen,
 	LM_HOOK("grant.before_tables");
 
 	unsigned mask = 0, usable = 0;
-	bool busy = false, recovered = false;
+	bool busy = false, stale = false, recovered = false;
 	int64_t expiry[LM_NSERVERS] = {0}, srv_now[LM_NSERVERS] = {0};
 	info->busy_until_ns = 0;
 	info->holder_session = 0;
+	h->mode = mode;
+	h->held = held;
 
 	/* Count the usable servers first: with fewer than a majority the
 	 * answer is "no quorum", whatever the lock's state, and nothing is
@@ -377,87 +624,63 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock, uint64_t gen,
 		return GRAB_NOQUORUM;
 	}
 
-	bool stale = false;
 	for (unsigned i = 0; i < LM_NSERVERS && !busy && !stale; i++) {
 		if (!(up & (1u << i)))
 			continue;
-		uint64_t st = states[i];
-		struct lm_slot *slot = lm_slot_of(r, i, lock);
 		const struct lm_server *srv = r->servers[i];
 		srv_now[i] = lm_server_clock_ms(srv, t0);
-		uint64_t w = LM_OWNER_WORD(LM_SRV_EPOCH(st), c->session, seq);
-		/* seq_cst: the other half of the releaser's Dekker pair (its
-		 * CAS of the owner, then its load of the waiter count). */
-		uint64_t cur = atomic_load(&slot->owner);
-		uint64_t lease_seen;
-		bool abandoned = false;
-		for (;;) {
-			int64_t busy_srv = 0;
-			lease_seen = atomic_load(&slot->lease);
-			enum take t = slot_takeable(r, lock, i, cur,
-						    LM_SRV_EPOCH(st), t0,
-						    srv_now[i], &abandoned,
-						    &busy_srv);
-			if (t == TAKE_STALE) {
-				stale = true;
-				break;
-			}
-			if (t == TAKE_BUSY) {
-				busy = true;
-				info->busy_until_ns = lm_server_to_local_ns(
-					srv, busy_srv, srv_now[i], t0);
-				info->holder_session = LM_OWNER_SESSION(cur);
-				break;
-			}
-			if (atomic_compare_exchange_weak(&slot->owner, &cur, w))
-				break;
-		}
-		if (busy || stale)
-			break;
-		LM_HOOK("grant.owner_taken");
 		expiry[i] = srv_now[i] + ttl_ms;
-		if (!store_lease(slot, w, lease_seen,
-				 LM_LEASE_WORD(w, expiry[i])))
-			continue; /* taken over while we stood still */
-		if (atomic_load(&r->servers[i]->state) != st) {
-			/* Restarted under us: this grant counts for nobody.
-			 * What we replaced could be taken, so it goes back as
-			 * free (or abandoned), never as the word it was: a
-			 * ghost of a grant under a lease that is not its own
-			 * would block the lock. */
-			atomic_compare_exchange_strong(
-				&slot->owner, &w,
-				abandoned ? LM_OWNER_ABANDONED : LM_OWNER_FREE);
-			continue;
+		struct table_step ts = {
+			.i = i, .st = states[i], .t0 = t0,
+			.srv_now = srv_now[i], .expiry = expiry[i],
+		};
+		uint64_t w = LM_OWNER_WORD(LM_SRV_EPOCH(states[i]), c->session,
+					   seq);
+		uint32_t joined = 0;
+		enum step s = mode == LM_MODE_X_
+				      ? claim_owner(c, lock, w, &ts)
+				      : join_group(c, lock, mode, &ts, &joined);
+		if (s == STEP_STALE) {
+			stale = true;
+		} else if (s == STEP_BUSY) {
+			busy = true;
+			info->busy_until_ns = lm_server_to_local_ns(
+				srv, ts.busy_until_srv, srv_now[i], t0);
+			info->holder_session = ts.holder;
+		} else if (s == STEP_TAKEN) {
+			h->owner[i] = mode == LM_MODE_X_ ? w : joined;
+			h->state[i] = states[i];
+			recovered |= ts.abandoned;
+			mask |= 1u << i;
+			/* After the join (layout.h, "Join record"). */
+			if (mode != LM_MODE_X_ && held >= 0)
+				atomic_store(&c->self->joined[held][i],
+					     LM_JOIN_WORD(joined, mode));
 		}
-		h->owner[i] = w;
-		h->state[i] = st;
-		recovered |= abandoned;
-		mask |= 1u << i;
 	}
 	/* Undoing keeps "abandoned" if that is what we found, so that the
 	 * next holder is still told. */
 	uint64_t undo = recovered ? LM_OWNER_ABANDONED : LM_OWNER_FREE;
-	/* Only now, after our owner CASes (seq_cst): is the name still the
-	 * one we resolved? A reclaimer marks it DYING before it looks at
-	 * the owner words, so either it sees ours, or we see it going
-	 * (shm/layout.h, "Names"). */
-	if (!lm_name_is(r, lock, gen)) {
+	/* Only now, after our owner CASes and joins (seq_cst): is the name
+	 * still the one we resolved? A reclaimer marks it DYING before it
+	 * looks at the owner and group words, so either it sees ours, or we
+	 * see it going (shm/layout.h, "Names"). */
+	enum grab_result fail = GRAB_GRANTED;
+	if (!lm_name_is(r, lock, gen))
+		fail = GRAB_STALE;
+	else if (busy)
+		fail = GRAB_BUSY;
+	else if (stale || __builtin_popcount(mask) < (int)LM_QUORUM)
+		fail = GRAB_RETRY;
+	if (fail != GRAB_GRANTED) {
 		give_up(c, lock, h, mask, undo);
 		held_put(c, held);
-		return GRAB_STALE;
-	}
-	if (busy) {
-		give_up(c, lock, h, mask, undo);
-		held_put(c, held);
-		return GRAB_BUSY;
-	}
-	if (stale || __builtin_popcount(mask) < (int)LM_QUORUM) {
-		give_up(c, lock, h, mask, undo);
-		held_put(c, held);
-		return GRAB_RETRY;
+		return fail;
 	}
 
+	/* At most this long (verify may shorten it): the reservations must
+	 * cover it. */
+	int64_t deadline_ns = valid_until(r, mask, expiry, srv_now, t0, ttl_ms);
 	uint64_t token = 0;
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
 		if (!(mask & (1u << i)))
@@ -468,23 +691,22 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock, uint64_t gen,
 		token = t > token ? t : token;
 		token = f > token ? f : token;
 	}
-	if (token == UINT64_MAX) {
+	bool written = false;
+	for (int round = 0; round < 16 && token != UINT64_MAX && !written;
+	     round++) {
+		token++;
+		written = write_back_token(r, lock, mask, &token,
+					   mode != LM_MODE_X_, deadline_ns);
+		if (!written)
+			token--; /* write_back_token moved it past the mark */
+	}
+	if (token == UINT64_MAX || !written) {
 		/* No token above it: only a damaged region gets here, and
-		 * a token that wrapped to 0 would not increase. */
+		 * a token that wrapped to 0 would not increase. (Or others
+		 * kept taking the next token first: try again.) */
 		give_up(c, lock, h, mask, undo);
 		held_put(c, held);
-		return GRAB_DAMAGED;
-	}
-	token++;
-	/* At most this long (verify may shorten it): the reservations must
-	 * cover it. */
-	int64_t deadline_ns = valid_until(r, mask, expiry, srv_now, t0, ttl_ms);
-	for (unsigned i = 0; i < LM_NSERVERS; i++) {
-		if (!(mask & (1u << i)))
-			continue;
-		if (!within_reservation(r->servers[i], token, deadline_ns))
-			continue; /* not written here: verify drops it */
-		raise_token(&lm_slot_of(r, i, lock)->token, token);
+		return token == UINT64_MAX ? GRAB_DAMAGED : GRAB_RETRY;
 	}
 
 	/* Verify only after every write-back (docs/protocol.md). */
@@ -495,8 +717,18 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock, uint64_t gen,
 		if (!(mask & (1u << i)))
 			continue;
 		struct lm_slot *slot = lm_slot_of(r, i, lock);
-		if (atomic_load(&r->servers[i]->state) == h->state[i] &&
-		    atomic_load(&slot->owner) == h->owner[i] &&
+		bool ours;
+		if (mode == LM_MODE_X_) {
+			ours = atomic_load(&slot->owner) == h->owner[i];
+		} else {
+			uint32_t g = (uint32_t)h->owner[i];
+			uint64_t lease = atomic_load(&slot->lease);
+			ours = LM_GROUP_GEN(atomic_load(&slot->shared)) == g &&
+			       LM_LEASE_TAG(lease) == LM_GROUP_TAG(g) &&
+			       LM_LEASE_EXPIRY(lease) >= expiry[i];
+		}
+		if (ours &&
+		    atomic_load(&r->servers[i]->state) == h->state[i] &&
 		    atomic_load(&slot->token) >= token &&
 		    lm_server_clock_ms(r->servers[i], t1) < expiry[i])
 			ok |= 1u << i;
@@ -520,7 +752,6 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock, uint64_t gen,
 	h->flags = recovered ? LM_HOLD_RECOVERED : 0;
 	h->lock = lock;
 	h->mask = mask;
-	h->held = held;
 	h->live = LM_HOLD_LIVE;
 	atomic_store_explicit(&c->self->acquires,
 			      atomic_load_explicit(&c->self->acquires,
@@ -545,6 +776,17 @@ int lm_hold_renew(struct lm_session_ctx *c, struct lm_hold *h, int64_t ttl_ms)
 		uint64_t w = h->owner[i];
 		uint64_t lease = atomic_load(&slot->lease);
 		srv_now[i] = lm_server_clock_ms(srv, t0);
+		if (h->mode != LM_MODE_X_) {
+			/* A member extends its group's lease (group.c). */
+			uint32_t g = (uint32_t)w;
+			expiry[i] = srv_now[i] + ttl_ms;
+			if (iso & (1u << i) ||
+			    atomic_load(&srv->state) != h->state[i] ||
+			    LM_GROUP_GEN(atomic_load(&slot->shared)) != g ||
+			    !lm_group_extend(slot, srv, g, expiry[i]))
+				lost |= 1u << i;
+			continue;
+		}
 		/* An isolated session cannot reach that server, as in a
 		 * real partition: its lease there runs out. */
 		bool kept = !(iso & (1u << i)) &&
@@ -636,11 +878,35 @@ static bool free_one(struct lm_region *r, uint32_t idx, uint32_t lock,
 	return any;
 }
 
+/* Leave the groups session idx recorded joining for its held[k]: each
+ * record is taken (xchg) before its leave, so a record is left once. */
+static bool leave_recorded(struct lm_region *r, uint32_t idx, unsigned k,
+			   uint32_t self)
+{
+	struct lm_session *s = &r->sessions[idx];
+	uint32_t v = atomic_load(&s->held[k]);
+	bool any = false;
+	for (unsigned i = 0; i < LM_NSERVERS; i++) {
+		uint32_t j = atomic_exchange(&s->joined[k][i], 0);
+		if (!LM_JOIN_SET(j) || v == 0 || v > r->max_locks)
+			continue;
+		if (lm_group_leave(lm_slot_of(r, i, v - 1), LM_JOIN_GEN(j),
+				   LM_JOIN_MODE(j)))
+			any = true;
+	}
+	if (any && lm_queue_count(lm_queue_of(r, v - 1)) != 0)
+		lm_wake_next(r, v - 1, self);
+	return any;
+}
+
 unsigned lm_free_session_grants(struct lm_region *r, uint32_t idx,
 				uint64_t freed, uint32_t self)
 {
 	struct lm_session *s = &r->sessions[idx];
 	unsigned n = 0;
+	for (unsigned k = 0; k < LM_HELD_MAX; k++)
+		if (leave_recorded(r, idx, k, self))
+			n++;
 	if (!atomic_load(&s->held_overflow)) {
 		for (unsigned k = 0; k < LM_HELD_MAX; k++) {
 			uint32_t v = atomic_load(&s->held[k]);
@@ -650,7 +916,9 @@ unsigned lm_free_session_grants(struct lm_region *r, uint32_t idx,
 		}
 		return n;
 	}
-	/* It held more locks at once than it could record: look at all. */
+	/* It held more locks at once than it could record: look at all.
+	 * (Its counted holds beyond held[] are not recorded: their counts
+	 * stay until their groups' leases end.) */
 	uint32_t names = lm_names_in_use(r);
 	for (uint32_t lock = 0; lock < names; lock++)
 		if (free_one(r, idx, lock, freed, self))

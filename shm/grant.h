@@ -57,7 +57,10 @@ struct lm_hold {
 	uint32_t lock;           /* lock index */
 	uint32_t mask;           /* bit i: held on table i */
 	uint32_t live;           /* LM_HOLD_LIVE while held */
-	uint64_t owner[LM_NSERVERS]; /* our owner word on each table */
+	uint32_t mode;           /* LM_MODE_* */
+	uint64_t owner[LM_NSERVERS]; /* X: our owner word on each table;
+				  * counted modes: the group generation
+				  * joined there */
 	uint64_t state[LM_NSERVERS]; /* the server's state word at grant */
 	int32_t held;            /* our entry in self->held[], or -1 */
 };
@@ -101,10 +104,11 @@ bool lm_grant_holds_quorum_elsewhere(const struct lm_region *r,
 				     uint32_t lock, unsigned table,
 				     uint64_t word, int64_t now_ns);
 
-/* One attempt to take lock (name life gen) on a majority of tables. */
+/* One attempt to take lock (name life gen) in `mode` on a majority of
+ * tables. */
 enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
-			 uint64_t gen, int64_t ttl_ms, struct lm_hold *h,
-			 struct grab_info *info);
+			 uint64_t gen, uint32_t mode, int64_t ttl_ms,
+			 struct lm_hold *h, struct grab_info *info);
 /* 0, or LM_R_LEASELOST (the hold then holds nothing, but stays live so
  * that its release says so too). */
 int lm_hold_renew(struct lm_session_ctx *c, struct lm_hold *h,

@@ -35,7 +35,7 @@
 #include <stdint.h>
 
 #define LM_REGION_MAGIC   UINT64_C(0x314752474d4b434c) /* "LCKMGRG1" */
-#define LM_ABI_VERSION    15u
+#define LM_ABI_VERSION    16u
 
 /* The longest lease a region may allow (--max-ttl): one day. */
 #define LM_MAX_TTL_LIMIT_MS INT64_C(86400000)
@@ -115,8 +115,94 @@
 #define LM_LEASE_WORD(owner, expiry_ms)                                  \
 	(((uint64_t)LM_OWNER_TAG(owner) << LM_LEASE_EXPIRY_BITS) |       \
 	 ((uint64_t)(expiry_ms) & LM_LEASE_EXPIRY_MASK))
+#define LM_LEASE_WORD_TAGGED(tag, expiry_ms)                             \
+	(((uint64_t)(tag) << LM_LEASE_EXPIRY_BITS) |                     \
+	 ((uint64_t)(expiry_ms) & LM_LEASE_EXPIRY_MASK))
 #define LM_LEASE_TAG(l)     ((uint32_t)((l) >> LM_LEASE_EXPIRY_BITS))
 #define LM_LEASE_EXPIRY(l)  ((int64_t)((l) & LM_LEASE_EXPIRY_MASK))
+
+/* ---------------------------------------------------------------------
+ * Lock modes (shm/modes.h has the compatibility matrix). X is held
+ * through the owner word, like every grant before modes existed; the
+ * counted modes IS, IX, S and SIX through the group word below. Values
+ * are the public LM_MODE_* (client/lockmgr.h).
+ */
+#define LM_MODE_X_   0u
+#define LM_MODE_S_   1u
+#define LM_MODE_IS_  2u
+#define LM_MODE_IX_  3u
+#define LM_MODE_SIX_ 4u
+#define LM_MODES     5u
+
+/* ---------------------------------------------------------------------
+ * Group word (lm_slot.shared): the counted holders of a lock on one
+ * table, changed only by CAS.
+ *
+ *   bits 63..40  generation: bumped by every reset (a writer taking over
+ *                expired readers, a reader restarting an expired group,
+ *                a server expiring one, a wiped table), never by a join
+ *                or a leave
+ *   bits 39..38  kind of the main group: LM_GROUP_IX, _S or _SIX
+ *   bits 37..19  holders in the main group (IX holders, S holders, or
+ *                the one SIX holder); its kind means nothing when 0
+ *   bits 18..0   IS holders (compatible with every main group)
+ *
+ * The group's lease is the slot's lease word, tagged LM_GROUP_TAG(gen):
+ * the latest expiry of its members, only ever raised within one
+ * generation. The owner word (X) and the group exclude each other, so
+ * the lease word is the X holder's or the group's, never both at once.
+ *
+ * The rules (a model check of this design found each trap named in
+ * docs/protocol.md, "Modes"): a joiner CASes the group word first and
+ * then loads the owner word, an X taker CASes the owner word first and
+ * then loads the group word (both seq_cst: one of them sees the other
+ * and undoes); a member leaves by a CAS that expects the generation it
+ * joined, so a leave never lowers a later group's count; a joiner joins
+ * a generation as is only while its lease runs (tag and expiry), and
+ * extends that lease by CAS from the word it judged, checking its
+ * server clock after the CAS (as a renew does); anyone who finds the
+ * group empty or its lease ended starts a new generation, writing the
+ * new generation's lease *before* the group word that names it, so a
+ * count is never seen without its lease.
+ */
+#define LM_GROUP_IX  1u
+#define LM_GROUP_S   2u
+#define LM_GROUP_SIX 3u
+#define LM_GROUP_COUNT_MAX 0x7ffffu
+#define LM_GROUP_GEN(w)   ((uint32_t)((w) >> 40))
+#define LM_GROUP_KIND(w)  ((uint32_t)(((w) >> 38) & 0x3u))
+#define LM_GROUP_MAIN(w)  ((uint32_t)(((w) >> 19) & LM_GROUP_COUNT_MAX))
+#define LM_GROUP_IS(w)    ((uint32_t)((w) & LM_GROUP_COUNT_MAX))
+#define LM_GROUP_WORD(gen, kind, main, is)                               \
+	((((uint64_t)(gen) & 0xffffffu) << 40) |                         \
+	 ((uint64_t)((kind) & 0x3u) << 38) |                             \
+	 ((uint64_t)((main) & LM_GROUP_COUNT_MAX) << 19) |               \
+	 (uint64_t)((is) & LM_GROUP_COUNT_MAX))
+#define LM_GROUP_EMPTY(w) (LM_GROUP_MAIN(w) == 0 && LM_GROUP_IS(w) == 0)
+/* The lease tag of generation gen: the tag of an owner word no session
+ * can have (session field 0xffff, above LM_MAX_SESSIONS_LIMIT). */
+#define LM_GROUP_TAG(gen)                                                \
+	LM_OWNER_TAG((UINT64_C(0xffff) << 32) | ((uint64_t)(gen) & 0xffffffu))
+
+/*
+ * Join record (lm_session.joined[k][i]): the generation a session joined
+ * on table i for the lock of its held[k], and in which mode, so that
+ * whoever frees a dead session's grants leaves its groups for it.
+ *
+ *   bits 31..8  generation joined
+ *   bits  7..1  LM_MODE_* + 1
+ *   bit   0     set while the record stands
+ *
+ * Written after the join, cleared before the leave: a process killed
+ * between the two leaves a count one too high (safe: it ends with the
+ * group's lease), never one decremented twice.
+ */
+#define LM_JOIN_WORD(gen, mode)                                          \
+	((((uint32_t)(gen) & 0xffffffu) << 8) |                          \
+	 (((uint32_t)(mode) + 1u) << 1) | 1u)
+#define LM_JOIN_GEN(j)    ((uint32_t)(j) >> 8)
+#define LM_JOIN_MODE(j)   ((((uint32_t)(j) >> 1) & 0x7fu) - 1u)
+#define LM_JOIN_SET(j)    (((uint32_t)(j) & 1u) != 0)
 
 /* ---------------------------------------------------------------------
  * Session life word (lm_session.life): the slot's state, generation and
@@ -200,7 +286,8 @@ struct lm_session {
 	                              * by other waiters (a waiter cut off
 	                              * from a majority is passed over) and
 	                              * by tests, which may set bits. */
-	_Atomic uint32_t wait_mode;  /* roadmap: mode waited for (S, X, ...) */
+	_Atomic uint32_t wait_mode;  /* client: LM_MODE_* it waits for, stored
+	                              * before waiting_on (release) */
 	_Atomic uint32_t held_overflow; /* client: set (for the session's
 	                              * life) when it held more locks at once
 	                              * than held[] has room for */
@@ -222,6 +309,11 @@ struct lm_session {
 	                              * a server that finds the attempt frozen
 	                              * between its owner CAS and its lease
 	                              * bounds it by that TTL, not max TTL */
+	_Atomic uint32_t joined[LM_HELD_MAX][LM_NSERVERS]; /* client:
+	                              * LM_JOIN_WORD of each counted hold of
+	                              * held[k] on table i, else 0: set after
+	                              * the join, cleared before the leave;
+	                              * read by whoever frees the session */
 	_Atomic uint32_t inserting;  /* client: name slot + 1 it is claiming
 	                              * or filling in, else 0; stored before
 	                              * the claim (seq_cst), cleared once the
@@ -432,8 +524,10 @@ struct lm_slot {
 	                          * its owner CAS and by renew (CAS) */
 	_Atomic uint64_t token;  /* highest fencing token written back here
 	                          * for this lock; only raised (CAS max) */
-	_Atomic uint64_t shared; /* roadmap: holder counts per mode for
-	                          * shared and intention locks */
+	_Atomic uint64_t shared; /* group word (above): the counted holders;
+	                          * CAS only, by clients, by the server
+	                          * expiring a group, by the supervisor
+	                          * leaving a dead session's groups */
 	union {                  /* never wiped with the table: */
 		struct lm_queue queue;     /* table 0: the lock's wait queue */
 		struct lm_name_state name; /* table 1: its name's life */
@@ -639,7 +733,7 @@ struct lm_region_header {
 	uint8_t pad_[64];
 };
 
-_Static_assert(sizeof(struct lm_session) == 128, "session slot: two lines");
+_Static_assert(sizeof(struct lm_session) == 320, "session slot: 5 lines");
 _Static_assert(sizeof(struct lm_slot) == 64, "lock slot is a line");
 _Static_assert(sizeof(struct lm_name) == 280, "name slot size");
 _Static_assert(sizeof(struct lm_queue) == 32, "queue size");

@@ -23,6 +23,15 @@ int64_t lm_leases_end_ns(const struct lm_region *r, unsigned table,
 	uint32_t n = lm_names_in_use(r);
 	for (uint32_t lock = 0; lock < n; lock++) {
 		struct lm_slot *slot = lm_slot_of(r, table, lock);
+		/* A group's lease: its members may believe in it until it
+		 * ends (group words carry no epoch, so every life's count). */
+		uint64_t gw = atomic_load(&slot->shared);
+		if (!LM_GROUP_EMPTY(gw)) {
+			uint64_t gl = atomic_load(&slot->lease);
+			if (LM_LEASE_TAG(gl) == LM_GROUP_TAG(LM_GROUP_GEN(gw)) &&
+			    LM_LEASE_EXPIRY(gl) > latest)
+				latest = LM_LEASE_EXPIRY(gl);
+		}
 		uint64_t w = atomic_load(&slot->owner);
 		if (LM_OWNER_SESSION(w) == 0 ||
 		    (skip_epoch != UINT64_MAX &&

@@ -19,6 +19,9 @@ static bool in_use(const struct lm_region *r, uint32_t idx, bool take_marked)
 			return true;
 		if (!take_marked && w == LM_OWNER_ABANDONED)
 			return true;
+		if (!LM_GROUP_EMPTY(
+			    atomic_load(&lm_slot_of(r, i, idx)->shared)))
+			return true;
 	}
 	return LM_WAITERS_COUNT(atomic_load(&lm_queue_of(r, idx)->waiters)) !=
 	       0;

@@ -137,8 +137,12 @@ int lm_session_claim(struct lm_region *r, pid_t pid, uint64_t start_time,
 		atomic_store(&s->acquires, 0);
 		atomic_store(&s->held_overflow, 0);
 		atomic_store(&s->inserting, 0);
-		for (unsigned k = 0; k < LM_HELD_MAX; k++)
+		for (unsigned k = 0; k < LM_HELD_MAX; k++) {
 			atomic_store(&s->held[k], 0);
+			for (unsigned i = 0; i < LM_NSERVERS; i++)
+				atomic_store(&s->joined[k][i], 0);
+		}
+		atomic_store(&s->wait_mode, 0);
 		/* Pairs with the acquire loads of life by the supervisor
 		 * and lockctl: a LIVE slot has its identity filled in. */
 		uint64_t live = LM_SESS_WORD(pid, gen, LM_SESS_LIVE);

@@ -26,6 +26,7 @@ enum lm_status {
 	LM_R_SYS          = -1013, /* a system call failed (errno) */
 	LM_R_BADREGION    = -1014, /* not a region name */
 	LM_R_OTHERNS      = -1015, /* another pid/time namespace */
+	LM_R_DEADLOCK     = -1016, /* chosen to end a cycle of waits */
 };
 
 #endif

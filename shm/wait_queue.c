@@ -36,6 +36,7 @@
 
 #include "clock.h"
 #include "futex.h"
+#include "modes.h"
 #include "name_index.h"
 #include "session.h"
 #include "test_hook.h"
@@ -145,6 +146,19 @@ void lm_wake_next(struct lm_region *r, uint32_t lock, uint32_t self)
 	}
 }
 
+/* Wake the head of lock's queue if it waits for a mode compatible with
+ * `mode` (which we were just granted). */
+static void wake_if_compatible(struct lm_region *r, uint32_t lock,
+			       uint32_t self, uint32_t mode)
+{
+	int64_t head = queue_head(r, lock);
+	if (head < 0 || (uint32_t)head == self ||
+	    !lm_modes_compatible(mode, atomic_load(&r->sessions[head]
+							   .wait_mode)))
+		return;
+	lm_wake_next(r, lock, self);
+}
+
 void lm_wake_stalled(struct lm_region *r, uint32_t lock)
 {
 	uint32_t n = lm_sessions_in_use(r);
@@ -172,14 +186,19 @@ void lm_wake_stalled(struct lm_region *r, uint32_t lock)
 }
 
 /*
- * Is no waiter that can act ahead of us? A waiter whose process is
- * stopped (SIGSTOP, Ctrl-Z, a debugger) or gone, or cut off from a
- * majority (cut_off), cannot take its turn, so it is skipped: otherwise one frozen waiter would keep everyone behind
- * it off a free lock for as long as it stays frozen. Checking costs a
- * read of /proc per waiter ahead, paid only by waiters that are not the
- * head, on their way back to sleep.
+ * May we try the tables? Yes if no waiter ahead of us that can act
+ * wants a mode that conflicts with ours: a run of compatible waiters
+ * (readers) at the head of the queue tries together, and a reader
+ * behind a waiting writer waits (no writer starvation). A waiter whose
+ * process is stopped (SIGSTOP, Ctrl-Z, a debugger) or gone, or cut off
+ * from a majority (cut_off), cannot take its turn, so it is skipped:
+ * otherwise one frozen waiter would keep everyone behind it off a free
+ * lock for as long as it stays frozen. Checking costs a read of /proc
+ * per waiter ahead, paid only by waiters that are not the head, on
+ * their way back to sleep.
  */
-static bool is_head(struct lm_session_ctx *c, uint32_t lock, uint32_t ticket)
+static bool is_head(struct lm_session_ctx *c, uint32_t lock, uint32_t ticket,
+		    uint32_t mode)
 {
 	struct lm_region *r = &c->region;
 	uint32_t n = lm_sessions_in_use(r);
@@ -191,6 +210,8 @@ static bool is_head(struct lm_session_ctx *c, uint32_t lock, uint32_t ticket)
 					 memory_order_acquire) != lock + 1 ||
 		    !lm_session_is_live(ss) ||
 		    ticket_cmp(atomic_load(&ss->wait_ticket), ticket) >= 0)
+			continue;
+		if (lm_modes_compatible(mode, atomic_load(&ss->wait_mode)))
 			continue;
 		if (cut_off(ss) || !lm_session_process_running(ss))
 			continue;
@@ -228,10 +249,12 @@ uint32_t lm_queue_count(const struct lm_queue *q)
  * Join the count of lock's queue and publish waiting_on (the order and
  * the re-count are explained at LM_WAITERS_WORD in shm/layout.h).
  */
-static void join_queue(struct lm_session_ctx *c, uint32_t lock, uint32_t ticket)
+static void join_queue(struct lm_session_ctx *c, uint32_t lock, uint32_t ticket,
+		       uint32_t mode)
 {
 	struct lm_queue *q = lm_queue_of(&c->region, lock);
 	atomic_store(&c->self->wait_ticket, ticket);
+	atomic_store(&c->self->wait_mode, mode);
 	/* Count ourselves before we publish waiting_on: whoever takes us
 	 * out of the queue (we, or the supervisor after our death) does so
 	 * by clearing waiting_on and then lowers the count, so a death
@@ -298,12 +321,13 @@ static void leave_queue(struct lm_session_ctx *c, uint32_t lock, bool was_head)
 }
 
 int lm_wait_for_grant(struct lm_session_ctx *c, uint32_t lock, uint64_t gen,
-		      int64_t ttl_ms, int64_t deadline_ns, struct lm_hold *h)
+		      uint32_t mode, int64_t ttl_ms, int64_t deadline_ns,
+		      struct lm_hold *h)
 {
 	struct lm_region *r = &c->region;
 	struct lm_queue *name = lm_queue_of(r, lock);
 	uint32_t ticket = atomic_fetch_add(&name->ticket_next, 1);
-	join_queue(c, lock, ticket);
+	join_queue(c, lock, ticket, mode);
 
 	bool head = false;
 	for (;;) {
@@ -319,13 +343,19 @@ int lm_wait_for_grant(struct lm_session_ctx *c, uint32_t lock, uint64_t gen,
 			lm_wake_next(r, lock, c->session);
 			return LM_STALE_NAME;
 		}
-		head = is_head(c, lock, ticket);
+		head = is_head(c, lock, ticket, mode);
 		if (head) {
 			struct grab_info info;
-			enum grab_result gr = lm_grab(c, lock, gen, ttl_ms, h,
-						      &info);
+			enum grab_result gr = lm_grab(c, lock, gen, mode,
+						      ttl_ms, h, &info);
 			if (gr == GRAB_GRANTED) {
 				leave_queue(c, lock, true);
+				/* A counted mode passes the turn on to the
+				 * next waiter if it can join us: a run of
+				 * readers is woken one after the other. */
+				if (mode != LM_MODE_X_)
+					wake_if_compatible(r, lock, c->session,
+							   mode);
 				return 0;
 			}
 			if (gr == GRAB_STALE) {

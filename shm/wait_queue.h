@@ -23,7 +23,8 @@
  * (LM_R_INCOMPAT).
  */
 int lm_wait_for_grant(struct lm_session_ctx *c, uint32_t lock, uint64_t gen,
-		      int64_t ttl_ms, int64_t deadline_ns, struct lm_hold *h);
+		      uint32_t mode, int64_t ttl_ms, int64_t deadline_ns,
+		      struct lm_hold *h);
 /* May a newcomer go straight to the tables (bounded barging)? */
 bool lm_may_barge(const struct lm_region *r, uint32_t lock);
 

@@ -1,0 +1,47 @@
+/*
+ * group.c - steps on a lock's group of counted holders (group.h).
+ */
+#include <stdatomic.h>
+
+#include "clock.h"
+#include "group.h"
+#include "modes.h"
+
+bool lm_group_leave(struct lm_slot *slot, uint32_t gen, uint32_t mode)
+{
+	uint64_t w = atomic_load(&slot->shared);
+	for (;;) {
+		if (LM_GROUP_GEN(w) != (gen & 0xffffffu))
+			return false;
+		uint64_t less = lm_group_minus(w, mode);
+		if (less == w)
+			return false; /* no such member: leave it alone */
+		if (atomic_compare_exchange_weak(&slot->shared, &w, less))
+			return true;
+	}
+}
+
+bool lm_group_end(struct lm_slot *slot, uint64_t w)
+{
+	return atomic_compare_exchange_strong(&slot->shared, &w,
+					      lm_group_reset(w));
+}
+
+bool lm_group_extend(struct lm_slot *slot, const struct lm_server *srv,
+		     uint32_t gen, int64_t expiry)
+{
+	uint32_t tag = LM_GROUP_TAG(gen);
+	uint64_t lease = atomic_load(&slot->lease);
+	for (;;) {
+		int64_t srv_now = lm_server_clock_ms(srv, lm_now_ns());
+		if (LM_LEASE_TAG(lease) != tag ||
+		    LM_LEASE_EXPIRY(lease) <= srv_now)
+			return false;
+		if (LM_LEASE_EXPIRY(lease) >= expiry)
+			return true; /* it runs longer than we need already */
+		uint64_t next = LM_LEASE_WORD_TAGGED(tag, expiry);
+		if (atomic_compare_exchange_weak(&slot->lease, &lease, next))
+			break;
+	}
+	return lm_server_clock_ms(srv, lm_now_ns()) < LM_LEASE_EXPIRY(lease);
+}
