@@ -181,7 +181,8 @@ static int grab_rc(enum grab_result gr)
  */
 static int acquire_once(lm_client *c, uint32_t lock, uint64_t gen,
 			uint32_t mode, int64_t ttl_ms, int64_t wait_ms,
-			int64_t deadline, struct lm_hold *h)
+			int64_t deadline, int64_t deadlock_ms,
+			struct lm_hold *h)
 {
 	/* Go straight to the tables when nobody waits, or when the head of
 	 * the queue has not waited long (bounded barging, wait_queue.c). */
@@ -216,12 +217,13 @@ static int acquire_once(lm_client *c, uint32_t lock, uint64_t gen,
 		return LM_EBUSY;
 	}
 	int rc = lm_wait_for_grant(&c->ctx, lock, gen, mode, ttl_ms,
-				   deadline, h);
+				   deadline, deadlock_ms, h);
 	return rc == LM_ENOQUORUM ? no_quorum(c) : rc;
 }
 
 static int acquire_ref(lm_client *c, lm_lockref *ref, uint32_t mode,
-		       int64_t ttl_ms, int64_t wait_ms, lm_grant *g)
+		       int64_t ttl_ms, int64_t wait_ms, int64_t deadlock_ms,
+		       lm_grant *g)
 {
 	if (c == NULL || ref == NULL || g == NULL ||
 	    REF_CHECK(ref) != ref_check(ref) ||
@@ -239,7 +241,8 @@ static int acquire_ref(lm_client *c, lm_lockref *ref, uint32_t mode,
 	for (;;) {
 		struct lm_hold h;
 		rc = acquire_once(c, (uint32_t)REF_IDX(ref), REF_GEN(ref),
-				  mode, ttl_ms, wait_ms, deadline, &h);
+				  mode, ttl_ms, wait_ms, deadline, deadlock_ms,
+				  &h);
 		if (rc == 0)
 			lm_hold_to_grant(g, &h);
 		if (rc != LM_STALE_NAME)
@@ -257,11 +260,13 @@ static int acquire_ref(lm_client *c, lm_lockref *ref, uint32_t mode,
 int lm_acquire_ref(lm_client *c, lm_lockref *ref, int64_t ttl_ms,
 		   int64_t wait_ms, lm_grant *g)
 {
-	return acquire_ref(c, ref, LM_MODE_X, ttl_ms, wait_ms, g);
+	return acquire_ref(c, ref, LM_MODE_X, ttl_ms, wait_ms,
+			   LM_DEADLOCK_TIMEOUT_MS, g);
 }
 
 static int acquire_name(lm_client *c, const char *name, uint32_t mode,
-			int64_t ttl_ms, int64_t wait_ms, lm_grant *g)
+			int64_t ttl_ms, int64_t wait_ms, int64_t deadlock_ms,
+			lm_grant *g)
 {
 	if (c == NULL || g == NULL)
 		return LM_EINVAL;
@@ -274,13 +279,14 @@ static int acquire_name(lm_client *c, const char *name, uint32_t mode,
 	rc = lm_lookup(c, name, &ref);
 	if (rc != 0)
 		return rc;
-	return acquire_ref(c, &ref, mode, ttl_ms, wait_ms, g);
+	return acquire_ref(c, &ref, mode, ttl_ms, wait_ms, deadlock_ms, g);
 }
 
 int lm_acquire(lm_client *c, const char *name, int64_t ttl_ms,
 	       int64_t wait_ms, lm_grant *g)
 {
-	return acquire_name(c, name, LM_MODE_X, ttl_ms, wait_ms, g);
+	return acquire_name(c, name, LM_MODE_X, ttl_ms, wait_ms,
+			    LM_DEADLOCK_TIMEOUT_MS, g);
 }
 
 int lm_acquire_ex(lm_client *c, const char *name,
@@ -298,7 +304,16 @@ int lm_acquire_ex(lm_client *c, const char *name,
 			return LM_EINVAL;
 	if (o.mode >= LM_MODE_COUNT || o.flags != 0 || o.reserved_ != 0)
 		return LM_EINVAL;
-	return acquire_name(c, name, o.mode, o.ttl_ms, o.wait_ms, g);
+	int64_t deadlock_ms = o.deadlock_timeout_ms == 0
+				      ? LM_DEADLOCK_TIMEOUT_MS
+				      : o.deadlock_timeout_ms;
+	return acquire_name(c, name, o.mode, o.ttl_ms, o.wait_ms, deadlock_ms,
+			    g);
+}
+
+const char *lm_deadlock_cycle(const lm_client *c)
+{
+	return c == NULL ? "" : c->ctx.deadlock;
 }
 
 static int check_grant(const lm_client *c, const lm_grant *g)

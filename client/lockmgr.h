@@ -172,6 +172,17 @@ typedef struct lm_acquire_opts {
 int lm_acquire_ex(lm_client *c, const char *name,
 		  const lm_acquire_opts *opts, lm_grant *g);
 
+/* How long a wait lasts before it looks for a cycle of waits, unless
+ * lm_acquire_opts says otherwise (PostgreSQL's deadlock_timeout). */
+#define LM_DEADLOCK_TIMEOUT_MS 1000
+
+/*
+ * The cycle that this client's last LM_EDEADLK ended, as one line
+ * ("session 3 (pid 812) waits for X on '/a', held by session 5 in S;
+ * ..."), or "" if none. Valid until the client's next acquire.
+ */
+const char *lm_deadlock_cycle(const lm_client *c);
+
 /* Extend the lease to ttl_ms from now. LM_ELEASELOST if it was lost. */
 int lm_renew(lm_client *c, lm_grant *g, int64_t ttl_ms);
 

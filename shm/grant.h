@@ -29,6 +29,7 @@ struct lm_session_ctx {
 	bool held_overflow;     /* mirrors self->held_overflow */
 	uint32_t iso_gen;       /* the isolation generation self->isolated
 	                         * was last refreshed at (lm_ctx_isolation) */
+	char deadlock[512];     /* the cycle the last LM_R_DEADLOCK ended */
 };
 
 /*

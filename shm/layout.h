@@ -314,12 +314,23 @@ struct lm_session {
 	                              * held[k] on table i, else 0: set after
 	                              * the join, cleared before the leave;
 	                              * read by whoever frees the session */
+	_Atomic int64_t wait_since_ns; /* client: CLOCK_MONOTONIC time its
+	                              * current wait began, stored before
+	                              * waiting_on (release); deadlock
+	                              * detection picks the youngest waiter */
+	_Atomic uint64_t victim;     /* a deadlock detector (any client):
+	                              * LM_WAIT_ID of the wait it chose to
+	                              * end; the waiter compares it with its
+	                              * own wait's id when it wakes */
+	_Atomic uint32_t wait_flags; /* client: LM_WAITF_*, stored before
+	                              * waiting_on (release) */
 	_Atomic uint32_t inserting;  /* client: name slot + 1 it is claiming
 	                              * or filling in, else 0; stored before
 	                              * the claim (seq_cst), cleared once the
 	                              * name is linked, reset at connect. A
 	                              * server frees a claim no LIVE session
 	                              * names (its inserter died). */
+	uint8_t pad_[40];
 };
 
 /* ---------------------------------------------------------------------
@@ -484,6 +495,11 @@ struct lm_name_state {
  * have been lowered already): one too many is repaired by a recount.
  */
 #define LM_WAIT_LEAVING           0x80000000u
+/* One wait of one session: its lock and its ticket (lm_session.victim). */
+#define LM_WAIT_ID(lock, ticket)  (((uint64_t)((lock) + 1u) << 32) | (ticket))
+/* lm_session.wait_flags */
+#define LM_WAITF_DEADLOCK 0x1u /* this wait looks for deadlocks (and may
+				* be chosen to end one) */
 #define LM_WAIT_LOCK(on)          ((on) & ~LM_WAIT_LEAVING)
 #define LM_WAITERS_GEN(w)         ((uint32_t)((w) >> 32))
 #define LM_WAITERS_WORD(gen, n)   (((uint64_t)(gen) << 32) | (uint32_t)(n))
@@ -733,7 +749,7 @@ struct lm_region_header {
 	uint8_t pad_[64];
 };
 
-_Static_assert(sizeof(struct lm_session) == 320, "session slot: 5 lines");
+_Static_assert(sizeof(struct lm_session) == 384, "session slot: 6 lines");
 _Static_assert(sizeof(struct lm_slot) == 64, "lock slot is a line");
 _Static_assert(sizeof(struct lm_name) == 280, "name slot size");
 _Static_assert(sizeof(struct lm_queue) == 32, "queue size");

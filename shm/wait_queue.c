@@ -33,8 +33,10 @@
  * waiter's try sees the tables free.
  */
 #include <stdatomic.h>
+#include <stdio.h>
 
 #include "clock.h"
+#include "deadlock.h"
 #include "futex.h"
 #include "modes.h"
 #include "name_index.h"
@@ -250,11 +252,13 @@ uint32_t lm_queue_count(const struct lm_queue *q)
  * the re-count are explained at LM_WAITERS_WORD in shm/layout.h).
  */
 static void join_queue(struct lm_session_ctx *c, uint32_t lock, uint32_t ticket,
-		       uint32_t mode)
+		       uint32_t mode, bool deadlock)
 {
 	struct lm_queue *q = lm_queue_of(&c->region, lock);
 	atomic_store(&c->self->wait_ticket, ticket);
 	atomic_store(&c->self->wait_mode, mode);
+	atomic_store(&c->self->wait_since_ns, lm_now_ns());
+	atomic_store(&c->self->wait_flags, deadlock ? LM_WAITF_DEADLOCK : 0);
 	/* Count ourselves before we publish waiting_on: whoever takes us
 	 * out of the queue (we, or the supervisor after our death) does so
 	 * by clearing waiting_on and then lowers the count, so a death
@@ -322,12 +326,20 @@ static void leave_queue(struct lm_session_ctx *c, uint32_t lock, bool was_head)
 
 int lm_wait_for_grant(struct lm_session_ctx *c, uint32_t lock, uint64_t gen,
 		      uint32_t mode, int64_t ttl_ms, int64_t deadline_ns,
-		      struct lm_hold *h)
+		      int64_t deadlock_ms, struct lm_hold *h)
 {
 	struct lm_region *r = &c->region;
 	struct lm_queue *name = lm_queue_of(r, lock);
 	uint32_t ticket = atomic_fetch_add(&name->ticket_next, 1);
-	join_queue(c, lock, ticket, mode);
+	join_queue(c, lock, ticket, mode, deadlock_ms >= 0);
+	uint64_t my_wait = LM_WAIT_ID(lock, ticket);
+	/* A century is "never" (and would overflow). */
+	int64_t deadlock_ns = deadlock_ms < 0 || deadlock_ms > INT64_C(3153600000000)
+				      ? INT64_MAX
+				      : deadlock_ms * 1000000;
+	int64_t next_search = deadlock_ns == INT64_MAX
+				      ? INT64_MAX
+				      : lm_now_ns() + deadlock_ns;
 
 	bool head = false;
 	for (;;) {
@@ -381,6 +393,31 @@ int lm_wait_for_grant(struct lm_session_ctx *c, uint32_t lock, uint64_t gen,
 			}
 			now = lm_now_ns();
 		}
+		/* Chosen to end a cycle of waits, by us or by another
+		 * member's search (deadlock.c). */
+		bool victim = atomic_load(&c->self->victim) == my_wait;
+		if (!victim && now >= next_search) {
+			enum lm_deadlock dl = lm_deadlock_search(
+				r, c->session, now, c->deadlock,
+				sizeof(c->deadlock));
+			victim = dl == LM_DEADLOCK_SELF;
+			next_search = now + deadlock_ns;
+		} else if (victim) {
+			/* Say which cycle, if it still stands as we look. */
+			if (lm_deadlock_search(r, c->session, now, c->deadlock,
+					       sizeof(c->deadlock)) ==
+			    LM_DEADLOCK_NONE)
+				snprintf(c->deadlock, sizeof(c->deadlock),
+					 "another waiter's search found this "
+					 "wait in a cycle");
+		}
+		if (victim) {
+			leave_queue(c, lock, head);
+			lm_wake_next(r, lock, c->session);
+			return LM_R_DEADLOCK;
+		}
+		if (sleep_until > next_search)
+			sleep_until = next_search;
 		/* A stopped service will not come back within a wait. */
 		bool stopped = atomic_load(&r->hdr->supervisor_state) ==
 			       LM_SUP_STOPPED && lm_quorum_lost(c);

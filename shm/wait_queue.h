@@ -19,12 +19,15 @@
 /*
  * Wait in lock's queue until granted (0), the deadline passes
  * (LM_R_TIMEDOUT, or LM_R_NOQUORUM if that is why), the name is
- * reclaimed (LM_STALE_NAME) or its token mark is at the top
- * (LM_R_INCOMPAT).
+ * reclaimed (LM_STALE_NAME), its token mark is at the top
+ * (LM_R_INCOMPAT), or the wait is chosen to end a cycle of waits
+ * (LM_R_DEADLOCK, the cycle described in c->deadlock). Once it has
+ * waited deadlock_ms (< 0: never), and every deadlock_ms after that, it
+ * searches for such a cycle (shm/deadlock.h).
  */
 int lm_wait_for_grant(struct lm_session_ctx *c, uint32_t lock, uint64_t gen,
 		      uint32_t mode, int64_t ttl_ms, int64_t deadline_ns,
-		      struct lm_hold *h);
+		      int64_t deadlock_ms, struct lm_hold *h);
 /* May a newcomer go straight to the tables (bounded barging)? */
 bool lm_may_barge(const struct lm_region *r, uint32_t lock);
 

@@ -1,0 +1,38 @@
+/*
+ * deadlock.h - finding a cycle of waits (PostgreSQL's model: a waiter
+ * that has waited its deadlock timeout searches the waits-for graph).
+ *
+ * The graph: a waiting session waits for every session that holds its
+ * lock in a conflicting mode (holders.h) and for every runnable waiter
+ * ahead of it in the lock's queue that wants a conflicting mode (the
+ * queue lets nobody overtake those). A cycle through the searcher is
+ * looked for twice, and counts only if the second look finds the same
+ * waits (the same wait ids) still there: a waiting session can do
+ * nothing else, so a wait seen twice lasted in between, and holders
+ * blocked in a wait can release nothing. Victim policy: the youngest
+ * wait of the cycle (latest wait_since_ns, then highest session index)
+ * among those that look for deadlocks. Every searcher of one cycle
+ * computes the same victim, so a cycle ends one wait, not several.
+ */
+#ifndef LOCKMGR_SHM_DEADLOCK_H
+#define LOCKMGR_SHM_DEADLOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "region.h"
+
+enum lm_deadlock {
+	LM_DEADLOCK_NONE,  /* no cycle through the searcher */
+	LM_DEADLOCK_SELF,  /* a cycle; the searcher's wait is the victim */
+	LM_DEADLOCK_OTHER, /* a cycle; its victim was marked and woken */
+};
+
+/*
+ * Search from session self (which is waiting). On a cycle, describe it
+ * in msg (one line naming each wait and what it waits for).
+ */
+enum lm_deadlock lm_deadlock_search(struct lm_region *r, uint32_t self,
+				    int64_t now_ns, char *msg, size_t msgn);
+
+#endif
