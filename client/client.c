@@ -217,7 +217,7 @@ static int acquire_once(lm_client *c, uint32_t lock, uint64_t gen,
 		return LM_EBUSY;
 	}
 	int rc = lm_wait_for_grant(&c->ctx, lock, gen, mode, ttl_ms,
-				   deadline, deadlock_ms, h);
+				   deadline, deadlock_ms, h, false);
 	return rc == LM_ENOQUORUM ? no_quorum(c) : rc;
 }
 
@@ -352,4 +352,57 @@ int lm_release(lm_client *c, lm_grant *g)
 	rc = lm_hold_release(&c->ctx, &h);
 	lm_hold_to_grant(g, &h);
 	return rc;
+}
+
+int lm_convert(lm_client *c, lm_grant *g, uint32_t mode, int64_t ttl_ms,
+	       int64_t wait_ms)
+{
+	int rc = check_grant(c, g);
+	if (rc != 0)
+		return rc;
+	if (mode >= LM_MODE_COUNT)
+		return LM_EINVAL;
+	if (mode == g->mode)
+		return 0;
+	struct lm_hold h;
+	lm_hold_from_grant(&h, g);
+	if (g->mode == LM_MODE_X) {
+		rc = lm_hold_downgrade(&c->ctx, &h, mode);
+		lm_hold_to_grant(g, &h);
+		return rc;
+	}
+	if (mode != LM_MODE_X)
+		return LM_EINVAL; /* between counted modes: not supported */
+	rc = check_ttl(c, ttl_ms);
+	if (rc != 0)
+		return rc;
+	struct lm_region *r = &c->ctx.region;
+	uint32_t lock = h.lock;
+	struct grab_info info;
+	enum grab_result gr = GRAB_BUSY;
+	/* Straight to the tables unless others wait (bounded barging). */
+	if (lm_may_barge(r, lock))
+		gr = lm_hold_upgrade(&c->ctx, &h, ttl_ms, &info);
+	if (gr == GRAB_BUSY && wait_ms != 0) {
+		int64_t deadline = wait_ms < 0 || wait_ms > INT64_C(3153600000000)
+					   ? INT64_MAX
+					   : lm_now_ns() + wait_ms * 1000000;
+		uint64_t gen = LM_NAME_GEN(atomic_load(lm_name_life(r, lock)));
+		rc = lm_wait_for_grant(&c->ctx, lock, gen, LM_MODE_X, ttl_ms,
+				       deadline, LM_DEADLOCK_TIMEOUT_MS, &h,
+				       true);
+		lm_hold_to_grant(g, &h);
+		if (rc == LM_ENOQUORUM)
+			return no_quorum(c);
+		return rc == LM_STALE_NAME ? LM_ELEASELOST : rc;
+	}
+	lm_hold_to_grant(g, &h);
+	switch (gr) {
+	case GRAB_GRANTED:
+		return 0;
+	case GRAB_LOST:
+		return LM_ELEASELOST;
+	default:
+		return LM_EBUSY;
+	}
 }

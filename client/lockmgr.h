@@ -15,6 +15,7 @@
  *   lm_acquire_ref               as lm_acquire, for a resolved name.
  *   lm_acquire_ex                as lm_acquire, with a mode and options.
  *   lm_lookup                    never blocks.
+ *   lm_convert                   an upgrade may block up to wait_ms.
  *   lm_renew, lm_release         never block.
  *   lm_strerror                  thread-safe, never blocks.
  *
@@ -182,6 +183,20 @@ int lm_acquire_ex(lm_client *c, const char *name,
  * ..."), or "" if none. Valid until the client's next acquire.
  */
 const char *lm_deadlock_cycle(const lm_client *c);
+
+/*
+ * Change the mode of a held grant in place. Upgrade (a counted mode to
+ * X) waits like an acquire (wait_ms as lm_acquire's) until this session
+ * is the lock's only holder, then the grant is X with a new token and a
+ * lease of ttl_ms; while it waits it still holds its old mode, and if
+ * the upgrade fails (LM_EBUSY, LM_ETIMEDOUT, LM_EDEADLK when two
+ * sessions upgrade the same lock, LM_ENOQUORUM) it still does. Downgrade
+ * (X to a counted mode) is immediate, keeps the token and the lease, and
+ * lets waiting readers in. LM_ELEASELOST if the grant was lost; LM_EINVAL
+ * between two counted modes.
+ */
+int lm_convert(lm_client *c, lm_grant *g, uint32_t mode, int64_t ttl_ms,
+	       int64_t wait_ms);
 
 /* Extend the lease to ttl_ms from now. LM_ELEASELOST if it was lost. */
 int lm_renew(lm_client *c, lm_grant *g, int64_t ttl_ms);

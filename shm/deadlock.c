@@ -37,12 +37,8 @@ static bool cannot_act(const struct lm_session *ss)
 	       !lm_session_process_running(ss);
 }
 
-/*
- * Whom session s waits for (sessions into out, at most n); returns the
- * count. What it found for each: why[k] (the mode that blocks).
- */
-static size_t blockers(const struct lm_region *r, uint32_t s, int64_t now_ns,
-		       uint32_t *out, uint32_t *why, size_t n)
+size_t lm_wait_blockers(const struct lm_region *r, uint32_t s,
+			int64_t now_ns, struct lm_blocker *out, size_t n)
 {
 	uint64_t id = wait_id(r, s);
 	if (id == 0)
@@ -52,17 +48,14 @@ static size_t blockers(const struct lm_region *r, uint32_t s, int64_t now_ns,
 	size_t k = 0;
 	struct lm_holder h[CYCLE_MAX];
 	size_t nh = lm_lock_holders(r, lock, now_ns, h, CYCLE_MAX);
-	for (size_t j = 0; j < nh && j < CYCLE_MAX; j++) {
+	for (size_t j = 0; j < nh && j < CYCLE_MAX && k < n; j++) {
 		if (h[j].session == s || lm_modes_compatible(mode, h[j].mode))
 			continue;
-		if (k < n) {
-			out[k] = h[j].session;
-			why[k] = h[j].mode;
-		}
-		k++;
+		out[k++] = (struct lm_blocker){ .session = h[j].session,
+						.mode = h[j].mode };
 	}
 	uint32_t ns = lm_sessions_in_use(r);
-	for (uint32_t t = 0; t < ns; t++) {
+	for (uint32_t t = 0; t < ns && k < n; t++) {
 		if (t == s)
 			continue;
 		uint64_t tid = wait_id(r, t);
@@ -73,13 +66,24 @@ static size_t blockers(const struct lm_region *r, uint32_t s, int64_t now_ns,
 		uint32_t tm = atomic_load(&ts->wait_mode);
 		if (lm_modes_compatible(mode, tm) || cannot_act(ts))
 			continue;
-		if (k < n) {
-			out[k] = t;
-			why[k] = tm | 0x100u; /* a waiter, not a holder */
-		}
-		k++;
+		out[k++] = (struct lm_blocker){ .session = t, .mode = tm,
+						.queued = true };
 	}
-	return k < n ? k : n;
+	return k;
+}
+
+/* Whom session s waits for, as edges (sessions) with why[]: the mode
+ * held, or the mode queued for | 0x100. */
+static size_t blockers(const struct lm_region *r, uint32_t s, int64_t now_ns,
+		       uint32_t *out, uint32_t *why, size_t n)
+{
+	struct lm_blocker b[CYCLE_MAX];
+	size_t k = lm_wait_blockers(r, s, now_ns, b, n < CYCLE_MAX ? n : CYCLE_MAX);
+	for (size_t j = 0; j < k; j++) {
+		out[j] = b[j].session;
+		why[j] = b[j].mode | (b[j].queued ? 0x100u : 0);
+	}
+	return k;
 }
 
 /*

@@ -17,10 +17,25 @@
 #ifndef LOCKMGR_SHM_DEADLOCK_H
 #define LOCKMGR_SHM_DEADLOCK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "region.h"
+
+/* One session a waiter waits for. */
+struct lm_blocker {
+	uint32_t session;
+	uint32_t mode;   /* the mode it holds, or is queued for */
+	bool queued;     /* a waiter ahead in the queue, not a holder */
+};
+
+/*
+ * The sessions session s waits for now (none if it does not wait), at
+ * most n into out; returns how many were written.
+ */
+size_t lm_wait_blockers(const struct lm_region *r, uint32_t s,
+			int64_t now_ns, struct lm_blocker *out, size_t n);
 
 enum lm_deadlock {
 	LM_DEADLOCK_NONE,  /* no cycle through the searcher */

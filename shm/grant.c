@@ -43,6 +43,7 @@
 #include "clock.h"
 #include "futex.h"
 #include "grant.h"
+#include "grant_steps.h"
 #include "group.h"
 #include "heartbeat.h"
 #include "isolation.h"
@@ -116,13 +117,6 @@ bool lm_grant_holds_quorum_elsewhere(const struct lm_region *r,
 	return held >= LM_QUORUM;
 }
 
-/* What a grab may do with the owner word it found on a table. */
-enum take {
-	TAKE,       /* free, from an earlier life, abandoned or expired */
-	TAKE_BUSY,  /* held by a live lease */
-	TAKE_STALE, /* from a later life than our look at the server: our
-		     * view of the server is out of date; look again */
-};
 
 /*
  * May the owner word cur of table i's slot be replaced by a new grant at
@@ -140,7 +134,7 @@ enum take {
  * as "an earlier life" once let a grab with a stale view break mutual
  * exclusion.
  */
-static enum take slot_takeable(const struct lm_region *r, uint32_t lock,
+enum take lm_slot_takeable(const struct lm_region *r, uint32_t lock,
 			       unsigned i, uint64_t cur, uint64_t epoch,
 			       int64_t t0, int64_t srv_now, bool *abandoned,
 			       int64_t *busy_until_srv)
@@ -234,7 +228,7 @@ static unsigned give_up(struct lm_session_ctx *c, uint32_t lock,
  * which with a state directory is what it has made durable. Asks for
  * more half a block ahead, so that grants rarely wait for an fsync.
  */
-static bool within_reservation(struct lm_server *srv, uint64_t token,
+bool lm_within_reservation(struct lm_server *srv, uint64_t token,
 			       int64_t deadline_ns)
 {
 	uint64_t res = atomic_load_explicit(&srv->token_reserved,
@@ -266,7 +260,7 @@ static bool within_reservation(struct lm_server *srv, uint64_t token,
 
 /* Take a free entry of our session's held[] for lock, or -1 (and mark
  * the session as needing a full scan at cleanup). */
-static int held_take(struct lm_session_ctx *c, uint32_t lock)
+int lm_held_take(struct lm_session_ctx *c, uint32_t lock)
 {
 	uint32_t free = ~c->held_used & ((1u << LM_HELD_MAX) - 1);
 	if (free == 0) {
@@ -283,7 +277,7 @@ static int held_take(struct lm_session_ctx *c, uint32_t lock)
 	return k;
 }
 
-static void held_put(struct lm_session_ctx *c, int k)
+void lm_held_put(struct lm_session_ctx *c, int k)
 {
 	if (k < 0 || k >= (int)LM_HELD_MAX || !(c->held_used & (1u << k)))
 		return;
@@ -291,7 +285,7 @@ static void held_put(struct lm_session_ctx *c, int k)
 	c->held_used &= ~(1u << k);
 }
 
-static void raise_token(_Atomic uint64_t *t, uint64_t v)
+void lm_raise_token(_Atomic uint64_t *t, uint64_t v)
 {
 	uint64_t cur = atomic_load_explicit(t, memory_order_relaxed);
 	while (cur < v && !atomic_compare_exchange_weak(t, &cur, v))
@@ -305,7 +299,7 @@ static void raise_token(_Atomic uint64_t *t, uint64_t v)
  * wrote one), ours replaces it only while the owner word is still ours;
  * false means the slot was taken over and is not ours at all.
  */
-static bool store_lease(struct lm_slot *slot, uint64_t w, uint64_t seen,
+bool lm_store_lease(struct lm_slot *slot, uint64_t w, uint64_t seen,
 			uint64_t mine)
 {
 	while (!atomic_compare_exchange_strong(&slot->lease, &seen, mine)) {
@@ -325,7 +319,7 @@ static bool store_lease(struct lm_slot *slot, uint64_t w, uint64_t seen,
  * each server is taken into account, so a grant on a server whose clock
  * runs fast is trusted for less.
  */
-static int64_t valid_until(const struct lm_region *r, unsigned mask,
+int64_t lm_valid_until(const struct lm_region *r, unsigned mask,
 			   const int64_t *expiry, const int64_t *srv_now,
 			   int64_t t0, int64_t ttl_ms)
 {
@@ -410,7 +404,7 @@ static enum step claim_owner(struct lm_session_ctx *c, uint32_t lock,
 	uint64_t lease_seen;
 	for (;;) {
 		lease_seen = atomic_load(&slot->lease);
-		enum take t = slot_takeable(r, lock, ts->i, cur,
+		enum take t = lm_slot_takeable(r, lock, ts->i, cur,
 					    LM_SRV_EPOCH(ts->st), ts->t0,
 					    ts->srv_now, &ts->abandoned,
 					    &ts->busy_until_srv);
@@ -429,7 +423,7 @@ static enum step claim_owner(struct lm_session_ctx *c, uint32_t lock,
 		atomic_compare_exchange_strong(&slot->owner, &w, back);
 		return STEP_BUSY;
 	}
-	if (!store_lease(slot, w, lease_seen,
+	if (!lm_store_lease(slot, w, lease_seen,
 			 LM_LEASE_WORD(w, ts->expiry)))
 		return STEP_LOST; /* taken over while we stood still */
 	if (atomic_load(&r->servers[ts->i]->state) != ts->st) {
@@ -457,7 +451,7 @@ static bool owner_clear(struct lm_region *r, uint32_t lock,
 	uint64_t cur = atomic_load(&slot->owner);
 	for (;;) {
 		bool abandoned = false;
-		enum take t = slot_takeable(r, lock, ts->i, cur,
+		enum take t = lm_slot_takeable(r, lock, ts->i, cur,
 					    LM_SRV_EPOCH(ts->st), ts->t0,
 					    ts->srv_now, &abandoned,
 					    &ts->busy_until_srv);
@@ -561,11 +555,11 @@ static bool write_back_token(struct lm_region *r, uint32_t lock,
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
 		if (!(mask & (1u << i)))
 			continue;
-		if (!within_reservation(r->servers[i], *token, deadline_ns))
+		if (!lm_within_reservation(r->servers[i], *token, deadline_ns))
 			continue; /* not written here: verify drops it */
 		_Atomic uint64_t *t = &lm_slot_of(r, i, lock)->token;
 		if (!strict) {
-			raise_token(t, *token);
+			lm_raise_token(t, *token);
 			continue;
 		}
 		uint64_t cur = atomic_load(t);
@@ -597,7 +591,7 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
 
 	/* Record the lock before any owner CAS, so that whoever cleans up
 	 * after our death finds it without scanning every lock. */
-	int held = held_take(c, lock);
+	int held = lm_held_take(c, lock);
 	LM_HOOK("grant.before_tables");
 
 	unsigned mask = 0, usable = 0;
@@ -620,7 +614,7 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
 	usable = (unsigned)__builtin_popcount(up);
 	info->usable = (int)usable;
 	if (usable < LM_QUORUM) {
-		held_put(c, held);
+		lm_held_put(c, held);
 		return GRAB_NOQUORUM;
 	}
 
@@ -674,13 +668,13 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
 		fail = GRAB_RETRY;
 	if (fail != GRAB_GRANTED) {
 		give_up(c, lock, h, mask, undo);
-		held_put(c, held);
+		lm_held_put(c, held);
 		return fail;
 	}
 
 	/* At most this long (verify may shorten it): the reservations must
 	 * cover it. */
-	int64_t deadline_ns = valid_until(r, mask, expiry, srv_now, t0, ttl_ms);
+	int64_t deadline_ns = lm_valid_until(r, mask, expiry, srv_now, t0, ttl_ms);
 	uint64_t token = 0;
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
 		if (!(mask & (1u << i)))
@@ -705,7 +699,7 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
 		 * a token that wrapped to 0 would not increase. (Or others
 		 * kept taking the next token first: try again.) */
 		give_up(c, lock, h, mask, undo);
-		held_put(c, held);
+		lm_held_put(c, held);
 		return token == UINT64_MAX ? GRAB_DAMAGED : GRAB_RETRY;
 	}
 
@@ -737,13 +731,13 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
 	 * dropped here holds nothing, however long its lease looked. (All
 	 * verified, the usual case: the bound above stands.) */
 	if (ok != mask)
-		deadline_ns = valid_until(r, ok, expiry, srv_now, t0, ttl_ms);
+		deadline_ns = lm_valid_until(r, ok, expiry, srv_now, t0, ttl_ms);
 	/* The clock is read again after the checks: an acquire that
 	 * completes past its own deadline is already a zombie. */
 	if (__builtin_popcount(ok) < (int)LM_QUORUM ||
 	    lm_now_ns() >= deadline_ns) {
 		give_up(c, lock, h, mask, undo);
-		held_put(c, held);
+		lm_held_put(c, held);
 		return GRAB_RETRY;
 	}
 
@@ -840,7 +834,7 @@ int lm_hold_renew(struct lm_session_ctx *c, struct lm_hold *h, int64_t ttl_ms)
 	 * a partition, as above: there the lease runs out). */
 	give_up(c, lock, h, lost & ~iso, LM_OWNER_FREE);
 	h->mask = mask & ~lost;
-	h->valid_until_ns = valid_until(r, h->mask, expiry, srv_now, t0,
+	h->valid_until_ns = lm_valid_until(r, h->mask, expiry, srv_now, t0,
 					ttl_ms);
 	return 0;
 }
@@ -857,7 +851,7 @@ int lm_hold_release(struct lm_session_ctx *c, struct lm_hold *h)
 				late ? LM_OWNER_ABANDONED : LM_OWNER_FREE);
 	h->live = 0;
 	h->mask = 0;
-	held_put(c, h->held);
+	lm_held_put(c, h->held);
 	return kept >= LM_QUORUM && !late ? 0 : LM_R_LEASELOST;
 }
 

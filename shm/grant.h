@@ -75,6 +75,7 @@ enum grab_result {
 	GRAB_STALE,     /* the name's life ended (it was reclaimed) */
 	GRAB_DAMAGED,   /* the lock's token mark is at its top: a damaged
 			 * region (no grant could get a larger token) */
+	GRAB_LOST,      /* upgrade: the grant being converted was lost */
 };
 
 struct grab_info {
@@ -116,6 +117,18 @@ int lm_hold_renew(struct lm_session_ctx *c, struct lm_hold *h,
 		  int64_t ttl_ms);
 /* 0, or LM_R_LEASELOST if the lease had been lost meanwhile. */
 int lm_hold_release(struct lm_session_ctx *c, struct lm_hold *h);
+
+/*
+ * One attempt to turn counted hold h into X (convert.c): GRAB_GRANTED (h
+ * is X now, with a new token), GRAB_BUSY (others are members too; h is
+ * unchanged), GRAB_RETRY, or GRAB_LOST (h lost its majority).
+ */
+enum grab_result lm_hold_upgrade(struct lm_session_ctx *c, struct lm_hold *h,
+				 int64_t ttl_ms, struct grab_info *info);
+/* Turn X hold h into counted mode `mode` at once (convert.c): 0, or
+ * LM_R_LEASELOST if it no longer held a majority. */
+int lm_hold_downgrade(struct lm_session_ctx *c, struct lm_hold *h,
+		      uint32_t mode);
 
 /* Who frees a dead or departing session's grants, and is not a client
  * waiting in a queue itself. */

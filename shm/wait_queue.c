@@ -326,7 +326,7 @@ static void leave_queue(struct lm_session_ctx *c, uint32_t lock, bool was_head)
 
 int lm_wait_for_grant(struct lm_session_ctx *c, uint32_t lock, uint64_t gen,
 		      uint32_t mode, int64_t ttl_ms, int64_t deadline_ns,
-		      int64_t deadlock_ms, struct lm_hold *h)
+		      int64_t deadlock_ms, struct lm_hold *h, bool upgrade)
 {
 	struct lm_region *r = &c->region;
 	struct lm_queue *name = lm_queue_of(r, lock);
@@ -358,8 +358,15 @@ int lm_wait_for_grant(struct lm_session_ctx *c, uint32_t lock, uint64_t gen,
 		head = is_head(c, lock, ticket, mode);
 		if (head) {
 			struct grab_info info;
-			enum grab_result gr = lm_grab(c, lock, gen, mode,
-						      ttl_ms, h, &info);
+			enum grab_result gr =
+				upgrade ? lm_hold_upgrade(c, h, ttl_ms, &info)
+					: lm_grab(c, lock, gen, mode, ttl_ms, h,
+						  &info);
+			if (gr == GRAB_LOST) {
+				leave_queue(c, lock, true);
+				lm_wake_next(r, lock, c->session);
+				return LM_R_LEASELOST;
+			}
 			if (gr == GRAB_GRANTED) {
 				leave_queue(c, lock, true);
 				/* A counted mode passes the turn on to the

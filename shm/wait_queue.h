@@ -23,11 +23,13 @@
  * (LM_R_INCOMPAT), or the wait is chosen to end a cycle of waits
  * (LM_R_DEADLOCK, the cycle described in c->deadlock). Once it has
  * waited deadlock_ms (< 0: never), and every deadlock_ms after that, it
- * searches for such a cycle (shm/deadlock.h).
+ * searches for such a cycle (shm/deadlock.h). With upgrade, h is a
+ * counted hold of lock that waits to become X (convert.c), and stays as
+ * it was unless that happens (or LM_R_LEASELOST: it was lost).
  */
 int lm_wait_for_grant(struct lm_session_ctx *c, uint32_t lock, uint64_t gen,
 		      uint32_t mode, int64_t ttl_ms, int64_t deadline_ns,
-		      int64_t deadlock_ms, struct lm_hold *h);
+		      int64_t deadlock_ms, struct lm_hold *h, bool upgrade);
 /* May a newcomer go straight to the tables (bounded barging)? */
 bool lm_may_barge(const struct lm_region *r, uint32_t lock);
 

@@ -25,6 +25,10 @@ struct cycle_shared {
 	_Atomic int granted;          /* second locks granted */
 	_Atomic int errors;           /* anything else */
 	_Atomic int64_t victim_ms;    /* how long the victim's wait took */
+	_Atomic int64_t first_wait_ms;/* when the first member began to wait
+				       * (the earliest search is due one
+				       * deadlock timeout after it) */
+	_Atomic int64_t victim_end_ms;/* when the victim's wait ended */
 	_Atomic int go;               /* release the sessions (stop test) */
 	char cycle[512];              /* the victim's lm_deadlock_cycle */
 };
@@ -53,6 +57,14 @@ static void lock_name(char *out, size_t n, int k)
 	snprintf(out, n, "/cycle/%d", k);
 }
 
+static void note_wait_start(int64_t t)
+{
+	int64_t cur = atomic_load(&cs->first_wait_ms);
+	while ((cur == 0 || t < cur) &&
+	       !atomic_compare_exchange_weak(&cs->first_wait_ms, &cur, t))
+		;
+}
+
 /* Hold lock k, wait until everyone holds theirs, then want lock k+1. */
 static void cycle_member(void *arg)
 {
@@ -74,11 +86,13 @@ static void cycle_member(void *arg)
 	lm_acquire_opts o2 = LM_ACQUIRE_OPTS(m->second_mode, 30000, 20000);
 	o2.deadlock_timeout_ms = m->deadlock_ms;
 	int64_t t0 = harness_now_ms();
+	note_wait_start(t0);
 	int rc = lm_acquire_ex(c, second, &o2, &g2);
 	int64_t took = harness_now_ms() - t0;
 	if (rc == LM_EDEADLK) {
 		atomic_fetch_add(&cs->deadlocks, 1);
 		atomic_store(&cs->victim_ms, took);
+		atomic_store(&cs->victim_end_ms, t0 + took);
 		snprintf(cs->cycle, sizeof(cs->cycle), "%s",
 			 lm_deadlock_cycle(c));
 	} else if (rc == 0) {
@@ -91,6 +105,22 @@ static void cycle_member(void *arg)
 	/* The victim gives its first lock back: the cycle unwinds. */
 	lm_release(c, &g1);
 	lm_disconnect(c);
+}
+
+/*
+ * The cycle was found one deadlock timeout (1 s) after the first member
+ * began to wait (whose search finds it first; the victim may have waited
+ * less), and long before the waits' own 20 s.
+ */
+static void check_found_in_time(void)
+{
+	int64_t after = atomic_load(&cs->victim_end_ms) -
+			atomic_load(&cs->first_wait_ms);
+	/* ms clocks: a reading can be up to 1 ms short. */
+	if (after < LM_DEADLOCK_TIMEOUT_MS - 1 || after > 10000)
+		fail_msg("the cycle ended %lld ms after its first wait began; "
+			 "expected one deadlock timeout (%d ms)",
+			 (long long)after, LM_DEADLOCK_TIMEOUT_MS);
 }
 
 static void run_cycle(int n, const uint32_t *first, const uint32_t *second)
@@ -117,11 +147,7 @@ static void run_cycle(int n, const uint32_t *first, const uint32_t *second)
 			 "exactly one was expected", n,
 			 atomic_load(&cs->deadlocks));
 	assert_int_equal(atomic_load(&cs->granted), n - 1);
-	/* Found after the deadlock timeout (1 s), long before the wait's
-	 * own 20 s. */
-	int64_t ms = atomic_load(&cs->victim_ms);
-	if (ms < LM_DEADLOCK_TIMEOUT_MS || ms > 10000)
-		fail_msg("the victim's wait ended after %lld ms", (long long)ms);
+	check_found_in_time();
 	/* The message names the cycle: every member's lock. */
 	for (int k = 0; k < n && n <= 3; k++) {
 		char name[32];
@@ -239,10 +265,72 @@ static void chain_without_cycle(void)
 	harness_lockmgrd_stop(&d);
 }
 
+/* ---- two upgrades of one lock -------------------------------------- */
+
+static void upgrade_member(void *arg)
+{
+	int n = *(const int *)arg;
+	lm_client *c = connect_or_exit();
+	lm_grant g;
+	lm_acquire_opts o = LM_ACQUIRE_OPTS(LM_MODE_S, 30000, 0);
+	if (lm_acquire_ex(c, "/upgrades", &o, &g) != 0)
+		_exit(4);
+	atomic_fetch_add(&cs->holding, 1);
+	int64_t until = harness_now_ms() + 10000;
+	while (atomic_load(&cs->holding) < n && harness_now_ms() < until)
+		harness_nap_us(1000);
+	if (atomic_load(&cs->holding) < n)
+		_exit(5);
+	int64_t t0 = harness_now_ms();
+	note_wait_start(t0);
+	int rc = lm_convert(c, &g, LM_MODE_X, 30000, 20000);
+	int64_t took = harness_now_ms() - t0;
+	if (rc == LM_EDEADLK) {
+		atomic_store(&cs->victim_end_ms, t0 + took);
+		/* Still a reader: give it back, so the others can write. */
+		if (g.mode != LM_MODE_S)
+			atomic_fetch_add(&cs->errors, 1);
+		atomic_fetch_add(&cs->deadlocks, 1);
+		atomic_store(&cs->victim_ms, took);
+		snprintf(cs->cycle, sizeof(cs->cycle), "%s",
+			 lm_deadlock_cycle(c));
+	} else if (rc == 0 && g.mode == LM_MODE_X) {
+		atomic_fetch_add(&cs->granted, 1);
+	} else {
+		fprintf(stderr, "upgrade: %s\n", lm_strerror(rc));
+		atomic_fetch_add(&cs->errors, 1);
+	}
+	lm_release(c, &g);
+	lm_disconnect(c);
+}
+
+/* Two sessions upgrading one lock wait for each other forever: a
+ * deadlock, reported as one; the other upgrade then goes through. */
+static void cycle_of_upgrades(void)
+{
+	harness_lockmgrd_start(&d, "upgrades", "--max-ttl", "60000", NULL);
+	cs = harness_shared(sizeof(*cs));
+	int n = 2;
+	pid_t a = harness_fork(upgrade_member, &n);
+	pid_t b = harness_fork(upgrade_member, &n);
+	harness_expect_exit(a, 60000, 0, "upgrader");
+	harness_expect_exit(b, 60000, 0, "upgrader");
+	fprintf(stderr, "  %d deadlock(s) after %lld ms, %d upgraded: %s\n",
+		atomic_load(&cs->deadlocks),
+		(long long)atomic_load(&cs->victim_ms),
+		atomic_load(&cs->granted), cs->cycle);
+	assert_int_equal(atomic_load(&cs->errors), 0);
+	assert_int_equal(atomic_load(&cs->deadlocks), 1);
+	assert_int_equal(atomic_load(&cs->granted), 1);
+	check_found_in_time();
+	harness_lockmgrd_stop(&d);
+}
+
 HARNESS_CASE(cycle_of_2, 60)
 HARNESS_CASE(cycle_of_3, 60)
 HARNESS_CASE(cycle_of_8, 60)
 HARNESS_CASE(cycle_of_modes, 60)
+HARNESS_CASE(cycle_of_upgrades, 60)
 HARNESS_CASE(chain_without_cycle, 180)
 
 int main(void)
@@ -252,6 +340,7 @@ int main(void)
 		harness_case(cycle_of_3),
 		harness_case(cycle_of_8),
 		harness_case(cycle_of_modes),
+		harness_case(cycle_of_upgrades),
 		harness_case(chain_without_cycle),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

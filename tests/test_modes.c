@@ -245,14 +245,221 @@ static void readers_and_writers(void)
 	harness_lockmgrd_stop(&d);
 }
 
+/* ---- upgrade and downgrade ---------------------------------------- */
+
+static void upgrade_and_downgrade_alone(void)
+{
+	harness_lockmgrd_start(&d, "convert", "--max-ttl", "10000", NULL);
+	lm_client *a = connect_or_fail(), *b = connect_or_fail();
+	lm_grant ga, gb;
+	assert_int_equal(take(a, "/conv", LM_MODE_S, 5000, 0, &ga), 0);
+	uint64_t t_s = ga.token;
+	/* Alone in the group: the upgrade is immediate, with a new token. */
+	assert_int_equal(lm_convert(a, &ga, LM_MODE_X, 5000, 0), 0);
+	assert_int_equal(ga.mode, LM_MODE_X);
+	assert_true(ga.token > t_s);
+	assert_int_equal(take(b, "/conv", LM_MODE_S, 5000, 0, &gb), LM_EBUSY);
+	assert_int_equal(take(b, "/conv", LM_MODE_IS, 5000, 0, &gb), LM_EBUSY);
+	assert_int_equal(lm_renew(a, &ga, 5000), 0);
+	/* Downgrade: the same grant, holding less; readers come in. */
+	uint64_t t_x = ga.token;
+	assert_int_equal(lm_convert(a, &ga, LM_MODE_S, 5000, 0), 0);
+	assert_int_equal(ga.mode, LM_MODE_S);
+	assert_true(ga.token == t_x);
+	assert_int_equal(take(b, "/conv", LM_MODE_S, 5000, 0, &gb), 0);
+	assert_true(gb.token > t_x);
+	/* Two members now: no upgrade without waiting. */
+	assert_int_equal(lm_convert(a, &ga, LM_MODE_X, 5000, 0), LM_EBUSY);
+	assert_int_equal(ga.mode, LM_MODE_S);
+	assert_int_equal(lm_renew(a, &ga, 5000), 0);
+	assert_int_equal(lm_release(b, &gb), 0);
+	/* A writer is still kept out by a's S... */
+	assert_int_equal(take(b, "/conv", LM_MODE_X, 5000, 0, &gb), LM_EBUSY);
+	/* ...until a releases it. */
+	assert_int_equal(lm_release(a, &ga), 0);
+	assert_int_equal(take(b, "/conv", LM_MODE_X, 5000, 0, &gb), 0);
+	assert_int_equal(lm_release(b, &gb), 0);
+	/* Between counted modes: refused, the grant untouched. */
+	assert_int_equal(take(a, "/conv", LM_MODE_IS, 5000, 0, &ga), 0);
+	assert_int_equal(lm_convert(a, &ga, LM_MODE_S, 5000, 0), LM_EINVAL);
+	assert_int_equal(lm_release(a, &ga), 0);
+	lm_disconnect(a);
+	lm_disconnect(b);
+	harness_lockmgrd_stop(&d);
+}
+
+struct conv_shared {
+	_Atomic int64_t released_ms;  /* when the other reader released */
+	_Atomic int64_t upgraded_ms;  /* when the upgrade returned */
+	_Atomic int rc;
+	_Atomic int holding;
+	_Atomic int reader_in;        /* the waiting reader holds S */
+	_Atomic int64_t downgraded_ms;
+};
+
+static struct conv_shared *cv;
+
+static void upgrader(void *arg)
+{
+	(void)arg;
+	lm_client *c = connect_or_fail();
+	lm_grant g;
+	if (take(c, "/upgrade", LM_MODE_S, 5000, 0, &g) != 0)
+		_exit(3);
+	atomic_store(&cv->holding, 1);
+	int rc = lm_convert(c, &g, LM_MODE_X, 5000, 10000);
+	atomic_store(&cv->upgraded_ms, harness_now_ms());
+	atomic_store(&cv->rc, rc);
+	if (rc == 0 && g.mode != LM_MODE_X)
+		_exit(4);
+	lm_release(c, &g);
+	lm_disconnect(c);
+}
+
+static void upgrade_waits_for_readers(void)
+{
+	harness_lockmgrd_start(&d, "upgrade", "--max-ttl", "10000", NULL);
+	cv = harness_shared(sizeof(*cv));
+	lm_client *b = connect_or_fail();
+	lm_grant gb;
+	assert_int_equal(take(b, "/upgrade", LM_MODE_S, 5000, 0, &gb), 0);
+	pid_t p = harness_fork(upgrader, NULL);
+	HARNESS_WAIT_FOR(atomic_load(&cv->holding) == 1, 10000,
+			 "the upgrader to hold S");
+	/* The upgrader waits as long as we read. */
+	harness_nap_us(300000);
+	assert_int_equal(atomic_load(&cv->upgraded_ms), 0);
+	atomic_store(&cv->released_ms, harness_now_ms());
+	assert_int_equal(lm_release(b, &gb), 0);
+	harness_expect_exit(p, 15000, 0, "upgrader");
+	if (atomic_load(&cv->rc) != 0)
+		fail_msg("upgrade: %s", lm_strerror(atomic_load(&cv->rc)));
+	assert_true(atomic_load(&cv->upgraded_ms) >=
+		    atomic_load(&cv->released_ms));
+	fprintf(stderr, "  upgraded %lld ms after the other reader left\n",
+		(long long)(atomic_load(&cv->upgraded_ms) -
+			    atomic_load(&cv->released_ms)));
+	lm_disconnect(b);
+	harness_lockmgrd_stop(&d);
+}
+
+static void waiting_reader(void *arg)
+{
+	(void)arg;
+	lm_client *c = connect_or_fail();
+	lm_grant g;
+	int rc = take(c, "/downgrade", LM_MODE_S, 5000, 10000, &g);
+	if (rc != 0)
+		_exit(3);
+	atomic_store(&cv->reader_in, 1);
+	/* Stay in until the test has seen both of us hold. */
+	HARNESS_WAIT_FOR(atomic_load(&cv->holding) == 2, 10000,
+			 "the test to see both readers");
+	lm_release(c, &g);
+	lm_disconnect(c);
+}
+
+static void downgrade_wakes_readers(void)
+{
+	harness_lockmgrd_start(&d, "downgrade", "--max-ttl", "10000", NULL);
+	cv = harness_shared(sizeof(*cv));
+	lm_client *a = connect_or_fail();
+	lm_grant ga;
+	assert_int_equal(take(a, "/downgrade", LM_MODE_X, 8000, 0, &ga), 0);
+	pid_t p = harness_fork(waiting_reader, NULL);
+	harness_nap_us(200000);
+	assert_int_equal(atomic_load(&cv->reader_in), 0);
+	assert_int_equal(lm_convert(a, &ga, LM_MODE_S, 5000, 0), 0);
+	/* Woken by the downgrade, not by the end of a's lease (8 s). */
+	HARNESS_WAIT_FOR(atomic_load(&cv->reader_in) == 1, 3000,
+			 "the waiting reader to join the downgraded grant");
+	assert_int_equal(lm_renew(a, &ga, 5000), 0);
+	atomic_store(&cv->holding, 2);
+	harness_expect_exit(p, 10000, 0, "reader");
+	assert_int_equal(lm_release(a, &ga), 0);
+	lm_disconnect(a);
+	harness_lockmgrd_stop(&d);
+}
+
+/* ---- lockctl: --shared, --mode, and status --------------------------- */
+
+static void lockctl_modes(void)
+{
+	harness_lockmgrd_start(&d, "ctlmodes", "--max-ttl", "10000", NULL);
+	char dir[256];
+	harness_tmpdir(dir, sizeof(dir));
+	lm_client *a = connect_or_fail();
+	lm_grant ga;
+	assert_int_equal(take(a, "/ctl", LM_MODE_S, 8000, 0, &ga), 0);
+	char out[4096], err[4096];
+	/* Another reader runs at once, and is told its mode. */
+	int rc = harness_ctl(dir, out, sizeof(out), err, sizeof(err), "-r",
+			     d.region, "run", "--shared", "--wait", "0", "/ctl",
+			     "--", "sh", "-c", "echo $LOCKMGR_MODE", NULL);
+	if (rc != 0)
+		fail_msg("lockctl run --shared beside a reader: %d (%s)", rc,
+			 err);
+	assert_string_equal(out, "S\n");
+	rc = harness_ctl(dir, out, sizeof(out), err, sizeof(err), "-r",
+			 d.region, "run", "--mode", "is", "--wait", "0", "/ctl",
+			 "--", "true", NULL);
+	assert_int_equal(rc, 0);
+	/* A writer, and IX, do not. */
+	rc = harness_ctl(dir, out, sizeof(out), err, sizeof(err), "-r",
+			 d.region, "run", "--wait", "0", "/ctl", "--", "true",
+			 NULL);
+	assert_int_equal(rc, 75);
+	rc = harness_ctl(dir, out, sizeof(out), err, sizeof(err), "-r",
+			 d.region, "run", "--mode", "IX", "--wait", "0", "/ctl",
+			 "--", "true", NULL);
+	assert_int_equal(rc, 75);
+	/* A mode that is not one, and two that disagree. */
+	rc = harness_ctl(dir, out, sizeof(out), err, sizeof(err), "-r",
+			 d.region, "run", "--mode", "Q", "/ctl", "--", "true",
+			 NULL);
+	assert_int_equal(rc, 64);
+	assert_non_null(strstr(err, "not a mode"));
+	rc = harness_ctl(dir, out, sizeof(out), err, sizeof(err), "-r",
+			 d.region, "run", "--shared", "--mode", "X", "/ctl",
+			 "--", "true", NULL);
+	assert_int_equal(rc, 64);
+	/* status shows the reader and its mode. */
+	rc = harness_ctl(dir, out, sizeof(out), err, sizeof(err), "-r",
+			 d.region, "status", "--json", NULL);
+	assert_int_equal(rc, 0);
+	char want[128];
+	snprintf(want, sizeof(want), "\"pid\":%d,\"mode\":\"S\"", (int)getpid());
+	if (strstr(out, want) == NULL)
+		fail_msg("status --json does not list pid %d holding S: %s",
+			 (int)getpid(), out);
+	assert_non_null(strstr(out, "\"mode\":\"S\""));
+	rc = harness_ctl(dir, out, sizeof(out), err, sizeof(err), "-r",
+			 d.region, "status", NULL);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, "MODE"));
+	assert_true(strstr(out, " S\n") != NULL);
+	assert_int_equal(lm_release(a, &ga), 0);
+	lm_disconnect(a);
+	harness_remove_flat_dir(dir);
+	harness_lockmgrd_stop(&d);
+}
+
 HARNESS_CASE(matrix_exhaustive, 60)
 HARNESS_CASE(readers_and_writers, 180)
+HARNESS_CASE(upgrade_and_downgrade_alone, 60)
+HARNESS_CASE(upgrade_waits_for_readers, 60)
+HARNESS_CASE(downgrade_wakes_readers, 60)
+HARNESS_CASE(lockctl_modes, 60)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		harness_case(matrix_exhaustive),
 		harness_case(readers_and_writers),
+		harness_case(upgrade_and_downgrade_alone),
+		harness_case(upgrade_waits_for_readers),
+		harness_case(downgrade_wakes_readers),
+		harness_case(lockctl_modes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../../shm/test_hook.h"
 #include "lockctl.h"
@@ -71,6 +72,26 @@ int ctl_resolve_region(struct ctl_global *g)
 		g->region_arg ? "" : " (from $LOCKMGR_REGION)",
 		lm_strerror(LM_EBADREGION));
 	return EX_CTL_USAGE;
+}
+
+static const char *const mode_names[LM_MODE_COUNT] = {
+	[LM_MODE_X] = "X", [LM_MODE_S] = "S", [LM_MODE_IS] = "IS",
+	[LM_MODE_IX] = "IX", [LM_MODE_SIX] = "SIX",
+};
+
+const char *ctl_mode_name(uint32_t mode)
+{
+	return mode < LM_MODE_COUNT ? mode_names[mode] : "?";
+}
+
+int ctl_parse_mode(const char *s, uint32_t *mode)
+{
+	for (uint32_t m = 0; m < LM_MODE_COUNT; m++)
+		if (strcasecmp(s, mode_names[m]) == 0) {
+			*mode = m;
+			return 0;
+		}
+	return -1;
 }
 
 int ctl_parse_i64(const char *s, const char *flag, const char *unit,

@@ -45,6 +45,11 @@ int ctl_resolve_region(struct ctl_global *g);
  * `unit` ("ms", or NULL) goes into the messages. Prints a message naming
  * the flag and the value, and returns -1, on error.
  */
+/* A lock mode's name (X, S, IS, IX, SIX), and back (case-insensitive):
+ * 0, or -1 for something that is not one. */
+const char *ctl_mode_name(uint32_t mode);
+int ctl_parse_mode(const char *s, uint32_t *mode);
+
 int ctl_parse_i64(const char *s, const char *flag, const char *unit,
 		  int64_t min, int64_t max, int64_t *out);
 

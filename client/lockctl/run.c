@@ -69,6 +69,8 @@ struct run {
 	const char *name;
 	const char *cmd;
 	int64_t ttl_ms;
+	uint32_t mode;          /* LM_MODE_* */
+	int64_t deadlock_ms;    /* 0: the library's default */
 	pid_t child;
 	int pidfd;
 	int sigfd;
@@ -78,7 +80,8 @@ struct run {
 static void run_usage(FILE *f)
 {
 	fprintf(f,
-"Usage: lockctl run [--ttl MS] [--wait MS] [-r NAME] LOCK -- CMD [ARG]...\n"
+"Usage: lockctl run [--shared | --mode M] [--ttl MS] [--wait MS] [-r NAME]\n"
+"                   LOCK -- CMD [ARG]...\n"
 "Acquire LOCK, run CMD while holding it, release it when CMD exits.\n"
 "The lease is renewed every TTL/3 while CMD runs. CMD gets LOCKMGR_LOCK,\n"
 "LOCKMGR_TOKEN (the fencing token: pass it to whatever the lock guards)\n"
@@ -90,8 +93,18 @@ static void run_usage(FILE *f)
 "                     max TTL if shorter; %d up to the max TTL)\n"
 "  -w, --wait MS      wait at most MS for the lock; 0 tries once;\n"
 "                     -1 (the default) waits until it is free\n"
+"  -s, --shared       take LOCK shared (S): other shared holders run at\n"
+"                     once, exclusive ones wait (default: exclusive, X)\n"
+"  -m, --mode M       take LOCK in mode M: X, S, IS, IX or SIX (the\n"
+"                     intention modes of lock trees; see lockctl(1))\n"
+"      --deadlock-timeout MS\n"
+"                     look for a cycle of waits once the wait has lasted\n"
+"                     MS (default 1000; -1 never); if this wait is chosen\n"
+"                     to end one, exit 75 and name the cycle\n"
 CTL_REGION_HELP
 "  -h, --help         show this help\n"
+"\n"
+"CMD also gets LOCKMGR_MODE (the mode held).\n"
 "\n"
 "SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to lockctl are\n"
 "passed on to CMD. If lockctl is killed, CMD is killed too.\n"
@@ -319,6 +332,9 @@ static int parse_args(struct ctl_global *g, int argc, char **argv,
 	static const struct option longopts[] = {
 		{"ttl", required_argument, NULL, 't'},
 		{"wait", required_argument, NULL, 'w'},
+		{"shared", no_argument, NULL, 's'},
+		{"mode", required_argument, NULL, 'm'},
+		{"deadlock-timeout", required_argument, NULL, 'D'},
 		{"region", required_argument, NULL, 'r'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -327,9 +343,33 @@ static int parse_args(struct ctl_global *g, int argc, char **argv,
 	opterr = 0;
 	optind = 0;
 	/* '+': stop at LOCK, so that CMD's own options stay CMD's. */
-	while ((c = getopt_long(argc, argv, "+:t:w:r:h", longopts, NULL)) !=
+	bool shared = false, moded = false;
+	while ((c = getopt_long(argc, argv, "+:t:w:sm:r:h", longopts, NULL)) !=
 	       -1) {
 		switch (c) {
+		case 's':
+			shared = true;
+			rn->mode = LM_MODE_S;
+			break;
+		case 'm':
+			if (ctl_parse_mode(optarg, &rn->mode) != 0) {
+				fprintf(stderr, "lockctl run: --mode '%s' is "
+						"not a mode: use X, S, IS, IX "
+						"or SIX\n", optarg);
+				return EX_CTL_USAGE;
+			}
+			moded = true;
+			break;
+		case 'D':
+			if (ctl_parse_i64(optarg, "--deadlock-timeout",
+					  "milliseconds", -1, MAX_WAIT_MS,
+					  &rn->deadlock_ms))
+				return EX_CTL_USAGE;
+			/* The library's 0 is "its default"; ours is
+			 * "search at once". */
+			if (rn->deadlock_ms == 0)
+				rn->deadlock_ms = 1;
+			break;
 		case 't':
 			/* The range is this region's: checked in
 			 * check_ttl, once the region is known. */
@@ -359,6 +399,11 @@ static int parse_args(struct ctl_global *g, int argc, char **argv,
 				argv[optind - 1]);
 			return EX_CTL_USAGE;
 		}
+	}
+	if (shared && moded && rn->mode != LM_MODE_S) {
+		fprintf(stderr, "lockctl run: --shared and --mode %s disagree: "
+				"give one of them\n", ctl_mode_name(rn->mode));
+		return EX_CTL_USAGE;
 	}
 	if (optind >= argc) {
 		fprintf(stderr, "lockctl run: no lock name given\n"
@@ -433,6 +478,12 @@ static int acquire_error(const struct run *rn, int err, int64_t wait_ms,
 		fprintf(stderr, " within %" PRId64 " ms: %s\n", wait_ms,
 			lm_strerror(err));
 		return EX_CTL_TEMPFAIL;
+	case LM_EDEADLK:
+		fprintf(stderr, "lockctl: could not acquire ");
+		print_name(rn->name);
+		fprintf(stderr, ": %s\nlockctl: the cycle: %s\n",
+			lm_strerror(err), lm_deadlock_cycle(rn->c));
+		return EX_CTL_TEMPFAIL;
 	case LM_EBADTTL:
 		fprintf(stderr, "lockctl: --ttl %" PRId64 ": %s; this region's "
 				"max TTL is %" PRId64 " ms\n", rn->ttl_ms,
@@ -477,7 +528,9 @@ int ctl_run(struct ctl_global *g, int argc, char **argv)
 	rc = check_ttl(g, true, max_ttl, &rn.ttl_ms);
 	if (rc != 0)
 		goto out_disconnect;
-	err = lm_acquire(rn.c, rn.name, rn.ttl_ms, wait_ms, &rn.g);
+	lm_acquire_opts opts = LM_ACQUIRE_OPTS(rn.mode, rn.ttl_ms, wait_ms);
+	opts.deadlock_timeout_ms = rn.deadlock_ms;
+	err = lm_acquire_ex(rn.c, rn.name, &opts, &rn.g);
 	if (err != 0) {
 		rc = acquire_error(&rn, err, wait_ms, max_ttl);
 		goto out_disconnect;
@@ -501,6 +554,7 @@ int ctl_run(struct ctl_global *g, int argc, char **argv)
 	snprintf(token, sizeof(token), "%" PRIu64, rn.g.token);
 	if (setenv("LOCKMGR_LOCK", rn.name, 1) != 0 ||
 	    setenv("LOCKMGR_TOKEN", token, 1) != 0 ||
+	    setenv("LOCKMGR_MODE", ctl_mode_name(rn.g.mode), 1) != 0 ||
 	    setenv("LOCKMGR_REGION", g->region, 1) != 0 ||
 	    (rn.g.flags & LM_GRANT_RECOVERED
 		     ? setenv("LOCKMGR_RECOVERED", "1", 1)

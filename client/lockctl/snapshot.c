@@ -13,11 +13,13 @@
 #include <sys/types.h>
 
 #include "../../shm/clock.h"
+#include "../../shm/group.h"
+#include "../../shm/heartbeat.h"
+#include "../../shm/holders.h"
 #include "../../shm/isolation.h"
 #include "../../shm/name_index.h"
-#include "../../shm/session.h"
-#include "../../shm/heartbeat.h"
 #include "../../shm/region.h"
+#include "../../shm/session.h"
 #include "../lockmgr.h"
 #include "lockctl.h"
 #include "snapshot.h"
@@ -171,6 +173,7 @@ static int snap_sessions(struct ctl_snapshot *s)
 			on = 0; /* leaving: no longer waits */
 		si->waiting_on = on != 0 && on <= r->max_locks ? (int64_t)on - 1
 							       : -1;
+		si->wait_mode = atomic_load(&ss->wait_mode);
 		s->nsess++;
 	}
 	return 0;
@@ -274,6 +277,71 @@ static void judge_lock(struct ctl_snapshot *s, uint32_t idx,
 	}
 }
 
+/*
+ * The counted holders of lock idx (holders.h), their modes summed up in
+ * li->mode, and their group's token and lease (the QUORUM-th longest of
+ * the running group leases).
+ */
+static void judge_group(struct ctl_snapshot *s, uint32_t idx,
+			struct ctl_lock_info *li)
+{
+	const struct lm_region *r = s->r;
+	struct lm_holder h[64];
+	size_t n = lm_lock_holders(r, idx, s->now_ns, h, 64);
+	unsigned count[LM_MODE_COUNT] = {0};
+	li->nshared = 0;
+	for (size_t k = 0; k < n && k < 64; k++) {
+		if (h[k].mode == LM_MODE_X)
+			continue;
+		count[h[k].mode % LM_MODE_COUNT]++;
+		if (li->nshared < CTL_SHARED_SHOWN) {
+			struct ctl_holder *ch = &li->shared[li->nshared];
+			ch->slot = h[k].session;
+			ch->mode = h[k].mode;
+			ch->pid = LM_SESS_PID(
+				lm_session_word(&r->sessions[h[k].session]));
+		}
+		li->nshared++;
+	}
+	if (li->nshared == 0)
+		return;
+	size_t at = 0;
+	static const uint32_t order[] = {LM_MODE_IS, LM_MODE_IX, LM_MODE_S,
+					 LM_MODE_SIX};
+	for (size_t k = 0; k < sizeof(order) / sizeof(order[0]); k++) {
+		if (count[order[k]] == 0 || at >= sizeof(li->mode))
+			continue;
+		int m = snprintf(li->mode + at, sizeof(li->mode) - at,
+				 count[order[k]] > 1 ? "%s%s x%u" : "%s%s",
+				 at ? " " : "", ctl_mode_name(order[k]),
+				 count[order[k]]);
+		if (m > 0)
+			at += (size_t)m;
+	}
+	int64_t l[LM_NSERVERS];
+	unsigned nl = 0;
+	for (unsigned i = 0; i < LM_NSERVERS; i++) {
+		struct lm_slot *slot = lm_slot_of(r, i, idx);
+		uint64_t gw = atomic_load(&slot->shared);
+		uint64_t lease = atomic_load(&slot->lease);
+		int64_t srv_now = lm_server_clock_ms(r->servers[i], s->now_ns);
+		if (lm_group_state(gw, lease, srv_now) != LM_GROUP_RUNS)
+			continue;
+		li->tables |= 1u << i;
+		l[nl++] = LM_LEASE_EXPIRY(lease) - srv_now;
+		uint64_t t = atomic_load(&slot->token);
+		li->token = t > li->token ? t : li->token;
+	}
+	for (unsigned a = 0; a < nl; a++)
+		for (unsigned b = a + 1; b < nl; b++)
+			if (l[b] > l[a]) {
+				int64_t x = l[a];
+				l[a] = l[b];
+				l[b] = x;
+			}
+	li->lease_left_ms = nl >= LM_QUORUM ? l[LM_QUORUM - 1] : 0;
+}
+
 static int snap_locks(struct ctl_snapshot *s)
 {
 	const struct lm_region *r = s->r;
@@ -299,7 +367,12 @@ static int snap_locks(struct ctl_snapshot *s)
 			li->turn_since_ns = t > 0 && t <= s->now_ns ? t : 0;
 		}
 		judge_lock(s, idx, li);
-		if (li->holder_slot >= 0 || li->waiters != 0)
+		snprintf(li->mode, sizeof(li->mode), "%s",
+			 li->holder_slot >= 0 ? "X" : "-");
+		if (li->holder_slot < 0)
+			judge_group(s, idx, li);
+		if (li->holder_slot >= 0 || li->nshared != 0 ||
+		    li->waiters != 0)
 			s->nlocks++;
 	}
 	return 0;

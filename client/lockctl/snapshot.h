@@ -49,6 +49,7 @@ struct ctl_sess_info {
 	int pid;
 	const char *state;     /* live, gone, dead, claiming */
 	int64_t waiting_on;    /* lock index, or -1 */
+	uint32_t wait_mode;    /* LM_MODE_* it waits for */
 	uint64_t acquires;
 	uint32_t gen;          /* generation of the slot's life: which
 	                        * session this is, with slot */
@@ -57,6 +58,15 @@ struct ctl_sess_info {
 	uint32_t isolated;     /* bit i: server i refuses it (a simulated
 	                        * partition, lockctl server isolate) */
 };
+
+/* A holder of a counted mode (S, IS, IX, SIX). */
+struct ctl_holder {
+	uint32_t slot;
+	int pid;
+	uint32_t mode;
+};
+
+#define CTL_SHARED_SHOWN 8
 
 struct ctl_lock_info {
 	uint32_t idx;
@@ -76,6 +86,11 @@ struct ctl_lock_info {
 	                        * session still says (0: unknown) */
 	int64_t turn_since_ns; /* when the head of its queue began its
 	                        * turn (monotonic; see lm_queue), or 0 */
+	char mode[32];         /* what is held: "X", "S x3", "IS x1 IX x2",
+	                        * or "-" */
+	uint32_t nshared;      /* counted holders (shared[] the first ones;
+	                        * token and lease_left_ms are their group's) */
+	struct ctl_holder shared[CTL_SHARED_SHOWN];
 };
 
 struct ctl_snapshot {

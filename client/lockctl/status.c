@@ -17,8 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../shm/deadlock.h"
+#include "../../shm/session.h"
 #include "lockctl.h"
 #include "snapshot.h"
+
+static void print_waits_for(const struct ctl_snapshot *s);
 
 static void status_usage(FILE *f)
 {
@@ -116,10 +120,13 @@ static void print_human(const struct ctl_snapshot *s)
 			printf("%-5u  %-7d  %-8s  %-8llu  ", si->slot, si->pid,
 			       si->state, (unsigned long long)si->acquires);
 			int cols = 1;
-			if (w != NULL)
+			if (w != NULL) {
 				cols = ctl_print_escaped(stdout, w, len);
-			else
+				cols += printf(" (%s)",
+					       ctl_mode_name(si->wait_mode));
+			} else {
 				putchar('-');
+			}
 			if (si->isolated != 0) {
 				pad(10 - cols);
 				printf("  isolated from server%s",
@@ -144,27 +151,90 @@ static void print_human(const struct ctl_snapshot *s)
 	int nw = ctl_snapshot_name_column(s);
 	printf("\nNAME");
 	pad(nw - 4);
-	printf("  HOLDER   TOKEN       LEASE-LEFT  WAITERS  TABLES\n");
+	printf("  HOLDER   TOKEN       LEASE-LEFT  WAITERS  TABLES  MODE\n");
 	for (uint32_t k = 0; k < s->nlocks; k++) {
 		const struct ctl_lock_info *li = &s->locks[k];
 		pad(nw - ctl_print_escaped(stdout, li->name, li->len));
-		if (li->holder_slot < 0) {
-			printf("  %-7s  %-10s  %-10s  %-7u  -\n", "-", "-", "-",
-			       li->waiters);
+		if (li->holder_slot < 0 && li->nshared == 0) {
+			printf("  %-7s  %-10s  %-10s  %-7u  %-6s  -\n", "-", "-",
+			       "-", li->waiters, "-");
 			continue;
 		}
-		char lease[32];
+		char lease[32], holder[16], tables[8] = "";
 		snprintf(lease, sizeof(lease), "%lld ms",
 			 (long long)li->lease_left_ms);
-		printf("  %-7d  %-10llu  %-10s  %-7u  ", li->holder_pid,
-		       (unsigned long long)li->token, lease, li->waiters);
-		const char *sep = "";
-		for (unsigned i = 0; i < LM_NSERVERS; i++)
-			if (li->tables & (1u << i)) {
-				printf("%s%u", sep, i);
-				sep = ",";
-			}
-		putchar('\n');
+		if (li->holder_slot >= 0)
+			snprintf(holder, sizeof(holder), "%d", li->holder_pid);
+		else if (li->nshared == 1)
+			snprintf(holder, sizeof(holder), "%d",
+				 li->shared[0].pid);
+		else
+			snprintf(holder, sizeof(holder), "(%u)", li->nshared);
+		for (unsigned i = 0, at = 0; i < LM_NSERVERS; i++)
+			if (li->tables & (1u << i))
+				at += (unsigned)snprintf(tables + at,
+							 sizeof(tables) - at,
+							 "%s%u", at ? "," : "",
+							 i);
+		printf("  %-7s  %-10llu  %-10s  %-7u  %-6s  %s\n", holder,
+		       (unsigned long long)li->token, lease, li->waiters,
+		       tables, li->mode);
+		/* Several counted holders: one line each. */
+		for (uint32_t h = 0; li->nshared > 1 && h < li->nshared &&
+				     h < CTL_SHARED_SHOWN;
+		     h++) {
+			pad(nw);
+			printf("    pid %d (slot %u) holds %s\n",
+			       li->shared[h].pid, li->shared[h].slot,
+			       ctl_mode_name(li->shared[h].mode));
+		}
+		if (li->nshared > CTL_SHARED_SHOWN) {
+			pad(nw);
+			printf("    and %u more\n",
+			       li->nshared - CTL_SHARED_SHOWN);
+		}
+	}
+	print_waits_for(s);
+}
+
+/*
+ * The waits-for graph (what deadlock detection searches, shm/deadlock.h):
+ * each waiting session and whom it waits for.
+ */
+static void print_waits_for(const struct ctl_snapshot *s)
+{
+	bool any = false;
+	for (uint32_t k = 0; k < s->nsess; k++) {
+		const struct ctl_sess_info *si = &s->sess[k];
+		if (si->waiting_on < 0)
+			continue;
+		struct lm_blocker b[16];
+		size_t n = lm_wait_blockers(s->r, si->slot, s->now_ns, b, 16);
+		if (!any)
+			printf("\nWAITS-FOR   (who waits for whom: a cycle here "
+			       "is a deadlock)\n");
+		any = true;
+		uint32_t len;
+		char buf[LM_NAME_MAX + 1];
+		const char *w = ctl_snapshot_lock_name(s, si->waiting_on, &len,
+						       buf);
+		printf("pid %d (slot %u) waits for %s on ", si->pid, si->slot,
+		       ctl_mode_name(si->wait_mode));
+		if (w != NULL)
+			ctl_print_escaped(stdout, w, len);
+		else
+			putchar('?');
+		if (n == 0)
+			printf(": nobody in the way now\n");
+		for (size_t j = 0; j < n && j < 16; j++) {
+			int pid = LM_SESS_PID(
+				lm_session_word(&s->r->sessions[b[j].session]));
+			printf("%s pid %d (slot %u) %s %s", j ? ";" : ":", pid,
+			       b[j].session, b[j].queued ? "queued for" : "holds",
+			       ctl_mode_name(b[j].mode));
+		}
+		if (n != 0)
+			putchar('\n');
 	}
 }
 
@@ -317,7 +387,25 @@ static void print_json(const struct ctl_snapshot *s)
 			json_str(w, len);
 		else
 			printf("null");
-		putchar('}');
+		printf(",\"wait_mode\":");
+		if (w != NULL)
+			json_cstr(ctl_mode_name(si->wait_mode));
+		else
+			printf("null");
+		/* Whom it waits for: the waits-for graph's edges. */
+		printf(",\"waits_for\":[");
+		struct lm_blocker b[16];
+		size_t nb = w == NULL ? 0
+				      : lm_wait_blockers(s->r, si->slot,
+							 s->now_ns, b, 16);
+		for (size_t j = 0; j < nb; j++)
+			printf("%s{\"session\":%u,\"pid\":%d,\"%s\":\"%s\"}",
+			       j ? "," : "", b[j].session,
+			       (int)LM_SESS_PID(lm_session_word(
+				       &s->r->sessions[b[j].session])),
+			       b[j].queued ? "queued_for" : "holds",
+			       ctl_mode_name(b[j].mode));
+		printf("]}");
 	}
 
 	printf("],\"locks\":[");
@@ -326,8 +414,23 @@ static void print_json(const struct ctl_snapshot *s)
 		printf("%s{\"name\":", k ? "," : "");
 		json_str(li->name, li->len);
 		printf(",\"index\":%u,\"held\":%s", li->idx,
-		       li->holder_slot >= 0 ? "true" : "false");
-		if (li->holder_slot >= 0) {
+		       li->holder_slot >= 0 || li->nshared != 0 ? "true"
+								  : "false");
+		if (li->holder_slot < 0 && li->nshared != 0) {
+			/* Counted holders: "holders" lists them. */
+			printf(",\"holder_pid\":null,\"holder_session\":null,"
+			       "\"token\":%llu,\"lease_left_ms\":%lld,"
+			       "\"tables\":[",
+			       (unsigned long long)li->token,
+			       (long long)li->lease_left_ms);
+			const char *sep = "";
+			for (unsigned i = 0; i < LM_NSERVERS; i++)
+				if (li->tables & (1u << i)) {
+					printf("%s%u", sep, i);
+					sep = ",";
+				}
+			putchar(']');
+		} else if (li->holder_slot >= 0) {
 			printf(",\"holder_pid\":%d,\"holder_session\":%lld,"
 			       "\"token\":%llu,\"lease_left_ms\":%lld,"
 			       "\"tables\":[",
@@ -346,6 +449,23 @@ static void print_json(const struct ctl_snapshot *s)
 			       "\"token\":null,\"lease_left_ms\":null,"
 			       "\"tables\":[]");
 		}
+		printf(",\"mode\":");
+		if (li->holder_slot >= 0 || li->nshared != 0)
+			json_cstr(li->mode);
+		else
+			printf("null");
+		printf(",\"holders\":[");
+		if (li->holder_slot >= 0)
+			printf("{\"session\":%lld,\"pid\":%d,\"mode\":\"X\"}",
+			       (long long)li->holder_slot, li->holder_pid);
+		for (uint32_t h = 0; h < li->nshared && h < CTL_SHARED_SHOWN;
+		     h++)
+			printf("%s{\"session\":%u,\"pid\":%d,\"mode\":\"%s\"}",
+			       h ? "," : "", li->shared[h].slot,
+			       li->shared[h].pid,
+			       ctl_mode_name(li->shared[h].mode));
+		printf("],\"holders_count\":%u",
+		       li->holder_slot >= 0 ? 1u : li->nshared);
 		printf(",\"waiters\":%u}", li->waiters);
 	}
 	printf("]}\n");

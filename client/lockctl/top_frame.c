@@ -223,16 +223,32 @@ static void locks(struct top_out *o, const struct top_frame *fr)
 		pad(o->f, nw - ctl_print_escaped(o->f, li->name, li->len));
 		char holder[16] = "-", token[24] = "-", lease[48] = "-";
 		char oldest[32] = "-";
-		/* Every lock is exclusive today (X); shared modes are on
-		 * the roadmap (lm_slot.shared). */
+		/* X, or the counted modes held ("mix" when several kinds
+		 * share the lock: status lists them). */
 		const char *mode = "-";
-		if (li->holder_slot >= 0) {
-			snprintf(holder, sizeof(holder), "%d", li->holder_pid);
+		if (li->holder_slot >= 0 || li->nshared != 0) {
+			if (li->holder_slot >= 0)
+				snprintf(holder, sizeof(holder), "%d",
+					 li->holder_pid);
+			else if (li->nshared == 1)
+				snprintf(holder, sizeof(holder), "%d",
+					 li->shared[0].pid);
+			else
+				snprintf(holder, sizeof(holder), "(%u)",
+					 li->nshared);
 			snprintf(token, sizeof(token), "%llu",
 				 (unsigned long long)li->token);
 			lease_bar(lease, sizeof(lease), li->lease_left_ms,
 				  x->span_ms);
-			mode = "X";
+			bool one_kind = true;
+			for (uint32_t h = 1; h < li->nshared &&
+					     h < CTL_SHARED_SHOWN;
+			     h++)
+				one_kind &= li->shared[h].mode ==
+					    li->shared[0].mode;
+			mode = li->holder_slot >= 0 ? "X"
+			       : one_kind ? ctl_mode_name(li->shared[0].mode)
+					  : "mix";
 		}
 		if (li->waiters != 0 && x->wait_since_ns >= 0)
 			snprintf(oldest, sizeof(oldest), "%lld ms",
