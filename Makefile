@@ -32,7 +32,7 @@ LIB_SRC := shm/region.c shm/name_index.c shm/name_reclaim.c shm/session.c \
 	   shm/actor.c shm/futex.c shm/test_hook.c shm/isolation.c \
 	   shm/grant.c shm/group.c shm/wait_queue.c shm/lease_scan.c \
 	   shm/holders.c shm/deadlock.c shm/convert.c \
-	   client/client.c client/errors.c
+	   client/client.c client/errors.c client/tree.c
 DAEMON_SRC := daemon/lockmgrd.c daemon/servers.c daemon/server.c \
 	      daemon/session_monitor.c daemon/log.c daemon/state_dir.c \
 	      daemon/service_record.c
@@ -50,7 +50,7 @@ RES_OBJ     := $(RES_SRC:%.c=$(BUILD)/%.o)
 RESCTL_OBJ  := $(RESCTL_SRC:%.c=$(BUILD)/%.o)
 
 UNIT_TESTS := test_region test_name_index test_token test_resource
-PROC_TESTS := test_mutex test_modes test_deadlock test_cli test_fault_cli test_errors test_faults \
+PROC_TESTS := test_mutex test_modes test_deadlock test_tree test_cli test_fault_cli test_errors test_faults \
 	      test_races test_names test_scenarios test_chaos test_bench \
 	      test_install test_docs test_top
 TEST_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS) $(PROC_TESTS))

@@ -68,6 +68,7 @@ int lm_connect(const char *region, lm_client **out)
 	 * it would be behind a partition. */
 	lm_isolation_refresh(&c->ctx.region, c->ctx.self, pid, start, &c->ctx.iso_gen,
 			     true);
+	c->tree = (atomic_load(&c->ctx.region.hdr->flags) & LM_REGION_TREE) != 0;
 	*out = c;
 	return 0;
 out_detach:
@@ -82,6 +83,7 @@ int lm_disconnect(lm_client *c)
 	if (c == NULL)
 		return LM_EINVAL;
 	struct lm_region *r = &c->ctx.region;
+	lm_tree_forget_all(c);
 	uint32_t waited = LM_WAIT_LOCK(atomic_load(&c->ctx.self->waiting_on));
 	if (waited != 0 && waited <= r->max_locks)
 		lm_queue_depart(c->ctx.self, lm_queue_of(r, waited - 1), waited - 1);
@@ -221,9 +223,9 @@ static int acquire_once(lm_client *c, uint32_t lock, uint64_t gen,
 	return rc == LM_ENOQUORUM ? no_quorum(c) : rc;
 }
 
-static int acquire_ref(lm_client *c, lm_lockref *ref, uint32_t mode,
-		       int64_t ttl_ms, int64_t wait_ms, int64_t deadlock_ms,
-		       lm_grant *g)
+int lm_acquire_node(lm_client *c, lm_lockref *ref, uint32_t mode,
+		    int64_t ttl_ms, int64_t wait_ms, int64_t deadlock_ms,
+		    lm_grant *g)
 {
 	if (c == NULL || ref == NULL || g == NULL ||
 	    REF_CHECK(ref) != ref_check(ref) ||
@@ -233,7 +235,8 @@ static int acquire_ref(lm_client *c, lm_lockref *ref, uint32_t mode,
 	int rc = check_ttl(c, ttl_ms);
 	if (rc != 0)
 		return rc;
-	G_LIVE(g) = 0; /* a failed acquire leaves nothing to release */
+	G_HELD_LIVE(g) = 0; /* a failed acquire leaves nothing to release */
+	G_PATH(g) = 0;
 	/* A wait of more than a century is "forever" (and would overflow). */
 	int64_t deadline = wait_ms < 0 || wait_ms > INT64_C(3153600000000)
 				   ? INT64_MAX
@@ -257,11 +260,23 @@ static int acquire_ref(lm_client *c, lm_lockref *ref, uint32_t mode,
 	}
 }
 
+/* Does name have ancestors (an inner '/')? */
+static bool has_parent(const char *name, size_t len)
+{
+	return len > 1 && memchr(name + 1, '/', len - 1) != NULL;
+}
+
 int lm_acquire_ref(lm_client *c, lm_lockref *ref, int64_t ttl_ms,
 		   int64_t wait_ms, lm_grant *g)
 {
-	return acquire_ref(c, ref, LM_MODE_X, ttl_ms, wait_ms,
-			   LM_DEADLOCK_TIMEOUT_MS, g);
+	if (c != NULL && ref != NULL && c->tree &&
+	    REF_LEN(ref) <= LM_NAME_MAX &&
+	    has_parent(ref->private_name_, REF_LEN(ref)))
+		return lm_tree_acquire(c, ref->private_name_, LM_MODE_X,
+				       ttl_ms, wait_ms, LM_DEADLOCK_TIMEOUT_MS,
+				       g);
+	return lm_acquire_node(c, ref, LM_MODE_X, ttl_ms, wait_ms,
+			       LM_DEADLOCK_TIMEOUT_MS, g);
 }
 
 static int acquire_name(lm_client *c, const char *name, uint32_t mode,
@@ -275,11 +290,16 @@ static int acquire_name(lm_client *c, const char *name, uint32_t mode,
 	int rc = check_ttl(c, ttl_ms);
 	if (rc != 0)
 		return rc;
+	if (c->tree && has_parent(name, strnlen(name, LM_NAME_MAX + 1)) &&
+	    lm_name_check(name, strnlen(name, LM_NAME_MAX + 1)) == 0)
+		return lm_tree_acquire(c, name, mode, ttl_ms, wait_ms,
+				       deadlock_ms, g);
 	lm_lockref ref;
 	rc = lm_lookup(c, name, &ref);
 	if (rc != 0)
 		return rc;
-	return acquire_ref(c, &ref, mode, ttl_ms, wait_ms, deadlock_ms, g);
+	return lm_acquire_node(c, &ref, mode, ttl_ms, wait_ms, deadlock_ms,
+			       g);
 }
 
 int lm_acquire(lm_client *c, const char *name, int64_t ttl_ms,
@@ -320,7 +340,7 @@ static int check_grant(const lm_client *c, const lm_grant *g)
 {
 	if (c == NULL || g == NULL)
 		return LM_EINVAL;
-	if (G_LIVE(g) != LM_HOLD_LIVE)
+	if (grant_live(g) != LM_HOLD_LIVE)
 		return LM_ENOTHELD;
 	if (G_LOCK(g) >= c->ctx.region.max_locks)
 		return LM_EINVAL;
@@ -339,6 +359,10 @@ int lm_renew(lm_client *c, lm_grant *g, int64_t ttl_ms)
 	lm_hold_from_grant(&h, g);
 	rc = lm_hold_renew(&c->ctx, &h, ttl_ms);
 	lm_hold_to_grant(g, &h);
+	if (grant_path(g) != NULL) {
+		int trc = lm_tree_renew(c, g, ttl_ms);
+		rc = rc != 0 ? rc : trc;
+	}
 	return rc;
 }
 
@@ -351,6 +375,10 @@ int lm_release(lm_client *c, lm_grant *g)
 	lm_hold_from_grant(&h, g);
 	rc = lm_hold_release(&c->ctx, &h);
 	lm_hold_to_grant(g, &h);
+	if (grant_path(g) != NULL) {
+		int trc = lm_tree_release(c, g);
+		rc = rc != 0 ? rc : trc;
+	}
 	return rc;
 }
 
@@ -364,6 +392,10 @@ int lm_convert(lm_client *c, lm_grant *g, uint32_t mode, int64_t ttl_ms,
 		return LM_EINVAL;
 	if (mode == g->mode)
 		return 0;
+	/* A tree grant's ancestors hold intention modes chosen for its
+	 * mode: converting it would mean converting them too. */
+	if (grant_path(g) != NULL)
+		return LM_EINVAL;
 	struct lm_hold h;
 	lm_hold_from_grant(&h, g);
 	if (g->mode == LM_MODE_X) {

@@ -72,6 +72,10 @@ static void usage(FILE *f)
 "      --restart-delay MS   restart a dead server after MS (default 100);\n"
 "                           -1 keeps it down until 'lockctl server start'\n"
 "      --no-release-on-exit leave a dead client's locks to lease expiry\n"
+"      --tree               names with '/' form a tree: a lock on /a/b/c\n"
+"                           first takes an intention mode on /a and /a/b,\n"
+"                           so that X on /a/b excludes everything below it\n"
+"                           (set when the region is created)\n"
 "      --state-dir DIR      keep token high-water marks and the service\n"
 "                           record in DIR (default /var/lib/lockmgr/REGION\n"
 "                           for root, else $XDG_STATE_HOME/lockmgr/REGION),\n"
@@ -151,6 +155,7 @@ enum {
 	OPT_MAX_TTL,
 	OPT_RESTART_DELAY,
 	OPT_NO_RELEASE,
+	OPT_TREE,
 	OPT_MODE,
 	OPT_FRESH,
 	OPT_PIDFILE,
@@ -169,6 +174,7 @@ static int parse_options(int argc, char **argv, struct lm_options *o,
 		{"max-ttl", required_argument, NULL, OPT_MAX_TTL},
 		{"restart-delay", required_argument, NULL, OPT_RESTART_DELAY},
 		{"no-release-on-exit", no_argument, NULL, OPT_NO_RELEASE},
+		{"tree", no_argument, NULL, OPT_TREE},
 		{"mode", required_argument, NULL, OPT_MODE},
 		{"fresh", no_argument, NULL, OPT_FRESH},
 		{"daemon", no_argument, NULL, 'd'},
@@ -222,6 +228,9 @@ static int parse_options(int argc, char **argv, struct lm_options *o,
 						"be -1 (manual) or >= 0 ms\n");
 				return EX_USAGE;
 			}
+			break;
+		case OPT_TREE:
+			o->params.tree = true;
 			break;
 		case OPT_NO_RELEASE:
 			o->release_on_exit = false;
@@ -443,6 +452,11 @@ static int open_region(struct supervisor *sv)
 	    sv->region.max_sessions != sv->opt.params.max_sessions)
 		lm_log("supervisor", "note: keeping the region's sizes; "
 		       "--max-locks/--max-sessions apply to a new region");
+	bool tree = atomic_load(&sv->region.hdr->flags) & LM_REGION_TREE;
+	if (tree != sv->opt.params.tree)
+		lm_log("supervisor", "note: keeping the region's names %s; "
+		       "--tree applies to a new region",
+		       tree ? "as a tree" : "flat");
 	return 0;
 }
 

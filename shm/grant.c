@@ -855,6 +855,18 @@ int lm_hold_release(struct lm_session_ctx *c, struct lm_hold *h)
 	return kept >= LM_QUORUM && !late ? 0 : LM_R_LEASELOST;
 }
 
+void lm_hold_raise_token(struct lm_session_ctx *c, const struct lm_hold *h,
+			 uint64_t token)
+{
+	struct lm_region *r = &c->region;
+	for (unsigned i = 0; i < LM_NSERVERS; i++)
+		if ((h->mask & (1u << i)) &&
+		    lm_within_reservation(r->servers[i], token,
+					  h->valid_until_ns))
+			lm_raise_token(&lm_slot_of(r, i, h->lock)->token,
+				       token);
+}
+
 /* Free lock `lock` on every table where session idx holds it. */
 static bool free_one(struct lm_region *r, uint32_t idx, uint32_t lock,
 		     uint64_t freed, uint32_t self)

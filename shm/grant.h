@@ -130,6 +130,15 @@ enum grab_result lm_hold_upgrade(struct lm_session_ctx *c, struct lm_hold *h,
 int lm_hold_downgrade(struct lm_session_ctx *c, struct lm_hold *h,
 		      uint32_t mode);
 
+/*
+ * Raise the token marks of the tables hold h holds to at least token (a
+ * tree grant's token, the largest of its holds', written back along its
+ * path, so that any later conflicting grant on any node of the path,
+ * which shares a table with each of its holds, gets a larger one).
+ */
+void lm_hold_raise_token(struct lm_session_ctx *c, const struct lm_hold *h,
+			 uint64_t token);
+
 /* Who frees a dead or departing session's grants, and is not a client
  * waiting in a queue itself. */
 #define LM_NO_SESSION UINT32_MAX

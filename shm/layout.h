@@ -239,6 +239,9 @@
 
 /* Region flags (lm_region_header.flags). */
 #define LM_REGION_RELEASE_ON_EXIT 0x1u /* free a dead client's locks */
+#define LM_REGION_TREE 0x2u /* creator only: names with '/' form a tree,
+			     * and every acquire of a name takes intention
+			     * modes on its ancestors first (client/tree.c) */
 
 /* ---------------------------------------------------------------------
  * Session slot: one per connected client (lm_connect). A session is

@@ -166,6 +166,7 @@ int lm_region_init(struct lm_region *r, int fd, const char *name,
 	h->off_servers = o.servers;
 	h->off_slots = o.slots;
 	h->max_ttl_ms = p->max_ttl_ms;
+	atomic_store(&h->flags, p->tree ? LM_REGION_TREE : 0u);
 	h->created_realtime_s = (int64_t)time(NULL);
 	atomic_store(&h->restart_delay_ms, 100);
 	set_views(r, base, o.total, fd, name);

@@ -43,6 +43,7 @@ struct lm_region_params {
 	uint32_t max_sessions;
 	int64_t max_ttl_ms;
 	unsigned mode; /* file mode of the shm object, 0600 by default */
+	bool tree;     /* names with '/' form a tree (LM_REGION_TREE) */
 };
 
 /*
