@@ -18,9 +18,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "bench.h"
+#include "daemon.h"
 #include "results.h"
 #include "scenarios.h"
 #include "stats.h"
@@ -29,15 +29,6 @@
 #define MAX_ROUNDS 16
 #define NPROCS 16
 #define ZIPF_S 0.99
-
-/* Bytes of our lockmgrd's region, from its shm object. */
-static double region_bytes(void)
-{
-	char path[LM_REGION_NAME_MAX + 16];
-	snprintf(path, sizeof(path), "/dev/shm%s", bench_cfg.region);
-	struct stat st;
-	return stat(path, &st) == 0 ? (double)st.st_size : NAN;
-}
 
 /* Peers limited to the small size, to be reported as such. */
 static uint32_t limit_of(enum prim_id id)
@@ -130,7 +121,7 @@ void scen_manylocks(unsigned prims)
 			       sizes[s]);
 		one_size(prims, sizes[s], s);
 	}
-	double bytes = region_bytes();
+	double bytes = lmd_region_bytes();
 	int lm = (prims & (1u << PRIM_LOCKMGR)) ? PRIM_LOCKMGR
 						 : PRIM_LOCKMGR_REF;
 	results_add(SCEN_MANYLOCKS, lm, "", "region_bytes", bytes, "B");
