@@ -496,18 +496,20 @@ void report_table(FILE *f, unsigned scen, unsigned prims)
 		bench_cfg.quick ? " (--quick: a smoke test, the numbers are "
 				  "not meaningful)"
 				: "");
+	/* The rw-only primitives appear in the read-write table only. */
+	unsigned mutexes = prims & ~PRIM_RW_ONLY_MASK;
 	if (scen & (1u << SCEN_UNCONTENDED))
-		t_uncontended(f, prims);
+		t_uncontended(f, mutexes);
 	if (scen & (1u << SCEN_CONTENDED))
-		t_contended(f, prims);
+		t_contended(f, mutexes);
 	if (scen & (1u << SCEN_HANDOFF))
-		t_handoff(f, prims);
+		t_handoff(f, mutexes);
 	if (scen & (1u << SCEN_CRASH))
-		t_crash(f, prims);
+		t_crash(f, mutexes);
 	if (scen & (1u << SCEN_MANYLOCKS))
-		t_manylocks(f, prims);
+		t_manylocks(f, mutexes);
 	if (scen & (1u << SCEN_SERVERDOWN))
-		t_serverdown(f, prims);
+		t_serverdown(f, mutexes);
 	if (prims & ((1u << PRIM_LOCKMGR) | (1u << PRIM_LOCKMGR_REF)))
 		t_targets(f, scen, prims);
 	fflush(f);
