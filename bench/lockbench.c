@@ -46,14 +46,17 @@ static void usage(FILE *f)
 "  --lockmgrd PATH     the lockmgrd to start (default: next to lockbench)\n"
 "  --scenarios LIST    comma-separated, by number or name:\n"
 "                        1 uncontended, 2 contended, 3 handoff, 4 crash,\n"
-"                        5 manylocks, 6 serverdown (default: all)\n"
+"                        5 manylocks, 6 serverdown, 7 rw (readers and\n"
+"                        writers: shared against exclusive locks)\n"
+"                        (default: all)\n"
 "  --primitives LIST   comma-separated: robust-mutex, flock, ofd,\n"
 "                      posix-sem, sysv-sem, futex, lockmgr, lockmgr-ref,\n"
 "                      rwlock (a pthread rwlock: scenario rw only)\n"
 "                      (default: all)\n"
 "  --rounds N          interleaved rounds per measurement (default 3,\n"
 "                      quick 1)\n"
-"  --duration MS       length of one timed run (default 500, quick 150)\n"
+"  --duration MS       length of one timed run (default 500, quick 150);\n"
+"                      longer rw runs: e.g. --rounds 5 --duration 2000\n"
 "  -h, --help          show this help\n"
 "\n"
 "Exit status: 0 all counters exact, 1 a counter or a worker failed,\n"
@@ -284,6 +287,8 @@ int main(int argc, char **argv)
 		scen_crash(mutexes);
 	if (sc & (1u << SCEN_MANYLOCKS))
 		scen_manylocks(mutexes);
+	if (sc & (1u << SCEN_RW))
+		scen_rw(prims_mask);
 	/* Last: it leaves a server down. */
 	if ((sc & (1u << SCEN_SERVERDOWN)) && need_lmd)
 		scen_serverdown(mutexes);
