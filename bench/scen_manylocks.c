@@ -66,7 +66,7 @@ static void one_size(unsigned prims, uint32_t nlocks, int size_idx)
 					na[id] = true;
 					continue;
 				}
-				bench_progress("5/6 many locks: %s, round %d/%d,"
+				bench_progress("5/7 many locks: %s, round %d/%d,"
 					       " %s", param, r + 1, rounds,
 					       prim_table[id]->key);
 				struct timed_spec spec = {
@@ -117,7 +117,7 @@ void scen_manylocks(unsigned prims)
 	uint32_t sizes[2] = {bench_cfg.many_small, bench_cfg.many_large};
 	for (int s = 0; s < 2; s++) {
 		/* Creating a million names takes a moment: say so. */
-		bench_progress("5/6 many locks: N=%u (creating names)",
+		bench_progress("5/7 many locks: N=%u (creating names)",
 			       sizes[s]);
 		one_size(prims, sizes[s], s);
 	}
