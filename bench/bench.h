@@ -22,7 +22,9 @@
 /* The most processes one scenario forks (the top of the P sweep). */
 #define BENCH_MAX_PROCS 64
 
-/* The scenarios, in the order they run and are reported. */
+/* The scenarios, in the order they are numbered and reported; they run
+ * in this order too, except the read-write one, which runs before the
+ * server-down one (that leaves a server down). */
 enum scenario {
 	SCEN_UNCONTENDED,
 	SCEN_CONTENDED,
@@ -30,6 +32,7 @@ enum scenario {
 	SCEN_CRASH,
 	SCEN_MANYLOCKS,
 	SCEN_SERVERDOWN,
+	SCEN_RW,
 	SCEN_COUNT
 };
 

@@ -5,11 +5,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -184,4 +186,31 @@ int lmd_kill_server(unsigned idx)
 out:
 	lm_region_detach(&r);
 	return rc;
+}
+
+double lmd_region_bytes(void)
+{
+	char path[LM_REGION_NAME_MAX + 16];
+	snprintf(path, sizeof(path), "/dev/shm%s", bench_cfg.region);
+	struct stat st;
+	return stat(path, &st) == 0 ? (double)st.st_size : NAN;
+}
+
+int lmd_region_layout(struct lmd_layout *out)
+{
+	struct lm_region r;
+	char why[256];
+	if (lm_region_attach(&r, bench_cfg.region, why, sizeof(why)) != 0)
+		return -1;
+	const struct lm_region_header *h = r.hdr;
+	out->max_locks = h->max_locks;
+	out->max_sessions = h->max_sessions;
+	out->bucket_count = h->bucket_count;
+	out->nservers = h->nservers;
+	out->name_size = h->name_size;
+	out->slot_size = h->slot_size;
+	out->session_size = h->session_size;
+	out->region_size = h->region_size;
+	lm_region_detach(&r);
+	return 0;
 }

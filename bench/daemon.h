@@ -9,6 +9,7 @@
 #define LOCKBENCH_DAEMON_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Start it and wait (bounded) until its three servers are UP.
@@ -20,6 +21,23 @@ void lmd_stop(void);
 
 /* SIGKILL server idx and wait until the region marks it DOWN. */
 int lmd_kill_server(unsigned idx);
+
+/* Bytes of our lockmgrd's region, from its shm object; NAN if unknown. */
+double lmd_region_bytes(void);
+
+/* The sizes our lockmgrd's region header records. */
+struct lmd_layout {
+	uint32_t max_locks;
+	uint32_t max_sessions;
+	uint32_t bucket_count;
+	uint32_t nservers;
+	uint32_t name_size;
+	uint32_t slot_size;
+	uint32_t session_size;
+	uint64_t region_size;
+};
+/* 0, or -1 if the region cannot be attached. */
+int lmd_region_layout(struct lmd_layout *out);
 
 /* For the signal handler: SIGTERM the supervisor if it runs. */
 void lmd_stop_signal_safe(void);

@@ -179,6 +179,105 @@ const struct prim_ops prim_robust_ops = {
 	.destroy = robust_destroy,
 };
 
+/* ---- process-shared pthread rwlock (read-write scenario only) ------
+ *
+ * glibc's default kind (PTHREAD_RWLOCK_PREFER_READER_NP), as a program
+ * that only asks for PTHREAD_PROCESS_SHARED gets it. Not robust: a
+ * holder that dies leaves it taken for ever, which is why it takes part
+ * in the read-write scenario only (and why that is fine there).
+ */
+struct rwlocks {
+	void *map;
+	size_t size;
+};
+
+static pthread_rwlock_t *rwlock_at(struct prim *p, uint32_t i)
+{
+	struct rwlocks *s = p->state;
+	return (pthread_rwlock_t *)((char *)s->map + (size_t)i * SLOT);
+}
+
+static int rwlock_init(struct prim *p, uint32_t nlocks, const char *tag)
+{
+	(void)tag;
+	_Static_assert(sizeof(pthread_rwlock_t) <= SLOT, "rwlock slot");
+	struct rwlocks *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return -ENOMEM;
+	s->size = (size_t)nlocks * SLOT;
+	s->map = bench_shared_alloc(s->size);
+	p->state = s;
+	pthread_rwlockattr_t a;
+	pthread_rwlockattr_init(&a);
+	pthread_rwlockattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+	for (uint32_t i = 0; i < nlocks; i++) {
+		int rc = pthread_rwlock_init(rwlock_at(p, i), &a);
+		if (rc != 0) {
+			pthread_rwlockattr_destroy(&a);
+			return -rc;
+		}
+	}
+	pthread_rwlockattr_destroy(&a);
+	return 0;
+}
+
+static int rwlock_attach(struct prim *p)
+{
+	(void)p;
+	return 0;
+}
+
+static int rwlock_acquire_mode(struct prim *p, uint32_t i, bool shared,
+			       int64_t deadline_ns)
+{
+	pthread_rwlock_t *l = rwlock_at(p, i);
+	if (deadline_ns == INT64_MAX)
+		return -(shared ? pthread_rwlock_rdlock(l)
+				: pthread_rwlock_wrlock(l));
+	struct timespec ts;
+	ts_of(deadline_ns, &ts);
+	return -(shared ? pthread_rwlock_clockrdlock(l, CLOCK_MONOTONIC, &ts)
+			: pthread_rwlock_clockwrlock(l, CLOCK_MONOTONIC, &ts));
+}
+
+static int rwlock_acquire(struct prim *p, uint32_t i, int64_t deadline_ns)
+{
+	return rwlock_acquire_mode(p, i, false, deadline_ns);
+}
+
+static int rwlock_release(struct prim *p, uint32_t i)
+{
+	return -pthread_rwlock_unlock(rwlock_at(p, i));
+}
+
+static void rwlock_detach(struct prim *p)
+{
+	(void)p;
+}
+
+static void rwlock_destroy(struct prim *p)
+{
+	struct rwlocks *s = p->state;
+	if (s == NULL)
+		return;
+	bench_shared_free(s->map, s->size);
+	free(s);
+	p->state = NULL;
+}
+
+const struct prim_ops prim_rwlock_ops = {
+	.key = "rwlock",
+	.label = "pthread rwlock",
+	.max_locks = 1u << 21,
+	.init = rwlock_init,
+	.attach = rwlock_attach,
+	.acquire = rwlock_acquire,
+	.release = rwlock_release,
+	.acquire_mode = rwlock_acquire_mode,
+	.detach = rwlock_detach,
+	.destroy = rwlock_destroy,
+};
+
 /* ---- files: flock(2) and OFD locks ---------------------------------
  *
  * The parent creates unlinked temporary files (nothing is left behind
@@ -316,6 +415,15 @@ static int flock_acquire(struct prim *p, uint32_t i, int64_t deadline_ns)
 	return file_lock_call(do_flock, s->fd[i], LOCK_EX, deadline_ns);
 }
 
+/* Read-write scenario: LOCK_SH for a reader, LOCK_EX for a writer. */
+static int flock_acquire_mode(struct prim *p, uint32_t i, bool shared,
+			      int64_t deadline_ns)
+{
+	struct files *s = p->state;
+	return file_lock_call(do_flock, s->fd[i], shared ? LOCK_SH : LOCK_EX,
+			      deadline_ns);
+}
+
 static int flock_release(struct prim *p, uint32_t i)
 {
 	struct files *s = p->state;
@@ -330,6 +438,7 @@ const struct prim_ops prim_flock_ops = {
 	.attach = files_attach,
 	.acquire = flock_acquire,
 	.release = flock_release,
+	.acquire_mode = flock_acquire_mode,
 	.detach = files_detach,
 	.destroy = files_destroy,
 };

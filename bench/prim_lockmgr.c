@@ -175,6 +175,27 @@ static int lmp_acquire(struct prim *p, uint32_t i, int64_t deadline_ns)
 	return rc;
 }
 
+/* Read-write scenario: both modes through lm_acquire_ex by name, so
+ * that S and X are compared through the same call. */
+static int lmp_acquire_mode(struct prim *p, uint32_t i, bool shared,
+			    int64_t deadline_ns)
+{
+	struct lmprim *s = p->state;
+	int64_t wait_ms = -1;
+	if (deadline_ns != INT64_MAX) {
+		int64_t left = deadline_ns - bench_now_ns();
+		wait_ms = left <= 0 ? 0 : (left + 999999) / 1000000;
+	}
+	lm_acquire_opts o = LM_ACQUIRE_OPTS(shared ? LM_MODE_S : LM_MODE_X,
+					    bench_cfg.ttl_ms, wait_ms);
+	int rc = lm_acquire_ex(s->c, name_of(s->names, i), &o, &s->g);
+	if (rc == LM_ETIMEDOUT)
+		return -ETIMEDOUT;
+	if (rc == 0 && (s->g.flags & LM_GRANT_RECOVERED))
+		p->recovered = true;
+	return rc;
+}
+
 static int lmp_release(struct prim *p, uint32_t i)
 {
 	(void)i;
@@ -211,6 +232,7 @@ const struct prim_ops prim_lockmgr_ops = {
 	.prepare = lmp_prepare,
 	.acquire = lmp_acquire,
 	.release = lmp_release,
+	.acquire_mode = lmp_acquire_mode,
 	.detach = lmp_detach,
 	.destroy = lmp_destroy,
 };

@@ -18,6 +18,7 @@ const struct prim_ops *const prim_table[PRIM_COUNT] = {
 	[PRIM_FUTEX] = &prim_futex_ops,
 	[PRIM_LOCKMGR] = &prim_lockmgr_ops,
 	[PRIM_LOCKMGR_REF] = &prim_lockmgr_ref_ops,
+	[PRIM_RWLOCK] = &prim_rwlock_ops,
 };
 
 int prim_init(struct prim *p, enum prim_id id, uint32_t nlocks,

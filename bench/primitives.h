@@ -33,8 +33,13 @@ enum prim_id {
 	PRIM_FUTEX,       /* bare futex mutex, Drepper's 0/1/2 states */
 	PRIM_LOCKMGR,     /* lm_acquire by name */
 	PRIM_LOCKMGR_REF, /* lm_acquire_ref with a pre-resolved lm_lockref */
+	PRIM_RWLOCK,      /* process-shared pthread_rwlock_t (rw only) */
 	PRIM_COUNT
 };
+
+/* The primitives that take part in the read-write scenario only: the
+ * others measure them as mutexes, which they are not made to be. */
+#define PRIM_RW_ONLY_MASK (1u << PRIM_RWLOCK)
 
 struct prim;
 
@@ -52,6 +57,11 @@ struct prim_ops {
 	 * none) has passed, or another negative code (prim_strerror). */
 	int (*acquire)(struct prim *p, uint32_t lock, int64_t deadline_ns);
 	int (*release)(struct prim *p, uint32_t lock);
+	/* Read-write scenario: acquire shared (a reader) or exclusive (a
+	 * writer), released by release; NULL for a primitive without a
+	 * shared mode. Same codes as acquire. */
+	int (*acquire_mode)(struct prim *p, uint32_t lock, bool shared,
+			    int64_t deadline_ns);
 	void (*detach)(struct prim *p);
 	void (*destroy)(struct prim *p);
 };
@@ -84,7 +94,7 @@ void prim_lockmgr_shutdown(void);
 /* The implementations (prim_host.c, prim_lockmgr.c). */
 extern const struct prim_ops prim_robust_ops, prim_flock_ops, prim_ofd_ops,
 	prim_posix_sem_ops, prim_sysv_sem_ops, prim_futex_ops,
-	prim_lockmgr_ops, prim_lockmgr_ref_ops;
+	prim_lockmgr_ops, prim_lockmgr_ref_ops, prim_rwlock_ops;
 
 /* Error codes of our own, below -errno's range and outside LM_E*. */
 #define PRIM_ELIMIT (-2001) /* more locks than this primitive supports */

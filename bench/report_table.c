@@ -358,6 +358,133 @@ static void t_serverdown(FILE *f, unsigned prims)
 	notes(f, SCEN_SERVERDOWN);
 }
 
+static void rw_thru_rows(FILE *f, unsigned prims, int mix)
+{
+	fprintf(f, "   throughput (ops/s), %u%% reads:\n   %-*s",
+		rw_read_pct[mix], W_NAME, "primitive");
+	for (int k = 0; k < RW_NP; k++) {
+		char p[16];
+		snprintf(p, sizeof(p), "P=%u", rw_p[k]);
+		fprintf(f, " %9s", p);
+	}
+	fputc('\n', f);
+	for (int i = 0; i < PRIM_COUNT; i++) {
+		if (!on(prims, i) || prim_table[i]->acquire_mode == NULL)
+			continue;
+		fprintf(f, "   %-*s", W_NAME, prim_table[i]->label);
+		for (int k = 0; k < RW_NP; k++) {
+			char p[32], a[32];
+			rw_param(p, sizeof(p), rw_p[k], mix);
+			fprintf(f, " %9s",
+				fmt_ops(a, sizeof(a),
+					results_get(SCEN_RW, i, p,
+						    "ops_per_s")));
+		}
+		fputc('\n', f);
+	}
+	static const char *const vs[2][2] = {
+		{"lockmgr/flock", "thru_over_flock"},
+		{"lockmgr/rwlock", "thru_over_rwlock"},
+	};
+	for (int v = 0; v < 2 && on(prims, PRIM_LOCKMGR); v++) {
+		fprintf(f, "   %-*s", W_NAME, vs[v][0]);
+		for (int k = 0; k < RW_NP; k++) {
+			char p[32], a[32];
+			rw_param(p, sizeof(p), rw_p[k], mix);
+			fprintf(f, " %9s",
+				fmt_x(a, sizeof(a),
+				      results_get(SCEN_RW, PRIM_LOCKMGR, p,
+						  vs[v][1])));
+		}
+		fputc('\n', f);
+	}
+}
+
+static void t_rw(FILE *f, unsigned prims)
+{
+	heading(f, SCEN_RW,
+		"Readers and writers: shared (S, rdlock, LOCK_SH) against "
+		"exclusive locks");
+	fprintf(f, "   uncontended, one process (ns per acquire+release "
+		   "pair):\n");
+	fprintf(f, "   %-*s %10s %10s %8s %10s\n", W_NAME, "primitive",
+		"S", "X", "S/X", "X plain");
+	for (int i = 0; i < PRIM_COUNT; i++) {
+		if (!on(prims, i))
+			continue;
+		double sv = results_get(SCEN_RW, i, "uncontended",
+					"S_ns_per_pair");
+		double xv = results_get(SCEN_RW, i, "uncontended",
+					"X_ns_per_pair");
+		double pv = results_get(SCEN_RW, i, "uncontended",
+					"X_plain_ns_per_pair");
+		if (isnan(sv) && isnan(xv) && isnan(pv))
+			continue;
+		char a[32], b[32], c[32], d[32];
+		fprintf(f, "   %-*s %10s %10s %8s %10s\n", W_NAME,
+			prim_table[i]->label, fmt_num(a, sizeof(a), sv, 1),
+			fmt_num(b, sizeof(b), xv, 1),
+			fmt_x(c, sizeof(c), ratio(sv, xv)),
+			fmt_num(d, sizeof(d), pv, 1));
+	}
+	for (int mix = 0; mix < RW_NMIX; mix++)
+		rw_thru_rows(f, prims, mix);
+	for (int mix = 0; mix < RW_NMIX; mix++) {
+		char param[32];
+		rw_param(param, sizeof(param), 16, mix);
+		fprintf(f, "\n   at %s:\n", param);
+		fprintf(f, "   %-*s %9s %7s %8s %9s %9s %9s %9s %5s\n",
+			W_NAME, "primitive", "ops/s", "writes", "fairness",
+			"read p50", "read p99", "write p50", "write p99",
+			"viol");
+		for (int i = 0; i < PRIM_COUNT; i++) {
+			if (!on(prims, i) || prim_table[i]->acquire_mode == NULL)
+				continue;
+			char a[32], b[32], c[32], d[32], e[32], g[32], h[32],
+				k[32];
+			fprintf(f, "   %-*s %9s %7s %8s %9s %9s %9s %9s %5s\n",
+				W_NAME, prim_table[i]->label,
+				fmt_ops(a, sizeof(a),
+					results_get(SCEN_RW, i, param,
+						    "ops_per_s")),
+				fmt_pct(b, sizeof(b),
+					results_get(SCEN_RW, i, param,
+						    "write_share")),
+				fmt_num(c, sizeof(c),
+					results_get(SCEN_RW, i, param,
+						    "fairness"), 2),
+				fmt_ns(d, sizeof(d),
+				       results_get(SCEN_RW, i, param,
+						   "read_p50_ns")),
+				fmt_ns(e, sizeof(e),
+				       results_get(SCEN_RW, i, param,
+						   "read_p99_ns")),
+				fmt_ns(g, sizeof(g),
+				       results_get(SCEN_RW, i, param,
+						   "write_p50_ns")),
+				fmt_ns(h, sizeof(h),
+				       results_get(SCEN_RW, i, param,
+						   "write_p99_ns")),
+				fmt_num(k, sizeof(k),
+					results_get(SCEN_RW, i, param,
+						    "violations"), 0));
+		}
+	}
+	double b = results_get(SCEN_RW, PRIM_LOCKMGR, "", "bytes_per_lock");
+	if (!isnan(b))
+		fprintf(f, "   lockmgr memory: %.0f bytes per lock from the "
+			   "region header's sizes; %.1f with the sessions and "
+			   "headers (region %.0f bytes / %.0f locks)\n",
+			results_get(SCEN_RW, PRIM_LOCKMGR, "",
+				    "marginal_bytes_per_lock"),
+			b, results_get(SCEN_RW, PRIM_LOCKMGR, "", "region_bytes"),
+			results_get(SCEN_RW, PRIM_LOCKMGR, "", "max_locks"));
+	notes(f, SCEN_RW);
+	fprintf(f, "   (\"writes\": share of completed operations that were "
+		   "writes; \"viol\": overlaps, torn reads and lost writes "
+		   "seen inside the critical section, must be 0)\n");
+}
+
 /* ---- the project's targets (README.md, "Performance") ------------- */
 
 /* A ratio for a sentence, from one of a few rotating buffers. */
@@ -471,12 +598,36 @@ static void targets_for(FILE *f, unsigned scen, int lm)
 	}
 }
 
+/* The read-write targets (lockmgr by name: S is lm_acquire_ex only). */
+static void targets_rw(FILE *f)
+{
+	char m[64], miss[64];
+	double r = results_get(SCEN_RW, PRIM_LOCKMGR, "uncontended",
+			       "S_over_X");
+	snprintf(m, sizeof(m), "S/X = %s", fx(r));
+	snprintf(miss, sizeof(miss), "MISSED by %s", fx(r / 1.2));
+	target(f, "lockmgr uncontended S pair <= 1.2x X (lm_acquire_ex)", m,
+	       isnan(r) ? NAN : r <= 1.2, miss);
+	r = results_get(SCEN_RW, PRIM_LOCKMGR, "P=16 95/5", "thru_over_flock");
+	snprintf(m, sizeof(m), "%s flock", fx(r));
+	snprintf(miss, sizeof(miss), "MISSED by %s", fx(2 / r));
+	target(f, "lockmgr 95/5 reads/writes P=16 >= 2x flock", m,
+	       isnan(r) ? NAN : r >= 2, miss);
+	r = results_get(SCEN_RW, PRIM_LOCKMGR, "P=16 95/5", "thru_over_rwlock");
+	snprintf(m, sizeof(m), "%s pthread rwlock", fx(r));
+	fprintf(f, "   %-55s %-26s %s\n",
+		"lockmgr 95/5 reads/writes P=16 against pthread rwlock", m,
+		"(stated)");
+}
+
 static void t_targets(FILE *f, unsigned scen, unsigned prims)
 {
 	fprintf(f, "\nThe project's targets:\n");
 	for (int lm = PRIM_LOCKMGR; lm <= PRIM_LOCKMGR_REF; lm++)
 		if (on(prims, lm))
-			targets_for(f, scen, lm);
+			targets_for(f, scen & ~(1u << SCEN_RW), lm);
+	if ((scen & (1u << SCEN_RW)) && on(prims, PRIM_LOCKMGR))
+		targets_rw(f);
 	if (scen & (1u << SCEN_MANYLOCKS)) {
 		int lm = on(prims, PRIM_LOCKMGR) ? PRIM_LOCKMGR
 						 : PRIM_LOCKMGR_REF;
@@ -496,18 +647,22 @@ void report_table(FILE *f, unsigned scen, unsigned prims)
 		bench_cfg.quick ? " (--quick: a smoke test, the numbers are "
 				  "not meaningful)"
 				: "");
+	/* The rw-only primitives appear in the read-write table only. */
+	unsigned mutexes = prims & ~PRIM_RW_ONLY_MASK;
 	if (scen & (1u << SCEN_UNCONTENDED))
-		t_uncontended(f, prims);
+		t_uncontended(f, mutexes);
 	if (scen & (1u << SCEN_CONTENDED))
-		t_contended(f, prims);
+		t_contended(f, mutexes);
 	if (scen & (1u << SCEN_HANDOFF))
-		t_handoff(f, prims);
+		t_handoff(f, mutexes);
 	if (scen & (1u << SCEN_CRASH))
-		t_crash(f, prims);
+		t_crash(f, mutexes);
 	if (scen & (1u << SCEN_MANYLOCKS))
-		t_manylocks(f, prims);
+		t_manylocks(f, mutexes);
 	if (scen & (1u << SCEN_SERVERDOWN))
-		t_serverdown(f, prims);
+		t_serverdown(f, mutexes);
+	if (scen & (1u << SCEN_RW))
+		t_rw(f, prims);
 	if (prims & ((1u << PRIM_LOCKMGR) | (1u << PRIM_LOCKMGR_REF)))
 		t_targets(f, scen, prims);
 	fflush(f);

@@ -49,7 +49,7 @@ void scen_contended(unsigned prims)
 			int n = scen_order(prims, r, order);
 			for (int k = 0; k < n; k++) {
 				enum prim_id id = order[k];
-				bench_progress("2/6 contended: P=%u, round %d/%d,"
+				bench_progress("2/7 contended: P=%u, round %d/%d,"
 					       " %s", np, r + 1, rounds,
 					       prim_table[id]->key);
 				struct timed_spec spec = {

@@ -174,7 +174,7 @@ void scen_crash(unsigned prims)
 			 * next time: do not wait for its timeout again. */
 			if (never[id])
 				continue;
-			bench_progress("4/6 crash recovery: kill %d/%d, %s",
+			bench_progress("4/7 crash recovery: kill %d/%d, %s",
 				       it + 1, iters, prim_table[id]->key);
 			int rec = 0, asleep = 0;
 			double t = crash_once(id, it, &rec, &asleep);

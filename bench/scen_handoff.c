@@ -180,7 +180,7 @@ void scen_handoff(unsigned prims)
 		enum prim_id order[PRIM_COUNT];
 		int n = scen_order(prims, r, order);
 		for (int k = 0; k < n; k++) {
-			bench_progress("3/6 handoff: round %d/%d, %s", r + 1,
+			bench_progress("3/7 handoff: round %d/%d, %s", r + 1,
 				       rounds, prim_table[order[k]]->key);
 			ho_round(order[k], iters, &pool[order[k]],
 				 &not_asleep[order[k]]);

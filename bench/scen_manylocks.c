@@ -18,9 +18,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "bench.h"
+#include "daemon.h"
 #include "results.h"
 #include "scenarios.h"
 #include "stats.h"
@@ -29,15 +29,6 @@
 #define MAX_ROUNDS 16
 #define NPROCS 16
 #define ZIPF_S 0.99
-
-/* Bytes of our lockmgrd's region, from its shm object. */
-static double region_bytes(void)
-{
-	char path[LM_REGION_NAME_MAX + 16];
-	snprintf(path, sizeof(path), "/dev/shm%s", bench_cfg.region);
-	struct stat st;
-	return stat(path, &st) == 0 ? (double)st.st_size : NAN;
-}
 
 /* Peers limited to the small size, to be reported as such. */
 static uint32_t limit_of(enum prim_id id)
@@ -75,7 +66,7 @@ static void one_size(unsigned prims, uint32_t nlocks, int size_idx)
 					na[id] = true;
 					continue;
 				}
-				bench_progress("5/6 many locks: %s, round %d/%d,"
+				bench_progress("5/7 many locks: %s, round %d/%d,"
 					       " %s", param, r + 1, rounds,
 					       prim_table[id]->key);
 				struct timed_spec spec = {
@@ -126,11 +117,11 @@ void scen_manylocks(unsigned prims)
 	uint32_t sizes[2] = {bench_cfg.many_small, bench_cfg.many_large};
 	for (int s = 0; s < 2; s++) {
 		/* Creating a million names takes a moment: say so. */
-		bench_progress("5/6 many locks: N=%u (creating names)",
+		bench_progress("5/7 many locks: N=%u (creating names)",
 			       sizes[s]);
 		one_size(prims, sizes[s], s);
 	}
-	double bytes = region_bytes();
+	double bytes = lmd_region_bytes();
 	int lm = (prims & (1u << PRIM_LOCKMGR)) ? PRIM_LOCKMGR
 						 : PRIM_LOCKMGR_REF;
 	results_add(SCEN_MANYLOCKS, lm, "", "region_bytes", bytes, "B");

@@ -33,7 +33,7 @@ static void measure(unsigned prims, const char *param, int rounds)
 		int n = scen_order(prims, r, order);
 		for (int k = 0; k < n; k++) {
 			enum prim_id id = order[k];
-			bench_progress("6/6 server down: %s, round %d/%d, %s",
+			bench_progress("6/7 server down: %s, round %d/%d, %s",
 				       param, r + 1, rounds,
 				       prim_table[id]->key);
 			struct timed_spec spec = {
@@ -73,7 +73,7 @@ void scen_serverdown(unsigned prims)
 	int rounds = bench_cfg.rounds < MAX_ROUNDS ? bench_cfg.rounds
 						   : MAX_ROUNDS;
 	measure(prims, "3 up", rounds);
-	bench_progress("6/6 server down: killing server %u", VICTIM);
+	bench_progress("6/7 server down: killing server %u", VICTIM);
 	if (lmd_kill_server(VICTIM) != 0) {
 		bench_fail("server down: could not take server %u down",
 			   VICTIM);

@@ -72,7 +72,7 @@ void scen_uncontended(unsigned prims)
 		for (int k = 0; k < n; k++) {
 			enum prim_id id = order[k];
 			const struct prim_ops *ops = prim_table[id];
-			bench_progress("1/6 uncontended: round %d/%d, %s", r + 1,
+			bench_progress("1/7 uncontended: round %d/%d, %s", r + 1,
 				       rounds, ops->key);
 			struct prim p;
 			int rc = prim_init(&p, id, 1, "u");

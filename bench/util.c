@@ -23,6 +23,7 @@ static const char *const scenario_keys[SCEN_COUNT] = {
 	[SCEN_CRASH] = "crash",
 	[SCEN_MANYLOCKS] = "manylocks",
 	[SCEN_SERVERDOWN] = "serverdown",
+	[SCEN_RW] = "rw",
 };
 
 const char *scenario_key(enum scenario s)
