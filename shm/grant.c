@@ -361,6 +361,10 @@ struct table_step {
 	int64_t expiry;       /* our lease there (server ms) */
 	bool abandoned;       /* out: its last holder did not release */
 	int64_t busy_until_srv; /* out, on STEP_BUSY */
+	int64_t judged;       /* out: a joined group's lease expiry that
+			       * must not have passed when the clock is
+			       * read again (lm_group_extend); INT64_MAX if
+			       * there is nothing to check */
 	uint32_t holder;      /* out, on STEP_BUSY: session + 1, or 0 */
 };
 
@@ -523,8 +527,10 @@ static enum step join_group(struct lm_session_ctx *c, uint32_t lock,
 		}
 		LM_HOOK("grant.group_joined");
 		enum step why = STEP_LOST;
+		ts->judged = INT64_MAX;
 		if (!owner_clear(r, lock, ts, &why) ||
-		    (runs && !lm_group_extend(slot, srv, g, ts->expiry))) {
+		    (runs && !lm_group_extend(slot, g, ts->expiry, ts->srv_now,
+					      &ts->judged))) {
 			lm_group_leave(slot, g, mode);
 			if (why != STEP_LOST)
 				return why;
@@ -597,6 +603,7 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
 	unsigned mask = 0, usable = 0;
 	bool busy = false, stale = false, recovered = false;
 	int64_t expiry[LM_NSERVERS] = {0}, srv_now[LM_NSERVERS] = {0};
+	int64_t judged[LM_NSERVERS] = {INT64_MAX, INT64_MAX, INT64_MAX};
 	info->busy_until_ns = 0;
 	info->holder_session = 0;
 	h->mode = mode;
@@ -642,6 +649,7 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
 				srv, ts.busy_until_srv, srv_now[i], t0);
 			info->holder_session = ts.holder;
 		} else if (s == STEP_TAKEN) {
+			judged[i] = mode == LM_MODE_X_ ? INT64_MAX : ts.judged;
 			h->owner[i] = mode == LM_MODE_X_ ? w : joined;
 			h->state[i] = states[i];
 			recovered |= ts.abandoned;
@@ -721,10 +729,13 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
 			       LM_LEASE_TAG(lease) == LM_GROUP_TAG(g) &&
 			       LM_LEASE_EXPIRY(lease) >= expiry[i];
 		}
+		/* The clock read after a joined group's lease extension
+		 * (lm_group_extend): the lease we judged running still is. */
+		int64_t srv_t1 = lm_server_clock_ms(r->servers[i], t1);
 		if (ours &&
 		    atomic_load(&r->servers[i]->state) == h->state[i] &&
 		    atomic_load(&slot->token) >= token &&
-		    lm_server_clock_ms(r->servers[i], t1) < expiry[i])
+		    srv_t1 < expiry[i] && srv_t1 < judged[i])
 			ok |= 1u << i;
 	}
 	/* Valid while a majority of the tables that verified run: a table
@@ -762,6 +773,7 @@ int lm_hold_renew(struct lm_session_ctx *c, struct lm_hold *h, int64_t ttl_ms)
 	unsigned ok = 0, lost = 0, mask = h->mask;
 	uint32_t iso = lm_ctx_isolation(c);
 	int64_t expiry[LM_NSERVERS] = {0}, srv_now[LM_NSERVERS] = {0};
+	int64_t judged[LM_NSERVERS] = {INT64_MAX, INT64_MAX, INT64_MAX};
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
 		if (!(mask & (1u << i)))
 			continue;
@@ -771,13 +783,15 @@ int lm_hold_renew(struct lm_session_ctx *c, struct lm_hold *h, int64_t ttl_ms)
 		uint64_t lease = atomic_load(&slot->lease);
 		srv_now[i] = lm_server_clock_ms(srv, t0);
 		if (h->mode != LM_MODE_X_) {
-			/* A member extends its group's lease (group.c). */
+			/* A member extends its group's lease (group.c); the
+			 * clock is read again below. */
 			uint32_t g = (uint32_t)w;
 			expiry[i] = srv_now[i] + ttl_ms;
 			if (iso & (1u << i) ||
 			    atomic_load(&srv->state) != h->state[i] ||
 			    LM_GROUP_GEN(atomic_load(&slot->shared)) != g ||
-			    !lm_group_extend(slot, srv, g, expiry[i]))
+			    !lm_group_extend(slot, g, expiry[i], srv_now[i],
+					     &judged[i]))
 				lost |= 1u << i;
 			continue;
 		}
@@ -808,11 +822,15 @@ int lm_hold_renew(struct lm_session_ctx *c, struct lm_hold *h, int64_t ttl_ms)
 	 * the grant's life. A restarted server bounds its quarantine by the
 	 * leases it (or, if it lost its table, its peers) holds once its new
 	 * epoch is out, so a renew counted here must have made all its
-	 * writes before that (the same rule as an acquire's verify). */
+	 * writes before that (the same rule as an acquire's verify). The
+	 * clock is read again here for the group leases extended above. */
+	int64_t t1 = h->mode == LM_MODE_X_ ? 0 : lm_now_ns();
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
 		if (!(mask & (1u << i)) || (lost & (1u << i)))
 			continue;
-		if (atomic_load(&r->servers[i]->state) == h->state[i])
+		if (atomic_load(&r->servers[i]->state) == h->state[i] &&
+		    (h->mode == LM_MODE_X_ ||
+		     lm_server_clock_ms(r->servers[i], t1) < judged[i]))
 			ok++;
 		else
 			lost |= 1u << i;

@@ -3,7 +3,6 @@
  */
 #include <stdatomic.h>
 
-#include "clock.h"
 #include "group.h"
 #include "modes.h"
 
@@ -27,21 +26,20 @@ bool lm_group_end(struct lm_slot *slot, uint64_t w)
 					      lm_group_reset(w));
 }
 
-bool lm_group_extend(struct lm_slot *slot, const struct lm_server *srv,
-		     uint32_t gen, int64_t expiry)
+bool lm_group_extend(struct lm_slot *slot, uint32_t gen, int64_t expiry,
+		     int64_t srv_now, int64_t *judged)
 {
 	uint32_t tag = LM_GROUP_TAG(gen);
 	uint64_t lease = atomic_load(&slot->lease);
 	for (;;) {
-		int64_t srv_now = lm_server_clock_ms(srv, lm_now_ns());
 		if (LM_LEASE_TAG(lease) != tag ||
 		    LM_LEASE_EXPIRY(lease) <= srv_now)
 			return false;
+		*judged = LM_LEASE_EXPIRY(lease);
 		if (LM_LEASE_EXPIRY(lease) >= expiry)
 			return true; /* it runs longer than we need already */
 		uint64_t next = LM_LEASE_WORD_TAGGED(tag, expiry);
 		if (atomic_compare_exchange_weak(&slot->lease, &lease, next))
-			break;
+			return true;
 	}
-	return lm_server_clock_ms(srv, lm_now_ns()) < LM_LEASE_EXPIRY(lease);
 }

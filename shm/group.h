@@ -48,13 +48,16 @@ bool lm_group_end(struct lm_slot *slot, uint64_t w);
 
 /*
  * Raise the lease of generation gen to at least expiry, by CAS from a
- * word that is that generation's and runs at srv_now; then check that
- * the word replaced had not ended by the server clock read *after* the
- * CAS (now_srv()). A taker judges a lease ended only after its expiry,
- * so if it has not passed after our CAS, nobody judged the word we
- * replaced as ended. False if the lease ended or is not gen's.
+ * word that is that generation's and runs at srv_now (the server clock
+ * read before). *judged: the expiry of the word replaced (or found long
+ * enough). The caller must then read the server clock *after* this call
+ * and count the extension only if *judged has not passed by then: a
+ * taker judges a lease ended only after its expiry, so if it has not
+ * passed after our CAS, nobody judged the word we replaced as ended.
+ * (Read once after several extensions, the clock checks them all.)
+ * False if the lease is not gen's or had ended at srv_now.
  */
-bool lm_group_extend(struct lm_slot *slot, const struct lm_server *srv,
-		     uint32_t gen, int64_t expiry);
+bool lm_group_extend(struct lm_slot *slot, uint32_t gen, int64_t expiry,
+		     int64_t srv_now, int64_t *judged);
 
 #endif
