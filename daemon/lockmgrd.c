@@ -410,8 +410,24 @@ static int open_region(struct supervisor *sv)
 		lm_log("supervisor", "--fresh: discarding the old contents of "
 		       "%s", name);
 		stop_orphaned_servers(fd, name);
-		if (ftruncate(fd, 0) != 0)
-			lm_die("ftruncate(region, 0)");
+		/* A new object under the name, not the old one truncated:
+		 * a process that still maps the old one (lockctl status in
+		 * a loop, a monitor) would die of SIGBUS on its next read. */
+		if (shm_unlink(name) != 0)
+			lm_die("shm_unlink(region)");
+		close(fd);
+		fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+			      (mode_t)sv->opt.params.mode);
+		LM_HOOK("supervisor.fresh_discarded");
+		if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+			fprintf(stderr, "lockmgrd: region %s was created again "
+					"by another lockmgrd while this one "
+					"discarded it; stop that one first\n",
+				name);
+			if (fd >= 0)
+				close(fd);
+			return EX_UNAVAILABLE;
+		}
 		st.st_size = 0;
 	}
 	if (st.st_size == 0) {

@@ -777,9 +777,25 @@ static void fresh_refused_while_attached(void)
 	/* Once the client is gone, --fresh may discard the region. */
 	kill(holder, SIGKILL);
 	harness_reap(holder, 5000, "holder");
+	/* A monitor (lockctl status in a loop) still maps the old region:
+	 * the new one must not pull it from under it (SIGBUS). */
+	struct lm_region old;
+	harness_attach(d.region, &old);
+	char log[256];
+	harness_pause_arm("supervisor.fresh_discarded", log, sizeof(log));
 	d.pid = harness_lockmgrd_spawn(d.region, (const char *const[]){
 					"--fresh", "--ephemeral", NULL});
+	harness_pause_disarm();
+	/* Stopped right after it discarded the old contents: they are
+	 * still there for whoever maps them (truncated in place, this
+	 * read was a SIGBUS). */
+	pid_t p = harness_wait_paused(log, "supervisor.fresh_discarded", 10000);
+	assert_true(atomic_load(&old.hdr->magic) == LM_REGION_MAGIC);
+	assert_true(LM_SRV_STATE(atomic_load(&old.servers[0]->state)) <=
+		    LM_SRV_UP);
+	harness_resume(p);
 	harness_wait_servers_up(d.region, d.pid, 10000);
+	lm_region_detach(&old);
 	harness_shared_free(o, sizeof(*o));
 	harness_lockmgrd_stop(&d);
 	harness_reap_orphans();
