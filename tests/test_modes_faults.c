@@ -401,6 +401,17 @@ static int64_t lease_end_local_ns(unsigned i)
 	return now + (LM_LEASE_EXPIRY(lease) - srv_now) * 1000000;
 }
 
+/* Wait until server i has swept its table at least twice from now (its
+ * heartbeat, stored each tick just before the sweep, moved 3 times). */
+static void wait_server_sweeps(unsigned i)
+{
+	for (int k = 0; k < 3; k++) {
+		int64_t hb = atomic_load(&r.servers[i]->heartbeat_ms);
+		HARNESS_WAIT_FOR(atomic_load(&r.servers[i]->heartbeat_ms) != hb,
+				 2000, "server %u stopped beating", i);
+	}
+}
+
 /* ---- the ledger --------------------------------------------------- */
 
 /*
@@ -777,6 +788,139 @@ static void writer_owner_taken_then_reader(void)
 	release_ok(wr);
 	expect_rc(rd, actor_wait(rd, 2000, "S after W's release"), 0, "S");
 	release_ok(rd);
+	finish();
+}
+
+/*
+ * (b') Reader R0 holds S (30 s lease). Writer W stops at
+ * "grant.owner_taken" on each table in turn (owner CASed, group not yet
+ * looked at), long enough for that table's server to sweep it (as a
+ * preempted or SIGSTOPped process would). W must be refused: R0's group
+ * runs on every table. And R0's renew must succeed.
+ *
+ * FAILS (protocol bug, reported): the server's sweep (daemon/server.c,
+ * expire_leases) finds W's owner word without a lease of its tag and
+ * "caps" it by CASing W's lease over whatever lease word it read, here
+ * the running lease of R0's group. The group then looks ENDED (its
+ * lease tag is not the group's), so W's group_blocks_owner (or the
+ * server's end_group) resets it, and W is granted X while R0's S grant
+ * is valid for another ~30 s.
+ */
+static void writer_frozen_after_owner_cas(void)
+{
+	start_service("mffrz", "mf/frozen", NULL, NULL);
+	struct actor *r0 = actor_start("reader R0", NULL);
+	struct actor *wr = actor_start(
+		"writer W", "grant.owner_taken@1,grant.owner_taken@2,"
+			    "grant.owner_taken@3");
+	acquire_ok(r0, LM_MODE_S, 30000);
+	wait_main_count(1, 1000, "R0's S");
+	actor_post(wr, ACT_ACQUIRE, LM_MODE_X, 10000, 0);
+	bool capped[LM_NSERVERS] = {false};
+	for (unsigned i = 0; i < LM_NSERVERS; i++) {
+		/* A correct protocol refuses W at table 0 already: then it
+		 * answers instead of stopping again. */
+		HARNESS_WAIT_FOR((pause_hits(wr, "grant.owner_taken") > (int)i &&
+				  harness_proc_state(wr->pid) == 'T') ||
+					 actor_done(wr),
+				 5000, "W neither stopped at table %u nor "
+				 "answered", i);
+		if (actor_done(wr))
+			break;
+		wait_server_sweeps(i);
+		uint64_t ow = atomic_load(&slot(i)->owner);
+		capped[i] = LM_LEASE_TAG(atomic_load(&slot(i)->lease)) ==
+			    LM_OWNER_TAG(ow);
+		harness_resume(wr->pid);
+	}
+	int rc = actor_wait(wr, 3000, "X against R0's running S");
+	int r0_renew = actor_do(r0, ACT_RENEW, 0, 30000, 0);
+	if (rc == 0)
+		fail_msg("SAFETY: W was granted X (token %llu) while R0 holds "
+			 "S (token %llu, valid for another %.1f s). On tables "
+			 "0/1/2 the server had capped W's frozen owner word "
+			 "over the group's lease: %d/%d/%d; R0's renew then "
+			 "returned %d (%s)",
+			 (unsigned long long)atomic_load(&wr->token),
+			 (unsigned long long)atomic_load(&r0->token),
+			 (atomic_load(&r0->valid_ns) - harness_now_ns()) / 1e9,
+			 capped[0], capped[1], capped[2], r0_renew,
+			 lm_strerror(r0_renew));
+	expect_rc(wr, rc, LM_EBUSY, "X against R0's S");
+	expect_rc(r0, r0_renew, 0, "R0's renew after W's attempt");
+	release_ok(r0);
+	acquire_ok(wr, LM_MODE_X, 5000);
+	release_ok(wr);
+	finish();
+}
+
+/*
+ * (b'') The same bug without a pause point or a signal: reader R0 holds
+ * S (30 s lease) and a writer spins on try-X (wait 0) for up to 4 s. Each
+ * try CASes W's owner word in and out again; a server sweep that lands
+ * in between caps W's owner over the group's lease, and a later try then
+ * finds the group ENDED and resets it. W must never be granted, and R0's
+ * renew must succeed.
+ *
+ * FAILS (the protocol bug of (b'), reported): in most runs W is granted
+ * X while R0's S is valid for another ~28 s, after 1-8 million tries
+ * (well under the 4 s).
+ */
+struct spin_shared {
+	_Atomic int64_t tries, granted_at_try;
+	_Atomic uint64_t token;
+	_Atomic int64_t got_ns;
+};
+static struct spin_shared *sp;
+
+static void spinning_writer(void *arg)
+{
+	(void)arg;
+	lm_client *c;
+	assert_int_equal(lm_connect(w->region, &c), 0);
+	int64_t end = harness_now_ms() + 4000;
+	while (harness_now_ms() < end) {
+		lm_grant g;
+		int64_t k = atomic_fetch_add(&sp->tries, 1);
+		int rc = take(c, w->name, LM_MODE_X, 5000, 0, &g);
+		if (rc == 0) {
+			atomic_store(&sp->got_ns, harness_now_ns());
+			atomic_store(&sp->token, g.token);
+			atomic_store(&sp->granted_at_try, k + 1);
+			lm_release(c, &g);
+			break;
+		}
+		if (rc != LM_EBUSY)
+			fail_msg("try X: %s", lm_strerror(rc));
+	}
+	lm_disconnect(c);
+}
+
+static void writer_spinning_against_reader(void)
+{
+	start_service("mfspin", "mf/spin", NULL, NULL);
+	sp = harness_shared(sizeof(*sp));
+	struct actor *r0 = actor_start("reader R0", NULL);
+	acquire_ok(r0, LM_MODE_S, 30000);
+	pid_t p = harness_fork(spinning_writer, NULL);
+	harness_expect_exit(p, 10000, 0, "spinning writer");
+	int renew = actor_do(r0, ACT_RENEW, 0, 30000, 0);
+	int64_t at = atomic_load(&sp->granted_at_try);
+	fprintf(stderr, "  %lld tries of X\n",
+		(long long)atomic_load(&sp->tries));
+	if (at != 0)
+		fail_msg("SAFETY: a writer spinning on try-X was granted X "
+			 "(token %llu, at try %lld) while R0 holds S (token "
+			 "%llu, valid for another %.1f s); R0's renew then "
+			 "returned %d (%s)",
+			 (unsigned long long)atomic_load(&sp->token),
+			 (long long)at,
+			 (unsigned long long)atomic_load(&r0->token),
+			 (atomic_load(&r0->valid_ns) -
+			  atomic_load(&sp->got_ns)) / 1e9,
+			 renew, lm_strerror(renew));
+	expect_rc(r0, renew, 0, "R0's renew after the writer's tries");
+	release_ok(r0);
 	finish();
 }
 
@@ -1158,6 +1302,8 @@ HARNESS_CASE(stopped_reader_late_renew, 20)
 HARNESS_CASE(reader_joined_then_writer, 20)
 HARNESS_CASE(both_cased_reader_checks_first, 20)
 HARNESS_CASE(writer_owner_taken_then_reader, 20)
+HARNESS_CASE(writer_frozen_after_owner_cas, 20)
+HARNESS_CASE(writer_spinning_against_reader, 20)
 HARNESS_CASE(reader_at_group_lease_reader_first, 20)
 HARNESS_CASE(reader_at_group_lease_writer_first, 20)
 HARNESS_CASE(reader_at_group_lease_both_at_once, 20)
@@ -1177,6 +1323,8 @@ int main(void)
 		harness_case(reader_joined_then_writer),
 		harness_case(both_cased_reader_checks_first),
 		harness_case(writer_owner_taken_then_reader),
+		harness_case(writer_frozen_after_owner_cas),
+		harness_case(writer_spinning_against_reader),
 		harness_case(reader_at_group_lease_reader_first),
 		harness_case(reader_at_group_lease_writer_first),
 		harness_case(reader_at_group_lease_both_at_once),
