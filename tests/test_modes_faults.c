@@ -1211,10 +1211,10 @@ static void tokens_in_grant_order(void)
 	finish();
 }
 
-enum { TOK_READERS = 6, TOK_ROUNDS = 250 };
+enum { TOK_READERS = 6, TOK_ROUNDS = 10000 };
 
 struct tok_shared {
-	_Atomic int go;
+	_Atomic int ready, go;
 	_Atomic int inside, max_inside;
 	_Atomic int errors;
 	_Atomic int n;
@@ -1228,6 +1228,7 @@ static void token_reader(void *arg)
 	(void)arg;
 	lm_client *c;
 	assert_int_equal(lm_connect(w->region, &c), 0);
+	atomic_fetch_add(&ts->ready, 1);
 	HARNESS_WAIT_FOR(atomic_load(&ts->go), 10000, "no start signal");
 	for (int k = 0; k < TOK_ROUNDS; k++) {
 		lm_grant g;
@@ -1273,6 +1274,9 @@ static void readers_never_share_a_token(void)
 	pid_t p[TOK_READERS];
 	for (int i = 0; i < TOK_READERS; i++)
 		p[i] = harness_fork(token_reader, NULL);
+	/* All connected before any starts, so that they run side by side. */
+	HARNESS_WAIT_FOR(atomic_load(&ts->ready) == TOK_READERS, 5000,
+			 "the token readers never all connected");
 	atomic_store(&ts->go, 1);
 	for (int i = 0; i < TOK_READERS; i++)
 		harness_expect_exit(p[i], 30000, 0, "token reader");
