@@ -180,6 +180,25 @@ static void sweep_name(struct lm_region *r, struct sweep *sw, uint32_t lock,
 	sw->idle[lock / 8] |= bit;
 }
 
+/*
+ * Is lease a running lease of the lock's group, of its generation or of
+ * the next one (being started: its lease is written before the group
+ * word)? Then an owner word without a lease of its own is an X claim
+ * that will find the group and back off (or a downgrade in progress),
+ * and capping it would overwrite the group's lease: the next X taker
+ * would take the group for ended and reset it under its live members.
+ * Such a claim is capped once the group's lease has ended.
+ */
+static bool group_lease_runs(struct lm_slot *slot, uint64_t lease,
+			     int64_t srv_now)
+{
+	uint32_t g = LM_GROUP_GEN(atomic_load(&slot->shared));
+	uint32_t tag = LM_LEASE_TAG(lease);
+	return LM_LEASE_EXPIRY(lease) > srv_now &&
+	       (LM_GROUP_TAG_IS(tag, g) ||
+		LM_GROUP_TAG_IS(tag, (g + 1u) & 0xffffffu));
+}
+
 /* A group of counted holders whose lease ended (every member lost its
  * lease, layout.h): reset it, so that waiters need not wait for the next
  * taker to notice. True if this call did. */
@@ -266,6 +285,8 @@ static unsigned expire_leases(struct lm_region *r, unsigned i,
 				       ? LM_OWNER_ABANDONED
 				       : LM_OWNER_FREE;
 		} else {
+			if (!tagged && group_lease_runs(slot, lease, srv_now))
+				continue;
 			if (!tagged) {
 				/* The holder CASed the owner word but has not
 				 * stored its lease: usually it is about to, but

@@ -55,8 +55,8 @@ static int64_t to_group(struct lm_slot *slot, uint64_t w, uint32_t mode)
 		if (atomic_load(&slot->owner) != w)
 			return -1;
 		uint32_t g = (LM_GROUP_GEN(gw) + 1u) & 0xffffffu;
-		uint64_t mine = LM_LEASE_WORD_TAGGED(LM_GROUP_TAG(g),
-						     LM_LEASE_EXPIRY(lease));
+		uint64_t mine = LM_GROUP_LEASE_NEXT(lease, g,
+						    LM_LEASE_EXPIRY(lease));
 		if (!atomic_compare_exchange_strong(&slot->lease, &lease, mine))
 			continue;
 		LM_HOOK("convert.group_lease");

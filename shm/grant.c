@@ -490,7 +490,7 @@ static enum step join_group(struct lm_session_ctx *c, uint32_t lock,
 		uint64_t w = atomic_load(&slot->shared);
 		uint64_t lease = atomic_load(&slot->lease);
 		uint32_t g = LM_GROUP_GEN(w);
-		bool runs = LM_LEASE_TAG(lease) == LM_GROUP_TAG(g) &&
+		bool runs = LM_GROUP_TAG_IS(LM_LEASE_TAG(lease), g) &&
 			    LM_LEASE_EXPIRY(lease) > ts->srv_now;
 		if (runs) {
 			if (!lm_group_admits(w, mode)) {
@@ -511,13 +511,11 @@ static enum step join_group(struct lm_session_ctx *c, uint32_t lock,
 			if (!owner_clear(r, lock, ts, &why))
 				return why;
 			g = (g + 1u) & 0xffffffu;
-			int64_t e = ts->expiry;
-			if (LM_LEASE_TAG(lease) == LM_GROUP_TAG(g) &&
-			    LM_LEASE_EXPIRY(lease) > e)
-				e = LM_LEASE_EXPIRY(lease); /* only raise */
+			/* (Another starter of g may have written its lease
+			 * already: only raise it.) */
 			if (!atomic_compare_exchange_strong(
 				    &slot->lease, &lease,
-				    LM_LEASE_WORD_TAGGED(LM_GROUP_TAG(g), e)))
+				    LM_GROUP_LEASE_NEXT(lease, g, ts->expiry)))
 				continue;
 			LM_HOOK("grant.group_lease");
 			uint64_t fresh = lm_group_plus(lm_group_reset(w), mode);
@@ -726,7 +724,7 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
 			uint32_t g = (uint32_t)h->owner[i];
 			uint64_t lease = atomic_load(&slot->lease);
 			ours = LM_GROUP_GEN(atomic_load(&slot->shared)) == g &&
-			       LM_LEASE_TAG(lease) == LM_GROUP_TAG(g) &&
+			       LM_GROUP_TAG_IS(LM_LEASE_TAG(lease), g) &&
 			       LM_LEASE_EXPIRY(lease) >= expiry[i];
 		}
 		/* The clock read after a joined group's lease extension

@@ -29,17 +29,18 @@ bool lm_group_end(struct lm_slot *slot, uint64_t w)
 bool lm_group_extend(struct lm_slot *slot, uint32_t gen, int64_t expiry,
 		     int64_t srv_now, int64_t *judged)
 {
-	uint32_t tag = LM_GROUP_TAG(gen);
 	uint64_t lease = atomic_load(&slot->lease);
 	for (;;) {
-		if (LM_LEASE_TAG(lease) != tag ||
+		if (!LM_GROUP_TAG_IS(LM_LEASE_TAG(lease), gen) ||
 		    LM_LEASE_EXPIRY(lease) <= srv_now)
 			return false;
 		*judged = LM_LEASE_EXPIRY(lease);
-		if (LM_LEASE_EXPIRY(lease) >= expiry)
-			return true; /* it runs longer than we need already */
-		uint64_t next = LM_LEASE_WORD_TAGGED(tag, expiry);
-		if (atomic_compare_exchange_weak(&slot->lease, &lease, next))
+		/* Always a new word (the tag flips), even when the lease
+		 * runs longer than we need already: a CAS from the word as
+		 * it was before our join must fail (layout.h). */
+		if (atomic_compare_exchange_weak(
+			    &slot->lease, &lease,
+			    LM_GROUP_LEASE_NEXT(lease, gen, expiry)))
 			return true;
 	}
 }

@@ -27,7 +27,7 @@ static inline enum lm_group_state lm_group_state(uint64_t w, uint64_t lease,
 {
 	if (LM_GROUP_EMPTY(w))
 		return LM_GROUP_NONE;
-	if (LM_LEASE_TAG(lease) == LM_GROUP_TAG(LM_GROUP_GEN(w)) &&
+	if (LM_GROUP_TAG_IS(LM_LEASE_TAG(lease), LM_GROUP_GEN(w)) &&
 	    LM_LEASE_EXPIRY(lease) > srv_now)
 		return LM_GROUP_RUNS;
 	return LM_GROUP_ENDED;

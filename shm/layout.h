@@ -147,9 +147,10 @@
  *                the one SIX holder); its kind means nothing when 0
  *   bits 18..0   IS holders (compatible with every main group)
  *
- * The group's lease is the slot's lease word, tagged LM_GROUP_TAG(gen):
- * the latest expiry of its members, only ever raised within one
- * generation. The owner word (X) and the group exclude each other, so
+ * The group's lease is the slot's lease word, tagged for the generation
+ * (LM_GROUP_TAG_IS, below): the latest expiry of its members, only ever
+ * raised within one generation, and rewritten (its tag flipped) by every
+ * join and extension. The owner word (X) and the group exclude each other, so
  * the lease word is the X holder's or the group's, never both at once.
  *
  * The rules (a model check of this design found each trap named in
@@ -179,10 +180,35 @@
 	 ((uint64_t)((main) & LM_GROUP_COUNT_MAX) << 19) |               \
 	 (uint64_t)((is) & LM_GROUP_COUNT_MAX))
 #define LM_GROUP_EMPTY(w) (LM_GROUP_MAIN(w) == 0 && LM_GROUP_IS(w) == 0)
-/* The lease tag of generation gen: the tag of an owner word no session
- * can have (session field 0xffff, above LM_MAX_SESSIONS_LIMIT). */
-#define LM_GROUP_TAG(gen)                                                \
-	LM_OWNER_TAG((UINT64_C(0xffff) << 32) | ((uint64_t)(gen) & 0xffffffu))
+/*
+ * The lease tags of generation gen: tags of owner words no session can
+ * have (session field 0xffff, above LM_MAX_SESSIONS_LIMIT), two per
+ * generation. Every write of a group's lease flips between them, so the
+ * word changes even when its expiry does not: a CAS from a lease word
+ * read earlier (an X taker's lease store, the server capping a frozen
+ * claim) fails once a member has joined or extended since.
+ */
+#define LM_GROUP_TAG_FLIP(gen, flip)                                     \
+	LM_OWNER_TAG((UINT64_C(0xffff) << 32) |                          \
+		     ((uint64_t)((flip) & 1u) << 24) |                   \
+		     ((uint64_t)(gen) & 0xffffffu))
+#define LM_GROUP_TAG(gen) LM_GROUP_TAG_FLIP(gen, 0)
+#define LM_GROUP_TAG_IS(tag, gen)                                        \
+	((tag) == LM_GROUP_TAG_FLIP(gen, 0) ||                           \
+	 (tag) == LM_GROUP_TAG_FLIP(gen, 1))
+/* The next lease word of generation gen after word cur (which may be of
+ * another generation or an X holder's): the other tag, and the later of
+ * cur's expiry (if it is gen's) and expiry. */
+#define LM_GROUP_LEASE_NEXT(cur, gen, expiry)                            \
+	(LM_GROUP_TAG_IS(LM_LEASE_TAG(cur), gen)                         \
+		 ? LM_LEASE_WORD_TAGGED(                                 \
+			   LM_LEASE_TAG(cur) == LM_GROUP_TAG_FLIP(gen, 0)  \
+				   ? LM_GROUP_TAG_FLIP(gen, 1)           \
+				   : LM_GROUP_TAG_FLIP(gen, 0),          \
+			   LM_LEASE_EXPIRY(cur) > (expiry)               \
+				   ? LM_LEASE_EXPIRY(cur)                \
+				   : (expiry))                           \
+		 : LM_LEASE_WORD_TAGGED(LM_GROUP_TAG(gen), (expiry)))
 
 /*
  * Join record (lm_session.joined[k][i]): the generation a session joined

@@ -28,7 +28,8 @@ int64_t lm_leases_end_ns(const struct lm_region *r, unsigned table,
 		uint64_t gw = atomic_load(&slot->shared);
 		if (!LM_GROUP_EMPTY(gw)) {
 			uint64_t gl = atomic_load(&slot->lease);
-			if (LM_LEASE_TAG(gl) == LM_GROUP_TAG(LM_GROUP_GEN(gw)) &&
+			if (LM_GROUP_TAG_IS(LM_LEASE_TAG(gl),
+					    LM_GROUP_GEN(gw)) &&
 			    LM_LEASE_EXPIRY(gl) > latest)
 				latest = LM_LEASE_EXPIRY(gl);
 		}
