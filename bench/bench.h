@@ -23,8 +23,8 @@
 #define BENCH_MAX_PROCS 64
 
 /* The scenarios, in the order they are numbered and reported; they run
- * in this order too, except the read-write one, which runs before the
- * server-down one (that leaves a server down). */
+ * in this order too, except the read-write and tree ones, which run
+ * before the server-down one (that leaves a server down). */
 enum scenario {
 	SCEN_UNCONTENDED,
 	SCEN_CONTENDED,
@@ -33,6 +33,7 @@ enum scenario {
 	SCEN_MANYLOCKS,
 	SCEN_SERVERDOWN,
 	SCEN_RW,
+	SCEN_TREE,
 	SCEN_COUNT
 };
 

@@ -24,7 +24,11 @@
  * (servers beat every 20 ms). */
 #define HEARTBEAT_FRESH_MS 200
 
-static volatile pid_t supervisor;
+/* Our lockmgrds: [0] the main one, on bench_cfg.region; then the ones
+ * a scenario starts for itself (the tree scenario's pair). */
+#define LMD_MAX 3
+static volatile pid_t supervisor[LMD_MAX];
+static char region_of[LMD_MAX][LM_REGION_NAME_MAX + 2];
 
 /* Are the supervisor RUNNING and all servers UP with a fresh beat? */
 static bool all_up(const char *region, char *why, size_t n)
@@ -48,7 +52,9 @@ static bool all_up(const char *region, char *why, size_t n)
 	return running && up == LM_NSERVERS;
 }
 
-int lmd_start(void)
+/* Start a lockmgrd on region in slot and wait (bounded) until it
+ * serves. 0, or -1 with a message on stderr. */
+static int start_in(int slot, const char *region, uint32_t nlocks, bool tree)
 {
 	if (access(bench_cfg.lockmgrd, X_OK) != 0) {
 		fprintf(stderr, "lockbench: cannot run lockmgrd at %s: %s\n"
@@ -57,17 +63,18 @@ int lmd_start(void)
 			bench_cfg.lockmgrd, strerror(errno));
 		return -1;
 	}
+	snprintf(region_of[slot], sizeof(region_of[slot]), "%s", region);
 	char max_locks[16];
-	snprintf(max_locks, sizeof(max_locks), "%u", bench_cfg.max_locks);
+	snprintf(max_locks, sizeof(max_locks), "%u", nlocks);
 	/* The max TTL must admit our TTL; nothing goes on disk. */
 	char max_ttl[24];
 	snprintf(max_ttl, sizeof(max_ttl), "%lld",
 		 (long long)bench_cfg.ttl_ms);
 	char *argv[] = {
-		(char *)bench_cfg.lockmgrd, "-q", "-r", bench_cfg.region,
+		(char *)bench_cfg.lockmgrd, "-q", "-r", region_of[slot],
 		"--max-locks", max_locks, "--max-sessions", "256",
 		"--max-ttl", max_ttl, "--restart-delay", "-1", "--ephemeral",
-		NULL,
+		tree ? "--tree" : NULL, NULL,
 	};
 	fflush(stdout);
 	fflush(stderr);
@@ -93,23 +100,23 @@ int lmd_start(void)
 			strerror(errno));
 		_exit(127);
 	}
-	supervisor = pid;
+	supervisor[slot] = pid;
 	int64_t deadline = bench_now_ns() + INT64_C(30) * 1000000000;
 	char why[256] = "region not created yet";
-	while (!all_up(bench_cfg.region, why, sizeof(why))) {
+	while (!all_up(region_of[slot], why, sizeof(why))) {
 		int st;
 		if (waitpid(pid, &st, WNOHANG) == pid) {
-			supervisor = 0;
+			supervisor[slot] = 0;
 			fprintf(stderr, "lockbench: lockmgrd exited (status "
 					"0x%x) before serving %s\n",
-				st, bench_cfg.region);
+				st, region_of[slot]);
 			return -1;
 		}
 		if (bench_now_ns() > deadline) {
 			fprintf(stderr, "lockbench: lockmgrd did not serve %s "
 					"within 30 s (%s)\n",
-				bench_cfg.region, why);
-			lmd_stop();
+				region_of[slot], why);
+			lmd_stop_extra(slot);
 			return -1;
 		}
 		bench_sleep_ns(2000000);
@@ -117,9 +124,27 @@ int lmd_start(void)
 	return 0;
 }
 
-void lmd_stop(void)
+int lmd_start(void)
 {
-	pid_t pid = supervisor;
+	return start_in(0, bench_cfg.region, bench_cfg.max_locks, false);
+}
+
+int lmd_start_extra(const char *region, uint32_t nlocks, bool tree)
+{
+	for (int slot = 1; slot < LMD_MAX; slot++)
+		if (supervisor[slot] == 0)
+			return start_in(slot, region, nlocks, tree) == 0 ? slot
+									 : -1;
+	fprintf(stderr, "lockbench: more than %d lockmgrds at once\n",
+		LMD_MAX);
+	return -1;
+}
+
+void lmd_stop_extra(int slot)
+{
+	if (slot < 0 || slot >= LMD_MAX)
+		return;
+	pid_t pid = supervisor[slot];
 	if (pid <= 0)
 		return;
 	kill(pid, SIGTERM);
@@ -135,25 +160,36 @@ void lmd_stop(void)
 		}
 		bench_sleep_ns(2000000);
 	}
-	supervisor = 0;
+	supervisor[slot] = 0;
 	/* Normally lockmgrd removed it; after a SIGKILL we do. */
-	shm_unlink(bench_cfg.region);
+	shm_unlink(region_of[slot]);
+}
+
+void lmd_stop(void)
+{
+	lmd_stop_extra(0);
 }
 
 void lmd_stop_signal_safe(void)
 {
-	pid_t pid = supervisor;
-	if (pid <= 0)
-		return;
-	kill(pid, SIGTERM);
-	/* Wait (bounded) for it to remove the region: whoever killed us
-	 * may kill our whole process group next. Only waitpid and
+	/* All of them first, then wait for each: the waits overlap. */
+	for (int slot = 0; slot < LMD_MAX; slot++)
+		if (supervisor[slot] > 0)
+			kill(supervisor[slot], SIGTERM);
+	/* Wait (bounded) for them to remove their regions: whoever killed
+	 * us may kill our whole process group next. Only waitpid and
 	 * nanosleep: this runs in a signal handler. */
-	for (int i = 0; i < 500; i++) {
-		if (waitpid(pid, NULL, WNOHANG) == pid)
-			return;
-		struct timespec ts = {.tv_sec = 0, .tv_nsec = 10000000};
-		nanosleep(&ts, NULL);
+	for (int slot = 0; slot < LMD_MAX; slot++) {
+		pid_t pid = supervisor[slot];
+		if (pid <= 0)
+			continue;
+		for (int i = 0; i < 500; i++) {
+			if (waitpid(pid, NULL, WNOHANG) == pid)
+				break;
+			struct timespec ts = {.tv_sec = 0,
+					      .tv_nsec = 10000000};
+			nanosleep(&ts, NULL);
+		}
 	}
 }
 

@@ -3,7 +3,8 @@
  *
  * A private region (/lockbench-<pid>), sized for the many-locks
  * scenario, with --restart-delay -1 so that a server the server-down
- * scenario kills stays down while it measures.
+ * scenario kills stays down while it measures. The tree scenario starts
+ * two more for itself (/lockbench-<pid>-tree and -flat).
  */
 #ifndef LOCKBENCH_DAEMON_H
 #define LOCKBENCH_DAEMON_H
@@ -18,6 +19,16 @@ int lmd_start(void);
 
 /* SIGTERM, bounded wait (then SIGKILL), region removed. */
 void lmd_stop(void);
+
+/*
+ * Another lockmgrd of our own, beside the main one, on region (sized for
+ * nlocks names; --tree if tree): the tree scenario starts a tree region
+ * and a flat twin of the same size, so that only --tree differs. Waits
+ * like lmd_start. Returns its slot for lmd_stop_extra, or -1 with a
+ * message on stderr. The lmd_* calls below are the main one's.
+ */
+int lmd_start_extra(const char *region, uint32_t nlocks, bool tree);
+void lmd_stop_extra(int slot);
 
 /* SIGKILL server idx and wait until the region marks it DOWN. */
 int lmd_kill_server(unsigned idx);
@@ -39,7 +50,7 @@ struct lmd_layout {
 /* 0, or -1 if the region cannot be attached. */
 int lmd_region_layout(struct lmd_layout *out);
 
-/* For the signal handler: SIGTERM the supervisor if it runs. */
+/* For the signal handler: SIGTERM every supervisor that runs. */
 void lmd_stop_signal_safe(void);
 
 #endif

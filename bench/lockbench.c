@@ -47,7 +47,9 @@ static void usage(FILE *f)
 "  --scenarios LIST    comma-separated, by number or name:\n"
 "                        1 uncontended, 2 contended, 3 handoff, 4 crash,\n"
 "                        5 manylocks, 6 serverdown, 7 rw (readers and\n"
-"                        writers: shared against exclusive locks)\n"
+"                        writers: shared against exclusive locks),\n"
+"                        8 tree (rows of a lock tree: lockmgrd --tree\n"
+"                        against flat names and per-row host locks)\n"
 "                        (default: all)\n"
 "  --primitives LIST   comma-separated: robust-mutex, flock, ofd,\n"
 "                      posix-sem, sysv-sem, futex, lockmgr, lockmgr-ref,\n"
@@ -289,6 +291,9 @@ int main(int argc, char **argv)
 		scen_manylocks(mutexes);
 	if (sc & (1u << SCEN_RW))
 		scen_rw(prims_mask);
+	/* Its own pair of lockmgrds (a tree region and a flat twin). */
+	if (sc & (1u << SCEN_TREE))
+		scen_tree(mutexes);
 	/* Last: it leaves a server down. */
 	if ((sc & (1u << SCEN_SERVERDOWN)) && need_lmd)
 		scen_serverdown(mutexes);

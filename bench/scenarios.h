@@ -1,5 +1,5 @@
 /*
- * scenarios.h - the seven measurements of lockbench.
+ * scenarios.h - the eight measurements of lockbench.
  *
  * Each takes the mask of primitives to measure (bit 1 << enum prim_id),
  * alternates them in short rounds (the order rotates each round, so no
@@ -30,6 +30,13 @@ void scen_serverdown(unsigned prims);
  *    one lock in 95/5 and 50/50 read/write mixes; memory per lock.
  *    Runs before 6 (which leaves a server down). */
 void scen_rw(unsigned prims);
+/* 8. Lock trees: P processes each taking X on its own row
+ *    /tbl/rows/rK of a lockmgrd --tree region (IX on /tbl and /tbl/rows
+ *    first), against the same names in a flat twin region and per-row
+ *    flock and robust mutexes; a mix with a whole-table writer (X on
+ *    /tbl/rows) whose exclusion is checked; the uncontended cost of the
+ *    tree. Starts and stops its own two lockmgrds. */
+void scen_tree(unsigned prims);
 
 /* The primitives of mask in round r's order (rotated by r); returns n. */
 int scen_order(unsigned mask, int round, enum prim_id out[PRIM_COUNT]);
@@ -45,5 +52,26 @@ extern const unsigned rw_p[RW_NP];
 extern const unsigned rw_read_pct[RW_NMIX];
 /* The param of a mix's figures: "P=16 95/5". */
 void rw_param(char *buf, size_t n, unsigned np, int mix);
+
+/* The tree scenario: its P sweep, the P values of its table-writer mix,
+ * and the variants it compares. Figures of the two lockmgr variants are
+ * filed under PRIM_LOCKMGR with " tree" or " flat" after the param
+ * ("P=4 tree", "uncontended flat"), the host locks' under their own
+ * primitive ("P=4"); the mix's under PRIM_LOCKMGR, "mix P=16". */
+#define TREE_NP 5
+#define TREE_NMIX 2
+extern const unsigned tree_p[TREE_NP];
+extern const unsigned tree_mix_p[TREE_NMIX];
+enum tree_variant {
+	TREE_V_TREE,   /* lockmgr, lockmgrd --tree: IX, IX, X per op */
+	TREE_V_FLAT,   /* lockmgr, the same names in a flat region */
+	TREE_V_FLOCK,  /* flock(2) on a file per row */
+	TREE_V_ROBUST, /* a robust process-shared mutex per row */
+	TREE_NV
+};
+extern const char *const tree_variant_label[TREE_NV];
+enum prim_id tree_variant_prim(int v);
+/* The param of variant v's figures for base ("P=4", "uncontended"). */
+void tree_param(char *buf, size_t n, const char *base, int v);
 
 #endif

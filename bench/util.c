@@ -24,6 +24,7 @@ static const char *const scenario_keys[SCEN_COUNT] = {
 	[SCEN_MANYLOCKS] = "manylocks",
 	[SCEN_SERVERDOWN] = "serverdown",
 	[SCEN_RW] = "rw",
+	[SCEN_TREE] = "tree",
 };
 
 const char *scenario_key(enum scenario s)

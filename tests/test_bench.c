@@ -26,7 +26,7 @@ static const char *const primitives[] = {
 };
 static const char *const scenarios[] = {
 	"uncontended", "contended", "handoff",
-	"crash", "manylocks", "serverdown", "rw",
+	"crash", "manylocks", "serverdown", "rw", "tree",
 };
 /* The read-write scenario's primitives (shared and exclusive modes). */
 static const char *const rw_primitives[] = {"flock", "lockmgr", "rwlock"};
@@ -96,18 +96,21 @@ static void remove_dir(const char *path)
 	rmdir(path);
 }
 
-/* No shm object of run `pid` is left: its region, its semaphores. */
+/* No shm object of run `pid` is left: its regions (the main one, the
+ * tree scenario's lockbench-<pid>-tree and -flat), its semaphores. */
 static void assert_no_shm_left(pid_t pid)
 {
-	char a[64], b[64];
+	char a[64], b[64], c[64];
 	snprintf(a, sizeof(a), "lockbench-%d", (int)pid);
 	snprintf(b, sizeof(b), "sem.lockbench-%d-", (int)pid);
+	snprintf(c, sizeof(c), "lockbench-%d-", (int)pid);
 	DIR *d = opendir("/dev/shm");
 	assert_non_null(d);
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
 		if (strcmp(e->d_name, a) == 0 ||
-		    strncmp(e->d_name, b, strlen(b)) == 0) {
+		    strncmp(e->d_name, b, strlen(b)) == 0 ||
+		    strncmp(e->d_name, c, strlen(c)) == 0) {
 			char name[300];
 			snprintf(name, sizeof(name), "/%s", e->d_name);
 			shm_unlink(name);
@@ -221,6 +224,32 @@ static void bench_quick(void)
 	assert_true(has_positive_row(csv, "rw,lockmgr,P=16 95/5,"
 					  "thru_over_flock,"));
 	assert_true(has_positive_row(csv, "rw,lockmgr,,bytes_per_lock,"));
+	/* The tree scenario: the tree and its flat twin measured, each
+	 * variant at P = 16, the table-writer mix ran and its exclusion
+	 * held (a violation would also have made the exit status 1). */
+	static const char *const tree_rows[] = {
+		"tree,lockmgr,uncontended tree,ns_per_pair,",
+		"tree,lockmgr,uncontended flat,ns_per_pair,",
+		"tree,lockmgr,uncontended tree,cost_over_flat,",
+		"tree,lockmgr,P=16 tree,ops_per_s,",
+		"tree,lockmgr,P=16 flat,ops_per_s,",
+		"tree,flock,P=16,ops_per_s,",
+		"tree,robust-mutex,P=16,ops_per_s,",
+		"tree,lockmgr,P=16 tree,thru_over_flat,",
+		"tree,lockmgr,mix P=4,ops_per_s,",
+		"tree,lockmgr,mix P=16,ops_per_s,",
+	};
+	for (size_t k = 0; k < N_OF(tree_rows); k++)
+		if (!has_positive_row(csv, tree_rows[k]))
+			fail_msg("no positive CSV row %s", tree_rows[k]);
+	static const char *const tree_zero[] = {
+		"tree,lockmgr,mix P=4,violations,0,",
+		"tree,lockmgr,mix P=16,violations,0,",
+		"tree,lockmgr,P=16 tree,violations,0,",
+	};
+	for (size_t k = 0; k < N_OF(tree_zero); k++)
+		if (!has_line_prefix(csv, tree_zero[k]))
+			fail_msg("no CSV row %s", tree_zero[k]);
 	/* The rwlock is no mutex: the other scenarios leave it out. */
 	if (strstr(csv, "contended,rwlock,") != NULL)
 		fail_msg("the pthread rwlock ran in a mutex scenario");
