@@ -197,6 +197,20 @@ static int64_t grant_ttl(const struct lm_session *ss, uint32_t seq)
 	return before == after && (uint32_t)before == seq ? ttl : 0;
 }
 
+/* How long a grant whose leases have left[0..n-1] ms stays valid: while
+ * a majority of them run, so the QUORUM-th longest (0 without one). */
+static int64_t quorum_left(int64_t *left, unsigned n)
+{
+	for (unsigned a = 0; a < n; a++)
+		for (unsigned b = a + 1; b < n; b++)
+			if (left[b] > left[a]) {
+				int64_t x = left[a];
+				left[a] = left[b];
+				left[b] = x;
+			}
+	return n >= LM_QUORUM ? left[LM_QUORUM - 1] : 0;
+}
+
 /*
  * Is lock idx held, and by whom? Held means what a client's quorum
  * means: the same grant (session and sequence) on a majority of the
@@ -254,8 +268,6 @@ static void judge_lock(struct ctl_snapshot *s, uint32_t idx,
 		li->tables = mask;
 		li->grant = grant[i];
 		li->ttl_ms = grant_ttl(ss, LM_OWNER_SEQ(owner));
-		/* Valid while a majority of its leases run: the QUORUM-th
-		 * longest of them. */
 		int64_t l[LM_NSERVERS];
 		unsigned n = 0;
 		for (unsigned j = 0; j < LM_NSERVERS; j++) {
@@ -265,14 +277,7 @@ static void judge_lock(struct ctl_snapshot *s, uint32_t idx,
 			li->token = t > li->token ? t : li->token;
 			l[n++] = left[j];
 		}
-		for (unsigned a = 0; a < n; a++)
-			for (unsigned b = a + 1; b < n; b++)
-				if (l[b] > l[a]) {
-					int64_t x = l[a];
-					l[a] = l[b];
-					l[b] = x;
-				}
-		li->lease_left_ms = l[LM_QUORUM - 1];
+		li->lease_left_ms = quorum_left(l, n);
 		return;
 	}
 }
@@ -332,14 +337,7 @@ static void judge_group(struct ctl_snapshot *s, uint32_t idx,
 		uint64_t t = atomic_load(&slot->token);
 		li->token = t > li->token ? t : li->token;
 	}
-	for (unsigned a = 0; a < nl; a++)
-		for (unsigned b = a + 1; b < nl; b++)
-			if (l[b] > l[a]) {
-				int64_t x = l[a];
-				l[a] = l[b];
-				l[b] = x;
-			}
-	li->lease_left_ms = nl >= LM_QUORUM ? l[LM_QUORUM - 1] : 0;
+	li->lease_left_ms = quorum_left(l, nl);
 }
 
 static int snap_locks(struct ctl_snapshot *s)

@@ -416,25 +416,17 @@ static void print_json(const struct ctl_snapshot *s)
 		printf(",\"index\":%u,\"held\":%s", li->idx,
 		       li->holder_slot >= 0 || li->nshared != 0 ? "true"
 								  : "false");
-		if (li->holder_slot < 0 && li->nshared != 0) {
+		if (li->holder_slot >= 0 || li->nshared != 0) {
 			/* Counted holders: "holders" lists them. */
-			printf(",\"holder_pid\":null,\"holder_session\":null,"
-			       "\"token\":%llu,\"lease_left_ms\":%lld,"
+			if (li->holder_slot >= 0)
+				printf(",\"holder_pid\":%d,\"holder_session\":"
+				       "%lld", li->holder_pid,
+				       (long long)li->holder_slot);
+			else
+				printf(",\"holder_pid\":null,"
+				       "\"holder_session\":null");
+			printf(",\"token\":%llu,\"lease_left_ms\":%lld,"
 			       "\"tables\":[",
-			       (unsigned long long)li->token,
-			       (long long)li->lease_left_ms);
-			const char *sep = "";
-			for (unsigned i = 0; i < LM_NSERVERS; i++)
-				if (li->tables & (1u << i)) {
-					printf("%s%u", sep, i);
-					sep = ",";
-				}
-			putchar(']');
-		} else if (li->holder_slot >= 0) {
-			printf(",\"holder_pid\":%d,\"holder_session\":%lld,"
-			       "\"token\":%llu,\"lease_left_ms\":%lld,"
-			       "\"tables\":[",
-			       li->holder_pid, (long long)li->holder_slot,
 			       (unsigned long long)li->token,
 			       (long long)li->lease_left_ms);
 			const char *sep = "";
