@@ -1257,8 +1257,35 @@ struct fault {
 	int64_t t, aux;
 };
 
+/* Which check a violation belongs to: each prints its first ten, and
+ * the summary counts them per check. */
+enum check {
+	CK_AUDIT,  /* the audit itself, and the run */
+	CK_EXCL,   /* 1 */
+	CK_TOKENS, /* 2 */
+	CK_STORE,  /* 3 */
+	CK_REJECT, /* 4 */
+	CK_LEASE,  /* 4b */
+	CK_TABLES, /* 5 */
+	CK_AVAIL,  /* 6, 7 */
+	CK_COUNT
+};
+
+static const char *const check_name[CK_COUNT] = {
+	[CK_AUDIT] = "audit",
+	[CK_EXCL] = "1 (exclusion)",
+	[CK_TOKENS] = "2 (tokens)",
+	[CK_STORE] = "3 (store)",
+	[CK_REJECT] = "4 (rejections, stale reads)",
+	[CK_LEASE] = "4b (lease reports)",
+	[CK_TABLES] = "5 (tables)",
+	[CK_AVAIL] = "6-7 (availability)",
+};
+
 struct analysis {
 	int64_t t0;              /* the run's start, for the messages */
+	enum check check;        /* the one running */
+	unsigned by_check[CK_COUNT];
 	struct grant *g;
 	size_t ng;
 	struct grant **by_key;   /* sorted by (pid, lock, token) */
@@ -1305,10 +1332,12 @@ static void violation(struct analysis *an, const char *fmt, ...)
 
 static void violation(struct analysis *an, const char *fmt, ...)
 {
-	if (an->violations++ < 10) {
+	an->violations++;
+	if (an->by_check[an->check]++ < 10) {
 		va_list ap;
 		va_start(ap, fmt);
-		fprintf(stderr, "chaos: VIOLATION: ");
+		fprintf(stderr, "chaos: VIOLATION of %s: ",
+			check_name[an->check]);
 		vfprintf(stderr, fmt, ap);
 		fprintf(stderr, "\n");
 		va_end(ap);
@@ -1699,6 +1728,7 @@ static void load_audit(struct analysis *an, const char *path)
 static void report_overlap(struct analysis *an, int lock,
 			   const struct grant *g, const struct grant *o)
 {
+	an->check = CK_EXCL;
 	violation(an, "lock %s: pid %d token %llu (%s) held [%lld, %lld] "
 		      "overlaps pid %d token %llu (%s) [%lld, %lld] by %lld us",
 		  lock_name(lock), (int)g->pid, (unsigned long long)g->token,
@@ -1713,6 +1743,7 @@ static void report_overlap(struct analysis *an, int lock,
 static void report_order(struct analysis *an, int lock,
 			 const struct grant *g, const struct grant *o)
 {
+	an->check = CK_TOKENS;
 	violation(an, "lock %s: token %llu (pid %d, %s, from %lld) came after "
 		      "token %llu (pid %d, %s, from %lld)",
 		  lock_name(lock), (unsigned long long)g->token, (int)g->pid,
@@ -1763,6 +1794,7 @@ static void check_exclusion_and_tokens(struct analysis *an)
 	for (size_t i = 1; i < an->ng; i++) {
 		const struct grant *a = an->by_token[i - 1];
 		const struct grant *b = an->by_token[i];
+		an->check = CK_TOKENS;
 		if (a->lock == b->lock && a->token == b->token)
 			violation(an, "lock %s: token %llu granted twice (pids "
 				      "%d in %s and %d in %s)",
@@ -2518,12 +2550,18 @@ static void chaos(void)
 	struct analysis an = {.t0 = t_start};
 	load_audit(&an, r->audit_path);
 	check_exclusion_and_tokens(&an);
+	an.check = CK_REJECT;
 	check_rejections(&an);
+	an.check = CK_LEASE;
 	check_lease_reports(&an);
+	an.check = CK_STORE;
 	check_stores(&an, r);
+	an.check = CK_TABLES;
 	check_tables_empty(&an, r->region);
+	an.check = CK_AVAIL;
 	check_availability(&an);
 	report_service_events(&an);
+	an.check = CK_AUDIT;
 	uint32_t audit_errors = atomic_load(&r->sh->audit_errors);
 	if (audit_errors != 0)
 		violation(&an, "%u audit records could not be written",
@@ -2588,6 +2626,14 @@ static void chaos(void)
 		an.s_max[2], an.s_joined, an.r_empty, an.reads, an.stale_reads,
 		r->r_kills, r->r_kills_holding, r->r_cs_freezes,
 		r->r_takeovers, an.r_att_counted, an.r_att_ok);
+	if (an.violations != 0) {
+		fprintf(stderr, "chaos: violations by check:");
+		for (int k = 0; k < CK_COUNT; k++)
+			if (an.by_check[k] != 0)
+				fprintf(stderr, " %s %u;", check_name[k],
+					an.by_check[k]);
+		fprintf(stderr, "\n");
+	}
 	assert_int_equal(an.violations, 0);
 
 	/* Shared mode must have been tested: readers inside together. */
