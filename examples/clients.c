@@ -83,6 +83,35 @@ static int fenced_write(const struct client_spec *s, fs_store *st, int round,
 	return 0;
 }
 
+/*
+ * A reader's access: a look at the store's highest accepted token. A
+ * reader does not write: the store takes a token only if it is at least
+ * the highest it has seen, and readers inside together hold tokens in
+ * no particular order, so of two readers the one with the lower token
+ * would be rejected for writing second while both hold the lock. The
+ * read fences the other way: every writer granted after a reader waits
+ * for it, so a reader inside its lease sees no token above its own. One
+ * that does (EV_READ with highest > g->token) was a zombie.
+ */
+static int fenced_read(const struct client_spec *s, fs_store *st, int round,
+		       const lm_grant *g)
+{
+	struct fs_stats stats;
+	int rc = fs_stats(st, &stats);
+	if (rc != 0)
+		return rc;
+	emit(s, EV_READ, round, g, 0, stats.highest);
+	return 0;
+}
+
+static int take(lm_client *c, const struct client_spec *s, lm_grant *g)
+{
+	if (s->mode == LM_MODE_X)
+		return lm_acquire(c, s->lock, s->ttl_ms, s->wait_ms, g);
+	lm_acquire_opts o = LM_ACQUIRE_OPTS(s->mode, s->ttl_ms, s->wait_ms);
+	return lm_acquire_ex(c, s->lock, &o, g);
+}
+
 int run_client(const struct client_spec *s)
 {
 	lm_client *c = NULL;
@@ -101,7 +130,7 @@ int run_client(const struct client_spec *s)
 		maybe_crash(s, CRASH_BEFORE, round, NULL);
 		emit(s, EV_WANTS, round, NULL, 0, 0);
 		lm_grant g;
-		rc = lm_acquire(c, s->lock, s->ttl_ms, s->wait_ms, &g);
+		rc = take(c, s, &g);
 		if (rc != 0) {
 			emit(s, EV_REFUSED, round, NULL, rc, 0);
 			if (rc != LM_ETIMEDOUT && rc != LM_ENOQUORUM &&
@@ -116,7 +145,10 @@ int run_client(const struct client_spec *s)
 		nap_ms(s->hold_ms / 2);
 		maybe_crash(s, CRASH_INSIDE, round, &g);
 		nap_ms(s->hold_ms - s->hold_ms / 2);
-		if (st != NULL && (rc = fenced_write(s, st, round, &g)) != 0)
+		if (st != NULL &&
+		    (rc = s->mode == LM_MODE_X
+				  ? fenced_write(s, st, round, &g)
+				  : fenced_read(s, st, round, &g)) != 0)
 			goto out;
 		int rel = lm_release(c, &g);
 		emit(s, EV_RELEASED, round, &g, rel, 0);

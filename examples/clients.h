@@ -9,6 +9,11 @@
  *   a fenced client   passes its token to a fenced store on every access
  *                     inside its critical section.
  *
+ * A client takes its lock in X (lm_acquire) unless mode says otherwise
+ * (lm_acquire_ex). A fenced client in X writes the store; in any other
+ * mode it reads it: it only looks at the highest token the store has
+ * accepted (see run_client).
+ *
  * One struct describes all three (crash and store are optional), and
  * run_client() runs it in the calling process: fork first.
  */
@@ -30,6 +35,10 @@ enum client_event {
 	EV_REFUSED,    /* acquire failed: rc says why */
 	EV_WROTE,      /* the store accepted token g->token */
 	EV_REJECTED,   /* the store rejected it; highest says what beat it */
+	EV_READ,       /* a reader looked at the store: highest is the
+			* highest token it had accepted (> g->token: a
+			* later writer had written, so the reader's lease
+			* was over) */
 	EV_RELEASED,   /* rc: 0, or LM_ELEASELOST if the lease had been lost */
 	EV_CRASHING,   /* about to die as configured */
 };
@@ -40,6 +49,7 @@ struct client_spec {
 	int id;                 /* shown in events and store records */
 	int64_t ttl_ms;
 	int64_t wait_ms;        /* per acquire */
+	uint32_t mode;          /* LM_MODE_*: 0 is X */
 	int rounds;             /* < 0: until *stop */
 	int hold_ms;            /* time inside the critical section (a
 	                         * CRASH_INSIDE happens half-way through) */

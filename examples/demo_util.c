@@ -288,6 +288,14 @@ void demo_client_event(const struct client_spec *s, int ev, int round,
 			   "the store has seen token %llu: this write is "
 			   "stale", (unsigned long long)highest);
 		break;
+	case EV_READ:
+		demo_event(d, who, "read", g->token,
+			   "the store's highest token is %llu%s",
+			   (unsigned long long)highest,
+			   highest > g->token ? ": a later writer wrote, "
+						"this read is stale"
+					      : "");
+		break;
 	case EV_RELEASED:
 		if (rc == 0)
 			demo_event(d, who, "released", g->token, NULL);

@@ -1,13 +1,26 @@
 /*
- * test_chaos.c - fenced clients under random SIGKILL / SIGSTOP / SIGCONT,
- * with lock servers and the supervisor killed under them.
+ * test_chaos.c - fenced readers and writers under random SIGKILL /
+ * SIGSTOP / SIGCONT, with lock servers and the supervisor killed under
+ * them.
  *
  * NCLIENTS (16) fenced clients (examples/clients.h) take a few
- * locks round after round, each writing its token to the lock's fenced
- * store inside its critical section and appending what it did to an
- * audit file of its own making (fixed-size binary records, one write()
- * each, O_APPEND: records never interleave). Meanwhile the driver (the
- * case process) breaks things:
+ * locks round after round, and append what they did to an audit file of
+ * their own making (fixed-size binary records, one write() each,
+ * O_APPEND: records never interleave). Most are writers: they take their
+ * lock in X and write their token to the lock's fenced store inside
+ * their critical section. Six are readers (READERS_OF: 3, 2 and 1 of the
+ * three locks' clients): they take their lock in S, so that readers are
+ * inside together and writers wait for them, and where a writer writes
+ * they look at the store (its highest accepted token) instead. They do
+ * not write: the store accepts a token only if it is >= the highest it
+ * has seen, and two readers inside together hold tokens in no set order,
+ * so the one with the lower token would be rejected for writing second
+ * while both hold the lock (a false rejection, and the store's highest
+ * raised past a writer's waiting token for nothing). What a read can
+ * check is the other direction: a reader inside its lease never sees a
+ * token above its own, since every writer granted after it waits for it;
+ * a reader that does was a zombie (check 4). Meanwhile the driver (the
+ * case process) breaks things, to readers and writers alike:
  *
  *   - clients: it SIGKILLs clients and starts replacements, and SIGSTOPs
  *     clients for 200-800 ms, often longer than their 300 ms lease, so
@@ -34,14 +47,24 @@
  * At the end the audit, the stores and the lock tables are checked
  * against the safety guarantees (README.md, "What it guarantees"):
  *
- *   1. mutual exclusion: per lock, the intervals in which holders may
- *      have touched the resource never overlap;
- *   2. fencing tokens: unique per lock, and increasing in the order the
- *      holds happened;
- *   3. the store: accepted tokens never go down, and every write the
- *      store acknowledged (a WROTE audit record) is in it;
- *   4. a rejection only ever hits a holder whose lease had ended, and
- *      there is a newer grant that beat it;
+ *   1. mutual exclusion, with modes: per lock, the interval in which a
+ *      writer may have touched the resource overlaps no other interval,
+ *      a writer's or a reader's; readers' intervals may overlap each
+ *      other, and must have: the summary gives the most readers seen
+ *      inside a lock at once, and the case fails if that is never more
+ *      than one (shared mode would not have been tested);
+ *   2. fencing tokens: unique per lock across all grants, readers'
+ *      included, and increasing in the order the holds happened between
+ *      conflicting grants (a writer's against any other); two readers'
+ *      tokens may come in either order;
+ *   3. the store: accepted tokens never go down, every write the store
+ *      acknowledged (a WROTE audit record) is in it, and it has no write
+ *      of a reader's token;
+ *   4. a rejection only ever hits a writer whose lease had ended, and
+ *      there is a newer grant that beat it; a read that saw a token above
+ *      the reader's own only ever happens after the reader's lease had
+ *      ended, and that token was a writer's grant (check 1 seen from
+ *      the store, whatever the intervals' bounds);
  *   5. once every client is gone, no table holds anything and every
  *      session slot is free;
  *
@@ -53,8 +76,8 @@
  * A monitor process polls the servers' state words and heartbeats every
  * millisecond. The checks:
  *
- *   6. at least 99% of the waiting acquires (every client waits 1000 ms)
- *      are granted. An attempt whose interval overlaps a freeze of its
+ *   6. at least 99% of the waiting acquires (every client waits 1000 ms),
+ *      readers' and writers' together, are granted. An attempt whose interval overlaps a freeze of its
  *      own client is not counted: a waiter stopped in its queue cannot
  *      take its turn (the others skip it), its deadline runs on while it
  *      sleeps, and it reads the clock only when it wakes, so its time-out
@@ -80,7 +103,9 @@
  * The summary line gives the figures: acquires attempted, counted,
  * granted, timed out, no quorum; server kills (wipes), the longest a
  * killed server took to count again, supervisor kills, and the longest
- * time the monitor saw fewer than two usable servers.
+ * time the monitor saw fewer than two usable servers. A third line gives
+ * the readers': their grants, the most inside a lock at once, reads and
+ * stale reads, kills, freezes and takeovers, acquires.
  *
  * CHAOS_SECONDS (default 60) sets the length, so CHAOS_SECONDS=600 is a
  * soak (run the binary directly then: tests/run.sh gives each binary
@@ -94,12 +119,13 @@
  *
  *   start = the time taken in the ACQUIRED hook. It is after acquire
  *           returned, but before any access of this grant to the store
- *           (the write comes after the hook), so [start, end] covers
- *           every access.
+ *           (the write or read comes after the hook), so [start, end]
+ *           covers every access.
  *   end   = min(valid_until_ns, the time in the grant's WROTE/REJECTED
- *           hook, the time in its RELEASED hook, the time just before
- *           the driver's kill() for a killed client). The write is the
- *           last access of a round, and its hook runs right after it.
+ *           hook or (a reader's) READ hook, the time in its RELEASED
+ *           hook, the time just before the driver's kill() for a killed
+ *           client). The write or read is the last access of a round,
+ *           and its hook runs right after it.
  *           For a killed client the time *before* kill() is used: it is
  *           a lower bound of the death, and the supervisor frees a dead
  *           holder's lock only after the death, so a successor always
@@ -115,6 +141,10 @@
  *   An interval with start >= end is dropped: its holder was frozen or
  *   killed between acquire returning and the hook, and did nothing with
  *   the grant while its lease was valid.
+ *
+ *   Both bounds lie inside the time the grant was validly held, so the
+ *   intervals can also prove the opposite of an overlap: two readers'
+ *   intervals that overlap were two readers inside at once.
  *
  * The summary also prints the longest time a lock sat unused between two
  * holds, and fails the run if it exceeds 500 ms while clients wait.
@@ -142,6 +172,7 @@
 #include "examples/clients.h"
 #include "resource/store.h"
 #include "shm/layout.h"
+#include "shm/modes.h"
 #include "shm/name_index.h"
 #include "shm/region.h"
 
@@ -153,6 +184,17 @@
 #define WAIT_MS      1000
 #define MAX_FROZEN   (NCLIENTS / 2) /* so that the locks keep moving */
 #define MAX_SECONDS  3000    /* the case's own timeout is 3600 s */
+
+/*
+ * Readers: the first READERS_OF[lock] clients of each lock (by slot:
+ * slot i takes lock i % NLOCKS and is that lock's (i / NLOCKS)-th
+ * client) take it in S, the others in X. 6 of the 16, unevenly, so that
+ * the locks see different mixes: chaos/a has 3 readers and 3 writers
+ * (up to three readers inside at once), chaos/b 2 and 3, chaos/c 1 and
+ * 4 (a reader only ever alone, among writers). A replacement keeps its
+ * slot's mode.
+ */
+static const int READERS_OF[NLOCKS] = {3, 2, 1};
 
 /* Server kills: one every SERVER_KILL_MIN_MS..MAX_MS, while all three
  * servers are UP with a heartbeat at most FRESH_MS old. A killed server
@@ -177,13 +219,16 @@
 enum rec_type {
 	/* written by the clients (lock: the lock) */
 	REC_ACQUIRED = 1, /* t: hook time; aux: valid_until_ns; flags:
-			   * lm_grant.flags | tables of the grant << 4 */
+			   * ACQ_FLAGS(lm_grant.flags, tables of the grant,
+			   * lm_grant.mode) */
 	REC_WROTE,        /* t: hook time; aux: the store's highest */
 	REC_REJECTED,     /* t: hook time; aux: the store's highest */
 	REC_RELEASED,     /* t: hook time; aux: lm_release's rc */
+	REC_READ,         /* a reader's look at the store: t: hook time;
+			   * aux: the store's highest token */
 	REC_ATTEMPT,      /* t: hook before lm_acquire; aux: hook after it;
-			   * flags: enum outcome; token: the grant's token,
-			   * or -rc of a refusal */
+			   * flags: enum outcome | mode asked for << 4;
+			   * token: the grant's token, or -rc of a refusal */
 	/* written by the driver */
 	REC_KILLED,       /* lock: the client's; t: just before kill();
 			   * aux: after waitpid */
@@ -215,6 +260,27 @@ enum outcome { OUT_GRANTED, OUT_TIMEDOUT, OUT_NOQUORUM, OUT_OTHER };
 #define REC_MAGIC 0xc5u
 
 /*
+ * An ACQUIRED record's flags byte: lm_grant.flags (2 bits: only
+ * LM_GRANT_RECOVERED is defined; a grant with a flag beyond these two
+ * counts as an audit error, so that a new flag is not silently cut off),
+ * the tables of the grant (3 bits) and the mode held (3 bits). Packed so
+ * that the record stays 32 bytes.
+ */
+#define ACQ_GFLAGS_MAX 0x3u
+#define ACQ_FLAGS(gflags, mask, mode)                                     \
+	((uint8_t)(((gflags) & ACQ_GFLAGS_MAX) | ((mask) & 0x7u) << 2 |      \
+		   ((mode) & 0x7u) << 5))
+#define ACQ_GFLAGS(f) ((f) & ACQ_GFLAGS_MAX)
+#define ACQ_MASK(f)   ((unsigned)(f) >> 2 & 0x7u)
+#define ACQ_MODE(f)   ((unsigned)(f) >> 5 & 0x7u)
+_Static_assert(LM_NSERVERS <= 3, "the tables of a grant take 3 bits");
+_Static_assert(LM_MODE_COUNT <= 8, "a mode takes 3 bits");
+/* An ATTEMPT record's flags: the outcome, and the mode asked for. */
+#define ATT_FLAGS(outcome, mode) ((uint8_t)((outcome) | (mode) << 4))
+#define ATT_OUTCOME(f) ((enum outcome)((f) & 0xfu))
+#define ATT_MODE(f)    ((unsigned)(f) >> 4)
+
+/*
  * One audit record. 32 bytes, so that records written at multiples of
  * 32 never straddle a page: a SIGKILL during the one write() of a
  * record then leaves all or nothing of it (the kernel checks for a fatal
@@ -224,7 +290,7 @@ struct rec {
 	uint8_t magic;
 	uint8_t type;
 	uint8_t lock;
-	uint8_t flags;   /* ACQUIRED: see above; ATTEMPT: enum outcome */
+	uint8_t flags;   /* ACQUIRED, ATTEMPT: see above */
 	int32_t pid;
 	uint64_t token;
 	int64_t t;
@@ -237,7 +303,8 @@ _Static_assert(sizeof(struct rec) == 32, "audit record size");
 struct cl_slot {
 	_Atomic int32_t pid;      /* driver, at spawn */
 	_Atomic uint32_t in_cs;   /* hook: 1 after ACQUIRED, 0 after the
-				   * write (set after token, release) */
+				   * write or read (set after token,
+				   * release) */
 	_Atomic uint64_t token;   /* hook: the grant in_cs refers to */
 };
 
@@ -249,6 +316,7 @@ struct shared {
 					* writes */
 	_Atomic uint64_t last_token[NLOCKS]; /* hook: highest ACQUIRED
 					      * token (CAS max) */
+	_Atomic uint64_t last_x_token[NLOCKS]; /* ... of an X grant */
 	struct cl_slot slot[NCLIENTS];
 };
 
@@ -260,6 +328,7 @@ struct spawn_args {
 	const char *store_path;
 	int slot;
 	int lock;
+	uint32_t mode;
 	int id;
 	int hold_ms;
 	int gap_ms;
@@ -270,6 +339,7 @@ struct hook_ctx {
 	int fd;
 	int32_t pid;
 	int lock;
+	uint32_t mode;          /* asked for */
 	int64_t wants_ns;       /* time of the last EV_WANTS */
 	struct cl_slot *slot;
 	struct shared *sh;
@@ -333,15 +403,19 @@ static void chaos_hook(const struct client_spec *s, enum client_event ev,
 		r.type = REC_ACQUIRED;
 		r.token = g->token;
 		r.aux = g->valid_until_ns;
-		r.flags = (uint8_t)((g->flags & 0xfu) | (G_MASK(g) << 4));
+		r.flags = ACQ_FLAGS(g->flags, G_MASK(g), g->mode);
+		if ((g->flags & ~ACQ_GFLAGS_MAX) != 0 || g->mode > 7)
+			atomic_fetch_add(&cx->sh->audit_errors, 1);
 		atomic_store(&cx->slot->token, g->token);
 		atomic_store(&cx->slot->in_cs, 1);
 		raise_max(&cx->sh->last_token[cx->lock], g->token);
-		attempt.flags = OUT_GRANTED;
+		if (g->mode == LM_MODE_X)
+			raise_max(&cx->sh->last_x_token[cx->lock], g->token);
+		attempt.flags = ATT_FLAGS(OUT_GRANTED, cx->mode);
 		attempt.token = g->token;
 		break;
 	case EV_REFUSED:
-		attempt.flags = (uint8_t)outcome_of(rc);
+		attempt.flags = ATT_FLAGS(outcome_of(rc), cx->mode);
 		attempt.token = (uint64_t)(-(int64_t)rc);
 		if (!put_rec(cx->fd, &attempt))
 			atomic_fetch_add(&cx->sh->audit_errors, 1);
@@ -349,6 +423,12 @@ static void chaos_hook(const struct client_spec *s, enum client_event ev,
 	case EV_WROTE:
 	case EV_REJECTED:
 		r.type = ev == EV_WROTE ? REC_WROTE : REC_REJECTED;
+		r.token = g->token;
+		r.aux = (int64_t)highest;
+		atomic_store(&cx->slot->in_cs, 0);
+		break;
+	case EV_READ:
+		r.type = REC_READ;
 		r.token = g->token;
 		r.aux = (int64_t)highest;
 		atomic_store(&cx->slot->in_cs, 0);
@@ -375,6 +455,7 @@ static void client_main(void *arg)
 	struct hook_ctx cx = {
 		.pid = (int32_t)getpid(),
 		.lock = a->lock,
+		.mode = a->mode,
 		.slot = &a->sh->slot[a->slot],
 		.sh = a->sh,
 	};
@@ -388,6 +469,7 @@ static void client_main(void *arg)
 		.id = a->id,
 		.ttl_ms = TTL_MS,
 		.wait_ms = WAIT_MS,
+		.mode = a->mode,
 		.rounds = -1,
 		.hold_ms = a->hold_ms,
 		.gap_ms = a->gap_ms,
@@ -399,8 +481,8 @@ static void client_main(void *arg)
 	};
 	int rc = run_client(&spec);
 	if (rc != 0)
-		fail_msg("client %d (pid %d, %s): run_client: %s", a->id,
-			 (int)cx.pid, spec.lock,
+		fail_msg("client %d (pid %d, %s in %s): run_client: %s", a->id,
+			 (int)cx.pid, spec.lock, lm_mode_name(a->mode),
 			 rc <= FS_ERR_LAST && rc >= FS_ERR_FIRST
 				 ? fs_strerror(rc)
 				 : lm_strerror(rc));
@@ -556,6 +638,7 @@ enum cl_state { CL_RUNNING, CL_FROZEN };
 struct client {
 	pid_t pid;
 	int lock;
+	uint32_t mode;
 	enum cl_state state;
 	int64_t frozen_at_ns;  /* just before its SIGSTOP */
 	int64_t thaw_at_ns;
@@ -590,6 +673,8 @@ struct run {
 	/* counters */
 	unsigned kills, kills_holding, freezes, cs_freezes, cs_thawed;
 	unsigned takeovers;
+	/* of those, readers' */
+	unsigned r_kills, r_kills_holding, r_cs_freezes, r_takeovers;
 	unsigned unexpected_exits;
 	unsigned server_kills, wipes, sup_kills, orphans;
 	int64_t longest_out_ns, longest_wiped_out_ns, longest_adopt_ns;
@@ -613,9 +698,16 @@ static void driver_rec(struct run *r, const struct rec *k)
 		fail_msg("driver: audit write: %s", strerror(errno));
 }
 
+/* Slot i's mode (READERS_OF). */
+static uint32_t slot_mode(int i)
+{
+	return i / NLOCKS < READERS_OF[i % NLOCKS] ? LM_MODE_S : LM_MODE_X;
+}
+
 static void spawn(struct run *r, int i, int lock)
 {
 	struct cl_slot *s = &r->sh->slot[i];
+	uint32_t mode = slot_mode(i);
 	atomic_store(&s->in_cs, 0);
 	atomic_store(&s->token, 0);
 	struct spawn_args a = {
@@ -625,13 +717,14 @@ static void spawn(struct run *r, int i, int lock)
 		.store_path = r->store_path[lock],
 		.slot = i,
 		.lock = lock,
+		.mode = mode,
 		.id = r->next_id++,
 		.hold_ms = 1 + (int)rnd(r, 5),
 		.gap_ms = (int)rnd(r, 4),
 	};
 	pid_t p = harness_fork(client_main, &a);
 	atomic_store(&s->pid, p);
-	r->cl[i] = (struct client){.pid = p, .lock = lock,
+	r->cl[i] = (struct client){.pid = p, .lock = lock, .mode = mode,
 				   .state = CL_RUNNING};
 }
 
@@ -681,6 +774,10 @@ static void do_kill(struct run *r, int i)
 				    .aux = after});
 	r->kills++;
 	r->kills_holding += holding;
+	if (c->mode != LM_MODE_X) {
+		r->r_kills++;
+		r->r_kills_holding += holding;
+	}
 	spawn(r, i, c->lock);
 }
 
@@ -729,6 +826,8 @@ static void do_freeze(struct run *r, int i, bool cs_target)
 	c->state = CL_FROZEN;
 	r->freezes++;
 	r->cs_freezes += c->cs_freeze;
+	if (c->mode != LM_MODE_X)
+		r->r_cs_freezes += c->cs_freeze;
 }
 
 static void do_thaw(struct run *r, int i, bool at_end)
@@ -736,9 +835,15 @@ static void do_thaw(struct run *r, int i, bool at_end)
 	struct client *c = &r->cl[i];
 	if (c->cs_freeze && !at_end) {
 		r->cs_thawed++;
-		/* Its lock moved on while it slept: it resumes a zombie. */
-		if (atomic_load(&r->sh->last_token[c->lock]) > c->cs_token)
+		/* Its lock moved on while it slept (a reader's: to a
+		 * writer; other readers may join it any time): it resumes
+		 * a zombie. */
+		if (c->mode == LM_MODE_X &&
+		    atomic_load(&r->sh->last_token[c->lock]) > c->cs_token)
 			r->takeovers++;
+		if (c->mode != LM_MODE_X &&
+		    atomic_load(&r->sh->last_x_token[c->lock]) > c->cs_token)
+			r->r_takeovers++;
 	}
 	if (kill(c->pid, SIGCONT) != 0)
 		fail_msg("kill(%d, SIGCONT): %s", (int)c->pid,
@@ -1103,6 +1208,7 @@ static int env_int(const char *name, int dflt)
 struct grant {
 	int32_t pid;
 	int lock;
+	uint32_t mode;      /* held (lm_grant.mode) */
 	uint64_t token;
 	uint32_t flags;     /* lm_grant.flags */
 	unsigned mask;      /* tables of the grant */
@@ -1110,11 +1216,12 @@ struct grant {
 	int64_t start;
 	int64_t valid_until;
 	int64_t t_write;    /* 0: no write record */
+	int64_t t_read;     /* 0: no read record (a reader's) */
 	int64_t t_release;  /* 0: no release record */
 	int64_t death;      /* 0: not killed */
 	int64_t end;
-	uint64_t highest;   /* the store's, at the write */
-	bool wrote, rejected, in_store, reject_in_store;
+	uint64_t highest;   /* the store's, at the write or read */
+	bool wrote, rejected, in_store, reject_in_store, stale_read;
 	int release_rc;
 };
 
@@ -1126,6 +1233,7 @@ struct kill_rec {
 struct attempt {
 	int32_t pid;
 	int lock;
+	uint32_t mode;      /* asked for */
 	enum outcome outcome;
 	int rc;             /* OUT_OTHER: the error */
 	int64_t start, end;
@@ -1149,8 +1257,35 @@ struct fault {
 	int64_t t, aux;
 };
 
+/* Which check a violation belongs to: each prints its first ten, and
+ * the summary counts them per check. */
+enum check {
+	CK_AUDIT,  /* the audit itself, and the run */
+	CK_EXCL,   /* 1 */
+	CK_TOKENS, /* 2 */
+	CK_STORE,  /* 3 */
+	CK_REJECT, /* 4 */
+	CK_LEASE,  /* 4b */
+	CK_TABLES, /* 5 */
+	CK_AVAIL,  /* 6, 7 */
+	CK_COUNT
+};
+
+static const char *const check_name[CK_COUNT] = {
+	[CK_AUDIT] = "audit",
+	[CK_EXCL] = "1 (exclusion)",
+	[CK_TOKENS] = "2 (tokens)",
+	[CK_STORE] = "3 (store)",
+	[CK_REJECT] = "4 (rejections, stale reads)",
+	[CK_LEASE] = "4b (lease reports)",
+	[CK_TABLES] = "5 (tables)",
+	[CK_AVAIL] = "6-7 (availability)",
+};
+
 struct analysis {
 	int64_t t0;              /* the run's start, for the messages */
+	enum check check;        /* the one running */
+	unsigned by_check[CK_COUNT];
 	struct grant *g;
 	size_t ng;
 	struct grant **by_key;   /* sorted by (pid, lock, token) */
@@ -1173,6 +1308,11 @@ struct analysis {
 	unsigned violations;
 	/* counters */
 	unsigned writes, rejections, releases_lost, recovered, empty;
+	/* readers */
+	unsigned r_grants, reads, stale_reads, r_empty;
+	unsigned s_max[NLOCKS];  /* most S intervals inside at once */
+	unsigned s_joined;       /* S intervals that began while another
+				  * was inside */
 	unsigned releases_lost_restart; /* of those: a table of the grant
 					 * restarted under it */
 	unsigned store_accepted, store_rejected, store_unacked;
@@ -1181,6 +1321,7 @@ struct analysis {
 	/* availability */
 	unsigned att_total, att_frozen, att_frozen_failed, att_counted;
 	unsigned att_ok, att_timedout;
+	unsigned r_att_counted, r_att_ok; /* readers' */
 	unsigned att_noquorum, att_other, noquorum_unproven;
 	int64_t longest_granted_ns; /* the longest acquire that succeeded */
 	int64_t longest_noq_seen_ns, longest_noq_bound_ns, longest_qgap_ns;
@@ -1191,10 +1332,12 @@ static void violation(struct analysis *an, const char *fmt, ...)
 
 static void violation(struct analysis *an, const char *fmt, ...)
 {
-	if (an->violations++ < 10) {
+	an->violations++;
+	if (an->by_check[an->check]++ < 10) {
 		va_list ap;
 		va_start(ap, fmt);
-		fprintf(stderr, "chaos: VIOLATION: ");
+		fprintf(stderr, "chaos: VIOLATION of %s: ",
+			check_name[an->check]);
 		vfprintf(stderr, fmt, ap);
 		fprintf(stderr, "\n");
 		va_end(ap);
@@ -1346,6 +1489,7 @@ static bool rec_sane(const struct rec *r)
 	case REC_WROTE:
 	case REC_REJECTED:
 	case REC_RELEASED:
+	case REC_READ:
 	case REC_ATTEMPT:
 	case REC_KILLED:
 		return r->lock < NLOCKS;
@@ -1399,9 +1543,10 @@ static void load_audit(struct analysis *an, const char *path)
 			struct grant *g = &an->g[an->ng++];
 			g->pid = r->pid;
 			g->lock = r->lock;
+			g->mode = ACQ_MODE(r->flags);
 			g->token = r->token;
-			g->flags = r->flags & 0xfu;
-			g->mask = r->flags >> 4;
+			g->flags = ACQ_GFLAGS(r->flags);
+			g->mask = ACQ_MASK(r->flags);
 			g->start = r->t;
 			g->valid_until = r->aux;
 			break;
@@ -1414,8 +1559,9 @@ static void load_audit(struct analysis *an, const char *path)
 			an->at[an->nat++] = (struct attempt){
 				.pid = r->pid,
 				.lock = r->lock,
-				.outcome = (enum outcome)r->flags,
-				.rc = r->flags == OUT_GRANTED
+				.mode = ATT_MODE(r->flags),
+				.outcome = ATT_OUTCOME(r->flags),
+				.rc = ATT_OUTCOME(r->flags) == OUT_GRANTED
 					      ? 0
 					      : -(int)(int64_t)r->token,
 				.start = r->t,
@@ -1481,8 +1627,9 @@ static void load_audit(struct analysis *an, const char *path)
 		const struct rec *r = &recs[i];
 		if (!rec_sane(r) ||
 		    (r->type != REC_WROTE && r->type != REC_REJECTED &&
-		     r->type != REC_RELEASED &&
-		     !(r->type == REC_ATTEMPT && r->flags == OUT_GRANTED)))
+		     r->type != REC_RELEASED && r->type != REC_READ &&
+		     !(r->type == REC_ATTEMPT &&
+		       ATT_OUTCOME(r->flags) == OUT_GRANTED)))
 			continue;
 		struct grant *g = find_grant(an, r->pid, r->lock, r->token);
 		if (g == NULL) {
@@ -1496,9 +1643,37 @@ static void load_audit(struct analysis *an, const char *path)
 		switch (r->type) {
 		case REC_ATTEMPT:
 			g->attempt = r->t;
+			if (ATT_MODE(r->flags) != g->mode)
+				violation(an, "pid %d lock %s: asked for %s, "
+					      "granted token %llu in %s",
+					  (int)r->pid, lock_name(r->lock),
+					  lm_mode_name(ATT_MODE(r->flags)),
+					  (unsigned long long)r->token,
+					  lm_mode_name(g->mode));
+			break;
+		case REC_READ:
+			if (g->t_read != 0 || g->mode == LM_MODE_X)
+				violation(an, "pid %d token %llu (%s) %s",
+					  (int)r->pid,
+					  (unsigned long long)r->token,
+					  lm_mode_name(g->mode),
+					  g->t_read != 0
+						  ? "read twice"
+						  : "is a writer's, but read");
+			g->t_read = r->t;
+			g->highest = (uint64_t)r->aux;
+			g->stale_read = g->highest > g->token;
+			an->reads++;
+			an->stale_reads += g->stale_read;
 			break;
 		case REC_WROTE:
 		case REC_REJECTED:
+			if (g->mode != LM_MODE_X)
+				violation(an, "pid %d token %llu: a reader (%s) "
+					      "wrote",
+					  (int)r->pid,
+					  (unsigned long long)r->token,
+					  lm_mode_name(g->mode));
 			if (g->t_write != 0)
 				violation(an, "pid %d token %llu wrote twice",
 					  (int)r->pid,
@@ -1529,78 +1704,141 @@ static void load_audit(struct analysis *an, const char *path)
 		int64_t end = g->valid_until;
 		if (g->t_write != 0 && g->t_write < end)
 			end = g->t_write;
+		if (g->t_read != 0 && g->t_read < end)
+			end = g->t_read;
 		if (g->t_release != 0 && g->t_release < end)
 			end = g->t_release;
 		if (g->death != 0 && g->death < end)
 			end = g->death;
 		g->end = end;
 		an->recovered += (g->flags & LM_GRANT_RECOVERED) != 0;
-		/* Every round of a fenced client writes before it
-		 * releases; only a kill can cut that short. */
-		if (g->t_write == 0 && g->death == 0)
-			violation(an, "pid %d lock %s token %llu: no write "
+		an->r_grants += g->mode != LM_MODE_X;
+		/* Every round of a fenced client writes (a reader: reads)
+		 * before it releases; only a kill can cut that short. */
+		bool x = g->mode == LM_MODE_X;
+		if ((x ? g->t_write : g->t_read) == 0 && g->death == 0)
+			violation(an, "pid %d lock %s token %llu (%s): no %s "
 				      "record, and the client was not killed",
 				  (int)g->pid, lock_name(g->lock),
-				  (unsigned long long)g->token);
+				  (unsigned long long)g->token,
+				  lm_mode_name(g->mode), x ? "write" : "read");
 	}
 }
 
-/* 1 and 2: per lock, no two intervals overlap; tokens are unique and
- * increase with the start of the (non-empty) intervals. */
+static void report_overlap(struct analysis *an, int lock,
+			   const struct grant *g, const struct grant *o)
+{
+	an->check = CK_EXCL;
+	violation(an, "lock %s: pid %d token %llu (%s) held [%lld, %lld] "
+		      "overlaps pid %d token %llu (%s) [%lld, %lld] by %lld us",
+		  lock_name(lock), (int)g->pid, (unsigned long long)g->token,
+		  lm_mode_name(g->mode), (long long)g->start,
+		  (long long)g->end, (int)o->pid,
+		  (unsigned long long)o->token, lm_mode_name(o->mode),
+		  (long long)o->start, (long long)o->end,
+		  (long long)((o->end < g->end ? o->end : g->end) - g->start) /
+			  1000);
+}
+
+static void report_order(struct analysis *an, int lock,
+			 const struct grant *g, const struct grant *o)
+{
+	an->check = CK_TOKENS;
+	violation(an, "lock %s: token %llu (pid %d, %s, from %lld) came after "
+		      "token %llu (pid %d, %s, from %lld)",
+		  lock_name(lock), (unsigned long long)g->token, (int)g->pid,
+		  lm_mode_name(g->mode), (long long)g->start,
+		  (unsigned long long)o->token, (int)o->pid,
+		  lm_mode_name(o->mode), (long long)o->start);
+}
+
+struct s_edge {
+	int64_t t;
+	int d; /* +1 start, -1 end */
+};
+
+static int cmp_edge(const void *a, const void *b)
+{
+	const struct s_edge *x = a, *y = b;
+	if (x->t != y->t)
+		return x->t < y->t ? -1 : 1;
+	return x->d - y->d; /* ends first: [s, e) touching is no overlap */
+}
+
+/*
+ * 1 and 2, with modes. Per lock, over the (non-empty) intervals in the
+ * order they began:
+ *
+ *   1. an X interval overlaps no other interval, of any mode; an S one
+ *      overlaps no X interval. (S intervals may overlap each other: the
+ *      most that were inside at once, per lock, is counted, and the case
+ *      fails if that is never more than one, for then shared mode was
+ *      not tested.) One pass finds every overlapping pair that involves
+ *      an X: a pair (a before b) overlaps when b starts before a ends,
+ *      so b is checked against the latest end of every interval before
+ *      it if b is X, and of every X interval before it if b is S.
+ *   2. tokens are unique per lock across all grants, readers included;
+ *      and they increase in hold order between conflicting grants: an X
+ *      grant's token is above every token of the intervals before it,
+ *      an S grant's above every X token before it. Two readers' tokens
+ *      may come in either order (they are granted side by side, and
+ *      each is taken with its own CAS of the marks, in whatever order
+ *      the two reach them).
+ *
+ * Both bounds of an interval are taken on the safe side (the header):
+ * an interval never starts before, or ends after, its holder's hold was
+ * valid, so two overlapping S intervals prove two readers inside at once.
+ */
 static void check_exclusion_and_tokens(struct analysis *an)
 {
 	for (size_t i = 1; i < an->ng; i++) {
 		const struct grant *a = an->by_token[i - 1];
 		const struct grant *b = an->by_token[i];
+		an->check = CK_TOKENS;
 		if (a->lock == b->lock && a->token == b->token)
 			violation(an, "lock %s: token %llu granted twice (pids "
-				      "%d and %d)",
+				      "%d in %s and %d in %s)",
 				  lock_name(a->lock),
 				  (unsigned long long)a->token, (int)a->pid,
-				  (int)b->pid);
+				  lm_mode_name(a->mode), (int)b->pid,
+				  lm_mode_name(b->mode));
 	}
 	struct grant **iv = malloc((an->ng + 1) * sizeof(*iv));
+	struct s_edge *edge = malloc((2 * an->ng + 1) * sizeof(*edge));
 	assert_non_null(iv);
+	assert_non_null(edge);
 	for (int lock = 0; lock < NLOCKS; lock++) {
-		size_t n = 0;
+		size_t n = 0, ne = 0;
 		for (size_t i = 0; i < an->ng; i++) {
 			struct grant *g = &an->g[i];
 			if (g->lock != lock)
 				continue;
 			if (g->start >= g->end) {
 				an->empty++;
+				an->r_empty += g->mode != LM_MODE_X;
 				continue;
 			}
 			iv[n++] = g;
+			if (g->mode != LM_MODE_X) {
+				edge[ne++] = (struct s_edge){g->start, +1};
+				edge[ne++] = (struct s_edge){g->end, -1};
+			}
 		}
 		qsort(iv, n, sizeof(*iv), cmp_start);
-		const struct grant *reach = NULL; /* latest end so far */
+		/* Of the intervals before the current one: the one that
+		 * ends last, and the X one that ends last; the one with the
+		 * highest token, and the X one with the highest token. */
+		const struct grant *reach = NULL, *reach_x = NULL;
+		const struct grant *top = NULL, *top_x = NULL;
 		for (size_t i = 0; i < n; i++) {
 			const struct grant *g = iv[i];
-			if (reach != NULL && g->start < reach->end)
-				violation(an, "lock %s: pid %d token %llu held "
-					      "[%lld, %lld] overlaps pid %d "
-					      "token %llu [%lld, %lld] by %lld "
-					      "us",
-					  lock_name(lock), (int)g->pid,
-					  (unsigned long long)g->token,
-					  (long long)g->start,
-					  (long long)g->end, (int)reach->pid,
-					  (unsigned long long)reach->token,
-					  (long long)reach->start,
-					  (long long)reach->end,
-					  (long long)(reach->end - g->start) /
-						  1000);
-			if (i > 0 && g->token <= iv[i - 1]->token)
-				violation(an, "lock %s: token %llu (pid %d, "
-					      "from %lld) came after token "
-					      "%llu (pid %d, from %lld)",
-					  lock_name(lock),
-					  (unsigned long long)g->token,
-					  (int)g->pid, (long long)g->start,
-					  (unsigned long long)iv[i - 1]->token,
-					  (int)iv[i - 1]->pid,
-					  (long long)iv[i - 1]->start);
+			bool x = g->mode == LM_MODE_X;
+			const struct grant *o = x ? reach : reach_x;
+			if (o != NULL && g->start < o->end)
+				report_overlap(an, lock, g, o);
+			o = x ? top : top_x;
+			if (o != NULL && g->token <= o->token)
+				report_order(an, lock, g, o);
 			if (reach != NULL &&
 			    g->start - reach->end > an->longest_idle_ns) {
 				an->longest_idle_ns = g->start - reach->end;
@@ -1608,17 +1846,69 @@ static void check_exclusion_and_tokens(struct analysis *an)
 			}
 			if (reach == NULL || g->end > reach->end)
 				reach = g;
+			if (top == NULL || g->token > top->token)
+				top = g;
+			if (x && (reach_x == NULL || g->end > reach_x->end))
+				reach_x = g;
+			if (x && (top_x == NULL || g->token > top_x->token))
+				top_x = g;
+		}
+		/* Readers inside at once. */
+		qsort(edge, ne, sizeof(*edge), cmp_edge);
+		unsigned inside = 0;
+		for (size_t i = 0; i < ne; i++) {
+			if (edge[i].d > 0) {
+				an->s_joined += inside > 0;
+				inside++;
+				if (inside > an->s_max[lock])
+					an->s_max[lock] = inside;
+			} else {
+				inside--;
+			}
 		}
 	}
+	free(edge);
 	free(iv);
 }
 
-/* 4: a rejected writer's lease had ended, by its own clock, and the
- * token that beat it was granted. */
+/*
+ * 4: a rejected writer's lease had ended, by its own clock, and the
+ * token that beat it was granted. Likewise for readers: a read that saw
+ * a token above the reader's own in the store (a writer granted after
+ * the reader had written) happened after the reader's lease had ended,
+ * and that token was granted, to a writer. This is check 1 seen from
+ * the store: a writer cannot write while a reader inside its lease
+ * reads, whatever the interval bounds say.
+ */
 static void check_rejections(struct analysis *an)
 {
 	for (size_t i = 0; i < an->ng; i++) {
 		const struct grant *g = &an->g[i];
+		if (g->stale_read) {
+			const struct grant *w =
+				find_token(an, g->lock, g->highest);
+			if (g->t_read < g->valid_until)
+				violation(an, "lock %s: reader pid %d token %llu "
+					      "saw token %llu in the store at "
+					      "%lld, %lld us before its lease "
+					      "ended",
+					  lock_name(g->lock), (int)g->pid,
+					  (unsigned long long)g->token,
+					  (unsigned long long)g->highest,
+					  (long long)g->t_read,
+					  (long long)(g->valid_until -
+						      g->t_read) /
+						  1000);
+			if (w == NULL || w->mode != LM_MODE_X)
+				violation(an, "lock %s: reader pid %d token %llu "
+					      "saw token %llu in the store, "
+					      "which was %s",
+					  lock_name(g->lock), (int)g->pid,
+					  (unsigned long long)g->token,
+					  (unsigned long long)g->highest,
+					  w == NULL ? "never granted"
+						    : "granted to a reader");
+		}
 		if (!g->rejected)
 			continue;
 		if (g->t_write < g->valid_until)
@@ -1676,22 +1966,34 @@ static bool table_restarted_under(const struct analysis *an,
  *     Otherwise only an expired lease (taken over, or expired by its
  *     server) loses a holder its tables.
  *   - A grant taken over before its holder released it (the next
- *     grant's ACQUIRED hook ran before this one's write hook, and the
- *     release comes after that hook) reports LM_ELEASELOST: the
- *     successor replaced its owner words on a majority.
- *   - The grant after one that was taken over, or whose holder was
- *     killed holding it (killed, no write record: it had not yet
- *     released), carries LM_GRANT_RECOVERED: it found the previous
- *     holder's slots expired or abandoned (a grant lost to a kill
- *     before its own hook in between would itself have been abandoned).
+ *     conflicting grant's ACQUIRED hook ran before this one's write or
+ *     read hook, and the release comes after that hook) reports
+ *     LM_ELEASELOST: the successor replaced its owner words (an X
+ *     holder's) or reset its group (a reader's) on a majority. The next
+ *     conflicting grant of an X grant is the next grant by token; of a
+ *     reader's, the next X grant by token (other readers join it).
+ *   - The grant after an X grant that was taken over, or whose holder
+ *     was killed holding it (killed, no write record: it had not yet
+ *     released), carries LM_GRANT_RECOVERED, whatever its mode: it found
+ *     the previous holder's slots expired or abandoned (a grant lost to
+ *     a kill before its own hook in between would itself have been
+ *     abandoned). Not after a reader's: a reader changes nothing, and an
+ *     expired or dead reader's group is simply reset or left.
  */
 static void check_lease_reports(struct analysis *an)
 {
 	for (size_t i = 0; i < an->ng; i++) {
 		const struct grant *g = an->by_token[i];
+		bool x = g->mode == LM_MODE_X;
 		const struct grant *next = NULL;
-		if (i + 1 < an->ng && an->by_token[i + 1]->lock == g->lock)
-			next = an->by_token[i + 1];
+		for (size_t j = i + 1; j < an->ng; j++) {
+			if (an->by_token[j]->lock != g->lock)
+				break;
+			if (x || an->by_token[j]->mode == LM_MODE_X) {
+				next = an->by_token[j];
+				break;
+			}
+		}
 		if (g->t_release != 0 && g->release_rc == LM_ELEASELOST &&
 		    g->t_release < g->valid_until) {
 			if (table_restarted_under(an, g))
@@ -1708,24 +2010,28 @@ static void check_lease_reports(struct analysis *an)
 		}
 		if (next == NULL)
 			continue;
-		bool taken_over = g->t_write != 0 && next->start < g->t_write;
+		int64_t t_access = x ? g->t_write : g->t_read;
+		bool taken_over = t_access != 0 && next->start < t_access;
 		if (taken_over && g->t_release != 0 && g->release_rc == 0)
-			violation(an, "lock %s: pid %d token %llu released "
-				      "cleanly although token %llu (pid %d) "
-				      "was granted before its write",
+			violation(an, "lock %s: pid %d token %llu (%s) released "
+				      "cleanly although token %llu (pid %d, %s) "
+				      "was granted before its %s",
 				  lock_name(g->lock), (int)g->pid,
 				  (unsigned long long)g->token,
+				  lm_mode_name(g->mode),
 				  (unsigned long long)next->token,
-				  (int)next->pid);
+				  (int)next->pid, lm_mode_name(next->mode),
+				  x ? "write" : "read");
 		bool died_holding = g->death != 0 && g->t_write == 0;
-		if ((taken_over || died_holding) &&
+		if (x && (taken_over || died_holding) &&
 		    !(next->flags & LM_GRANT_RECOVERED))
-			violation(an, "lock %s: token %llu (pid %d) follows "
-				      "token %llu (pid %d), which was %s, but "
-				      "is not flagged LM_GRANT_RECOVERED",
+			violation(an, "lock %s: token %llu (pid %d, %s) "
+				      "follows token %llu (pid %d), which was "
+				      "%s, but is not flagged "
+				      "LM_GRANT_RECOVERED",
 				  lock_name(g->lock),
 				  (unsigned long long)next->token,
-				  (int)next->pid,
+				  (int)next->pid, lm_mode_name(next->mode),
 				  (unsigned long long)g->token, (int)g->pid,
 				  taken_over ? "taken over" : "killed holding");
 	}
@@ -1772,6 +2078,12 @@ static int store_each(const struct fs_record *rec, void *arg)
 			  rec->pid, (unsigned long long)rec->token);
 		return 0;
 	}
+	if (g->mode != LM_MODE_X)
+		violation(an, "store %s: pid %u token %llu is a reader's (%s), "
+			      "but the store has a write of it",
+			  lock_name(sc->lock), rec->pid,
+			  (unsigned long long)rec->token,
+			  lm_mode_name(g->mode));
 	if (g->in_store)
 		violation(an, "store %s: pid %u token %llu accepted twice",
 			  lock_name(sc->lock), rec->pid,
@@ -1991,9 +2303,9 @@ static void report_failures(const struct analysis *an, unsigned max)
 		const struct attempt *a = &an->at[i];
 		if (a->outcome == OUT_GRANTED || attempt_frozen(an, a))
 			continue;
-		fprintf(stderr, "chaos:   pid %d lock %s: %s after %lld ms "
-				"(%lld..%lld ms); around it:\n",
-			(int)a->pid, lock_name(a->lock),
+		fprintf(stderr, "chaos:   pid %d lock %s in %s: %s after %lld "
+				"ms (%lld..%lld ms); around it:\n",
+			(int)a->pid, lock_name(a->lock), lm_mode_name(a->mode),
 			outcome_name(a->outcome),
 			(long long)((a->end - a->start) / 1000000),
 			rel_ms(an, a->start), rel_ms(an, a->end));
@@ -2021,9 +2333,11 @@ static void check_availability(struct analysis *an)
 			continue;
 		}
 		an->att_counted++;
+		an->r_att_counted += a->mode != LM_MODE_X;
 		switch (a->outcome) {
 		case OUT_GRANTED:
 			an->att_ok++;
+			an->r_att_ok += a->mode != LM_MODE_X;
 			if (a->end - a->start > an->longest_granted_ns)
 				an->longest_granted_ns = a->end - a->start;
 			break;
@@ -2040,11 +2354,12 @@ static void check_availability(struct analysis *an)
 			if (!proven)
 				an->noquorum_unproven++;
 			if (noq_shown++ < 10) {
-				fprintf(stderr, "chaos: pid %d lock %s: "
+				fprintf(stderr, "chaos: pid %d lock %s in %s: "
 						"LM_ENOQUORUM (acquire "
 						"%lld..%lld ms)%s; around "
 						"it:\n",
 					(int)a->pid, lock_name(a->lock),
+					lm_mode_name(a->mode),
 					rel_ms(an, a->start),
 					rel_ms(an, a->end),
 					proven ? ", while two servers were "
@@ -2065,9 +2380,10 @@ static void check_availability(struct analysis *an)
 		}
 		default:
 			an->att_other++;
-			violation(an, "pid %d lock %s: acquire failed: %s",
+			violation(an, "pid %d lock %s in %s: acquire failed: "
+				      "%s",
 				  (int)a->pid, lock_name(a->lock),
-				  lm_strerror(a->rc));
+				  lm_mode_name(a->mode), lm_strerror(a->rc));
 			break;
 		}
 	}
@@ -2234,12 +2550,18 @@ static void chaos(void)
 	struct analysis an = {.t0 = t_start};
 	load_audit(&an, r->audit_path);
 	check_exclusion_and_tokens(&an);
+	an.check = CK_REJECT;
 	check_rejections(&an);
+	an.check = CK_LEASE;
 	check_lease_reports(&an);
+	an.check = CK_STORE;
 	check_stores(&an, r);
+	an.check = CK_TABLES;
 	check_tables_empty(&an, r->region);
+	an.check = CK_AVAIL;
 	check_availability(&an);
 	report_service_events(&an);
+	an.check = CK_AUDIT;
 	uint32_t audit_errors = atomic_load(&r->sh->audit_errors);
 	if (audit_errors != 0)
 		violation(&an, "%u audit records could not be written",
@@ -2286,7 +2608,39 @@ static void chaos(void)
 		(long long)(an.longest_noq_bound_ns / 1000000),
 		(long long)(an.longest_qgap_ns / 1000000),
 		(unsigned long long)an.mon_polls);
+	unsigned s_max = 0, readers = 0;
+	for (int lock = 0; lock < NLOCKS; lock++)
+		s_max = an.s_max[lock] > s_max ? an.s_max[lock] : s_max;
+	for (int i = 0; i < NCLIENTS; i++)
+		readers += slot_mode(i) != LM_MODE_X;
+	fprintf(stderr,
+		"chaos: modes: %d of the %d clients read (S; per lock %d/%d/%d): "
+		"%u reader grants of %zu, most readers inside at once %u "
+		"(per lock %u/%u/%u), %u reader intervals began with another "
+		"reader inside, %u empty; %u reads, %u stale (a zombie reader "
+		"saw a later writer's token); %u reader kills (%u holding), %u "
+		"readers frozen holding (%u taken over by a writer); readers' "
+		"acquires: %u counted, %u granted\n",
+		readers, NCLIENTS, READERS_OF[0], READERS_OF[1], READERS_OF[2],
+		an.r_grants, an.ng, s_max, an.s_max[0], an.s_max[1],
+		an.s_max[2], an.s_joined, an.r_empty, an.reads, an.stale_reads,
+		r->r_kills, r->r_kills_holding, r->r_cs_freezes,
+		r->r_takeovers, an.r_att_counted, an.r_att_ok);
+	if (an.violations != 0) {
+		fprintf(stderr, "chaos: violations by check:");
+		for (int k = 0; k < CK_COUNT; k++)
+			if (an.by_check[k] != 0)
+				fprintf(stderr, " %s %u;", check_name[k],
+					an.by_check[k]);
+		fprintf(stderr, "\n");
+	}
 	assert_int_equal(an.violations, 0);
+
+	/* Shared mode must have been tested: readers inside together. */
+	if (s_max < 2)
+		fail_msg("no two readers were ever inside a lock at once (%u "
+			 "reader grants): shared mode was not tested",
+			 an.r_grants);
 
 	/*
 	 * Liveness: with 16 clients on 3 locks there is always someone
@@ -2323,23 +2677,30 @@ static void chaos(void)
 	 * is thawed (not killed) after such a takeover presents its stale
 	 * token and is rejected, unless it was stopped in the few
 	 * microseconds between fs_write returning and its hook clearing
-	 * in_cs. A 30 s run has ~100 such freezes and ~30 takeovers (each
-	 * one a rejection in practice); every freeze (and so every
-	 * takeover) needs about 1 s of run. Server kills come every 1-5 s
-	 * (at least one in four wiped) and supervisor kills every 10-20 s,
-	 * so CHAOS_SECONDS below ~25 cannot be expected to pass these
-	 * checks.
+	 * in_cs. Readers the same way: a reader frozen inside for longer
+	 * than its lease is taken over by a writer (the group's lease ends
+	 * with the last reader's), and once thawed reads the writer's
+	 * token in the store: a stale read. A 30 s run has ~100 such
+	 * freezes and ~70 writers and ~25 readers taken over (each one a
+	 * rejection or a stale read in practice); every freeze (and so
+	 * every takeover) needs about 1 s of run. Server kills come every
+	 * 1-5 s (at least one in four wiped) and supervisor kills every
+	 * 10-20 s, so CHAOS_SECONDS below ~25 cannot be expected to pass
+	 * these checks.
 	 */
 	if (an.ng <= 1000 || r->kills == 0 || r->freezes == 0 ||
 	    r->takeovers == 0 || an.rejections == 0 || r->server_kills == 0 ||
-	    r->wipes == 0 || r->sup_kills == 0 || an.att_counted == 0)
+	    r->wipes == 0 || r->sup_kills == 0 || an.att_counted == 0 ||
+	    an.r_grants == 0 || r->r_takeovers == 0 || an.stale_reads == 0)
 		fail_msg("the run was not meaningful: %zu grants (want > "
 			 "1000), %u kills, %u freezes, %u takeovers, %u "
 			 "rejections, %u server kills, %u wipes, %u supervisor "
-			 "kills, %u acquires counted (want > 0 each)",
+			 "kills, %u acquires counted, %u reader grants, %u "
+			 "readers taken over, %u stale reads (want > 0 each)",
 			 an.ng, r->kills, r->freezes, r->takeovers,
 			 an.rejections, r->server_kills, r->wipes,
-			 r->sup_kills, an.att_counted);
+			 r->sup_kills, an.att_counted, an.r_grants,
+			 r->r_takeovers, an.stale_reads);
 
 	harness_shared_free(r->sh, sizeof(*r->sh));
 	free(an.g);
