@@ -56,6 +56,8 @@ double stats_pct_sorted(const int64_t *sorted, size_t n, double q)
 
 void samples_add(struct samples *s, const int64_t *v, size_t n)
 {
+	if (n == 0)
+		return; /* (memcpy from or to NULL is undefined even for 0) */
 	if (s->n + n > s->cap) {
 		size_t cap = s->cap ? s->cap : 4096;
 		while (cap < s->n + n)

@@ -444,12 +444,82 @@ static void lockctl_modes(void)
 	harness_lockmgrd_stop(&d);
 }
 
+/* ---- a writer is not starved by readers ------------------------------ */
+
+struct fair_shared {
+	_Atomic int order;      /* grants, in the order they came */
+	_Atomic int writer_at;  /* the writer's place in that order */
+	_Atomic int reader_at;  /* the late reader's */
+	_Atomic int errors;
+};
+
+static struct fair_shared *fs_;
+
+static void fair_client(void *arg)
+{
+	uint32_t mode = *(const uint32_t *)arg;
+	lm_client *c = connect_or_fail();
+	lm_grant g;
+	if (take(c, "/fair", mode, 5000, 10000, &g) != 0) {
+		atomic_fetch_add(&fs_->errors, 1);
+		_exit(3);
+	}
+	int at = atomic_fetch_add(&fs_->order, 1) + 1;
+	atomic_store(mode == LM_MODE_X ? &fs_->writer_at : &fs_->reader_at, at);
+	lm_release(c, &g);
+	lm_disconnect(c);
+}
+
+static uint32_t fair_waiters(struct lm_region *r, uint32_t lock)
+{
+	return LM_WAITERS_COUNT(atomic_load(&lm_queue_of(r, lock)->waiters));
+}
+
+/* A reader that comes while a writer waits behind readers waits for the
+ * writer (no writer starvation), even though it could share the lock
+ * with the readers inside. */
+static void writer_not_starved(void)
+{
+	harness_lockmgrd_start(&d, "fair", "--max-ttl", "10000", NULL);
+	fs_ = harness_shared(sizeof(*fs_));
+	lm_client *a = connect_or_fail();
+	lm_grant ga;
+	assert_int_equal(take(a, "/fair", LM_MODE_S, 8000, 0, &ga), 0);
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	int64_t k = lm_name_lookup(&r, "/fair", 5, 1);
+	assert_true(k >= 0);
+	static uint32_t x = LM_MODE_X, sh = LM_MODE_S;
+	pid_t w = harness_fork(fair_client, &x);
+	HARNESS_WAIT_FOR(fair_waiters(&r, (uint32_t)k) == 1, 5000,
+			 "the writer to queue behind the reader");
+	/* Past the 200 us in which a newcomer may overtake the queue. */
+	harness_nap_us(5000);
+	pid_t rd = harness_fork(fair_client, &sh);
+	HARNESS_WAIT_FOR(fair_waiters(&r, (uint32_t)k) == 2, 5000,
+			 "the second reader to queue behind the writer");
+	assert_int_equal(atomic_load(&fs_->order), 0);
+	assert_int_equal(lm_release(a, &ga), 0);
+	harness_expect_exit(w, 10000, 0, "writer");
+	harness_expect_exit(rd, 10000, 0, "reader");
+	assert_int_equal(atomic_load(&fs_->errors), 0);
+	if (atomic_load(&fs_->writer_at) != 1)
+		fail_msg("the reader that came after a waiting writer was "
+			 "granted first (writer %d, reader %d)",
+			 atomic_load(&fs_->writer_at),
+			 atomic_load(&fs_->reader_at));
+	lm_region_detach(&r);
+	lm_disconnect(a);
+	harness_lockmgrd_stop(&d);
+}
+
 HARNESS_CASE(matrix_exhaustive, 60)
 HARNESS_CASE(readers_and_writers, 180)
 HARNESS_CASE(upgrade_and_downgrade_alone, 60)
 HARNESS_CASE(upgrade_waits_for_readers, 60)
 HARNESS_CASE(downgrade_wakes_readers, 60)
 HARNESS_CASE(lockctl_modes, 60)
+HARNESS_CASE(writer_not_starved, 60)
 
 int main(void)
 {
@@ -460,6 +530,7 @@ int main(void)
 		harness_case(upgrade_waits_for_readers),
 		harness_case(downgrade_wakes_readers),
 		harness_case(lockctl_modes),
+		harness_case(writer_not_starved),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
