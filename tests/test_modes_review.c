@@ -96,20 +96,34 @@ static void wait_paused_nth(const char *log, const char *point, int n,
 			 (int)pid, point, n);
 }
 
-/* Wait until server i has capped the owner word on lock's table-i slot:
- * its lease word now carries the owner word's tag (daemon/server.c,
- * expire_leases, "!tagged"). */
-static void wait_server_cap(struct lm_region *r, uint32_t lock, unsigned i)
+/* Wait until server i has capped the owner word on lock's table-i slot
+ * (its lease word then carries the owner word's tag: daemon/server.c,
+ * expire_leases, "!tagged"), or has run its expiry scan a few times
+ * without doing so (a fixed server: the case then checks the outcome).
+ * True if it capped. */
+static bool wait_server_cap(struct lm_region *r, uint32_t lock, unsigned i)
 {
 	struct lm_slot *slot = lm_slot_of(r, i, lock);
-	HARNESS_WAIT_FOR(
-		({
-			uint64_t w = atomic_load(&slot->owner);
-			uint64_t l = atomic_load(&slot->lease);
-			LM_OWNER_SESSION(w) != 0 &&
-				LM_LEASE_TAG(l) == LM_OWNER_TAG(w);
-		}),
-		3000, "server %u never capped the owner word's lease", i);
+	_Atomic int64_t *hb = &r->servers[i]->heartbeat_ms;
+	int64_t last = atomic_load(hb);
+	int ticks = 0;
+	int64_t deadline = harness_now_ms() + 3000;
+	while (harness_now_ms() < deadline) {
+		uint64_t w = atomic_load(&slot->owner);
+		uint64_t l = atomic_load(&slot->lease);
+		if (LM_OWNER_SESSION(w) != 0 &&
+		    LM_LEASE_TAG(l) == LM_OWNER_TAG(w))
+			return true;
+		int64_t now = atomic_load(hb);
+		if (now != last) {
+			last = now;
+			if (++ticks >= 4)
+				return false;
+		}
+		harness_nap_us(500);
+	}
+	fail_msg("server %u neither capped nor ticked", i);
+	return false;
 }
 
 /* lockctl server isolate N --pid PID, or (pid 0) heal N. */
@@ -218,9 +232,10 @@ static void server_cap_ends_running_group(void)
 			       "grant.owner_taken@1,grant.owner_taken@2,"
 			       "grant.owner_taken@3",
 			       log, sizeof(log));
+	int capped = 0;
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
 		wait_paused_nth(log, "grant.owner_taken", (int)i + 1, pw);
-		wait_server_cap(&r, lock, i);
+		capped += wait_server_cap(&r, lock, i);
 		harness_resume(pw);
 	}
 	HARNESS_WAIT_FOR(atomic_load(&w->done), 5000, "the writer to finish");
@@ -233,11 +248,13 @@ static void server_cap_ends_running_group(void)
 	if (wrc == 0 && reader_valid)
 		fail_msg("writer granted X (token %llu) while a reader's S "
 			 "(token %llu) was valid for %lld ms more; the "
-			 "reader's renew then says %s",
+			 "reader's renew then says %s (servers capped the "
+			 "writer's owner word over the group lease on %d "
+			 "tables)",
 			 (unsigned long long)atomic_load(&w->token),
 			 (unsigned long long)gr.token,
 			 (long long)((gr.valid_until_ns - now) / 1000000),
-			 lm_strerror(renew));
+			 lm_strerror(renew), capped);
 	assert_int_equal(wrc, LM_EBUSY);
 	lm_release(reader, &gr);
 	lm_disconnect(reader);
@@ -272,9 +289,10 @@ static void downgrade_stalled_loses_group(void)
 			       "convert.group_lease@1,convert.group_lease@2,"
 			       "convert.group_lease@3",
 			       log, sizeof(log));
+	int capped = 0;
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
 		wait_paused_nth(log, "convert.group_lease", (int)i + 1, pd);
-		wait_server_cap(&r, lock, i);
+		capped += wait_server_cap(&r, lock, i);
 		harness_resume(pd);
 	}
 	HARNESS_WAIT_FOR(atomic_load(&a->done), 5000,
@@ -290,10 +308,11 @@ static void downgrade_stalled_loses_group(void)
 	if (rc == 0 && d_valid > now)
 		fail_msg("writer granted X (token %llu) while the downgraded "
 			 "S grant (token %llu, lm_convert returned 0) was "
-			 "valid for %lld ms more",
+			 "valid for %lld ms more (servers capped its owner "
+			 "word over the new group lease on %d tables)",
 			 (unsigned long long)gw.token,
 			 (unsigned long long)atomic_load(&a->token),
-			 (long long)((d_valid - now) / 1000000));
+			 (long long)((d_valid - now) / 1000000), capped);
 	assert_int_equal(rc, LM_EBUSY);
 	lm_disconnect(w);
 	lm_region_detach(&r);
@@ -409,9 +428,9 @@ static void tree_acquire_returns_expired_grant(void)
 	assert_int_equal(take(h, "/p/q", LM_MODE_X, 500, 0, &gh), 0);
 	int rc = take(g, "/p/q", LM_MODE_X, 300, 3000, &gg);
 	int64_t returned = lm_now_ns();
-	assert_int_equal(rc, 0);
 	int jrc = take(j, "/p", LM_MODE_X, 5000, 0, &gj);
-	if (gg.valid_until_ns <= returned)
+	/* An error (the ancestors were lost) would be a right answer too. */
+	if (rc == 0 && gg.valid_until_ns <= returned)
 		fail_msg("lm_acquire_ex returned 0 for X on /p/q with a grant "
 			 "that had expired %lld ms before it returned (its "
 			 "ancestor's IX lease ran out during the wait); "
@@ -420,7 +439,8 @@ static void tree_acquire_returns_expired_grant(void)
 			 jrc == 0 ? "granted" : lm_strerror(jrc));
 	if (jrc == 0)
 		lm_release(j, &gj);
-	lm_release(g, &gg);
+	if (rc == 0)
+		lm_release(g, &gg);
 	lm_release(h, &gh);
 	lm_disconnect(h);
 	lm_disconnect(g);
@@ -505,12 +525,134 @@ static void tree_disconnect_leaves_intention_locks(void)
 	harness_lockmgrd_stop(&d);
 }
 
+/* ---- 7. two victims for one cycle --------------------------------- */
+
+struct dl_member {
+	char region[LM_REGION_NAME_MAX + 2];
+	char hold[2][16];       /* names held ("" = none) */
+	uint32_t hold_mode;
+	char want[16];          /* name waited for, in X */
+	int64_t deadlock_ms;
+	_Atomic int holding, go, waiting, done, rc;
+};
+
+static void dl_member_main(void *arg)
+{
+	struct dl_member *m = arg;
+	lm_client *c;
+	assert_int_equal(lm_connect(m->region, &c), 0);
+	lm_grant g[2], w;
+	int n = 0;
+	for (int k = 0; k < 2 && m->hold[k][0] != '\0'; k++, n++)
+		assert_int_equal(take(c, m->hold[k], m->hold_mode, 20000, 0,
+				      &g[k]), 0);
+	atomic_store(&m->holding, 1);
+	HARNESS_WAIT_FOR(atomic_load(&m->go), 20000, "the test's go");
+	lm_acquire_opts o = LM_ACQUIRE_OPTS(LM_MODE_X, 20000, 15000);
+	o.deadlock_timeout_ms = m->deadlock_ms;
+	atomic_store(&m->waiting, 1);
+	int rc = lm_acquire_ex(c, m->want, &o, &w);
+	atomic_store(&m->rc, rc);
+	atomic_store(&m->done, 1);
+	if (rc == 0)
+		lm_release(c, &w);
+	for (int k = 0; k < n; k++)
+		lm_release(c, &g[k]);
+	lm_disconnect(c);
+}
+
+static int64_t session_of_pid(struct lm_region *r, pid_t pid)
+{
+	for (uint32_t i = 0; i < r->max_sessions; i++) {
+		uint64_t w = atomic_load(&r->sessions[i].life);
+		if (LM_SESS_STATE(w) == LM_SESS_LIVE && LM_SESS_PID(w) == pid)
+			return i;
+	}
+	return -1;
+}
+
+static void wait_waiting(struct lm_region *r, pid_t pid)
+{
+	int64_t s = -1;
+	HARNESS_WAIT_FOR((s = session_of_pid(r, pid)) >= 0 &&
+				 atomic_load(&r->sessions[s].waiting_on) != 0,
+			 5000, "process %d never queued", (int)pid);
+}
+
+/*
+ * V holds X on /M and /N; A and B hold S on /L. B waits for /N (B -> V),
+ * V waits for X on /L (V -> A, V -> B), A waits for /M (A -> V): two
+ * cycles, {B, V} and {A, V}, sharing V. Wait ages: B oldest, then V,
+ * then A. V is stopped (SIGSTOP) while it waits, so it cannot act on a
+ * victim mark at once. B's search finds {B, V} and marks V (youngest of
+ * the two). A's search, later, finds {A, V}: it does not look at V's
+ * mark, and picks itself (youngest of A, V). Resumed, V ends too. Cycle
+ * {A, V} ended with two victims where V alone ended both cycles.
+ */
+static void deadlock_two_victims_for_one_cycle(void)
+{
+	harness_lockmgrd_start(&d, "rvdl", "--max-ttl", "30000", NULL);
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	struct dl_member *v = harness_shared(sizeof(*v)),
+			 *a = harness_shared(sizeof(*a)),
+			 *b = harness_shared(sizeof(*b));
+	struct dl_member *all[3] = {v, a, b};
+	for (int k = 0; k < 3; k++)
+		snprintf(all[k]->region, sizeof(all[k]->region), "%s",
+			 d.region);
+	snprintf(v->hold[0], 16, "/M");
+	snprintf(v->hold[1], 16, "/N");
+	v->hold_mode = LM_MODE_X;
+	snprintf(v->want, 16, "/L");
+	v->deadlock_ms = 20000; /* looks for cycles, but not in this test */
+	snprintf(a->hold[0], 16, "/L");
+	a->hold_mode = LM_MODE_S;
+	snprintf(a->want, 16, "/M");
+	a->deadlock_ms = 700;
+	snprintf(b->hold[0], 16, "/L");
+	b->hold_mode = LM_MODE_S;
+	snprintf(b->want, 16, "/N");
+	b->deadlock_ms = 300;
+	pid_t pv = harness_fork(dl_member_main, v);
+	pid_t pa = harness_fork(dl_member_main, a);
+	pid_t pb = harness_fork(dl_member_main, b);
+	for (int k = 0; k < 3; k++)
+		HARNESS_WAIT_FOR(atomic_load(&all[k]->holding), 5000,
+				 "member %d to hold its locks", k);
+	atomic_store(&b->go, 1);
+	wait_waiting(&r, pb);
+	atomic_store(&v->go, 1);
+	wait_waiting(&r, pv);
+	kill(pv, SIGSTOP);
+	HARNESS_WAIT_FOR(harness_proc_state(pv) == 'T', 5000, "V to stop");
+	atomic_store(&a->go, 1);
+	wait_waiting(&r, pa);
+	int64_t sv = session_of_pid(&r, pv);
+	HARNESS_WAIT_FOR(atomic_load(&r.sessions[sv].victim) != 0, 5000,
+			 "B's search to mark V");
+	HARNESS_WAIT_FOR(atomic_load(&a->done), 5000, "A's wait to end");
+	kill(pv, SIGCONT);
+	HARNESS_WAIT_FOR(atomic_load(&v->done), 5000, "V's wait to end");
+	int arc = atomic_load(&a->rc), vrc = atomic_load(&v->rc);
+	harness_expect_exit(pv, 20000, 0, "V");
+	harness_expect_exit(pa, 20000, 0, "A");
+	harness_expect_exit(pb, 20000, 0, "B");
+	if (arc == LM_EDEADLK && vrc == LM_EDEADLK)
+		fail_msg("cycle {A, V} ended two waits: V (chosen by B's "
+			 "search of {B, V}) and A (chosen by its own search, "
+			 "which ignored V's mark)");
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
 HARNESS_CASE(server_cap_ends_running_group, 30)
 HARNESS_CASE(downgrade_stalled_loses_group, 30)
 HARNESS_CASE(stale_join_record_lowers_other_count, 30)
 HARNESS_CASE(tree_acquire_returns_expired_grant, 30)
 HARNESS_CASE(tree_path_tokens_collide, 30)
 HARNESS_CASE(tree_disconnect_leaves_intention_locks, 30)
+HARNESS_CASE(deadlock_two_victims_for_one_cycle, 40)
 
 int main(void)
 {
@@ -521,6 +663,7 @@ int main(void)
 		harness_case(tree_acquire_returns_expired_grant),
 		harness_case(tree_path_tokens_collide),
 		harness_case(tree_disconnect_leaves_intention_locks),
+		harness_case(deadlock_two_victims_for_one_cycle),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
