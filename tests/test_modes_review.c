@@ -24,6 +24,14 @@
  *  6. tree_disconnect_leaves_intention_locks: (liveness) a session with
  *     more than LM_HELD_MAX holds disconnects; its unrecorded IS on the
  *     ancestor stays until the group lease ends.
+ *  7. deadlock_two_victims_for_one_cycle: a search picks a victim in a
+ *     cycle whose other member is already marked (and stopped).
+ *  8. deadlock_victims_description_marks_another: a victim's search "to
+ *     say which cycle" finds another cycle and marks a second victim.
+ *
+ * Cases 1-4, 6 and 7 were checked to pass against local experimental
+ * fixes (not committed: the protocol code is not this branch's to
+ * change); see the review report.
  */
 #include "harness.h"
 
@@ -234,7 +242,14 @@ static void server_cap_ends_running_group(void)
 			       log, sizeof(log));
 	int capped = 0;
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
-		wait_paused_nth(log, "grant.owner_taken", (int)i + 1, pw);
+		/* A writer that backs off (the group is seen) stops no
+		 * more. */
+		HARNESS_WAIT_FOR((logged_count(log, "grant.owner_taken") > (int)i &&
+				  harness_proc_state(pw) == 'T') ||
+					 atomic_load(&w->done),
+				 5000, "the writer to stop at table %u", i);
+		if (atomic_load(&w->done))
+			break;
 		capped += wait_server_cap(&r, lock, i);
 		harness_resume(pw);
 	}
@@ -348,9 +363,11 @@ static void stale_join_record_lowers_other_count(void)
 	lm_client *rd = connect_or_fail(), *s1 = connect_or_fail(),
 		  *w = connect_or_fail();
 	lm_grant gr, ga1, ga2, gb1, gb2, gw;
-	assert_int_equal(take(rd, "/B", LM_MODE_S, 15000, 0, &gr), 0);
-	assert_int_equal(take(s1, "/A1", LM_MODE_S, 15000, 0, &ga1), 0);
-	assert_int_equal(take(s1, "/A2", LM_MODE_S, 15000, 0, &ga2), 0);
+	/* Short leases where counts stay behind a partition: lockmgrd's
+	 * stop waits for the leases on its tables. */
+	assert_int_equal(take(rd, "/B", LM_MODE_S, 10000, 0, &gr), 0);
+	assert_int_equal(take(s1, "/A1", LM_MODE_S, 4000, 0, &ga1), 0);
+	assert_int_equal(take(s1, "/A2", LM_MODE_S, 4000, 0, &ga2), 0);
 
 	isolation(dir, 2, me);
 	assert_int_equal(lm_release(s1, &ga1), 0);
@@ -360,10 +377,10 @@ static void stale_join_record_lowers_other_count(void)
 	isolation(dir, 1, 0);
 
 	isolation(dir, 2, me);
-	assert_int_equal(take(s1, "/B", LM_MODE_S, 15000, 0, &gb1), 0);
+	assert_int_equal(take(s1, "/B", LM_MODE_S, 4000, 0, &gb1), 0);
 	isolation(dir, 2, 0);
 	isolation(dir, 1, me);
-	assert_int_equal(take(s1, "/B", LM_MODE_S, 15000, 0, &gb2), 0);
+	assert_int_equal(take(s1, "/B", LM_MODE_S, 4000, 0, &gb2), 0);
 	isolation(dir, 1, 0);
 
 	struct lm_region r;
@@ -512,7 +529,7 @@ static void tree_disconnect_leaves_intention_locks(void)
 	for (int k = 0; k < 9; k++) {
 		char name[32];
 		snprintf(name, sizeof(name), "/d/x%d", k);
-		assert_int_equal(take(a, name, LM_MODE_S, 8000, 0, &g[k]), 0);
+		assert_int_equal(take(a, name, LM_MODE_S, 3000, 0, &g[k]), 0);
 	}
 	lm_disconnect(a);
 	int rc = take(b, "/d", LM_MODE_X, 5000, 0, &gb);
@@ -533,7 +550,7 @@ struct dl_member {
 	uint32_t hold_mode;
 	char want[16];          /* name waited for, in X */
 	int64_t deadlock_ms;
-	_Atomic int holding, go, waiting, done, rc;
+	_Atomic int holding, go, waiting, done, rc, go_away;
 };
 
 static void dl_member_main(void *arg)
@@ -556,8 +573,11 @@ static void dl_member_main(void *arg)
 	atomic_store(&m->done, 1);
 	if (rc == 0)
 		lm_release(c, &w);
+	/* Let go of the rest (the cycle unwinds), but keep the session
+	 * until the test has read it. */
 	for (int k = 0; k < n; k++)
 		lm_release(c, &g[k]);
+	HARNESS_WAIT_FOR(atomic_load(&m->go_away), 20000, "the test to end");
 	lm_disconnect(c);
 }
 
@@ -571,12 +591,13 @@ static int64_t session_of_pid(struct lm_region *r, pid_t pid)
 	return -1;
 }
 
-static void wait_waiting(struct lm_region *r, pid_t pid)
+static int64_t wait_waiting(struct lm_region *r, pid_t pid)
 {
 	int64_t s = -1;
 	HARNESS_WAIT_FOR((s = session_of_pid(r, pid)) >= 0 &&
 				 atomic_load(&r->sessions[s].waiting_on) != 0,
 			 5000, "process %d never queued", (int)pid);
+	return s;
 }
 
 /*
@@ -628,13 +649,22 @@ static void deadlock_two_victims_for_one_cycle(void)
 	HARNESS_WAIT_FOR(harness_proc_state(pv) == 'T', 5000, "V to stop");
 	atomic_store(&a->go, 1);
 	wait_waiting(&r, pa);
+	int64_t a_waits = harness_now_ms();
 	int64_t sv = session_of_pid(&r, pv);
 	HARNESS_WAIT_FOR(atomic_load(&r.sessions[sv].victim) != 0, 5000,
 			 "B's search to mark V");
-	HARNESS_WAIT_FOR(atomic_load(&a->done), 5000, "A's wait to end");
+	/* A's search is due 700 ms after its wait began: give it that and
+	 * more (a detector that sees V's mark leaves A waiting). */
+	HARNESS_WAIT_FOR(atomic_load(&a->done) ||
+				 harness_now_ms() > a_waits + 1500,
+			 5000, "A's search");
 	kill(pv, SIGCONT);
 	HARNESS_WAIT_FOR(atomic_load(&v->done), 5000, "V's wait to end");
+	HARNESS_WAIT_FOR(atomic_load(&a->done), 5000, "A's wait to end");
 	int arc = atomic_load(&a->rc), vrc = atomic_load(&v->rc);
+	HARNESS_WAIT_FOR(atomic_load(&b->done), 10000, "B's wait to end");
+	for (int k = 0; k < 3; k++)
+		atomic_store(&all[k]->go_away, 1);
 	harness_expect_exit(pv, 20000, 0, "V");
 	harness_expect_exit(pa, 20000, 0, "A");
 	harness_expect_exit(pb, 20000, 0, "B");
@@ -646,6 +676,75 @@ static void deadlock_two_victims_for_one_cycle(void)
 	harness_lockmgrd_stop(&d);
 }
 
+/*
+ * The same two cycles, nobody stopped, and A never searches (its
+ * deadlock timeout is long): A connects before B, so V's edges list A
+ * first. B's search (the only one due) finds {B, V} and marks V. V wakes
+ * as a victim and, "to say which cycle", calls lm_deadlock_search from
+ * itself (wait_queue.c): that search finds {V, A}, picks A (the
+ * youngest) and marks it too. Two waits end for what one search chose.
+ */
+static void deadlock_victims_description_marks_another(void)
+{
+	harness_lockmgrd_start(&d, "rvdl2", "--max-ttl", "30000", NULL);
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	struct dl_member *v = harness_shared(sizeof(*v)),
+			 *a = harness_shared(sizeof(*a)),
+			 *b = harness_shared(sizeof(*b));
+	struct dl_member *all[3] = {v, a, b};
+	for (int k = 0; k < 3; k++)
+		snprintf(all[k]->region, sizeof(all[k]->region), "%s",
+			 d.region);
+	snprintf(v->hold[0], 16, "/M");
+	snprintf(v->hold[1], 16, "/N");
+	v->hold_mode = LM_MODE_X;
+	snprintf(v->want, 16, "/L");
+	v->deadlock_ms = 20000;
+	snprintf(a->hold[0], 16, "/L");
+	a->hold_mode = LM_MODE_S;
+	snprintf(a->want, 16, "/M");
+	a->deadlock_ms = 20000;
+	snprintf(b->hold[0], 16, "/L");
+	b->hold_mode = LM_MODE_S;
+	snprintf(b->want, 16, "/N");
+	b->deadlock_ms = 800;
+	/* One at a time, so that A's session index is below B's. */
+	pid_t pv = harness_fork(dl_member_main, v);
+	HARNESS_WAIT_FOR(atomic_load(&v->holding), 5000, "V to hold");
+	pid_t pa = harness_fork(dl_member_main, a);
+	HARNESS_WAIT_FOR(atomic_load(&a->holding), 5000, "A to hold");
+	pid_t pb = harness_fork(dl_member_main, b);
+	HARNESS_WAIT_FOR(atomic_load(&b->holding), 5000, "B to hold");
+	atomic_store(&b->go, 1);
+	wait_waiting(&r, pb);
+	atomic_store(&v->go, 1);
+	wait_waiting(&r, pv);
+	atomic_store(&a->go, 1);
+	int64_t sa = wait_waiting(&r, pa);
+	assert_true(sa < session_of_pid(&r, pb));
+	HARNESS_WAIT_FOR(atomic_load(&v->done) && atomic_load(&a->done) &&
+				 atomic_load(&b->done),
+			 10000, "the waits to end");
+	int arc = atomic_load(&a->rc), vrc = atomic_load(&v->rc);
+	/* A waited once in its session: any mark is for that wait. */
+	uint64_t a_mark = atomic_load(&r.sessions[sa].victim);
+	for (int k = 0; k < 3; k++)
+		atomic_store(&all[k]->go_away, 1);
+	harness_expect_exit(pv, 20000, 0, "V");
+	harness_expect_exit(pa, 20000, 0, "A");
+	harness_expect_exit(pb, 20000, 0, "B");
+	if (a_mark != 0 || (arc == LM_EDEADLK && vrc == LM_EDEADLK))
+		fail_msg("one search (B's, of {B, V}) chose V, yet A was "
+			 "marked a victim too (A's wait returned %s): V's own "
+			 "search \"to say which cycle\" found {V, A} and marked "
+			 "A (A never searched: its deadlock timeout is 20 s)",
+			 lm_strerror(arc));
+	assert_int_equal(vrc, LM_EDEADLK);
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
 HARNESS_CASE(server_cap_ends_running_group, 30)
 HARNESS_CASE(downgrade_stalled_loses_group, 30)
 HARNESS_CASE(stale_join_record_lowers_other_count, 30)
@@ -653,6 +752,7 @@ HARNESS_CASE(tree_acquire_returns_expired_grant, 30)
 HARNESS_CASE(tree_path_tokens_collide, 30)
 HARNESS_CASE(tree_disconnect_leaves_intention_locks, 30)
 HARNESS_CASE(deadlock_two_victims_for_one_cycle, 40)
+HARNESS_CASE(deadlock_victims_description_marks_another, 40)
 
 int main(void)
 {
@@ -664,6 +764,7 @@ int main(void)
 		harness_case(tree_path_tokens_collide),
 		harness_case(tree_disconnect_leaves_intention_locks),
 		harness_case(deadlock_two_victims_for_one_cycle),
+		harness_case(deadlock_victims_description_marks_another),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
