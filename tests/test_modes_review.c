@@ -29,7 +29,7 @@
  *  8. deadlock_victims_description_marks_another: a victim's search "to
  *     say which cycle" finds another cycle and marks a second victim.
  *
- * Cases 1-4, 6 and 7 were checked to pass against local experimental
+ * Cases 1-4 and 6-8 were checked to pass against local experimental
  * fixes (not committed: the protocol code is not this branch's to
  * change); see the review report.
  */
