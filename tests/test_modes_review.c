@@ -31,6 +31,8 @@
  *  9. restart_quarantine_misses_a_convert: a server restarted while a
  *     downgrade is half done on its table does not wait out the grant's
  *     lease there (its lease word carries a tag the scan ignores).
+ * 10. leaked_join_blocks_upgrade: (liveness) a member killed between its
+ *     join and its join record blocks upgrades while others renew.
  *
  * Cases 1-4 and 6-9 were checked to pass against local experimental
  * fixes (not committed: the protocol code is not this branch's to
@@ -858,6 +860,52 @@ static void restart_quarantine_misses_a_convert(void)
 	harness_lockmgrd_stop(&d);
 }
 
+/* ---- 10. a leaked join blocks every upgrade of its generation ------ */
+
+/*
+ * U holds S on /u. K joins the same running generation and is killed at
+ * "grant.group_joined" (after its group CAS, before its join record):
+ * the count is one too high, which layout.h accepts because "it ends
+ * with the group's lease". But U, the only live holder, keeps that
+ * lease running by renewing, so the phantom member never goes: U's
+ * upgrade is refused (only_member) for as long as U holds the lock,
+ * and the deadlock detector cannot see the phantom either. (Liveness.)
+ */
+static void leaked_join_blocks_upgrade(void)
+{
+	harness_lockmgrd_start(&d, "rvleak", "--max-ttl", "20000", NULL);
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	lm_client *u = connect_or_fail();
+	lm_grant gu;
+	assert_int_equal(take(u, "/u", LM_MODE_S, 3000, 0, &gu), 0);
+	struct actor *k = harness_shared(sizeof(*k));
+	char log[256];
+	pid_t pk = start_actor(k, "/u", LM_MODE_S, 99, 3000,
+			       "grant.group_joined", log, sizeof(log));
+	wait_paused_nth(log, "grant.group_joined", 1, pk);
+	kill(pk, SIGKILL);
+	harness_reap(pk, 5000, "K");
+	HARNESS_WAIT_FOR(session_of_pid(&r, pk) < 0, 5000,
+			 "the supervisor to free K's session");
+	int rc = 0;
+	for (int round = 0; round < 3; round++) {
+		assert_int_equal(lm_renew(u, &gu, 3000), 0);
+		rc = lm_convert(u, &gu, LM_MODE_X, 3000, 0);
+		if (rc == 0)
+			break;
+	}
+	if (rc != 0)
+		fail_msg("upgrade of the only live holder of /u refused: %s "
+			 "(a member killed between its join and its join "
+			 "record is counted while the holder renews)",
+			 lm_strerror(rc));
+	lm_release(u, &gu);
+	lm_disconnect(u);
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
 HARNESS_CASE(server_cap_ends_running_group, 30)
 HARNESS_CASE(downgrade_stalled_loses_group, 30)
 HARNESS_CASE(stale_join_record_lowers_other_count, 30)
@@ -867,6 +915,7 @@ HARNESS_CASE(tree_disconnect_leaves_intention_locks, 30)
 HARNESS_CASE(deadlock_two_victims_for_one_cycle, 40)
 HARNESS_CASE(deadlock_victims_description_marks_another, 40)
 HARNESS_CASE(restart_quarantine_misses_a_convert, 40)
+HARNESS_CASE(leaked_join_blocks_upgrade, 30)
 
 int main(void)
 {
@@ -880,6 +929,7 @@ int main(void)
 		harness_case(deadlock_two_victims_for_one_cycle),
 		harness_case(deadlock_victims_description_marks_another),
 		harness_case(restart_quarantine_misses_a_convert),
+		harness_case(leaked_join_blocks_upgrade),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
