@@ -127,21 +127,51 @@ int lm_tree_acquire(lm_client *c, const char *name, uint32_t mode,
 		G_PATH(g) = 0;
 		return rc;
 	}
-	/* One token for the path, written back along it. */
-	uint64_t token = g->token;
-	for (uint32_t k = 0; k < n; k++) {
-		token = p->anc[k].token > token ? p->anc[k].token : token;
-		if (p->anc[k].valid_until_ns < g->valid_until_ns)
-			g->valid_until_ns = p->anc[k].valid_until_ns;
-		if (p->anc[k].flags & LM_HOLD_RECOVERED)
-			g->flags |= LM_GRANT_RECOVERED;
-	}
+	/* The ancestors were taken first, and their leases ran on while the
+	 * node was waited for: renew those that would end well before the
+	 * node, so that the path is valid as long as its node. A path that
+	 * lost an ancestor meanwhile is no grant at all. */
 	struct lm_hold h;
 	lm_hold_from_grant(&h, g);
-	lm_hold_raise_token(&c->ctx, &h, token);
+	bool lost = false;
+	for (uint32_t k = 0; k < n && !lost; k++) {
+		if (p->anc[k].valid_until_ns <
+		    h.valid_until_ns - ttl_ms * 1000000 / 4)
+			lost = lm_hold_renew(&c->ctx, &p->anc[k], ttl_ms) != 0;
+		if (p->anc[k].valid_until_ns < h.valid_until_ns)
+			h.valid_until_ns = p->anc[k].valid_until_ns;
+		if (p->anc[k].flags & LM_HOLD_RECOVERED)
+			h.flags |= LM_HOLD_RECOVERED;
+	}
+	/* One token for the path: the largest of its holds', claimed on the
+	 * node (so no other grant of the node has it) and written back to
+	 * every ancestor (so a later conflicting grant anywhere on the path
+	 * gets a larger one). */
+	uint64_t token = h.token;
+	for (uint32_t k = 0; k < n; k++)
+		token = p->anc[k].token > token ? p->anc[k].token : token;
+	if (lost || !lm_hold_claim_token(&c->ctx, &h, &token) ||
+	    lm_now_ns() >= h.valid_until_ns) {
+		lm_hold_release(&c->ctx, &h);
+		release_ancestors(c, p->anc, p->n);
+		free(p);
+		G_HELD_LIVE(g) = 0;
+		G_PATH(g) = 0;
+		/* Taken again from the top, if the wait allows. */
+		if (wait_ms != 0 && lm_now_ns() < deadline) {
+			int64_t left = deadline == INT64_MAX
+					       ? -1
+					       : (deadline - lm_now_ns()) / 1000000;
+			return lm_tree_acquire(c, name, mode, ttl_ms,
+					       left == 0 ? 1 : left,
+					       deadlock_ms, g);
+		}
+		return wait_ms == 0 ? LM_EBUSY : LM_ETIMEDOUT;
+	}
 	for (uint32_t k = 0; k < n; k++)
 		lm_hold_raise_token(&c->ctx, &p->anc[k], token);
-	g->token = token;
+	h.token = token;
+	lm_hold_to_grant(g, &h);
 	link_path(c, p);
 	G_PATH(g) = (uint64_t)(uintptr_t)p;
 	return 0;
@@ -175,6 +205,10 @@ void lm_tree_forget_all(lm_client *c)
 	while (c->paths != NULL) {
 		struct lm_path *p = c->paths;
 		c->paths = p->next;
+		/* Released, not only forgotten: a hold the session could
+		 * not record (more than LM_HELD_MAX at once) is not freed
+		 * with the session, and would stay until its lease ends. */
+		release_ancestors(c, p->anc, p->n);
 		free(p);
 	}
 }

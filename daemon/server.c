@@ -277,8 +277,11 @@ static unsigned expire_leases(struct lm_region *r, unsigned i,
 		if (age < 0) {
 			/* From an earlier life: it counts for nobody, but
 			 * while its lease runs a quick second restart must
-			 * still see it to set its quarantine. */
-			if (tagged && LM_LEASE_EXPIRY(lease) > srv_now)
+			 * still see it to set its quarantine. (Whatever the
+			 * lease's tag: a downgrade caught between its group's
+			 * lease and its group word leaves its owner word
+			 * under the group's lease, lease_scan.c.) */
+			if (LM_LEASE_EXPIRY(lease) > srv_now)
 				continue;
 			next = tagged && !lm_grant_holds_quorum_elsewhere(
 						 r, lock, i, w, now_ns)

@@ -64,8 +64,14 @@ static int64_t to_group(struct lm_slot *slot, uint64_t w, uint32_t mode)
 			    &slot->shared, &gw,
 			    lm_group_plus(lm_group_reset(gw), mode)))
 			continue; /* a stale joiner left: tag it again */
-		atomic_compare_exchange_strong(&slot->owner, &w,
-					       LM_OWNER_FREE);
+		/* Our owner word goes back; if it was not ours any more
+		 * (taken over after our X lease ended), neither is the
+		 * group we just made. */
+		if (!atomic_compare_exchange_strong(&slot->owner, &w,
+						    LM_OWNER_FREE)) {
+			lm_group_leave(slot, g, mode);
+			return -1;
+		}
 		return g;
 	}
 }
@@ -82,6 +88,15 @@ int lm_hold_downgrade(struct lm_session_ctx *c, struct lm_hold *h,
 		int64_t g = atomic_load(&r->servers[i]->state) == h->state[i]
 				    ? to_group(slot, h->owner[i], mode)
 				    : -1;
+		/* After the writes, as a grant's verify: a server that
+		 * restarted meanwhile counts this table for nobody. */
+		if (g >= 0 &&
+		    atomic_load(&r->servers[i]->state) != h->state[i]) {
+			if (h->held >= 0)
+				atomic_store(&c->self->joined[h->held][i], 0);
+			lm_group_leave(slot, (uint32_t)g, mode);
+			g = -1;
+		}
 		if (g < 0) {
 			/* Lost on this table (restarted, or taken over
 			 * once our lease there ended): nothing of ours. */

@@ -186,7 +186,8 @@ static void describe(const struct lm_region *r, const uint32_t *cycle,
 }
 
 enum lm_deadlock lm_deadlock_search(struct lm_region *r, uint32_t self,
-				    int64_t now_ns, char *msg, size_t msgn)
+				    int64_t now_ns, bool describe_only,
+				    char *msg, size_t msgn)
 {
 	uint32_t cycle[CYCLE_MAX];
 	size_t len = find_cycle(r, self, now_ns, cycle);
@@ -207,6 +208,15 @@ enum lm_deadlock lm_deadlock_search(struct lm_region *r, uint32_t self,
 		if (wait_id(r, cycle[k]) != ids[k])
 			return LM_DEADLOCK_NONE;
 	describe(r, cycle, len, why, msg, msgn);
+	/* A cycle with a victim chosen already (by another member's
+	 * search, maybe for another cycle through it) ends when that wait
+	 * does: choosing again would end two waits for one cycle. And a
+	 * victim looking to say why marks nobody. */
+	if (describe_only)
+		return LM_DEADLOCK_NONE;
+	for (size_t k = 0; k < len; k++)
+		if (atomic_load(&r->sessions[cycle[k]].victim) == ids[k])
+			return LM_DEADLOCK_NONE;
 	/* The victim: the youngest wait among those that look for
 	 * deadlocks (we do, so there is one). */
 	size_t v = len;

@@ -12,7 +12,9 @@
  * blocked in a wait can release nothing. Victim policy: the youngest
  * wait of the cycle (latest wait_since_ns, then highest session index)
  * among those that look for deadlocks. Every searcher of one cycle
- * computes the same victim, so a cycle ends one wait, not several.
+ * computes the same victim, and a search that finds a wait of its cycle
+ * marked already chooses nobody, so a cycle ends one wait, not several
+ * (two cycles through one wait end with that one wait).
  */
 #ifndef LOCKMGR_SHM_DEADLOCK_H
 #define LOCKMGR_SHM_DEADLOCK_H
@@ -45,9 +47,13 @@ enum lm_deadlock {
 
 /*
  * Search from session self (which is waiting). On a cycle, describe it
- * in msg (one line naming each wait and what it waits for).
+ * in msg (one line naming each wait and what it waits for). A cycle one
+ * of whose waits is marked as a victim already is left to end with it
+ * (LM_DEADLOCK_NONE). describe_only: find and describe, mark nobody (a
+ * victim saying why).
  */
 enum lm_deadlock lm_deadlock_search(struct lm_region *r, uint32_t self,
-				    int64_t now_ns, char *msg, size_t msgn);
+				    int64_t now_ns, bool describe_only,
+				    char *msg, size_t msgn);
 
 #endif

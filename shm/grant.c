@@ -260,6 +260,22 @@ bool lm_within_reservation(struct lm_server *srv, uint64_t token,
 
 /* Take a free entry of our session's held[] for lock, or -1 (and mark
  * the session as needing a full scan at cleanup). */
+/*
+ * Clear the join records of held[k]. A record left by a hold that did
+ * not leave a table (isolated from it, or it dropped out of the grant)
+ * would otherwise outlive the entry, and whoever frees the session would
+ * leave the group of the entry's next lock with it: generations of
+ * different locks can be equal. (That table's count then ends with its
+ * group's lease.)
+ */
+static void forget_joins(struct lm_session_ctx *c, int k)
+{
+	for (unsigned i = 0; i < LM_NSERVERS; i++)
+		if (atomic_load_explicit(&c->self->joined[k][i],
+					 memory_order_relaxed) != 0)
+			atomic_store(&c->self->joined[k][i], 0);
+}
+
 int lm_held_take(struct lm_session_ctx *c, uint32_t lock)
 {
 	uint32_t free = ~c->held_used & ((1u << LM_HELD_MAX) - 1);
@@ -272,6 +288,7 @@ int lm_held_take(struct lm_session_ctx *c, uint32_t lock)
 	}
 	int k = __builtin_ctz(free);
 	c->held_used |= 1u << k;
+	forget_joins(c, k);
 	atomic_store_explicit(&c->self->held[k], lock + 1,
 			      memory_order_release);
 	return k;
@@ -281,6 +298,7 @@ void lm_held_put(struct lm_session_ctx *c, int k)
 {
 	if (k < 0 || k >= (int)LM_HELD_MAX || !(c->held_used & (1u << k)))
 		return;
+	forget_joins(c, k);
 	atomic_store_explicit(&c->self->held[k], 0, memory_order_release);
 	c->held_used &= ~(1u << k);
 }
@@ -881,6 +899,35 @@ void lm_hold_raise_token(struct lm_session_ctx *c, const struct lm_hold *h,
 					  h->valid_until_ns))
 			lm_raise_token(&lm_slot_of(r, i, h->lock)->token,
 				       token);
+}
+
+bool lm_hold_claim_token(struct lm_session_ctx *c, const struct lm_hold *h,
+			 uint64_t *token)
+{
+	struct lm_region *r = &c->region;
+	if (*token == h->token)
+		return true; /* its own, claimed when it was granted */
+	for (int round = 0; round < 16 && *token != UINT64_MAX; round++) {
+		bool mine = true;
+		for (unsigned i = 0; i < LM_NSERVERS && mine; i++) {
+			if (!(h->mask & (1u << i)) ||
+			    !lm_within_reservation(r->servers[i], *token,
+						   h->valid_until_ns))
+				continue;
+			_Atomic uint64_t *t = &lm_slot_of(r, i, h->lock)->token;
+			uint64_t cur = atomic_load(t);
+			while (cur < *token &&
+			       !atomic_compare_exchange_weak(t, &cur, *token))
+				;
+			if (cur >= *token) {
+				*token = cur + 1;
+				mine = false;
+			}
+		}
+		if (mine)
+			return true;
+	}
+	return false;
 }
 
 /* Free lock `lock` on every table where session idx holds it. */

@@ -139,6 +139,17 @@ int lm_hold_downgrade(struct lm_session_ctx *c, struct lm_hold *h,
 void lm_hold_raise_token(struct lm_session_ctx *c, const struct lm_hold *h,
 			 uint64_t token);
 
+/*
+ * Make *token hold h's own: lift the marks of h's tables to it from
+ * below with a CAS each (strictly, as a counted grant's token), moving
+ * *token past any mark found at or above it. A tree path's token is the
+ * largest of its holds' tokens, which may be another lock's: claimed so
+ * on the node, no two grants of the node share it. False if others kept
+ * taking it first (the caller gives the grant up).
+ */
+bool lm_hold_claim_token(struct lm_session_ctx *c, const struct lm_hold *h,
+			 uint64_t *token);
+
 /* Who frees a dead or departing session's grants, and is not a client
  * waiting in a queue itself. */
 #define LM_NO_SESSION UINT32_MAX

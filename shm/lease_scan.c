@@ -38,12 +38,13 @@ int64_t lm_leases_end_ns(const struct lm_region *r, unsigned table,
 		    (skip_epoch != UINT64_MAX &&
 		     LM_OWNER_EPOCH(w) == (uint32_t)(skip_epoch & 0xffffu)))
 			continue;
+		/* Any running lease under a holder's owner word counts,
+		 * whatever its tag: a word without its own lease is usually
+		 * an acquire between its owner CAS and its lease store (which
+		 * has not counted yet), but it may be a downgrade between its
+		 * group's lease and its group word, whose X grant did count
+		 * here and is still believed in. */
 		uint64_t lease = atomic_load(&slot->lease);
-		/* A word without its lease is an acquire caught between its
-		 * owner CAS and its lease store: its re-check of the server's
-		 * life comes after the store, so it has not counted here. */
-		if (LM_LEASE_TAG(lease) != LM_OWNER_TAG(w))
-			continue;
 		int64_t e = LM_LEASE_EXPIRY(lease);
 		latest = e > latest ? e : latest;
 	}

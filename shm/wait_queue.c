@@ -405,15 +405,16 @@ int lm_wait_for_grant(struct lm_session_ctx *c, uint32_t lock, uint64_t gen,
 		bool victim = atomic_load(&c->self->victim) == my_wait;
 		if (!victim && now >= next_search) {
 			enum lm_deadlock dl = lm_deadlock_search(
-				r, c->session, now, c->deadlock,
+				r, c->session, now, false, c->deadlock,
 				sizeof(c->deadlock));
 			victim = dl == LM_DEADLOCK_SELF;
 			next_search = now + deadlock_ns;
 		} else if (victim) {
 			/* Say which cycle, if it still stands as we look. */
-			if (lm_deadlock_search(r, c->session, now, c->deadlock,
-					       sizeof(c->deadlock)) ==
-			    LM_DEADLOCK_NONE)
+			c->deadlock[0] = '\0';
+			lm_deadlock_search(r, c->session, now, true,
+					   c->deadlock, sizeof(c->deadlock));
+			if (c->deadlock[0] == '\0')
 				snprintf(c->deadlock, sizeof(c->deadlock),
 					 "another waiter's search found this "
 					 "wait in a cycle");
