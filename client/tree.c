@@ -12,11 +12,13 @@
  * release act on all, and a failure anywhere undoes what was taken.
  *
  * Fencing across the tree: the grant's token is the largest of its
- * holds' tokens, written back to every node's marks on the tables it
- * holds there. Any later grant that conflicts with it, on the node or on
- * an ancestor or a descendant, conflicts on one node of the path (X on
- * /db/orders meets our IS or IX there), where it shares a table with our
- * hold and so reads a mark at least our token: its token is larger.
+ * holds' tokens, claimed on the node's tables (lifted there from below by
+ * a CAS each, so that no other grant of the node has it) and written
+ * back to every ancestor's marks on the tables held there. Any later
+ * grant that conflicts with it, on the node or on an ancestor or a
+ * descendant, conflicts on one node of the path (X on /db/orders meets
+ * our IS or IX there), where it shares a table with our hold and so
+ * reads a mark at least our token: its token is larger.
  */
 #include <stdlib.h>
 #include <string.h>

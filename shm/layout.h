@@ -151,7 +151,10 @@
  * (LM_GROUP_TAG_IS, below): the latest expiry of its members, only ever
  * raised within one generation, and rewritten (its tag flipped) by every
  * join and extension. The owner word (X) and the group exclude each other, so
- * the lease word is the X holder's or the group's, never both at once.
+ * the lease word is the X holder's or the group's; an owner word under a
+ * group's lease is a claim in progress (an X taker that has not looked
+ * at the group yet, a downgrade or upgrade), which others wait for and
+ * the server's sweep never caps while that lease runs.
  *
  * The rules (a model check of this design found each trap named in
  * docs/protocol.md, "Modes"): a joiner CASes the group word first and
