@@ -111,6 +111,15 @@ static int check_ttl(const struct lm_client *c, int64_t ttl_ms)
 		       : LM_EBADTTL;
 }
 
+/* The deadlock timeout of an acquire that did not choose one: the
+ * service's (lockmgrd --deadlock-timeout), else the library's. */
+static int64_t default_deadlock_ms(const lm_client *c)
+{
+	int64_t t = atomic_load_explicit(&c->ctx.region.hdr->deadlock_timeout_ms,
+					 memory_order_relaxed);
+	return t == 0 ? LM_DEADLOCK_TIMEOUT_MS : t;
+}
+
 /* No quorum because the service shut down is "no supervisor". */
 static int no_quorum(const struct lm_client *c)
 {
@@ -273,10 +282,12 @@ int lm_acquire_ref(lm_client *c, lm_lockref *ref, int64_t ttl_ms,
 	    REF_LEN(ref) <= LM_NAME_MAX &&
 	    has_parent(ref->private_name_, REF_LEN(ref)))
 		return lm_tree_acquire(c, ref->private_name_, LM_MODE_X,
-				       ttl_ms, wait_ms, LM_DEADLOCK_TIMEOUT_MS,
+				       ttl_ms, wait_ms, default_deadlock_ms(c),
 				       g);
 	return lm_acquire_node(c, ref, LM_MODE_X, ttl_ms, wait_ms,
-			       LM_DEADLOCK_TIMEOUT_MS, g);
+			       c == NULL ? LM_DEADLOCK_TIMEOUT_MS
+					 : default_deadlock_ms(c),
+			       g);
 }
 
 static int acquire_name(lm_client *c, const char *name, uint32_t mode,
@@ -306,7 +317,9 @@ int lm_acquire(lm_client *c, const char *name, int64_t ttl_ms,
 	       int64_t wait_ms, lm_grant *g)
 {
 	return acquire_name(c, name, LM_MODE_X, ttl_ms, wait_ms,
-			    LM_DEADLOCK_TIMEOUT_MS, g);
+			    c == NULL ? LM_DEADLOCK_TIMEOUT_MS
+				      : default_deadlock_ms(c),
+			    g);
 }
 
 int lm_acquire_ex(lm_client *c, const char *name,
@@ -324,8 +337,10 @@ int lm_acquire_ex(lm_client *c, const char *name,
 			return LM_EINVAL;
 	if (o.mode >= LM_MODE_COUNT || o.flags != 0 || o.reserved_ != 0)
 		return LM_EINVAL;
+	if (c == NULL)
+		return LM_EINVAL;
 	int64_t deadlock_ms = o.deadlock_timeout_ms == 0
-				      ? LM_DEADLOCK_TIMEOUT_MS
+				      ? default_deadlock_ms(c)
 				      : o.deadlock_timeout_ms;
 	return acquire_name(c, name, o.mode, o.ttl_ms, o.wait_ms, deadlock_ms,
 			    g);
@@ -421,7 +436,7 @@ int lm_convert(lm_client *c, lm_grant *g, uint32_t mode, int64_t ttl_ms,
 					   : lm_now_ns() + wait_ms * 1000000;
 		uint64_t gen = LM_NAME_GEN(atomic_load(lm_name_life(r, lock)));
 		rc = lm_wait_for_grant(&c->ctx, lock, gen, LM_MODE_X, ttl_ms,
-				       deadline, LM_DEADLOCK_TIMEOUT_MS, &h,
+				       deadline, default_deadlock_ms(c), &h,
 				       true);
 		lm_hold_to_grant(g, &h);
 		if (rc == LM_ENOQUORUM)

@@ -153,8 +153,9 @@ typedef struct lm_acquire_opts {
 	int64_t ttl_ms;       /* lease */
 	int64_t wait_ms;      /* as lm_acquire's */
 	int64_t deadlock_timeout_ms; /* how long to wait before looking for
-				* a cycle of waits: 0 = the default (1000),
-				* < 0 = never */
+				* a cycle of waits: 0 = the service's
+				* default (1000 unless lockmgrd
+				* --deadlock-timeout), < 0 = never */
 	uint32_t flags;       /* none yet: 0 */
 	uint32_t reserved_;   /* 0 */
 } lm_acquire_opts;
@@ -174,7 +175,8 @@ int lm_acquire_ex(lm_client *c, const char *name,
 		  const lm_acquire_opts *opts, lm_grant *g);
 
 /* How long a wait lasts before it looks for a cycle of waits, unless
- * lm_acquire_opts says otherwise (PostgreSQL's deadlock_timeout). */
+ * lm_acquire_opts or the service (lockmgrd --deadlock-timeout) says
+ * otherwise (PostgreSQL's deadlock_timeout). */
 #define LM_DEADLOCK_TIMEOUT_MS 1000
 
 /*

@@ -72,6 +72,9 @@ static void usage(FILE *f)
 "      --restart-delay MS   restart a dead server after MS (default 100);\n"
 "                           -1 keeps it down until 'lockctl server start'\n"
 "      --no-release-on-exit leave a dead client's locks to lease expiry\n"
+"      --deadlock-timeout MS a wait looks for a cycle of waits once it has\n"
+"                           lasted MS (default 1000; -1 never), unless\n"
+"                           the acquire says otherwise\n"
 "      --tree               names with '/' form a tree: a lock on /a/b/c\n"
 "                           first takes an intention mode on /a and /a/b,\n"
 "                           so that X on /a/b excludes everything below it\n"
@@ -154,6 +157,7 @@ enum {
 	OPT_MAX_SESSIONS,
 	OPT_MAX_TTL,
 	OPT_RESTART_DELAY,
+	OPT_DEADLOCK_TIMEOUT,
 	OPT_NO_RELEASE,
 	OPT_TREE,
 	OPT_MODE,
@@ -173,6 +177,8 @@ static int parse_options(int argc, char **argv, struct lm_options *o,
 		{"max-sessions", required_argument, NULL, OPT_MAX_SESSIONS},
 		{"max-ttl", required_argument, NULL, OPT_MAX_TTL},
 		{"restart-delay", required_argument, NULL, OPT_RESTART_DELAY},
+		{"deadlock-timeout", required_argument, NULL,
+		 OPT_DEADLOCK_TIMEOUT},
 		{"no-release-on-exit", no_argument, NULL, OPT_NO_RELEASE},
 		{"tree", no_argument, NULL, OPT_TREE},
 		{"mode", required_argument, NULL, OPT_MODE},
@@ -226,6 +232,18 @@ static int parse_options(int argc, char **argv, struct lm_options *o,
 			if (o->restart_delay_ms < -1) {
 				fprintf(stderr, "lockmgrd: --restart-delay must "
 						"be -1 (manual) or >= 0 ms\n");
+				return EX_USAGE;
+			}
+			break;
+		case OPT_DEADLOCK_TIMEOUT:
+			if (parse_i64(optarg, "--deadlock-timeout",
+				      &o->deadlock_timeout_ms))
+				return EX_USAGE;
+			if (o->deadlock_timeout_ms < -1 ||
+			    o->deadlock_timeout_ms == 0) {
+				fprintf(stderr, "lockmgrd: --deadlock-timeout "
+						"must be -1 (never look for "
+						"deadlocks) or > 0 ms\n");
 				return EX_USAGE;
 			}
 			break;
@@ -1040,6 +1058,7 @@ int main(int argc, char **argv)
 	atomic_store(&h->supervisor_pid_ns, lm_pid_namespace());
 	atomic_store(&h->supervisor_time_ns, lm_time_namespace());
 	atomic_store(&h->restart_delay_ms, sv.opt.restart_delay_ms);
+	atomic_store(&h->deadlock_timeout_ms, sv.opt.deadlock_timeout_ms);
 	uint32_t flags = atomic_load(&h->flags);
 	flags = sv.opt.release_on_exit ? flags | LM_REGION_RELEASE_ON_EXIT
 				       : flags & ~LM_REGION_RELEASE_ON_EXIT;

@@ -25,6 +25,7 @@ struct lm_options {
 	bool ephemeral;
 	struct lm_region_params params;
 	int64_t restart_delay_ms; /* -1: keep a dead server down */
+	int64_t deadlock_timeout_ms; /* 0: the library's default */
 	bool release_on_exit;
 	bool daemonize;
 	bool fresh;

@@ -778,7 +778,12 @@ struct lm_region_header {
 	_Atomic uint32_t isolation_gen; /* lockctl, under the rule lock:
 	                                * odd while it changes rules */
 	struct lm_isolation_rule isolation[LM_ISOLATION_RULES]; /* see above */
-	uint8_t pad_[64];
+	_Atomic int64_t deadlock_timeout_ms; /* supervisor, at start
+	                                * (--deadlock-timeout): how long a
+	                                * wait lasts before it looks for a
+	                                * cycle, unless the acquire says; 0 =
+	                                * the library's default, < 0 never */
+	uint8_t pad_[56];
 };
 
 _Static_assert(sizeof(struct lm_session) == 384, "session slot: 6 lines");
