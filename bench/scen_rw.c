@@ -38,6 +38,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "critical.h"
 #include "daemon.h"
 #include "procs.h"
 #include "results.h"
@@ -49,20 +50,6 @@
 
 const unsigned rw_p[RW_NP] = {1, 2, 4, 8, 16};
 const unsigned rw_read_pct[RW_NMIX] = {95, 50};
-
-/* Iterations of the critical section's spin (a dependent multiply-add
- * chain, some 100 ns here; measured and stated in the notes). */
-#define CS_SPIN 64
-
-static inline uint64_t cs_spin(uint64_t x)
-{
-	for (int i = 0; i < CS_SPIN; i++) {
-		x = x * UINT64_C(6364136223846793005) +
-		    UINT64_C(1442695040888963407);
-		__asm__ volatile("" : "+r"(x));
-	}
-	return x;
-}
 
 /* One timed run's length. Under --quick a third of --duration: the
  * 30 runs of a round (2 mixes x 5 P x 3 primitives) would otherwise
@@ -563,21 +550,6 @@ static void rw_mixes(unsigned prims, int rounds)
 	}
 }
 
-/* The spin alone, for the note: ns per critical section's spin. */
-static double spin_ns(void)
-{
-	double v[5];
-	uint64_t x = 1;
-	for (int k = 0; k < 5; k++) {
-		int64_t t0 = bench_now_ns();
-		for (int i = 0; i < 100000; i++)
-			x = cs_spin(x);
-		v[k] = (double)(bench_now_ns() - t0) / 100000;
-	}
-	__asm__ volatile("" : : "r"(x));
-	return stats_median(v, 5);
-}
-
 /* ---- memory per lock ------------------------------------------------ */
 
 static void rw_memory(void)
@@ -642,7 +614,7 @@ void scen_rw(unsigned prims)
 		     "plus overlap checks on shared atomic counters; latency "
 		     "is the acquire call only",
 		     rounds, rounds == 1 ? "" : "s",
-		     (long long)rw_duration_ms(), spin_ns());
+		     (long long)rw_duration_ms(), cs_spin_ns());
 	results_note(SCEN_RW,
 		     "pthread rwlock: PTHREAD_PROCESS_SHARED, glibc's default "
 		     "kind (prefers readers), not robust; flock: LOCK_SH / "

@@ -50,6 +50,7 @@
 
 #include "../client/lockmgr.h"
 #include "bench.h"
+#include "critical.h"
 #include "daemon.h"
 #include "procs.h"
 #include "results.h"
@@ -67,10 +68,6 @@
 /* --max-locks of the two regions: the names used here and room to
  * spare (a region reclaims idle names only above half full). */
 #define TREE_REGION_LOCKS 1024u
-
-/* Iterations of the critical section's spin (as the rw scenario's:
- * some 100 ns here; measured and stated in the notes). */
-#define CS_SPIN 64
 
 const unsigned tree_p[TREE_NP] = {1, 2, 4, 8, 16};
 const unsigned tree_mix_p[TREE_NMIX] = {4, 16};
@@ -108,16 +105,6 @@ static bool is_lockmgr(int v)
 /* The two lockmgr regions ([TREE_V_TREE], [TREE_V_FLAT]) while the
  * scenario runs: the main one's name (/lockbench-<pid>) and a suffix. */
 static char region[2][64];
-
-static inline uint64_t cs_spin(uint64_t x)
-{
-	for (int i = 0; i < CS_SPIN; i++) {
-		x = x * UINT64_C(6364136223846793005) +
-		    UINT64_C(1442695040888963407);
-		__asm__ volatile("" : "+r"(x));
-	}
-	return x;
-}
 
 /* One timed run's length: under --quick a third of --duration, as the
  * rw scenario's (its 20 runs of a round would otherwise add a sixth to
@@ -769,21 +756,6 @@ static void tree_mix(int rounds)
 	}
 }
 
-/* The spin alone, for the note: ns per critical section's spin. */
-static double spin_ns(void)
-{
-	double v[5];
-	uint64_t x = 1;
-	for (int k = 0; k < 5; k++) {
-		int64_t t0 = bench_now_ns();
-		for (int i = 0; i < 100000; i++)
-			x = cs_spin(x);
-		v[k] = (double)(bench_now_ns() - t0) / 100000;
-	}
-	__asm__ volatile("" : : "r"(x));
-	return stats_median(v, 5);
-}
-
 void scen_tree(unsigned prims)
 {
 	bool lm = (prims & (1u << PRIM_LOCKMGR)) != 0;
@@ -836,7 +808,7 @@ void scen_tree(unsigned prims)
 		     "a fixed spin of %.0f ns plus the overlap checks",
 		     rounds, rounds == 1 ? "" : "s",
 		     (long long)tree_duration_ms(),
-		     (long long)tree_warmup_ms(), spin_ns());
+		     (long long)tree_warmup_ms(), cs_spin_ns());
 	results_note(SCEN_TREE,
 		     "lockmgr tree: a lockmgrd --tree region, so each op is "
 		     "IX on /tbl, IX on " TABLE_NAME ", X on the row (one "
