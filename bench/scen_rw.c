@@ -51,15 +51,6 @@
 const unsigned rw_p[RW_NP] = {1, 2, 4, 8, 16};
 const unsigned rw_read_pct[RW_NMIX] = {95, 50};
 
-/* One timed run's length. Under --quick a third of --duration: the
- * 30 runs of a round (2 mixes x 5 P x 3 primitives) would otherwise
- * add a fifth to a smoke test that promises to take under 30 s. */
-static int64_t rw_duration_ms(void)
-{
-	int64_t d = bench_cfg.duration_ms;
-	return bench_cfg.quick && d >= 3 ? d / 3 : d;
-}
-
 void rw_param(char *buf, size_t n, unsigned np, int mix)
 {
 	snprintf(buf, n, "P=%u %u/%u", np, rw_read_pct[mix],
@@ -403,7 +394,7 @@ static int rw_run_once(enum prim_id id, uint32_t np, int mix,
 		pids[i] = procs_fork(rw_worker, (int)i, &r);
 	int64_t t_open = gate_open_when_ready(&r.hdr->gate, np, pids, what);
 	if (t_open > 0) {
-		bench_sleep_ns(rw_duration_ms() * 1000000);
+		bench_sleep_ns(bench_many_runs_duration_ms() * 1000000);
 		atomic_store(&r.hdr->gate.stop, 1);
 	}
 	int bad = procs_reap(pids, (int)np, 60000, what);
@@ -614,7 +605,7 @@ void scen_rw(unsigned prims)
 		     "plus overlap checks on shared atomic counters; latency "
 		     "is the acquire call only",
 		     rounds, rounds == 1 ? "" : "s",
-		     (long long)rw_duration_ms(), cs_spin_ns());
+		     (long long)bench_many_runs_duration_ms(), cs_spin_ns());
 	results_note(SCEN_RW,
 		     "pthread rwlock: PTHREAD_PROCESS_SHARED, glibc's default "
 		     "kind (prefers readers), not robust; flock: LOCK_SH / "

@@ -106,15 +106,6 @@ static bool is_lockmgr(int v)
  * scenario runs: the main one's name (/lockbench-<pid>) and a suffix. */
 static char region[2][64];
 
-/* One timed run's length: under --quick a third of --duration, as the
- * rw scenario's (its 20 runs of a round would otherwise add a sixth to
- * a smoke test that promises to take under 30 s). */
-static int64_t tree_duration_ms(void)
-{
-	int64_t d = bench_cfg.duration_ms;
-	return bench_cfg.quick && d >= 3 ? d / 3 : d;
-}
-
 /* Untimed, before the clock: a fresh session's first touches of the
  * region are page faults the steady state never sees. */
 static int64_t tree_warmup_ms(void)
@@ -580,7 +571,7 @@ static int tree_run_once(int v, uint32_t np, bool mix, struct tres *res,
 		bench_sleep_ns(tree_warmup_ms() * 1000000);
 		t_meas = bench_now_ns();
 		atomic_store(&r.hdr->measuring, 1);
-		bench_sleep_ns(tree_duration_ms() * 1000000);
+		bench_sleep_ns(bench_many_runs_duration_ms() * 1000000);
 		atomic_store(&r.hdr->gate.stop, 1);
 	}
 	int bad = procs_reap(pids, (int)np, 60000, what);
@@ -807,7 +798,7 @@ void scen_tree(unsigned prims)
 		     "rounds, latency the acquire call only; critical section "
 		     "a fixed spin of %.0f ns plus the overlap checks",
 		     rounds, rounds == 1 ? "" : "s",
-		     (long long)tree_duration_ms(),
+		     (long long)bench_many_runs_duration_ms(),
 		     (long long)tree_warmup_ms(), cs_spin_ns());
 	results_note(SCEN_TREE,
 		     "lockmgr tree: a lockmgrd --tree region, so each op is "
