@@ -44,6 +44,7 @@
 #include "results.h"
 #include "scenarios.h"
 #include "stats.h"
+#include "workers.h"
 
 #define MAX_ROUNDS 16
 #define ALIGN64(x) (((x) + 63) & ~(size_t)63)
@@ -208,12 +209,6 @@ struct cs_state {
 	_Alignas(64) _Atomic uint64_t violations;
 };
 
-struct rw_hdr {
-	struct gate gate;
-	_Atomic uint32_t failed;
-	char err[256];
-};
-
 struct rw_out {
 	uint64_t reads, writes;
 	uint64_t seen[2];   /* latencies offered: [0] read, [1] write */
@@ -228,7 +223,7 @@ struct rw_run {
 	int mix;
 	size_t cap;            /* samples per worker and kind */
 	size_t size;
-	struct rw_hdr *hdr;
+	struct workers_hdr *hdr;
 	struct cs_state *cs;
 	struct rw_out *out;
 	int64_t *samples;      /* [P][2][cap] */
@@ -240,17 +235,6 @@ struct rw_result {
 	uint64_t reads, writes, violations;
 	double fairness;
 };
-
-static void rw_worker_error(struct rw_run *r, int id, const char *what,
-			    int rc)
-{
-	uint32_t zero = 0;
-	if (atomic_compare_exchange_strong(&r->hdr->failed, &zero, 1))
-		snprintf(r->hdr->err, sizeof(r->hdr->err),
-			 "worker %d: %s: %d (%s)", id, what, rc,
-			 prim_strerror(rc));
-	atomic_store(&r->hdr->gate.stop, 1);
-}
 
 /* A reader inside: no writer may be, before or after its spin, and the
  * data it reads must be one writer's, whole. */
@@ -305,11 +289,8 @@ static int rw_worker(int id, void *arg)
 	 * sequence of operations. */
 	uint64_t rng_res = rng ^ UINT64_C(0x5851f42d4c957f2d);
 	int rc = p->ops->attach(p);
-	if (rc != 0) {
-		rw_worker_error(r, id, "attach", rc);
-		gate_arrive_and_wait(&r->hdr->gate);
-		return 3;
-	}
+	if (rc != 0)
+		return workers_fail_at_start(r->hdr, id, "attach", rc);
 	int64_t *mine[2] = {
 		r->samples + ((size_t)id * 2 + 0) * r->cap,
 		r->samples + ((size_t)id * 2 + 1) * r->cap,
@@ -326,8 +307,9 @@ static int rw_worker(int id, void *arg)
 		rc = p->ops->acquire_mode(p, 0, rd, INT64_MAX);
 		int64_t t1 = bench_now_ns();
 		if (rc != 0) {
-			rw_worker_error(r, id, rd ? "acquire shared"
-						  : "acquire exclusive", rc);
+			workers_fail(r->hdr, id,
+				     rd ? "acquire shared" : "acquire exclusive",
+				     rc);
 			status = 4;
 			break;
 		}
@@ -336,7 +318,7 @@ static int rw_worker(int id, void *arg)
 		rc = p->ops->release(p, 0);
 		last = bench_now_ns();
 		if (rc != 0) {
-			rw_worker_error(r, id, "release", rc);
+			workers_fail(r->hdr, id, "release", rc);
 			status = 4;
 			break;
 		}
@@ -369,12 +351,12 @@ static int rw_run_once(enum prim_id id, uint32_t np, int mix,
 	r.mix = mix;
 	r.read_pct = rw_read_pct[mix];
 	r.cap = bench_cfg.sample_cap;
-	size_t off_cs = ALIGN64(sizeof(struct rw_hdr));
+	size_t off_cs = ALIGN64(sizeof(struct workers_hdr));
 	size_t off_out = ALIGN64(off_cs + sizeof(struct cs_state));
 	size_t off_samples = ALIGN64(off_out + np * sizeof(struct rw_out));
 	r.size = off_samples + (size_t)np * 2 * r.cap * sizeof(int64_t);
 	char *base = bench_shared_alloc(r.size);
-	r.hdr = (struct rw_hdr *)base;
+	r.hdr = (struct workers_hdr *)base;
 	r.cs = (struct cs_state *)(base + off_cs);
 	r.out = (struct rw_out *)(base + off_out);
 	r.samples = (int64_t *)(base + off_samples);
@@ -389,20 +371,11 @@ static int rw_run_once(enum prim_id id, uint32_t np, int mix,
 		bench_fail("%s: init: %s", what, prim_strerror(rc));
 		return -1;
 	}
-	pid_t pids[BENCH_MAX_PROCS];
-	for (uint32_t i = 0; i < np; i++)
-		pids[i] = procs_fork(rw_worker, (int)i, &r);
-	int64_t t_open = gate_open_when_ready(&r.hdr->gate, np, pids, what);
-	if (t_open > 0) {
-		bench_sleep_ns(bench_many_runs_duration_ms() * 1000000);
-		atomic_store(&r.hdr->gate.stop, 1);
-	}
-	int bad = procs_reap(pids, (int)np, 60000, what);
+	int64_t t_open = workers_run(r.hdr, np, rw_worker, &r, 0,
+				     bench_many_runs_duration_ms(), 60000,
+				     what);
 	int ret = 0;
-	if (atomic_load(&r.hdr->failed)) {
-		bench_fail("%s: %s", what, r.hdr->err);
-		ret = -1;
-	} else if (bad != 0 || t_open < 0) {
+	if (t_open < 0) {
 		ret = -1;
 	} else {
 		uint64_t min = UINT64_MAX, max = 0;

@@ -56,6 +56,7 @@
 #include "results.h"
 #include "scenarios.h"
 #include "stats.h"
+#include "workers.h"
 
 #define MAX_ROUNDS 16
 #define MAX_ROWS 16 /* the top of the P sweeps: one row per process */
@@ -314,13 +315,6 @@ struct tree_cs {
 	struct row_line rows[MAX_ROWS];
 };
 
-struct run_hdr {
-	struct gate gate;
-	_Atomic uint32_t failed;
-	_Atomic uint32_t measuring; /* the warm-up is over: count from now */
-	char err[256];
-};
-
 /* [0] row writes, [1] table writes. */
 struct tw_out {
 	uint64_t ops[2];    /* while measuring */
@@ -336,7 +330,7 @@ struct trun {
 	bool mix;           /* process 0 writes the table too */
 	size_t cap;         /* samples per worker and kind */
 	size_t size;
-	struct run_hdr *hdr;
+	struct workers_hdr *hdr;
 	struct tree_cs *cs;
 	struct tw_out *out;
 	int64_t *samples;   /* [P][2][cap] */
@@ -349,18 +343,6 @@ struct tres {
 	uint64_t row_ops, table_ops; /* while measuring */
 	uint64_t violations;
 };
-
-static void tree_worker_error(struct trun *r, int id, const char *what,
-			      int rc)
-{
-	uint32_t zero = 0;
-	if (atomic_compare_exchange_strong(&r->hdr->failed, &zero, 1))
-		snprintf(r->hdr->err, sizeof(r->hdr->err),
-			 "worker %d: %s: %d (%s)", id, what, rc,
-			 prim_strerror(rc));
-	/* Stop the others: they must not wait for a lock we hold. */
-	atomic_store(&r->hdr->gate.stop, 1);
-}
 
 /* A row writer inside: alone on its row, and never with the table
  * writer, before or after its spin. */
@@ -415,11 +397,8 @@ static int tree_worker(int id, void *arg)
 	uint64_t rng = ((uint64_t)id + 1) * UINT64_C(0x9e3779b97f4a7c15) + 1;
 	uint64_t rng_res = rng ^ UINT64_C(0x5851f42d4c957f2d);
 	int rc = tl_attach(t, id);
-	if (rc != 0) {
-		tree_worker_error(r, id, "attach", rc);
-		gate_arrive_and_wait(&r->hdr->gate);
-		return 3;
-	}
+	if (rc != 0)
+		return workers_fail_at_start(r->hdr, id, "attach", rc);
 	int64_t *mine[2] = {
 		r->samples + ((size_t)id * 2 + 0) * r->cap,
 		r->samples + ((size_t)id * 2 + 1) * r->cap,
@@ -447,9 +426,8 @@ static int tree_worker(int id, void *arg)
 		rc = tl_acquire(t, row);
 		int64_t t1 = bench_now_ns();
 		if (rc != 0) {
-			tree_worker_error(r, id,
-					  table ? "acquire table" : "acquire row",
-					  rc);
+			workers_fail(r->hdr, id,
+				     table ? "acquire table" : "acquire row", rc);
 			status = 4;
 			break;
 		}
@@ -458,7 +436,7 @@ static int tree_worker(int id, void *arg)
 		rc = tl_release(t, row);
 		last = bench_now_ns();
 		if (rc != 0) {
-			tree_worker_error(r, id, "release", rc);
+			workers_fail(r->hdr, id, "release", rc);
 			status = 4;
 			break;
 		}
@@ -544,12 +522,12 @@ static int tree_run_once(int v, uint32_t np, bool mix, struct tres *res,
 	r.np = np;
 	r.mix = mix;
 	r.cap = bench_cfg.sample_cap;
-	size_t off_cs = ALIGN64(sizeof(struct run_hdr));
+	size_t off_cs = ALIGN64(sizeof(struct workers_hdr));
 	size_t off_out = ALIGN64(off_cs + sizeof(struct tree_cs));
 	size_t off_samples = ALIGN64(off_out + np * sizeof(struct tw_out));
 	r.size = off_samples + (size_t)np * 2 * r.cap * sizeof(int64_t);
 	char *base = bench_shared_alloc(r.size);
-	r.hdr = (struct run_hdr *)base;
+	r.hdr = (struct workers_hdr *)base;
 	r.cs = (struct tree_cs *)(base + off_cs);
 	r.out = (struct tw_out *)(base + off_out);
 	r.samples = (int64_t *)(base + off_samples);
@@ -563,27 +541,11 @@ static int tree_run_once(int v, uint32_t np, bool mix, struct tres *res,
 		bench_fail("%s: init: %s", what, prim_strerror(rc));
 		return -1;
 	}
-	pid_t pids[MAX_ROWS];
-	for (uint32_t i = 0; i < np; i++)
-		pids[i] = procs_fork(tree_worker, (int)i, &r);
-	int64_t t_meas = gate_open_when_ready(&r.hdr->gate, np, pids, what);
-	if (t_meas > 0) {
-		bench_sleep_ns(tree_warmup_ms() * 1000000);
-		t_meas = bench_now_ns();
-		atomic_store(&r.hdr->measuring, 1);
-		bench_sleep_ns(bench_many_runs_duration_ms() * 1000000);
-		atomic_store(&r.hdr->gate.stop, 1);
-	}
-	int bad = procs_reap(pids, (int)np, 60000, what);
-	int ret = 0;
-	if (atomic_load(&r.hdr->failed)) {
-		bench_fail("%s: %s", what, r.hdr->err);
-		ret = -1;
-	} else if (bad != 0 || t_meas < 0) {
-		ret = -1;
-	} else {
-		ret = tree_check(&r, t_meas, res, pool, what);
-	}
+	int64_t t_meas = workers_run(r.hdr, np, tree_worker, &r,
+				     tree_warmup_ms(),
+				     bench_many_runs_duration_ms(), 60000,
+				     what);
+	int ret = t_meas < 0 ? -1 : tree_check(&r, t_meas, res, pool, what);
 	tl_destroy(&r.lock);
 	bench_shared_free(base, r.size);
 	return ret;
