@@ -389,14 +389,11 @@ static int rw_run_once(enum prim_id id, uint32_t np, int mix,
 			max = ops > max ? ops : max;
 			if (o->last_ns > end)
 				end = o->last_ns;
-			for (int k = 0; k < 2; k++) {
-				uint64_t kept = o->seen[k] < r.cap ? o->seen[k]
-								   : r.cap;
-				samples_add(&pool[k],
-					    r.samples +
-						    ((size_t)i * 2 + k) * r.cap,
-					    kept);
-			}
+			for (int k = 0; k < 2; k++)
+				samples_add_reservoir(
+					&pool[k],
+					r.samples + ((size_t)i * 2 + k) * r.cap,
+					r.cap, o->seen[k]);
 		}
 		res->violations = atomic_load(&r.cs->violations);
 		/* A lost write is a violation too. */

@@ -476,13 +476,11 @@ static int tree_check(struct trun *r, int64_t t_meas, struct tres *res,
 		max = n > max ? n : max;
 		if (o->last_ns > end)
 			end = o->last_ns;
-		for (int k = 0; k < 2; k++) {
-			uint64_t kept = o->seen[k] < r->cap ? o->seen[k]
-							    : r->cap;
-			samples_add(&pool[k],
-				    r->samples + ((size_t)i * 2 + k) * r->cap,
-				    kept);
-		}
+		for (int k = 0; k < 2; k++)
+			samples_add_reservoir(
+				&pool[k],
+				r->samples + ((size_t)i * 2 + k) * r->cap,
+				r->cap, o->seen[k]);
 	}
 	uint64_t overlaps = atomic_load(&r->cs->overlaps), lost = 0;
 	for (uint32_t i = 0; i < r->np; i++) {

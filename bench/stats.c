@@ -70,6 +70,12 @@ void samples_add(struct samples *s, const int64_t *v, size_t n)
 	s->n += n;
 }
 
+void samples_add_reservoir(struct samples *s, const int64_t *slots,
+			   uint64_t cap, uint64_t seen)
+{
+	samples_add(s, slots, seen < cap ? seen : cap);
+}
+
 void samples_free(struct samples *s)
 {
 	free(s->v);

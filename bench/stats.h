@@ -43,6 +43,11 @@ static inline void reservoir_offer(int64_t *slots, uint64_t cap,
 		slots[r % cap] = v;
 }
 
+/* Pool the samples a reservoir of cap slots kept after seen offers:
+ * all of them, or cap if more were offered. */
+void samples_add_reservoir(struct samples *s, const int64_t *slots,
+			   uint64_t cap, uint64_t seen);
+
 /*
  * Lock choice for the many-locks scenario. A Zipf distribution over n
  * locks is kept as its cumulative table; rank k maps to lock

@@ -163,13 +163,10 @@ static int check_and_measure(struct run *r, int64_t t_open,
 		max = o > max ? o : max;
 		if (r->out[i].last_ns > end)
 			end = r->out[i].last_ns;
-		if (pool != NULL) {
-			uint64_t kept = r->out[i].seen < r->cap
-						? r->out[i].seen
-						: r->cap;
-			samples_add(pool, r->samples + (size_t)i * r->cap,
-				    kept);
-		}
+		if (pool != NULL)
+			samples_add_reservoir(pool,
+					      r->samples + (size_t)i * r->cap,
+					      r->cap, r->out[i].seen);
 	}
 	uint64_t counted = 0;
 	for (uint32_t l = 0; l < s->nlocks; l++)
