@@ -40,6 +40,7 @@
 #include "bench.h"
 #include "critical.h"
 #include "daemon.h"
+#include "pairs.h"
 #include "procs.h"
 #include "results.h"
 #include "scenarios.h"
@@ -81,52 +82,44 @@ static const char *const how_metric[] = {
 	[HOW_PLAIN] = "X_plain_ns_per_pair",
 };
 
-struct unc_out {
-	int64_t ns;
-	int rc;
-	char what[16];
-};
-
-struct unc_arg {
-	struct prim *p;
+/* One variant's lock, for pairs.h. */
+struct unc_lock {
+	struct prim p;
 	enum unc_how how;
-	struct unc_out *out;
-	int iters;
 };
 
-static int unc_worker(int id, void *arg)
+static int unc_attach(void *lock)
+{
+	struct unc_lock *l = lock;
+	return l->p.ops->attach(&l->p);
+}
+
+PAIRS_INLINE int unc_pair(void *lock)
+{
+	struct unc_lock *l = lock;
+	struct prim *p = &l->p;
+	int rc;
+	if (l->how == HOW_PLAIN)
+		rc = p->ops->acquire(p, 0, INT64_MAX);
+	else
+		rc = p->ops->acquire_mode(p, 0, l->how == HOW_S, INT64_MAX);
+	if (rc == 0)
+		rc = p->ops->release(p, 0);
+	return rc;
+}
+
+static void unc_detach(void *lock)
+{
+	struct unc_lock *l = lock;
+	l->p.ops->detach(&l->p);
+}
+
+static const struct pairs_ops unc_ops = {unc_attach, unc_pair, unc_detach};
+
+static int unc_worker(int id, void *job)
 {
 	(void)id;
-	struct unc_arg *a = arg;
-	struct prim *p = a->p;
-	int rc = p->ops->attach(p);
-	if (rc != 0) {
-		a->out->rc = rc;
-		snprintf(a->out->what, sizeof(a->out->what), "attach");
-		return 3;
-	}
-	int warm = a->iters / 10 + 1;
-	int64_t t0 = 0;
-	for (int k = -warm; k < a->iters; k++) {
-		if (k == 0)
-			t0 = bench_now_ns();
-		if (a->how == HOW_PLAIN)
-			rc = p->ops->acquire(p, 0, INT64_MAX);
-		else
-			rc = p->ops->acquire_mode(p, 0, a->how == HOW_S,
-						  INT64_MAX);
-		if (rc == 0)
-			rc = p->ops->release(p, 0);
-		if (rc != 0) {
-			a->out->rc = rc;
-			snprintf(a->out->what, sizeof(a->out->what),
-				 "acquire/release");
-			return 4;
-		}
-	}
-	a->out->ns = bench_now_ns() - t0;
-	p->ops->detach(p);
-	return 0;
+	return pairs_worker(job, &unc_ops);
 }
 
 static void rw_uncontended(unsigned prims)
@@ -144,7 +137,6 @@ static void rw_uncontended(unsigned prims)
 		return;
 	double per[N_UNC][MAX_ROUNDS];
 	int got[N_UNC] = {0};
-	struct unc_out *out = bench_shared_alloc(sizeof(*out));
 	for (int r = 0; r < rounds; r++) {
 		for (size_t k = 0; k < nv; k++) {
 			size_t j = (k + (size_t)r) % nv; /* rotate */
@@ -153,26 +145,20 @@ static void rw_uncontended(unsigned prims)
 			bench_progress("7/7 read-write: uncontended, round "
 				       "%d/%d, %s %s", r + 1, rounds, ops->key,
 				       m);
-			struct prim p;
-			int rc = prim_init(&p, v[j].id, 1, "rw");
+			struct unc_lock l = {.how = v[j].how};
+			int rc = prim_init(&l.p, v[j].id, 1, "rw");
 			if (rc != 0) {
 				bench_fail("rw uncontended %s: init: %s",
 					   ops->key, prim_strerror(rc));
 				continue;
 			}
-			memset(out, 0, sizeof(*out));
-			struct unc_arg a = {.p = &p, .how = v[j].how,
-					    .out = out, .iters = iters};
-			pid_t pid = procs_fork(unc_worker, 0, &a);
 			char what[96];
 			snprintf(what, sizeof(what), "rw uncontended %s %s",
 				 ops->key, m);
-			if (procs_reap(&pid, 1, 60000, what) == 0)
-				per[j][got[j]++] = (double)out->ns / iters;
-			else if (out->rc != 0)
-				bench_fail("%s: %s: %s", what, out->what,
-					   prim_strerror(out->rc));
-			p.ops->destroy(&p);
+			double ns;
+			if (pairs_time(unc_worker, &l, iters, what, &ns) == 0)
+				per[j][got[j]++] = ns;
+			l.p.ops->destroy(&l.p);
 		}
 	}
 	for (size_t j = 0; j < nv; j++)
@@ -188,7 +174,6 @@ static void rw_uncontended(unsigned prims)
 			results_add(SCEN_RW, i, "uncontended", "S_over_X",
 				    s / x, "x");
 	}
-	bench_shared_free(out, sizeof(*out));
 	results_note(SCEN_RW,
 		     "uncontended: median of %d rounds of %d acquire+release "
 		     "pairs in one process; lockmgr S and X both through "

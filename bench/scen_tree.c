@@ -52,6 +52,7 @@
 #include "bench.h"
 #include "critical.h"
 #include "daemon.h"
+#include "pairs.h"
 #include "procs.h"
 #include "results.h"
 #include "scenarios.h"
@@ -201,47 +202,31 @@ static int make_names(int v)
 
 /* ---- uncontended: pairs in one process ------------------------------ */
 
-struct unc_out {
-	int64_t ns;
-	int rc;
-	char what[16];
-};
+/* Row 0's lock, for pairs.h. */
+static int unc_attach(void *lock)
+{
+	return tl_attach(lock, 0);
+}
 
-struct unc_arg {
-	struct tlock *t;
-	struct unc_out *out;
-	int iters;
-};
+PAIRS_INLINE int unc_pair(void *lock)
+{
+	int rc = tl_acquire(lock, 0);
+	if (rc == 0)
+		rc = tl_release(lock, 0);
+	return rc;
+}
 
-static int unc_worker(int id, void *arg)
+static void unc_detach(void *lock)
+{
+	tl_detach(lock);
+}
+
+static const struct pairs_ops unc_ops = {unc_attach, unc_pair, unc_detach};
+
+static int unc_worker(int id, void *job)
 {
 	(void)id;
-	struct unc_arg *a = arg;
-	struct tlock *t = a->t;
-	int rc = tl_attach(t, 0);
-	if (rc != 0) {
-		a->out->rc = rc;
-		snprintf(a->out->what, sizeof(a->out->what), "attach");
-		return 3;
-	}
-	int warm = a->iters / 10 + 1;
-	int64_t t0 = 0;
-	for (int k = -warm; k < a->iters; k++) {
-		if (k == 0)
-			t0 = bench_now_ns();
-		rc = tl_acquire(t, 0);
-		if (rc == 0)
-			rc = tl_release(t, 0);
-		if (rc != 0) {
-			a->out->rc = rc;
-			snprintf(a->out->what, sizeof(a->out->what),
-				 "acquire/release");
-			return 4;
-		}
-	}
-	a->out->ns = bench_now_ns() - t0;
-	tl_detach(t);
-	return 0;
+	return pairs_worker(job, &unc_ops);
 }
 
 static void tree_uncontended(const int *vs, int nv)
@@ -252,7 +237,6 @@ static void tree_uncontended(const int *vs, int nv)
 	int iters = bench_cfg.uncontended_iters;
 	double per[TREE_NV][MAX_ROUNDS];
 	int got[TREE_NV] = {0};
-	struct unc_out *out = bench_shared_alloc(sizeof(*out));
 	for (int r = 0; r < rounds; r++) {
 		for (int k = 0; k < nv; k++) {
 			int v = vs[(k + r) % nv]; /* rotate */
@@ -268,19 +252,12 @@ static void tree_uncontended(const int *vs, int nv)
 					   prim_strerror(rc));
 				continue;
 			}
-			memset(out, 0, sizeof(*out));
-			struct unc_arg a = {.t = &t, .out = out,
-					    .iters = iters};
-			pid_t pid = procs_fork(unc_worker, 0, &a);
-			if (procs_reap(&pid, 1, 60000, what) == 0)
-				per[v][got[v]++] = (double)out->ns / iters;
-			else if (out->rc != 0)
-				bench_fail("%s: %s: %s", what, out->what,
-					   prim_strerror(out->rc));
+			double ns;
+			if (pairs_time(unc_worker, &t, iters, what, &ns) == 0)
+				per[v][got[v]++] = ns;
 			tl_destroy(&t);
 		}
 	}
-	bench_shared_free(out, sizeof(*out));
 	for (int k = 0; k < nv; k++) {
 		int v = vs[k];
 		char param[32];
