@@ -434,30 +434,27 @@ static void rw_mixes(unsigned prims, int rounds)
 			int got[PRIM_COUNT] = {0};
 			struct samples pool[PRIM_COUNT][2];
 			memset(pool, 0, sizeof(pool));
-			for (int r = 0; r < rounds; r++) {
-				enum prim_id order[PRIM_COUNT];
-				int n = scen_order(prims, r, order);
-				for (int k = 0; k < n; k++) {
-					enum prim_id id = order[k];
-					bench_progress("7/7 read-write: %s, "
-						       "round %d/%d, %s",
-						       param, r + 1, rounds,
-						       prim_table[id]->key);
-					struct rw_result res;
-					int rc = rw_run_once(id, np, mix, &res,
-							     pool[id]);
-					viol[id] += res.violations;
-					if (rc != 0)
-						continue;
-					uint64_t all = res.reads + res.writes;
-					ops[id][got[id]] = res.ops_per_s;
-					fair[id][got[id]] = res.fairness;
-					wshare[id][got[id]] =
-						all ? (double)res.writes /
-							      (double)all
-						    : NAN;
-					got[id]++;
-				}
+			struct scen_runs it;
+			scen_runs_start(&it, prims, rounds);
+			while (scen_runs_next(&it)) {
+				enum prim_id id = it.prim;
+				bench_progress("7/7 read-write: %s, round %d/%d, "
+					       "%s",
+					       param, it.round + 1, rounds,
+					       prim_table[id]->key);
+				struct rw_result res;
+				int rc = rw_run_once(id, np, mix, &res,
+						     pool[id]);
+				viol[id] += res.violations;
+				if (rc != 0)
+					continue;
+				uint64_t all = res.reads + res.writes;
+				ops[id][got[id]] = res.ops_per_s;
+				fair[id][got[id]] = res.fairness;
+				wshare[id][got[id]] =
+					all ? (double)res.writes / (double)all
+					    : NAN;
+				got[id]++;
 			}
 			for (int i = 0; i < PRIM_COUNT; i++) {
 				if (!(prims & (1u << i)))

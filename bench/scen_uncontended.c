@@ -47,28 +47,26 @@ void scen_uncontended(unsigned prims)
 	int iters = bench_cfg.uncontended_iters;
 	double per[PRIM_COUNT][16];
 	int got[PRIM_COUNT] = {0};
-	for (int r = 0; r < rounds && r < 16; r++) {
-		enum prim_id order[PRIM_COUNT];
-		int n = scen_order(prims, r, order);
-		for (int k = 0; k < n; k++) {
-			enum prim_id id = order[k];
-			const struct prim_ops *ops = prim_table[id];
-			bench_progress("1/7 uncontended: round %d/%d, %s", r + 1,
-				       rounds, ops->key);
-			struct prim p;
-			int rc = prim_init(&p, id, 1, "u");
-			if (rc != 0) {
-				bench_fail("uncontended %s: init: %s",
-					   ops->key, prim_strerror(rc));
-				continue;
-			}
-			char what[64];
-			snprintf(what, sizeof(what), "uncontended %s", ops->key);
-			double ns;
-			if (pairs_time(unc_worker, &p, iters, what, &ns) == 0)
-				per[id][got[id]++] = ns;
-			p.ops->destroy(&p);
+	struct scen_runs it;
+	scen_runs_start(&it, prims, rounds < 16 ? rounds : 16);
+	while (scen_runs_next(&it)) {
+		enum prim_id id = it.prim;
+		const struct prim_ops *ops = prim_table[id];
+		bench_progress("1/7 uncontended: round %d/%d, %s", it.round + 1,
+			       rounds, ops->key);
+		struct prim p;
+		int rc = prim_init(&p, id, 1, "u");
+		if (rc != 0) {
+			bench_fail("uncontended %s: init: %s", ops->key,
+				   prim_strerror(rc));
+			continue;
 		}
+		char what[64];
+		snprintf(what, sizeof(what), "uncontended %s", ops->key);
+		double ns;
+		if (pairs_time(unc_worker, &p, iters, what, &ns) == 0)
+			per[id][got[id]++] = ns;
+		p.ops->destroy(&p);
 	}
 	for (int i = 0; i < PRIM_COUNT; i++)
 		if (prims & (1u << i))

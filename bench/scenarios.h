@@ -9,6 +9,7 @@
 #ifndef LOCKBENCH_SCENARIOS_H
 #define LOCKBENCH_SCENARIOS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "primitives.h"
@@ -38,8 +39,26 @@ void scen_rw(unsigned prims);
  *    tree. Starts and stops its own two lockmgrds. */
 void scen_tree(unsigned prims);
 
-/* The primitives of mask in round r's order (rotated by r); returns n. */
-int scen_order(unsigned mask, int round, enum prim_id out[PRIM_COUNT]);
+/*
+ * The runs of an interleaved measurement: `rounds` rounds, each running
+ * every primitive of mask once, in that round's order (the primitives'
+ * order rotated by the round's number):
+ *
+ *	struct scen_runs it;
+ *	scen_runs_start(&it, mask, rounds);
+ *	while (scen_runs_next(&it))
+ *		measure it.prim, in round it.round;
+ */
+struct scen_runs {
+	int round;         /* the current run's, from 0 */
+	enum prim_id prim; /* the current run's */
+	unsigned mask;
+	int rounds, k, n;
+	enum prim_id order[PRIM_COUNT];
+};
+void scen_runs_start(struct scen_runs *it, unsigned mask, int rounds);
+/* Step to the next run; false after the last. */
+bool scen_runs_next(struct scen_runs *it);
 
 /* The P values of the contended sweep. */
 #define CONTENDED_NP 6
