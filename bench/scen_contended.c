@@ -50,17 +50,10 @@ void scen_contended(unsigned prims)
 			enum prim_id id = it.prim;
 			bench_progress("2/7 contended: P=%u, round %d/%d, %s", np,
 				       it.round + 1, rounds, prim_table[id]->key);
-			struct timed_spec spec = {
-				.prim = id,
-				.nprocs = np,
-				.nlocks = 1,
-				.tag = "c",
-				.choice = CHOOSE_ONE,
-				.duration_ms = bench_cfg.duration_ms,
-				.seed = (uint32_t)(it.round * 131 + pi),
-			};
 			struct timed_result res;
-			if (timed_run(&spec, &res, &pool[id]) != 0)
+			if (timed_run_one_lock(id, np,
+					       (uint32_t)(it.round * 131 + pi),
+					       &res, &pool[id]) != 0)
 				continue;
 			ops[id][got[id]] = res.ops_per_s;
 			fair[id][got[id]] = res.fairness;

@@ -34,17 +34,9 @@ static void measure(unsigned prims, const char *param, int rounds)
 		enum prim_id id = it.prim;
 		bench_progress("6/7 server down: %s, round %d/%d, %s", param,
 			       it.round + 1, rounds, prim_table[id]->key);
-		struct timed_spec spec = {
-			.prim = id,
-			.nprocs = NPROCS,
-			.nlocks = 1,
-			.tag = "c",
-			.choice = CHOOSE_ONE,
-			.duration_ms = bench_cfg.duration_ms,
-			.seed = (uint32_t)(it.round * 7 + 3),
-		};
 		struct timed_result res;
-		if (timed_run(&spec, &res, &pool[id]) == 0)
+		if (timed_run_one_lock(id, NPROCS, (uint32_t)(it.round * 7 + 3),
+				       &res, &pool[id]) == 0)
 			ops[id][got[id]++] = res.ops_per_s;
 	}
 	for (int i = 0; i < PRIM_COUNT; i++) {

@@ -244,3 +244,18 @@ int timed_run(const struct timed_spec *s, struct timed_result *res,
 	bench_shared_free(base, r.size);
 	return ret;
 }
+
+int timed_run_one_lock(enum prim_id prim, uint32_t nprocs, uint32_t seed,
+		       struct timed_result *res, struct samples *pool)
+{
+	struct timed_spec spec = {
+		.prim = prim,
+		.nprocs = nprocs,
+		.nlocks = 1,
+		.tag = "c",
+		.choice = CHOOSE_ONE,
+		.duration_ms = bench_cfg.duration_ms,
+		.seed = seed,
+	};
+	return timed_run(&spec, res, pool);
+}
