@@ -48,7 +48,6 @@
 #include "workers.h"
 
 #define MAX_ROUNDS 16
-#define ALIGN64(x) (((x) + 63) & ~(size_t)63)
 
 const unsigned rw_p[RW_NP] = {1, 2, 4, 8, 16};
 const unsigned rw_read_pct[RW_NMIX] = {95, 50};
@@ -206,12 +205,9 @@ struct rw_run {
 	uint32_t nprocs;
 	unsigned read_pct;
 	int mix;
-	size_t cap;            /* samples per worker and kind */
-	size_t size;
-	struct workers_hdr *hdr;
-	struct cs_state *cs;
-	struct rw_out *out;
-	int64_t *samples;      /* [P][2][cap] */
+	struct workers_map map; /* samples: [0] read, [1] write */
+	struct cs_state *cs;    /* in map */
+	struct rw_out *out;     /* in map */
 	struct prim prim;
 };
 
@@ -275,24 +271,24 @@ static int rw_worker(int id, void *arg)
 	uint64_t rng_res = rng ^ UINT64_C(0x5851f42d4c957f2d);
 	int rc = p->ops->attach(p);
 	if (rc != 0)
-		return workers_fail_at_start(r->hdr, id, "attach", rc);
+		return workers_fail_at_start(r->map.hdr, id, "attach", rc);
 	int64_t *mine[2] = {
-		r->samples + ((size_t)id * 2 + 0) * r->cap,
-		r->samples + ((size_t)id * 2 + 1) * r->cap,
+		workers_samples(&r->map, id, 0),
+		workers_samples(&r->map, id, 1),
 	};
 	uint64_t n[2] = {0, 0}, seen[2] = {0, 0}, bad = 0, sink = 0;
 	int64_t last = 0;
 	int status = 0;
-	gate_arrive_and_wait(&r->hdr->gate);
+	gate_arrive_and_wait(&r->map.hdr->gate);
 
-	while (!atomic_load_explicit(&r->hdr->gate.stop,
+	while (!atomic_load_explicit(&r->map.hdr->gate.stop,
 				     memory_order_relaxed)) {
 		bool rd = (bench_rand(&rng) >> 32) % 100 < r->read_pct;
 		int64_t t0 = bench_now_ns();
 		rc = p->ops->acquire_mode(p, 0, rd, INT64_MAX);
 		int64_t t1 = bench_now_ns();
 		if (rc != 0) {
-			workers_fail(r->hdr, id,
+			workers_fail(r->map.hdr, id,
 				     rd ? "acquire shared" : "acquire exclusive",
 				     rc);
 			status = 4;
@@ -303,13 +299,13 @@ static int rw_worker(int id, void *arg)
 		rc = p->ops->release(p, 0);
 		last = bench_now_ns();
 		if (rc != 0) {
-			workers_fail(r->hdr, id, "release", rc);
+			workers_fail(r->map.hdr, id, "release", rc);
 			status = 4;
 			break;
 		}
 		int k = rd ? 0 : 1;
 		n[k]++;
-		reservoir_offer(mine[k], r->cap, &seen[k], t1 - t0,
+		reservoir_offer(mine[k], r->map.cap, &seen[k], t1 - t0,
 				bench_rand(&rng_res));
 	}
 	if (bad != 0)
@@ -335,16 +331,10 @@ static int rw_run_once(enum prim_id id, uint32_t np, int mix,
 	r.nprocs = np;
 	r.mix = mix;
 	r.read_pct = rw_read_pct[mix];
-	r.cap = bench_cfg.sample_cap;
-	size_t off_cs = ALIGN64(sizeof(struct workers_hdr));
-	size_t off_out = ALIGN64(off_cs + sizeof(struct cs_state));
-	size_t off_samples = ALIGN64(off_out + np * sizeof(struct rw_out));
-	r.size = off_samples + (size_t)np * 2 * r.cap * sizeof(int64_t);
-	char *base = bench_shared_alloc(r.size);
-	r.hdr = (struct workers_hdr *)base;
-	r.cs = (struct cs_state *)(base + off_cs);
-	r.out = (struct rw_out *)(base + off_out);
-	r.samples = (int64_t *)(base + off_samples);
+	workers_map(&r.map, np, sizeof(struct cs_state), sizeof(struct rw_out),
+		    bench_cfg.sample_cap);
+	r.cs = r.map.state;
+	r.out = r.map.out;
 	char param[32];
 	rw_param(param, sizeof(param), np, mix);
 	char what[96];
@@ -352,11 +342,11 @@ static int rw_run_once(enum prim_id id, uint32_t np, int mix,
 
 	int rc = prim_init(&r.prim, id, 1, "rw");
 	if (rc != 0) {
-		bench_shared_free(base, r.size);
+		workers_unmap(&r.map);
 		bench_fail("%s: init: %s", what, prim_strerror(rc));
 		return -1;
 	}
-	int64_t t_open = workers_run(r.hdr, np, rw_worker, &r, 0,
+	int64_t t_open = workers_run(r.map.hdr, np, rw_worker, &r, 0,
 				     bench_many_runs_duration_ms(), 60000,
 				     what);
 	int ret = 0;
@@ -377,8 +367,8 @@ static int rw_run_once(enum prim_id id, uint32_t np, int mix,
 			for (int k = 0; k < 2; k++)
 				samples_add_reservoir(
 					&pool[k],
-					r.samples + ((size_t)i * 2 + k) * r.cap,
-					r.cap, o->seen[k]);
+					workers_samples(&r.map, (int)i, k),
+					r.map.cap, o->seen[k]);
 		}
 		res->violations = atomic_load(&r.cs->violations);
 		/* A lost write is a violation too. */
@@ -403,7 +393,7 @@ static int rw_run_once(enum prim_id id, uint32_t np, int mix,
 		}
 	}
 	r.prim.ops->destroy(&r.prim);
-	bench_shared_free(base, r.size);
+	workers_unmap(&r.map);
 	return ret;
 }
 

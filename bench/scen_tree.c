@@ -61,7 +61,6 @@
 
 #define MAX_ROUNDS 16
 #define MAX_ROWS 16 /* the top of the P sweeps: one row per process */
-#define ALIGN64(x) (((x) + 63) & ~(size_t)63)
 
 /* The table; row K is TABLE_NAME "/rK" (depth 3). */
 #define TABLE_NAME "/tbl/rows"
@@ -305,12 +304,9 @@ struct trun {
 	int v;
 	uint32_t np;
 	bool mix;           /* process 0 writes the table too */
-	size_t cap;         /* samples per worker and kind */
-	size_t size;
-	struct workers_hdr *hdr;
-	struct tree_cs *cs;
-	struct tw_out *out;
-	int64_t *samples;   /* [P][2][cap] */
+	struct workers_map map; /* samples: [0] row, [1] table */
+	struct tree_cs *cs;     /* in map */
+	struct tw_out *out;     /* in map */
 	struct tlock lock;
 };
 
@@ -375,10 +371,10 @@ static int tree_worker(int id, void *arg)
 	uint64_t rng_res = rng ^ UINT64_C(0x5851f42d4c957f2d);
 	int rc = tl_attach(t, id);
 	if (rc != 0)
-		return workers_fail_at_start(r->hdr, id, "attach", rc);
+		return workers_fail_at_start(r->map.hdr, id, "attach", rc);
 	int64_t *mine[2] = {
-		r->samples + ((size_t)id * 2 + 0) * r->cap,
-		r->samples + ((size_t)id * 2 + 1) * r->cap,
+		workers_samples(&r->map, id, 0),
+		workers_samples(&r->map, id, 1),
 	};
 	uint64_t ops[2] = {0, 0}, all[2] = {0, 0}, seen[2] = {0, 0};
 	uint64_t bad = 0, sink = 0;
@@ -386,11 +382,11 @@ static int tree_worker(int id, void *arg)
 	int status = 0;
 	bool counting = false;
 	bool table_writer = r->mix && id == 0;
-	gate_arrive_and_wait(&r->hdr->gate);
+	gate_arrive_and_wait(&r->map.hdr->gate);
 
-	while (!atomic_load_explicit(&r->hdr->gate.stop,
+	while (!atomic_load_explicit(&r->map.hdr->gate.stop,
 				     memory_order_relaxed)) {
-		if (!counting && atomic_load_explicit(&r->hdr->measuring,
+		if (!counting && atomic_load_explicit(&r->map.hdr->measuring,
 						      memory_order_relaxed)) {
 			counting = true;
 			ops[0] = ops[1] = 0;
@@ -403,7 +399,7 @@ static int tree_worker(int id, void *arg)
 		rc = tl_acquire(t, row);
 		int64_t t1 = bench_now_ns();
 		if (rc != 0) {
-			workers_fail(r->hdr, id,
+			workers_fail(r->map.hdr, id,
 				     table ? "acquire table" : "acquire row", rc);
 			status = 4;
 			break;
@@ -413,14 +409,14 @@ static int tree_worker(int id, void *arg)
 		rc = tl_release(t, row);
 		last = bench_now_ns();
 		if (rc != 0) {
-			workers_fail(r->hdr, id, "release", rc);
+			workers_fail(r->map.hdr, id, "release", rc);
 			status = 4;
 			break;
 		}
 		int k = table ? 1 : 0;
 		all[k]++;
 		ops[k]++;
-		reservoir_offer(mine[k], r->cap, &seen[k], t1 - t0,
+		reservoir_offer(mine[k], r->map.cap, &seen[k], t1 - t0,
 				bench_rand(&rng_res));
 	}
 	if (bad != 0)
@@ -456,8 +452,8 @@ static int tree_check(struct trun *r, int64_t t_meas, struct tres *res,
 		for (int k = 0; k < 2; k++)
 			samples_add_reservoir(
 				&pool[k],
-				r->samples + ((size_t)i * 2 + k) * r->cap,
-				r->cap, o->seen[k]);
+				workers_samples(&r->map, (int)i, k),
+				r->map.cap, o->seen[k]);
 	}
 	uint64_t overlaps = atomic_load(&r->cs->overlaps), lost = 0;
 	for (uint32_t i = 0; i < r->np; i++) {
@@ -496,33 +492,27 @@ static int tree_run_once(int v, uint32_t np, bool mix, struct tres *res,
 	r.v = v;
 	r.np = np;
 	r.mix = mix;
-	r.cap = bench_cfg.sample_cap;
-	size_t off_cs = ALIGN64(sizeof(struct workers_hdr));
-	size_t off_out = ALIGN64(off_cs + sizeof(struct tree_cs));
-	size_t off_samples = ALIGN64(off_out + np * sizeof(struct tw_out));
-	r.size = off_samples + (size_t)np * 2 * r.cap * sizeof(int64_t);
-	char *base = bench_shared_alloc(r.size);
-	r.hdr = (struct workers_hdr *)base;
-	r.cs = (struct tree_cs *)(base + off_cs);
-	r.out = (struct tw_out *)(base + off_out);
-	r.samples = (int64_t *)(base + off_samples);
+	workers_map(&r.map, np, sizeof(struct tree_cs), sizeof(struct tw_out),
+		    bench_cfg.sample_cap);
+	r.cs = r.map.state;
+	r.out = r.map.out;
 	char what[96];
 	snprintf(what, sizeof(what), "tree %s, %sP=%u", tree_variant_label[v],
 		 mix ? "mix " : "", np);
 
 	int rc = tl_init(&r.lock, v, np);
 	if (rc != 0) {
-		bench_shared_free(base, r.size);
+		workers_unmap(&r.map);
 		bench_fail("%s: init: %s", what, prim_strerror(rc));
 		return -1;
 	}
-	int64_t t_meas = workers_run(r.hdr, np, tree_worker, &r,
+	int64_t t_meas = workers_run(r.map.hdr, np, tree_worker, &r,
 				     tree_warmup_ms(),
 				     bench_many_runs_duration_ms(), 60000,
 				     what);
 	int ret = t_meas < 0 ? -1 : tree_check(&r, t_meas, res, pool, what);
 	tl_destroy(&r.lock);
-	bench_shared_free(base, r.size);
+	workers_unmap(&r.map);
 	return ret;
 }
 

@@ -8,6 +8,8 @@
 #include "bench.h"
 #include "primitives.h"
 
+#define ALIGN64(x) (((x) + 63) & ~(size_t)63)
+
 void workers_fail(struct workers_hdr *h, int id, const char *what, int rc)
 {
 	uint32_t zero = 0;
@@ -53,4 +55,25 @@ int64_t workers_run(struct workers_hdr *h, uint32_t np,
 	if (bad != 0 || t_start < 0)
 		return -1;
 	return t_start;
+}
+
+void workers_map(struct workers_map *m, uint32_t np, size_t state_size,
+		 size_t out_size, size_t cap)
+{
+	size_t off_state = ALIGN64(sizeof(struct workers_hdr));
+	size_t off_out = ALIGN64(off_state + state_size);
+	size_t off_samples = ALIGN64(off_out + np * out_size);
+	m->cap = cap;
+	m->size = off_samples + (size_t)np * 2 * cap * sizeof(int64_t);
+	char *base = bench_shared_alloc(m->size);
+	m->hdr = (struct workers_hdr *)base;
+	m->state = base + off_state;
+	m->out = base + off_out;
+	m->samples = (int64_t *)(base + off_samples);
+}
+
+void workers_unmap(struct workers_map *m)
+{
+	bench_shared_free(m->hdr, m->size);
+	m->hdr = NULL;
 }

@@ -8,7 +8,8 @@
  *   - how a worker reports a failure (the first one wins, and every
  *     worker stops: none may wait for a lock a failed one holds);
  *   - the parent's side: fork the workers, open the gate when all are
- *     ready, warm up, measure, stop them, reap them.
+ *     ready, warm up, measure, stop them, reap them;
+ *   - for the read-write and tree scenarios, the shared mapping itself.
  *
  * What the workers do and what the run's figures are stays with each
  * caller.
@@ -17,6 +18,7 @@
 #define LOCKBENCH_WORKERS_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "procs.h"
@@ -52,5 +54,35 @@ int workers_fail_at_start(struct workers_hdr *h, int id, const char *what,
 int64_t workers_run(struct workers_hdr *h, uint32_t np,
 		    int (*fn)(int id, void *arg), void *arg, int64_t warmup_ms,
 		    int64_t duration_ms, int64_t reap_ms, const char *what);
+
+/*
+ * The shared mapping of a run whose workers check a common state in
+ * their critical sections and time two kinds of operation each (read
+ * and write, row and table):
+ *
+ *   workers_hdr | state | out[np] | samples[np][2][cap]
+ *
+ * every part on a cache line of its own (no false sharing between the
+ * checks' counters and the workers' own records), all zeroed.
+ */
+struct workers_map {
+	size_t size;
+	struct workers_hdr *hdr;
+	void *state;      /* state_size bytes */
+	void *out;        /* np records of out_size bytes */
+	int64_t *samples;
+	size_t cap;       /* samples per worker and kind */
+};
+
+void workers_map(struct workers_map *m, uint32_t np, size_t state_size,
+		 size_t out_size, size_t cap);
+void workers_unmap(struct workers_map *m);
+
+/* Worker id's reservoir of latencies of kind k (0 or 1). */
+static inline int64_t *workers_samples(const struct workers_map *m, int id,
+				       int k)
+{
+	return m->samples + ((size_t)id * 2 + (size_t)k) * m->cap;
+}
 
 #endif
