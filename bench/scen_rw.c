@@ -397,19 +397,6 @@ static int rw_run_once(enum prim_id id, uint32_t np, int mix,
 	return ret;
 }
 
-static void add_pct(enum prim_id id, const char *param, const char *kind,
-		    struct samples *pool)
-{
-	char m[24];
-	stats_sort_i64(pool->v, pool->n);
-	snprintf(m, sizeof(m), "%s_p50_ns", kind);
-	results_add(SCEN_RW, id, param, m,
-		    stats_pct_sorted(pool->v, pool->n, 50), "ns");
-	snprintf(m, sizeof(m), "%s_p99_ns", kind);
-	results_add(SCEN_RW, id, param, m,
-		    stats_pct_sorted(pool->v, pool->n, 99), "ns");
-}
-
 static void rw_mixes(unsigned prims, int rounds)
 {
 	for (int mix = 0; mix < RW_NMIX; mix++) {
@@ -450,7 +437,6 @@ static void rw_mixes(unsigned prims, int rounds)
 				if (!(prims & (1u << i)))
 					continue;
 				size_t g = (size_t)got[i];
-				enum prim_id id = (enum prim_id)i;
 				results_add(SCEN_RW, i, param, "ops_per_s",
 					    stats_median(ops[i], g), "ops/s");
 				results_add(SCEN_RW, i, param, "write_share",
@@ -460,8 +446,10 @@ static void rw_mixes(unsigned prims, int rounds)
 					    "min/max");
 				results_add(SCEN_RW, i, param, "violations",
 					    (double)viol[i], "");
-				add_pct(id, param, "read", &pool[i][0]);
-				add_pct(id, param, "write", &pool[i][1]);
+				scen_add_p50_p99(SCEN_RW, i, param, "read_",
+						 &pool[i][0]);
+				scen_add_p50_p99(SCEN_RW, i, param, "write_",
+						 &pool[i][1]);
 				samples_free(&pool[i][0]);
 				samples_free(&pool[i][1]);
 			}

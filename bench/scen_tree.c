@@ -516,19 +516,6 @@ static int tree_run_once(int v, uint32_t np, bool mix, struct tres *res,
 	return ret;
 }
 
-static void add_pct(int prim, const char *param, const char *kind,
-		    struct samples *pool)
-{
-	char m[24];
-	stats_sort_i64(pool->v, pool->n);
-	snprintf(m, sizeof(m), "%sp50_ns", kind);
-	results_add(SCEN_TREE, prim, param, m,
-		    stats_pct_sorted(pool->v, pool->n, 50), "ns");
-	snprintf(m, sizeof(m), "%sp99_ns", kind);
-	results_add(SCEN_TREE, prim, param, m,
-		    stats_pct_sorted(pool->v, pool->n, 99), "ns");
-}
-
 /* Rows only: every variant at every P, interleaved round by round. */
 static void tree_rows(const int *vs, int nv, int rounds)
 {
@@ -572,7 +559,8 @@ static void tree_rows(const int *vs, int nv, int rounds)
 				    "min/max");
 			results_add(SCEN_TREE, prim, param, "violations",
 				    (double)viol[v], "");
-			add_pct(prim, param, "", &pool[v][0]);
+			scen_add_p50_p99(SCEN_TREE, prim, param, "",
+					 &pool[v][0]);
 			samples_free(&pool[v][0]);
 			samples_free(&pool[v][1]);
 		}
@@ -665,8 +653,9 @@ static void tree_mix(int rounds)
 			    (double)table_ops, "");
 		results_add(SCEN_TREE, lm, param, "violations", (double)viol,
 			    "");
-		add_pct(lm, param, "row_", &pool[0]);
-		add_pct(lm, param, "table_wait_", &pool[1]);
+		scen_add_p50_p99(SCEN_TREE, lm, param, "row_", &pool[0]);
+		scen_add_p50_p99(SCEN_TREE, lm, param, "table_wait_",
+				 &pool[1]);
 		for (int k = 0; k < 2; k++) {
 			samples_free(&pool[k]);
 			samples_free(&pool_base[k]);

@@ -5,6 +5,10 @@
  */
 #include "scenarios.h"
 
+#include <stdio.h>
+
+#include "results.h"
+
 const unsigned contended_p[CONTENDED_NP] = {1, 2, 4, 8, 16, 64};
 
 /* The primitives of mask in round r's order (rotated by r); returns n. */
@@ -40,4 +44,17 @@ bool scen_runs_next(struct scen_runs *it)
 	}
 	it->prim = it->order[it->k++];
 	return true;
+}
+
+void scen_add_p50_p99(enum scenario scen, int prim, const char *param,
+		      const char *prefix, struct samples *pool)
+{
+	char m[24];
+	stats_sort_i64(pool->v, pool->n);
+	snprintf(m, sizeof(m), "%sp50_ns", prefix);
+	results_add(scen, prim, param, m,
+		    stats_pct_sorted(pool->v, pool->n, 50), "ns");
+	snprintf(m, sizeof(m), "%sp99_ns", prefix);
+	results_add(scen, prim, param, m,
+		    stats_pct_sorted(pool->v, pool->n, 99), "ns");
 }

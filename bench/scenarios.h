@@ -12,7 +12,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "bench.h"
 #include "primitives.h"
+#include "stats.h"
 
 /* 1. One process, acquire+release in a loop: ns per pair. */
 void scen_uncontended(unsigned prims);
@@ -59,6 +61,11 @@ struct scen_runs {
 void scen_runs_start(struct scen_runs *it, unsigned mask, int rounds);
 /* Step to the next run; false after the last. */
 bool scen_runs_next(struct scen_runs *it);
+
+/* Sort pool and record its median and 99th percentile as the figures
+ * <prefix>p50_ns and <prefix>p99_ns ("read_p50_ns", or "p50_ns"). */
+void scen_add_p50_p99(enum scenario scen, int prim, const char *param,
+		      const char *prefix, struct samples *pool);
 
 /* The P values of the contended sweep. */
 #define CONTENDED_NP 6
