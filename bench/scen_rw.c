@@ -375,11 +375,9 @@ static int rw_run_once(enum prim_id id, uint32_t np, int mix,
 		uint64_t w = r.cs->writes;
 		res->violations += w > res->writes ? w - res->writes
 						   : res->writes - w;
-		double secs = (double)(end - t_open) / 1e9;
-		res->ops_per_s = secs > 0 ? (double)(res->reads + res->writes) /
-						    secs
-					  : NAN;
-		res->fairness = max > 0 ? (double)min / (double)max : NAN;
+		res->ops_per_s =
+			stats_per_s(res->reads + res->writes, t_open, end);
+		res->fairness = stats_fairness(min, max);
 		if (res->violations != 0) {
 			bench_fail("%s: %llu violation%s of the lock (a writer "
 				   "not alone, a torn read or a lost write; "

@@ -462,11 +462,9 @@ static int tree_check(struct trun *r, int64_t t_meas, struct tres *res,
 		lost += got > want ? got - want : want - got;
 	}
 	res->violations = overlaps + lost;
-	double secs = (double)(end - t_meas) / 1e9;
-	res->ops_per_s = secs > 0 ? (double)(res->row_ops + res->table_ops) /
-					    secs
-				  : NAN;
-	res->fairness = max > 0 ? (double)min / (double)max : NAN;
+	res->ops_per_s =
+		stats_per_s(res->row_ops + res->table_ops, t_meas, end);
+	res->fairness = stats_fairness(min, max);
 	if (res->violations != 0) {
 		bench_fail("%s: %llu overlap%s of a row writer and the table "
 			   "writer seen inside, %llu lost write%s: the tree's "

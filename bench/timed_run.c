@@ -183,10 +183,9 @@ static int check_and_measure(struct run *r, int64_t t_open,
 			   (unsigned long long)all);
 		return -1;
 	}
-	double secs = (double)(end - t_open) / 1e9;
 	res->total_ops = total;
-	res->ops_per_s = secs > 0 ? (double)total / secs : NAN;
-	res->fairness = max > 0 ? (double)min / (double)max : NAN;
+	res->ops_per_s = stats_per_s(total, t_open, end);
+	res->fairness = stats_fairness(min, max);
 	res->mean_streak =
 		s->choice == CHOOSE_ONE
 			? mean_streak(r->order,
