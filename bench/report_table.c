@@ -442,32 +442,18 @@ static void t_rw(FILE *f, unsigned prims)
 				continue;
 			char a[32], b[32], c[32], d[32], e[32], g[32], h[32],
 				k[32];
+#define RG(m) results_get(SCEN_RW, i, param, m)
 			fprintf(f, "   %-*s %9s %7s %8s %9s %9s %9s %9s %5s\n",
 				W_NAME, prim_table[i]->label,
-				fmt_ops(a, sizeof(a),
-					results_get(SCEN_RW, i, param,
-						    "ops_per_s")),
-				fmt_pct(b, sizeof(b),
-					results_get(SCEN_RW, i, param,
-						    "write_share")),
-				fmt_num(c, sizeof(c),
-					results_get(SCEN_RW, i, param,
-						    "fairness"), 2),
-				fmt_ns(d, sizeof(d),
-				       results_get(SCEN_RW, i, param,
-						   "read_p50_ns")),
-				fmt_ns(e, sizeof(e),
-				       results_get(SCEN_RW, i, param,
-						   "read_p99_ns")),
-				fmt_ns(g, sizeof(g),
-				       results_get(SCEN_RW, i, param,
-						   "write_p50_ns")),
-				fmt_ns(h, sizeof(h),
-				       results_get(SCEN_RW, i, param,
-						   "write_p99_ns")),
-				fmt_num(k, sizeof(k),
-					results_get(SCEN_RW, i, param,
-						    "violations"), 0));
+				fmt_ops(a, sizeof(a), RG("ops_per_s")),
+				fmt_pct(b, sizeof(b), RG("write_share")),
+				fmt_num(c, sizeof(c), RG("fairness"), 2),
+				fmt_ns(d, sizeof(d), RG("read_p50_ns")),
+				fmt_ns(e, sizeof(e), RG("read_p99_ns")),
+				fmt_ns(g, sizeof(g), RG("write_p50_ns")),
+				fmt_ns(h, sizeof(h), RG("write_p99_ns")),
+				fmt_num(k, sizeof(k), RG("violations"), 0));
+#undef RG
 		}
 	}
 	double b = results_get(SCEN_RW, PRIM_LOCKMGR, "", "bytes_per_lock");
