@@ -15,7 +15,6 @@
 #include "stats.h"
 #include "timed_run.h"
 
-#define MAX_ROUNDS 16
 
 /* Record a pool's percentiles as p50_ns, p99_ns, p999_ns. */
 static void add_percentiles(enum scenario scen, int prim, const char *param,
@@ -33,14 +32,14 @@ static void add_percentiles(enum scenario scen, int prim, const char *param,
 
 void scen_contended(unsigned prims)
 {
-	int rounds = bench_cfg.rounds < MAX_ROUNDS ? bench_cfg.rounds
-						   : MAX_ROUNDS;
+	int rounds = scen_rounds(0);
 	for (int pi = 0; pi < CONTENDED_NP; pi++) {
 		unsigned np = contended_p[pi];
 		char param[16];
 		snprintf(param, sizeof(param), "P=%u", np);
-		double ops[PRIM_COUNT][MAX_ROUNDS], fair[PRIM_COUNT][MAX_ROUNDS],
-			streak[PRIM_COUNT][MAX_ROUNDS];
+		double ops[PRIM_COUNT][SCEN_MAX_ROUNDS],
+			fair[PRIM_COUNT][SCEN_MAX_ROUNDS],
+			streak[PRIM_COUNT][SCEN_MAX_ROUNDS];
 		int got[PRIM_COUNT] = {0};
 		struct samples pool[PRIM_COUNT];
 		memset(pool, 0, sizeof(pool));

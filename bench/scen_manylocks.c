@@ -26,7 +26,6 @@
 #include "stats.h"
 #include "timed_run.h"
 
-#define MAX_ROUNDS 16
 #define NPROCS 16
 #define ZIPF_S 0.99
 
@@ -45,14 +44,13 @@ static void one_size(unsigned prims, uint32_t nlocks, int size_idx)
 		bench_die("out of memory for a Zipf table of %u", nlocks);
 	char tag[16];
 	snprintf(tag, sizeof(tag), "m%u", nlocks);
-	int rounds = bench_cfg.rounds < MAX_ROUNDS ? bench_cfg.rounds
-						   : MAX_ROUNDS;
+	int rounds = scen_rounds(0);
 	for (int zi = 0; zi < 2; zi++) {
 		enum lock_choice choice = zi ? CHOOSE_ZIPF : CHOOSE_UNIFORM;
 		char param[32];
 		snprintf(param, sizeof(param), "N=%u %s", nlocks,
 			 zi ? "zipf" : "uniform");
-		double ops[PRIM_COUNT][MAX_ROUNDS];
+		double ops[PRIM_COUNT][SCEN_MAX_ROUNDS];
 		int got[PRIM_COUNT] = {0};
 		bool na[PRIM_COUNT] = {false};
 		struct samples pool[PRIM_COUNT];

@@ -47,7 +47,6 @@
 #include "stats.h"
 #include "workers.h"
 
-#define MAX_ROUNDS 16
 
 const unsigned rw_p[RW_NP] = {1, 2, 4, 8, 16};
 const unsigned rw_read_pct[RW_NMIX] = {95, 50};
@@ -123,9 +122,7 @@ static int unc_worker(int id, void *job)
 
 static void rw_uncontended(unsigned prims)
 {
-	int rounds = bench_cfg.rounds + 2; /* cheap: a few more rounds */
-	if (rounds > MAX_ROUNDS)
-		rounds = MAX_ROUNDS;
+	int rounds = scen_rounds(2); /* cheap: a few more rounds */
 	int iters = bench_cfg.uncontended_iters;
 	struct unc_variant v[N_UNC];
 	size_t nv = 0;
@@ -134,7 +131,7 @@ static void rw_uncontended(unsigned prims)
 			v[nv++] = unc_all[i];
 	if (nv == 0)
 		return;
-	double per[N_UNC][MAX_ROUNDS];
+	double per[N_UNC][SCEN_MAX_ROUNDS];
 	int got[N_UNC] = {0};
 	for (int r = 0; r < rounds; r++) {
 		for (size_t k = 0; k < nv; k++) {
@@ -402,9 +399,9 @@ static void rw_mixes(unsigned prims, int rounds)
 			unsigned np = rw_p[pi];
 			char param[32];
 			rw_param(param, sizeof(param), np, mix);
-			double ops[PRIM_COUNT][MAX_ROUNDS],
-				fair[PRIM_COUNT][MAX_ROUNDS];
-			double wshare[PRIM_COUNT][MAX_ROUNDS];
+			double ops[PRIM_COUNT][SCEN_MAX_ROUNDS],
+				fair[PRIM_COUNT][SCEN_MAX_ROUNDS];
+			double wshare[PRIM_COUNT][SCEN_MAX_ROUNDS];
 			uint64_t viol[PRIM_COUNT] = {0};
 			int got[PRIM_COUNT] = {0};
 			struct samples pool[PRIM_COUNT][2];
@@ -517,8 +514,7 @@ void scen_rw(unsigned prims)
 		if ((prims & (1u << i)) && prim_table[i]->acquire_mode != NULL)
 			modes |= 1u << i;
 	unsigned unc = modes | (prims & (1u << PRIM_LOCKMGR_REF));
-	int rounds = bench_cfg.rounds < MAX_ROUNDS ? bench_cfg.rounds
-						   : MAX_ROUNDS;
+	int rounds = scen_rounds(0);
 	rw_uncontended(unc);
 	if (modes != 0)
 		rw_mixes(modes, rounds);

@@ -18,13 +18,12 @@
 #include "stats.h"
 #include "timed_run.h"
 
-#define MAX_ROUNDS 16
 #define NPROCS 16
 #define VICTIM 2u
 
 static void measure(unsigned prims, const char *param, int rounds)
 {
-	double ops[PRIM_COUNT][MAX_ROUNDS];
+	double ops[PRIM_COUNT][SCEN_MAX_ROUNDS];
 	int got[PRIM_COUNT] = {0};
 	struct samples pool[PRIM_COUNT];
 	memset(pool, 0, sizeof(pool));
@@ -59,8 +58,7 @@ void scen_serverdown(unsigned prims)
 	prims &= (1u << PRIM_LOCKMGR) | (1u << PRIM_LOCKMGR_REF);
 	if (prims == 0)
 		return;
-	int rounds = bench_cfg.rounds < MAX_ROUNDS ? bench_cfg.rounds
-						   : MAX_ROUNDS;
+	int rounds = scen_rounds(0);
 	measure(prims, "3 up", rounds);
 	bench_progress("6/7 server down: killing server %u", VICTIM);
 	if (lmd_kill_server(VICTIM) != 0) {

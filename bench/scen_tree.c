@@ -59,7 +59,6 @@
 #include "stats.h"
 #include "workers.h"
 
-#define MAX_ROUNDS 16
 #define MAX_ROWS 16 /* the top of the P sweeps: one row per process */
 
 /* The table; row K is TABLE_NAME "/rK" (depth 3). */
@@ -230,11 +229,9 @@ static int unc_worker(int id, void *job)
 
 static void tree_uncontended(const int *vs, int nv)
 {
-	int rounds = bench_cfg.rounds + 2; /* cheap: a few more rounds */
-	if (rounds > MAX_ROUNDS)
-		rounds = MAX_ROUNDS;
+	int rounds = scen_rounds(2); /* cheap: a few more rounds */
 	int iters = bench_cfg.uncontended_iters;
-	double per[TREE_NV][MAX_ROUNDS];
+	double per[TREE_NV][SCEN_MAX_ROUNDS];
 	int got[TREE_NV] = {0};
 	for (int r = 0; r < rounds; r++) {
 		for (int k = 0; k < nv; k++) {
@@ -521,7 +518,8 @@ static void tree_rows(const int *vs, int nv, int rounds)
 		unsigned np = tree_p[pi];
 		char base[16];
 		snprintf(base, sizeof(base), "P=%u", np);
-		double ops[TREE_NV][MAX_ROUNDS], fair[TREE_NV][MAX_ROUNDS];
+		double ops[TREE_NV][SCEN_MAX_ROUNDS],
+			fair[TREE_NV][SCEN_MAX_ROUNDS];
 		uint64_t viol[TREE_NV] = {0};
 		int got[TREE_NV] = {0};
 		struct samples pool[TREE_NV][2];
@@ -597,8 +595,8 @@ static void tree_mix(int rounds)
 		unsigned np = tree_mix_p[mi];
 		char param[32];
 		snprintf(param, sizeof(param), "mix P=%u", np);
-		double ops[MAX_ROUNDS], base[MAX_ROUNDS], tps[MAX_ROUNDS],
-			share[MAX_ROUNDS];
+		double ops[SCEN_MAX_ROUNDS], base[SCEN_MAX_ROUNDS],
+			tps[SCEN_MAX_ROUNDS], share[SCEN_MAX_ROUNDS];
 		uint64_t viol = 0, table_ops = 0;
 		int got = 0, got_base = 0;
 		struct samples pool[2], pool_base[2];
@@ -691,8 +689,7 @@ void scen_tree(unsigned prims)
 		if ((is_lockmgr(v) && lm) ||
 		    (!is_lockmgr(v) && (prims & (1u << variant_prim[v]))))
 			vs[nv++] = v;
-	int rounds = bench_cfg.rounds < MAX_ROUNDS ? bench_cfg.rounds
-						   : MAX_ROUNDS;
+	int rounds = scen_rounds(0);
 	if (nv > 0) {
 		tree_uncontended(vs, nv);
 		tree_rows(vs, nv, rounds);

@@ -45,10 +45,12 @@ void scen_uncontended(unsigned prims)
 {
 	int rounds = bench_cfg.rounds + 2; /* cheap: a few more rounds */
 	int iters = bench_cfg.uncontended_iters;
-	double per[PRIM_COUNT][16];
+	double per[PRIM_COUNT][SCEN_MAX_ROUNDS];
 	int got[PRIM_COUNT] = {0};
 	struct scen_runs it;
-	scen_runs_start(&it, prims, rounds < 16 ? rounds : 16);
+	/* Runs at most SCEN_MAX_ROUNDS rounds (the progress lines and the
+	 * note count all of them). */
+	scen_runs_start(&it, prims, scen_rounds(2));
 	while (scen_runs_next(&it)) {
 		enum prim_id id = it.prim;
 		const struct prim_ops *ops = prim_table[id];

@@ -24,6 +24,12 @@ static int scen_order(unsigned mask, int round, enum prim_id out[PRIM_COUNT])
 	return n;
 }
 
+int scen_rounds(int extra)
+{
+	int rounds = bench_cfg.rounds + extra;
+	return rounds < SCEN_MAX_ROUNDS ? rounds : SCEN_MAX_ROUNDS;
+}
+
 void scen_runs_start(struct scen_runs *it, unsigned mask, int rounds)
 {
 	it->mask = mask;

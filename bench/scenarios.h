@@ -41,6 +41,14 @@ void scen_rw(unsigned prims);
  *    tree. Starts and stops its own two lockmgrds. */
 void scen_tree(unsigned prims);
 
+/* The most rounds of one measurement: the size of the scenarios'
+ * per-round arrays. */
+#define SCEN_MAX_ROUNDS 16
+
+/* The rounds of a measurement: --rounds, plus `extra` for a cheap one
+ * that can afford a few more, at most SCEN_MAX_ROUNDS. */
+int scen_rounds(int extra);
+
 /*
  * The runs of an interleaved measurement: `rounds` rounds, each running
  * every primitive of mask once, in that round's order (the primitives'
