@@ -47,8 +47,9 @@ void scen_contended(unsigned prims)
 		scen_runs_start(&it, prims, rounds);
 		while (scen_runs_next(&it)) {
 			enum prim_id id = it.prim;
-			bench_progress("2/7 contended: P=%u, round %d/%d, %s", np,
-				       it.round + 1, rounds, prim_table[id]->key);
+			bench_progress("2/7 contended: P=%u, round %d/%d, %s",
+				       np, it.round + 1, rounds,
+				       prim_table[id]->key);
 			struct timed_result res;
 			if (timed_run_one_lock(id, np,
 					       (uint32_t)(it.round * 131 + pi),

@@ -286,7 +286,8 @@ static int rw_worker(int id, void *arg)
 		int64_t t1 = bench_now_ns();
 		if (rc != 0) {
 			workers_fail(r->map.hdr, id,
-				     rd ? "acquire shared" : "acquire exclusive",
+				     rd ? "acquire shared"
+					: "acquire exclusive",
 				     rc);
 			status = 4;
 			break;
@@ -410,8 +411,8 @@ static void rw_mixes(unsigned prims, int rounds)
 			scen_runs_start(&it, prims, rounds);
 			while (scen_runs_next(&it)) {
 				enum prim_id id = it.prim;
-				bench_progress("7/7 read-write: %s, round %d/%d, "
-					       "%s",
+				bench_progress("7/7 read-write: %s, round "
+					       "%d/%d, %s",
 					       param, it.round + 1, rounds,
 					       prim_table[id]->key);
 				struct rw_result res;

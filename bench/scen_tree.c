@@ -397,7 +397,8 @@ static int tree_worker(int id, void *arg)
 		int64_t t1 = bench_now_ns();
 		if (rc != 0) {
 			workers_fail(r->map.hdr, id,
-				     table ? "acquire table" : "acquire row", rc);
+				     table ? "acquire table" : "acquire row",
+				     rc);
 			status = 4;
 			break;
 		}
