@@ -62,6 +62,13 @@ struct bench_config {
 /* Filled in by main before any scenario runs; read-only afterwards. */
 extern struct bench_config bench_cfg;
 
+/* One timed run's length in the scenarios that make many per round
+ * (read-write: 2 mixes x 5 P x 3 primitives, tree: 5 P x 4 variants):
+ * duration_ms, but a third of it under --quick, where they would
+ * otherwise add a fifth and a sixth to a smoke test that promises to
+ * take under 30 s. */
+int64_t bench_many_runs_duration_ms(void);
+
 /* ---- time ---------------------------------------------------------- */
 
 int64_t bench_now_ns(void);

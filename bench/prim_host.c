@@ -79,47 +79,82 @@ static void alarm_disarm(void)
 	setitimer(ITIMER_REAL, &it, NULL);
 }
 
-/* ---- robust process-shared pthread mutex --------------------------- */
-
-struct robust {
+/* ---- locks in one shared array, a slot each ------------------------
+ *
+ * The robust mutexes, the rwlocks and the futex words live in one
+ * MAP_SHARED array the parent makes before it forks: the workers
+ * inherit it, so they have nothing to attach or detach, and it goes as
+ * a whole, the locks in it with it.
+ */
+struct slots {
 	void *map;
 	size_t size;
 };
 
+static int slots_init(struct prim *p, uint32_t nlocks)
+{
+	struct slots *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return -ENOMEM;
+	s->size = (size_t)nlocks * SLOT;
+	s->map = bench_shared_alloc(s->size);
+	p->state = s;
+	return 0;
+}
+
+static void *slot_at(struct prim *p, uint32_t i)
+{
+	struct slots *s = p->state;
+	return (char *)s->map + (size_t)i * SLOT;
+}
+
+static int slots_attach(struct prim *p)
+{
+	(void)p;
+	return 0;
+}
+
+static void slots_detach(struct prim *p)
+{
+	(void)p;
+}
+
+static void slots_destroy(struct prim *p)
+{
+	struct slots *s = p->state;
+	if (s == NULL)
+		return;
+	bench_shared_free(s->map, s->size);
+	free(s);
+	p->state = NULL;
+}
+
+/* ---- robust process-shared pthread mutex --------------------------- */
+
 static pthread_mutex_t *robust_at(struct prim *p, uint32_t i)
 {
-	struct robust *s = p->state;
-	return (pthread_mutex_t *)((char *)s->map + (size_t)i * SLOT);
+	return slot_at(p, i);
 }
 
 static int robust_init(struct prim *p, uint32_t nlocks, const char *tag)
 {
 	(void)tag;
 	_Static_assert(sizeof(pthread_mutex_t) <= SLOT, "mutex slot");
-	struct robust *s = calloc(1, sizeof(*s));
-	if (s == NULL)
-		return -ENOMEM;
-	s->size = (size_t)nlocks * SLOT;
-	s->map = bench_shared_alloc(s->size);
-	p->state = s;
+	int rc = slots_init(p, nlocks);
+	if (rc != 0)
+		return rc;
 	pthread_mutexattr_t a;
 	pthread_mutexattr_init(&a);
 	pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
 	pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
 	for (uint32_t i = 0; i < nlocks; i++) {
-		int rc = pthread_mutex_init(robust_at(p, i), &a);
+		rc = pthread_mutex_init(robust_at(p, i), &a);
 		if (rc != 0) {
 			pthread_mutexattr_destroy(&a);
 			return -rc;
 		}
 	}
 	pthread_mutexattr_destroy(&a);
-	return 0;
-}
-
-static int robust_attach(struct prim *p)
-{
-	(void)p;
 	return 0;
 }
 
@@ -149,34 +184,19 @@ static int robust_release(struct prim *p, uint32_t i)
 	return -pthread_mutex_unlock(robust_at(p, i));
 }
 
-static void robust_detach(struct prim *p)
-{
-	(void)p;
-}
-
-static void robust_destroy(struct prim *p)
-{
-	struct robust *s = p->state;
-	if (s == NULL)
-		return;
-	/* No pthread_mutex_destroy: a mutex whose holder was killed is
-	 * still "locked", and destroying a locked mutex is undefined. The
-	 * mapping goes as a whole. */
-	bench_shared_free(s->map, s->size);
-	free(s);
-	p->state = NULL;
-}
-
 const struct prim_ops prim_robust_ops = {
 	.key = "robust-mutex",
 	.label = "robust mutex",
 	.max_locks = 1u << 21,
 	.init = robust_init,
-	.attach = robust_attach,
+	.attach = slots_attach,
 	.acquire = robust_acquire,
 	.release = robust_release,
-	.detach = robust_detach,
-	.destroy = robust_destroy,
+	.detach = slots_detach,
+	/* No pthread_mutex_destroy: a mutex whose holder was killed is
+	 * still "locked", and destroying a locked mutex is undefined. The
+	 * mapping goes as a whole. */
+	.destroy = slots_destroy,
 };
 
 /* ---- process-shared pthread rwlock (read-write scenario only) ------
@@ -186,44 +206,29 @@ const struct prim_ops prim_robust_ops = {
  * holder that dies leaves it taken for ever, which is why it takes part
  * in the read-write scenario only (and why that is fine there).
  */
-struct rwlocks {
-	void *map;
-	size_t size;
-};
-
 static pthread_rwlock_t *rwlock_at(struct prim *p, uint32_t i)
 {
-	struct rwlocks *s = p->state;
-	return (pthread_rwlock_t *)((char *)s->map + (size_t)i * SLOT);
+	return slot_at(p, i);
 }
 
 static int rwlock_init(struct prim *p, uint32_t nlocks, const char *tag)
 {
 	(void)tag;
 	_Static_assert(sizeof(pthread_rwlock_t) <= SLOT, "rwlock slot");
-	struct rwlocks *s = calloc(1, sizeof(*s));
-	if (s == NULL)
-		return -ENOMEM;
-	s->size = (size_t)nlocks * SLOT;
-	s->map = bench_shared_alloc(s->size);
-	p->state = s;
+	int rc = slots_init(p, nlocks);
+	if (rc != 0)
+		return rc;
 	pthread_rwlockattr_t a;
 	pthread_rwlockattr_init(&a);
 	pthread_rwlockattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
 	for (uint32_t i = 0; i < nlocks; i++) {
-		int rc = pthread_rwlock_init(rwlock_at(p, i), &a);
+		rc = pthread_rwlock_init(rwlock_at(p, i), &a);
 		if (rc != 0) {
 			pthread_rwlockattr_destroy(&a);
 			return -rc;
 		}
 	}
 	pthread_rwlockattr_destroy(&a);
-	return 0;
-}
-
-static int rwlock_attach(struct prim *p)
-{
-	(void)p;
 	return 0;
 }
 
@@ -250,32 +255,17 @@ static int rwlock_release(struct prim *p, uint32_t i)
 	return -pthread_rwlock_unlock(rwlock_at(p, i));
 }
 
-static void rwlock_detach(struct prim *p)
-{
-	(void)p;
-}
-
-static void rwlock_destroy(struct prim *p)
-{
-	struct rwlocks *s = p->state;
-	if (s == NULL)
-		return;
-	bench_shared_free(s->map, s->size);
-	free(s);
-	p->state = NULL;
-}
-
 const struct prim_ops prim_rwlock_ops = {
 	.key = "rwlock",
 	.label = "pthread rwlock",
 	.max_locks = 1u << 21,
 	.init = rwlock_init,
-	.attach = rwlock_attach,
+	.attach = slots_attach,
 	.acquire = rwlock_acquire,
 	.release = rwlock_release,
 	.acquire_mode = rwlock_acquire_mode,
-	.detach = rwlock_detach,
-	.destroy = rwlock_destroy,
+	.detach = slots_detach,
+	.destroy = slots_destroy,
 };
 
 /* ---- files: flock(2) and OFD locks ---------------------------------
@@ -717,33 +707,15 @@ const struct prim_ops prim_sysv_sem_ops = {
  * that dies leaves the word at 1 or 2 for ever, which the crash
  * scenario reports as "never".
  */
-struct futexes {
-	void *map;
-	size_t size;
-};
-
 static _Atomic uint32_t *futex_at(struct prim *p, uint32_t i)
 {
-	struct futexes *s = p->state;
-	return (_Atomic uint32_t *)((char *)s->map + (size_t)i * SLOT);
+	return slot_at(p, i);
 }
 
 static int futex_init(struct prim *p, uint32_t nlocks, const char *tag)
 {
 	(void)tag;
-	struct futexes *s = calloc(1, sizeof(*s));
-	if (s == NULL)
-		return -ENOMEM;
-	s->size = (size_t)nlocks * SLOT;
-	s->map = bench_shared_alloc(s->size);
-	p->state = s;
-	return 0;
-}
-
-static int futex_attach(struct prim *p)
-{
-	(void)p;
-	return 0;
+	return slots_init(p, nlocks);
 }
 
 static int futex_acquire(struct prim *p, uint32_t i, int64_t deadline_ns)
@@ -776,29 +748,14 @@ static int futex_release(struct prim *p, uint32_t i)
 	return 0;
 }
 
-static void futex_detach(struct prim *p)
-{
-	(void)p;
-}
-
-static void futex_destroy(struct prim *p)
-{
-	struct futexes *s = p->state;
-	if (s == NULL)
-		return;
-	bench_shared_free(s->map, s->size);
-	free(s);
-	p->state = NULL;
-}
-
 const struct prim_ops prim_futex_ops = {
 	.key = "futex",
 	.label = "bare futex",
 	.max_locks = 1u << 21,
 	.init = futex_init,
-	.attach = futex_attach,
+	.attach = slots_attach,
 	.acquire = futex_acquire,
 	.release = futex_release,
-	.detach = futex_detach,
-	.destroy = futex_destroy,
+	.detach = slots_detach,
+	.destroy = slots_destroy,
 };

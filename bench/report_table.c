@@ -107,6 +107,34 @@ static bool on(unsigned prims, int i)
 	return (prims & (1u << i)) != 0;
 }
 
+/* ---- tables over a sweep of P ------------------------------------- */
+
+/* The heads of a table with a column per P, after the first column's
+ * ("primitive", "variant"). */
+static void sweep_head(FILE *f, const char *first, const unsigned *ps,
+		       int np)
+{
+	fprintf(f, "   %-*s", W_NAME, first);
+	for (int k = 0; k < np; k++) {
+		char p[16];
+		snprintf(p, sizeof(p), "P=%u", ps[k]);
+		fprintf(f, " %9s", p);
+	}
+	fputc('\n', f);
+}
+
+/* One row of such a table: its label, then the figure at each P. */
+static void sweep_row(FILE *f, const char *label, const double *v, int np,
+		      const char *(*fmt)(char *, size_t, double))
+{
+	fprintf(f, "   %-*s", W_NAME, label);
+	for (int k = 0; k < np; k++) {
+		char a[32];
+		fprintf(f, " %9s", fmt(a, sizeof(a), v[k]));
+	}
+	fputc('\n', f);
+}
+
 /* ---- the scenarios ------------------------------------------------- */
 
 static void t_uncontended(FILE *f, unsigned prims)
@@ -170,47 +198,38 @@ static void contended_detail(FILE *f, unsigned prims, unsigned np)
 	}
 }
 
+/* A primitive's contended throughput at P = np. */
+static double contended_ops(int prim, unsigned np)
+{
+	char p[16];
+	snprintf(p, sizeof(p), "P=%u", np);
+	return results_get(SCEN_CONTENDED, prim, p, "ops_per_s");
+}
+
 static void t_contended(FILE *f, unsigned prims)
 {
 	heading(f, SCEN_CONTENDED,
 		"Contended: P processes on one lock, a counter incremented "
 		"in the critical section");
-	fprintf(f, "   throughput (ops/s):\n   %-*s", W_NAME, "primitive");
-	for (int k = 0; k < CONTENDED_NP; k++) {
-		char p[16];
-		snprintf(p, sizeof(p), "P=%u", contended_p[k]);
-		fprintf(f, " %9s", p);
-	}
-	fputc('\n', f);
+	fprintf(f, "   throughput (ops/s):\n");
+	sweep_head(f, "primitive", contended_p, CONTENDED_NP);
 	for (int i = 0; i < PRIM_COUNT; i++) {
 		if (!on(prims, i))
 			continue;
-		fprintf(f, "   %-*s", W_NAME, prim_table[i]->label);
-		for (int k = 0; k < CONTENDED_NP; k++) {
-			char p[16], a[32];
-			snprintf(p, sizeof(p), "P=%u", contended_p[k]);
-			fprintf(f, " %9s",
-				fmt_ops(a, sizeof(a),
-					results_get(SCEN_CONTENDED, i, p,
-						    "ops_per_s")));
-		}
-		fputc('\n', f);
+		double v[CONTENDED_NP];
+		for (int k = 0; k < CONTENDED_NP; k++)
+			v[k] = contended_ops(i, contended_p[k]);
+		sweep_row(f, prim_table[i]->label, v, CONTENDED_NP, fmt_ops);
 	}
 	fprintf(f, "   lockmgr throughput / flock's:\n");
 	for (int i = PRIM_LOCKMGR; i <= PRIM_LOCKMGR_REF; i++) {
 		if (!on(prims, i))
 			continue;
-		fprintf(f, "   %-*s", W_NAME, prim_table[i]->label);
-		for (int k = 0; k < CONTENDED_NP; k++) {
-			char p[16], a[32];
-			snprintf(p, sizeof(p), "P=%u", contended_p[k]);
-			double r = ratio(
-				results_get(SCEN_CONTENDED, i, p, "ops_per_s"),
-				results_get(SCEN_CONTENDED, PRIM_FLOCK, p,
-					    "ops_per_s"));
-			fprintf(f, " %9s", fmt_x(a, sizeof(a), r));
-		}
-		fputc('\n', f);
+		double v[CONTENDED_NP];
+		for (int k = 0; k < CONTENDED_NP; k++)
+			v[k] = ratio(contended_ops(i, contended_p[k]),
+				     contended_ops(PRIM_FLOCK, contended_p[k]));
+		sweep_row(f, prim_table[i]->label, v, CONTENDED_NP, fmt_x);
 	}
 	contended_detail(f, prims, 16);
 	contended_detail(f, prims, 64);
@@ -358,45 +377,34 @@ static void t_serverdown(FILE *f, unsigned prims)
 	notes(f, SCEN_SERVERDOWN);
 }
 
+/* A figure of the read-write mix `mix` at P = np. */
+static double rw_get(int prim, unsigned np, int mix, const char *metric)
+{
+	char p[32];
+	rw_param(p, sizeof(p), np, mix);
+	return results_get(SCEN_RW, prim, p, metric);
+}
+
 static void rw_thru_rows(FILE *f, unsigned prims, int mix)
 {
-	fprintf(f, "   throughput (ops/s), %u%% reads:\n   %-*s",
-		rw_read_pct[mix], W_NAME, "primitive");
-	for (int k = 0; k < RW_NP; k++) {
-		char p[16];
-		snprintf(p, sizeof(p), "P=%u", rw_p[k]);
-		fprintf(f, " %9s", p);
-	}
-	fputc('\n', f);
+	fprintf(f, "   throughput (ops/s), %u%% reads:\n", rw_read_pct[mix]);
+	sweep_head(f, "primitive", rw_p, RW_NP);
+	double v[RW_NP];
 	for (int i = 0; i < PRIM_COUNT; i++) {
 		if (!on(prims, i) || prim_table[i]->acquire_mode == NULL)
 			continue;
-		fprintf(f, "   %-*s", W_NAME, prim_table[i]->label);
-		for (int k = 0; k < RW_NP; k++) {
-			char p[32], a[32];
-			rw_param(p, sizeof(p), rw_p[k], mix);
-			fprintf(f, " %9s",
-				fmt_ops(a, sizeof(a),
-					results_get(SCEN_RW, i, p,
-						    "ops_per_s")));
-		}
-		fputc('\n', f);
+		for (int k = 0; k < RW_NP; k++)
+			v[k] = rw_get(i, rw_p[k], mix, "ops_per_s");
+		sweep_row(f, prim_table[i]->label, v, RW_NP, fmt_ops);
 	}
 	static const char *const vs[2][2] = {
 		{"lockmgr/flock", "thru_over_flock"},
 		{"lockmgr/rwlock", "thru_over_rwlock"},
 	};
-	for (int v = 0; v < 2 && on(prims, PRIM_LOCKMGR); v++) {
-		fprintf(f, "   %-*s", W_NAME, vs[v][0]);
-		for (int k = 0; k < RW_NP; k++) {
-			char p[32], a[32];
-			rw_param(p, sizeof(p), rw_p[k], mix);
-			fprintf(f, " %9s",
-				fmt_x(a, sizeof(a),
-				      results_get(SCEN_RW, PRIM_LOCKMGR, p,
-						  vs[v][1])));
-		}
-		fputc('\n', f);
+	for (int r = 0; r < 2 && on(prims, PRIM_LOCKMGR); r++) {
+		for (int k = 0; k < RW_NP; k++)
+			v[k] = rw_get(PRIM_LOCKMGR, rw_p[k], mix, vs[r][1]);
+		sweep_row(f, vs[r][0], v, RW_NP, fmt_x);
 	}
 }
 
@@ -442,32 +450,18 @@ static void t_rw(FILE *f, unsigned prims)
 				continue;
 			char a[32], b[32], c[32], d[32], e[32], g[32], h[32],
 				k[32];
+#define RG(m) results_get(SCEN_RW, i, param, m)
 			fprintf(f, "   %-*s %9s %7s %8s %9s %9s %9s %9s %5s\n",
 				W_NAME, prim_table[i]->label,
-				fmt_ops(a, sizeof(a),
-					results_get(SCEN_RW, i, param,
-						    "ops_per_s")),
-				fmt_pct(b, sizeof(b),
-					results_get(SCEN_RW, i, param,
-						    "write_share")),
-				fmt_num(c, sizeof(c),
-					results_get(SCEN_RW, i, param,
-						    "fairness"), 2),
-				fmt_ns(d, sizeof(d),
-				       results_get(SCEN_RW, i, param,
-						   "read_p50_ns")),
-				fmt_ns(e, sizeof(e),
-				       results_get(SCEN_RW, i, param,
-						   "read_p99_ns")),
-				fmt_ns(g, sizeof(g),
-				       results_get(SCEN_RW, i, param,
-						   "write_p50_ns")),
-				fmt_ns(h, sizeof(h),
-				       results_get(SCEN_RW, i, param,
-						   "write_p99_ns")),
-				fmt_num(k, sizeof(k),
-					results_get(SCEN_RW, i, param,
-						    "violations"), 0));
+				fmt_ops(a, sizeof(a), RG("ops_per_s")),
+				fmt_pct(b, sizeof(b), RG("write_share")),
+				fmt_num(c, sizeof(c), RG("fairness"), 2),
+				fmt_ns(d, sizeof(d), RG("read_p50_ns")),
+				fmt_ns(e, sizeof(e), RG("read_p99_ns")),
+				fmt_ns(g, sizeof(g), RG("write_p50_ns")),
+				fmt_ns(h, sizeof(h), RG("write_p99_ns")),
+				fmt_num(k, sizeof(k), RG("violations"), 0));
+#undef RG
 		}
 	}
 	double b = results_get(SCEN_RW, PRIM_LOCKMGR, "", "bytes_per_lock");
@@ -499,34 +493,33 @@ static bool tree_has(int v)
 	       !isnan(tree_get(v, "P=1", "ops_per_s"));
 }
 
+/* Variant v's figure at each P of the sweep, into v[TREE_NP]. */
+static void tree_sweep_get(int v, const char *metric, double *out)
+{
+	for (int k = 0; k < TREE_NP; k++) {
+		char base[16];
+		snprintf(base, sizeof(base), "P=%u", tree_p[k]);
+		out[k] = tree_get(v, base, metric);
+	}
+}
+
 /* One row per variant of a figure over the P sweep. */
 static void tree_sweep_rows(FILE *f, const char *metric, bool ns)
 {
 	for (int v = 0; v < TREE_NV; v++) {
 		if (!tree_has(v))
 			continue;
-		fprintf(f, "   %-*s", W_NAME, tree_variant_label[v]);
-		for (int k = 0; k < TREE_NP; k++) {
-			char base[16], a[32];
-			snprintf(base, sizeof(base), "P=%u", tree_p[k]);
-			double x = tree_get(v, base, metric);
-			fprintf(f, " %9s",
-				ns ? fmt_ns(a, sizeof(a), x)
-				   : fmt_ops(a, sizeof(a), x));
-		}
-		fputc('\n', f);
+		double x[TREE_NP];
+		tree_sweep_get(v, metric, x);
+		sweep_row(f, tree_variant_label[v], x, TREE_NP,
+			  ns ? fmt_ns : fmt_ops);
 	}
 }
 
 static void tree_sweep_head(FILE *f, const char *what)
 {
-	fprintf(f, "   %s:\n   %-*s", what, W_NAME, "variant");
-	for (int k = 0; k < TREE_NP; k++) {
-		char p[16];
-		snprintf(p, sizeof(p), "P=%u", tree_p[k]);
-		fprintf(f, " %9s", p);
-	}
-	fputc('\n', f);
+	fprintf(f, "   %s:\n", what);
+	sweep_head(f, "variant", tree_p, TREE_NP);
 }
 
 static void t_tree(FILE *f)
@@ -557,23 +550,13 @@ static void t_tree(FILE *f)
 		{"tree/robust", "thru_over_robust"},
 	};
 	for (int i = 0; i < 3; i++) {
+		double x[TREE_NP];
+		tree_sweep_get(TREE_V_TREE, vs[i][1], x);
 		bool any = false;
-		for (int k = 0; k < TREE_NP; k++) {
-			char base[16];
-			snprintf(base, sizeof(base), "P=%u", tree_p[k]);
-			any |= !isnan(tree_get(TREE_V_TREE, base, vs[i][1]));
-		}
-		if (!any)
-			continue;
-		fprintf(f, "   %-*s", W_NAME, vs[i][0]);
-		for (int k = 0; k < TREE_NP; k++) {
-			char base[16], a[32];
-			snprintf(base, sizeof(base), "P=%u", tree_p[k]);
-			fprintf(f, " %9s",
-				fmt_x(a, sizeof(a),
-				      tree_get(TREE_V_TREE, base, vs[i][1])));
-		}
-		fputc('\n', f);
+		for (int k = 0; k < TREE_NP; k++)
+			any |= !isnan(x[k]);
+		if (any)
+			sweep_row(f, vs[i][0], x, TREE_NP, fmt_x);
 	}
 	tree_sweep_head(f, "acquire latency p50");
 	tree_sweep_rows(f, "p50_ns", true);

@@ -15,7 +15,6 @@
 #include "stats.h"
 #include "timed_run.h"
 
-#define MAX_ROUNDS 16
 
 /* Record a pool's percentiles as p50_ns, p99_ns, p999_ns. */
 static void add_percentiles(enum scenario scen, int prim, const char *param,
@@ -33,42 +32,33 @@ static void add_percentiles(enum scenario scen, int prim, const char *param,
 
 void scen_contended(unsigned prims)
 {
-	int rounds = bench_cfg.rounds < MAX_ROUNDS ? bench_cfg.rounds
-						   : MAX_ROUNDS;
+	int rounds = scen_rounds(0);
 	for (int pi = 0; pi < CONTENDED_NP; pi++) {
 		unsigned np = contended_p[pi];
 		char param[16];
 		snprintf(param, sizeof(param), "P=%u", np);
-		double ops[PRIM_COUNT][MAX_ROUNDS], fair[PRIM_COUNT][MAX_ROUNDS],
-			streak[PRIM_COUNT][MAX_ROUNDS];
+		double ops[PRIM_COUNT][SCEN_MAX_ROUNDS],
+			fair[PRIM_COUNT][SCEN_MAX_ROUNDS],
+			streak[PRIM_COUNT][SCEN_MAX_ROUNDS];
 		int got[PRIM_COUNT] = {0};
 		struct samples pool[PRIM_COUNT];
 		memset(pool, 0, sizeof(pool));
-		for (int r = 0; r < rounds; r++) {
-			enum prim_id order[PRIM_COUNT];
-			int n = scen_order(prims, r, order);
-			for (int k = 0; k < n; k++) {
-				enum prim_id id = order[k];
-				bench_progress("2/7 contended: P=%u, round %d/%d,"
-					       " %s", np, r + 1, rounds,
-					       prim_table[id]->key);
-				struct timed_spec spec = {
-					.prim = id,
-					.nprocs = np,
-					.nlocks = 1,
-					.tag = "c",
-					.choice = CHOOSE_ONE,
-					.duration_ms = bench_cfg.duration_ms,
-					.seed = (uint32_t)(r * 131 + pi),
-				};
-				struct timed_result res;
-				if (timed_run(&spec, &res, &pool[id]) != 0)
-					continue;
-				ops[id][got[id]] = res.ops_per_s;
-				fair[id][got[id]] = res.fairness;
-				streak[id][got[id]] = res.mean_streak;
-				got[id]++;
-			}
+		struct scen_runs it;
+		scen_runs_start(&it, prims, rounds);
+		while (scen_runs_next(&it)) {
+			enum prim_id id = it.prim;
+			bench_progress("2/7 contended: P=%u, round %d/%d, %s",
+				       np, it.round + 1, rounds,
+				       prim_table[id]->key);
+			struct timed_result res;
+			if (timed_run_one_lock(id, np,
+					       (uint32_t)(it.round * 131 + pi),
+					       &res, &pool[id]) != 0)
+				continue;
+			ops[id][got[id]] = res.ops_per_s;
+			fair[id][got[id]] = res.fairness;
+			streak[id][got[id]] = res.mean_streak;
+			got[id]++;
 		}
 		for (int i = 0; i < PRIM_COUNT; i++) {
 			if (!(prims & (1u << i)))

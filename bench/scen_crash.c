@@ -165,27 +165,26 @@ void scen_crash(unsigned prims)
 	int got[PRIM_COUNT] = {0}, never[PRIM_COUNT] = {0},
 	    told[PRIM_COUNT] = {0}, slept[PRIM_COUNT] = {0},
 	    kills[PRIM_COUNT] = {0};
-	for (int it = 0; it < iters; it++) {
-		enum prim_id order[PRIM_COUNT];
-		int n = scen_order(prims, it, order);
-		for (int k = 0; k < n; k++) {
-			enum prim_id id = order[k];
-			/* A lock that did not recover once will not the
-			 * next time: do not wait for its timeout again. */
-			if (never[id])
-				continue;
-			bench_progress("4/7 crash recovery: kill %d/%d, %s",
-				       it + 1, iters, prim_table[id]->key);
-			int rec = 0, asleep = 0;
-			double t = crash_once(id, it, &rec, &asleep);
-			kills[id]++;
-			slept[id] += asleep;
-			if (isinf(t))
-				never[id] = 1;
-			else if (!isnan(t))
-				v[id][got[id]++] = t;
-			told[id] += rec;
-		}
+	/* Each primitive is killed once per round. */
+	struct scen_runs it;
+	scen_runs_start(&it, prims, iters);
+	while (scen_runs_next(&it)) {
+		enum prim_id id = it.prim;
+		/* A lock that did not recover once will not the next
+		 * time: do not wait for its timeout again. */
+		if (never[id])
+			continue;
+		bench_progress("4/7 crash recovery: kill %d/%d, %s",
+			       it.round + 1, iters, prim_table[id]->key);
+		int rec = 0, asleep = 0;
+		double t = crash_once(id, it.round, &rec, &asleep);
+		kills[id]++;
+		slept[id] += asleep;
+		if (isinf(t))
+			never[id] = 1;
+		else if (!isnan(t))
+			v[id][got[id]++] = t;
+		told[id] += rec;
 	}
 	for (int i = 0; i < PRIM_COUNT; i++) {
 		if (!(prims & (1u << i)))

@@ -176,15 +176,12 @@ void scen_handoff(unsigned prims)
 	struct samples pool[PRIM_COUNT];
 	unsigned not_asleep[PRIM_COUNT] = {0};
 	memset(pool, 0, sizeof(pool));
-	for (int r = 0; r < rounds; r++) {
-		enum prim_id order[PRIM_COUNT];
-		int n = scen_order(prims, r, order);
-		for (int k = 0; k < n; k++) {
-			bench_progress("3/7 handoff: round %d/%d, %s", r + 1,
-				       rounds, prim_table[order[k]]->key);
-			ho_round(order[k], iters, &pool[order[k]],
-				 &not_asleep[order[k]]);
-		}
+	struct scen_runs it;
+	scen_runs_start(&it, prims, rounds);
+	while (scen_runs_next(&it)) {
+		bench_progress("3/7 handoff: round %d/%d, %s", it.round + 1,
+			       rounds, prim_table[it.prim]->key);
+		ho_round(it.prim, iters, &pool[it.prim], &not_asleep[it.prim]);
 	}
 	for (int i = 0; i < PRIM_COUNT; i++) {
 		if (!(prims & (1u << i)))

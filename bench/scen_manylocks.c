@@ -26,7 +26,6 @@
 #include "stats.h"
 #include "timed_run.h"
 
-#define MAX_ROUNDS 16
 #define NPROCS 16
 #define ZIPF_S 0.99
 
@@ -45,50 +44,47 @@ static void one_size(unsigned prims, uint32_t nlocks, int size_idx)
 		bench_die("out of memory for a Zipf table of %u", nlocks);
 	char tag[16];
 	snprintf(tag, sizeof(tag), "m%u", nlocks);
-	int rounds = bench_cfg.rounds < MAX_ROUNDS ? bench_cfg.rounds
-						   : MAX_ROUNDS;
+	int rounds = scen_rounds(0);
 	for (int zi = 0; zi < 2; zi++) {
 		enum lock_choice choice = zi ? CHOOSE_ZIPF : CHOOSE_UNIFORM;
 		char param[32];
 		snprintf(param, sizeof(param), "N=%u %s", nlocks,
 			 zi ? "zipf" : "uniform");
-		double ops[PRIM_COUNT][MAX_ROUNDS];
+		double ops[PRIM_COUNT][SCEN_MAX_ROUNDS];
 		int got[PRIM_COUNT] = {0};
 		bool na[PRIM_COUNT] = {false};
 		struct samples pool[PRIM_COUNT];
 		memset(pool, 0, sizeof(pool));
-		for (int r = 0; r < rounds; r++) {
-			enum prim_id order[PRIM_COUNT];
-			int n = scen_order(prims, r, order);
-			for (int k = 0; k < n; k++) {
-				enum prim_id id = order[k];
-				if (nlocks > limit_of(id)) {
-					na[id] = true;
-					continue;
-				}
-				bench_progress("5/7 many locks: %s, round %d/%d,"
-					       " %s", param, r + 1, rounds,
-					       prim_table[id]->key);
-				struct timed_spec spec = {
-					.prim = id,
-					.nprocs = NPROCS,
-					.nlocks = nlocks,
-					.tag = tag,
-					.choice = choice,
-					.zipf = &z,
-					.duration_ms = bench_cfg.duration_ms,
-					.warmup_ms = bench_cfg.duration_ms,
-					.seed = (uint32_t)(r * 977 + zi * 31 +
-							   size_idx),
-				};
-				struct timed_result res;
-				int rc = timed_run(&spec, &res, &pool[id]);
-				if (rc == PRIM_ELIMIT)
-					na[id] = true;
-				if (rc != 0)
-					continue;
-				ops[id][got[id]++] = res.ops_per_s;
+		struct scen_runs it;
+		scen_runs_start(&it, prims, rounds);
+		while (scen_runs_next(&it)) {
+			enum prim_id id = it.prim;
+			if (nlocks > limit_of(id)) {
+				na[id] = true;
+				continue;
 			}
+			bench_progress("5/7 many locks: %s, round %d/%d, %s",
+				       param, it.round + 1, rounds,
+				       prim_table[id]->key);
+			struct timed_spec spec = {
+				.prim = id,
+				.nprocs = NPROCS,
+				.nlocks = nlocks,
+				.tag = tag,
+				.choice = choice,
+				.zipf = &z,
+				.duration_ms = bench_cfg.duration_ms,
+				.warmup_ms = bench_cfg.duration_ms,
+				.seed = (uint32_t)(it.round * 977 + zi * 31 +
+						   size_idx),
+			};
+			struct timed_result res;
+			int rc = timed_run(&spec, &res, &pool[id]);
+			if (rc == PRIM_ELIMIT)
+				na[id] = true;
+			if (rc != 0)
+				continue;
+			ops[id][got[id]++] = res.ops_per_s;
 		}
 		for (int i = 0; i < PRIM_COUNT; i++) {
 			if (!(prims & (1u << i)))

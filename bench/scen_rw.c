@@ -38,40 +38,18 @@
 #include <string.h>
 
 #include "bench.h"
+#include "critical.h"
 #include "daemon.h"
+#include "pairs.h"
 #include "procs.h"
 #include "results.h"
 #include "scenarios.h"
 #include "stats.h"
+#include "workers.h"
 
-#define MAX_ROUNDS 16
-#define ALIGN64(x) (((x) + 63) & ~(size_t)63)
 
 const unsigned rw_p[RW_NP] = {1, 2, 4, 8, 16};
 const unsigned rw_read_pct[RW_NMIX] = {95, 50};
-
-/* Iterations of the critical section's spin (a dependent multiply-add
- * chain, some 100 ns here; measured and stated in the notes). */
-#define CS_SPIN 64
-
-static inline uint64_t cs_spin(uint64_t x)
-{
-	for (int i = 0; i < CS_SPIN; i++) {
-		x = x * UINT64_C(6364136223846793005) +
-		    UINT64_C(1442695040888963407);
-		__asm__ volatile("" : "+r"(x));
-	}
-	return x;
-}
-
-/* One timed run's length. Under --quick a third of --duration: the
- * 30 runs of a round (2 mixes x 5 P x 3 primitives) would otherwise
- * add a fifth to a smoke test that promises to take under 30 s. */
-static int64_t rw_duration_ms(void)
-{
-	int64_t d = bench_cfg.duration_ms;
-	return bench_cfg.quick && d >= 3 ? d / 3 : d;
-}
 
 void rw_param(char *buf, size_t n, unsigned np, int mix)
 {
@@ -102,59 +80,49 @@ static const char *const how_metric[] = {
 	[HOW_PLAIN] = "X_plain_ns_per_pair",
 };
 
-struct unc_out {
-	int64_t ns;
-	int rc;
-	char what[16];
-};
-
-struct unc_arg {
-	struct prim *p;
+/* One variant's lock, for pairs.h. */
+struct unc_lock {
+	struct prim p;
 	enum unc_how how;
-	struct unc_out *out;
-	int iters;
 };
 
-static int unc_worker(int id, void *arg)
+static int unc_attach(void *lock)
+{
+	struct unc_lock *l = lock;
+	return l->p.ops->attach(&l->p);
+}
+
+PAIRS_INLINE int unc_pair(void *lock)
+{
+	struct unc_lock *l = lock;
+	struct prim *p = &l->p;
+	int rc;
+	if (l->how == HOW_PLAIN)
+		rc = p->ops->acquire(p, 0, INT64_MAX);
+	else
+		rc = p->ops->acquire_mode(p, 0, l->how == HOW_S, INT64_MAX);
+	if (rc == 0)
+		rc = p->ops->release(p, 0);
+	return rc;
+}
+
+static void unc_detach(void *lock)
+{
+	struct unc_lock *l = lock;
+	l->p.ops->detach(&l->p);
+}
+
+static const struct pairs_ops unc_ops = {unc_attach, unc_pair, unc_detach};
+
+static int unc_worker(int id, void *job)
 {
 	(void)id;
-	struct unc_arg *a = arg;
-	struct prim *p = a->p;
-	int rc = p->ops->attach(p);
-	if (rc != 0) {
-		a->out->rc = rc;
-		snprintf(a->out->what, sizeof(a->out->what), "attach");
-		return 3;
-	}
-	int warm = a->iters / 10 + 1;
-	int64_t t0 = 0;
-	for (int k = -warm; k < a->iters; k++) {
-		if (k == 0)
-			t0 = bench_now_ns();
-		if (a->how == HOW_PLAIN)
-			rc = p->ops->acquire(p, 0, INT64_MAX);
-		else
-			rc = p->ops->acquire_mode(p, 0, a->how == HOW_S,
-						  INT64_MAX);
-		if (rc == 0)
-			rc = p->ops->release(p, 0);
-		if (rc != 0) {
-			a->out->rc = rc;
-			snprintf(a->out->what, sizeof(a->out->what),
-				 "acquire/release");
-			return 4;
-		}
-	}
-	a->out->ns = bench_now_ns() - t0;
-	p->ops->detach(p);
-	return 0;
+	return pairs_worker(job, &unc_ops);
 }
 
 static void rw_uncontended(unsigned prims)
 {
-	int rounds = bench_cfg.rounds + 2; /* cheap: a few more rounds */
-	if (rounds > MAX_ROUNDS)
-		rounds = MAX_ROUNDS;
+	int rounds = scen_rounds(2); /* cheap: a few more rounds */
 	int iters = bench_cfg.uncontended_iters;
 	struct unc_variant v[N_UNC];
 	size_t nv = 0;
@@ -163,9 +131,8 @@ static void rw_uncontended(unsigned prims)
 			v[nv++] = unc_all[i];
 	if (nv == 0)
 		return;
-	double per[N_UNC][MAX_ROUNDS];
+	double per[N_UNC][SCEN_MAX_ROUNDS];
 	int got[N_UNC] = {0};
-	struct unc_out *out = bench_shared_alloc(sizeof(*out));
 	for (int r = 0; r < rounds; r++) {
 		for (size_t k = 0; k < nv; k++) {
 			size_t j = (k + (size_t)r) % nv; /* rotate */
@@ -174,26 +141,20 @@ static void rw_uncontended(unsigned prims)
 			bench_progress("7/7 read-write: uncontended, round "
 				       "%d/%d, %s %s", r + 1, rounds, ops->key,
 				       m);
-			struct prim p;
-			int rc = prim_init(&p, v[j].id, 1, "rw");
+			struct unc_lock l = {.how = v[j].how};
+			int rc = prim_init(&l.p, v[j].id, 1, "rw");
 			if (rc != 0) {
 				bench_fail("rw uncontended %s: init: %s",
 					   ops->key, prim_strerror(rc));
 				continue;
 			}
-			memset(out, 0, sizeof(*out));
-			struct unc_arg a = {.p = &p, .how = v[j].how,
-					    .out = out, .iters = iters};
-			pid_t pid = procs_fork(unc_worker, 0, &a);
 			char what[96];
 			snprintf(what, sizeof(what), "rw uncontended %s %s",
 				 ops->key, m);
-			if (procs_reap(&pid, 1, 60000, what) == 0)
-				per[j][got[j]++] = (double)out->ns / iters;
-			else if (out->rc != 0)
-				bench_fail("%s: %s: %s", what, out->what,
-					   prim_strerror(out->rc));
-			p.ops->destroy(&p);
+			double ns;
+			if (pairs_time(unc_worker, &l, iters, what, &ns) == 0)
+				per[j][got[j]++] = ns;
+			l.p.ops->destroy(&l.p);
 		}
 	}
 	for (size_t j = 0; j < nv; j++)
@@ -209,7 +170,6 @@ static void rw_uncontended(unsigned prims)
 			results_add(SCEN_RW, i, "uncontended", "S_over_X",
 				    s / x, "x");
 	}
-	bench_shared_free(out, sizeof(*out));
 	results_note(SCEN_RW,
 		     "uncontended: median of %d rounds of %d acquire+release "
 		     "pairs in one process; lockmgr S and X both through "
@@ -230,12 +190,6 @@ struct cs_state {
 	_Alignas(64) _Atomic uint64_t violations;
 };
 
-struct rw_hdr {
-	struct gate gate;
-	_Atomic uint32_t failed;
-	char err[256];
-};
-
 struct rw_out {
 	uint64_t reads, writes;
 	uint64_t seen[2];   /* latencies offered: [0] read, [1] write */
@@ -248,12 +202,9 @@ struct rw_run {
 	uint32_t nprocs;
 	unsigned read_pct;
 	int mix;
-	size_t cap;            /* samples per worker and kind */
-	size_t size;
-	struct rw_hdr *hdr;
-	struct cs_state *cs;
-	struct rw_out *out;
-	int64_t *samples;      /* [P][2][cap] */
+	struct workers_map map; /* samples: [0] read, [1] write */
+	struct cs_state *cs;    /* in map */
+	struct rw_out *out;     /* in map */
 	struct prim prim;
 };
 
@@ -262,17 +213,6 @@ struct rw_result {
 	uint64_t reads, writes, violations;
 	double fairness;
 };
-
-static void rw_worker_error(struct rw_run *r, int id, const char *what,
-			    int rc)
-{
-	uint32_t zero = 0;
-	if (atomic_compare_exchange_strong(&r->hdr->failed, &zero, 1))
-		snprintf(r->hdr->err, sizeof(r->hdr->err),
-			 "worker %d: %s: %d (%s)", id, what, rc,
-			 prim_strerror(rc));
-	atomic_store(&r->hdr->gate.stop, 1);
-}
 
 /* A reader inside: no writer may be, before or after its spin, and the
  * data it reads must be one writer's, whole. */
@@ -327,29 +267,28 @@ static int rw_worker(int id, void *arg)
 	 * sequence of operations. */
 	uint64_t rng_res = rng ^ UINT64_C(0x5851f42d4c957f2d);
 	int rc = p->ops->attach(p);
-	if (rc != 0) {
-		rw_worker_error(r, id, "attach", rc);
-		gate_arrive_and_wait(&r->hdr->gate);
-		return 3;
-	}
+	if (rc != 0)
+		return workers_fail_at_start(r->map.hdr, id, "attach", rc);
 	int64_t *mine[2] = {
-		r->samples + ((size_t)id * 2 + 0) * r->cap,
-		r->samples + ((size_t)id * 2 + 1) * r->cap,
+		workers_samples(&r->map, id, 0),
+		workers_samples(&r->map, id, 1),
 	};
 	uint64_t n[2] = {0, 0}, seen[2] = {0, 0}, bad = 0, sink = 0;
 	int64_t last = 0;
 	int status = 0;
-	gate_arrive_and_wait(&r->hdr->gate);
+	gate_arrive_and_wait(&r->map.hdr->gate);
 
-	while (!atomic_load_explicit(&r->hdr->gate.stop,
+	while (!atomic_load_explicit(&r->map.hdr->gate.stop,
 				     memory_order_relaxed)) {
 		bool rd = (bench_rand(&rng) >> 32) % 100 < r->read_pct;
 		int64_t t0 = bench_now_ns();
 		rc = p->ops->acquire_mode(p, 0, rd, INT64_MAX);
 		int64_t t1 = bench_now_ns();
 		if (rc != 0) {
-			rw_worker_error(r, id, rd ? "acquire shared"
-						  : "acquire exclusive", rc);
+			workers_fail(r->map.hdr, id,
+				     rd ? "acquire shared"
+					: "acquire exclusive",
+				     rc);
 			status = 4;
 			break;
 		}
@@ -358,13 +297,13 @@ static int rw_worker(int id, void *arg)
 		rc = p->ops->release(p, 0);
 		last = bench_now_ns();
 		if (rc != 0) {
-			rw_worker_error(r, id, "release", rc);
+			workers_fail(r->map.hdr, id, "release", rc);
 			status = 4;
 			break;
 		}
 		int k = rd ? 0 : 1;
 		n[k]++;
-		reservoir_offer(mine[k], r->cap, &seen[k], t1 - t0,
+		reservoir_offer(mine[k], r->map.cap, &seen[k], t1 - t0,
 				bench_rand(&rng_res));
 	}
 	if (bad != 0)
@@ -390,16 +329,10 @@ static int rw_run_once(enum prim_id id, uint32_t np, int mix,
 	r.nprocs = np;
 	r.mix = mix;
 	r.read_pct = rw_read_pct[mix];
-	r.cap = bench_cfg.sample_cap;
-	size_t off_cs = ALIGN64(sizeof(struct rw_hdr));
-	size_t off_out = ALIGN64(off_cs + sizeof(struct cs_state));
-	size_t off_samples = ALIGN64(off_out + np * sizeof(struct rw_out));
-	r.size = off_samples + (size_t)np * 2 * r.cap * sizeof(int64_t);
-	char *base = bench_shared_alloc(r.size);
-	r.hdr = (struct rw_hdr *)base;
-	r.cs = (struct cs_state *)(base + off_cs);
-	r.out = (struct rw_out *)(base + off_out);
-	r.samples = (int64_t *)(base + off_samples);
+	workers_map(&r.map, np, sizeof(struct cs_state), sizeof(struct rw_out),
+		    bench_cfg.sample_cap);
+	r.cs = r.map.state;
+	r.out = r.map.out;
 	char param[32];
 	rw_param(param, sizeof(param), np, mix);
 	char what[96];
@@ -407,24 +340,15 @@ static int rw_run_once(enum prim_id id, uint32_t np, int mix,
 
 	int rc = prim_init(&r.prim, id, 1, "rw");
 	if (rc != 0) {
-		bench_shared_free(base, r.size);
+		workers_unmap(&r.map);
 		bench_fail("%s: init: %s", what, prim_strerror(rc));
 		return -1;
 	}
-	pid_t pids[BENCH_MAX_PROCS];
-	for (uint32_t i = 0; i < np; i++)
-		pids[i] = procs_fork(rw_worker, (int)i, &r);
-	int64_t t_open = gate_open_when_ready(&r.hdr->gate, np, pids, what);
-	if (t_open > 0) {
-		bench_sleep_ns(rw_duration_ms() * 1000000);
-		atomic_store(&r.hdr->gate.stop, 1);
-	}
-	int bad = procs_reap(pids, (int)np, 60000, what);
+	int64_t t_open = workers_run(r.map.hdr, np, rw_worker, &r, 0,
+				     bench_many_runs_duration_ms(), 60000,
+				     what);
 	int ret = 0;
-	if (atomic_load(&r.hdr->failed)) {
-		bench_fail("%s: %s", what, r.hdr->err);
-		ret = -1;
-	} else if (bad != 0 || t_open < 0) {
+	if (t_open < 0) {
 		ret = -1;
 	} else {
 		uint64_t min = UINT64_MAX, max = 0;
@@ -438,25 +362,20 @@ static int rw_run_once(enum prim_id id, uint32_t np, int mix,
 			max = ops > max ? ops : max;
 			if (o->last_ns > end)
 				end = o->last_ns;
-			for (int k = 0; k < 2; k++) {
-				uint64_t kept = o->seen[k] < r.cap ? o->seen[k]
-								   : r.cap;
-				samples_add(&pool[k],
-					    r.samples +
-						    ((size_t)i * 2 + k) * r.cap,
-					    kept);
-			}
+			for (int k = 0; k < 2; k++)
+				samples_add_reservoir(
+					&pool[k],
+					workers_samples(&r.map, (int)i, k),
+					r.map.cap, o->seen[k]);
 		}
 		res->violations = atomic_load(&r.cs->violations);
 		/* A lost write is a violation too. */
 		uint64_t w = r.cs->writes;
 		res->violations += w > res->writes ? w - res->writes
 						   : res->writes - w;
-		double secs = (double)(end - t_open) / 1e9;
-		res->ops_per_s = secs > 0 ? (double)(res->reads + res->writes) /
-						    secs
-					  : NAN;
-		res->fairness = max > 0 ? (double)min / (double)max : NAN;
+		res->ops_per_s =
+			stats_per_s(res->reads + res->writes, t_open, end);
+		res->fairness = stats_fairness(min, max);
 		if (res->violations != 0) {
 			bench_fail("%s: %llu violation%s of the lock (a writer "
 				   "not alone, a torn read or a lost write; "
@@ -470,21 +389,8 @@ static int rw_run_once(enum prim_id id, uint32_t np, int mix,
 		}
 	}
 	r.prim.ops->destroy(&r.prim);
-	bench_shared_free(base, r.size);
+	workers_unmap(&r.map);
 	return ret;
-}
-
-static void add_pct(enum prim_id id, const char *param, const char *kind,
-		    struct samples *pool)
-{
-	char m[24];
-	stats_sort_i64(pool->v, pool->n);
-	snprintf(m, sizeof(m), "%s_p50_ns", kind);
-	results_add(SCEN_RW, id, param, m,
-		    stats_pct_sorted(pool->v, pool->n, 50), "ns");
-	snprintf(m, sizeof(m), "%s_p99_ns", kind);
-	results_add(SCEN_RW, id, param, m,
-		    stats_pct_sorted(pool->v, pool->n, 99), "ns");
 }
 
 static void rw_mixes(unsigned prims, int rounds)
@@ -494,43 +400,39 @@ static void rw_mixes(unsigned prims, int rounds)
 			unsigned np = rw_p[pi];
 			char param[32];
 			rw_param(param, sizeof(param), np, mix);
-			double ops[PRIM_COUNT][MAX_ROUNDS],
-				fair[PRIM_COUNT][MAX_ROUNDS];
-			double wshare[PRIM_COUNT][MAX_ROUNDS];
+			double ops[PRIM_COUNT][SCEN_MAX_ROUNDS],
+				fair[PRIM_COUNT][SCEN_MAX_ROUNDS];
+			double wshare[PRIM_COUNT][SCEN_MAX_ROUNDS];
 			uint64_t viol[PRIM_COUNT] = {0};
 			int got[PRIM_COUNT] = {0};
 			struct samples pool[PRIM_COUNT][2];
 			memset(pool, 0, sizeof(pool));
-			for (int r = 0; r < rounds; r++) {
-				enum prim_id order[PRIM_COUNT];
-				int n = scen_order(prims, r, order);
-				for (int k = 0; k < n; k++) {
-					enum prim_id id = order[k];
-					bench_progress("7/7 read-write: %s, "
-						       "round %d/%d, %s",
-						       param, r + 1, rounds,
-						       prim_table[id]->key);
-					struct rw_result res;
-					int rc = rw_run_once(id, np, mix, &res,
-							     pool[id]);
-					viol[id] += res.violations;
-					if (rc != 0)
-						continue;
-					uint64_t all = res.reads + res.writes;
-					ops[id][got[id]] = res.ops_per_s;
-					fair[id][got[id]] = res.fairness;
-					wshare[id][got[id]] =
-						all ? (double)res.writes /
-							      (double)all
-						    : NAN;
-					got[id]++;
-				}
+			struct scen_runs it;
+			scen_runs_start(&it, prims, rounds);
+			while (scen_runs_next(&it)) {
+				enum prim_id id = it.prim;
+				bench_progress("7/7 read-write: %s, round "
+					       "%d/%d, %s",
+					       param, it.round + 1, rounds,
+					       prim_table[id]->key);
+				struct rw_result res;
+				int rc = rw_run_once(id, np, mix, &res,
+						     pool[id]);
+				viol[id] += res.violations;
+				if (rc != 0)
+					continue;
+				uint64_t all = res.reads + res.writes;
+				ops[id][got[id]] = res.ops_per_s;
+				fair[id][got[id]] = res.fairness;
+				wshare[id][got[id]] =
+					all ? (double)res.writes / (double)all
+					    : NAN;
+				got[id]++;
 			}
 			for (int i = 0; i < PRIM_COUNT; i++) {
 				if (!(prims & (1u << i)))
 					continue;
 				size_t g = (size_t)got[i];
-				enum prim_id id = (enum prim_id)i;
 				results_add(SCEN_RW, i, param, "ops_per_s",
 					    stats_median(ops[i], g), "ops/s");
 				results_add(SCEN_RW, i, param, "write_share",
@@ -540,8 +442,10 @@ static void rw_mixes(unsigned prims, int rounds)
 					    "min/max");
 				results_add(SCEN_RW, i, param, "violations",
 					    (double)viol[i], "");
-				add_pct(id, param, "read", &pool[i][0]);
-				add_pct(id, param, "write", &pool[i][1]);
+				scen_add_p50_p99(SCEN_RW, i, param, "read_",
+						 &pool[i][0]);
+				scen_add_p50_p99(SCEN_RW, i, param, "write_",
+						 &pool[i][1]);
 				samples_free(&pool[i][0]);
 				samples_free(&pool[i][1]);
 			}
@@ -561,21 +465,6 @@ static void rw_mixes(unsigned prims, int rounds)
 					    "thru_over_rwlock", lm / rl, "x");
 		}
 	}
-}
-
-/* The spin alone, for the note: ns per critical section's spin. */
-static double spin_ns(void)
-{
-	double v[5];
-	uint64_t x = 1;
-	for (int k = 0; k < 5; k++) {
-		int64_t t0 = bench_now_ns();
-		for (int i = 0; i < 100000; i++)
-			x = cs_spin(x);
-		v[k] = (double)(bench_now_ns() - t0) / 100000;
-	}
-	__asm__ volatile("" : : "r"(x));
-	return stats_median(v, 5);
 }
 
 /* ---- memory per lock ------------------------------------------------ */
@@ -626,8 +515,7 @@ void scen_rw(unsigned prims)
 		if ((prims & (1u << i)) && prim_table[i]->acquire_mode != NULL)
 			modes |= 1u << i;
 	unsigned unc = modes | (prims & (1u << PRIM_LOCKMGR_REF));
-	int rounds = bench_cfg.rounds < MAX_ROUNDS ? bench_cfg.rounds
-						   : MAX_ROUNDS;
+	int rounds = scen_rounds(0);
 	rw_uncontended(unc);
 	if (modes != 0)
 		rw_mixes(modes, rounds);
@@ -642,7 +530,7 @@ void scen_rw(unsigned prims)
 		     "plus overlap checks on shared atomic counters; latency "
 		     "is the acquire call only",
 		     rounds, rounds == 1 ? "" : "s",
-		     (long long)rw_duration_ms(), spin_ns());
+		     (long long)bench_many_runs_duration_ms(), cs_spin_ns());
 	results_note(SCEN_RW,
 		     "pthread rwlock: PTHREAD_PROCESS_SHARED, glibc's default "
 		     "kind (prefers readers), not robust; flock: LOCK_SH / "

@@ -18,37 +18,25 @@
 #include "stats.h"
 #include "timed_run.h"
 
-#define MAX_ROUNDS 16
 #define NPROCS 16
 #define VICTIM 2u
 
 static void measure(unsigned prims, const char *param, int rounds)
 {
-	double ops[PRIM_COUNT][MAX_ROUNDS];
+	double ops[PRIM_COUNT][SCEN_MAX_ROUNDS];
 	int got[PRIM_COUNT] = {0};
 	struct samples pool[PRIM_COUNT];
 	memset(pool, 0, sizeof(pool));
-	for (int r = 0; r < rounds; r++) {
-		enum prim_id order[PRIM_COUNT];
-		int n = scen_order(prims, r, order);
-		for (int k = 0; k < n; k++) {
-			enum prim_id id = order[k];
-			bench_progress("6/7 server down: %s, round %d/%d, %s",
-				       param, r + 1, rounds,
-				       prim_table[id]->key);
-			struct timed_spec spec = {
-				.prim = id,
-				.nprocs = NPROCS,
-				.nlocks = 1,
-				.tag = "c",
-				.choice = CHOOSE_ONE,
-				.duration_ms = bench_cfg.duration_ms,
-				.seed = (uint32_t)(r * 7 + 3),
-			};
-			struct timed_result res;
-			if (timed_run(&spec, &res, &pool[id]) == 0)
-				ops[id][got[id]++] = res.ops_per_s;
-		}
+	struct scen_runs it;
+	scen_runs_start(&it, prims, rounds);
+	while (scen_runs_next(&it)) {
+		enum prim_id id = it.prim;
+		bench_progress("6/7 server down: %s, round %d/%d, %s", param,
+			       it.round + 1, rounds, prim_table[id]->key);
+		struct timed_result res;
+		if (timed_run_one_lock(id, NPROCS, (uint32_t)(it.round * 7 + 3),
+				       &res, &pool[id]) == 0)
+			ops[id][got[id]++] = res.ops_per_s;
 	}
 	for (int i = 0; i < PRIM_COUNT; i++) {
 		if (!(prims & (1u << i)))
@@ -70,8 +58,7 @@ void scen_serverdown(unsigned prims)
 	prims &= (1u << PRIM_LOCKMGR) | (1u << PRIM_LOCKMGR_REF);
 	if (prims == 0)
 		return;
-	int rounds = bench_cfg.rounds < MAX_ROUNDS ? bench_cfg.rounds
-						   : MAX_ROUNDS;
+	int rounds = scen_rounds(0);
 	measure(prims, "3 up", rounds);
 	bench_progress("6/7 server down: killing server %u", VICTIM);
 	if (lmd_kill_server(VICTIM) != 0) {

@@ -50,15 +50,16 @@
 
 #include "../client/lockmgr.h"
 #include "bench.h"
+#include "critical.h"
 #include "daemon.h"
+#include "pairs.h"
 #include "procs.h"
 #include "results.h"
 #include "scenarios.h"
 #include "stats.h"
+#include "workers.h"
 
-#define MAX_ROUNDS 16
 #define MAX_ROWS 16 /* the top of the P sweeps: one row per process */
-#define ALIGN64(x) (((x) + 63) & ~(size_t)63)
 
 /* The table; row K is TABLE_NAME "/rK" (depth 3). */
 #define TABLE_NAME "/tbl/rows"
@@ -67,10 +68,6 @@
 /* --max-locks of the two regions: the names used here and room to
  * spare (a region reclaims idle names only above half full). */
 #define TREE_REGION_LOCKS 1024u
-
-/* Iterations of the critical section's spin (as the rw scenario's:
- * some 100 ns here; measured and stated in the notes). */
-#define CS_SPIN 64
 
 const unsigned tree_p[TREE_NP] = {1, 2, 4, 8, 16};
 const unsigned tree_mix_p[TREE_NMIX] = {4, 16};
@@ -108,25 +105,6 @@ static bool is_lockmgr(int v)
 /* The two lockmgr regions ([TREE_V_TREE], [TREE_V_FLAT]) while the
  * scenario runs: the main one's name (/lockbench-<pid>) and a suffix. */
 static char region[2][64];
-
-static inline uint64_t cs_spin(uint64_t x)
-{
-	for (int i = 0; i < CS_SPIN; i++) {
-		x = x * UINT64_C(6364136223846793005) +
-		    UINT64_C(1442695040888963407);
-		__asm__ volatile("" : "+r"(x));
-	}
-	return x;
-}
-
-/* One timed run's length: under --quick a third of --duration, as the
- * rw scenario's (its 20 runs of a round would otherwise add a sixth to
- * a smoke test that promises to take under 30 s). */
-static int64_t tree_duration_ms(void)
-{
-	int64_t d = bench_cfg.duration_ms;
-	return bench_cfg.quick && d >= 3 ? d / 3 : d;
-}
 
 /* Untimed, before the clock: a fresh session's first touches of the
  * region are page faults the steady state never sees. */
@@ -222,58 +200,39 @@ static int make_names(int v)
 
 /* ---- uncontended: pairs in one process ------------------------------ */
 
-struct unc_out {
-	int64_t ns;
-	int rc;
-	char what[16];
-};
+/* Row 0's lock, for pairs.h. */
+static int unc_attach(void *lock)
+{
+	return tl_attach(lock, 0);
+}
 
-struct unc_arg {
-	struct tlock *t;
-	struct unc_out *out;
-	int iters;
-};
+PAIRS_INLINE int unc_pair(void *lock)
+{
+	int rc = tl_acquire(lock, 0);
+	if (rc == 0)
+		rc = tl_release(lock, 0);
+	return rc;
+}
 
-static int unc_worker(int id, void *arg)
+static void unc_detach(void *lock)
+{
+	tl_detach(lock);
+}
+
+static const struct pairs_ops unc_ops = {unc_attach, unc_pair, unc_detach};
+
+static int unc_worker(int id, void *job)
 {
 	(void)id;
-	struct unc_arg *a = arg;
-	struct tlock *t = a->t;
-	int rc = tl_attach(t, 0);
-	if (rc != 0) {
-		a->out->rc = rc;
-		snprintf(a->out->what, sizeof(a->out->what), "attach");
-		return 3;
-	}
-	int warm = a->iters / 10 + 1;
-	int64_t t0 = 0;
-	for (int k = -warm; k < a->iters; k++) {
-		if (k == 0)
-			t0 = bench_now_ns();
-		rc = tl_acquire(t, 0);
-		if (rc == 0)
-			rc = tl_release(t, 0);
-		if (rc != 0) {
-			a->out->rc = rc;
-			snprintf(a->out->what, sizeof(a->out->what),
-				 "acquire/release");
-			return 4;
-		}
-	}
-	a->out->ns = bench_now_ns() - t0;
-	tl_detach(t);
-	return 0;
+	return pairs_worker(job, &unc_ops);
 }
 
 static void tree_uncontended(const int *vs, int nv)
 {
-	int rounds = bench_cfg.rounds + 2; /* cheap: a few more rounds */
-	if (rounds > MAX_ROUNDS)
-		rounds = MAX_ROUNDS;
+	int rounds = scen_rounds(2); /* cheap: a few more rounds */
 	int iters = bench_cfg.uncontended_iters;
-	double per[TREE_NV][MAX_ROUNDS];
+	double per[TREE_NV][SCEN_MAX_ROUNDS];
 	int got[TREE_NV] = {0};
-	struct unc_out *out = bench_shared_alloc(sizeof(*out));
 	for (int r = 0; r < rounds; r++) {
 		for (int k = 0; k < nv; k++) {
 			int v = vs[(k + r) % nv]; /* rotate */
@@ -289,19 +248,12 @@ static void tree_uncontended(const int *vs, int nv)
 					   prim_strerror(rc));
 				continue;
 			}
-			memset(out, 0, sizeof(*out));
-			struct unc_arg a = {.t = &t, .out = out,
-					    .iters = iters};
-			pid_t pid = procs_fork(unc_worker, 0, &a);
-			if (procs_reap(&pid, 1, 60000, what) == 0)
-				per[v][got[v]++] = (double)out->ns / iters;
-			else if (out->rc != 0)
-				bench_fail("%s: %s: %s", what, out->what,
-					   prim_strerror(out->rc));
+			double ns;
+			if (pairs_time(unc_worker, &t, iters, what, &ns) == 0)
+				per[v][got[v]++] = ns;
 			tl_destroy(&t);
 		}
 	}
-	bench_shared_free(out, sizeof(*out));
 	for (int k = 0; k < nv; k++) {
 		int v = vs[k];
 		char param[32];
@@ -336,13 +288,6 @@ struct tree_cs {
 	struct row_line rows[MAX_ROWS];
 };
 
-struct run_hdr {
-	struct gate gate;
-	_Atomic uint32_t failed;
-	_Atomic uint32_t measuring; /* the warm-up is over: count from now */
-	char err[256];
-};
-
 /* [0] row writes, [1] table writes. */
 struct tw_out {
 	uint64_t ops[2];    /* while measuring */
@@ -356,12 +301,9 @@ struct trun {
 	int v;
 	uint32_t np;
 	bool mix;           /* process 0 writes the table too */
-	size_t cap;         /* samples per worker and kind */
-	size_t size;
-	struct run_hdr *hdr;
-	struct tree_cs *cs;
-	struct tw_out *out;
-	int64_t *samples;   /* [P][2][cap] */
+	struct workers_map map; /* samples: [0] row, [1] table */
+	struct tree_cs *cs;     /* in map */
+	struct tw_out *out;     /* in map */
 	struct tlock lock;
 };
 
@@ -371,18 +313,6 @@ struct tres {
 	uint64_t row_ops, table_ops; /* while measuring */
 	uint64_t violations;
 };
-
-static void tree_worker_error(struct trun *r, int id, const char *what,
-			      int rc)
-{
-	uint32_t zero = 0;
-	if (atomic_compare_exchange_strong(&r->hdr->failed, &zero, 1))
-		snprintf(r->hdr->err, sizeof(r->hdr->err),
-			 "worker %d: %s: %d (%s)", id, what, rc,
-			 prim_strerror(rc));
-	/* Stop the others: they must not wait for a lock we hold. */
-	atomic_store(&r->hdr->gate.stop, 1);
-}
 
 /* A row writer inside: alone on its row, and never with the table
  * writer, before or after its spin. */
@@ -437,14 +367,11 @@ static int tree_worker(int id, void *arg)
 	uint64_t rng = ((uint64_t)id + 1) * UINT64_C(0x9e3779b97f4a7c15) + 1;
 	uint64_t rng_res = rng ^ UINT64_C(0x5851f42d4c957f2d);
 	int rc = tl_attach(t, id);
-	if (rc != 0) {
-		tree_worker_error(r, id, "attach", rc);
-		gate_arrive_and_wait(&r->hdr->gate);
-		return 3;
-	}
+	if (rc != 0)
+		return workers_fail_at_start(r->map.hdr, id, "attach", rc);
 	int64_t *mine[2] = {
-		r->samples + ((size_t)id * 2 + 0) * r->cap,
-		r->samples + ((size_t)id * 2 + 1) * r->cap,
+		workers_samples(&r->map, id, 0),
+		workers_samples(&r->map, id, 1),
 	};
 	uint64_t ops[2] = {0, 0}, all[2] = {0, 0}, seen[2] = {0, 0};
 	uint64_t bad = 0, sink = 0;
@@ -452,11 +379,11 @@ static int tree_worker(int id, void *arg)
 	int status = 0;
 	bool counting = false;
 	bool table_writer = r->mix && id == 0;
-	gate_arrive_and_wait(&r->hdr->gate);
+	gate_arrive_and_wait(&r->map.hdr->gate);
 
-	while (!atomic_load_explicit(&r->hdr->gate.stop,
+	while (!atomic_load_explicit(&r->map.hdr->gate.stop,
 				     memory_order_relaxed)) {
-		if (!counting && atomic_load_explicit(&r->hdr->measuring,
+		if (!counting && atomic_load_explicit(&r->map.hdr->measuring,
 						      memory_order_relaxed)) {
 			counting = true;
 			ops[0] = ops[1] = 0;
@@ -469,9 +396,9 @@ static int tree_worker(int id, void *arg)
 		rc = tl_acquire(t, row);
 		int64_t t1 = bench_now_ns();
 		if (rc != 0) {
-			tree_worker_error(r, id,
-					  table ? "acquire table" : "acquire row",
-					  rc);
+			workers_fail(r->map.hdr, id,
+				     table ? "acquire table" : "acquire row",
+				     rc);
 			status = 4;
 			break;
 		}
@@ -480,14 +407,14 @@ static int tree_worker(int id, void *arg)
 		rc = tl_release(t, row);
 		last = bench_now_ns();
 		if (rc != 0) {
-			tree_worker_error(r, id, "release", rc);
+			workers_fail(r->map.hdr, id, "release", rc);
 			status = 4;
 			break;
 		}
 		int k = table ? 1 : 0;
 		all[k]++;
 		ops[k]++;
-		reservoir_offer(mine[k], r->cap, &seen[k], t1 - t0,
+		reservoir_offer(mine[k], r->map.cap, &seen[k], t1 - t0,
 				bench_rand(&rng_res));
 	}
 	if (bad != 0)
@@ -520,13 +447,11 @@ static int tree_check(struct trun *r, int64_t t_meas, struct tres *res,
 		max = n > max ? n : max;
 		if (o->last_ns > end)
 			end = o->last_ns;
-		for (int k = 0; k < 2; k++) {
-			uint64_t kept = o->seen[k] < r->cap ? o->seen[k]
-							    : r->cap;
-			samples_add(&pool[k],
-				    r->samples + ((size_t)i * 2 + k) * r->cap,
-				    kept);
-		}
+		for (int k = 0; k < 2; k++)
+			samples_add_reservoir(
+				&pool[k],
+				workers_samples(&r->map, (int)i, k),
+				r->map.cap, o->seen[k]);
 	}
 	uint64_t overlaps = atomic_load(&r->cs->overlaps), lost = 0;
 	for (uint32_t i = 0; i < r->np; i++) {
@@ -535,11 +460,9 @@ static int tree_check(struct trun *r, int64_t t_meas, struct tres *res,
 		lost += got > want ? got - want : want - got;
 	}
 	res->violations = overlaps + lost;
-	double secs = (double)(end - t_meas) / 1e9;
-	res->ops_per_s = secs > 0 ? (double)(res->row_ops + res->table_ops) /
-					    secs
-				  : NAN;
-	res->fairness = max > 0 ? (double)min / (double)max : NAN;
+	res->ops_per_s =
+		stats_per_s(res->row_ops + res->table_ops, t_meas, end);
+	res->fairness = stats_fairness(min, max);
 	if (res->violations != 0) {
 		bench_fail("%s: %llu overlap%s of a row writer and the table "
 			   "writer seen inside, %llu lost write%s: the tree's "
@@ -565,63 +488,28 @@ static int tree_run_once(int v, uint32_t np, bool mix, struct tres *res,
 	r.v = v;
 	r.np = np;
 	r.mix = mix;
-	r.cap = bench_cfg.sample_cap;
-	size_t off_cs = ALIGN64(sizeof(struct run_hdr));
-	size_t off_out = ALIGN64(off_cs + sizeof(struct tree_cs));
-	size_t off_samples = ALIGN64(off_out + np * sizeof(struct tw_out));
-	r.size = off_samples + (size_t)np * 2 * r.cap * sizeof(int64_t);
-	char *base = bench_shared_alloc(r.size);
-	r.hdr = (struct run_hdr *)base;
-	r.cs = (struct tree_cs *)(base + off_cs);
-	r.out = (struct tw_out *)(base + off_out);
-	r.samples = (int64_t *)(base + off_samples);
+	workers_map(&r.map, np, sizeof(struct tree_cs), sizeof(struct tw_out),
+		    bench_cfg.sample_cap);
+	r.cs = r.map.state;
+	r.out = r.map.out;
 	char what[96];
 	snprintf(what, sizeof(what), "tree %s, %sP=%u", tree_variant_label[v],
 		 mix ? "mix " : "", np);
 
 	int rc = tl_init(&r.lock, v, np);
 	if (rc != 0) {
-		bench_shared_free(base, r.size);
+		workers_unmap(&r.map);
 		bench_fail("%s: init: %s", what, prim_strerror(rc));
 		return -1;
 	}
-	pid_t pids[MAX_ROWS];
-	for (uint32_t i = 0; i < np; i++)
-		pids[i] = procs_fork(tree_worker, (int)i, &r);
-	int64_t t_meas = gate_open_when_ready(&r.hdr->gate, np, pids, what);
-	if (t_meas > 0) {
-		bench_sleep_ns(tree_warmup_ms() * 1000000);
-		t_meas = bench_now_ns();
-		atomic_store(&r.hdr->measuring, 1);
-		bench_sleep_ns(tree_duration_ms() * 1000000);
-		atomic_store(&r.hdr->gate.stop, 1);
-	}
-	int bad = procs_reap(pids, (int)np, 60000, what);
-	int ret = 0;
-	if (atomic_load(&r.hdr->failed)) {
-		bench_fail("%s: %s", what, r.hdr->err);
-		ret = -1;
-	} else if (bad != 0 || t_meas < 0) {
-		ret = -1;
-	} else {
-		ret = tree_check(&r, t_meas, res, pool, what);
-	}
+	int64_t t_meas = workers_run(r.map.hdr, np, tree_worker, &r,
+				     tree_warmup_ms(),
+				     bench_many_runs_duration_ms(), 60000,
+				     what);
+	int ret = t_meas < 0 ? -1 : tree_check(&r, t_meas, res, pool, what);
 	tl_destroy(&r.lock);
-	bench_shared_free(base, r.size);
+	workers_unmap(&r.map);
 	return ret;
-}
-
-static void add_pct(int prim, const char *param, const char *kind,
-		    struct samples *pool)
-{
-	char m[24];
-	stats_sort_i64(pool->v, pool->n);
-	snprintf(m, sizeof(m), "%sp50_ns", kind);
-	results_add(SCEN_TREE, prim, param, m,
-		    stats_pct_sorted(pool->v, pool->n, 50), "ns");
-	snprintf(m, sizeof(m), "%sp99_ns", kind);
-	results_add(SCEN_TREE, prim, param, m,
-		    stats_pct_sorted(pool->v, pool->n, 99), "ns");
 }
 
 /* Rows only: every variant at every P, interleaved round by round. */
@@ -631,7 +519,8 @@ static void tree_rows(const int *vs, int nv, int rounds)
 		unsigned np = tree_p[pi];
 		char base[16];
 		snprintf(base, sizeof(base), "P=%u", np);
-		double ops[TREE_NV][MAX_ROUNDS], fair[TREE_NV][MAX_ROUNDS];
+		double ops[TREE_NV][SCEN_MAX_ROUNDS],
+			fair[TREE_NV][SCEN_MAX_ROUNDS];
 		uint64_t viol[TREE_NV] = {0};
 		int got[TREE_NV] = {0};
 		struct samples pool[TREE_NV][2];
@@ -667,7 +556,8 @@ static void tree_rows(const int *vs, int nv, int rounds)
 				    "min/max");
 			results_add(SCEN_TREE, prim, param, "violations",
 				    (double)viol[v], "");
-			add_pct(prim, param, "", &pool[v][0]);
+			scen_add_p50_p99(SCEN_TREE, prim, param, "",
+					 &pool[v][0]);
 			samples_free(&pool[v][0]);
 			samples_free(&pool[v][1]);
 		}
@@ -706,8 +596,8 @@ static void tree_mix(int rounds)
 		unsigned np = tree_mix_p[mi];
 		char param[32];
 		snprintf(param, sizeof(param), "mix P=%u", np);
-		double ops[MAX_ROUNDS], base[MAX_ROUNDS], tps[MAX_ROUNDS],
-			share[MAX_ROUNDS];
+		double ops[SCEN_MAX_ROUNDS], base[SCEN_MAX_ROUNDS],
+			tps[SCEN_MAX_ROUNDS], share[SCEN_MAX_ROUNDS];
 		uint64_t viol = 0, table_ops = 0;
 		int got = 0, got_base = 0;
 		struct samples pool[2], pool_base[2];
@@ -760,28 +650,14 @@ static void tree_mix(int rounds)
 			    (double)table_ops, "");
 		results_add(SCEN_TREE, lm, param, "violations", (double)viol,
 			    "");
-		add_pct(lm, param, "row_", &pool[0]);
-		add_pct(lm, param, "table_wait_", &pool[1]);
+		scen_add_p50_p99(SCEN_TREE, lm, param, "row_", &pool[0]);
+		scen_add_p50_p99(SCEN_TREE, lm, param, "table_wait_",
+				 &pool[1]);
 		for (int k = 0; k < 2; k++) {
 			samples_free(&pool[k]);
 			samples_free(&pool_base[k]);
 		}
 	}
-}
-
-/* The spin alone, for the note: ns per critical section's spin. */
-static double spin_ns(void)
-{
-	double v[5];
-	uint64_t x = 1;
-	for (int k = 0; k < 5; k++) {
-		int64_t t0 = bench_now_ns();
-		for (int i = 0; i < 100000; i++)
-			x = cs_spin(x);
-		v[k] = (double)(bench_now_ns() - t0) / 100000;
-	}
-	__asm__ volatile("" : : "r"(x));
-	return stats_median(v, 5);
 }
 
 void scen_tree(unsigned prims)
@@ -814,8 +690,7 @@ void scen_tree(unsigned prims)
 		if ((is_lockmgr(v) && lm) ||
 		    (!is_lockmgr(v) && (prims & (1u << variant_prim[v]))))
 			vs[nv++] = v;
-	int rounds = bench_cfg.rounds < MAX_ROUNDS ? bench_cfg.rounds
-						   : MAX_ROUNDS;
+	int rounds = scen_rounds(0);
 	if (nv > 0) {
 		tree_uncontended(vs, nv);
 		tree_rows(vs, nv, rounds);
@@ -835,8 +710,8 @@ void scen_tree(unsigned prims)
 		     "rounds, latency the acquire call only; critical section "
 		     "a fixed spin of %.0f ns plus the overlap checks",
 		     rounds, rounds == 1 ? "" : "s",
-		     (long long)tree_duration_ms(),
-		     (long long)tree_warmup_ms(), spin_ns());
+		     (long long)bench_many_runs_duration_ms(),
+		     (long long)tree_warmup_ms(), cs_spin_ns());
 	results_note(SCEN_TREE,
 		     "lockmgr tree: a lockmgrd --tree region, so each op is "
 		     "IX on /tbl, IX on " TABLE_NAME ", X on the row (one "

@@ -9,9 +9,12 @@
 #ifndef LOCKBENCH_SCENARIOS_H
 #define LOCKBENCH_SCENARIOS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
+#include "bench.h"
 #include "primitives.h"
+#include "stats.h"
 
 /* 1. One process, acquire+release in a loop: ns per pair. */
 void scen_uncontended(unsigned prims);
@@ -38,8 +41,39 @@ void scen_rw(unsigned prims);
  *    tree. Starts and stops its own two lockmgrds. */
 void scen_tree(unsigned prims);
 
-/* The primitives of mask in round r's order (rotated by r); returns n. */
-int scen_order(unsigned mask, int round, enum prim_id out[PRIM_COUNT]);
+/* The most rounds of one measurement: the size of the scenarios'
+ * per-round arrays. */
+#define SCEN_MAX_ROUNDS 16
+
+/* The rounds of a measurement: --rounds, plus `extra` for a cheap one
+ * that can afford a few more, at most SCEN_MAX_ROUNDS. */
+int scen_rounds(int extra);
+
+/*
+ * The runs of an interleaved measurement: `rounds` rounds, each running
+ * every primitive of mask once, in that round's order (the primitives'
+ * order rotated by the round's number):
+ *
+ *	struct scen_runs it;
+ *	scen_runs_start(&it, mask, rounds);
+ *	while (scen_runs_next(&it))
+ *		measure it.prim, in round it.round;
+ */
+struct scen_runs {
+	int round;         /* the current run's, from 0 */
+	enum prim_id prim; /* the current run's */
+	unsigned mask;
+	int rounds, k, n;
+	enum prim_id order[PRIM_COUNT];
+};
+void scen_runs_start(struct scen_runs *it, unsigned mask, int rounds);
+/* Step to the next run; false after the last. */
+bool scen_runs_next(struct scen_runs *it);
+
+/* Sort pool and record its median and 99th percentile as the figures
+ * <prefix>p50_ns and <prefix>p99_ns ("read_p50_ns", or "p50_ns"). */
+void scen_add_p50_p99(enum scenario scen, int prim, const char *param,
+		      const char *prefix, struct samples *pool);
 
 /* The P values of the contended sweep. */
 #define CONTENDED_NP 6

@@ -54,6 +54,17 @@ double stats_pct_sorted(const int64_t *sorted, size_t n, double q)
 	return (double)sorted[k];
 }
 
+double stats_per_s(uint64_t n, int64_t t0_ns, int64_t t1_ns)
+{
+	double secs = (double)(t1_ns - t0_ns) / 1e9;
+	return secs > 0 ? (double)n / secs : NAN;
+}
+
+double stats_fairness(uint64_t min, uint64_t max)
+{
+	return max > 0 ? (double)min / (double)max : NAN;
+}
+
 void samples_add(struct samples *s, const int64_t *v, size_t n)
 {
 	if (n == 0)
@@ -70,6 +81,12 @@ void samples_add(struct samples *s, const int64_t *v, size_t n)
 	}
 	memcpy(s->v + s->n, v, n * sizeof(*v));
 	s->n += n;
+}
+
+void samples_add_reservoir(struct samples *s, const int64_t *slots,
+			   uint64_t cap, uint64_t seen)
+{
+	samples_add(s, slots, seen < cap ? seen : cap);
 }
 
 void samples_free(struct samples *s)

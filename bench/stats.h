@@ -1,5 +1,6 @@
 /*
- * stats.h - medians, percentiles, latency samples and lock choice.
+ * stats.h - medians, percentiles, rates, latency samples and lock
+ * choice.
  */
 #ifndef LOCKBENCH_STATS_H
 #define LOCKBENCH_STATS_H
@@ -15,6 +16,13 @@ void stats_sort_i64(int64_t *v, size_t n);
 
 /* Percentile q (0..100) of sorted samples, nearest rank; NAN if empty. */
 double stats_pct_sorted(const int64_t *sorted, size_t n, double q);
+
+/* n operations from t0_ns to t1_ns, per second; NAN if no time passed. */
+double stats_per_s(uint64_t n, int64_t t0_ns, int64_t t1_ns);
+
+/* The fairness of a run: the fewest operations a worker did over the
+ * most (1 = all alike); NAN if none did any. */
+double stats_fairness(uint64_t min, uint64_t max);
 
 /*
  * A growable array of latency samples (ns), pooled across the workers
@@ -42,6 +50,11 @@ static inline void reservoir_offer(int64_t *slots, uint64_t cap,
 	else if ((r % (k + 1)) < cap)
 		slots[r % cap] = v;
 }
+
+/* Pool the samples a reservoir of cap slots kept after seen offers:
+ * all of them, or cap if more were offered. */
+void samples_add_reservoir(struct samples *s, const int64_t *slots,
+			   uint64_t cap, uint64_t seen);
 
 /*
  * Lock choice for the many-locks scenario. A Zipf distribution over n

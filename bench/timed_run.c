@@ -3,7 +3,7 @@
  *
  * Shared mapping of one run:
  *
- *   struct run_hdr | struct proc_out[P] | samples[P][cap] |
+ *   struct workers_hdr | struct proc_out[P] | samples[P][cap] |
  *   order[ORDER_CAP] | counters[nlocks]
  *
  * Workers write only their own proc_out and sample rows (no false
@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "bench.h"
-#include "procs.h"
+#include "workers.h"
 
 /* Acquisitions whose order is logged, for the streak. */
 #define ORDER_CAP (1u << 21)
@@ -28,13 +28,6 @@
  * through, so that drawing (a binary search for Zipf) never counts. */
 #define RING (1u << 16)
 #define ALIGN64(x) (((x) + 63) & ~(size_t)63)
-
-struct run_hdr {
-	struct gate gate;
-	_Atomic uint32_t failed;
-	_Atomic uint32_t measuring; /* the warm-up is over: count from now */
-	char err[256];
-};
 
 struct proc_out {
 	uint64_t ops;       /* critical sections while measuring */
@@ -48,24 +41,13 @@ struct run {
 	const struct timed_spec *spec;
 	size_t cap;               /* samples per worker */
 	size_t size;
-	struct run_hdr *hdr;
+	struct workers_hdr *hdr;
 	struct proc_out *out;
 	int64_t *samples;
 	uint8_t *order;
 	uint64_t *counters;       /* plain: the lock is what guards them */
 	struct prim prim;
 };
-
-static void worker_error(struct run *r, int id, const char *what, int rc)
-{
-	uint32_t zero = 0;
-	if (atomic_compare_exchange_strong(&r->hdr->failed, &zero, 1))
-		snprintf(r->hdr->err, sizeof(r->hdr->err),
-			 "worker %d: %s: %d (%s)", id, what, rc,
-			 prim_strerror(rc));
-	/* Stop the others: they must not wait for a lock we hold. */
-	atomic_store(&r->hdr->gate.stop, 1);
-}
 
 static uint32_t *draw_ring(const struct timed_spec *s, uint64_t *rng)
 {
@@ -92,24 +74,17 @@ static int worker(int id, void *arg)
 		       1;
 	uint32_t *ring = NULL;
 	int rc = p->ops->attach(p);
-	if (rc != 0) {
-		worker_error(r, id, "attach", rc);
-		gate_arrive_and_wait(&r->hdr->gate);
-		return 3;
-	}
+	if (rc != 0)
+		return workers_fail_at_start(r->hdr, id, "attach", rc);
 	if (s->choice != CHOOSE_ONE) {
 		ring = draw_ring(s, &rng);
-		if (ring == NULL) {
-			worker_error(r, id, "ring", -ENOMEM);
-			gate_arrive_and_wait(&r->hdr->gate);
-			return 3;
-		}
+		if (ring == NULL)
+			return workers_fail_at_start(r->hdr, id, "ring",
+						     -ENOMEM);
 		if (p->ops->prepare != NULL &&
-		    (rc = p->ops->prepare(p, ring, RING)) != 0) {
-			worker_error(r, id, "prepare", rc);
-			gate_arrive_and_wait(&r->hdr->gate);
-			return 3;
-		}
+		    (rc = p->ops->prepare(p, ring, RING)) != 0)
+			return workers_fail_at_start(r->hdr, id, "prepare",
+						     rc);
 	}
 	int64_t *mine = r->samples + (size_t)id * r->cap;
 	uint64_t ops = 0, all = 0, seen = 0;
@@ -132,7 +107,7 @@ static int worker(int id, void *arg)
 		rc = p->ops->acquire(p, lock, INT64_MAX);
 		int64_t t1 = bench_now_ns();
 		if (rc != 0) {
-			worker_error(r, id, "acquire", rc);
+			workers_fail(r->hdr, id, "acquire", rc);
 			status = 4;
 			break;
 		}
@@ -145,7 +120,7 @@ static int worker(int id, void *arg)
 		rc = p->ops->release(p, lock);
 		last = bench_now_ns();
 		if (rc != 0) {
-			worker_error(r, id, "release", rc);
+			workers_fail(r->hdr, id, "release", rc);
 			status = 4;
 			break;
 		}
@@ -188,13 +163,10 @@ static int check_and_measure(struct run *r, int64_t t_open,
 		max = o > max ? o : max;
 		if (r->out[i].last_ns > end)
 			end = r->out[i].last_ns;
-		if (pool != NULL) {
-			uint64_t kept = r->out[i].seen < r->cap
-						? r->out[i].seen
-						: r->cap;
-			samples_add(pool, r->samples + (size_t)i * r->cap,
-				    kept);
-		}
+		if (pool != NULL)
+			samples_add_reservoir(pool,
+					      r->samples + (size_t)i * r->cap,
+					      r->cap, r->out[i].seen);
 	}
 	uint64_t counted = 0;
 	for (uint32_t l = 0; l < s->nlocks; l++)
@@ -211,10 +183,9 @@ static int check_and_measure(struct run *r, int64_t t_open,
 			   (unsigned long long)all);
 		return -1;
 	}
-	double secs = (double)(end - t_open) / 1e9;
 	res->total_ops = total;
-	res->ops_per_s = secs > 0 ? (double)total / secs : NAN;
-	res->fairness = max > 0 ? (double)min / (double)max : NAN;
+	res->ops_per_s = stats_per_s(total, t_open, end);
+	res->fairness = stats_fairness(min, max);
 	res->mean_streak =
 		s->choice == CHOOSE_ONE
 			? mean_streak(r->order,
@@ -234,7 +205,7 @@ int timed_run(const struct timed_spec *s, struct timed_result *res,
 	r.spec = s;
 	r.cap = bench_cfg.sample_cap;
 	/* Every part starts on a cache line of its own. */
-	size_t off_out = ALIGN64(sizeof(struct run_hdr));
+	size_t off_out = ALIGN64(sizeof(struct workers_hdr));
 	size_t off_samples =
 		ALIGN64(off_out + s->nprocs * sizeof(struct proc_out));
 	size_t off_order =
@@ -242,7 +213,7 @@ int timed_run(const struct timed_spec *s, struct timed_result *res,
 	size_t off_counters = ALIGN64(off_order + ORDER_CAP);
 	r.size = off_counters + (size_t)s->nlocks * sizeof(uint64_t);
 	char *base = bench_shared_alloc(r.size);
-	r.hdr = (struct run_hdr *)base;
+	r.hdr = (struct workers_hdr *)base;
 	r.out = (struct proc_out *)(base + off_out);
 	r.samples = (int64_t *)(base + off_samples);
 	r.order = (uint8_t *)(base + off_order);
@@ -261,33 +232,29 @@ int timed_run(const struct timed_spec *s, struct timed_result *res,
 	snprintf(what, sizeof(what), "%s, P=%u, %u lock%s",
 		 prim_table[s->prim]->key, s->nprocs, s->nlocks,
 		 s->nlocks == 1 ? "" : "s");
-	pid_t pids[BENCH_MAX_PROCS];
-	for (uint32_t i = 0; i < s->nprocs; i++)
-		pids[i] = procs_fork(worker, (int)i, &r);
-	int64_t t_open = gate_open_when_ready(&r.hdr->gate, s->nprocs, pids,
-					      what);
-	if (t_open > 0) {
-		if (s->warmup_ms > 0) {
-			bench_sleep_ns(s->warmup_ms * 1000000);
-			t_open = bench_now_ns();
-			atomic_store(&r.hdr->measuring, 1);
-		}
-		bench_sleep_ns(s->duration_ms * 1000000);
-		atomic_store(&r.hdr->gate.stop, 1);
-	}
-	/* Generous: after a many-locks run each worker's lm_disconnect
-	 * walks every name of the region. */
-	int bad = procs_reap(pids, (int)s->nprocs, 120000, what);
-	int ret = 0;
-	if (atomic_load(&r.hdr->failed)) {
-		bench_fail("%s: %s", what, r.hdr->err);
-		ret = -1;
-	} else if (bad != 0 || t_open < 0) {
-		ret = -1;
-	} else {
-		ret = check_and_measure(&r, t_open, res, pool);
-	}
+	/* Reaping is generous: after a many-locks run each worker's
+	 * lm_disconnect walks every name of the region. */
+	int64_t t_start = workers_run(r.hdr, s->nprocs, worker, &r,
+				      s->warmup_ms, s->duration_ms, 120000,
+				      what);
+	int ret = t_start < 0 ? -1
+			      : check_and_measure(&r, t_start, res, pool);
 	r.prim.ops->destroy(&r.prim);
 	bench_shared_free(base, r.size);
 	return ret;
+}
+
+int timed_run_one_lock(enum prim_id prim, uint32_t nprocs, uint32_t seed,
+		       struct timed_result *res, struct samples *pool)
+{
+	struct timed_spec spec = {
+		.prim = prim,
+		.nprocs = nprocs,
+		.nlocks = 1,
+		.tag = "c",
+		.choice = CHOOSE_ONE,
+		.duration_ms = bench_cfg.duration_ms,
+		.seed = seed,
+	};
+	return timed_run(&spec, res, pool);
 }

@@ -55,4 +55,9 @@ struct timed_result {
 int timed_run(const struct timed_spec *spec, struct timed_result *res,
 	      struct samples *pool);
 
+/* The run of the contended and server-down scenarios: nprocs processes
+ * on one lock (of the set "c", the same in both) for --duration. */
+int timed_run_one_lock(enum prim_id prim, uint32_t nprocs, uint32_t seed,
+		       struct timed_result *res, struct samples *pool);
+
 #endif

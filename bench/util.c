@@ -1,5 +1,6 @@
 /*
- * util.c - time, shared mappings, futexes, progress and failures.
+ * util.c - the configuration, time, shared mappings, futexes, progress
+ * and failures.
  */
 #include "bench.h"
 
@@ -15,6 +16,12 @@
 #include <unistd.h>
 
 struct bench_config bench_cfg;
+
+int64_t bench_many_runs_duration_ms(void)
+{
+	int64_t d = bench_cfg.duration_ms;
+	return bench_cfg.quick && d >= 3 ? d / 3 : d;
+}
 
 static const char *const scenario_keys[SCEN_COUNT] = {
 	[SCEN_UNCONTENDED] = "uncontended",
