@@ -244,19 +244,17 @@ int lm_acquire_node(lm_client *c, lm_lockref *ref, uint32_t mode,
 	int rc = check_ttl(c, ttl_ms);
 	if (rc != 0)
 		return rc;
-	G_HELD_LIVE(g) = 0; /* a failed acquire leaves nothing to release */
-	G_PATH(g) = 0;
-	/* A wait of more than a century is "forever" (and would overflow). */
+	grant_clear(g); /* a failed acquire leaves nothing to release */
+	/* A wait of more than a century is "forever" (and would overflow);
+	 * a try (0) has no deadline, and reads no clock for one. */
 	int64_t deadline = wait_ms < 0 || wait_ms > INT64_C(3153600000000)
 				   ? INT64_MAX
-				   : lm_now_ns() + wait_ms * 1000000;
+			   : wait_ms == 0 ? 0
+					  : lm_now_ns() + wait_ms * 1000000;
 	for (;;) {
-		struct lm_hold h;
 		rc = acquire_once(c, (uint32_t)REF_IDX(ref), REF_GEN(ref),
 				  mode, ttl_ms, wait_ms, deadline, deadlock_ms,
-				  &h);
-		if (rc == 0)
-			lm_hold_to_grant(g, &h);
+				  grant_hold(g));
 		if (rc != LM_STALE_NAME)
 			return rc;
 		/* Its name was reclaimed while nobody used it (another name
@@ -370,10 +368,7 @@ int lm_renew(lm_client *c, lm_grant *g, int64_t ttl_ms)
 	rc = check_ttl(c, ttl_ms);
 	if (rc != 0)
 		return rc;
-	struct lm_hold h;
-	lm_hold_from_grant(&h, g);
-	rc = lm_hold_renew(&c->ctx, &h, ttl_ms);
-	lm_hold_to_grant(g, &h);
+	rc = lm_hold_renew(&c->ctx, grant_hold(g), ttl_ms);
 	if (grant_path(g) != NULL) {
 		int trc = lm_tree_renew(c, g, ttl_ms);
 		rc = rc != 0 ? rc : trc;
@@ -386,10 +381,7 @@ int lm_release(lm_client *c, lm_grant *g)
 	int rc = check_grant(c, g);
 	if (rc != 0)
 		return rc;
-	struct lm_hold h;
-	lm_hold_from_grant(&h, g);
-	rc = lm_hold_release(&c->ctx, &h);
-	lm_hold_to_grant(g, &h);
+	rc = lm_hold_release(&c->ctx, grant_hold(g));
 	if (grant_path(g) != NULL) {
 		int trc = lm_tree_release(c, g);
 		rc = rc != 0 ? rc : trc;

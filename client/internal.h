@@ -9,7 +9,9 @@
 #define LOCKMGR_CLIENT_INTERNAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "../shm/grant.h"
 #include "../shm/layout.h"
@@ -36,59 +38,66 @@ struct lm_path {
 	struct lm_hold anc[];
 };
 
-/* Where an lm_grant keeps its lm_hold (client/client.c copies it in and
- * out around each protocol call). */
+/*
+ * An lm_grant is an lm_hold: the same 96 bytes, the public fields where
+ * the hold has them (checked below), handed to the protocol in place
+ * (struct lm_hold is may_alias, shm/grant.h: no copy on the fast path).
+ * The private part, as tests and fuzzers read it: */
 #define G_LOCK(g)     ((g)->private_u32_[0])
 #define G_MASK(g)     ((g)->private_u32_[1])  /* tables held */
 #define G_OWNER(g, i) ((g)->private_[(i)])    /* owner word per table */
 #define G_STATE(g, i) ((g)->private_[3 + (i)])/* server word at grant */
-#define G_HELD_LIVE(g) ((g)->private_[6])     /* self->held index + 1 in
-					       * the low half; LM_HOLD_LIVE
-					       * in the high half while held */
 #define G_PATH(g)     ((g)->private_[7])      /* a tree grant's struct
 					       * lm_path, else 0 */
 
+_Static_assert(sizeof(struct lm_hold) == sizeof(lm_grant), "hold = grant");
+_Static_assert(offsetof(struct lm_hold, token) == offsetof(lm_grant, token) &&
+		       offsetof(struct lm_hold, valid_until_ns) ==
+			       offsetof(lm_grant, valid_until_ns) &&
+		       offsetof(struct lm_hold, flags) ==
+			       offsetof(lm_grant, flags) &&
+		       offsetof(struct lm_hold, mode) ==
+			       offsetof(lm_grant, mode) &&
+		       offsetof(struct lm_hold, lock) ==
+			       offsetof(lm_grant, private_u32_) &&
+		       offsetof(struct lm_hold, owner) ==
+			       offsetof(lm_grant, private_) &&
+		       offsetof(struct lm_hold, caller_) ==
+			       offsetof(lm_grant, private_[7]),
+	       "lm_grant's fields where lm_hold has them");
+
+static inline struct lm_hold *grant_hold(lm_grant *g)
+{
+	return (struct lm_hold *)(void *)g;
+}
+
+/* Copies, for holds kept apart from a grant (a tree path's ancestors). */
+static inline void lm_hold_from_grant(struct lm_hold *h, const lm_grant *g)
+{
+	memcpy(h, g, sizeof(*h));
+}
+
+static inline void lm_hold_to_grant(lm_grant *g, const struct lm_hold *h)
+{
+	memcpy(g, h, sizeof(*h));
+}
+
 static inline uint32_t grant_live(const lm_grant *g)
 {
-	return (uint32_t)(G_HELD_LIVE(g) >> 32);
+	return ((const struct lm_hold *)(const void *)g)->live;
+}
+
+/* A grant that holds nothing (a failed acquire leaves that): not live,
+ * and no tree path. */
+static inline void grant_clear(lm_grant *g)
+{
+	grant_hold(g)->live = 0;
+	grant_hold(g)->caller_ = 0;
 }
 
 static inline struct lm_path *grant_path(const lm_grant *g)
 {
 	return (struct lm_path *)(uintptr_t)G_PATH(g);
-}
-
-static inline void lm_hold_from_grant(struct lm_hold *h, const lm_grant *g)
-{
-	h->token = g->token;
-	h->valid_until_ns = g->valid_until_ns;
-	h->flags = g->flags;
-	h->mode = g->mode;
-	h->lock = G_LOCK(g);
-	h->mask = G_MASK(g);
-	h->live = grant_live(g);
-	for (unsigned i = 0; i < LM_NSERVERS; i++) {
-		h->owner[i] = G_OWNER(g, i);
-		h->state[i] = G_STATE(g, i);
-	}
-	h->held = (int32_t)(uint32_t)G_HELD_LIVE(g) - 1;
-}
-
-/* Copies everything but the path (G_PATH), which only tree.c sets. */
-static inline void lm_hold_to_grant(lm_grant *g, const struct lm_hold *h)
-{
-	g->token = h->token;
-	g->valid_until_ns = h->valid_until_ns;
-	g->flags = h->flags;
-	g->mode = h->mode;
-	G_LOCK(g) = h->lock;
-	G_MASK(g) = h->mask;
-	for (unsigned i = 0; i < LM_NSERVERS; i++) {
-		G_OWNER(g, i) = h->owner[i];
-		G_STATE(g, i) = h->state[i];
-	}
-	G_HELD_LIVE(g) = ((uint64_t)h->live << 32) |
-			 (uint32_t)(h->held + 1);
 }
 
 /* client.c: acquire lock ref in mode (wait and deadlock as in

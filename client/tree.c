@@ -125,8 +125,7 @@ int lm_tree_acquire(lm_client *c, const char *name, uint32_t mode,
 	if (rc != 0) {
 		release_ancestors(c, p->anc, p->n);
 		free(p);
-		G_HELD_LIVE(g) = 0;
-		G_PATH(g) = 0;
+		grant_clear(g);
 		return rc;
 	}
 	/* The ancestors were taken first, and their leases ran on while the
@@ -157,8 +156,7 @@ int lm_tree_acquire(lm_client *c, const char *name, uint32_t mode,
 		lm_hold_release(&c->ctx, &h);
 		release_ancestors(c, p->anc, p->n);
 		free(p);
-		G_HELD_LIVE(g) = 0;
-		G_PATH(g) = 0;
+		grant_clear(g);
 		/* Taken again from the top, if the wait allows. */
 		if (wait_ms != 0 && lm_now_ns() < deadline) {
 			int64_t left = deadline == INT64_MAX

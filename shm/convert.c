@@ -104,9 +104,7 @@ int lm_hold_downgrade(struct lm_session_ctx *c, struct lm_hold *h,
 			continue;
 		}
 		h->owner[i] = (uint64_t)g;
-		if (h->held >= 0)
-			atomic_store(&c->self->joined[h->held][i],
-				     LM_JOIN_WORD((uint32_t)g, mode));
+		lm_ctx_record_join(c, h->held, i, (uint32_t)g, mode);
 		kept++;
 	}
 	h->mode = mode;
@@ -126,9 +124,7 @@ static void revert(struct lm_session_ctx *c, struct lm_hold *h, unsigned i,
 		return;
 	}
 	h->owner[i] = (uint64_t)g;
-	if (h->held >= 0)
-		atomic_store(&c->self->joined[h->held][i],
-			     LM_JOIN_WORD((uint32_t)g, mode));
+	lm_ctx_record_join(c, h->held, i, (uint32_t)g, mode);
 }
 
 /*

@@ -134,7 +134,7 @@ bool lm_grant_holds_quorum_elsewhere(const struct lm_region *r,
  * as "an earlier life" once let a grab with a stale view break mutual
  * exclusion.
  */
-enum take lm_slot_takeable(const struct lm_region *r, uint32_t lock,
+static inline enum take slot_takeable(const struct lm_region *r, uint32_t lock,
 			       unsigned i, uint64_t cur, uint64_t epoch,
 			       int64_t t0, int64_t srv_now, bool *abandoned,
 			       int64_t *busy_until_srv)
@@ -228,7 +228,7 @@ static unsigned give_up(struct lm_session_ctx *c, uint32_t lock,
  * which with a state directory is what it has made durable. Asks for
  * more half a block ahead, so that grants rarely wait for an fsync.
  */
-bool lm_within_reservation(struct lm_server *srv, uint64_t token,
+static inline bool within_reservation(struct lm_server *srv, uint64_t token,
 			       int64_t deadline_ns)
 {
 	uint64_t res = atomic_load_explicit(&srv->token_reserved,
@@ -270,13 +270,23 @@ bool lm_within_reservation(struct lm_server *srv, uint64_t token,
  */
 static void forget_joins(struct lm_session_ctx *c, int k)
 {
+	if (!(c->joins_set & (1u << k)))
+		return;
 	for (unsigned i = 0; i < LM_NSERVERS; i++)
-		if (atomic_load_explicit(&c->self->joined[k][i],
-					 memory_order_relaxed) != 0)
-			atomic_store(&c->self->joined[k][i], 0);
+		atomic_store(&c->self->joined[k][i], 0);
+	c->joins_set &= ~(1u << k);
 }
 
-int lm_held_take(struct lm_session_ctx *c, uint32_t lock)
+void lm_ctx_record_join(struct lm_session_ctx *c, int k, unsigned i,
+			uint32_t gen, uint32_t mode)
+{
+	if (k < 0 || k >= (int)LM_HELD_MAX)
+		return;
+	c->joins_set |= 1u << k;
+	atomic_store(&c->self->joined[k][i], LM_JOIN_WORD(gen, mode));
+}
+
+static inline int held_take(struct lm_session_ctx *c, uint32_t lock)
 {
 	uint32_t free = ~c->held_used & ((1u << LM_HELD_MAX) - 1);
 	if (free == 0) {
@@ -294,7 +304,7 @@ int lm_held_take(struct lm_session_ctx *c, uint32_t lock)
 	return k;
 }
 
-void lm_held_put(struct lm_session_ctx *c, int k)
+static inline void held_put(struct lm_session_ctx *c, int k)
 {
 	if (k < 0 || k >= (int)LM_HELD_MAX || !(c->held_used & (1u << k)))
 		return;
@@ -303,7 +313,7 @@ void lm_held_put(struct lm_session_ctx *c, int k)
 	c->held_used &= ~(1u << k);
 }
 
-void lm_raise_token(_Atomic uint64_t *t, uint64_t v)
+static inline void raise_token(_Atomic uint64_t *t, uint64_t v)
 {
 	uint64_t cur = atomic_load_explicit(t, memory_order_relaxed);
 	while (cur < v && !atomic_compare_exchange_weak(t, &cur, v))
@@ -317,7 +327,7 @@ void lm_raise_token(_Atomic uint64_t *t, uint64_t v)
  * wrote one), ours replaces it only while the owner word is still ours;
  * false means the slot was taken over and is not ours at all.
  */
-bool lm_store_lease(struct lm_slot *slot, uint64_t w, uint64_t seen,
+static inline bool store_lease(struct lm_slot *slot, uint64_t w, uint64_t seen,
 			uint64_t mine)
 {
 	while (!atomic_compare_exchange_strong(&slot->lease, &seen, mine)) {
@@ -337,7 +347,7 @@ bool lm_store_lease(struct lm_slot *slot, uint64_t w, uint64_t seen,
  * each server is taken into account, so a grant on a server whose clock
  * runs fast is trusted for less.
  */
-int64_t lm_valid_until(const struct lm_region *r, unsigned mask,
+static inline int64_t valid_until(const struct lm_region *r, unsigned mask,
 			   const int64_t *expiry, const int64_t *srv_now,
 			   int64_t t0, int64_t ttl_ms)
 {
@@ -426,7 +436,7 @@ static enum step claim_owner(struct lm_session_ctx *c, uint32_t lock,
 	uint64_t lease_seen;
 	for (;;) {
 		lease_seen = atomic_load(&slot->lease);
-		enum take t = lm_slot_takeable(r, lock, ts->i, cur,
+		enum take t = slot_takeable(r, lock, ts->i, cur,
 					    LM_SRV_EPOCH(ts->st), ts->t0,
 					    ts->srv_now, &ts->abandoned,
 					    &ts->busy_until_srv);
@@ -445,7 +455,7 @@ static enum step claim_owner(struct lm_session_ctx *c, uint32_t lock,
 		atomic_compare_exchange_strong(&slot->owner, &w, back);
 		return STEP_BUSY;
 	}
-	if (!lm_store_lease(slot, w, lease_seen,
+	if (!store_lease(slot, w, lease_seen,
 			 LM_LEASE_WORD(w, ts->expiry)))
 		return STEP_LOST; /* taken over while we stood still */
 	if (atomic_load(&r->servers[ts->i]->state) != ts->st) {
@@ -473,7 +483,7 @@ static bool owner_clear(struct lm_region *r, uint32_t lock,
 	uint64_t cur = atomic_load(&slot->owner);
 	for (;;) {
 		bool abandoned = false;
-		enum take t = lm_slot_takeable(r, lock, ts->i, cur,
+		enum take t = slot_takeable(r, lock, ts->i, cur,
 					    LM_SRV_EPOCH(ts->st), ts->t0,
 					    ts->srv_now, &abandoned,
 					    &ts->busy_until_srv);
@@ -577,11 +587,11 @@ static bool write_back_token(struct lm_region *r, uint32_t lock,
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
 		if (!(mask & (1u << i)))
 			continue;
-		if (!lm_within_reservation(r->servers[i], *token, deadline_ns))
+		if (!within_reservation(r->servers[i], *token, deadline_ns))
 			continue; /* not written here: verify drops it */
 		_Atomic uint64_t *t = &lm_slot_of(r, i, lock)->token;
 		if (!strict) {
-			lm_raise_token(t, *token);
+			raise_token(t, *token);
 			continue;
 		}
 		uint64_t cur = atomic_load(t);
@@ -613,7 +623,7 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
 
 	/* Record the lock before any owner CAS, so that whoever cleans up
 	 * after our death finds it without scanning every lock. */
-	int held = lm_held_take(c, lock);
+	int held = held_take(c, lock);
 	LM_HOOK("grant.before_tables");
 
 	unsigned mask = 0, usable = 0;
@@ -637,7 +647,7 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
 	usable = (unsigned)__builtin_popcount(up);
 	info->usable = (int)usable;
 	if (usable < LM_QUORUM) {
-		lm_held_put(c, held);
+		held_put(c, held);
 		return GRAB_NOQUORUM;
 	}
 
@@ -671,9 +681,8 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
 			recovered |= ts.abandoned;
 			mask |= 1u << i;
 			/* After the join (layout.h, "Join record"). */
-			if (mode != LM_MODE_X_ && held >= 0)
-				atomic_store(&c->self->joined[held][i],
-					     LM_JOIN_WORD(joined, mode));
+			if (mode != LM_MODE_X_)
+				lm_ctx_record_join(c, held, i, joined, mode);
 		}
 	}
 	/* Undoing keeps "abandoned" if that is what we found, so that the
@@ -692,13 +701,13 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
 		fail = GRAB_RETRY;
 	if (fail != GRAB_GRANTED) {
 		give_up(c, lock, h, mask, undo);
-		lm_held_put(c, held);
+		held_put(c, held);
 		return fail;
 	}
 
 	/* At most this long (verify may shorten it): the reservations must
 	 * cover it. */
-	int64_t deadline_ns = lm_valid_until(r, mask, expiry, srv_now, t0, ttl_ms);
+	int64_t deadline_ns = valid_until(r, mask, expiry, srv_now, t0, ttl_ms);
 	uint64_t token = 0;
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
 		if (!(mask & (1u << i)))
@@ -723,7 +732,7 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
 		 * a token that wrapped to 0 would not increase. (Or others
 		 * kept taking the next token first: try again.) */
 		give_up(c, lock, h, mask, undo);
-		lm_held_put(c, held);
+		held_put(c, held);
 		return token == UINT64_MAX ? GRAB_DAMAGED : GRAB_RETRY;
 	}
 
@@ -758,13 +767,13 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
 	 * dropped here holds nothing, however long its lease looked. (All
 	 * verified, the usual case: the bound above stands.) */
 	if (ok != mask)
-		deadline_ns = lm_valid_until(r, ok, expiry, srv_now, t0, ttl_ms);
+		deadline_ns = valid_until(r, ok, expiry, srv_now, t0, ttl_ms);
 	/* The clock is read again after the checks: an acquire that
 	 * completes past its own deadline is already a zombie. */
 	if (__builtin_popcount(ok) < (int)LM_QUORUM ||
 	    lm_now_ns() >= deadline_ns) {
 		give_up(c, lock, h, mask, undo);
-		lm_held_put(c, held);
+		held_put(c, held);
 		return GRAB_RETRY;
 	}
 
@@ -868,7 +877,7 @@ int lm_hold_renew(struct lm_session_ctx *c, struct lm_hold *h, int64_t ttl_ms)
 	 * a partition, as above: there the lease runs out). */
 	give_up(c, lock, h, lost & ~iso, LM_OWNER_FREE);
 	h->mask = mask & ~lost;
-	h->valid_until_ns = lm_valid_until(r, h->mask, expiry, srv_now, t0,
+	h->valid_until_ns = valid_until(r, h->mask, expiry, srv_now, t0,
 					ttl_ms);
 	return 0;
 }
@@ -885,7 +894,7 @@ int lm_hold_release(struct lm_session_ctx *c, struct lm_hold *h)
 				late ? LM_OWNER_ABANDONED : LM_OWNER_FREE);
 	h->live = 0;
 	h->mask = 0;
-	lm_held_put(c, h->held);
+	held_put(c, h->held);
 	return kept >= LM_QUORUM && !late ? 0 : LM_R_LEASELOST;
 }
 
@@ -895,9 +904,9 @@ void lm_hold_raise_token(struct lm_session_ctx *c, const struct lm_hold *h,
 	struct lm_region *r = &c->region;
 	for (unsigned i = 0; i < LM_NSERVERS; i++)
 		if ((h->mask & (1u << i)) &&
-		    lm_within_reservation(r->servers[i], token,
+		    within_reservation(r->servers[i], token,
 					  h->valid_until_ns))
-			lm_raise_token(&lm_slot_of(r, i, h->lock)->token,
+			raise_token(&lm_slot_of(r, i, h->lock)->token,
 				       token);
 }
 
@@ -911,7 +920,7 @@ bool lm_hold_claim_token(struct lm_session_ctx *c, const struct lm_hold *h,
 		bool mine = true;
 		for (unsigned i = 0; i < LM_NSERVERS && mine; i++) {
 			if (!(h->mask & (1u << i)) ||
-			    !lm_within_reservation(r->servers[i], *token,
+			    !within_reservation(r->servers[i], *token,
 						   h->valid_until_ns))
 				continue;
 			_Atomic uint64_t *t = &lm_slot_of(r, i, h->lock)->token;
@@ -993,4 +1002,49 @@ unsigned lm_free_session_grants(struct lm_region *r, uint32_t idx,
 		if (free_one(r, idx, lock, freed, self))
 			n++;
 	return n;
+}
+
+/* The steps convert.c shares (grant_steps.h): grant.c calls the inline
+ * ones above, on the acquire's fast path. */
+enum take lm_slot_takeable(const struct lm_region *r, uint32_t lock,
+			   unsigned i, uint64_t cur, uint64_t epoch,
+			   int64_t t0, int64_t srv_now, bool *abandoned,
+			   int64_t *busy_until_srv)
+{
+	return slot_takeable(r, lock, i, cur, epoch, t0, srv_now, abandoned,
+			     busy_until_srv);
+}
+
+bool lm_store_lease(struct lm_slot *slot, uint64_t w, uint64_t seen,
+		    uint64_t mine)
+{
+	return store_lease(slot, w, seen, mine);
+}
+
+int64_t lm_valid_until(const struct lm_region *r, unsigned mask,
+		       const int64_t *expiry, const int64_t *srv_now,
+		       int64_t t0, int64_t ttl_ms)
+{
+	return valid_until(r, mask, expiry, srv_now, t0, ttl_ms);
+}
+
+bool lm_within_reservation(struct lm_server *srv, uint64_t token,
+			   int64_t deadline_ns)
+{
+	return within_reservation(srv, token, deadline_ns);
+}
+
+void lm_raise_token(_Atomic uint64_t *t, uint64_t v)
+{
+	raise_token(t, v);
+}
+
+int lm_held_take(struct lm_session_ctx *c, uint32_t lock)
+{
+	return held_take(c, lock);
+}
+
+void lm_held_put(struct lm_session_ctx *c, int k)
+{
+	held_put(c, k);
 }

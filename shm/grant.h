@@ -26,6 +26,9 @@ struct lm_session_ctx {
 	struct lm_session *self;
 	uint64_t seq;           /* grant sequence, mirrored in self->grant_seq */
 	uint32_t held_used;     /* bit k: self->held[k] is in use */
+	uint32_t joins_set;     /* bit k: self->joined[k] may hold records
+	                         * (lm_ctx_record_join), so an X-only session
+	                         * never reads them */
 	bool held_overflow;     /* mirrors self->held_overflow */
 	uint32_t iso_gen;       /* the isolation generation self->isolated
 	                         * was last refreshed at (lm_ctx_isolation) */
@@ -40,6 +43,11 @@ struct lm_session_ctx {
  */
 uint32_t lm_ctx_isolation(struct lm_session_ctx *c);
 
+/* Record in self->joined that hold entry k joined table i's group in
+ * generation gen and mode (layout.h, "Join record"). */
+void lm_ctx_record_join(struct lm_session_ctx *c, int k, unsigned i,
+			uint32_t gen, uint32_t mode);
+
 /* lm_hold.flags */
 #define LM_HOLD_RECOVERED 0x1u /* the previous holder did not release */
 
@@ -49,21 +57,25 @@ uint32_t lm_ctx_isolation(struct lm_session_ctx *c);
 /*
  * One grant, as its holder keeps it: what to renew and give back, and
  * what to compare with the tables so that a holder whose lease was lost
- * never touches a newer holder's grant.
+ * never touches a newer holder's grant. (Laid out like liblockmgr's
+ * public lm_grant, which is one: the library hands the caller's grant
+ * to the protocol as a hold, in place, client/internal.h; may_alias
+ * tells the compiler that one object is seen through both types.)
  */
-struct lm_hold {
+struct __attribute__((__may_alias__)) lm_hold {
 	uint64_t token;          /* fencing token */
 	int64_t valid_until_ns;  /* local monotonic: trusted until then */
 	uint32_t flags;          /* LM_HOLD_* */
+	uint32_t mode;           /* LM_MODE_* */
 	uint32_t lock;           /* lock index */
 	uint32_t mask;           /* bit i: held on table i */
-	uint32_t live;           /* LM_HOLD_LIVE while held */
-	uint32_t mode;           /* LM_MODE_* */
 	uint64_t owner[LM_NSERVERS]; /* X: our owner word on each table;
 				  * counted modes: the group generation
 				  * joined there */
 	uint64_t state[LM_NSERVERS]; /* the server's state word at grant */
 	int32_t held;            /* our entry in self->held[], or -1 */
+	uint32_t live;           /* LM_HOLD_LIVE while held */
+	uint64_t caller_;        /* the library's own (never read here) */
 };
 
 /* Outcome of one attempt on the tables. */
