@@ -272,8 +272,11 @@ static void forget_joins(struct lm_session_ctx *c, int k)
 {
 	if (!(c->joins_set & (1u << k)))
 		return;
+	/* Usually cleared already, each before its leave (give_up). */
 	for (unsigned i = 0; i < LM_NSERVERS; i++)
-		atomic_store(&c->self->joined[k][i], 0);
+		if (atomic_load_explicit(&c->self->joined[k][i],
+					 memory_order_relaxed) != 0)
+			atomic_store(&c->self->joined[k][i], 0);
 	c->joins_set &= ~(1u << k);
 }
 
@@ -283,7 +286,11 @@ void lm_ctx_record_join(struct lm_session_ctx *c, int k, unsigned i,
 	if (k < 0 || k >= (int)LM_HELD_MAX)
 		return;
 	c->joins_set |= 1u << k;
-	atomic_store(&c->self->joined[k][i], LM_JOIN_WORD(gen, mode));
+	/* After the join (release: the group CAS before it is seen
+	 * first); a record is only ever read by whoever frees the session
+	 * once this process is dead. */
+	atomic_store_explicit(&c->self->joined[k][i], LM_JOIN_WORD(gen, mode),
+			      memory_order_release);
 }
 
 static inline int held_take(struct lm_session_ctx *c, uint32_t lock)
