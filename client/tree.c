@@ -80,14 +80,15 @@ int lm_tree_acquire(lm_client *c, const char *name, uint32_t mode,
 	size_t len = strnlen(name, LM_NAME_MAX + 1);
 	uint16_t at[LM_NAME_MAX];
 	uint32_t n = ancestors(name, len, at);
+	/* One deadline for the whole path, over its retries. */
+	int64_t deadline = wait_ms < 0 || wait_ms > INT64_C(3153600000000)
+				   ? INT64_MAX
+				   : lm_now_ns() + wait_ms * 1000000;
+again:;
 	struct lm_path *p = malloc(sizeof(*p) + n * sizeof(p->anc[0]));
 	if (p == NULL)
 		return LM_ESYS;
 	p->n = 0;
-	/* One deadline for the whole path. */
-	int64_t deadline = wait_ms < 0 || wait_ms > INT64_C(3153600000000)
-				   ? INT64_MAX
-				   : lm_now_ns() + wait_ms * 1000000;
 	int rc = 0;
 	for (uint32_t k = 0; k <= n; k++) {
 		char node[LM_NAME_MAX + 1];
@@ -158,14 +159,8 @@ int lm_tree_acquire(lm_client *c, const char *name, uint32_t mode,
 		free(p);
 		grant_clear(g);
 		/* Taken again from the top, if the wait allows. */
-		if (wait_ms != 0 && lm_now_ns() < deadline) {
-			int64_t left = deadline == INT64_MAX
-					       ? -1
-					       : (deadline - lm_now_ns()) / 1000000;
-			return lm_tree_acquire(c, name, mode, ttl_ms,
-					       left == 0 ? 1 : left,
-					       deadlock_ms, g);
-		}
+		if (wait_ms != 0 && lm_now_ns() < deadline)
+			goto again;
 		return wait_ms == 0 ? LM_EBUSY : LM_ETIMEDOUT;
 	}
 	for (uint32_t k = 0; k < n; k++)

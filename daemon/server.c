@@ -43,6 +43,7 @@
 #include "../shm/name_reclaim.h"
 #include "../shm/test_hook.h"
 #include "../shm/region.h"
+#include "../shm/session.h"
 #include "../shm/wait_queue.h"
 #include "log.h"
 #include "state_dir.h"
@@ -181,6 +182,38 @@ static void sweep_name(struct lm_region *r, struct sweep *sw, uint32_t lock,
 }
 
 /*
+ * Is the acquire (or upgrade) attempt that owner word w belongs to over:
+ * past its own deadline (start + TTL, which its verify cannot beat), or
+ * not its session's attempt any more, or of a session no longer live?
+ * Such an attempt, caught between its owner CAS and its lease store, can
+ * never count: its word may be cleared. A word without its lease does
+ * not count for its claimant either way (it verifies its owner word
+ * after its lease store, and finds it gone).
+ */
+static bool claim_is_over(const struct lm_region *r, uint64_t w,
+			  int64_t now_ns)
+{
+	const struct lm_session *s = lm_owner_session(r, w);
+	if (s == NULL || !lm_session_is_live(s))
+		return true;
+	uint64_t seq = atomic_load_explicit(&s->grant_seq,
+					    memory_order_acquire);
+	int64_t start = atomic_load_explicit(&s->grant_start_ns,
+					     memory_order_relaxed);
+	int64_t ttl = atomic_load_explicit(&s->grant_ttl_ms,
+					   memory_order_relaxed);
+	if (atomic_load_explicit(&s->grant_seq, memory_order_acquire) != seq)
+		return false; /* moving: look again next sweep */
+	if ((uint32_t)seq != LM_OWNER_SEQ(w))
+		return true;
+	if (ttl < LM_MIN_TTL_MS || ttl > r->max_ttl_ms || start <= 0 ||
+	    start > now_ns)
+		ttl = r->max_ttl_ms; /* damaged or unknown: the longest */
+	return start > 0 && start <= now_ns &&
+	       now_ns - start > ttl * 1000000;
+}
+
+/*
  * Is lease a running lease of the lock's group, of its generation or of
  * the next one (being started: its lease is written before the group
  * word)? Then an owner word without a lease of its own is an X claim
@@ -288,8 +321,19 @@ static unsigned expire_leases(struct lm_region *r, unsigned i,
 				       ? LM_OWNER_ABANDONED
 				       : LM_OWNER_FREE;
 		} else {
-			if (!tagged && group_lease_runs(slot, lease, srv_now))
+			if (!tagged && group_lease_runs(slot, lease, srv_now)) {
+				/* Not capped (it would end the group), but
+				 * not kept past its attempt's own deadline
+				 * either: while other members renew, the
+				 * group's lease never ends, and the claim
+				 * would keep new readers out for ever. */
+				if (claim_is_over(r, w, now_ns) &&
+				    atomic_compare_exchange_strong(
+					    &slot->owner, &w, LM_OWNER_FREE) &&
+				    lm_queue_count(lm_queue_of(r, lock)) != 0)
+					lm_wake_next(r, lock, LM_NO_SESSION);
 				continue;
+			}
 			if (!tagged) {
 				/* The holder CASed the owner word but has not
 				 * stored its lease: usually it is about to, but

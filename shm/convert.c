@@ -193,6 +193,8 @@ enum grab_result lm_hold_upgrade(struct lm_session_ctx *c, struct lm_hold *h,
 	uint64_t seq = ++c->seq;
 	atomic_store_explicit(&c->self->grant_ttl_ms, (uint32_t)ttl_ms,
 			      memory_order_relaxed);
+	atomic_store_explicit(&c->self->grant_start_ns, t0,
+			      memory_order_relaxed);
 	atomic_store_explicit(&c->self->grant_seq, seq, memory_order_release);
 	info->busy_until_ns = 0;
 	info->holder_session = 0;

@@ -621,10 +621,12 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
 	int64_t t0 = lm_now_ns();
 	int64_t now_ms = t0 / 1000000;
 	uint64_t seq = ++c->seq;
-	/* The attempt's TTL, then its sequence (release): a server that
-	 * finds this attempt frozen between its owner CAS and its lease
-	 * bounds it by this TTL (daemon/server.c). */
+	/* The attempt's TTL and start, then its sequence (release): a
+	 * server that finds this attempt frozen between its owner CAS and
+	 * its lease bounds it by them (daemon/server.c). */
 	atomic_store_explicit(&c->self->grant_ttl_ms, (uint32_t)ttl_ms,
+			      memory_order_relaxed);
+	atomic_store_explicit(&c->self->grant_start_ns, t0,
 			      memory_order_relaxed);
 	atomic_store_explicit(&c->self->grant_seq, seq, memory_order_release);
 
@@ -925,6 +927,7 @@ bool lm_hold_claim_token(struct lm_session_ctx *c, const struct lm_hold *h,
 		return true; /* its own, claimed when it was granted */
 	for (int round = 0; round < 16 && *token != UINT64_MAX; round++) {
 		bool mine = true;
+		unsigned lifted = 0;
 		for (unsigned i = 0; i < LM_NSERVERS && mine; i++) {
 			if (!(h->mask & (1u << i)) ||
 			    !within_reservation(r->servers[i], *token,
@@ -938,10 +941,15 @@ bool lm_hold_claim_token(struct lm_session_ctx *c, const struct lm_hold *h,
 			if (cur >= *token) {
 				*token = cur + 1;
 				mine = false;
+			} else {
+				lifted++;
 			}
 		}
+		/* Lifted by us on a majority, which any other grant of the
+		 * node shares a table with; a table left out (no
+		 * reservation) proves nothing. */
 		if (mine)
-			return true;
+			return lifted >= LM_QUORUM;
 	}
 	return false;
 }

@@ -329,6 +329,13 @@ struct lm_session {
 	                              * reuse so owner words of successive
 	                              * sessions differ */
 	_Atomic uint64_t acquires;   /* client: grants taken (statistics) */
+	_Atomic int64_t grant_start_ns; /* client: CLOCK_MONOTONIC start of
+	                              * attempt grant_seq, stored before it
+	                              * (release): past start + grant_ttl_ms
+	                              * the attempt can no longer succeed,
+	                              * and a server may clear its owner word
+	                              * if it is still without its lease
+	                              * (beside grant_seq: one line written) */
 	_Atomic uint32_t held[LM_HELD_MAX]; /* client: lock index + 1 of each
 	                              * lock it may hold, 0 = empty; written
 	                              * before its first owner CAS, cleared
@@ -362,7 +369,7 @@ struct lm_session {
 	                              * name is linked, reset at connect. A
 	                              * server frees a claim no LIVE session
 	                              * names (its inserter died). */
-	uint8_t pad_[40];
+	uint8_t pad_[32];
 };
 
 /* ---------------------------------------------------------------------
