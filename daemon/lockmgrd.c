@@ -599,6 +599,18 @@ static int take_over_record(struct supervisor *sv)
 		lm_abandoned_remove(dir);
 	if (until > now_ms) {
 		sv->prev_leases_until_ms = until;
+		/* In the region at once, not only in the servers this
+		 * supervisor will start: killed before it starts them, it
+		 * must leave the floor to whoever adopts the region
+		 * (region_floor). Only a restart's plan reads it. */
+		for (unsigned i = 0; i < LM_NSERVERS; i++) {
+			_Atomic int64_t *f =
+				&sv->region.servers[i]->quarantine_floor_ms;
+			int64_t cur = atomic_load(f);
+			while (cur < until &&
+			       !atomic_compare_exchange_weak(f, &cur, until))
+				;
+		}
 		lm_log("supervisor", "leases of an earlier service on %s may "
 		       "run for %lld ms more: nothing is granted until then",
 		       sv->name, (long long)(until - now_ms));
@@ -1064,6 +1076,7 @@ int main(int argc, char **argv)
 				       : flags & ~LM_REGION_RELEASE_ON_EXIT;
 	atomic_store(&h->flags, flags);
 	atomic_store(&h->supervisor_state, LM_SUP_RUNNING);
+	LM_HOOK("supervisor.running");
 
 	raise_fd_limit(sv.region.max_sessions);
 	sup_adopt_or_start_servers(&sv);

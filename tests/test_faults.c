@@ -802,6 +802,47 @@ static void fresh_refused_while_attached(void)
 }
 
 /*
+ * A supervisor killed right after it began to serve a new region, before
+ * it started a server, must leave the last service's lease floor in the
+ * region: the one that adopts it would otherwise start servers that
+ * count at once, while a lease of the service before still runs (seen
+ * once under load in floor_survives_a_chain_of_restarts).
+ */
+static void killed_before_servers_keeps_floor(void)
+{
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	char dir[256];
+	harness_tmpdir(dir, sizeof(dir));
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "early", "--state-dir", dir, "--max-ttl",
+			       "20000", NULL);
+	struct outliver *o = harness_shared(sizeof(*o));
+	pid_t holder = start_outliver(o, d.region, 8000);
+	harness_lockmgrd_stop(&d);
+	const char *const extra[] = {"--state-dir", dir, "--max-ttl", "20000",
+				     NULL};
+	char log[256];
+	harness_pause_arm("supervisor.running", log, sizeof(log));
+	pid_t c = harness_lockmgrd_spawn(d.region, extra);
+	harness_pause_disarm();
+	harness_wait_paused(log, "supervisor.running", 10000);
+	kill(c, SIGKILL);
+	harness_reap(c, 5000, "killed lockmgrd");
+	struct lm_region r;
+	d.pid = serve_again(d.region, extra, &r);
+	lm_client *n;
+	assert_int_equal(lm_connect(d.region, &n), 0);
+	refuse_until(n, o, harness_now_ns() + INT64_C(1500000000));
+	lm_disconnect(n);
+	lm_region_detach(&r);
+	kill(holder, SIGKILL);
+	harness_reap(holder, 5000, "old holder");
+	harness_shared_free(o, sizeof(*o));
+	harness_lockmgrd_stop(&d);
+	harness_reap_orphans();
+}
+
+/*
  * Token marks are durable by default: with neither --state-dir nor
  * --ephemeral, a full stop and start continues tokens above the old
  * ones (a fenced store guarded across the restart keeps accepting
@@ -1089,6 +1130,7 @@ HARNESS_CASE(full_restart_honours_old_leases, 60)
 HARNESS_CASE(floor_survives_a_chain_of_restarts, 90)
 HARNESS_CASE(ephemeral_stop_waits_for_leases, 60)
 HARNESS_CASE(fresh_refused_while_attached, 60)
+HARNESS_CASE(killed_before_servers_keeps_floor, 60)
 HARNESS_CASE(durable_by_default, 60)
 HARNESS_CASE(state_dir_corrupt, 60)
 HARNESS_CASE(damaged_service_record_is_not_trusted, 60)
@@ -1111,6 +1153,7 @@ int main(void)
 		harness_case(floor_survives_a_chain_of_restarts),
 		harness_case(ephemeral_stop_waits_for_leases),
 		harness_case(fresh_refused_while_attached),
+		harness_case(killed_before_servers_keeps_floor),
 		harness_case(durable_by_default),
 		harness_case(state_dir_corrupt),
 		harness_case(damaged_service_record_is_not_trusted),
