@@ -259,15 +259,7 @@ enum grab_result lm_hold_upgrade(struct lm_session_ctx *c, struct lm_hold *h,
 			h->owner[i] = words[i];
 	int64_t deadline_ns =
 		lm_valid_until(r, done, expiry, srv_now, t0, ttl_ms);
-	uint64_t token = 0;
-	for (unsigned i = 0; i < LM_NSERVERS; i++) {
-		if (!(done & (1u << i)))
-			continue;
-		uint64_t t = atomic_load(&lm_slot_of(r, i, h->lock)->token);
-		uint64_t f = atomic_load(&r->servers[i]->token_floor);
-		token = t > token ? t : token;
-		token = f > token ? f : token;
-	}
+	uint64_t token = lm_marks_max(r, h->lock, done);
 	if (token == UINT64_MAX)
 		return GRAB_LOST; /* a damaged region: no larger token */
 	token++;

@@ -72,20 +72,6 @@ size_t lm_wait_blockers(const struct lm_region *r, uint32_t s,
 	return k;
 }
 
-/* Whom session s waits for, as edges (sessions) with why[]: the mode
- * held, or the mode queued for | 0x100. */
-static size_t blockers(const struct lm_region *r, uint32_t s, int64_t now_ns,
-		       uint32_t *out, uint32_t *why, size_t n)
-{
-	struct lm_blocker b[CYCLE_MAX];
-	size_t k = lm_wait_blockers(r, s, now_ns, b, n < CYCLE_MAX ? n : CYCLE_MAX);
-	for (size_t j = 0; j < k; j++) {
-		out[j] = b[j].session;
-		why[j] = b[j].mode | (b[j].queued ? 0x100u : 0);
-	}
-	return k;
-}
-
 /*
  * Depth-first search for a path from self back to self; the path (self
  * first) into cycle, its length returned, 0 if none.
@@ -98,15 +84,15 @@ static size_t find_cycle(const struct lm_region *r, uint32_t self,
 	struct frame {
 		uint32_t s;
 		uint32_t next, count;
-		uint32_t edge[CYCLE_MAX], why[CYCLE_MAX];
+		struct lm_blocker edge[CYCLE_MAX];
 	} *stack = calloc(CYCLE_MAX, sizeof(*stack));
 	size_t len = 0;
 	if (seen == NULL || stack == NULL)
 		goto out;
 	size_t depth = 1;
 	stack[0].s = self;
-	stack[0].count = (uint32_t)blockers(r, self, now_ns, stack[0].edge,
-					    stack[0].why, CYCLE_MAX);
+	stack[0].count = (uint32_t)lm_wait_blockers(r, self, now_ns,
+						    stack[0].edge, CYCLE_MAX);
 	seen[self] = 1;
 	while (depth > 0) {
 		struct frame *f = &stack[depth - 1];
@@ -114,7 +100,7 @@ static size_t find_cycle(const struct lm_region *r, uint32_t self,
 			depth--;
 			continue;
 		}
-		uint32_t t = f->edge[f->next++];
+		uint32_t t = f->edge[f->next++].session;
 		if (t == self) {
 			for (size_t k = 0; k < depth; k++)
 				cycle[k] = stack[k].s;
@@ -127,8 +113,8 @@ static size_t find_cycle(const struct lm_region *r, uint32_t self,
 		struct frame *g = &stack[depth++];
 		g->s = t;
 		g->next = 0;
-		g->count = (uint32_t)blockers(r, t, now_ns, g->edge, g->why,
-					      CYCLE_MAX);
+		g->count = (uint32_t)lm_wait_blockers(r, t, now_ns, g->edge,
+						      CYCLE_MAX);
 	}
 out:
 	free(seen);
@@ -136,22 +122,23 @@ out:
 	return len;
 }
 
-/* Does a still wait for b (the edge of the first look)? */
+/* Does a still wait for b (the edge of the first look)? How, in *why. */
 static bool still_waits_for(const struct lm_region *r, uint32_t a, uint32_t b,
-			    int64_t now_ns, uint32_t *why)
+			    int64_t now_ns, struct lm_blocker *why)
 {
-	uint32_t e[CYCLE_MAX], w[CYCLE_MAX];
-	size_t n = blockers(r, a, now_ns, e, w, CYCLE_MAX);
+	struct lm_blocker e[CYCLE_MAX];
+	size_t n = lm_wait_blockers(r, a, now_ns, e, CYCLE_MAX);
 	for (size_t k = 0; k < n; k++)
-		if (e[k] == b) {
-			*why = w[k];
+		if (e[k].session == b) {
+			*why = e[k];
 			return true;
 		}
 	return false;
 }
 
 static void describe(const struct lm_region *r, const uint32_t *cycle,
-		     size_t len, const uint32_t *why, char *msg, size_t msgn)
+		     size_t len, const struct lm_blocker *why, char *msg,
+		     size_t msgn)
 {
 	size_t at = 0;
 	if (msgn == 0)
@@ -171,14 +158,14 @@ static void describe(const struct lm_region *r, const uint32_t *cycle,
 			k ? "; " : "", cycle[k],
 			(int)LM_SESS_PID(atomic_load(&ss->life)),
 			lm_mode_name(atomic_load(&ss->wait_mode)), name,
-			why[k] & 0x100u ? "queued ahead of it" : "held",
+			why[k].queued ? "queued ahead of it" : "held",
 			next);
 		if (m < 0)
 			break;
 		at += (size_t)m;
-		if (!(why[k] & 0x100u) && at < msgn) {
+		if (!why[k].queued && at < msgn) {
 			m = snprintf(msg + at, msgn - at, " in %s",
-				     lm_mode_name(why[k] & 0xffu));
+				     lm_mode_name(why[k].mode));
 			if (m > 0)
 				at += (size_t)m;
 		}
@@ -197,7 +184,7 @@ enum lm_deadlock lm_deadlock_search(struct lm_region *r, uint32_t self,
 	for (size_t k = 0; k < len; k++)
 		ids[k] = wait_id(r, cycle[k]);
 	/* The second look: the same waits, the same edges. */
-	uint32_t why[CYCLE_MAX];
+	struct lm_blocker why[CYCLE_MAX];
 	for (size_t k = 0; k < len; k++) {
 		uint32_t next = cycle[(k + 1) % len];
 		if (ids[k] == 0 ||

@@ -587,6 +587,24 @@ static enum step join_group(struct lm_session_ctx *c, uint32_t lock,
  * of any modes, share a token. False (and *token moved past what was
  * found) if some mark was at or past it already.
  */
+/* The largest token mark (or server floor) of lock's tables in mask: a
+ * new grant's token is one above it. */
+static inline uint64_t marks_max(const struct lm_region *r, uint32_t lock,
+				 unsigned mask)
+{
+	uint64_t token = 0;
+	for (unsigned i = 0; i < LM_NSERVERS; i++) {
+		if (!(mask & (1u << i)))
+			continue;
+		uint64_t t = atomic_load(&lm_slot_of(r, i, lock)->token);
+		uint64_t f = atomic_load_explicit(&r->servers[i]->token_floor,
+						  memory_order_relaxed);
+		token = t > token ? t : token;
+		token = f > token ? f : token;
+	}
+	return token;
+}
+
 static bool write_back_token(struct lm_region *r, uint32_t lock,
 			     unsigned mask, uint64_t *token, bool strict,
 			     int64_t deadline_ns)
@@ -595,7 +613,8 @@ static bool write_back_token(struct lm_region *r, uint32_t lock,
 		if (!(mask & (1u << i)))
 			continue;
 		if (!within_reservation(r->servers[i], *token, deadline_ns))
-			continue; /* not written here: verify drops it */
+			continue; /* no reservation before the deadline: it
+				   * has passed, and verify fails the grab */
 		_Atomic uint64_t *t = &lm_slot_of(r, i, lock)->token;
 		if (!strict) {
 			raise_token(t, *token);
@@ -717,16 +736,7 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
 	/* At most this long (verify may shorten it): the reservations must
 	 * cover it. */
 	int64_t deadline_ns = valid_until(r, mask, expiry, srv_now, t0, ttl_ms);
-	uint64_t token = 0;
-	for (unsigned i = 0; i < LM_NSERVERS; i++) {
-		if (!(mask & (1u << i)))
-			continue;
-		uint64_t t = atomic_load(&lm_slot_of(r, i, lock)->token);
-		uint64_t f = atomic_load_explicit(&r->servers[i]->token_floor,
-						  memory_order_relaxed);
-		token = t > token ? t : token;
-		token = f > token ? f : token;
-	}
+	uint64_t token = marks_max(r, lock, mask);
 	bool written = false;
 	for (int round = 0; round < 16 && token != UINT64_MAX && !written;
 	     round++) {
@@ -1054,12 +1064,9 @@ void lm_raise_token(_Atomic uint64_t *t, uint64_t v)
 	raise_token(t, v);
 }
 
-int lm_held_take(struct lm_session_ctx *c, uint32_t lock)
+uint64_t lm_marks_max(const struct lm_region *r, uint32_t lock,
+		      unsigned mask)
 {
-	return held_take(c, lock);
+	return marks_max(r, lock, mask);
 }
 
-void lm_held_put(struct lm_session_ctx *c, int k)
-{
-	held_put(c, k);
-}

@@ -47,9 +47,8 @@ bool lm_within_reservation(struct lm_server *srv, uint64_t token,
 /* Raise a token mark to at least v (CAS max). */
 void lm_raise_token(_Atomic uint64_t *t, uint64_t v);
 
-/* Take a free entry of our session's held[] for lock (-1: none left,
- * and the session is marked for a full scan at cleanup); give it back. */
-int lm_held_take(struct lm_session_ctx *c, uint32_t lock);
-void lm_held_put(struct lm_session_ctx *c, int k);
+/* The largest token mark (or server floor) of lock's tables in mask. */
+uint64_t lm_marks_max(const struct lm_region *r, uint32_t lock,
+		      unsigned mask);
 
 #endif

@@ -22,11 +22,6 @@
 
 #include "layout.h"
 
-static inline bool lm_mode_valid(uint32_t mode)
-{
-	return mode < LM_MODES;
-}
-
 static inline const char *lm_mode_name(uint32_t mode)
 {
 	static const char *const names[LM_MODES] = {
@@ -59,14 +54,6 @@ static inline uint32_t lm_mode_group(uint32_t mode)
 	       : mode == LM_MODE_S_   ? LM_GROUP_S
 	       : mode == LM_MODE_SIX_ ? LM_GROUP_SIX
 				      : 0;
-}
-
-/* The mode of a main group's members. */
-static inline uint32_t lm_group_mode(uint32_t kind)
-{
-	return kind == LM_GROUP_IX ? LM_MODE_IX_
-	       : kind == LM_GROUP_S ? LM_MODE_S_
-				    : LM_MODE_SIX_;
 }
 
 /* May a holder of counted mode `mode` join group word w as it stands

@@ -60,7 +60,6 @@ static void matrix_exhaustive(void)
 		{ 1, 0, 0, 0, 0 },
 		{ 0, 0, 0, 0, 0 },
 	};
-	uint64_t last_token = 0;
 	for (int x = 0; x < 5; x++) {
 		for (int y = 0; y < 5; y++) {
 			char name[64];
@@ -97,7 +96,6 @@ static void matrix_exhaustive(void)
 					 mode_name(order[x]), lm_strerror(rc));
 			assert_true(gb.token > ga.token);
 			assert_int_equal(lm_release(b, &gb), 0);
-			(void)last_token;
 		}
 	}
 	/* A bad mode is refused, not taken as something else. */
