@@ -23,6 +23,17 @@ _Static_assert(LM_R_SYS == LM_ESYS, "status");
 _Static_assert(LM_R_BADREGION == LM_EBADREGION, "status");
 _Static_assert(LM_R_OTHERNS == LM_EOTHERNS, "status");
 _Static_assert(LM_R_DEADLOCK == LM_EDEADLK, "status");
+_Static_assert(LM_R_KIND == LM_EKIND, "status");
+_Static_assert(LM_R_PINS == LM_EPINS, "status");
+_Static_assert(LM_R_NOLEADER == LM_ENOLEADER, "status");
+_Static_assert(LM_VALUE_MAX == LM_VALUE_MAX_, "value size");
+_Static_assert(LM_WATCH_GRANTED == LM_CHANGE_GRANTED &&
+		       LM_WATCH_RELEASED == LM_CHANGE_RELEASED &&
+		       LM_WATCH_DIED == LM_CHANGE_DIED &&
+		       LM_WATCH_EXPIRED == LM_CHANGE_EXPIRED &&
+		       LM_WATCH_CHANGED == LM_CHANGE_OTHER &&
+		       LM_WATCH_PROCLAIMED == LM_CHANGE_PROCLAIMED,
+	       "watch events");
 _Static_assert(LM_MODE_X_ == LM_MODE_X && LM_MODE_S_ == LM_MODE_S &&
 		       LM_MODE_IS_ == LM_MODE_IS && LM_MODE_IX_ == LM_MODE_IX &&
 		       LM_MODE_SIX_ == LM_MODE_SIX && LM_MODES == LM_MODE_COUNT,
@@ -89,6 +100,18 @@ const char *lm_strerror(int err)
 		       "chosen to end it; nothing was granted; release what "
 		       "this session holds and start over (taking locks in "
 		       "one fixed order avoids cycles)";
+	case LM_EKIND:
+		return "the name is in use as another kind of lock: a "
+		       "semaphore with another slot count, or a plain lock "
+		       "(every user of a name must take it the same way; "
+		       "see 'lockctl status')";
+	case LM_EPINS:
+		return "this client already watches or waits on 16 names "
+		       "(watches and semaphores each keep one); close a watch, "
+		       "or open another client";
+	case LM_ENOLEADER:
+		return "nobody leads this election now (no holder with a "
+		       "running lease)";
 	case LM_EBADREGION:
 		return "bad region name: use NAME or /NAME, 1 to 200 "
 		       "printable characters without '/'";

@@ -17,6 +17,10 @@
  *   lm_lookup                    never blocks.
  *   lm_convert                   an upgrade may block up to wait_ms.
  *   lm_renew, lm_release         never block.
+ *   lm_sem_acquire               as lm_acquire.
+ *   lm_watch_next                may block up to timeout_ms.
+ *   lm_campaign                  as lm_acquire; lm_proclaim, lm_resign
+ *                                and lm_leader never block.
  *   lm_strerror                  thread-safe, never blocks.
  *
  * Errors are returned as negative LM_E* codes (their own range, so they
@@ -52,7 +56,14 @@ extern "C" {
 				  * sessions waiting for each other;
 				  * this wait was chosen to end it */
 
-#define LM_ERR_FIRST     (-1016)
+#define LM_EKIND         (-1017) /* the name is used as another kind
+				  * of lock (a semaphore of another slot
+				  * count, or a plain lock) */
+#define LM_EPINS         (-1018) /* this client watches (or waits on
+				  * semaphores of) too many names */
+#define LM_ENOLEADER     (-1019) /* nobody leads the election */
+
+#define LM_ERR_FIRST     (-1019)
 #define LM_ERR_LAST      (-1001)
 
 /* The shortest lease: shorter ones leave nothing once the drift bound
@@ -208,6 +219,101 @@ int lm_renew(lm_client *c, lm_grant *g, int64_t ttl_ms);
  * (nothing of a newer holder is touched), LM_ENOTHELD if released twice.
  */
 int lm_release(lm_client *c, lm_grant *g);
+
+/*
+ * Counting semaphores: at most `slots` holders of `name` at once, each
+ * with a grant of its own (its own fencing token and lease, renewed and
+ * released with lm_renew / lm_release; a dead holder's slot is freed by
+ * the service, a frozen one's when its lease ends). Waiters are served
+ * in FIFO order. Every user of a name must give the same slot count
+ * (LM_EKIND otherwise, and for a name held as a plain lock); slots is
+ * 1 to LM_SEM_SLOTS_MAX. g->token orders the grants of one slot: a
+ * resource guarded by a semaphore fences per slot (lm_sem_slot).
+ */
+#define LM_SEM_SLOTS_MAX 1024u
+int lm_sem_acquire(lm_client *c, const char *name, uint32_t slots,
+		   int64_t ttl_ms, int64_t wait_ms, lm_grant *g);
+/* The slot (0 .. slots-1) a semaphore grant holds, or -1 for a grant
+ * that is not a semaphore's. */
+int lm_sem_slot(const lm_grant *g);
+
+/*
+ * Watches. A watch follows one lock's changes: every grant, release,
+ * mode change, death of a holder and end of a lease moves the lock's
+ * version, and lm_watch_next returns once the version has moved past
+ * the one the watch last reported. Changes that come close together may
+ * be reported as one event (`changes` counts them); a change is never
+ * missed. A watch keeps its name from being reclaimed; a client may
+ * have 16 names watched (or semaphore waits) at once (LM_EPINS).
+ */
+typedef struct lm_watch lm_watch;
+
+/* lm_watch_event.what: the last change the event covers */
+#define LM_WATCH_NONE       0 /* no change: the lock as it is */
+#define LM_WATCH_GRANTED    1 /* granted (or its mode changed in place) */
+#define LM_WATCH_RELEASED   2 /* released by its holder */
+#define LM_WATCH_DIED       3 /* its holder died; the service freed it */
+#define LM_WATCH_EXPIRED    4 /* its lease ended without a release */
+#define LM_WATCH_CHANGED    5 /* it changed; how is not known */
+#define LM_WATCH_PROCLAIMED 6 /* an election's leader proclaimed a value */
+
+typedef struct lm_watch_event {
+	uint64_t version;     /* the lock's version this event reaches */
+	uint32_t changes;     /* changes since the last event (> 1: several
+			       * were coalesced into this one) */
+	uint32_t what;        /* LM_WATCH_* of the last of them */
+	int32_t pid;          /* the holder it happened to, 0 if unknown */
+	uint32_t mode;        /* that grant's mode */
+	uint64_t token;       /* that grant's token, 0 if unknown */
+	/* The lock as read after the change: */
+	uint32_t holders;     /* sessions holding it; 0 = free */
+	uint32_t held_mode;   /* their mode, when held */
+	int32_t holder_pid;   /* the X holder's pid (or a counted one's) */
+	uint32_t reserved_;
+	uint64_t holder_token;/* the X holder's token, else 0 */
+} lm_watch_event;
+
+/* Watch `name` (created if it does not exist). *now, if not NULL, gets
+ * the lock as it is (what = LM_WATCH_NONE). */
+int lm_watch_open(lm_client *c, const char *name, lm_watch **out,
+		  lm_watch_event *now);
+/* Wait up to timeout_ms (0: do not wait, < 0: no limit) for the lock to
+ * change: 0 and *ev, or LM_ETIMEDOUT. */
+int lm_watch_next(lm_watch *w, int64_t timeout_ms, lm_watch_event *ev);
+/* A descriptor for poll/epoll: readable when lm_watch_next may have an
+ * event (then call it with timeout 0, which may still say
+ * LM_ETIMEDOUT). A thread of the library waits on the lock's futex and
+ * signals it (an eventfd); it lives until lm_watch_close. */
+int lm_watch_fd(lm_watch *w);
+void lm_watch_close(lm_watch *w);
+
+/*
+ * Leader election on a lock: the leader is the holder of `election`
+ * (exclusive, leased and fenced like any grant), and proclaims a value
+ * (up to LM_VALUE_MAX bytes, for example "host:port") that observers
+ * read with lm_leader. A leader that dies or stops past its lease loses
+ * the lead, and the next campaigner gets it. Observers follow changes
+ * with a watch on the election's name.
+ */
+#define LM_VALUE_MAX 112
+int lm_campaign(lm_client *c, const char *election, const char *value,
+		int64_t ttl_ms, int64_t wait_ms, lm_grant *g);
+/* Change the leader's value (g from lm_campaign). One value per client:
+ * a client leading two elections proclaims for the last. */
+int lm_proclaim(lm_client *c, lm_grant *g, const char *value);
+/* Give the lead up (the value goes with it): lm_release. */
+int lm_resign(lm_client *c, lm_grant *g);
+
+typedef struct lm_leader {
+	int32_t pid;          /* the leader's process */
+	uint32_t mode_;       /* reserved */
+	uint64_t token;       /* its grant's fencing token */
+	uint64_t version;     /* the election lock's version when read */
+	char value[LM_VALUE_MAX + 1]; /* what it proclaims, NUL-ended ("" if
+			       * nothing yet) */
+} lm_leader;
+/* Who leads `election` now: 0, or LM_ENOLEADER. */
+int lm_leader_get(lm_client *c, const char *election, lm_leader *out);
 
 /* A sentence saying what happened and what to do. Never NULL. */
 const char *lm_strerror(int err);

@@ -45,6 +45,7 @@
 #include "../shm/region.h"
 #include "../shm/session.h"
 #include "../shm/wait_queue.h"
+#include "../shm/watch.h"
 #include "log.h"
 #include "state_dir.h"
 
@@ -245,6 +246,13 @@ static bool end_group(struct lm_slot *slot, int64_t srv_now)
 	       lm_group_end(slot, gw);
 }
 
+/* The pid of the session an owner word names, or 0. */
+static int32_t owner_pid(const struct lm_region *r, uint64_t w)
+{
+	const struct lm_session *ss = lm_owner_session(r, w);
+	return ss != NULL ? LM_SESS_PID(atomic_load(&ss->life)) : 0;
+}
+
 static unsigned expire_leases(struct lm_region *r, unsigned i,
 			      uint64_t epoch, struct sweep *sw)
 {
@@ -292,6 +300,9 @@ static unsigned expire_leases(struct lm_region *r, unsigned i,
 		}
 		if (end_group(slot, srv_now)) {
 			freed++;
+			lm_lock_changed(r, lock, LM_CHANGE_EXPIRED,
+					LM_MODE_S_, 0,
+					atomic_load(&slot->token));
 			if (lm_queue_count(lm_queue_of(r, lock)) != 0)
 				lm_wake_next(r, lock, LM_NO_SESSION);
 		}
@@ -360,6 +371,12 @@ static unsigned expire_leases(struct lm_region *r, unsigned i,
 		if (!atomic_compare_exchange_strong(&slot->owner, &w, next))
 			continue;
 		freed++;
+		/* Only a grant that lost its majority ended here; a table
+		 * it merely dropped changes nothing a watcher sees. */
+		if (next == LM_OWNER_ABANDONED)
+			lm_lock_changed(r, lock, LM_CHANGE_EXPIRED,
+					LM_MODE_X_, owner_pid(r, w),
+					atomic_load(&slot->token));
 		if (lm_queue_count(lm_queue_of(r, lock)) != 0)
 			lm_wake_next(r, lock, LM_NO_SESSION);
 	}

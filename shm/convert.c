@@ -29,6 +29,7 @@
 #include "session.h"
 #include "test_hook.h"
 #include "wait_queue.h"
+#include "watch.h"
 
 /* Is group word w generation gen with exactly one member, of mode? */
 static bool only_member(uint64_t w, uint32_t gen, uint32_t mode)
@@ -108,6 +109,8 @@ int lm_hold_downgrade(struct lm_session_ctx *c, struct lm_hold *h,
 		kept++;
 	}
 	h->mode = mode;
+	lm_lock_changed(r, h->lock, LM_CHANGE_GRANTED, mode,
+			LM_SESS_PID(c->life), h->token);
 	/* Waiting readers can join us now. */
 	if (lm_queue_count(lm_queue_of(r, h->lock)) != 0)
 		lm_wake_next(r, h->lock, c->session);
@@ -290,5 +293,7 @@ enum grab_result lm_hold_upgrade(struct lm_session_ctx *c, struct lm_hold *h,
 	}
 	h->token = token;
 	h->valid_until_ns = deadline_ns;
+	lm_lock_changed(r, h->lock, LM_CHANGE_GRANTED, LM_MODE_X_,
+			LM_SESS_PID(c->life), token);
 	return GRAB_GRANTED;
 }

@@ -52,6 +52,7 @@
 #include "session.h"
 #include "test_hook.h"
 #include "wait_queue.h"
+#include "watch.h"
 
 bool lm_server_usable(const struct lm_session_ctx *c, unsigned i, uint64_t *state,
 		      int64_t now_ms)
@@ -806,6 +807,8 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
 			      atomic_load_explicit(&c->self->acquires,
 						   memory_order_relaxed) + 1,
 			      memory_order_relaxed);
+	lm_lock_changed(r, lock, LM_CHANGE_GRANTED, mode,
+			LM_SESS_PID(c->life), token);
 	return GRAB_GRANTED;
 }
 
@@ -913,6 +916,10 @@ int lm_hold_release(struct lm_session_ctx *c, struct lm_hold *h)
 				late ? LM_OWNER_ABANDONED : LM_OWNER_FREE);
 	h->live = 0;
 	h->mask = 0;
+	if (kept != 0)
+		lm_lock_changed(&c->region, h->lock,
+				late ? LM_CHANGE_EXPIRED : LM_CHANGE_RELEASED,
+				h->mode, LM_SESS_PID(c->life), h->token);
 	held_put(c, h->held);
 	return kept >= LM_QUORUM && !late ? 0 : LM_R_LEASELOST;
 }
@@ -964,6 +971,18 @@ bool lm_hold_claim_token(struct lm_session_ctx *c, const struct lm_hold *h,
 	return false;
 }
 
+/* Session idx's grant of lock was freed for it (freed: the owner word
+ * left behind, ABANDONED when it died): tell the lock's watchers. */
+static void freed_changed(struct lm_region *r, uint32_t idx, uint32_t lock,
+			  uint64_t freed, uint32_t mode)
+{
+	lm_lock_changed(r, lock,
+			freed == LM_OWNER_ABANDONED ? LM_CHANGE_DIED
+						    : LM_CHANGE_RELEASED,
+			mode, LM_SESS_PID(atomic_load(&r->sessions[idx].life)),
+			lm_marks_max(r, lock, (1u << LM_NSERVERS) - 1));
+}
+
 /* Free lock `lock` on every table where session idx holds it. */
 static bool free_one(struct lm_region *r, uint32_t idx, uint32_t lock,
 		     uint64_t freed, uint32_t self)
@@ -976,6 +995,8 @@ static bool free_one(struct lm_region *r, uint32_t idx, uint32_t lock,
 		    atomic_compare_exchange_strong(&slot->owner, &w, freed))
 			any = true;
 	}
+	if (any)
+		freed_changed(r, idx, lock, freed, LM_MODE_X_);
 	if (any && lm_queue_count(lm_queue_of(r, lock)) != 0)
 		lm_wake_next(r, lock, self);
 	return any;
@@ -988,15 +1009,20 @@ static bool leave_recorded(struct lm_region *r, uint32_t idx, unsigned k,
 {
 	struct lm_session *s = &r->sessions[idx];
 	uint32_t v = atomic_load(&s->held[k]);
+	uint32_t mode = 0;
 	bool any = false;
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
 		uint32_t j = atomic_exchange(&s->joined[k][i], 0);
 		if (!LM_JOIN_SET(j) || v == 0 || v > r->max_locks)
 			continue;
 		if (lm_group_leave(lm_slot_of(r, i, v - 1), LM_JOIN_GEN(j),
-				   LM_JOIN_MODE(j)))
+				   LM_JOIN_MODE(j))) {
 			any = true;
+			mode = LM_JOIN_MODE(j);
+		}
 	}
+	if (any)
+		freed_changed(r, idx, v - 1, LM_OWNER_ABANDONED, mode);
 	if (any && lm_queue_count(lm_queue_of(r, v - 1)) != 0)
 		lm_wake_next(r, v - 1, self);
 	return any;

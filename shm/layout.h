@@ -35,7 +35,7 @@
 #include <stdint.h>
 
 #define LM_REGION_MAGIC   UINT64_C(0x314752474d4b434c) /* "LCKMGRG1" */
-#define LM_ABI_VERSION    16u
+#define LM_ABI_VERSION    17u
 
 /* The longest lease a region may allow (--max-ttl): one day. */
 #define LM_MAX_TTL_LIMIT_MS INT64_C(86400000)
@@ -50,6 +50,13 @@
 
 /* Locks a session records as held without a full scan at cleanup. */
 #define LM_HELD_MAX 16u
+
+/* Names a session pins at once (watches, semaphore gates): lm_session.pins */
+#define LM_PINS_MAX 16u
+
+/* The value an election's leader proclaims (lm_session.value), bytes. */
+#define LM_VALUE_MAX_  112u
+#define LM_VALUE_WORDS (LM_VALUE_MAX_ / 8u)
 
 /* Hard limits the encodings below impose. */
 #define LM_MAX_SESSIONS_LIMIT 65534u  /* session field of an owner word */
@@ -369,6 +376,28 @@ struct lm_session {
 	                              * name is linked, reset at connect. A
 	                              * server frees a claim no LIVE session
 	                              * names (its inserter died). */
+	_Atomic uint32_t pins[LM_PINS_MAX]; /* client: lock index + 1 of
+	                              * each name it keeps from reclaim
+	                              * while it holds none of its grants
+	                              * (a watch, a semaphore's gate), else
+	                              * 0. Stored (seq_cst) before it checks
+	                              * the name's life, cleared when done;
+	                              * a reclaimer marks the name DYING and
+	                              * then scans these (seq_cst), so one of
+	                              * the two sees the other (layout.h,
+	                              * "Names"). Cleared with the slot. */
+	_Atomic uint32_t value_seq;  /* client: the seqlock of the value it
+	                              * proclaims as an election's leader:
+	                              * odd while it rewrites value_lock,
+	                              * value_len and value; readers retry on
+	                              * an odd or moved count */
+	_Atomic uint32_t value_lock; /* client, under value_seq: lock index
+	                              * + 1 of the election it proclaims
+	                              * value for, else 0 */
+	_Atomic uint32_t value_len;  /* client, under value_seq */
+	uint32_t reserved_;
+	_Atomic uint64_t value[LM_VALUE_WORDS]; /* client, under value_seq:
+	                              * the proclaimed bytes, zero-padded */
 	uint8_t pad_[32];
 };
 
@@ -557,15 +586,77 @@ struct lm_queue {
 	                              * whoever finds it stopped, dead or gone
 	                              * from the queue. While it names a waiting
 	                              * session, a release need not wake anyone. */
-	_Atomic uint16_t kind;       /* roadmap: lock kind (mutex, semaphore) */
+	_Atomic uint16_t sem_slots;  /* 0: an ordinary lock. N: the gate of
+	                              * a semaphore of N slots (its waiters
+	                              * queue here; its slots are locks of
+	                              * their own, shm/semaphore.h). Set by
+	                              * CAS from 0 by the name's first
+	                              * semaphore user, reset by the name's
+	                              * reclaimer (nothing pins it then) */
 	_Atomic int64_t turn_since_ns; /* when the current head of the queue
 	                              * began its turn (monotonic): set by the
 	                              * waiter that starts a queue and by each
 	                              * head as it leaves. Newcomers may barge
 	                              * past the queue only within a short
 	                              * window of it (shm/wait_queue.c). */
-	_Atomic uint32_t change_seq; /* roadmap: watch counter (futex) */
-	uint32_t reserved_;
+	_Atomic uint32_t version;    /* futex: the lock's change count,
+	                              * while `watched`: bumped (seq_cst)
+	                              * and woken by whoever changes who
+	                              * holds the lock, after the change
+	                              * (shm/watch.h) */
+	_Atomic uint32_t watched;    /* 1 once a watcher has looked at the
+	                              * lock in this life of its name:
+	                              * stored (seq_cst) by the watcher
+	                              * before it reads the lock, loaded by
+	                              * each changer after its change;
+	                              * reset by the name's reclaimer */
+};
+
+/* ---------------------------------------------------------------------
+ * A lock's last change, for its watchers (shm/watch.h), in the spare
+ * space of its table-2 slot; and a semaphore slot's gate.
+ *
+ * Note word (lm_lock_note.event):
+ *
+ *   bits 63..32  the version the change bumped the lock to
+ *   bits 31..28  LM_CHANGE_* (what happened)
+ *   bits 27..25  LM_MODE_* of the grant it happened to
+ *   bits 24..0   pid of that grant's holder (pid_max is at most 2^22)
+ *
+ * Written only while the lock is watched, by the changer, after it has
+ * bumped the version: a reader that finds the note's version equal to
+ * the version it read knows what that change was; otherwise (changes
+ * crossing, a changer killed between its bump and its note) it says
+ * only that the lock changed. The note describes; the version counts.
+ */
+#define LM_CHANGE_NONE     0u
+#define LM_CHANGE_GRANTED  1u /* a grant (or a mode changed in place) */
+#define LM_CHANGE_RELEASED 2u /* its holder released it */
+#define LM_CHANGE_DIED     3u /* its holder died; the supervisor freed it */
+#define LM_CHANGE_EXPIRED  4u /* its lease ended; a server freed it */
+#define LM_CHANGE_OTHER    5u /* a change the note does not describe */
+#define LM_CHANGE_PROCLAIMED 6u /* an election's leader set its value */
+#define LM_NOTE_WORD(version, what, mode, pid)                           \
+	(((uint64_t)(uint32_t)(version) << 32) |                         \
+	 ((uint64_t)((what) & 0xfu) << 28) |                             \
+	 ((uint64_t)((mode) & 0x7u) << 25) |                             \
+	 ((uint64_t)(uint32_t)(pid) & 0x1ffffffu))
+#define LM_NOTE_VERSION(n) ((uint32_t)((n) >> 32))
+#define LM_NOTE_WHAT(n)    ((uint32_t)(((n) >> 28) & 0xfu))
+#define LM_NOTE_MODE(n)    ((uint32_t)(((n) >> 25) & 0x7u))
+#define LM_NOTE_PID(n)     ((int32_t)((n) & 0x1ffffffu))
+
+struct lm_lock_note {
+	_Atomic uint64_t event;      /* LM_NOTE_WORD: the changer, after
+	                              * its version bump (release) */
+	_Atomic uint64_t token;      /* the changer, before `event`: the
+	                              * token of the grant it changed */
+	_Atomic uint32_t gate;       /* a semaphore slot's gate: lock index
+	                              * + 1, stored by each semaphore user
+	                              * before it takes the slot; whoever
+	                              * frees the slot wakes the gate's
+	                              * queue. Reset by the reclaimer. */
+	uint32_t reserved_[3];
 };
 
 /* ---------------------------------------------------------------------
@@ -586,7 +677,8 @@ struct lm_slot {
 	union {                  /* never wiped with the table: */
 		struct lm_queue queue;     /* table 0: the lock's wait queue */
 		struct lm_name_state name; /* table 1: its name's life */
-	};                       /* (table 2: unused) */
+		struct lm_lock_note note;  /* table 2: its last change */
+	};
 };
 
 /* ---------------------------------------------------------------------
@@ -793,7 +885,8 @@ struct lm_region_header {
 	uint8_t pad_[56];
 };
 
-_Static_assert(sizeof(struct lm_session) == 384, "session slot: 6 lines");
+_Static_assert(sizeof(struct lm_session) == 576, "session slot: 9 lines");
+_Static_assert(sizeof(struct lm_lock_note) == 32, "note size");
 _Static_assert(sizeof(struct lm_slot) == 64, "lock slot is a line");
 _Static_assert(sizeof(struct lm_name) == 280, "name slot size");
 _Static_assert(sizeof(struct lm_queue) == 32, "queue size");

@@ -5,6 +5,7 @@
 
 #include "actor.h"
 #include "name_index.h"
+#include "pins.h"
 #include "test_hook.h"
 
 /* Does anything use lock idx? With take_marked, an ABANDONED mark for
@@ -23,8 +24,9 @@ static bool in_use(const struct lm_region *r, uint32_t idx, bool take_marked)
 			    atomic_load(&lm_slot_of(r, i, idx)->shared)))
 			return true;
 	}
-	return LM_WAITERS_COUNT(atomic_load(&lm_queue_of(r, idx)->waiters)) !=
-	       0;
+	if (LM_WAITERS_COUNT(atomic_load(&lm_queue_of(r, idx)->waiters)) != 0)
+		return true;
+	return lm_pinned(r, idx); /* watched, or a semaphore's gate */
 }
 
 static void raise_to(_Atomic uint64_t *v, uint64_t x)
@@ -105,6 +107,11 @@ static void finish(struct lm_region *r, uint32_t idx, uint64_t gen,
 	uint16_t mark = atomic_load(&q->woken);
 	if (mark != 0)
 		atomic_compare_exchange_strong(&q->woken, &mark, 0);
+	/* Nothing pins the name (decide looked): no watcher and no
+	 * semaphore user is left to read these. */
+	atomic_store(&q->watched, 0);
+	atomic_store(&q->sem_slots, 0);
+	atomic_store(&lm_slot_of(r, 2, idx)->note.gate, 0);
 	atomic_compare_exchange_strong(life, &dead,
 				       LM_NAME_LIFE(gen, LM_NAME_FREE));
 	release_finisher(r, idx, me);

@@ -182,6 +182,10 @@ bool lm_session_free(struct lm_region *r, uint32_t idx, uint64_t from)
 	 * owns the slot here (its own LIVE life, a DEAD one it reaped, or a
 	 * claim whose claimer is proven dead). */
 	atomic_store(&r->sessions[idx].start_time, 0);
+	/* Its pins go with it (shm/pins.h), and its proclaimed value. */
+	for (unsigned k = 0; k < LM_PINS_MAX; k++)
+		atomic_store(&r->sessions[idx].pins[k], 0);
+	atomic_store(&r->sessions[idx].value_lock, 0);
 	return lm_session_transition(
 		r, idx, from, LM_SESS_WORD(0, LM_SESS_GEN(from), LM_SESS_FREE));
 }

@@ -27,6 +27,9 @@ enum lm_status {
 	LM_R_BADREGION    = -1014, /* not a region name */
 	LM_R_OTHERNS      = -1015, /* another pid/time namespace */
 	LM_R_DEADLOCK     = -1016, /* chosen to end a cycle of waits */
+	LM_R_KIND         = -1017, /* used as another kind of lock */
+	LM_R_PINS         = -1018, /* too many names pinned */
+	LM_R_NOLEADER     = -1019, /* nobody leads the election */
 };
 
 #endif

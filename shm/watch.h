@@ -1,0 +1,45 @@
+/*
+ * watch.h - telling watchers that a lock changed (watch.c).
+ *
+ * Every change of who holds a lock (a grant, a release, a mode changed
+ * in place, a dead holder freed, a lease expired) ends with its changer
+ * calling lm_lock_changed, which costs one load while nobody watches the
+ * lock. A watcher sets the lock's `watched` flag (seq_cst) and then
+ * reads the lock; a changer changes it and then loads the flag (seq_cst):
+ * either the changer sees the flag and bumps the version (then wakes the
+ * version's futex), or the watcher's read sees the change. So a watcher
+ * that read the lock at version v and sleeps while the version is v
+ * misses no change; changes that come together may share a wake-up
+ * (coalesced), and the note (layout.h, "A lock's last change") says what
+ * the last one was when it can.
+ *
+ * A changer killed between its change and its bump leaves the change
+ * unannounced until the next one; the deaths that matter announce
+ * themselves: the supervisor that frees a dead holder's grants and the
+ * server that expires a frozen holder's lease each bump the version.
+ */
+#ifndef LOCKMGR_SHM_WATCH_H
+#define LOCKMGR_SHM_WATCH_H
+
+#include <stdint.h>
+
+#include "region.h"
+
+/* lock changed (what: LM_CHANGE_*, of a grant in mode held by pid with
+ * token): bump its version and wake its watchers, if it has any. */
+void lm_lock_changed(struct lm_region *r, uint32_t lock, uint32_t what,
+		     uint32_t mode, int32_t pid, uint64_t token);
+
+/* Start watching lock: set its `watched` flag (seq_cst). Read the lock
+ * only after this. */
+void lm_lock_watch(struct lm_region *r, uint32_t lock);
+
+/* lock's version (seq_cst), and its note if the note is of that version
+ * (else LM_CHANGE_OTHER in *what): what, mode, pid and token of the last
+ * change. */
+uint32_t lm_lock_version(const struct lm_region *r, uint32_t lock);
+void lm_lock_note_read(const struct lm_region *r, uint32_t lock,
+		       uint32_t version, uint32_t *what, uint32_t *mode,
+		       int32_t *pid, uint64_t *token);
+
+#endif
