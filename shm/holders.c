@@ -20,8 +20,9 @@ static void add(struct lm_holder *out, size_t n, size_t *k, uint32_t s,
 /* The X holder: the session whose owner word is on a majority of the
  * tables, in their current lives, under its running lease. */
 static bool x_holder(const struct lm_region *r, uint32_t lock,
-		     int64_t now_ns, uint32_t *session)
+		     int64_t now_ns, uint32_t *session, unsigned *mask)
 {
+	unsigned on[LM_NSERVERS] = {0};
 	uint32_t seen[LM_NSERVERS];
 	unsigned count[LM_NSERVERS] = {0}, kinds = 0;
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
@@ -41,11 +42,15 @@ static bool x_holder(const struct lm_region *r, uint32_t lock,
 			j++;
 		if (j == kinds)
 			seen[kinds++] = s;
-		if (++count[j] >= LM_QUORUM) {
-			*session = s - 1;
+		on[j] |= 1u << i;
+		count[j]++;
+	}
+	for (unsigned j = 0; j < kinds; j++)
+		if (count[j] >= LM_QUORUM) {
+			*session = seen[j] - 1;
+			*mask = on[j];
 			return true;
 		}
-	}
 	return false;
 }
 
@@ -54,7 +59,8 @@ size_t lm_lock_holders(const struct lm_region *r, uint32_t lock,
 {
 	size_t k = 0;
 	uint32_t xs;
-	if (x_holder(r, lock, now_ns, &xs))
+	unsigned mask;
+	if (x_holder(r, lock, now_ns, &xs, &mask))
 		add(out, n, &k, xs, LM_MODE_X_);
 	/* Generations whose group runs, per table (else nobody counted
 	 * there holds anything). */
@@ -95,4 +101,32 @@ size_t lm_lock_holders(const struct lm_region *r, uint32_t lock,
 		}
 	}
 	return k;
+}
+
+void lm_lock_look(const struct lm_region *r, uint32_t lock, int64_t now_ns,
+		  struct lm_lock_view *v)
+{
+	*v = (struct lm_lock_view){ 0 };
+	uint32_t xs;
+	unsigned mask;
+	if (x_holder(r, lock, now_ns, &xs, &mask)) {
+		v->holders = 1;
+		v->mode = LM_MODE_X_;
+		v->session = xs;
+		v->pid = LM_SESS_PID(atomic_load(&r->sessions[xs].life));
+		for (unsigned i = 0; i < LM_NSERVERS; i++) {
+			uint64_t t = atomic_load(&lm_slot_of(r, i, lock)->token);
+			if ((mask & (1u << i)) && t > v->token)
+				v->token = t;
+		}
+		return;
+	}
+	struct lm_holder h[1];
+	size_t n = lm_lock_holders(r, lock, now_ns, h, 1);
+	v->holders = (uint32_t)n;
+	if (n != 0) {
+		v->mode = h[0].mode;
+		v->session = h[0].session;
+		v->pid = LM_SESS_PID(atomic_load(&r->sessions[h[0].session].life));
+	}
 }

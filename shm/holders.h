@@ -26,4 +26,17 @@ struct lm_holder {
 size_t lm_lock_holders(const struct lm_region *r, uint32_t lock,
 		       int64_t now_ns, struct lm_holder *out, size_t n);
 
+/* A lock as a watcher or an election's observer sees it: its X holder
+ * (with the token marks of the tables it holds), or how many counted
+ * holders it has and one of them. */
+struct lm_lock_view {
+	uint32_t holders;  /* 0: free */
+	uint32_t mode;     /* LM_MODE_* held */
+	uint32_t session;  /* the X holder's session (or a counted one's) */
+	int32_t pid;       /* its pid */
+	uint64_t token;    /* the X holder's token, else 0 */
+};
+void lm_lock_look(const struct lm_region *r, uint32_t lock, int64_t now_ns,
+		  struct lm_lock_view *v);
+
 #endif
