@@ -248,6 +248,8 @@ static const struct {
 	{"run", ctl_run},
 	{"server", ctl_server},
 	{"top", ctl_top},
+	{"watch", ctl_watch},
+	{"leader", ctl_leader},
 	{"help", run_help},
 };
 

@@ -58,6 +58,13 @@ int ctl_parse_i64(const char *s, const char *flag, const char *unit,
  * the number of columns written. */
 int ctl_print_escaped(FILE *f, const char *s, size_t len);
 
+/*
+ * Write len bytes of s to f as a JSON string. Lock names are bytes, not
+ * text: valid UTF-8 passes as is, any other byte is written as \u00XX
+ * (its Latin-1 reading), which keeps the output valid JSON.
+ */
+void ctl_json_str(FILE *f, const char *s, size_t len);
+
 /* Print why `name` is not a lock name (a long one shortened). */
 void ctl_bad_lock_name(const char *name);
 
@@ -82,5 +89,7 @@ int ctl_status(struct ctl_global *g, int argc, char **argv);
 int ctl_run(struct ctl_global *g, int argc, char **argv);
 int ctl_server(struct ctl_global *g, int argc, char **argv);
 int ctl_top(struct ctl_global *g, int argc, char **argv);
+int ctl_watch(struct ctl_global *g, int argc, char **argv);
+int ctl_leader(struct ctl_global *g, int argc, char **argv);
 
 #endif
