@@ -20,6 +20,8 @@
 #include "lockctl.h"
 #include "../lockmgr.h"
 
+const char *ctl_prog = "lockctl";
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -64,7 +66,7 @@ int ctl_resolve_region(struct ctl_global *g)
 {
 	if (lm_region_resolve_name(g->region_arg, g->region) == 0)
 		return 0;
-	fprintf(stderr, "lockctl: bad region name '");
+	fprintf(stderr, "%s: bad region name '", ctl_prog);
 	ctl_print_escaped(stderr, g->region_arg ? g->region_arg
 						: getenv("LOCKMGR_REGION"),
 			  SIZE_MAX);
@@ -109,7 +111,7 @@ int ctl_parse_i64(const char *s, const char *flag, const char *unit,
 	if (*end != '\0')
 		goto bad;
 	if (errno == ERANGE || v < min || v > max) {
-		fprintf(stderr, "lockctl: %s: '", flag);
+		fprintf(stderr, "%s: %s: '", ctl_prog, flag);
 		ctl_print_escaped(stderr, s, 24);
 		fprintf(stderr, "%s' is out of range (%lld to %lld%s%s)\n",
 			strlen(s) > 24 ? "..." : "", (long long)min,
@@ -119,7 +121,7 @@ int ctl_parse_i64(const char *s, const char *flag, const char *unit,
 	*out = v;
 	return 0;
 bad:
-	fprintf(stderr, "lockctl: %s: '", flag);
+	fprintf(stderr, "%s: %s: '", ctl_prog, flag);
 	ctl_print_escaped(stderr, s, 24);
 	fprintf(stderr, "%s' is not a whole number%s%s%s\n",
 		strlen(s) > 24 ? "..." : "", unit ? " of " : "",
@@ -149,7 +151,7 @@ void ctl_bad_lock_name(const char *name)
 {
 	/* Echo enough of a long name to recognise it, not all of it. */
 	size_t len = strlen(name);
-	fprintf(stderr, "lockctl: bad lock name '");
+	fprintf(stderr, "%s: bad lock name '", ctl_prog);
 	ctl_print_escaped(stderr, name, 40);
 	if (len > 40)
 		fprintf(stderr, "...' (%zu bytes)", len);
@@ -163,11 +165,11 @@ int ctl_service_error(int err, const char *region, const char *why)
 {
 	switch (err) {
 	case LM_ENOSUPERVISOR:
-		fprintf(stderr, "lockctl: region %s: %s\n", region,
+		fprintf(stderr, "%s: region %s: %s\n", ctl_prog, region,
 			lm_strerror(err));
 		return EX_CTL_UNAVAILABLE;
 	case LM_EINCOMPAT:
-		fprintf(stderr, "lockctl: region %s: %s%s%s\n", region,
+		fprintf(stderr, "%s: region %s: %s%s%s\n", ctl_prog, region,
 			why != NULL && *why != '\0' ? why : "",
 			why != NULL && *why != '\0' ? ".\n  " : "",
 			lm_strerror(err));
@@ -175,14 +177,14 @@ int ctl_service_error(int err, const char *region, const char *why)
 	case LM_ESYS:
 		/* Most often EACCES: the region is 0600 and owned by the
 		 * user who started lockmgrd. */
-		fprintf(stderr, "lockctl: cannot open region %s: %s%s\n", region,
-			strerror(errno),
+		fprintf(stderr, "%s: cannot open region %s: %s%s\n", ctl_prog,
+			region, strerror(errno),
 			errno == EACCES ? " (run as the user of lockmgrd, or "
 					  "start it with --mode 0660 or 0666)"
 					: "");
 		return EX_CTL_UNAVAILABLE;
 	default:
-		fprintf(stderr, "lockctl: region %s: %s\n", region,
+		fprintf(stderr, "%s: region %s: %s\n", ctl_prog, region,
 			lm_strerror(err));
 		return EX_CTL_UNAVAILABLE;
 	}
