@@ -35,6 +35,9 @@ static void usage(FILE *f)
 "                                  run CMD while holding lock NAME, like\n"
 "                                  flock(1); the lease is renewed while\n"
 "                                  CMD runs\n"
+"  flock [OPTION]... LOCK CMD [ARG]... | LOCK -c CMDSTRING\n"
+"                                  run CMD under LOCK with flock(1)'s options\n"
+"                                  and exit codes (also as 'lmflock')\n"
 "  top [--once | -b [-n N]] [-d MS]\n"
 "                                  a live view of the servers, sessions and\n"
 "                                  locks, with the events between refreshes\n"
@@ -49,15 +52,17 @@ CTL_REGION_HELP
 "  -V, --version      show the version\n"
 "\n"
 "Exit status:\n"
-"  0    success (for run: CMD's own exit status is passed on; 128+N if\n"
-"       CMD was killed by signal N)\n"
+"  0    success (for run and flock: CMD's own exit status is passed on;\n"
+"       128+N if CMD was killed by signal N)\n"
+"  1    flock: LOCK was busy (-n) or -w ran out (or the -E code)\n"
 "  64   usage error: unknown option, bad lock name, bad number\n"
 "  69   service unavailable: no region (lockmgrd not running), no\n"
 "       quorum, or an incompatible region\n"
-"  70   run: the lease was lost while CMD was running (CMD was stopped)\n"
-"  71   run: a system call failed (fork, pidfd, signalfd)\n"
+"  70   run, flock: the lease was lost while CMD was running (CMD was\n"
+"       stopped)\n"
+"  71   run, flock: a system call failed (fork, pidfd, signalfd)\n"
 "  75   run: the lock could not be acquired within --wait\n"
-"  126  run: CMD is not executable;  127  run: CMD was not found\n"
+"  126  run, flock: CMD is not executable;  127  CMD was not found\n"
 "\n"
 "See lockctl(1) and lockmgrd(8).\n");
 }
@@ -248,6 +253,7 @@ static const struct {
 } commands[] = {
 	{"status", ctl_status},
 	{"run", ctl_run},
+	{"flock", ctl_flock},
 	{"server", ctl_server},
 	{"top", ctl_top},
 	{"help", run_help},
@@ -267,7 +273,7 @@ static int run_help(struct ctl_global *g, int argc, char **argv)
 		return commands[i].fn(g, 2, av);
 	}
 	fprintf(stderr, "lockctl: help: no command '%s' (commands: status, "
-			"run, server, top)\n", argv[1]);
+			"run, flock, server, top)\n", argv[1]);
 	return EX_CTL_USAGE;
 }
 
@@ -276,6 +282,14 @@ int main(int argc, char **argv)
 	lm_hook_init();
 	struct ctl_global g;
 	memset(&g, 0, sizeof(g));
+	/* lmflock (a link to lockctl) is `lockctl flock`, so that a script
+	 * moves from flock(1) to lockmgr by changing the command's name. */
+	const char *base = argc > 0 ? strrchr(argv[0], '/') : NULL;
+	base = base != NULL ? base + 1 : argc > 0 ? argv[0] : "";
+	if (strcmp(base, "lmflock") == 0) {
+		ctl_prog = "lmflock";
+		return ctl_flock(&g, argc, argv);
+	}
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		const char *a = argv[i];
@@ -306,8 +320,8 @@ int main(int argc, char **argv)
 		}
 	}
 	if (i >= argc) {
-		fprintf(stderr, "lockctl: no command given (status, run, top, "
-				"server, help)\nTry 'lockctl --help'.\n");
+		fprintf(stderr, "lockctl: no command given (status, run, flock, "
+				"top, server, help)\nTry 'lockctl --help'.\n");
 		return EX_CTL_USAGE;
 	}
 	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
@@ -315,7 +329,7 @@ int main(int argc, char **argv)
 			return commands[k].fn(&g, argc - i, argv + i);
 	fprintf(stderr, "lockctl: unknown command '");
 	ctl_print_escaped(stderr, argv[i], 40);
-	fprintf(stderr, "' (status, run, server, top, help)\nTry 'lockctl "
-			"--help'.\n");
+	fprintf(stderr, "' (status, run, flock, server, top, help)\nTry "
+			"'lockctl --help'.\n");
 	return EX_CTL_USAGE;
 }

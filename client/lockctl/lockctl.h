@@ -144,6 +144,7 @@ void ctl_hold_end(struct ctl_hold *h);
 /* The commands; argv[0] is the command name. */
 int ctl_status(struct ctl_global *g, int argc, char **argv);
 int ctl_run(struct ctl_global *g, int argc, char **argv);
+int ctl_flock(struct ctl_global *g, int argc, char **argv);
 int ctl_server(struct ctl_global *g, int argc, char **argv);
 int ctl_top(struct ctl_global *g, int argc, char **argv);
 
