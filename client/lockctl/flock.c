@@ -208,7 +208,7 @@ static int parse_args(struct ctl_global *g, int argc, char **argv,
 		{NULL, 0, NULL, 0},
 	};
 	const char *me = o->me;
-	bool nonblock = false, timeout = false;
+	bool nonblock = false;
 	int64_t v;
 	int c;
 	opterr = 0;
@@ -228,9 +228,9 @@ static int parse_args(struct ctl_global *g, int argc, char **argv,
 			nonblock = true;
 			break;
 		case 'w':
+			/* 0 is -n, as in flock. */
 			if (parse_seconds(me, optarg, &o->wait_ms) != 0)
 				return EX_CTL_USAGE;
-			timeout = true;
 			break;
 		case 'E':
 			if (ctl_parse_i64(optarg, "-E", NULL, 0, 255, &v) != 0)
@@ -290,8 +290,8 @@ static int parse_args(struct ctl_global *g, int argc, char **argv,
 			return try_help(me);
 		}
 	}
-	/* As in flock: -n wins over -w, and -w 0 is -n. */
-	if (nonblock || (timeout && o->wait_ms == 0))
+	/* As in flock: -n wins over -w. */
+	if (nonblock)
 		o->wait_ms = 0;
 	if (o->no_fork && o->close_fd) {
 		fprintf(stderr, "%s: the --no-fork and --close options are "
