@@ -54,10 +54,11 @@ PROC_TESTS := test_mutex test_modes test_modes_faults test_modes_review \
 	      test_modes_review2 \
 	      test_deadlock test_tree test_cli test_fault_cli test_errors \
 	      test_faults test_races test_names test_scenarios test_chaos \
-	      test_bench test_install test_docs test_top
+	      test_bench test_install test_docs test_top test_flock
 TEST_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS) $(PROC_TESTS))
 
-BINS := $(BUILD)/lockmgrd $(BUILD)/lockctl $(BUILD)/resctl $(BUILD)/lockbench \
+BINS := $(BUILD)/lockmgrd $(BUILD)/lockctl $(BUILD)/lmflock $(BUILD)/resctl \
+	$(BUILD)/lockbench \
 	$(addprefix $(BUILD)/examples/,$(EXAMPLES))
 
 .PHONY: all test demo bench install uninstall clean check-loop
@@ -82,6 +83,11 @@ $(BUILD)/lockmgrd: $(DAEMON_OBJ) $(BUILD)/liblockmgr.a
 
 $(BUILD)/lockctl: $(LOCKCTL_OBJ) $(BUILD)/liblockmgr.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(NCURSES_LIBS)
+
+# lmflock is lockctl under another name: `lockctl flock`, with flock(1)'s
+# command line (client/lockctl/flock.c).
+$(BUILD)/lmflock: $(BUILD)/lockctl
+	ln -sf lockctl $@
 
 # lockbench: lockmgr against the host's own locks, in one run.
 $(BUILD)/lockbench: $(BENCH_OBJ) $(BUILD)/liblockmgr.a
@@ -140,12 +146,13 @@ demo-%: all
 # ---------------------------------------------------------------- install ---
 # make install PREFIX=/usr/local [DESTDIR=/pkgroot] installs
 #
-#   $(BINDIR)        lockmgrd lockctl resctl
+#   $(BINDIR)        lockmgrd lockctl resctl, and lmflock (a link to lockctl)
 #   $(LIBDIR)        liblockmgr.so.1 (+ liblockmgr.so), liblockmgr.a,
 #                    libfencedstore.a
 #   $(LIBDIR)/pkgconfig   lockmgr.pc, fencedstore.pc
 #   $(INCLUDEDIR)    lockmgr.h, fencedstore.h (resource/store.h)
-#   $(MANDIR)        man1/lockctl.1 man1/resctl.1 man8/lockmgrd.8
+#   $(MANDIR)        man1/lockctl.1 man1/lmflock.1 (.so of lockctl.1)
+#                    man1/resctl.1 man8/lockmgrd.8
 #
 # and nothing else (not lockbench, the demos or the tests). The fenced
 # store is a static library only: it is the demos' protected resource,
@@ -184,12 +191,14 @@ pc_subst = sed -e 's|@PREFIX@|$(PREFIX)|g' \
 	-e 's|@INCLUDEDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))|g' \
 	-e 's|@RPATH@|$(if $(use_rpath),-Wl$(comma)--enable-new-dtags$(comma)-rpath$(comma)$${libdir})|g'
 
-INSTALLED := $(BINDIR)/lockmgrd $(BINDIR)/lockctl $(BINDIR)/resctl \
+INSTALLED := $(BINDIR)/lockmgrd $(BINDIR)/lockctl $(BINDIR)/lmflock \
+	$(BINDIR)/resctl \
 	$(LIBDIR)/liblockmgr.so.1 $(LIBDIR)/liblockmgr.so \
 	$(LIBDIR)/liblockmgr.a $(LIBDIR)/libfencedstore.a \
 	$(PKGCONFIGDIR)/lockmgr.pc $(PKGCONFIGDIR)/fencedstore.pc \
 	$(INCLUDEDIR)/lockmgr.h $(INCLUDEDIR)/fencedstore.h \
-	$(MANDIR)/man1/lockctl.1 $(MANDIR)/man1/resctl.1 \
+	$(MANDIR)/man1/lockctl.1 $(MANDIR)/man1/lmflock.1 \
+	$(MANDIR)/man1/resctl.1 \
 	$(MANDIR)/man8/lockmgrd.8
 
 # After installing or removing liblockmgr.so.1: refresh the linker's
@@ -220,6 +229,7 @@ install: all
 		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(BUILD)/lockmgrd $(BUILD)/lockctl $(BUILD)/resctl \
 		$(DESTDIR)$(BINDIR)/
+	ln -sf lockctl $(DESTDIR)$(BINDIR)/lmflock
 	install -m 0644 $(BUILD)/liblockmgr.a $(BUILD)/libfencedstore.a \
 		$(DESTDIR)$(LIBDIR)/
 	install -m 0755 $(BUILD)/liblockmgr.so \
@@ -232,6 +242,8 @@ install: all
 	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/lockmgr.pc \
 		$(DESTDIR)$(PKGCONFIGDIR)/fencedstore.pc
 	install -m 0644 docs/lockctl.1 docs/resctl.1 $(DESTDIR)$(MANDIR)/man1/
+	echo '.so man1/lockctl.1' >$(DESTDIR)$(MANDIR)/man1/lmflock.1
+	chmod 0644 $(DESTDIR)$(MANDIR)/man1/lmflock.1
 	install -m 0644 docs/lockmgrd.8 $(DESTDIR)$(MANDIR)/man8/
 	$(linker_cache)
 

@@ -251,6 +251,7 @@ static void install_and_build_against_it(void)
 	/* 2. Everything the README lists. */
 	expect_file(prefix, "bin/lockmgrd", 0755, NULL);
 	expect_file(prefix, "bin/lockctl", 0755, NULL);
+	expect_file(prefix, "bin/lmflock", 0755, NULL);
 	expect_file(prefix, "bin/resctl", 0755, NULL);
 	expect_file(prefix, "lib/liblockmgr.so.1", 0755, NULL);
 	expect_file(prefix, "lib/liblockmgr.a", 0644, NULL);
@@ -261,11 +262,20 @@ static void install_and_build_against_it(void)
 	expect_file(prefix, "include/fencedstore.h", 0644, "resource/store.h");
 	expect_file(prefix, "share/man/man1/lockctl.1", 0644, "docs/lockctl.1");
 	expect_file(prefix, "share/man/man1/resctl.1", 0644, "docs/resctl.1");
+	expect_file(prefix, "share/man/man1/lmflock.1", 0644, NULL);
 	expect_file(prefix, "share/man/man8/lockmgrd.8", 0644,
 		    "docs/lockmgrd.8");
 	char link[256], target[64];
-	snprintf(link, sizeof(link), "%s/lib/liblockmgr.so", prefix);
+	/* lmflock is lockctl under flock's habits: a link, so that the
+	 * two can never be different versions. */
+	snprintf(link, sizeof(link), "%s/bin/lmflock", prefix);
 	ssize_t tl = readlink(link, target, sizeof(target) - 1);
+	target[tl > 0 ? tl : 0] = '\0';
+	if (strcmp(target, "lockctl") != 0)
+		fail_msg("bin/lmflock is not a link to lockctl (it points to "
+			 "\"%s\")", target);
+	snprintf(link, sizeof(link), "%s/lib/liblockmgr.so", prefix);
+	tl = readlink(link, target, sizeof(target) - 1);
 	target[tl > 0 ? tl : 0] = '\0';
 	if (strcmp(target, "liblockmgr.so.1") != 0)
 		fail_msg("lib/liblockmgr.so is not a link to liblockmgr.so.1");
@@ -333,6 +343,14 @@ static void install_and_build_against_it(void)
 			 "and %llu):\n%s", t1, t2, out);
 	sh("the installed lockctl reads the service",
 	   "exec \"$1\" -r \"$2\" status", lockctl, d.region, NULL);
+	char lmflock[256];
+	snprintf(lmflock, sizeof(lmflock), "%s/lmflock", bin);
+	sh("the installed lmflock runs a command under a lock",
+	   "LOCKMGR_REGION=\"$2\" exec \"$1\" -n /install/lock -c "
+	   "'echo \"lock $LOCKMGR_LOCK\"'", lmflock, d.region, NULL);
+	if (strstr(out, "lock /install/lock\n") == NULL)
+		fail_msg("the installed lmflock did not run its command:\n%s",
+			 out);
 	harness_lockmgrd_stop(&d);
 
 	/* 5. Uninstalled, nothing is left (the directories may stay). */

@@ -20,6 +20,8 @@
 #include "lockctl.h"
 #include "../lockmgr.h"
 
+const char *ctl_prog = "lockctl";
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -33,6 +35,9 @@ static void usage(FILE *f)
 "                                  run CMD while holding lock NAME, like\n"
 "                                  flock(1); the lease is renewed while\n"
 "                                  CMD runs\n"
+"  flock [OPTION]... LOCK CMD [ARG]... | LOCK -c CMDSTRING\n"
+"                                  run CMD under LOCK with flock(1)'s options\n"
+"                                  and exit codes (also as 'lmflock')\n"
 "  top [--once | -b [-n N]] [-d MS]\n"
 "                                  a live view of the servers, sessions and\n"
 "                                  locks, with the events between refreshes\n"
@@ -47,15 +52,17 @@ CTL_REGION_HELP
 "  -V, --version      show the version\n"
 "\n"
 "Exit status:\n"
-"  0    success (for run: CMD's own exit status is passed on; 128+N if\n"
-"       CMD was killed by signal N)\n"
+"  0    success (for run and flock: CMD's own exit status is passed on;\n"
+"       128+N if CMD was killed by signal N)\n"
+"  1    flock: LOCK was busy (-n) or -w ran out (or the -E code)\n"
 "  64   usage error: unknown option, bad lock name, bad number\n"
 "  69   service unavailable: no region (lockmgrd not running), no\n"
 "       quorum, or an incompatible region\n"
-"  70   run: the lease was lost while CMD was running (CMD was stopped)\n"
-"  71   run: a system call failed (fork, pidfd, signalfd)\n"
+"  70   run, flock: the lease was lost while CMD was running (CMD was\n"
+"       stopped)\n"
+"  71   run, flock: a system call failed (fork, pidfd, signalfd)\n"
 "  75   run: the lock could not be acquired within --wait\n"
-"  126  run: CMD is not executable;  127  run: CMD was not found\n"
+"  126  run, flock: CMD is not executable;  127  CMD was not found\n"
 "\n"
 "See lockctl(1) and lockmgrd(8).\n");
 }
@@ -64,7 +71,7 @@ int ctl_resolve_region(struct ctl_global *g)
 {
 	if (lm_region_resolve_name(g->region_arg, g->region) == 0)
 		return 0;
-	fprintf(stderr, "lockctl: bad region name '");
+	fprintf(stderr, "%s: bad region name '", ctl_prog);
 	ctl_print_escaped(stderr, g->region_arg ? g->region_arg
 						: getenv("LOCKMGR_REGION"),
 			  SIZE_MAX);
@@ -109,7 +116,7 @@ int ctl_parse_i64(const char *s, const char *flag, const char *unit,
 	if (*end != '\0')
 		goto bad;
 	if (errno == ERANGE || v < min || v > max) {
-		fprintf(stderr, "lockctl: %s: '", flag);
+		fprintf(stderr, "%s: %s: '", ctl_prog, flag);
 		ctl_print_escaped(stderr, s, 24);
 		fprintf(stderr, "%s' is out of range (%lld to %lld%s%s)\n",
 			strlen(s) > 24 ? "..." : "", (long long)min,
@@ -119,7 +126,7 @@ int ctl_parse_i64(const char *s, const char *flag, const char *unit,
 	*out = v;
 	return 0;
 bad:
-	fprintf(stderr, "lockctl: %s: '", flag);
+	fprintf(stderr, "%s: %s: '", ctl_prog, flag);
 	ctl_print_escaped(stderr, s, 24);
 	fprintf(stderr, "%s' is not a whole number%s%s%s\n",
 		strlen(s) > 24 ? "..." : "", unit ? " of " : "",
@@ -149,7 +156,7 @@ void ctl_bad_lock_name(const char *name)
 {
 	/* Echo enough of a long name to recognise it, not all of it. */
 	size_t len = strlen(name);
-	fprintf(stderr, "lockctl: bad lock name '");
+	fprintf(stderr, "%s: bad lock name '", ctl_prog);
 	ctl_print_escaped(stderr, name, 40);
 	if (len > 40)
 		fprintf(stderr, "...' (%zu bytes)", len);
@@ -163,11 +170,11 @@ int ctl_service_error(int err, const char *region, const char *why)
 {
 	switch (err) {
 	case LM_ENOSUPERVISOR:
-		fprintf(stderr, "lockctl: region %s: %s\n", region,
+		fprintf(stderr, "%s: region %s: %s\n", ctl_prog, region,
 			lm_strerror(err));
 		return EX_CTL_UNAVAILABLE;
 	case LM_EINCOMPAT:
-		fprintf(stderr, "lockctl: region %s: %s%s%s\n", region,
+		fprintf(stderr, "%s: region %s: %s%s%s\n", ctl_prog, region,
 			why != NULL && *why != '\0' ? why : "",
 			why != NULL && *why != '\0' ? ".\n  " : "",
 			lm_strerror(err));
@@ -175,14 +182,14 @@ int ctl_service_error(int err, const char *region, const char *why)
 	case LM_ESYS:
 		/* Most often EACCES: the region is 0600 and owned by the
 		 * user who started lockmgrd. */
-		fprintf(stderr, "lockctl: cannot open region %s: %s%s\n", region,
-			strerror(errno),
+		fprintf(stderr, "%s: cannot open region %s: %s%s\n", ctl_prog,
+			region, strerror(errno),
 			errno == EACCES ? " (run as the user of lockmgrd, or "
 					  "start it with --mode 0660 or 0666)"
 					: "");
 		return EX_CTL_UNAVAILABLE;
 	default:
-		fprintf(stderr, "lockctl: region %s: %s\n", region,
+		fprintf(stderr, "%s: region %s: %s\n", ctl_prog, region,
 			lm_strerror(err));
 		return EX_CTL_UNAVAILABLE;
 	}
@@ -246,6 +253,7 @@ static const struct {
 } commands[] = {
 	{"status", ctl_status},
 	{"run", ctl_run},
+	{"flock", ctl_flock},
 	{"server", ctl_server},
 	{"top", ctl_top},
 	{"watch", ctl_watch},
@@ -267,7 +275,7 @@ static int run_help(struct ctl_global *g, int argc, char **argv)
 		return commands[i].fn(g, 2, av);
 	}
 	fprintf(stderr, "lockctl: help: no command '%s' (commands: status, "
-			"run, server, top)\n", argv[1]);
+			"run, flock, server, top)\n", argv[1]);
 	return EX_CTL_USAGE;
 }
 
@@ -276,6 +284,14 @@ int main(int argc, char **argv)
 	lm_hook_init();
 	struct ctl_global g;
 	memset(&g, 0, sizeof(g));
+	/* lmflock (a link to lockctl) is `lockctl flock`, so that a script
+	 * moves from flock(1) to lockmgr by changing the command's name. */
+	const char *base = argc > 0 ? strrchr(argv[0], '/') : NULL;
+	base = base != NULL ? base + 1 : argc > 0 ? argv[0] : "";
+	if (strcmp(base, "lmflock") == 0) {
+		ctl_prog = "lmflock";
+		return ctl_flock(&g, argc, argv);
+	}
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		const char *a = argv[i];
@@ -306,8 +322,8 @@ int main(int argc, char **argv)
 		}
 	}
 	if (i >= argc) {
-		fprintf(stderr, "lockctl: no command given (status, run, top, "
-				"server, help)\nTry 'lockctl --help'.\n");
+		fprintf(stderr, "lockctl: no command given (status, run, flock, "
+				"top, server, help)\nTry 'lockctl --help'.\n");
 		return EX_CTL_USAGE;
 	}
 	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
@@ -315,7 +331,7 @@ int main(int argc, char **argv)
 			return commands[k].fn(&g, argc - i, argv + i);
 	fprintf(stderr, "lockctl: unknown command '");
 	ctl_print_escaped(stderr, argv[i], 40);
-	fprintf(stderr, "' (status, run, server, top, help)\nTry 'lockctl "
-			"--help'.\n");
+	fprintf(stderr, "' (status, run, flock, server, top, help)\nTry "
+			"'lockctl --help'.\n");
 	return EX_CTL_USAGE;
 }

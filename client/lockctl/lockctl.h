@@ -5,10 +5,14 @@
 #ifndef LOCKMGR_CLIENT_LOCKCTL_H
 #define LOCKMGR_CLIENT_LOCKCTL_H
 
+#include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "../../shm/region.h"
+#include "../lockmgr.h"
 
 #define LOCKCTL_VERSION "0.1"
 
@@ -23,6 +27,10 @@
 #define EX_CTL_TEMPFAIL    75  /* lock not acquired within --wait */
 #define EX_CTL_NOEXEC      126 /* CMD found but not executable */
 #define EX_CTL_NOTFOUND    127 /* CMD not found */
+
+/* The name messages begin with: "lockctl", or "lmflock" when lockctl
+ * was started under that name (lockctl.c's main). */
+extern const char *ctl_prog;
 
 /* Options that apply to every command. */
 struct ctl_global {
@@ -84,9 +92,66 @@ const char *ctl_recovery_note(const struct lm_server *s, int64_t now_ms,
  * restarts, and notes: recovery, skew, isolation); an exit code. */
 int ctl_server_table(const struct lm_region *r);
 
+/*
+ * Holding a lock while a command runs (run.c): what `lockctl run` and
+ * `lockctl flock` share. The caller fills in the request (name, mode,
+ * ttl_ms, deadlock_ms), then
+ *
+ *   ctl_hold_connect   resolves the region, checks --ttl, connects;
+ *   ctl_hold_acquire   takes the lock (called by the front end, which
+ *                      reports a busy lock its own way), with
+ *                      ctl_hold_acquire_error for what it does not
+ *                      handle itself, then ctl_hold_end;
+ *   ctl_hold_run       exports LOCKMGR_*, runs CMD as a child, renews
+ *                      the lease until it exits, releases, disconnects;
+ *                      or ctl_hold_export + exec for a command that
+ *                      replaces the front end (flock -F).
+ *
+ * Each returns an exit status (0 when the step succeeded).
+ */
+struct ctl_hold {
+	/* The request. */
+	const char *who;        /* for usage messages: "lockctl run" */
+	const char *name;
+	uint32_t mode;          /* LM_MODE_* */
+	int64_t ttl_ms;         /* CTL_TTL_UNSET: the default */
+	bool ttl_default_max;   /* an unset TTL is the region's max TTL */
+	int64_t deadlock_ms;    /* 0: the library's default */
+	/* Filled in on the way. */
+	lm_client *c;
+	int64_t max_ttl;        /* the region's */
+	lm_grant g;
+	bool held;              /* g is ours to release */
+	const char *cmd;
+	pid_t child;
+	int pidfd;
+	int sigfd;
+	sigset_t oldmask;
+};
+
+#define CTL_TTL_UNSET INT64_MIN
+/* A wait longer than this (31 years) is a typo, and would overflow the
+ * library's nanosecond deadline. */
+#define CTL_MAX_WAIT_MS INT64_C(1000000000000)
+#define CTL_HOLD_INIT(who_)                                              \
+	((struct ctl_hold){.who = (who_), .ttl_ms = CTL_TTL_UNSET,       \
+			   .pidfd = -1, .sigfd = -1})
+
+int ctl_hold_connect(struct ctl_global *g, struct ctl_hold *h);
+/* lm_acquire_ex of the request, waiting wait_ms: an LM_E* code. */
+int ctl_hold_acquire(struct ctl_hold *h, int64_t wait_ms);
+int ctl_hold_acquire_error(const struct ctl_hold *h, int err,
+			   int64_t wait_ms);
+int ctl_hold_export(const struct ctl_global *g, const struct ctl_hold *h);
+int ctl_hold_run(const struct ctl_global *g, struct ctl_hold *h,
+		 char **cmd);
+/* Release (if held) and disconnect: after a failed acquire or export. */
+void ctl_hold_end(struct ctl_hold *h);
+
 /* The commands; argv[0] is the command name. */
 int ctl_status(struct ctl_global *g, int argc, char **argv);
 int ctl_run(struct ctl_global *g, int argc, char **argv);
+int ctl_flock(struct ctl_global *g, int argc, char **argv);
 int ctl_server(struct ctl_global *g, int argc, char **argv);
 int ctl_top(struct ctl_global *g, int argc, char **argv);
 int ctl_watch(struct ctl_global *g, int argc, char **argv);

@@ -42,11 +42,9 @@
 #include "../lockmgr.h"
 
 #define DEFAULT_TTL_MS   10000 /* or the region's max TTL, if shorter */
-#define TTL_UNSET        INT64_MIN
+#define TTL_UNSET        CTL_TTL_UNSET
 #define KILL_GRACE_MS    5000
-/* A wait longer than this (31 years) is a typo, and would overflow the
- * library's nanosecond deadline. */
-#define MAX_WAIT_MS      INT64_C(1000000000000)
+#define MAX_WAIT_MS      CTL_MAX_WAIT_MS
 /* The hard limit of any region (lockmgrd --max-ttl); the region's own
  * limit is checked once connected. */
 #define MAX_TTL_LIMIT_MS INT64_C(86400000)
@@ -62,20 +60,6 @@
 /* Signals lockctl passes on to CMD instead of dying of them. */
 static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1,
 				SIGUSR2};
-
-struct run {
-	lm_client *c;
-	lm_grant g;
-	const char *name;
-	const char *cmd;
-	int64_t ttl_ms;
-	uint32_t mode;          /* LM_MODE_* */
-	int64_t deadlock_ms;    /* 0: the library's default */
-	pid_t child;
-	int pidfd;
-	int sigfd;
-	sigset_t oldmask;
-};
 
 static void run_usage(FILE *f)
 {
@@ -145,7 +129,7 @@ static int shell_status(int status)
 }
 
 /* Wait up to timeout_ms for CMD to exit; true if it did. */
-static bool wait_exit(struct run *rn, int timeout_ms)
+static bool wait_exit(struct ctl_hold *rn, int timeout_ms)
 {
 	int64_t until = lm_now_ms() + timeout_ms;
 	for (;;) {
@@ -159,7 +143,7 @@ static bool wait_exit(struct run *rn, int timeout_ms)
 	}
 }
 
-static int reap(struct run *rn)
+static int reap(struct ctl_hold *rn)
 {
 	int status;
 	while (waitpid(rn->child, &status, 0) < 0)
@@ -170,7 +154,7 @@ static int reap(struct run *rn)
 
 /* Why the lease is gone, for a person: a service that shut down takes
  * every lease with it, which "expired or taken over" would not say. */
-static const char *lost_reason(const struct run *rn, int err)
+static const char *lost_reason(const struct ctl_hold *rn, int err)
 {
 	const struct lm_region_header *h = rn->c->ctx.region.hdr;
 	if (atomic_load(&h->supervisor_state) == LM_SUP_STOPPED)
@@ -180,9 +164,9 @@ static const char *lost_reason(const struct run *rn, int err)
 }
 
 /* The lease is gone: CMD must stop using what the lock guards. */
-static int lease_lost(struct run *rn, int err)
+static int lease_lost(struct ctl_hold *rn, int err)
 {
-	fprintf(stderr, "lockctl: lease on ");
+	fprintf(stderr, "%s: lease on ", ctl_prog);
 	print_name(rn->name);
 	if (wait_exit(rn, 0)) {
 		/* lockctl was stopped or starved past its lease and only
@@ -199,8 +183,8 @@ static int lease_lost(struct run *rn, int err)
 	/* A stopped CMD cannot act on SIGTERM. */
 	pidfd_send_signal(rn->pidfd, SIGCONT, NULL, 0);
 	if (!wait_exit(rn, KILL_GRACE_MS)) {
-		fprintf(stderr, "lockctl: %s did not stop within %d ms of "
-				"SIGTERM; killing it\n", rn->cmd,
+		fprintf(stderr, "%s: %s did not stop within %d ms of "
+				"SIGTERM; killing it\n", ctl_prog, rn->cmd,
 			KILL_GRACE_MS);
 		pidfd_send_signal(rn->pidfd, SIGKILL, NULL, 0);
 	}
@@ -208,7 +192,7 @@ static int lease_lost(struct run *rn, int err)
 	return EX_CTL_LEASELOST;
 }
 
-static void forward_signals(struct run *rn)
+static void forward_signals(struct ctl_hold *rn)
 {
 	struct signalfd_siginfo si;
 	while (read(rn->sigfd, &si, sizeof(si)) == sizeof(si)) {
@@ -226,7 +210,7 @@ static void forward_signals(struct run *rn)
  * Hold the lease while CMD runs. Returns lockctl's exit status: CMD's,
  * or EX_CTL_LEASELOST.
  */
-static int supervise(struct run *rn)
+static int supervise(struct ctl_hold *rn)
 {
 	/* Three renewals per lease: one late or failed wake-up still
 	 * leaves a renewal inside the lease. */
@@ -257,7 +241,8 @@ static int supervise(struct run *rn)
 		if (n < 0) {
 			if (errno == EINTR) /* e.g. after SIGSTOP/SIGCONT */
 				continue;
-			fprintf(stderr, "lockctl: poll: %s\n", strerror(errno));
+			fprintf(stderr, "%s: poll: %s\n", ctl_prog,
+				strerror(errno));
 			return lease_lost(rn, LM_ESYS);
 		}
 		if (fds[1].revents & POLLIN)
@@ -272,17 +257,19 @@ static int supervise(struct run *rn)
  * back over a close-on-exec pipe, so that a CMD that cannot be run is
  * reported (and the lock released) by lockctl, not by a stray child.
  */
-static int spawn(struct run *rn, char **cmd)
+static int spawn(struct ctl_hold *rn, char **cmd)
 {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) != 0) {
-		fprintf(stderr, "lockctl: pipe: %s\n", strerror(errno));
+		fprintf(stderr, "%s: pipe: %s\n", ctl_prog,
+			strerror(errno));
 		return EX_CTL_OSERR;
 	}
 	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {
-		fprintf(stderr, "lockctl: fork: %s\n", strerror(errno));
+		fprintf(stderr, "%s: fork: %s\n", ctl_prog,
+			strerror(errno));
 		close(p[0]);
 		close(p[1]);
 		return EX_CTL_OSERR;
@@ -305,8 +292,8 @@ static int spawn(struct run *rn, char **cmd)
 	rn->child = pid;
 	rn->pidfd = pidfd_open(pid, 0);
 	if (rn->pidfd < 0) {
-		fprintf(stderr, "lockctl: pidfd_open: %s (Linux 5.3 or later "
-				"is needed)\n", strerror(errno));
+		fprintf(stderr, "%s: pidfd_open: %s (Linux 5.3 or later is "
+				"needed)\n", ctl_prog, strerror(errno));
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		close(p[0]);
@@ -318,7 +305,7 @@ static int spawn(struct run *rn, char **cmd)
 		;
 	close(p[0]);
 	if (n == (ssize_t)sizeof(e)) {
-		fprintf(stderr, "lockctl: cannot run '%s': %s\n", cmd[0],
+		fprintf(stderr, "%s: cannot run '%s': %s\n", ctl_prog, cmd[0],
 			strerror(e));
 		reap(rn);
 		return e == ENOENT ? EX_CTL_NOTFOUND : EX_CTL_NOEXEC;
@@ -327,7 +314,7 @@ static int spawn(struct run *rn, char **cmd)
 }
 
 static int parse_args(struct ctl_global *g, int argc, char **argv,
-		      struct run *rn, int64_t *wait_ms, char ***cmd)
+		      struct ctl_hold *rn, int64_t *wait_ms, char ***cmd)
 {
 	static const struct option longopts[] = {
 		{"ttl", required_argument, NULL, 't'},
@@ -433,14 +420,16 @@ static int parse_args(struct ctl_global *g, int argc, char **argv,
  * --ttl must lie within the region's limits, which only the region knows
  * (known: connected, max is its max TTL); before that, within those of
  * any region. An unset --ttl becomes the default, or the region's max TTL
- * if shorter.
+ * if shorter (or the max TTL itself, for a lease nobody renews).
  */
-static int check_ttl(const struct ctl_global *g, bool known, int64_t max,
-		     int64_t *ttl_ms)
+static int check_ttl(const struct ctl_global *g, const struct ctl_hold *rn,
+		     bool known, int64_t max, int64_t *ttl_ms)
 {
 	if (*ttl_ms == TTL_UNSET) {
 		if (known)
-			*ttl_ms = DEFAULT_TTL_MS < max ? DEFAULT_TTL_MS : max;
+			*ttl_ms = DEFAULT_TTL_MS < max && !rn->ttl_default_max
+					  ? DEFAULT_TTL_MS
+					  : max;
 		return 0;
 	}
 	if (*ttl_ms >= MIN_TTL_MS && *ttl_ms <= max)
@@ -455,7 +444,7 @@ static int check_ttl(const struct ctl_global *g, bool known, int64_t max,
 		max = r.max_ttl_ms;
 		lm_region_detach(&r);
 	}
-	fprintf(stderr, "lockctl run: --ttl %" PRId64 " is out of range: ",
+	fprintf(stderr, "%s: --ttl %" PRId64 " is out of range: ", rn->who,
 		*ttl_ms);
 	if (known)
 		fprintf(stderr, "region %s allows %d to %" PRId64 " ms (its "
@@ -467,75 +456,111 @@ static int check_ttl(const struct ctl_global *g, bool known, int64_t max,
 	return EX_CTL_USAGE;
 }
 
-static int acquire_error(const struct run *rn, int err, int64_t wait_ms,
-			 int64_t max_ttl)
+int ctl_hold_acquire_error(const struct ctl_hold *rn, int err,
+			   int64_t wait_ms)
 {
 	switch (err) {
 	case LM_EBUSY:
 	case LM_ETIMEDOUT:
-		fprintf(stderr, "lockctl: could not acquire ");
+		fprintf(stderr, "%s: could not acquire ", ctl_prog);
 		print_name(rn->name);
 		fprintf(stderr, " within %" PRId64 " ms: %s\n", wait_ms,
 			lm_strerror(err));
 		return EX_CTL_TEMPFAIL;
 	case LM_EDEADLK:
-		fprintf(stderr, "lockctl: could not acquire ");
+		fprintf(stderr, "%s: could not acquire ", ctl_prog);
 		print_name(rn->name);
-		fprintf(stderr, ": %s\nlockctl: the cycle: %s\n",
-			lm_strerror(err), lm_deadlock_cycle(rn->c));
+		fprintf(stderr, ": %s\n%s: the cycle: %s\n", lm_strerror(err),
+			ctl_prog, lm_deadlock_cycle(rn->c));
 		return EX_CTL_TEMPFAIL;
 	case LM_EBADTTL:
-		fprintf(stderr, "lockctl: --ttl %" PRId64 ": %s; this region's "
-				"max TTL is %" PRId64 " ms\n", rn->ttl_ms,
-			lm_strerror(err), max_ttl);
+		fprintf(stderr, "%s: --ttl %" PRId64 ": %s; this region's "
+				"max TTL is %" PRId64 " ms\n", ctl_prog,
+			rn->ttl_ms, lm_strerror(err), rn->max_ttl);
 		return EX_CTL_USAGE;
 	case LM_EBADNAME:
 		ctl_bad_lock_name(rn->name);
 		return EX_CTL_USAGE;
 	case LM_ESYS:
-		fprintf(stderr, "lockctl: acquiring ");
+		fprintf(stderr, "%s: acquiring ", ctl_prog);
 		print_name(rn->name);
 		fprintf(stderr, ": %s: %s\n", lm_strerror(err), strerror(errno));
 		return EX_CTL_OSERR;
 	default:
 		/* No quorum, a full table: the service cannot grant. */
-		fprintf(stderr, "lockctl: could not acquire ");
+		fprintf(stderr, "%s: could not acquire ", ctl_prog);
 		print_name(rn->name);
 		fprintf(stderr, ": %s\n", lm_strerror(err));
 		return EX_CTL_UNAVAILABLE;
 	}
 }
 
-int ctl_run(struct ctl_global *g, int argc, char **argv)
+int ctl_hold_connect(struct ctl_global *g, struct ctl_hold *rn)
 {
-	struct run rn = {.ttl_ms = TTL_UNSET, .pidfd = -1, .sigfd = -1};
-	int64_t wait_ms = -1;
-	char **cmd = NULL;
-	int rc = parse_args(g, argc, argv, &rn, &wait_ms, &cmd);
+	int rc = ctl_resolve_region(g);
 	if (rc != 0)
 		return rc;
-	rc = ctl_resolve_region(g);
+	rc = check_ttl(g, rn, false, MAX_TTL_LIMIT_MS, &rn->ttl_ms);
 	if (rc != 0)
 		return rc;
-	rc = check_ttl(g, false, MAX_TTL_LIMIT_MS, &rn.ttl_ms);
-	if (rc != 0)
-		return rc;
-
-	int err = lm_connect(g->region, &rn.c);
-	if (err != 0)
-		return connect_error(err, g->region);
-	int64_t max_ttl = lm_max_ttl_ms(rn.c);
-	rc = check_ttl(g, true, max_ttl, &rn.ttl_ms);
-	if (rc != 0)
-		goto out_disconnect;
-	lm_acquire_opts opts = LM_ACQUIRE_OPTS(rn.mode, rn.ttl_ms, wait_ms);
-	opts.deadlock_timeout_ms = rn.deadlock_ms;
-	err = lm_acquire_ex(rn.c, rn.name, &opts, &rn.g);
+	int err = lm_connect(g->region, &rn->c);
 	if (err != 0) {
-		rc = acquire_error(&rn, err, wait_ms, max_ttl);
-		goto out_disconnect;
+		rn->c = NULL;
+		return connect_error(err, g->region);
 	}
+	rn->max_ttl = lm_max_ttl_ms(rn->c);
+	rc = check_ttl(g, rn, true, rn->max_ttl, &rn->ttl_ms);
+	if (rc != 0)
+		ctl_hold_end(rn);
+	return rc;
+}
 
+int ctl_hold_acquire(struct ctl_hold *rn, int64_t wait_ms)
+{
+	lm_acquire_opts opts = LM_ACQUIRE_OPTS(rn->mode, rn->ttl_ms, wait_ms);
+	opts.deadlock_timeout_ms = rn->deadlock_ms;
+	int err = lm_acquire_ex(rn->c, rn->name, &opts, &rn->g);
+	rn->held = err == 0;
+	return err;
+}
+
+int ctl_hold_export(const struct ctl_global *g, const struct ctl_hold *rn)
+{
+	char token[32];
+	snprintf(token, sizeof(token), "%" PRIu64, rn->g.token);
+	if (setenv("LOCKMGR_LOCK", rn->name, 1) != 0 ||
+	    setenv("LOCKMGR_TOKEN", token, 1) != 0 ||
+	    setenv("LOCKMGR_MODE", ctl_mode_name(rn->g.mode), 1) != 0 ||
+	    setenv("LOCKMGR_REGION", g->region, 1) != 0 ||
+	    (rn->g.flags & LM_GRANT_RECOVERED
+		     ? setenv("LOCKMGR_RECOVERED", "1", 1)
+		     : unsetenv("LOCKMGR_RECOVERED")) != 0) {
+		fprintf(stderr, "%s: setenv: %s\n", ctl_prog, strerror(errno));
+		return EX_CTL_OSERR;
+	}
+	return 0;
+}
+
+void ctl_hold_end(struct ctl_hold *rn)
+{
+	/* After a lost lease this touches nothing of a newer holder. */
+	if (rn->held)
+		lm_release(rn->c, &rn->g);
+	rn->held = false;
+	if (rn->c != NULL)
+		lm_disconnect(rn->c);
+	rn->c = NULL;
+	if (rn->pidfd >= 0)
+		close(rn->pidfd);
+	if (rn->sigfd >= 0)
+		close(rn->sigfd);
+	rn->pidfd = rn->sigfd = -1;
+}
+
+int ctl_hold_run(const struct ctl_global *g, struct ctl_hold *rn, char **cmd)
+{
+	int rc;
+	rn->cmd = cmd[0];
 	/* From here on the signals we forward are read from a signalfd.
 	 * (While lm_acquire waits they still kill lockctl, and the
 	 * supervisor then frees its session.) */
@@ -543,53 +568,55 @@ int ctl_run(struct ctl_global *g, int argc, char **argv)
 	sigemptyset(&set);
 	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
 		sigaddset(&set, forwarded[i]);
-	if (sigprocmask(SIG_BLOCK, &set, &rn.oldmask) != 0 ||
-	    (rn.sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
-		fprintf(stderr, "lockctl: signalfd: %s\n", strerror(errno));
+	if (sigprocmask(SIG_BLOCK, &set, &rn->oldmask) != 0 ||
+	    (rn->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
+		fprintf(stderr, "%s: signalfd: %s\n", ctl_prog,
+			strerror(errno));
 		rc = EX_CTL_OSERR;
-		goto out_release;
+		goto out;
 	}
-
-	char token[32];
-	snprintf(token, sizeof(token), "%" PRIu64, rn.g.token);
-	if (setenv("LOCKMGR_LOCK", rn.name, 1) != 0 ||
-	    setenv("LOCKMGR_TOKEN", token, 1) != 0 ||
-	    setenv("LOCKMGR_MODE", ctl_mode_name(rn.g.mode), 1) != 0 ||
-	    setenv("LOCKMGR_REGION", g->region, 1) != 0 ||
-	    (rn.g.flags & LM_GRANT_RECOVERED
-		     ? setenv("LOCKMGR_RECOVERED", "1", 1)
-		     : unsetenv("LOCKMGR_RECOVERED")) != 0) {
-		fprintf(stderr, "lockctl: setenv: %s\n", strerror(errno));
-		rc = EX_CTL_OSERR;
-		goto out_release;
-	}
-	rc = spawn(&rn, cmd);
+	rc = ctl_hold_export(g, rn);
 	if (rc != 0)
-		goto out_release;
-	rc = supervise(&rn);
+		goto out;
+	rc = spawn(rn, cmd);
+	if (rc != 0)
+		goto out;
+	rc = supervise(rn);
 	if (rc == EX_CTL_LEASELOST)
-		goto out_release;
+		goto out;
 
-	err = lm_release(rn.c, &rn.g);
+	int err = lm_release(rn->c, &rn->g);
+	rn->held = false;
 	if (err == LM_ELEASELOST) {
 		/* CMD finished, but not all of it ran under the lock. */
-		fprintf(stderr, "lockctl: lease on ");
-		print_name(rn.name);
+		fprintf(stderr, "%s: lease on ", ctl_prog);
+		print_name(rn->name);
 		fprintf(stderr, " was lost before %s finished (%s); %s exited "
-				"with status %d\n", rn.cmd,
-			lost_reason(&rn, err), rn.cmd, rc);
+				"with status %d\n", rn->cmd,
+			lost_reason(rn, err), rn->cmd, rc);
 		rc = EX_CTL_LEASELOST;
 	}
-	goto out_disconnect;
-
-out_release:
-	/* After a lost lease this touches nothing of a newer holder. */
-	lm_release(rn.c, &rn.g);
-out_disconnect:
-	lm_disconnect(rn.c);
-	if (rn.pidfd >= 0)
-		close(rn.pidfd);
-	if (rn.sigfd >= 0)
-		close(rn.sigfd);
+out:
+	ctl_hold_end(rn);
 	return rc;
+}
+
+int ctl_run(struct ctl_global *g, int argc, char **argv)
+{
+	struct ctl_hold rn = CTL_HOLD_INIT("lockctl run");
+	int64_t wait_ms = -1;
+	char **cmd = NULL;
+	int rc = parse_args(g, argc, argv, &rn, &wait_ms, &cmd);
+	if (rc != 0)
+		return rc;
+	rc = ctl_hold_connect(g, &rn);
+	if (rc != 0)
+		return rc;
+	int err = ctl_hold_acquire(&rn, wait_ms);
+	if (err != 0) {
+		rc = ctl_hold_acquire_error(&rn, err, wait_ms);
+		ctl_hold_end(&rn);
+		return rc;
+	}
+	return ctl_hold_run(g, &rn, cmd);
 }
