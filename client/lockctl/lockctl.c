@@ -38,6 +38,13 @@ static void usage(FILE *f)
 "  flock [OPTION]... LOCK CMD [ARG]... | LOCK -c CMDSTRING\n"
 "                                  run CMD under LOCK with flock(1)'s options\n"
 "                                  and exit codes (also as 'lmflock')\n"
+"  watch [--json] NAME...          print each change of each lock as it\n"
+"                                  happens (granted, released, died, ...)\n"
+"  elect [--value V] NAME -- CMD [ARG]...\n"
+"                                  campaign to lead election NAME; run CMD\n"
+"                                  while leader, stop it if the lead is lost\n"
+"  leader [--watch] NAME           who leads election NAME (pid, token,\n"
+"                                  value)\n"
 "  top [--once | -b [-n N]] [-d MS]\n"
 "                                  a live view of the servers, sessions and\n"
 "                                  locks, with the events between refreshes\n"
@@ -54,14 +61,16 @@ CTL_REGION_HELP
 "Exit status:\n"
 "  0    success (for run and flock: CMD's own exit status is passed on;\n"
 "       128+N if CMD was killed by signal N)\n"
-"  1    flock: LOCK was busy (-n) or -w ran out (or the -E code)\n"
+"  1    flock: LOCK was busy (-n) or -w ran out (or the -E code);\n"
+"       leader: nobody leads\n"
 "  64   usage error: unknown option, bad lock name, bad number\n"
 "  69   service unavailable: no region (lockmgrd not running), no\n"
 "       quorum, or an incompatible region\n"
-"  70   run, flock: the lease was lost while CMD was running (CMD was\n"
-"       stopped)\n"
+"  70   run, flock, elect: the lease (the lead) was lost while CMD was\n"
+"       running (CMD was stopped)\n"
 "  71   run, flock: a system call failed (fork, pidfd, signalfd)\n"
-"  75   run: the lock could not be acquired within --wait\n"
+"  75   run, elect: the lock (the lead) could not be had within --wait;\n"
+"       watch: --timeout passed first\n"
 "  126  run, flock: CMD is not executable;  127  CMD was not found\n"
 "\n"
 "See lockctl(1) and lockmgrd(8).\n");
@@ -258,6 +267,7 @@ static const struct {
 	{"top", ctl_top},
 	{"watch", ctl_watch},
 	{"leader", ctl_leader},
+	{"elect", ctl_elect},
 	{"help", run_help},
 };
 
@@ -275,7 +285,7 @@ static int run_help(struct ctl_global *g, int argc, char **argv)
 		return commands[i].fn(g, 2, av);
 	}
 	fprintf(stderr, "lockctl: help: no command '%s' (commands: status, "
-			"run, flock, server, top)\n", argv[1]);
+			"run, flock, watch, elect, leader, server, top)\n", argv[1]);
 	return EX_CTL_USAGE;
 }
 
@@ -323,7 +333,7 @@ int main(int argc, char **argv)
 	}
 	if (i >= argc) {
 		fprintf(stderr, "lockctl: no command given (status, run, flock, "
-				"top, server, help)\nTry 'lockctl --help'.\n");
+				"watch, elect, leader, top, server, help)\nTry 'lockctl --help'.\n");
 		return EX_CTL_USAGE;
 	}
 	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
@@ -331,7 +341,8 @@ int main(int argc, char **argv)
 			return commands[k].fn(&g, argc - i, argv + i);
 	fprintf(stderr, "lockctl: unknown command '");
 	ctl_print_escaped(stderr, argv[i], 40);
-	fprintf(stderr, "' (status, run, flock, server, top, help)\nTry "
+	fprintf(stderr, "' (status, run, flock, watch, elect, leader, server, "
+			"top, help)\nTry "
 			"'lockctl --help'.\n");
 	return EX_CTL_USAGE;
 }

@@ -117,6 +117,8 @@ struct ctl_hold {
 	int64_t ttl_ms;         /* CTL_TTL_UNSET: the default */
 	bool ttl_default_max;   /* an unset TTL is the region's max TTL */
 	int64_t deadlock_ms;    /* 0: the library's default */
+	int64_t grace_ms;       /* SIGTERM to SIGKILL when the lease is
+				 * lost; 0: CTL_KILL_GRACE_MS */
 	/* Filled in on the way. */
 	lm_client *c;
 	int64_t max_ttl;        /* the region's */
@@ -130,6 +132,7 @@ struct ctl_hold {
 };
 
 #define CTL_TTL_UNSET INT64_MIN
+#define CTL_KILL_GRACE_MS 5000
 /* A wait longer than this (31 years) is a typo, and would overflow the
  * library's nanosecond deadline. */
 #define CTL_MAX_WAIT_MS INT64_C(1000000000000)
@@ -156,5 +159,6 @@ int ctl_server(struct ctl_global *g, int argc, char **argv);
 int ctl_top(struct ctl_global *g, int argc, char **argv);
 int ctl_watch(struct ctl_global *g, int argc, char **argv);
 int ctl_leader(struct ctl_global *g, int argc, char **argv);
+int ctl_elect(struct ctl_global *g, int argc, char **argv);
 
 #endif

@@ -43,7 +43,6 @@
 
 #define DEFAULT_TTL_MS   10000 /* or the region's max TTL, if shorter */
 #define TTL_UNSET        CTL_TTL_UNSET
-#define KILL_GRACE_MS    5000
 #define MAX_WAIT_MS      CTL_MAX_WAIT_MS
 /* The hard limit of any region (lockmgrd --max-ttl); the region's own
  * limit is checked once connected. */
@@ -182,10 +181,11 @@ static int lease_lost(struct ctl_hold *rn, int err)
 	pidfd_send_signal(rn->pidfd, SIGTERM, NULL, 0);
 	/* A stopped CMD cannot act on SIGTERM. */
 	pidfd_send_signal(rn->pidfd, SIGCONT, NULL, 0);
-	if (!wait_exit(rn, KILL_GRACE_MS)) {
-		fprintf(stderr, "%s: %s did not stop within %d ms of "
+	int64_t grace = rn->grace_ms > 0 ? rn->grace_ms : CTL_KILL_GRACE_MS;
+	if (!wait_exit(rn, grace > INT_MAX ? INT_MAX : (int)grace)) {
+		fprintf(stderr, "%s: %s did not stop within %" PRId64 " ms of "
 				"SIGTERM; killing it\n", ctl_prog, rn->cmd,
-			KILL_GRACE_MS);
+			grace);
 		pidfd_send_signal(rn->pidfd, SIGKILL, NULL, 0);
 	}
 	reap(rn);
