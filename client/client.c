@@ -130,10 +130,6 @@ static int no_quorum(const struct lm_client *c)
 
 /* Tags a lockref so that a zeroed or foreign struct is refused. */
 #define LOCKREF_MAGIC UINT64_C(0x6c6d7265660000)
-#define REF_IDX(ref)   ((ref)->private_[0])
-#define REF_GEN(ref)   ((ref)->private_[1])
-#define REF_CHECK(ref) ((ref)->private_[2])
-#define REF_LEN(ref)   ((ref)->private_[3])
 
 static uint64_t ref_check(const lm_lockref *ref)
 {

@@ -87,7 +87,7 @@ int lm_campaign(lm_client *c, const char *election, const char *value,
 	int rc = lm_lookup(c, election, &ref);
 	if (rc != 0)
 		return rc;
-	uint32_t lock = (uint32_t)ref.private_[0];
+	uint32_t lock = (uint32_t)REF_IDX(&ref);
 	value_write(c->ctx.self, lock + 1, value, len);
 	rc = lm_acquire_ref(c, &ref, ttl_ms, wait_ms, g);
 	if (rc != 0) {

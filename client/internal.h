@@ -50,6 +50,13 @@ struct lm_path {
 #define G_PATH(g)     ((g)->private_[7])      /* a tree grant's struct
 					       * lm_path, else 0 */
 
+/* The private part of an lm_lockref (client.c fills it in): the name's
+ * lock index and life, a check word, and the name's length. */
+#define REF_IDX(ref)   ((ref)->private_[0])
+#define REF_GEN(ref)   ((ref)->private_[1])
+#define REF_CHECK(ref) ((ref)->private_[2])
+#define REF_LEN(ref)   ((ref)->private_[3])
+
 _Static_assert(sizeof(struct lm_hold) == sizeof(lm_grant), "hold = grant");
 _Static_assert(offsetof(struct lm_hold, token) == offsetof(lm_grant, token) &&
 		       offsetof(struct lm_hold, valid_until_ns) ==

@@ -29,7 +29,6 @@
 #include "../shm/clock.h"
 #include "../shm/futex.h"
 #include "../shm/holders.h"
-#include "../shm/name_index.h"
 #include "../shm/pins.h"
 #include "../shm/watch.h"
 #include "internal.h"
@@ -66,10 +65,8 @@ int lm_watch_open(lm_client *c, const char *name, lm_watch **out,
 {
 	if (c == NULL || out == NULL)
 		return LM_EINVAL;
-	if (name == NULL)
-		return LM_EBADNAME;
-	size_t len = strnlen(name, LM_NAME_MAX + 1);
-	int rc = lm_name_check(name, len);
+	lm_lockref ref;
+	int rc = lm_lookup(c, name, &ref);
 	if (rc != 0)
 		return rc;
 	lm_watch *w = calloc(1, sizeof(*w));
@@ -79,23 +76,22 @@ int lm_watch_open(lm_client *c, const char *name, lm_watch **out,
 	w->efd = -1;
 	struct lm_region *r = &c->ctx.region;
 	for (;;) {
-		uint64_t gen;
-		int64_t idx = lm_name_resolve(r, name, len, true, c->ctx.self,
-					      &gen);
-		if (idx < 0) {
-			free(w);
-			return (int)idx;
-		}
-		int k = lm_pin(&c->ctx, (uint32_t)idx, gen);
+		int k = lm_pin(&c->ctx, (uint32_t)REF_IDX(&ref), REF_GEN(&ref));
 		if (k == LM_PIN_FULL) {
 			free(w);
 			return LM_EPINS;
 		}
-		if (k == LM_PIN_STALE)
-			continue; /* reclaimed meanwhile: resolve it again */
-		w->lock = (uint32_t)idx;
-		w->pin = k;
-		break;
+		if (k >= 0) {
+			w->lock = (uint32_t)REF_IDX(&ref);
+			w->pin = k;
+			break;
+		}
+		/* Reclaimed meanwhile: resolve it again. */
+		rc = lm_lookup(c, name, &ref);
+		if (rc != 0) {
+			free(w);
+			return rc;
+		}
 	}
 	/* The flag before the first read: from here no change goes
 	 * unannounced (shm/watch.h). */

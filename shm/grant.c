@@ -1005,7 +1005,7 @@ static bool free_one(struct lm_region *r, uint32_t idx, uint32_t lock,
 /* Leave the groups session idx recorded joining for its held[k]: each
  * record is taken (xchg) before its leave, so a record is left once. */
 static bool leave_recorded(struct lm_region *r, uint32_t idx, unsigned k,
-			   uint32_t self)
+			   uint64_t freed, uint32_t self)
 {
 	struct lm_session *s = &r->sessions[idx];
 	uint32_t v = atomic_load(&s->held[k]);
@@ -1022,7 +1022,7 @@ static bool leave_recorded(struct lm_region *r, uint32_t idx, unsigned k,
 		}
 	}
 	if (any)
-		freed_changed(r, idx, v - 1, LM_OWNER_ABANDONED, mode);
+		freed_changed(r, idx, v - 1, freed, mode);
 	if (any && lm_queue_count(lm_queue_of(r, v - 1)) != 0)
 		lm_wake_next(r, v - 1, self);
 	return any;
@@ -1034,7 +1034,7 @@ unsigned lm_free_session_grants(struct lm_region *r, uint32_t idx,
 	struct lm_session *s = &r->sessions[idx];
 	unsigned n = 0;
 	for (unsigned k = 0; k < LM_HELD_MAX; k++)
-		if (leave_recorded(r, idx, k, self))
+		if (leave_recorded(r, idx, k, freed, self))
 			n++;
 	if (!atomic_load(&s->held_overflow)) {
 		for (unsigned k = 0; k < LM_HELD_MAX; k++) {

@@ -393,7 +393,10 @@ struct lm_session {
 	                              * an odd or moved count */
 	_Atomic uint32_t value_lock; /* client, under value_seq: lock index
 	                              * + 1 of the election it proclaims
-	                              * value for, else 0 */
+	                              * value for, else 0; also cleared by
+	                              * whoever frees the slot (outside the
+	                              * seqlock: its writer is gone, and a
+	                              * reader sees the old word or 0) */
 	_Atomic uint32_t value_len;  /* client, under value_seq */
 	uint32_t reserved_;
 	_Atomic uint64_t value[LM_VALUE_WORDS]; /* client, under value_seq:

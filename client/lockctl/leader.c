@@ -6,11 +6,9 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/signalfd.h>
 
 #include "../lockmgr.h"
 #include "lockctl.h"
@@ -134,15 +132,9 @@ int ctl_leader(struct ctl_global *g, int argc, char **argv)
 		status = rc == 0 ? EX_CTL_OK : EX_NO_LEADER;
 		goto out;
 	}
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigprocmask(SIG_BLOCK, &set, NULL);
 	struct pollfd pfd[2] = {
 		{ .fd = lm_watch_fd(w), .events = POLLIN },
-		{ .fd = signalfd(-1, &set, SFD_CLOEXEC), .events = POLLIN },
+		{ .fd = ctl_end_signals(), .events = POLLIN },
 	};
 	/* Print only what changes what an observer sees. */
 	int last_rc = rc;

@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <strings.h>
 
 #include "../../shm/test_hook.h"
@@ -252,6 +254,18 @@ const char *ctl_recovery_note(const struct lm_server *s, int64_t now_ms,
 		break;
 	}
 	return buf;
+}
+
+int ctl_end_signals(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) != 0)
+		return -1;
+	return signalfd(-1, &set, SFD_CLOEXEC);
 }
 
 static int run_help(struct ctl_global *g, int argc, char **argv);

@@ -73,6 +73,10 @@ int ctl_print_escaped(FILE *f, const char *s, size_t len);
  */
 void ctl_json_str(FILE *f, const char *s, size_t len);
 
+/* Block SIGINT, SIGTERM and SIGHUP and return a signalfd that reads
+ * them (for a poll loop that ends on them), or -1. */
+int ctl_end_signals(void);
+
 /* Print why `name` is not a lock name (a long one shortened). */
 void ctl_bad_lock_name(const char *name);
 

@@ -10,12 +10,10 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -200,18 +198,6 @@ static int parse(int argc, char **argv, struct ctl_global *g,
 	return 0;
 }
 
-/* Signals that end the watch, read through a signalfd. */
-static int end_signals(void)
-{
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	return signalfd(-1, &set, SFD_CLOEXEC);
-}
-
 int ctl_watch(struct ctl_global *g, int argc, char **argv)
 {
 	struct watch_args a;
@@ -257,7 +243,7 @@ int ctl_watch(struct ctl_global *g, int argc, char **argv)
 		}
 		print_event(name, &now, a.json);
 	}
-	pfd[n].fd = end_signals();
+	pfd[n].fd = ctl_end_signals();
 	pfd[n].events = POLLIN;
 	int64_t deadline = a.timeout < 0 ? INT64_MAX
 					 : lm_now_ns() + a.timeout * 1000000;
