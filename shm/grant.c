@@ -890,7 +890,9 @@ int lm_hold_renew(struct lm_session_ctx *c, struct lm_hold *h, int64_t ttl_ms)
 		 * a partition our lease there runs out on its own, and
 		 * freeing it early would let the next holder in while
 		 * valid_until_ns still vouches for ours. */
-		give_up(c, lock, h, mask & ~iso, LM_OWNER_ABANDONED);
+		if (give_up(c, lock, h, mask & ~iso, LM_OWNER_ABANDONED))
+			lm_lock_changed(r, lock, LM_CHANGE_EXPIRED, h->mode,
+					LM_SESS_PID(c->life), h->token);
 		h->mask = 0;
 		return LM_R_LEASELOST;
 	}
@@ -916,6 +918,7 @@ int lm_hold_release(struct lm_session_ctx *c, struct lm_hold *h)
 				late ? LM_OWNER_ABANDONED : LM_OWNER_FREE);
 	h->live = 0;
 	h->mask = 0;
+	LM_HOOK("release.given_up");
 	if (kept != 0)
 		lm_lock_changed(&c->region, h->lock,
 				late ? LM_CHANGE_EXPIRED : LM_CHANGE_RELEASED,
@@ -1033,15 +1036,26 @@ unsigned lm_free_session_grants(struct lm_region *r, uint32_t idx,
 {
 	struct lm_session *s = &r->sessions[idx];
 	unsigned n = 0;
+	bool left[LM_HELD_MAX];
 	for (unsigned k = 0; k < LM_HELD_MAX; k++)
-		if (leave_recorded(r, idx, k, freed, self))
+		if ((left[k] = leave_recorded(r, idx, k, freed, self)))
 			n++;
 	if (!atomic_load(&s->held_overflow)) {
 		for (unsigned k = 0; k < LM_HELD_MAX; k++) {
 			uint32_t v = atomic_load(&s->held[k]);
-			if (v != 0 && v <= r->max_locks &&
-			    free_one(r, idx, v - 1, freed, self))
+			if (v == 0 || v > r->max_locks)
+				continue;
+			if (free_one(r, idx, v - 1, freed, self))
 				n++;
+			else if (!left[k])
+				/* Recorded, yet nothing of it is left: it
+				 * was given up by a process that died before
+				 * it could say so (between a release's
+				 * give_up and its version bump). Say it for
+				 * it; a change too many costs a watcher a
+				 * look, a change missed costs it the lock. */
+				lm_lock_changed(r, v - 1, LM_CHANGE_OTHER, 0,
+						0, 0);
 		}
 		return n;
 	}

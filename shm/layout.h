@@ -35,7 +35,7 @@
 #include <stdint.h>
 
 #define LM_REGION_MAGIC   UINT64_C(0x314752474d4b434c) /* "LCKMGRG1" */
-#define LM_ABI_VERSION    17u
+#define LM_ABI_VERSION    18u
 
 /* The longest lease a region may allow (--max-ttl): one day. */
 #define LM_MAX_TTL_LIMIT_MS INT64_C(86400000)
@@ -652,14 +652,21 @@ struct lm_queue {
 struct lm_lock_note {
 	_Atomic uint64_t event;      /* LM_NOTE_WORD: the changer, after
 	                              * its version bump (release) */
-	_Atomic uint64_t token;      /* the changer, before `event`: the
+	_Atomic uint64_t token_lo;   /* the changer, before `event`: its
+	                              * version << 32 | the low half of the
 	                              * token of the grant it changed */
+	_Atomic uint64_t token_hi;   /* the same with the high half. Each
+	                              * word names its changer, so a reader
+	                              * takes the token only when both halves
+	                              * carry the event's version: changers
+	                              * that cross cannot hand it one half of
+	                              * each other's token */
 	_Atomic uint32_t gate;       /* a semaphore slot's gate: lock index
 	                              * + 1, stored by each semaphore user
 	                              * before it takes the slot; whoever
 	                              * frees the slot wakes the gate's
 	                              * queue. Reset by the reclaimer. */
-	uint32_t reserved_[3];
+	uint32_t reserved_;
 };
 
 /* ---------------------------------------------------------------------

@@ -6,6 +6,7 @@
 #include <limits.h>
 
 #include "futex.h"
+#include "test_hook.h"
 
 void lm_lock_changed(struct lm_region *r, uint32_t lock, uint32_t what,
 		     uint32_t mode, int32_t pid, uint64_t token)
@@ -18,8 +19,14 @@ void lm_lock_changed(struct lm_region *r, uint32_t lock, uint32_t what,
 	if (atomic_load(&q->watched) == 0)
 		return;
 	uint32_t v = atomic_fetch_add(&q->version, 1) + 1;
+	LM_HOOK("watch.bumped");
 	struct lm_lock_note *n = &lm_slot_of(r, 2, lock)->note;
-	atomic_store_explicit(&n->token, token, memory_order_relaxed);
+	uint64_t tag = (uint64_t)v << 32;
+	atomic_store_explicit(&n->token_lo, tag | (uint32_t)token,
+			      memory_order_relaxed);
+	atomic_store_explicit(&n->token_hi, tag | (token >> 32),
+			      memory_order_relaxed);
+	LM_HOOK("watch.noting");
 	atomic_store_explicit(&n->event, LM_NOTE_WORD(v, what, mode, pid),
 			      memory_order_release);
 	lm_futex_wake(&q->version, INT_MAX);
@@ -48,20 +55,24 @@ void lm_lock_note_read(const struct lm_region *r, uint32_t lock,
 	for (int spin = 0; spin < 1000; spin++) {
 		uint64_t e = atomic_load_explicit(&n->event,
 						  memory_order_acquire);
-		uint64_t t = atomic_load_explicit(&n->token,
-						  memory_order_relaxed);
-		atomic_thread_fence(memory_order_acquire);
-		if (LM_NOTE_VERSION(e) == version &&
-		    atomic_load_explicit(&n->event, memory_order_relaxed) ==
-			    e) {
-			*what = LM_NOTE_WHAT(e);
-			*mode = LM_NOTE_MODE(e);
-			*pid = LM_NOTE_PID(e);
-			*token = t;
-			return;
-		}
 		if ((int32_t)(LM_NOTE_VERSION(e) - version) > 0)
 			break; /* a later change wrote over it */
+		if (LM_NOTE_VERSION(e) != version)
+			continue;
+		/* The event's changer wrote both halves before it; a
+		 * crossing changer tags its own with its own version. */
+		uint64_t lo = atomic_load_explicit(&n->token_lo,
+						   memory_order_relaxed);
+		uint64_t hi = atomic_load_explicit(&n->token_hi,
+						   memory_order_relaxed);
+		if ((uint32_t)(lo >> 32) != version ||
+		    (uint32_t)(hi >> 32) != version)
+			break;
+		*what = LM_NOTE_WHAT(e);
+		*mode = LM_NOTE_MODE(e);
+		*pid = LM_NOTE_PID(e);
+		*token = (hi << 32) | (uint32_t)lo;
+		return;
 	}
 	*what = LM_CHANGE_OTHER;
 	*mode = 0;

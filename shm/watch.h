@@ -13,10 +13,11 @@
  * (coalesced), and the note (layout.h, "A lock's last change") says what
  * the last one was when it can.
  *
- * A changer killed between its change and its bump leaves the change
- * unannounced until the next one; the deaths that matter announce
- * themselves: the supervisor that frees a dead holder's grants and the
- * server that expires a frozen holder's lease each bump the version.
+ * A changer killed between its change and its bump is announced for
+ * it: the supervisor that frees a dead holder's grants bumps the
+ * version, also for a lock the dead session recorded holding and gave
+ * up before its bump; the server that expires a frozen holder's lease
+ * bumps it too (docs/protocol.md, "Watches").
  */
 #ifndef LOCKMGR_SHM_WATCH_H
 #define LOCKMGR_SHM_WATCH_H
