@@ -84,6 +84,7 @@ int lm_disconnect(lm_client *c)
 		return LM_EINVAL;
 	struct lm_region *r = &c->ctx.region;
 	lm_tree_forget_all(c);
+	lm_watch_close_all(c);
 	uint32_t waited = LM_WAIT_LOCK(atomic_load(&c->ctx.self->waiting_on));
 	if (waited != 0 && waited <= r->max_locks)
 		lm_queue_depart(c->ctx.self, lm_queue_of(r, waited - 1), waited - 1);

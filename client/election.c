@@ -16,6 +16,7 @@
 #include "../shm/clock.h"
 #include "../shm/holders.h"
 #include "../shm/name_index.h"
+#include "../shm/test_hook.h"
 #include "../shm/watch.h"
 #include "internal.h"
 #include "lockmgr.h"
@@ -88,10 +89,16 @@ int lm_campaign(lm_client *c, const char *election, const char *value,
 	if (rc != 0)
 		return rc;
 	uint32_t lock = (uint32_t)REF_IDX(&ref);
+	/* A failed campaign puts back what we proclaimed before: we may
+	 * lead this election already, or another one. */
+	char had[LM_VALUE_MAX + 1] = "";
+	uint32_t had_lock = atomic_load(&c->ctx.self->value_lock);
+	if (had_lock != 0)
+		value_read(c->ctx.self, had_lock, had);
 	value_write(c->ctx.self, lock + 1, value, len);
 	rc = lm_acquire_ref(c, &ref, ttl_ms, wait_ms, g);
 	if (rc != 0) {
-		value_write(c->ctx.self, 0, "", 0);
+		value_write(c->ctx.self, had_lock, had, strlen(had));
 		return rc;
 	}
 	if (G_LOCK(g) != lock) /* the name moved while we waited */
@@ -141,13 +148,24 @@ int lm_leader_get(lm_client *c, const char *election, lm_leader *out)
 	if (idx < 0)
 		return idx == LM_R_NOTHELD ? LM_ENOLEADER : (int)idx;
 	uint32_t lock = (uint32_t)idx;
-	out->version = lm_lock_version(r, lock);
-	struct lm_lock_view v;
-	lm_lock_look(r, lock, lm_now_ns(), &v);
-	if (v.holders == 0 || v.mode != LM_MODE_X_)
-		return LM_ENOLEADER;
-	out->pid = v.pid;
-	out->token = v.token;
-	value_read(&r->sessions[v.session], lock + 1, out->value);
-	return 0;
+	/* The value is read after the holder: look again, so that one
+	 * term's pid and token never go out with another term's value (a
+	 * session that lost the lead and won it back with a new value). */
+	for (int tries = 0; tries < 100; tries++) {
+		out->version = lm_lock_version(r, lock);
+		struct lm_lock_view v, again;
+		lm_lock_look(r, lock, lm_now_ns(), &v);
+		if (v.holders == 0 || v.mode != LM_MODE_X_)
+			return LM_ENOLEADER;
+		LM_HOOK("leader.looked");
+		value_read(&r->sessions[v.session], lock + 1, out->value);
+		lm_lock_look(r, lock, lm_now_ns(), &again);
+		if (again.holders != 0 && again.mode == LM_MODE_X_ &&
+		    again.session == v.session && again.token == v.token) {
+			out->pid = v.pid;
+			out->token = v.token;
+			return 0;
+		}
+	}
+	return LM_EBUSY; /* the lead changes faster than we can read it */
 }

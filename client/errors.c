@@ -48,8 +48,9 @@ const char *lm_strerror(int err)
 		return "lock is held by another session (try again, or wait "
 		       "for it with a wait time)";
 	case LM_ETIMEDOUT:
-		return "timed out waiting for the lock: another session held "
-		       "it for the whole wait (see 'lockctl status')";
+		return "timed out: the lock was held by another session for "
+		       "the whole wait (see 'lockctl status'), or, for a "
+		       "watch, did not change within its timeout";
 	case LM_ENOQUORUM:
 		return "no quorum: fewer than 2 of the 3 lock servers are up "
 		       "(still, at the end of the wait if there was one); "

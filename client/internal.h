@@ -25,7 +25,13 @@ struct lm_client {
 	bool tree;              /* the region's names form a tree */
 	struct lm_path *paths;  /* tree grants not yet released (freed at
 				 * lm_disconnect if the caller never does) */
+	struct lm_watch *watches; /* open watches (closed at lm_disconnect:
+				 * a watch's thread must not outlive the
+				 * mapping it waits in) */
 };
+
+/* Close every watch c still has open (client/watch.c). */
+void lm_watch_close_all(lm_client *c);
 
 /*
  * A tree grant's ancestors (client/tree.c): the intention holds on each

@@ -123,7 +123,8 @@ typedef struct lm_grant {
  */
 int lm_connect(const char *region, lm_client **out);
 
-/* Release every lock the session holds and unregister it. */
+/* Release every lock the session holds, close its open watches (their
+ * handles are then invalid, as its grants are) and unregister it. */
 int lm_disconnect(lm_client *c);
 
 /*
@@ -283,7 +284,8 @@ int lm_watch_next(lm_watch *w, int64_t timeout_ms, lm_watch_event *ev);
 /* A descriptor for poll/epoll: readable when lm_watch_next may have an
  * event (then call it with timeout 0, which may still say
  * LM_ETIMEDOUT). A thread of the library waits on the lock's futex and
- * signals it (an eventfd); it lives until lm_watch_close. */
+ * signals it (an eventfd); it lives until lm_watch_close (or the
+ * client's lm_disconnect, which closes the watches left open). */
 int lm_watch_fd(lm_watch *w);
 void lm_watch_close(lm_watch *w);
 
@@ -312,7 +314,8 @@ typedef struct lm_leader {
 	char value[LM_VALUE_MAX + 1]; /* what it proclaims, NUL-ended ("" if
 			       * nothing yet) */
 } lm_leader;
-/* Who leads `election` now: 0, or LM_ENOLEADER. */
+/* Who leads `election` now: 0, or LM_ENOLEADER (or LM_EBUSY in the
+ * unlikely case that the lead changed at every one of 100 reads). */
 int lm_leader_get(lm_client *c, const char *election, lm_leader *out);
 
 /* A sentence saying what happened and what to do. Never NULL. */

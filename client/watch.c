@@ -36,6 +36,7 @@
 
 struct lm_watch {
 	lm_client *c;
+	lm_watch *next, *prev;     /* in c->watches */
 	uint32_t lock;
 	int pin;                   /* our entry in the session's pins */
 	uint32_t seen;             /* the lock's version last reported */
@@ -101,6 +102,10 @@ int lm_watch_open(lm_client *c, const char *name, lm_watch **out,
 	look(w, &ev);
 	if (now != NULL)
 		*now = ev;
+	w->next = c->watches;
+	if (c->watches != NULL)
+		c->watches->prev = w;
+	c->watches = w;
 	*out = w;
 	return 0;
 }
@@ -240,5 +245,17 @@ void lm_watch_close(lm_watch *w)
 	if (w->efd >= 0)
 		close(w->efd);
 	lm_unpin(&w->c->ctx, w->pin);
+	if (w->prev != NULL)
+		w->prev->next = w->next;
+	else
+		w->c->watches = w->next;
+	if (w->next != NULL)
+		w->next->prev = w->prev;
 	free(w);
+}
+
+void lm_watch_close_all(lm_client *c)
+{
+	while (c->watches != NULL)
+		lm_watch_close(c->watches);
 }

@@ -103,13 +103,39 @@ size_t lm_lock_holders(const struct lm_region *r, uint32_t lock,
 	return k;
 }
 
+/* Did any of lock's owner words in mask move from words[]? */
+static bool owners_moved(const struct lm_region *r, uint32_t lock,
+			 unsigned mask, const uint64_t *words)
+{
+	for (unsigned i = 0; i < LM_NSERVERS; i++)
+		if ((mask & (1u << i)) &&
+		    atomic_load(&lm_slot_of(r, i, lock)->owner) != words[i])
+			return true;
+	return false;
+}
+
 void lm_lock_look(const struct lm_region *r, uint32_t lock, int64_t now_ns,
 		  struct lm_lock_view *v)
 {
-	*v = (struct lm_lock_view){ 0 };
 	uint32_t xs;
 	unsigned mask;
-	if (x_holder(r, lock, now_ns, &xs, &mask)) {
+	/* The token is read after the owner words: if they moved meanwhile
+	 * (a release and a new grant), the token may be the next holder's,
+	 * so look again rather than pair it with this one. */
+	for (int tries = 0; tries < 100; tries++) {
+		*v = (struct lm_lock_view){ 0 };
+		if (!x_holder(r, lock, now_ns, &xs, &mask))
+			break;
+		uint64_t words[LM_NSERVERS];
+		bool same = true;
+		for (unsigned i = 0; i < LM_NSERVERS; i++) {
+			words[i] = atomic_load(&lm_slot_of(r, i, lock)->owner);
+			if ((mask & (1u << i)) &&
+			    LM_OWNER_SESSION(words[i]) != xs + 1)
+				same = false;
+		}
+		if (!same)
+			continue;
 		v->holders = 1;
 		v->mode = LM_MODE_X_;
 		v->session = xs;
@@ -119,8 +145,11 @@ void lm_lock_look(const struct lm_region *r, uint32_t lock, int64_t now_ns,
 			if ((mask & (1u << i)) && t > v->token)
 				v->token = t;
 		}
-		return;
+		if (!owners_moved(r, lock, mask, words))
+			return;
 	}
+	if (v->holders != 0)
+		return; /* it moves faster than we look: the last look */
 	struct lm_holder h[1];
 	size_t n = lm_lock_holders(r, lock, now_ns, h, 1);
 	v->holders = (uint32_t)n;

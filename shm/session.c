@@ -175,6 +175,11 @@ bool lm_session_free(struct lm_region *r, uint32_t idx, uint64_t from)
 {
 	if (idx >= r->max_sessions)
 		return false;
+	/* A slot taken over meanwhile (by a supervisor that believed its
+	 * client dead) may already be someone else's: leave its identity,
+	 * pins and value alone. */
+	if (atomic_load(&r->sessions[idx].life) != from)
+		return false;
 	/* A FREE slot keeps no identity. A claimer writes its start time
 	 * only after its claim, and the supervisor, judging whether a
 	 * claimer died, once compared against the start time of the slot's
