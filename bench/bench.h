@@ -23,8 +23,8 @@
 #define BENCH_MAX_PROCS 64
 
 /* The scenarios, in the order they are numbered and reported; they run
- * in this order too, except the read-write and tree ones, which run
- * before the server-down one (that leaves a server down). */
+ * in this order too, except the read-write, tree and watch ones, which
+ * run before the server-down one (that leaves a server down). */
 enum scenario {
 	SCEN_UNCONTENDED,
 	SCEN_CONTENDED,
@@ -34,6 +34,7 @@ enum scenario {
 	SCEN_SERVERDOWN,
 	SCEN_RW,
 	SCEN_TREE,
+	SCEN_WATCH,
 	SCEN_COUNT
 };
 
@@ -53,6 +54,7 @@ struct bench_config {
 	uint32_t many_large;      /* names in the large many-locks run */
 	int uncontended_iters;    /* acquire+release pairs per round */
 	int handoff_iters;        /* hand-offs per primitive per round */
+	int watch_iters;          /* changes per watch path per round */
 	int crash_iters;          /* kills per primitive */
 	int64_t crash_timeout_ms; /* a waiter not granted by then: "never" */
 	size_t sample_cap;        /* latency samples kept per process */

@@ -49,7 +49,14 @@ static void usage(FILE *f)
 "                        5 manylocks, 6 serverdown, 7 rw (readers and\n"
 "                        writers: shared against exclusive locks),\n"
 "                        8 tree (rows of a lock tree: lockmgrd --tree\n"
-"                        against flat names and per-row host locks)\n"
+"                        against flat names and per-row host locks),\n"
+"                        9 watch (a lock's grant or release -> the\n"
+"                        watcher's lm_watch_next returns, blocking and\n"
+"                        through lm_watch_fd and poll, against a bare\n"
+"                        futex wake-up and an eventfd in poll between\n"
+"                        two processes; median, p99, ratio to the\n"
+"                        futex; the lm_watch rows need --primitives\n"
+"                        to include lockmgr)\n"
 "                        (default: all)\n"
 "  --primitives LIST   comma-separated: robust-mutex, flock, ofd,\n"
 "                      posix-sem, sysv-sem, futex, lockmgr, lockmgr-ref,\n"
@@ -74,6 +81,7 @@ static void set_defaults(bool quick)
 	c->duration_ms = quick ? 150 : 500;
 	c->uncontended_iters = quick ? 20000 : 200000;
 	c->handoff_iters = quick ? 100 : 1000;
+	c->watch_iters = quick ? 100 : 2000;
 	c->crash_iters = quick ? 2 : 10;
 	c->crash_timeout_ms = quick ? 300 : 1000;
 	c->sample_cap = quick ? 4096 : 16384;
@@ -294,6 +302,8 @@ int main(int argc, char **argv)
 	/* Its own pair of lockmgrds (a tree region and a flat twin). */
 	if (sc & (1u << SCEN_TREE))
 		scen_tree(mutexes);
+	if (sc & (1u << SCEN_WATCH))
+		scen_watch(prims_mask);
 	/* Last: it leaves a server down. */
 	if ((sc & (1u << SCEN_SERVERDOWN)) && need_lmd)
 		scen_serverdown(mutexes);

@@ -1,5 +1,5 @@
 /*
- * scenarios.h - the eight measurements of lockbench.
+ * scenarios.h - the nine measurements of lockbench.
  *
  * Each takes the mask of primitives to measure (bit 1 << enum prim_id),
  * alternates them in short rounds (the order rotates each round, so no
@@ -40,6 +40,12 @@ void scen_rw(unsigned prims);
  *    /tbl/rows) whose exclusion is checked; the uncontended cost of the
  *    tree. Starts and stops its own two lockmgrds. */
 void scen_tree(unsigned prims);
+/* 9. Watch wake-up: a lock's grant or release -> a watcher's
+ *    lm_watch_next returns with it, blocking and through lm_watch_fd
+ *    and poll, against the floors of a bare futex wake-up and an
+ *    eventfd in poll between two processes. The floors always run;
+ *    the watch paths when prims has a lockmgr. Runs before 6. */
+void scen_watch(unsigned prims);
 
 /* The most rounds of one measurement: the size of the scenarios'
  * per-round arrays. */
@@ -107,5 +113,18 @@ extern const char *const tree_variant_label[TREE_NV];
 enum prim_id tree_variant_prim(int v);
 /* The param of variant v's figures for base ("P=4", "uncontended"). */
 void tree_param(char *buf, size_t n, const char *base, int v);
+
+/* The paths of the watch scenario. A path's figures are filed under
+ * its label as the param, and its primitive: futex for the bare futex,
+ * lockmgr for the two watch paths, none (RES_NONE) for the eventfd. */
+enum watch_path {
+	WATCH_FUTEX,   /* FUTEX_WAKE -> the waiter's FUTEX_WAIT returns */
+	WATCH_EVENTFD, /* eventfd write -> poll returns, read */
+	WATCH_NEXT,    /* grant or release -> lm_watch_next returns */
+	WATCH_FD,      /* the same -> poll on lm_watch_fd, lm_watch_next(0) */
+	WATCH_NPATH
+};
+extern const char *const watch_path_label[WATCH_NPATH];
+int watch_path_prim(int path);
 
 #endif

@@ -32,6 +32,7 @@ static const char *const scenario_keys[SCEN_COUNT] = {
 	[SCEN_SERVERDOWN] = "serverdown",
 	[SCEN_RW] = "rw",
 	[SCEN_TREE] = "tree",
+	[SCEN_WATCH] = "watch",
 };
 
 const char *scenario_key(enum scenario s)

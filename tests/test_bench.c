@@ -26,7 +26,7 @@ static const char *const primitives[] = {
 };
 static const char *const scenarios[] = {
 	"uncontended", "contended", "handoff",
-	"crash", "manylocks", "serverdown", "rw", "tree",
+	"crash", "manylocks", "serverdown", "rw", "tree", "watch",
 };
 /* The read-write scenario's primitives (shared and exclusive modes). */
 static const char *const rw_primitives[] = {"flock", "lockmgr", "rwlock"};
@@ -250,6 +250,10 @@ static void bench_quick(void)
 	for (size_t k = 0; k < N_OF(tree_zero); k++)
 		if (!has_line_prefix(csv, tree_zero[k]))
 			fail_msg("no CSV row %s", tree_zero[k]);
+	/* The watch scenario: both floors and both watch paths. */
+	assert_true(has_positive_row(csv, "watch,futex,bare futex,p50_ns,"));
+	assert_true(has_positive_row(csv, "watch,lockmgr,lm_watch_next,"
+					  "p50_ns,"));
 	/* The rwlock is no mutex: the other scenarios leave it out. */
 	if (strstr(csv, "contended,rwlock,") != NULL)
 		fail_msg("the pthread rwlock ran in a mutex scenario");
@@ -263,10 +267,104 @@ static void bench_quick(void)
 }
 HARNESS_CASE(bench_quick, 180)
 
+/*
+ * The watch scenario alone, briefly: its table has a row for each path
+ * (the two floors and the two ways of waiting for a watch), each with a
+ * median, and the CSV has each path's median, p99 and ratio to the bare
+ * futex. Whether a figure is fast is not asked.
+ */
+static void bench_watch(void)
+{
+	char bench[512], lockmgrd[512];
+	harness_bin_path(bench, sizeof(bench), "lockbench");
+	harness_bin_path(lockmgrd, sizeof(lockmgrd), "lockmgrd");
+	if (access(bench, X_OK) != 0)
+		fail_msg("%s is not built (LOCKMGR_BIN=%s)", bench,
+			 harness_bin_dir());
+	harness_tmpdir(dir, sizeof(dir));
+	char out[128], err[128], csv_path[128];
+	snprintf(out, sizeof(out), "%s/stdout.txt", dir);
+	snprintf(err, sizeof(err), "%s/stderr.txt", dir);
+	snprintf(csv_path, sizeof(csv_path), "%s/lockbench.csv", dir);
+	char *argv[] = {bench, "--quick", "--scenarios", "watch", "--out",
+			dir, "--lockmgrd", lockmgrd, NULL};
+	pid_t pid = harness_spawn(argv, out, err);
+	int status = harness_reap(pid, 50000, "lockbench --scenarios watch");
+	char b[96];
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		show_tail(err, 3000);
+		show_tail(out, 3000);
+		fail_msg("lockbench --quick --scenarios watch: %s",
+			 harness_status_str(status, b, sizeof(b)));
+	}
+	assert_no_shm_left(pid);
+
+	static char text[1 << 16];
+	if (harness_read_file(out, text, sizeof(text)) <= 0)
+		fail_msg("lockbench printed no table");
+	if (strstr(text, "9. Watch wake-up") == NULL) {
+		show_tail(out, 3000);
+		fail_msg("the table has no watch scenario (9.)");
+	}
+	/* A row per path: its label, then a median (a number with a unit,
+	 * never "n/a"). */
+	static const char *const paths[] = {
+		"bare futex", "eventfd+poll", "lm_watch_next",
+		"lm_watch_fd+poll",
+	};
+	for (size_t i = 0; i < N_OF(paths); i++) {
+		char row[64];
+		snprintf(row, sizeof(row), "\n   %s ", paths[i]);
+		const char *r = strstr(text, row);
+		if (r == NULL) {
+			show_tail(out, 3000);
+			fail_msg("the watch table has no row %s", paths[i]);
+		}
+		double v;
+		char unit[8];
+		if (sscanf(r + strlen(row), "%lf %7s", &v, unit) != 2 ||
+		    v <= 0 || (strcmp(unit, "ns") != 0 &&
+			       strcmp(unit, "us") != 0 &&
+			       strcmp(unit, "ms") != 0)) {
+			show_tail(out, 3000);
+			fail_msg("the watch row %s has no median", paths[i]);
+		}
+	}
+	/* Other scenarios did not run. */
+	if (strstr(text, "\n3. Hand-off") != NULL)
+		fail_msg("--scenarios watch ran the hand-off scenario too");
+
+	static char csv[1 << 16];
+	if (harness_read_file(csv_path, csv, sizeof(csv)) <= 0)
+		fail_msg("%s is missing or empty", csv_path);
+	static const char *const rows[] = {
+		"watch,futex,bare futex,p50_ns,",
+		"watch,futex,bare futex,p99_ns,",
+		"watch,,eventfd+poll,p50_ns,",
+		"watch,,eventfd+poll,p50_over_futex,",
+		"watch,lockmgr,lm_watch_next,p50_ns,",
+		"watch,lockmgr,lm_watch_next,p99_ns,",
+		"watch,lockmgr,lm_watch_next,p50_over_futex,",
+		"watch,lockmgr,lm_watch_next,release_p50_ns,",
+		"watch,lockmgr,lm_watch_next,grant_p50_ns,",
+		"watch,lockmgr,lm_watch_fd+poll,p50_ns,",
+		"watch,lockmgr,lm_watch_fd+poll,p99_ns,",
+		"watch,lockmgr,lm_watch_fd+poll,p50_over_futex,",
+		"watch,lockmgr,lm_watch_next,samples,",
+		"watch,lockmgr,lm_watch_fd+poll,samples,",
+	};
+	for (size_t k = 0; k < N_OF(rows); k++)
+		if (!has_positive_row(csv, rows[k]))
+			fail_msg("no positive CSV row %s", rows[k]);
+	remove_dir(dir);
+}
+HARNESS_CASE(bench_watch, 60)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		harness_case(bench_quick),
+		harness_case(bench_watch),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
