@@ -40,7 +40,7 @@ static void usage(FILE *f)
 "private region and stops it at the end.\n"
 "\n"
 "  --quick             every scenario at small sizes and short runs\n"
-"                      (under 30 s): a smoke test, not a measurement\n"
+"                      (about 30 s): a smoke test, not a measurement\n"
 "  --out DIR           write lockbench.csv, plot data and PNGs to DIR\n"
 "                      (default bench/results; created if missing)\n"
 "  --lockmgrd PATH     the lockmgrd to start (default: next to lockbench)\n"
