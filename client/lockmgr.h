@@ -258,7 +258,9 @@ typedef struct lm_watch lm_watch;
 #define LM_WATCH_PROCLAIMED 6 /* an election's leader proclaimed a value */
 
 typedef struct lm_watch_event {
-	uint64_t version;     /* the lock's version this event reaches */
+	uint64_t version;     /* the lock's version this event reaches
+			       * (lm_leader.version's count, carried on
+			       * past 2^32 instead of wrapping) */
 	uint32_t changes;     /* changes since the last event (> 1: several
 			       * were coalesced into this one) */
 	uint32_t what;        /* LM_WATCH_* of the last of them */

@@ -39,7 +39,8 @@ struct lm_watch {
 	uint32_t lock;
 	int pin;                   /* our entry in the session's pins */
 	uint32_t seen;             /* the lock's version last reported */
-	uint64_t version;          /* the same, never wrapping */
+	uint64_t version;          /* the same, never wrapping: starts at
+				    * the lock's version at open */
 	struct lm_lock_view last;  /* the lock as last read */
 	int efd;                   /* lm_watch_fd's eventfd, or -1 */
 	pthread_t pump;
@@ -97,7 +98,11 @@ int lm_watch_open(lm_client *c, const char *name, lm_watch **out,
 	 * unannounced (shm/watch.h). */
 	lm_lock_watch(r, w->lock);
 	w->seen = lm_lock_version(r, w->lock);
-	lm_watch_event ev = { .version = 0 };
+	/* Events carry the lock's version (lockmgr.h), as lm_leader does:
+	 * two watches of one lock, opened at different times, report the
+	 * same version for the same change. */
+	w->version = w->seen;
+	lm_watch_event ev = { .version = w->version };
 	look(w, &ev);
 	if (now != NULL)
 		*now = ev;

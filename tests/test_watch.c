@@ -781,24 +781,28 @@ static void counts_from_open(void)
 	 * open really move the lock's version. */
 	lm_watch_event ev1, ev2;
 	lm_watch *early = watch_or_fail(c, "fromopen", &ev1);
-	uint32_t v0 = region_version(&r, "fromopen");
+	assert_int_equal(ev1.version, region_version(&r, "fromopen"));
 	lm_grant g;
 	for (int k = 0; k < 5; k++) {
 		assert_int_equal(lm_acquire(c, "fromopen", 5000, 0, &g), 0);
 		assert_int_equal(lm_release(c, &g), 0);
 	}
 	uint32_t v = region_version(&r, "fromopen");
-	assert_int_equal(v - v0, 10);
+	assert_int_equal(v - (uint32_t)ev1.version, 10);
 	lm_watch *late = watch_or_fail(c, "fromopen", &ev2);
 	assert_int_equal(ev2.what, LM_WATCH_NONE);
+	/* The lock's version, not a count of this watch's own. */
+	assert_int_equal(ev2.version, v);
 	assert_int_equal(lm_watch_next(late, 0, &ev2), LM_ETIMEDOUT);
 	assert_int_equal(lm_acquire(c, "fromopen", 5000, 0, &g), 0);
 	next_or_fail(late, 5000, &ev2, "the grant after the late open");
 	expect_event(&ev2, LM_WATCH_GRANTED, getpid(), g.token, LM_MODE_X, 1,
 		     "late watch: only the change after its open");
+	assert_int_equal(ev2.version, v + 1);
 	/* The early watch covers all eleven, and reaches the same version. */
 	next_or_fail(early, 5000, &ev1, "the early watch's changes");
 	assert_int_equal(ev1.changes, 11);
+	assert_int_equal(ev1.version, ev2.version);
 	assert_int_equal(lm_release(c, &g), 0);
 	lm_watch_close(early);
 	lm_watch_close(late);
