@@ -285,7 +285,8 @@ int lm_watch_next(lm_watch *w, int64_t timeout_ms, lm_watch_event *ev);
 /* A descriptor for poll/epoll: readable when lm_watch_next may have an
  * event (then call it with timeout 0, which may still say
  * LM_ETIMEDOUT). A thread of the library waits on the lock's futex and
- * signals it (an eventfd); it lives until lm_watch_close. */
+ * signals it (an eventfd); it lives until lm_watch_close, and blocks
+ * every signal (the program's signals never go to it). */
 int lm_watch_fd(lm_watch *w);
 void lm_watch_close(lm_watch *w);
 

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -222,10 +223,20 @@ int lm_watch_fd(lm_watch *w)
 	if (w->efd < 0)
 		return LM_ESYS;
 	w->pump_from = w->seen;
-	if (pthread_create(&w->pump, NULL, pump, w) != 0) {
+	/* The pump takes none of the program's signals: a signal sent to
+	 * the process goes to a thread that does not block it, and a
+	 * program that blocks SIGTERM to read it from a signalfd (lockctl
+	 * watch, lockctl leader --watch) would otherwise be killed by it
+	 * in the pump. A new thread starts with its creator's mask. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int err = pthread_create(&w->pump, NULL, pump, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err != 0) {
 		close(w->efd);
 		w->efd = -1;
-		errno = EAGAIN;
+		errno = err;
 		return LM_ESYS;
 	}
 	w->pumping = true;

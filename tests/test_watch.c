@@ -948,6 +948,16 @@ static void lockctl_watch_json(void)
 	assert_true(harness_read_file(out, buf, sizeof(buf)) > 0);
 	if (strstr(buf, " granted pid=") == NULL)
 		fail_msg("lockctl watch printed no granted line: %s", buf);
+	/* SIGTERM ends it, exit 0 (it reads the signal from a signalfd:
+	 * no thread of the library may take it first). */
+	char *argv4[] = { lockctl, "-r", d.region, "watch", "ctl/quiet",
+			  NULL };
+	snprintf(out, sizeof(out), "%s/out4", dir);
+	p = harness_spawn(argv4, out, err);
+	HARNESS_WAIT_FOR(count_lines(out) >= 1, 10000,
+			 "lockctl watch printed no first line within 10 s");
+	kill(p, SIGTERM);
+	harness_expect_exit(p, 10000, 0, "lockctl watch after SIGTERM");
 	lm_disconnect(c);
 	harness_remove_flat_dir(dir);
 	harness_lockmgrd_stop(&d);
