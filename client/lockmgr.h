@@ -259,7 +259,9 @@ typedef struct lm_watch lm_watch;
 #define LM_WATCH_PROCLAIMED 6 /* an election's leader proclaimed a value */
 
 typedef struct lm_watch_event {
-	uint64_t version;     /* the lock's version this event reaches */
+	uint64_t version;     /* the lock's version this event reaches
+			       * (lm_leader.version's count, carried on
+			       * past 2^32 instead of wrapping) */
 	uint32_t changes;     /* changes since the last event (> 1: several
 			       * were coalesced into this one) */
 	uint32_t what;        /* LM_WATCH_* of the last of them */
@@ -285,7 +287,8 @@ int lm_watch_next(lm_watch *w, int64_t timeout_ms, lm_watch_event *ev);
  * event (then call it with timeout 0, which may still say
  * LM_ETIMEDOUT). A thread of the library waits on the lock's futex and
  * signals it (an eventfd); it lives until lm_watch_close (or the
- * client's lm_disconnect, which closes the watches left open). */
+ * client's lm_disconnect, which closes the watches left open), and
+ * blocks every signal (the program's signals never go to it). */
 int lm_watch_fd(lm_watch *w);
 void lm_watch_close(lm_watch *w);
 

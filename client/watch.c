@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -40,7 +41,8 @@ struct lm_watch {
 	uint32_t lock;
 	int pin;                   /* our entry in the session's pins */
 	uint32_t seen;             /* the lock's version last reported */
-	uint64_t version;          /* the same, never wrapping */
+	uint64_t version;          /* the same, never wrapping: starts at
+				    * the lock's version at open */
 	struct lm_lock_view last;  /* the lock as last read */
 	int efd;                   /* lm_watch_fd's eventfd, or -1 */
 	pthread_t pump;
@@ -98,7 +100,11 @@ int lm_watch_open(lm_client *c, const char *name, lm_watch **out,
 	 * unannounced (shm/watch.h). */
 	lm_lock_watch(r, w->lock);
 	w->seen = lm_lock_version(r, w->lock);
-	lm_watch_event ev = { .version = 0 };
+	/* Events carry the lock's version (lockmgr.h), as lm_leader does:
+	 * two watches of one lock, opened at different times, report the
+	 * same version for the same change. */
+	w->version = w->seen;
+	lm_watch_event ev = { .version = w->version };
 	look(w, &ev);
 	if (now != NULL)
 		*now = ev;
@@ -222,10 +228,20 @@ int lm_watch_fd(lm_watch *w)
 	if (w->efd < 0)
 		return LM_ESYS;
 	w->pump_from = w->seen;
-	if (pthread_create(&w->pump, NULL, pump, w) != 0) {
+	/* The pump takes none of the program's signals: a signal sent to
+	 * the process goes to a thread that does not block it, and a
+	 * program that blocks SIGTERM to read it from a signalfd (lockctl
+	 * watch, lockctl leader --watch) would otherwise be killed by it
+	 * in the pump. A new thread starts with its creator's mask. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int err = pthread_create(&w->pump, NULL, pump, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err != 0) {
 		close(w->efd);
 		w->efd = -1;
-		errno = EAGAIN;
+		errno = err;
 		return LM_ESYS;
 	}
 	w->pumping = true;

@@ -300,8 +300,7 @@ static unsigned expire_leases(struct lm_region *r, unsigned i,
 		}
 		if (end_group(slot, srv_now)) {
 			freed++;
-			lm_lock_changed(r, lock, LM_CHANGE_EXPIRED,
-					LM_MODE_S_, 0,
+			lm_lock_expired(r, lock, LM_MODE_S_, 0,
 					atomic_load(&slot->token));
 			if (lm_queue_count(lm_queue_of(r, lock)) != 0)
 				lm_wake_next(r, lock, LM_NO_SESSION);
@@ -374,8 +373,7 @@ static unsigned expire_leases(struct lm_region *r, unsigned i,
 		/* Only a grant that lost its majority ended here; a table
 		 * it merely dropped changes nothing a watcher sees. */
 		if (next == LM_OWNER_ABANDONED)
-			lm_lock_changed(r, lock, LM_CHANGE_EXPIRED,
-					LM_MODE_X_, owner_pid(r, w),
+			lm_lock_expired(r, lock, LM_MODE_X_, owner_pid(r, w),
 					atomic_load(&slot->token));
 		if (lm_queue_count(lm_queue_of(r, lock)) != 0)
 			lm_wake_next(r, lock, LM_NO_SESSION);

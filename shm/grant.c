@@ -891,8 +891,8 @@ int lm_hold_renew(struct lm_session_ctx *c, struct lm_hold *h, int64_t ttl_ms)
 		 * freeing it early would let the next holder in while
 		 * valid_until_ns still vouches for ours. */
 		if (give_up(c, lock, h, mask & ~iso, LM_OWNER_ABANDONED))
-			lm_lock_changed(r, lock, LM_CHANGE_EXPIRED, h->mode,
-					LM_SESS_PID(c->life), h->token);
+			lm_lock_expired(r, lock, h->mode, LM_SESS_PID(c->life),
+					h->token);
 		h->mask = 0;
 		return LM_R_LEASELOST;
 	}
@@ -919,9 +919,13 @@ int lm_hold_release(struct lm_session_ctx *c, struct lm_hold *h)
 	h->live = 0;
 	h->mask = 0;
 	LM_HOOK("release.given_up");
-	if (kept != 0)
-		lm_lock_changed(&c->region, h->lock,
-				late ? LM_CHANGE_EXPIRED : LM_CHANGE_RELEASED,
+	/* A late release's end may have been announced already, by a
+	 * server that freed its table: one end, one change. */
+	if (kept != 0 && late)
+		lm_lock_expired(&c->region, h->lock, h->mode,
+				LM_SESS_PID(c->life), h->token);
+	else if (kept != 0)
+		lm_lock_changed(&c->region, h->lock, LM_CHANGE_RELEASED,
 				h->mode, LM_SESS_PID(c->life), h->token);
 	held_put(c, h->held);
 	return kept >= LM_QUORUM && !late ? 0 : LM_R_LEASELOST;

@@ -8,6 +8,22 @@
 #include "futex.h"
 #include "test_hook.h"
 
+/* Version v is ours: say what it was, and wake the watchers. */
+static void announce(struct lm_region *r, uint32_t lock, uint32_t v,
+		     uint32_t what, uint32_t mode, int32_t pid, uint64_t token)
+{
+	struct lm_lock_note *n = &lm_slot_of(r, 2, lock)->note;
+	uint64_t tag = (uint64_t)v << 32;
+	atomic_store_explicit(&n->token_lo, tag | (uint32_t)token,
+			      memory_order_relaxed);
+	atomic_store_explicit(&n->token_hi, tag | (token >> 32),
+			      memory_order_relaxed);
+	LM_HOOK("watch.noting");
+	atomic_store_explicit(&n->event, LM_NOTE_WORD(v, what, mode, pid),
+			      memory_order_release);
+	lm_futex_wake(&lm_queue_of(r, lock)->version, INT_MAX);
+}
+
 void lm_lock_changed(struct lm_region *r, uint32_t lock, uint32_t what,
 		     uint32_t mode, int32_t pid, uint64_t token)
 {
@@ -20,16 +36,33 @@ void lm_lock_changed(struct lm_region *r, uint32_t lock, uint32_t what,
 		return;
 	uint32_t v = atomic_fetch_add(&q->version, 1) + 1;
 	LM_HOOK("watch.bumped");
-	struct lm_lock_note *n = &lm_slot_of(r, 2, lock)->note;
-	uint64_t tag = (uint64_t)v << 32;
-	atomic_store_explicit(&n->token_lo, tag | (uint32_t)token,
-			      memory_order_relaxed);
-	atomic_store_explicit(&n->token_hi, tag | (token >> 32),
-			      memory_order_relaxed);
-	LM_HOOK("watch.noting");
-	atomic_store_explicit(&n->event, LM_NOTE_WORD(v, what, mode, pid),
-			      memory_order_release);
-	lm_futex_wake(&q->version, INT_MAX);
+	announce(r, lock, v, what, mode, pid, token);
+}
+
+void lm_lock_expired(struct lm_region *r, uint32_t lock, uint32_t mode,
+		     int32_t pid, uint64_t token)
+{
+	if (lock >= r->max_locks)
+		return;
+	struct lm_queue *q = lm_queue_of(r, lock);
+	if (atomic_load(&q->watched) == 0) /* seq_cst, as above */
+		return;
+	uint32_t v = atomic_load(&q->version);
+	for (;;) {
+		uint32_t what, m;
+		int32_t p;
+		uint64_t t;
+		/* Waits a moment for the note of v, if its changer is
+		 * between its bump and its note. */
+		lm_lock_note_read(r, lock, v, &what, &m, &p, &t);
+		if (what == LM_CHANGE_EXPIRED && m == mode && p == pid &&
+		    t == token)
+			return; /* another server announced this very end */
+		if (atomic_compare_exchange_strong(&q->version, &v, v + 1))
+			break;
+		/* Someone changed the lock meanwhile: look at their note. */
+	}
+	announce(r, lock, v + 1, LM_CHANGE_EXPIRED, mode, pid, token);
 }
 
 void lm_lock_watch(struct lm_region *r, uint32_t lock)

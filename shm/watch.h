@@ -31,6 +31,24 @@
 void lm_lock_changed(struct lm_region *r, uint32_t lock, uint32_t what,
 		     uint32_t mode, int32_t pid, uint64_t token);
 
+/*
+ * The lease of a grant (mode, pid, token) ended and this server freed
+ * it on its table: lm_lock_changed(LM_CHANGE_EXPIRED), unless the lock's
+ * last change is already that very end. Each server frees a lapsed grant
+ * on its own table, and one lease that ends must count as one change,
+ * not one per server (a watcher sums `changes`; lockctl watch would
+ * print "expired" up to three times). The first server to free it
+ * announces; the others find its note on the lock's current version and
+ * stay quiet. The version moves by CAS here, so two servers that free
+ * it at once cannot both announce it, unless the one that moved it
+ * stands still between its CAS and its note for longer than the other
+ * waits for the note (then it is counted twice: never missed). A server
+ * that finds the lock changed since (a new holder) announces again only
+ * if a table of the old grant was still left to free: never missed.
+ */
+void lm_lock_expired(struct lm_region *r, uint32_t lock, uint32_t mode,
+		     int32_t pid, uint64_t token);
+
 /* Start watching lock: set its `watched` flag (seq_cst). Read the lock
  * only after this. */
 void lm_lock_watch(struct lm_region *r, uint32_t lock);
