@@ -7,11 +7,11 @@
 
 #include "futex.h"
 
-void lm_lock_changed(struct lm_region *r, uint32_t lock, uint32_t what,
+/* Bump lock's version, write its note and wake its watchers, if it is
+ * watched. */
+static void announce(struct lm_region *r, uint32_t lock, uint32_t what,
 		     uint32_t mode, int32_t pid, uint64_t token)
 {
-	if (lock >= r->max_locks)
-		return;
 	struct lm_queue *q = lm_queue_of(r, lock);
 	/* seq_cst, after the change: the other half of the watcher's
 	 * flag store then read. The common case ends here. */
@@ -23,6 +23,22 @@ void lm_lock_changed(struct lm_region *r, uint32_t lock, uint32_t what,
 	atomic_store_explicit(&n->event, LM_NOTE_WORD(v, what, mode, pid),
 			      memory_order_release);
 	lm_futex_wake(&q->version, INT_MAX);
+}
+
+void lm_lock_changed(struct lm_region *r, uint32_t lock, uint32_t what,
+		     uint32_t mode, int32_t pid, uint64_t token)
+{
+	if (lock >= r->max_locks)
+		return;
+	announce(r, lock, what, mode, pid, token);
+	/* A semaphore's slot: a watch on the semaphore's name (its gate)
+	 * sees each change of each slot. The gate was stored before the
+	 * slot was taken (semaphore.h); the note's line is the one the
+	 * changer's table-2 owner word is on. */
+	uint32_t gate = atomic_load_explicit(&lm_slot_of(r, 2, lock)->note.gate,
+					     memory_order_relaxed);
+	if (gate != 0 && gate <= r->max_locks && gate - 1 != lock)
+		announce(r, gate - 1, what, mode, pid, token);
 }
 
 void lm_lock_watch(struct lm_region *r, uint32_t lock)
