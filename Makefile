@@ -56,7 +56,8 @@ PROC_TESTS := test_mutex test_modes test_modes_faults test_modes_review \
 	      test_modes_review2 \
 	      test_deadlock test_tree test_cli test_fault_cli test_errors \
 	      test_faults test_races test_names test_scenarios test_chaos \
-	      test_bench test_install test_docs test_top test_flock
+	      test_bench test_install test_docs test_top test_flock \
+	      test_semaphore
 TEST_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS) $(PROC_TESTS))
 
 BINS := $(BUILD)/lockmgrd $(BUILD)/lockctl $(BUILD)/lmflock $(BUILD)/resctl \
