@@ -744,5 +744,8 @@ int main(void)
 		harness_case(kinds_and_arguments),
 		harness_case(lockctl_run_slots),
 	};
+	/* One case (or a pattern), for the mutation checks and debugging. */
+	if (getenv("LOCKMGR_TEST_CASE") != NULL)
+		cmocka_set_test_filter(getenv("LOCKMGR_TEST_CASE"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
