@@ -669,6 +669,26 @@ static void lockctl_run_slots(void)
 	HARNESS_WAIT_FOR(harness_read_file(log, buf, sizeof(buf)) > 0 &&
 				 strlen(buf) >= 3 * 4,
 			 5000, "the first 3 copies never started");
+	/* status names the slots "NAME [slot K/N]", and --json says so. */
+	char st[8192], err0[1024];
+	assert_int_equal(harness_ctl(dir, st, sizeof(st), err0, sizeof(err0),
+				     "-r", d.region, "status", NULL),
+			 0);
+	for (int k = 0; k < RUN_SLOTS; k++) {
+		char want[32];
+		snprintf(want, sizeof(want), "pool [slot %d/3]", k);
+		if (strstr(st, want) == NULL)
+			fail_msg("lockctl status does not show '%s':\n%s",
+				 want, st);
+	}
+	assert_int_equal(harness_ctl(dir, st, sizeof(st), err0, sizeof(err0),
+				     "-r", d.region, "status", "--json",
+				     NULL),
+			 0);
+	if (strstr(st, "\"name\":\"pool\",\"slot\":0,\"slots\":3") ==
+	    NULL)
+		fail_msg("lockctl status --json does not show slot 0 of "
+			 "pool's 3:\n%s", st);
 	int fd = open(go, O_CREAT | O_WRONLY, 0600);
 	assert_true(fd >= 0);
 	close(fd);
