@@ -32,7 +32,9 @@ LIB_SRC := shm/region.c shm/name_index.c shm/name_reclaim.c shm/session.c \
 	   shm/actor.c shm/futex.c shm/test_hook.c shm/isolation.c \
 	   shm/grant.c shm/group.c shm/wait_queue.c shm/lease_scan.c \
 	   shm/holders.c shm/deadlock.c shm/convert.c shm/pins.c shm/watch.c \
-	   client/client.c client/errors.c client/tree.c client/watch.c client/election.c
+	   shm/semaphore.c \
+	   client/client.c client/errors.c client/tree.c client/watch.c client/election.c \
+	   client/semaphore.c
 DAEMON_SRC := daemon/lockmgrd.c daemon/servers.c daemon/server.c \
 	      daemon/session_monitor.c daemon/log.c daemon/state_dir.c \
 	      daemon/service_record.c
@@ -55,7 +57,7 @@ PROC_TESTS := test_mutex test_modes test_modes_faults test_modes_review \
 	      test_deadlock test_tree test_cli test_fault_cli test_errors \
 	      test_faults test_races test_names test_scenarios test_chaos \
 	      test_bench test_install test_docs test_top test_flock \
-	      test_watch test_election
+	      test_watch test_election test_semaphore
 TEST_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS) $(PROC_TESTS))
 
 BINS := $(BUILD)/lockmgrd $(BUILD)/lockctl $(BUILD)/lmflock $(BUILD)/resctl \

@@ -112,6 +112,20 @@ static int check_ttl(const struct lm_client *c, int64_t ttl_ms)
 		       : LM_EBADTTL;
 }
 
+int lm_client_check_ttl(const lm_client *c, int64_t ttl_ms)
+{
+	return check_ttl(c, ttl_ms);
+}
+
+int64_t lm_client_deadline(int64_t wait_ms)
+{
+	/* A wait of more than a century is "forever" (and would overflow);
+	 * a try (0) has no deadline, and reads no clock for one. */
+	return wait_ms < 0 || wait_ms > INT64_C(3153600000000) ? INT64_MAX
+	       : wait_ms == 0				       ? 0
+					: lm_now_ns() + wait_ms * 1000000;
+}
+
 /* The deadlock timeout of an acquire that did not choose one: the
  * service's (lockmgrd --deadlock-timeout), else the library's. */
 static int64_t default_deadlock_ms(const lm_client *c)
@@ -127,6 +141,11 @@ static int no_quorum(const struct lm_client *c)
 	return atomic_load(&c->ctx.region.hdr->supervisor_state) == LM_SUP_STOPPED
 		       ? LM_ENOSUPERVISOR
 		       : LM_ENOQUORUM;
+}
+
+int lm_client_no_quorum(const lm_client *c)
+{
+	return no_quorum(c);
 }
 
 /* Tags a lockref so that a zeroed or foreign struct is refused. */
@@ -172,13 +191,15 @@ int lm_lookup(lm_client *c, const char *name, lm_lockref *ref)
  * gone (resolve it again), or a damaged region. */
 static bool grab_ended(enum grab_result gr)
 {
-	return gr == GRAB_GRANTED || gr == GRAB_STALE || gr == GRAB_DAMAGED;
+	return gr == GRAB_GRANTED || gr == GRAB_STALE || gr == GRAB_DAMAGED ||
+	       gr == GRAB_KIND;
 }
 
 static int grab_rc(enum grab_result gr)
 {
 	return gr == GRAB_GRANTED ? 0
 	       : gr == GRAB_STALE ? LM_STALE_NAME
+	       : gr == GRAB_KIND  ? LM_EKIND
 				  : LM_EINCOMPAT;
 }
 
@@ -242,12 +263,7 @@ int lm_acquire_node(lm_client *c, lm_lockref *ref, uint32_t mode,
 	if (rc != 0)
 		return rc;
 	grant_clear(g); /* a failed acquire leaves nothing to release */
-	/* A wait of more than a century is "forever" (and would overflow);
-	 * a try (0) has no deadline, and reads no clock for one. */
-	int64_t deadline = wait_ms < 0 || wait_ms > INT64_C(3153600000000)
-				   ? INT64_MAX
-			   : wait_ms == 0 ? 0
-					  : lm_now_ns() + wait_ms * 1000000;
+	int64_t deadline = lm_client_deadline(wait_ms);
 	for (;;) {
 		rc = acquire_once(c, (uint32_t)REF_IDX(ref), REF_GEN(ref),
 				  mode, ttl_ms, wait_ms, deadline, deadlock_ms,
@@ -379,6 +395,8 @@ int lm_release(lm_client *c, lm_grant *g)
 	if (rc != 0)
 		return rc;
 	rc = lm_hold_release(&c->ctx, grant_hold(g));
+	if (G_IS_SEM(g))
+		lm_sem_released(c, g);
 	if (grant_path(g) != NULL) {
 		int trc = lm_tree_release(c, g);
 		rc = rc != 0 ? rc : trc;
@@ -397,8 +415,9 @@ int lm_convert(lm_client *c, lm_grant *g, uint32_t mode, int64_t ttl_ms,
 	if (mode == g->mode)
 		return 0;
 	/* A tree grant's ancestors hold intention modes chosen for its
-	 * mode: converting it would mean converting them too. */
-	if (grant_path(g) != NULL)
+	 * mode: converting it would mean converting them too. A semaphore's
+	 * slot is held exclusively by its one holder. */
+	if (grant_path(g) != NULL || G_IS_SEM(g))
 		return LM_EINVAL;
 	struct lm_hold h;
 	lm_hold_from_grant(&h, g);

@@ -108,8 +108,25 @@ static inline void grant_clear(lm_grant *g)
 	grant_hold(g)->caller_ = 0;
 }
 
+/*
+ * A semaphore grant keeps its slot and its pin of the gate in G_PATH's
+ * place, tagged by bit 0 (a tree grant's path pointer is 8-aligned):
+ *
+ *   bit  0       G_SEM_TAG
+ *   bits 11..1   the slot
+ *   bits 16..12  the session's pin entry of the gate + 1 (0: none)
+ */
+#define G_SEM_TAG UINT64_C(1)
+#define G_SEM_WORD(slot, pin)                                            \
+	(G_SEM_TAG | ((uint64_t)(slot) << 1) | ((uint64_t)((pin) + 1) << 12))
+#define G_IS_SEM(g)   ((G_PATH(g) & G_SEM_TAG) != 0)
+#define G_SEM_SLOT(g) ((uint32_t)((G_PATH(g) >> 1) & 0x7ffu))
+#define G_SEM_PIN(g)  ((int)((G_PATH(g) >> 12) & 0x1fu) - 1)
+
 static inline struct lm_path *grant_path(const lm_grant *g)
 {
+	if (G_IS_SEM(g))
+		return NULL;
 	return (struct lm_path *)(uintptr_t)G_PATH(g);
 }
 
@@ -118,6 +135,18 @@ static inline struct lm_path *grant_path(const lm_grant *g)
 int lm_acquire_node(lm_client *c, lm_lockref *ref, uint32_t mode,
 		    int64_t ttl_ms, int64_t wait_ms, int64_t deadlock_ms,
 		    lm_grant *g);
+
+/* client.c: LM_EBADTTL unless ttl_ms is a lease this region allows;
+ * "no quorum" as a caller is told it (LM_ENOSUPERVISOR once the service
+ * has stopped); the deadline (local ns) of a wait of wait_ms (0 for a
+ * try, INT64_MAX for no limit). */
+int lm_client_check_ttl(const lm_client *c, int64_t ttl_ms);
+int lm_client_no_quorum(const lm_client *c);
+int64_t lm_client_deadline(int64_t wait_ms);
+
+/* semaphore.c: a semaphore grant was released (or lost): give its pin
+ * of the gate back. */
+void lm_sem_released(lm_client *c, lm_grant *g);
 
 /* tree.c: a name's ancestors in a tree region. */
 int lm_tree_acquire(lm_client *c, const char *name, uint32_t mode,

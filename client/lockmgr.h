@@ -59,8 +59,8 @@ extern "C" {
 #define LM_EKIND         (-1017) /* the name is used as another kind
 				  * of lock (a semaphore of another slot
 				  * count, or a plain lock) */
-#define LM_EPINS         (-1018) /* this client watches (or waits on
-				  * semaphores of) too many names */
+#define LM_EPINS         (-1018) /* this client watches (or waits on or
+				  * holds semaphores of) too many names */
 #define LM_ENOLEADER     (-1019) /* nobody leads the election */
 
 #define LM_ERR_FIRST     (-1019)
@@ -230,6 +230,11 @@ int lm_release(lm_client *c, lm_grant *g);
  * (LM_EKIND otherwise, and for a name held as a plain lock); slots is
  * 1 to LM_SEM_SLOTS_MAX. g->token orders the grants of one slot: a
  * resource guarded by a semaphore fences per slot (lm_sem_slot).
+ * A semaphore's name is at most 250 bytes (its slots are locks of their
+ * own, named after it); each waiting or held semaphore grant keeps one
+ * of the client's 16 pins (LM_EPINS, as a watch does). Semaphores are
+ * not part of a lock tree (lockmgrd --tree), and a semaphore grant
+ * cannot be converted (LM_EINVAL).
  */
 #define LM_SEM_SLOTS_MAX 1024u
 int lm_sem_acquire(lm_client *c, const char *name, uint32_t slots,
@@ -245,7 +250,9 @@ int lm_sem_slot(const lm_grant *g);
  * the one the watch last reported. Changes that come close together may
  * be reported as one event (`changes` counts them); a change is never
  * missed. A watch keeps its name from being reclaimed; a client may
- * have 16 names watched (or semaphore waits) at once (LM_EPINS).
+ * have 16 names watched (or semaphore grants and waits) at once
+ * (LM_EPINS). A watch on a semaphore's name sees each change of each of
+ * its slots.
  */
 typedef struct lm_watch lm_watch;
 

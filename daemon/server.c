@@ -183,6 +183,42 @@ static void sweep_name(struct lm_region *r, struct sweep *sw, uint32_t lock,
 }
 
 /*
+ * A free lock with waiters is normally a hand-off in flight; if its head
+ * is frozen (SIGSTOP) it would stay so forever. Wake the first waiter
+ * that can act. A semaphore's waiters queue at its gate, which is never
+ * held: theirs is a free *slot* with waiters at its gate, seen when the
+ * sweep meets the slot (the gate itself always looks free, and waking
+ * its queue on that would wake a waiter of a full semaphore every
+ * sweep).
+ */
+static bool unstall_off; /* LOCKMGR_TEST_OFF=unstall (test_hook.h) */
+
+static void unstall(struct lm_region *r, uint32_t lock, int64_t now_ns)
+{
+	if (unstall_off)
+		return;
+	struct lm_queue *q = lm_queue_of(r, lock);
+	if (atomic_load_explicit(&q->sem_slots, memory_order_relaxed) != 0)
+		return;
+	uint32_t waited = lock;
+	if (lm_queue_count(q) == 0) {
+		uint32_t gate = atomic_load_explicit(
+			&lm_slot_of(r, 2, lock)->note.gate,
+			memory_order_relaxed);
+		if (gate == 0 || gate > r->max_locks || gate - 1 == lock ||
+		    lm_queue_count(lm_queue_of(r, gate - 1)) == 0)
+			return;
+		waited = gate - 1;
+	}
+	if (!lock_looks_free(r, lock, now_ns))
+		return;
+	/* A count a waiter killed while queueing left. */
+	lm_queue_recount(r, waited);
+	if (lm_queue_has_waiter(r, waited))
+		lm_wake_stalled(r, waited);
+}
+
+/*
  * Is the acquire (or upgrade) attempt that owner word w belongs to over:
  * past its own deadline (start + TTL, which its verify cannot beat), or
  * not its session's attempt any more, or of a session no longer live?
@@ -287,23 +323,13 @@ static unsigned expire_leases(struct lm_region *r, unsigned i,
 		if (watch_queues)
 			sweep_name(r, sw, lock, pressure);
 		struct lm_slot *slot = lm_slot_of(r, i, lock);
-		/* A free lock with waiters is normally a hand-off in flight;
-		 * if its head is frozen (SIGSTOP) it would stay so forever.
-		 * Wake the first waiter that can act. */
-		struct lm_queue *q = lm_queue_of(r, lock);
-		if (watch_queues && lm_queue_count(q) != 0 &&
-		    lock_looks_free(r, lock, now_ns)) {
-			/* A count a waiter killed while queueing left. */
-			lm_queue_recount(r, lock);
-			if (lm_queue_has_waiter(r, lock))
-				lm_wake_stalled(r, lock);
-		}
+		if (watch_queues)
+			unstall(r, lock, now_ns);
 		if (end_group(slot, srv_now)) {
 			freed++;
 			lm_lock_expired(r, lock, LM_MODE_S_, 0,
 					atomic_load(&slot->token));
-			if (lm_queue_count(lm_queue_of(r, lock)) != 0)
-				lm_wake_next(r, lock, LM_NO_SESSION);
+			lm_wake_freed(r, lock, LM_NO_SESSION);
 		}
 		uint64_t w = atomic_load(&slot->owner);
 		if (LM_OWNER_SESSION(w) == 0)
@@ -339,9 +365,8 @@ static unsigned expire_leases(struct lm_region *r, unsigned i,
 				 * would keep new readers out for ever. */
 				if (claim_is_over(r, w, now_ns) &&
 				    atomic_compare_exchange_strong(
-					    &slot->owner, &w, LM_OWNER_FREE) &&
-				    lm_queue_count(lm_queue_of(r, lock)) != 0)
-					lm_wake_next(r, lock, LM_NO_SESSION);
+					    &slot->owner, &w, LM_OWNER_FREE))
+					lm_wake_freed(r, lock, LM_NO_SESSION);
 				continue;
 			}
 			if (!tagged) {
@@ -375,8 +400,7 @@ static unsigned expire_leases(struct lm_region *r, unsigned i,
 		if (next == LM_OWNER_ABANDONED)
 			lm_lock_expired(r, lock, LM_MODE_X_, owner_pid(r, w),
 					atomic_load(&slot->token));
-		if (lm_queue_count(lm_queue_of(r, lock)) != 0)
-			lm_wake_next(r, lock, LM_NO_SESSION);
+		lm_wake_freed(r, lock, LM_NO_SESSION);
 	}
 	return freed;
 }
@@ -638,6 +662,7 @@ int lm_server_main(unsigned index, const char *name, const char *state_dir)
 {
 	char who[32];
 	snprintf(who, sizeof(who), "server %u", index);
+	unstall_off = lm_test_off("unstall");
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_term;

@@ -218,9 +218,10 @@ static unsigned give_up(struct lm_session_ctx *c, uint32_t lock,
 			ours++;
 	}
 	/* Pairs with a waiter's raise of the count before it tries the
-	 * tables: either we see it here, or it sees the slots free. */
-	if (mask != 0 && lm_queue_count(lm_queue_of(r, lock)) != 0)
-		lm_wake_next(r, lock, c->session);
+	 * tables: either we see it here, or it sees the slots free. (A
+	 * semaphore's slot wakes its gate's queue too.) */
+	if (mask != 0)
+		lm_wake_freed(r, lock, c->session);
 	return ours;
 }
 
@@ -724,6 +725,13 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
 	enum grab_result fail = GRAB_GRANTED;
 	if (!lm_name_is(r, lock, gen))
 		fail = GRAB_STALE;
+	/* A semaphore's gate is never granted as a lock. seq_cst after our
+	 * owner CASes and joins: the other half of a semaphore user's CAS
+	 * of sem_slots, then its look at the owner and group words
+	 * (lm_sem_gate_claim): one of us sees the other. One load, on the
+	 * queue line the acquire has touched already. */
+	else if (atomic_load(&lm_queue_of(r, lock)->sem_slots) != 0)
+		fail = GRAB_KIND;
 	else if (busy)
 		fail = GRAB_BUSY;
 	else if (stale || __builtin_popcount(mask) < (int)LM_QUORUM)
@@ -1004,8 +1012,8 @@ static bool free_one(struct lm_region *r, uint32_t idx, uint32_t lock,
 	}
 	if (any)
 		freed_changed(r, idx, lock, freed, LM_MODE_X_);
-	if (any && lm_queue_count(lm_queue_of(r, lock)) != 0)
-		lm_wake_next(r, lock, self);
+	if (any)
+		lm_wake_freed(r, lock, self);
 	return any;
 }
 
@@ -1030,8 +1038,8 @@ static bool leave_recorded(struct lm_region *r, uint32_t idx, unsigned k,
 	}
 	if (any)
 		freed_changed(r, idx, v - 1, freed, mode);
-	if (any && lm_queue_count(lm_queue_of(r, v - 1)) != 0)
-		lm_wake_next(r, v - 1, self);
+	if (any)
+		lm_wake_freed(r, v - 1, self);
 	return any;
 }
 

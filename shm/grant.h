@@ -88,6 +88,8 @@ enum grab_result {
 	GRAB_DAMAGED,   /* the lock's token mark is at its top: a damaged
 			 * region (no grant could get a larger token) */
 	GRAB_LOST,      /* upgrade: the grant being converted was lost */
+	GRAB_KIND,      /* the name is a semaphore's gate (lm_queue.sem_slots),
+			 * never granted as a lock */
 };
 
 struct grab_info {

@@ -379,7 +379,9 @@ struct lm_session {
 	_Atomic uint32_t pins[LM_PINS_MAX]; /* client: lock index + 1 of
 	                              * each name it keeps from reclaim
 	                              * while it holds none of its grants
-	                              * (a watch, a semaphore's gate), else
+	                              * (a watch; a semaphore's gate, while
+	                              * it waits there or holds one of its
+	                              * slots, shm/semaphore.h), else
 	                              * 0. Stored (seq_cst) before it checks
 	                              * the name's life, cleared when done;
 	                              * a reclaimer marks the name DYING and
@@ -662,10 +664,15 @@ struct lm_lock_note {
 	                              * that cross cannot hand it one half of
 	                              * each other's token */
 	_Atomic uint32_t gate;       /* a semaphore slot's gate: lock index
-	                              * + 1, stored by each semaphore user
-	                              * before it takes the slot; whoever
-	                              * frees the slot wakes the gate's
-	                              * queue. Reset by the reclaimer. */
+	                              * + 1, stored (seq_cst) by each
+	                              * semaphore user before its owner CAS
+	                              * on the slot; whoever frees the slot
+	                              * loads it after its own CAS (seq_cst)
+	                              * and wakes the gate's queue
+	                              * (lm_wake_freed), and each change of
+	                              * the slot bumps the gate's version
+	                              * too (lm_lock_changed). Reset by the
+	                              * slot's reclaimer. */
 	uint32_t reserved_;
 };
 

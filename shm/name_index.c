@@ -7,6 +7,7 @@
  * read or a hang.
  */
 #include "name_index.h"
+#include "semaphore.h"
 
 #include <string.h>
 
@@ -307,8 +308,13 @@ int64_t lm_name_resolve(struct lm_region *r, const char *name, size_t len,
 static int64_t resolve_in(struct lm_region *r, const char *name, size_t len,
 			  bool create, struct lm_session *self, uint64_t *gen)
 {
+	/* A user's name, or a semaphore's slot (NAME, NUL, digits:
+	 * shm/semaphore.h), which no user can name. */
+	size_t base;
+	uint32_t k;
 	int rc = lm_name_check(name, len);
-	if (rc != 0)
+	if (rc != 0 && !(len <= LM_NAME_MAX &&
+			 lm_sem_slot_parse(name, len, &base, &k)))
 		return rc;
 	struct query q;
 	make_query(&q, name, len);

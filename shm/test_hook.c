@@ -93,3 +93,17 @@ void lm_hook_hit(const char *point)
 	}
 	raise(SIGSTOP);
 }
+
+bool lm_test_off(const char *what)
+{
+	const char *env = getenv("LOCKMGR_TEST_OFF");
+	size_t n = strlen(what);
+	for (const char *p = env; p != NULL && *p != '\0';) {
+		const char *end = strchr(p, ',');
+		size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+		if (len == n && strncmp(p, what, n) == 0)
+			return true;
+		p = end != NULL ? end + 1 : NULL;
+	}
+	return false;
+}

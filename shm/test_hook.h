@@ -28,6 +28,15 @@ void lm_hook_init(void);
 /* Pause here if the point is armed (see above). */
 void lm_hook_hit(const char *point);
 
+/*
+ * Test switches: LOCKMGR_TEST_OFF=what[,what...] turns off one
+ * safety net by name, so that a test can prove the mechanism it backs
+ * up works on its own (e.g. "unstall": the servers' wake of a stalled
+ * queue, which would otherwise hide a missing hand-off wake). Read
+ * once per call; callers cache it. Tests only.
+ */
+bool lm_test_off(const char *what);
+
 #define LM_HOOK(point)                                                    \
 	do {                                                              \
 		if (__builtin_expect(atomic_load_explicit(               \

@@ -148,6 +148,22 @@ void lm_wake_next(struct lm_region *r, uint32_t lock, uint32_t self)
 	}
 }
 
+void lm_wake_freed(struct lm_region *r, uint32_t lock, uint32_t self)
+{
+	if (lm_queue_count(lm_queue_of(r, lock)) != 0)
+		lm_wake_next(r, lock, self);
+	/* A semaphore's slot: its waiters queue at the gate. seq_cst, after
+	 * the caller's free of the owner word: the other half of a gate
+	 * waiter's count raise, then its look at the slots (the same Dekker
+	 * pair as a lock's own queue). The gate was stored before the slot
+	 * was taken (semaphore.h), so whoever saw the holder's owner word
+	 * sees it. */
+	uint32_t gate = atomic_load(&lm_slot_of(r, 2, lock)->note.gate);
+	if (gate != 0 && gate <= r->max_locks && gate - 1 != lock &&
+	    lm_queue_count(lm_queue_of(r, gate - 1)) != 0)
+		lm_wake_next(r, gate - 1, self);
+}
+
 /* Wake the head of lock's queue if it waits for a mode compatible with
  * `mode` (which we were just granted). */
 static void wake_if_compatible(struct lm_region *r, uint32_t lock,
@@ -324,9 +340,48 @@ static void leave_queue(struct lm_session_ctx *c, uint32_t lock, bool was_head)
 				      memory_order_relaxed);
 }
 
+/* The turn of lm_wait_for_grant: one grab of the lock, or one upgrade
+ * of the counted hold h. */
+struct grant_turn {
+	uint32_t lock;
+	uint64_t gen;
+	uint32_t mode;
+	int64_t ttl_ms;
+	bool upgrade;
+};
+
+static enum grab_result grant_attempt(struct lm_session_ctx *c, void *arg,
+				      struct lm_hold *h,
+				      struct grab_info *info)
+{
+	const struct grant_turn *t = arg;
+	return t->upgrade ? lm_hold_upgrade(c, h, t->ttl_ms, info)
+			  : lm_grab(c, t->lock, t->gen, t->mode, t->ttl_ms,
+				    h, info);
+}
+
 int lm_wait_for_grant(struct lm_session_ctx *c, uint32_t lock, uint64_t gen,
 		      uint32_t mode, int64_t ttl_ms, int64_t deadline_ns,
 		      int64_t deadlock_ms, struct lm_hold *h, bool upgrade)
+{
+	struct grant_turn t = {
+		.lock = lock, .gen = gen, .mode = mode, .ttl_ms = ttl_ms,
+		.upgrade = upgrade,
+	};
+	/* A counted mode passes the turn on to the next waiter if it can
+	 * join us: a run of readers is woken one after the other. */
+	struct lm_turn turn = {
+		.attempt = grant_attempt, .arg = &t,
+		.pass_on = mode != LM_MODE_X_ ? LM_PASS_COMPATIBLE
+					      : LM_PASS_NONE,
+	};
+	return lm_wait_turn(c, lock, gen, mode, &turn, deadline_ns,
+			    deadlock_ms, h);
+}
+
+int lm_wait_turn(struct lm_session_ctx *c, uint32_t lock, uint64_t gen,
+		 uint32_t mode, const struct lm_turn *turn,
+		 int64_t deadline_ns, int64_t deadlock_ms, struct lm_hold *h)
 {
 	struct lm_region *r = &c->region;
 	struct lm_queue *name = lm_queue_of(r, lock);
@@ -359,9 +414,7 @@ int lm_wait_for_grant(struct lm_session_ctx *c, uint32_t lock, uint64_t gen,
 		if (head) {
 			struct grab_info info;
 			enum grab_result gr =
-				upgrade ? lm_hold_upgrade(c, h, ttl_ms, &info)
-					: lm_grab(c, lock, gen, mode, ttl_ms, h,
-						  &info);
+				turn->attempt(c, turn->arg, h, &info);
 			if (gr == GRAB_LOST) {
 				leave_queue(c, lock, true);
 				lm_wake_next(r, lock, c->session);
@@ -369,13 +422,18 @@ int lm_wait_for_grant(struct lm_session_ctx *c, uint32_t lock, uint64_t gen,
 			}
 			if (gr == GRAB_GRANTED) {
 				leave_queue(c, lock, true);
-				/* A counted mode passes the turn on to the
-				 * next waiter if it can join us: a run of
-				 * readers is woken one after the other. */
-				if (mode != LM_MODE_X_)
+				if (turn->pass_on == LM_PASS_COMPATIBLE)
 					wake_if_compatible(r, lock, c->session,
 							   mode);
+				else if (turn->pass_on == LM_PASS_ALWAYS &&
+					 lm_queue_count(name) != 0)
+					lm_wake_next(r, lock, c->session);
 				return 0;
+			}
+			if (gr == GRAB_KIND) {
+				leave_queue(c, lock, true);
+				lm_wake_next(r, lock, c->session);
+				return LM_R_KIND;
 			}
 			if (gr == GRAB_STALE) {
 				leave_queue(c, lock, true);

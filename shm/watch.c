@@ -9,8 +9,8 @@
 #include "test_hook.h"
 
 /* Version v is ours: say what it was, and wake the watchers. */
-static void announce(struct lm_region *r, uint32_t lock, uint32_t v,
-		     uint32_t what, uint32_t mode, int32_t pid, uint64_t token)
+static void note(struct lm_region *r, uint32_t lock, uint32_t v,
+		 uint32_t what, uint32_t mode, int32_t pid, uint64_t token)
 {
 	struct lm_lock_note *n = &lm_slot_of(r, 2, lock)->note;
 	uint64_t tag = (uint64_t)v << 32;
@@ -24,11 +24,11 @@ static void announce(struct lm_region *r, uint32_t lock, uint32_t v,
 	lm_futex_wake(&lm_queue_of(r, lock)->version, INT_MAX);
 }
 
-void lm_lock_changed(struct lm_region *r, uint32_t lock, uint32_t what,
-		     uint32_t mode, int32_t pid, uint64_t token)
+/* Bump lock's version, write its note and wake its watchers, if it is
+ * watched. */
+static void bump(struct lm_region *r, uint32_t lock, uint32_t what,
+		 uint32_t mode, int32_t pid, uint64_t token)
 {
-	if (lock >= r->max_locks)
-		return;
 	struct lm_queue *q = lm_queue_of(r, lock);
 	/* seq_cst, after the change: the other half of the watcher's
 	 * flag store then read. The common case ends here. */
@@ -36,7 +36,19 @@ void lm_lock_changed(struct lm_region *r, uint32_t lock, uint32_t what,
 		return;
 	uint32_t v = atomic_fetch_add(&q->version, 1) + 1;
 	LM_HOOK("watch.bumped");
-	announce(r, lock, v, what, mode, pid, token);
+	note(r, lock, v, what, mode, pid, token);
+}
+
+/* A semaphore slot's gate (semaphore.h), or UINT32_MAX. The gate was
+ * stored before the slot was taken; the note's line is the one the
+ * changer's table-2 owner word is on. */
+static uint32_t gate_of(const struct lm_region *r, uint32_t lock)
+{
+	uint32_t gate = atomic_load_explicit(&lm_slot_of(r, 2, lock)->note.gate,
+					     memory_order_relaxed);
+	return gate != 0 && gate <= r->max_locks && gate - 1 != lock
+		       ? gate - 1
+		       : UINT32_MAX;
 }
 
 void lm_lock_expired(struct lm_region *r, uint32_t lock, uint32_t mode,
@@ -44,6 +56,13 @@ void lm_lock_expired(struct lm_region *r, uint32_t lock, uint32_t mode,
 {
 	if (lock >= r->max_locks)
 		return;
+	/* A watch on a semaphore's name sees each slot's end; each table's
+	 * free of it may count there (a change too many, never one
+	 * missed: the dedupe below is by pid and token, which two slots
+	 * may share). */
+	uint32_t gate = gate_of(r, lock);
+	if (gate != UINT32_MAX)
+		bump(r, gate, LM_CHANGE_EXPIRED, mode, pid, token);
 	struct lm_queue *q = lm_queue_of(r, lock);
 	if (atomic_load(&q->watched) == 0) /* seq_cst, as above */
 		return;
@@ -62,7 +81,20 @@ void lm_lock_expired(struct lm_region *r, uint32_t lock, uint32_t mode,
 			break;
 		/* Someone changed the lock meanwhile: look at their note. */
 	}
-	announce(r, lock, v + 1, LM_CHANGE_EXPIRED, mode, pid, token);
+	note(r, lock, v + 1, LM_CHANGE_EXPIRED, mode, pid, token);
+}
+
+void lm_lock_changed(struct lm_region *r, uint32_t lock, uint32_t what,
+		     uint32_t mode, int32_t pid, uint64_t token)
+{
+	if (lock >= r->max_locks)
+		return;
+	bump(r, lock, what, mode, pid, token);
+	/* A semaphore's slot: a watch on the semaphore's name (its gate)
+	 * sees each change of each slot. */
+	uint32_t gate = gate_of(r, lock);
+	if (gate != UINT32_MAX)
+		bump(r, gate, what, mode, pid, token);
 }
 
 void lm_lock_watch(struct lm_region *r, uint32_t lock)

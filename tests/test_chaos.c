@@ -2723,12 +2723,310 @@ static void chaos(void)
 	free(r);
 }
 
+/* ---- a semaphore under the same faults ------------------------------
+ *
+ * SEM_WORKERS clients take slots of one semaphore of SEM_SLOTS slots
+ * (300 ms leases, waits of 1000 ms), hold them for 0-150 ms renewing
+ * every 100 ms, and release; the driver SIGKILLs them (and starts
+ * replacements), SIGSTOPs them for 200-800 ms (past their lease, so that
+ * a frozen holder's slot is taken over), and kills a lock server now and
+ * then (only while all three are up). Each grant is recorded in shared
+ * memory as an interval: from the return of lm_sem_acquire to its
+ * valid_until_ns (moved on by each successful renew, and cut at the
+ * release), published with one store once whole, before the holder
+ * "uses" the slot. The check is the lock chaos's overlap accounting, per
+ * slot and in total: no two intervals of one slot overlap and their
+ * tokens increase in grant order, and at no instant are more than
+ * SEM_SLOTS intervals open. Availability: how many acquires were tried
+ * and how many granted.
+ */
+enum { SEM_WORKERS = 8, SEM_SLOTS = 3, SEM_MAX_RECS = 200000 };
+
+struct sem_rec {
+	int64_t begin_ns, end_ns;
+	uint64_t token;
+	int32_t slot, pid;
+	_Atomic uint32_t ready;   /* 1 once the fields above are whole */
+};
+
+struct sem_shared {
+	_Atomic int stop;
+	_Atomic uint64_t attempts, grants, errors;
+	_Atomic uint32_t nrec;
+	struct sem_rec rec[SEM_MAX_RECS];
+	uint32_t nkill;           /* the driver's: who it killed, when */
+	struct {
+		int32_t pid;
+		int64_t t_ns;
+	} kill[4096];
+};
+
+static struct sem_shared *ssh;
+static char sem_region[LM_REGION_NAME_MAX + 2];
+
+static void sem_worker(void *arg)
+{
+	unsigned seed = (unsigned)(uintptr_t)arg ^ (unsigned)getpid();
+	lm_client *c = NULL;
+	int rc = lm_connect(sem_region, &c);
+	if (rc != 0)
+		fail_msg("lm_connect: %s", lm_strerror(rc));
+	while (!atomic_load(&ssh->stop)) {
+		lm_grant g;
+		atomic_fetch_add(&ssh->attempts, 1);
+		rc = lm_sem_acquire(c, "chaos-sem", SEM_SLOTS, 300, 1000, &g);
+		if (rc != 0) {
+			if (rc != LM_ETIMEDOUT && rc != LM_ENOQUORUM)
+				atomic_fetch_add(&ssh->errors, 1);
+			continue;
+		}
+		int64_t begin = harness_now_ns();
+		atomic_fetch_add(&ssh->grants, 1);
+		uint32_t k = atomic_fetch_add(&ssh->nrec, 1);
+		struct sem_rec *sr = k < SEM_MAX_RECS ? &ssh->rec[k] : NULL;
+		if (sr != NULL) {
+			sr->begin_ns = begin;
+			sr->end_ns = g.valid_until_ns;
+			sr->token = g.token;
+			sr->slot = lm_sem_slot(&g);
+			sr->pid = getpid();
+			atomic_store(&sr->ready, 1);
+		}
+		int64_t until = begin + (int64_t)(rand_r(&seed) % 150) * 1000000;
+		bool lost = false;
+		while (!lost && harness_now_ns() < until) {
+			int64_t next = harness_now_ns() + 100000000;
+			while (harness_now_ns() < next && harness_now_ns() < until)
+				harness_nap_us(2000);
+			if (harness_now_ns() >= until)
+				break;
+			/* The end only moves with a renew that succeeded:
+			 * past its valid_until, a holder uses nothing. */
+			if (harness_now_ns() >= g.valid_until_ns ||
+			    lm_renew(c, &g, 300) != 0)
+				lost = true;
+			else if (sr != NULL)
+				sr->end_ns = g.valid_until_ns;
+		}
+		int64_t end = harness_now_ns();
+		if (sr != NULL && end < sr->end_ns)
+			sr->end_ns = end;
+		lm_release(c, &g);
+	}
+	lm_disconnect(c);
+}
+
+static int cmp_sem_begin(const void *a, const void *b)
+{
+	const struct sem_rec *x = *(struct sem_rec *const *)a,
+			     *y = *(struct sem_rec *const *)b;
+	return x->begin_ns < y->begin_ns ? -1 : x->begin_ns > y->begin_ns;
+}
+
+/* Sweep events: +1 at a begin, -1 at an end (ends first at a tie: an
+ * interval that ends where the next begins does not overlap it). */
+struct sem_ev {
+	int64_t t;
+	int d;
+};
+
+static int cmp_sem_ev(const void *a, const void *b)
+{
+	const struct sem_ev *x = a, *y = b;
+	if (x->t != y->t)
+		return x->t < y->t ? -1 : 1;
+	return x->d - y->d;
+}
+
+static void semaphore_chaos(void)
+{
+	int seconds = env_int("SEM_CHAOS_SECONDS", 10);
+	if (seconds < 1 || seconds > MAX_SECONDS)
+		fail_msg("SEM_CHAOS_SECONDS=%d: must be 1..%d", seconds,
+			 MAX_SECONDS);
+	unsigned seed = (unsigned)env_int(
+		"CHAOS_SEED",
+		(int)((unsigned)getpid() ^ (unsigned)harness_now_ns()) &
+			0x7fffffff);
+	fprintf(stderr, "semaphore chaos: %d s, %d clients, %d slots, seed "
+			"%u\n", seconds, SEM_WORKERS, SEM_SLOTS, seed);
+	const unsigned seed0 = seed;
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "semchaos", NULL);
+	snprintf(sem_region, sizeof(sem_region), "%s", d.region);
+	struct lm_region reg;
+	harness_attach(d.region, &reg);
+	ssh = harness_shared(sizeof(*ssh));
+	pid_t w[SEM_WORKERS];
+	int64_t thaw[SEM_WORKERS] = {0};
+	for (int i = 0; i < SEM_WORKERS; i++)
+		w[i] = harness_fork(sem_worker, (void *)(uintptr_t)i);
+	unsigned kills = 0, freezes = 0, server_kills = 0;
+	int64_t end = harness_now_ms() + seconds * 1000;
+	int64_t next_server = harness_now_ms() + 1500 + rand_r(&seed) % 1500;
+	while (harness_now_ms() < end) {
+		harness_nap_us(50000 + rand_r(&seed) % 150000);
+		int64_t now = harness_now_ms();
+		for (int i = 0; i < SEM_WORKERS; i++)
+			if (thaw[i] != 0 && now >= thaw[i]) {
+				kill(w[i], SIGCONT);
+				thaw[i] = 0;
+			}
+		int i = (int)(rand_r(&seed) % SEM_WORKERS);
+		unsigned what = rand_r(&seed) % 4;
+		if (what == 0 && thaw[i] == 0) {
+			/* A dead holder uses nothing: its interval ends here
+			 * (before the kill, so before any death the
+			 * supervisor could free a slot on). */
+			if (ssh->nkill < 4096) {
+				ssh->kill[ssh->nkill].pid = w[i];
+				ssh->kill[ssh->nkill++].t_ns = harness_now_ns();
+			}
+			kill(w[i], SIGKILL);
+			harness_reap(w[i], 5000, "a killed semaphore client");
+			w[i] = harness_fork(sem_worker, (void *)(uintptr_t)i);
+			kills++;
+		} else if (what == 1 && thaw[i] == 0) {
+			kill(w[i], SIGSTOP);
+			thaw[i] = now + 200 + rand_r(&seed) % 600;
+			freezes++;
+		}
+		bool all_up = true;
+		for (unsigned j = 0; j < LM_NSERVERS; j++)
+			all_up = all_up &&
+				 harness_server_state(&reg, j) == LM_SRV_UP;
+		if (now >= next_server && all_up) {
+			char n[4];
+			snprintf(n, sizeof(n), "%u", rand_r(&seed) % LM_NSERVERS);
+			harness_lockctl(d.region, "server", "kill", n, NULL);
+			server_kills++;
+			next_server = now + 1500 + rand_r(&seed) % 1500;
+		}
+	}
+	atomic_store(&ssh->stop, 1);
+	for (int i = 0; i < SEM_WORKERS; i++)
+		if (thaw[i] != 0)
+			kill(w[i], SIGCONT);
+	for (int i = 0; i < SEM_WORKERS; i++)
+		harness_expect_exit(w[i], 15000, 0, "a semaphore client");
+
+	uint32_t n = atomic_load(&ssh->nrec);
+	if (n > SEM_MAX_RECS)
+		n = SEM_MAX_RECS;
+	struct sem_rec **by = calloc(n + 1, sizeof(*by));
+	struct sem_ev *ev = calloc(2 * (size_t)n + 1, sizeof(*ev));
+	assert_non_null(by);
+	assert_non_null(ev);
+	uint32_t m = 0;
+	for (uint32_t k = 0; k < n; k++)
+		if (atomic_load(&ssh->rec[k].ready))
+			by[m++] = &ssh->rec[k];
+	for (uint32_t k = 0; k < m; k++)
+		for (uint32_t j = 0; j < ssh->nkill; j++)
+			if (ssh->kill[j].pid == by[k]->pid &&
+			    ssh->kill[j].t_ns < by[k]->end_ns)
+				by[k]->end_ns = ssh->kill[j].t_ns;
+	qsort(by, m, sizeof(*by), cmp_sem_begin);
+	unsigned violations = 0;
+	for (int s = 0; s < SEM_SLOTS; s++) {
+		const struct sem_rec *prev = NULL;
+		for (uint32_t k = 0; k < m; k++) {
+			const struct sem_rec *x = by[k];
+			if (x->slot < 0 || x->slot >= SEM_SLOTS) {
+				if (s == 0 && violations++ < 10)
+					fprintf(stderr, "a grant of slot %d\n",
+						x->slot);
+				continue;
+			}
+			if (x->slot != s)
+				continue;
+			if (prev != NULL && x->begin_ns < prev->end_ns &&
+			    violations++ < 10)
+				fprintf(stderr, "slot %d: pid %d (token %llu) "
+					"from %lld overlaps pid %d (token "
+					"%llu) until %lld\n", s, x->pid,
+					(unsigned long long)x->token,
+					(long long)x->begin_ns, prev->pid,
+					(unsigned long long)prev->token,
+					(long long)prev->end_ns);
+			if (prev != NULL && x->token <= prev->token &&
+			    violations++ < 10)
+				fprintf(stderr, "slot %d: token %llu after "
+					"%llu\n", s,
+					(unsigned long long)x->token,
+					(unsigned long long)prev->token);
+			prev = x;
+		}
+	}
+	for (uint32_t k = 0; k < m; k++) {
+		ev[2 * k] = (struct sem_ev){by[k]->begin_ns, +1};
+		ev[2 * k + 1] = (struct sem_ev){by[k]->end_ns, -1};
+	}
+	qsort(ev, 2 * (size_t)m, sizeof(*ev), cmp_sem_ev);
+	int open = 0, most = 0;
+	for (uint32_t k = 0; k < 2 * m; k++) {
+		open += ev[k].d;
+		most = open > most ? open : most;
+	}
+	uint64_t att = atomic_load(&ssh->attempts),
+		 gr = atomic_load(&ssh->grants);
+	fprintf(stderr, "semaphore chaos: %llu acquires tried, %llu granted "
+			"(%.1f%%), %u grants checked; %u clients killed, %u "
+			"frozen, %u server kills; at most %d holders at once "
+			"(%d slots)\n", (unsigned long long)att,
+		(unsigned long long)gr, att ? 100.0 * (double)gr / (double)att
+					    : 0.0,
+		m, kills, freezes, server_kills, most, SEM_SLOTS);
+	if (violations != 0)
+		fail_msg("%u violations of a semaphore slot's exclusion or "
+			 "token order (seed %u)", violations, seed0);
+	if (most > SEM_SLOTS)
+		fail_msg("%d holders with running leases at once of a "
+			 "semaphore of %d slots (seed %u)", most, SEM_SLOTS,
+			 seed0);
+	if (atomic_load(&ssh->errors) != 0)
+		fail_msg("%llu acquires failed other than by a timeout or "
+			 "a lost quorum", (unsigned long long)atomic_load(
+						  &ssh->errors));
+	if (gr == 0 || gr * 2 < att)
+		fail_msg("only %llu of %llu acquires granted",
+			 (unsigned long long)gr, (unsigned long long)att);
+	/* Nothing left behind: all the slots can be had at once. */
+	lm_client *c;
+	assert_int_equal(lm_connect(d.region, &c), 0);
+	lm_grant g[SEM_SLOTS];
+	for (int s = 0; s < SEM_SLOTS; s++) {
+		int rc = lm_sem_acquire(c, "chaos-sem", SEM_SLOTS, 1000, 3000,
+					&g[s]);
+		if (rc != 0)
+			fail_msg("after the run, slot %d of %d: %s", s,
+				 SEM_SLOTS, lm_strerror(rc));
+	}
+	for (int s = 0; s < SEM_SLOTS; s++)
+		lm_release(c, &g[s]);
+	lm_disconnect(c);
+	free(by);
+	free(ev);
+	harness_shared_free(ssh, sizeof(*ssh));
+	lm_region_detach(&reg);
+	harness_lockmgrd_stop(&d);
+}
+
 HARNESS_CASE(chaos, 3600)
+HARNESS_CASE(semaphore_chaos, 300)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		harness_case(chaos),
+		harness_case(semaphore_chaos),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	/* One case, by name (CHAOS_CASE=semaphore_chaos, say). */
+	const char *only = getenv("CHAOS_CASE");
+	struct CMUnitTest chosen[2];
+	size_t n = 0;
+	for (size_t k = 0; k < 2; k++)
+		if (only == NULL || strcmp(only, tests[k].name) == 0)
+			chosen[n++] = tests[k];
+	return _cmocka_run_group_tests("test_chaos", chosen, n, NULL, NULL);
 }

@@ -135,7 +135,7 @@ struct example {
 	char *text;      /* as a reader would type it */
 };
 
-#define MAX_EXAMPLES 32
+#define MAX_EXAMPLES 64
 static struct example examples[MAX_EXAMPLES];
 static int nexamples;
 

@@ -106,7 +106,8 @@ int ctl_server_table(const struct lm_region *r);
  *                      reports a busy lock its own way), with
  *                      ctl_hold_acquire_error for what it does not
  *                      handle itself, then ctl_hold_end;
- *   ctl_hold_run       exports LOCKMGR_*, runs CMD as a child, renews
+ *   ctl_hold_run       exports LOCKMGR_* (LOCKMGR_SLOT for a
+ *                      semaphore's slot), runs CMD as a child, renews
  *                      the lease until it exits, releases, disconnects;
  *                      or ctl_hold_export + exec for a command that
  *                      replaces the front end (flock -F).
@@ -123,6 +124,9 @@ struct ctl_hold {
 	int64_t deadlock_ms;    /* 0: the library's default */
 	int64_t grace_ms;       /* SIGTERM to SIGKILL when the lease is
 				 * lost; 0: CTL_KILL_GRACE_MS */
+	uint32_t slots;         /* > 0: take a slot of the semaphore
+				 * `name` of this many slots (lockctl run
+				 * --slots), not the lock */
 	/* Filled in on the way. */
 	lm_client *c;
 	int64_t max_ttl;        /* the region's */

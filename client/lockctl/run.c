@@ -63,8 +63,8 @@ static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1,
 static void run_usage(FILE *f)
 {
 	fprintf(f,
-"Usage: lockctl run [--shared | --mode M] [--ttl MS] [--wait MS] [-r NAME]\n"
-"                   LOCK -- CMD [ARG]...\n"
+"Usage: lockctl run [--shared | --mode M | --slots N] [--ttl MS] [--wait MS]\n"
+"                   [-r NAME] LOCK -- CMD [ARG]...\n"
 "Acquire LOCK, run CMD while holding it, release it when CMD exits.\n"
 "The lease is renewed every TTL/3 while CMD runs. CMD gets LOCKMGR_LOCK,\n"
 "LOCKMGR_TOKEN (the fencing token: pass it to whatever the lock guards)\n"
@@ -80,6 +80,10 @@ static void run_usage(FILE *f)
 "                     once, exclusive ones wait (default: exclusive, X)\n"
 "  -m, --mode M       take LOCK in mode M: X, S, IS, IX or SIX (the\n"
 "                     intention modes of lock trees; see lockctl(1))\n"
+"  -n, --slots N      LOCK is a counting semaphore of N slots (1 to %u):\n"
+"                     at most N commands run at once under it, each\n"
+"                     holding a slot of its own (every user of LOCK\n"
+"                     must give the same N); CMD gets LOCKMGR_SLOT\n"
 "      --deadlock-timeout MS\n"
 "                     look for a cycle of waits once the wait has lasted\n"
 "                     MS (default 1000; -1 never); if this wait is chosen\n"
@@ -87,16 +91,18 @@ static void run_usage(FILE *f)
 CTL_REGION_HELP
 "  -h, --help         show this help\n"
 "\n"
-"CMD also gets LOCKMGR_MODE (the mode held).\n"
+"CMD also gets LOCKMGR_MODE (the mode held), and with --slots\n"
+"LOCKMGR_SLOT (the slot held, 0 to N-1; LOCKMGR_TOKEN is that slot's).\n"
 "\n"
 "SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to lockctl are\n"
 "passed on to CMD. If lockctl is killed, CMD is killed too.\n"
 "\n"
-"Exit status: CMD's (128+N if a signal N killed it); 64 usage error;\n"
-"69 service unavailable; 70 the lease was lost while CMD ran (CMD was\n"
-"stopped); 71 a system call failed; 75 LOCK not acquired within --wait;\n"
-"126 CMD not executable; 127 CMD not found.\n",
-		DEFAULT_TTL_MS, MIN_TTL_MS);
+"Exit status: CMD's (128+N if a signal N killed it); 64 usage error (or\n"
+"LOCK is used as another kind of lock: a semaphore of another N, or a\n"
+"plain lock); 69 service unavailable; 70 the lease was lost while CMD\n"
+"ran (CMD was stopped); 71 a system call failed; 75 LOCK not acquired\n"
+"within --wait; 126 CMD not executable; 127 CMD not found.\n",
+		DEFAULT_TTL_MS, MIN_TTL_MS, LM_SEM_SLOTS_MAX);
 }
 
 /* lm_connect gives no reason for an incompatible region: attach
@@ -321,6 +327,7 @@ static int parse_args(struct ctl_global *g, int argc, char **argv,
 		{"wait", required_argument, NULL, 'w'},
 		{"shared", no_argument, NULL, 's'},
 		{"mode", required_argument, NULL, 'm'},
+		{"slots", required_argument, NULL, 'n'},
 		{"deadlock-timeout", required_argument, NULL, 'D'},
 		{"region", required_argument, NULL, 'r'},
 		{"help", no_argument, NULL, 'h'},
@@ -331,9 +338,17 @@ static int parse_args(struct ctl_global *g, int argc, char **argv,
 	optind = 0;
 	/* '+': stop at LOCK, so that CMD's own options stay CMD's. */
 	bool shared = false, moded = false;
-	while ((c = getopt_long(argc, argv, "+:t:w:sm:r:h", longopts, NULL)) !=
-	       -1) {
+	while ((c = getopt_long(argc, argv, "+:t:w:sm:n:r:h", longopts,
+				NULL)) != -1) {
 		switch (c) {
+		case 'n': {
+			int64_t n;
+			if (ctl_parse_i64(optarg, "--slots", NULL, 1,
+					  LM_SEM_SLOTS_MAX, &n))
+				return EX_CTL_USAGE;
+			rn->slots = (uint32_t)n;
+			break;
+		}
 		case 's':
 			shared = true;
 			rn->mode = LM_MODE_S;
@@ -386,6 +401,12 @@ static int parse_args(struct ctl_global *g, int argc, char **argv,
 				argv[optind - 1]);
 			return EX_CTL_USAGE;
 		}
+	}
+	if (rn->slots != 0 && (shared || moded)) {
+		fprintf(stderr, "lockctl run: --slots takes a slot of a "
+				"semaphore, which has no mode: give --slots or "
+				"--%s, not both\n", shared ? "shared" : "mode");
+		return EX_CTL_USAGE;
 	}
 	if (shared && moded && rn->mode != LM_MODE_S) {
 		fprintf(stderr, "lockctl run: --shared and --mode %s disagree: "
@@ -460,6 +481,14 @@ int ctl_hold_acquire_error(const struct ctl_hold *rn, int err,
 			   int64_t wait_ms)
 {
 	switch (err) {
+	case LM_EKIND:
+		fprintf(stderr, "%s: could not acquire ", ctl_prog);
+		print_name(rn->name);
+		if (rn->slots != 0)
+			fprintf(stderr, " as a semaphore of %u slots",
+				rn->slots);
+		fprintf(stderr, ": %s\n", lm_strerror(err));
+		return EX_CTL_USAGE;
 	case LM_EBUSY:
 	case LM_ETIMEDOUT:
 		fprintf(stderr, "%s: could not acquire ", ctl_prog);
@@ -517,6 +546,12 @@ int ctl_hold_connect(struct ctl_global *g, struct ctl_hold *rn)
 
 int ctl_hold_acquire(struct ctl_hold *rn, int64_t wait_ms)
 {
+	if (rn->slots != 0) {
+		int err = lm_sem_acquire(rn->c, rn->name, rn->slots,
+					 rn->ttl_ms, wait_ms, &rn->g);
+		rn->held = err == 0;
+		return err;
+	}
 	lm_acquire_opts opts = LM_ACQUIRE_OPTS(rn->mode, rn->ttl_ms, wait_ms);
 	opts.deadlock_timeout_ms = rn->deadlock_ms;
 	int err = lm_acquire_ex(rn->c, rn->name, &opts, &rn->g);
@@ -526,9 +561,12 @@ int ctl_hold_acquire(struct ctl_hold *rn, int64_t wait_ms)
 
 int ctl_hold_export(const struct ctl_global *g, const struct ctl_hold *rn)
 {
-	char token[32];
+	char token[32], slot[16];
 	snprintf(token, sizeof(token), "%" PRIu64, rn->g.token);
+	snprintf(slot, sizeof(slot), "%d", lm_sem_slot(&rn->g));
 	if (setenv("LOCKMGR_LOCK", rn->name, 1) != 0 ||
+	    (rn->slots != 0 ? setenv("LOCKMGR_SLOT", slot, 1)
+			    : unsetenv("LOCKMGR_SLOT")) != 0 ||
 	    setenv("LOCKMGR_TOKEN", token, 1) != 0 ||
 	    setenv("LOCKMGR_MODE", ctl_mode_name(rn->g.mode), 1) != 0 ||
 	    setenv("LOCKMGR_REGION", g->region, 1) != 0 ||

@@ -19,6 +19,7 @@
 #include "../../shm/isolation.h"
 #include "../../shm/name_index.h"
 #include "../../shm/region.h"
+#include "../../shm/semaphore.h"
 #include "../../shm/session.h"
 #include "../lockmgr.h"
 #include "lockctl.h"
@@ -340,6 +341,30 @@ static void judge_group(struct ctl_snapshot *s, uint32_t idx,
 	li->lease_left_ms = quorum_left(l, nl);
 }
 
+/*
+ * A semaphore's slot lock (NAME, NUL, K: shm/semaphore.h) is shown as
+ * its semaphore's name and slot. Its count is its gate's, found through
+ * the gate the slot's note names, if that gate still has the name.
+ */
+static void sem_name(const struct lm_region *r, uint32_t idx,
+		     struct ctl_lock_info *li)
+{
+	size_t base;
+	uint32_t k;
+	li->sem_slot = -1;
+	if (!lm_sem_slot_parse(li->name, li->len, &base, &k))
+		return;
+	li->sem_slot = (int32_t)k;
+	li->len = (uint32_t)base;
+	li->name[base] = '\0';
+	uint32_t gate = atomic_load(&lm_slot_of(r, 2, idx)->note.gate);
+	char gname[LM_NAME_MAX + 1];
+	if (gate != 0 && gate <= r->max_locks &&
+	    lm_name_copy(r, gate - 1, gname, NULL) == base &&
+	    memcmp(gname, li->name, base) == 0)
+		li->sem_slots = atomic_load(&lm_queue_of(r, gate - 1)->sem_slots);
+}
+
 static int snap_locks(struct ctl_snapshot *s)
 {
 	const struct lm_region *r = s->r;
@@ -355,6 +380,7 @@ static int snap_locks(struct ctl_snapshot *s)
 			continue;
 		li->idx = idx;
 		li->holder_slot = -1;
+		sem_name(r, idx, li);
 		li->waiters = LM_WAITERS_COUNT(
 			atomic_load(&lm_queue_of(r, idx)->waiters));
 		if (li->waiters != 0) {
@@ -432,13 +458,34 @@ int ctl_name_width(const char *name, uint32_t len)
 	return w;
 }
 
+/* " [slot K/N]" or " [slot K]" for a semaphore's slot, else "". */
+static const char *slot_suffix(const struct ctl_lock_info *li, char *buf,
+			       size_t n)
+{
+	buf[0] = '\0';
+	if (li->sem_slot >= 0 && li->sem_slots != 0)
+		snprintf(buf, n, " [slot %d/%u]", li->sem_slot, li->sem_slots);
+	else if (li->sem_slot >= 0)
+		snprintf(buf, n, " [slot %d]", li->sem_slot);
+	return buf;
+}
+
+int ctl_print_lock_name(FILE *f, const struct ctl_lock_info *li)
+{
+	char sfx[40];
+	int w = ctl_print_escaped(f, li->name, li->len);
+	return w + fprintf(f, "%s", slot_suffix(li, sfx, sizeof(sfx)));
+}
+
 int ctl_snapshot_name_column(const struct ctl_snapshot *s)
 {
 	/* Fit the names, but let a very long name run over its row
 	 * rather than push every row off the screen. */
 	int nw = 4;
 	for (uint32_t k = 0; k < s->nlocks; k++) {
-		int w = ctl_name_width(s->locks[k].name, s->locks[k].len);
+		char sfx[40];
+		int w = ctl_name_width(s->locks[k].name, s->locks[k].len) +
+			(int)strlen(slot_suffix(&s->locks[k], sfx, sizeof(sfx)));
 		nw = w > nw ? w : nw;
 	}
 	return nw > 40 ? 40 : nw;

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "../../shm/clock.h"
 #include "../../shm/layout.h"
@@ -91,6 +92,11 @@ struct ctl_lock_info {
 	uint32_t nshared;      /* counted holders (shared[] the first ones;
 	                        * token and lease_left_ms are their group's) */
 	struct ctl_holder shared[CTL_SHARED_SHOWN];
+	int32_t sem_slot;      /* a semaphore's slot lock: its slot (name
+	                        * and len are then the semaphore's), else
+	                        * -1 */
+	uint32_t sem_slots;    /* that semaphore's slot count, read from
+	                        * the gate the slot names (0: unknown) */
 };
 
 struct ctl_snapshot {
@@ -124,6 +130,10 @@ int ctl_snapshot_name_column(const struct ctl_snapshot *s);
 
 /* Columns the name takes when printed by ctl_print_escaped. */
 int ctl_name_width(const char *name, uint32_t len);
+
+/* Print a lock's name as status shows it: escaped, and a semaphore's
+ * slot as "NAME [slot K/N]". Returns the columns written. */
+int ctl_print_lock_name(FILE *f, const struct ctl_lock_info *li);
 
 /*
  * What status's NOTE column says about a server: why it is recovering,

@@ -154,7 +154,7 @@ static void print_human(const struct ctl_snapshot *s)
 	printf("  HOLDER   TOKEN       LEASE-LEFT  WAITERS  TABLES  MODE\n");
 	for (uint32_t k = 0; k < s->nlocks; k++) {
 		const struct ctl_lock_info *li = &s->locks[k];
-		pad(nw - ctl_print_escaped(stdout, li->name, li->len));
+		pad(nw - ctl_print_lock_name(stdout, li));
 		if (li->holder_slot < 0 && li->nshared == 0) {
 			printf("  %-7s  %-10s  %-10s  %-7u  %-6s  -\n", "-", "-",
 			       "-", li->waiters, "-");
@@ -353,6 +353,15 @@ static void print_json(const struct ctl_snapshot *s)
 		const struct ctl_lock_info *li = &s->locks[k];
 		printf("%s{\"name\":", k ? "," : "");
 		json_str(li->name, li->len);
+		/* A semaphore's slot: the semaphore's name, its slot and
+		 * its count (null for a lock; slots null if unknown). */
+		if (li->sem_slot >= 0 && li->sem_slots != 0)
+			printf(",\"slot\":%d,\"slots\":%u", li->sem_slot,
+			       li->sem_slots);
+		else if (li->sem_slot >= 0)
+			printf(",\"slot\":%d,\"slots\":null", li->sem_slot);
+		else
+			printf(",\"slot\":null,\"slots\":null");
 		printf(",\"index\":%u,\"held\":%s", li->idx,
 		       li->holder_slot >= 0 || li->nshared != 0 ? "true"
 								  : "false");

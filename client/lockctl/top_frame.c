@@ -220,7 +220,7 @@ static void locks(struct top_out *o, const struct top_frame *fr)
 	for (uint32_t k = 0; k < n; k++) {
 		const struct ctl_lock_info *li = &s->locks[k];
 		const struct top_lock_extra *x = &v->lx[k];
-		pad(o->f, nw - ctl_print_escaped(o->f, li->name, li->len));
+		pad(o->f, nw - ctl_print_lock_name(o->f, li));
 		char holder[16] = "-", token[24] = "-", lease[48] = "-";
 		char oldest[32] = "-";
 		/* X, or the counted modes held ("mix" when several kinds
