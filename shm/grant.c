@@ -312,6 +312,16 @@ static inline int held_take(struct lm_session_ctx *c, uint32_t lock)
 	return k;
 }
 
+/* A give-up of a grant without a held[] entry names its lock in the
+ * session until its version bump is done (layout.h, `unrecorded`), so
+ * that whoever frees the session after our death announces it. */
+static inline void unrecorded_set(struct lm_session_ctx *c, int k,
+				  uint32_t lock1)
+{
+	if (k < 0)
+		atomic_store(&c->self->unrecorded, lock1);
+}
+
 static inline void held_put(struct lm_session_ctx *c, int k)
 {
 	if (k < 0 || k >= (int)LM_HELD_MAX || !(c->held_used & (1u << k)))
@@ -890,9 +900,11 @@ int lm_hold_renew(struct lm_session_ctx *c, struct lm_hold *h, int64_t ttl_ms)
 		 * a partition our lease there runs out on its own, and
 		 * freeing it early would let the next holder in while
 		 * valid_until_ns still vouches for ours. */
+		unrecorded_set(c, h->held, lock + 1);
 		if (give_up(c, lock, h, mask & ~iso, LM_OWNER_ABANDONED))
 			lm_lock_expired(r, lock, h->mode, LM_SESS_PID(c->life),
 					h->token);
+		unrecorded_set(c, h->held, 0);
 		h->mask = 0;
 		return LM_R_LEASELOST;
 	}
@@ -914,6 +926,7 @@ int lm_hold_release(struct lm_session_ctx *c, struct lm_hold *h)
 	/* A release cannot reach a server we are isolated from: there the
 	 * lease runs out, as behind a partition. */
 	uint32_t iso = lm_ctx_isolation(c);
+	unrecorded_set(c, h->held, h->lock + 1);
 	unsigned kept = give_up(c, h->lock, h, h->mask & ~iso,
 				late ? LM_OWNER_ABANDONED : LM_OWNER_FREE);
 	h->live = 0;
@@ -927,6 +940,7 @@ int lm_hold_release(struct lm_session_ctx *c, struct lm_hold *h)
 	else if (kept != 0)
 		lm_lock_changed(&c->region, h->lock, LM_CHANGE_RELEASED,
 				h->mode, LM_SESS_PID(c->life), h->token);
+	unrecorded_set(c, h->held, 0);
 	held_put(c, h->held);
 	return kept >= LM_QUORUM && !late ? 0 : LM_R_LEASELOST;
 }
@@ -1044,24 +1058,31 @@ unsigned lm_free_session_grants(struct lm_region *r, uint32_t idx,
 	for (unsigned k = 0; k < LM_HELD_MAX; k++)
 		if ((left[k] = leave_recorded(r, idx, k, freed, self)))
 			n++;
-	if (!atomic_load(&s->held_overflow)) {
-		for (unsigned k = 0; k < LM_HELD_MAX; k++) {
-			uint32_t v = atomic_load(&s->held[k]);
-			if (v == 0 || v > r->max_locks)
-				continue;
-			if (free_one(r, idx, v - 1, freed, self))
-				n++;
-			else if (!left[k])
-				/* Recorded, yet nothing of it is left: it
-				 * was given up by a process that died before
-				 * it could say so (between a release's
-				 * give_up and its version bump). Say it for
-				 * it; a change too many costs a watcher a
-				 * look, a change missed costs it the lock. */
-				lm_lock_changed(r, v - 1, LM_CHANGE_OTHER, 0,
-						0, 0);
-		}
+	for (unsigned k = 0; k < LM_HELD_MAX; k++) {
+		uint32_t v = atomic_load(&s->held[k]);
+		if (v == 0 || v > r->max_locks)
+			continue;
+		if (free_one(r, idx, v - 1, freed, self))
+			n++;
+		else if (!left[k])
+			/* Recorded, yet nothing of it is left: it was given
+			 * up by a process that died before it could say so
+			 * (between a release's give_up and its version
+			 * bump). Say it for it; a change too many costs a
+			 * watcher a look, a change missed costs it the
+			 * lock. (Also when the session overflowed held[]:
+			 * the full scan below finds nothing of it either.) */
+			lm_lock_changed(r, v - 1, LM_CHANGE_OTHER, 0, 0, 0);
+	}
+	if (!atomic_load(&s->held_overflow))
 		return n;
+	/* The same for a grant it gave up that held[] had no room for. */
+	uint32_t u = atomic_load(&s->unrecorded);
+	if (u != 0 && u <= r->max_locks) {
+		if (free_one(r, idx, u - 1, freed, self))
+			n++;
+		else
+			lm_lock_changed(r, u - 1, LM_CHANGE_OTHER, 0, 0, 0);
 	}
 	/* It held more locks at once than it could record: look at all.
 	 * (Its counted holds beyond held[] are not recorded: their counts
