@@ -643,6 +643,28 @@ static bool write_back_token(struct lm_region *r, uint32_t lock,
 	return true;
 }
 
+/*
+ * A failed attempt gives its tables back. One that held a majority
+ * (owner words under stored leases, or joins) was the lock's holder to
+ * anyone who looked meanwhile (lm_lock_look, lm_leader_get), though it
+ * never verified: its end is a change, announced like a release's (and
+ * named in `unrecorded` meanwhile if held[] has no entry for it).
+ */
+static void grab_give_back(struct lm_session_ctx *c, uint32_t lock,
+			   const struct lm_hold *h, unsigned mask,
+			   uint64_t undo)
+{
+	bool seen = __builtin_popcount(mask) >= (int)LM_QUORUM;
+	if (seen)
+		unrecorded_set(c, h->held, lock + 1);
+	give_up(c, lock, h, mask, undo);
+	if (seen) {
+		LM_HOOK("grant.given_back");
+		lm_lock_changed(&c->region, lock, LM_CHANGE_OTHER, 0, 0, 0);
+		unrecorded_set(c, h->held, 0);
+	}
+}
+
 enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
 			 uint64_t gen, uint32_t mode, int64_t ttl_ms,
 			 struct lm_hold *h, struct grab_info *info)
@@ -739,7 +761,7 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
 	else if (stale || __builtin_popcount(mask) < (int)LM_QUORUM)
 		fail = GRAB_RETRY;
 	if (fail != GRAB_GRANTED) {
-		give_up(c, lock, h, mask, undo);
+		grab_give_back(c, lock, h, mask, undo);
 		held_put(c, held);
 		return fail;
 	}
@@ -761,7 +783,7 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
 		/* No token above it: only a damaged region gets here, and
 		 * a token that wrapped to 0 would not increase. (Or others
 		 * kept taking the next token first: try again.) */
-		give_up(c, lock, h, mask, undo);
+		grab_give_back(c, lock, h, mask, undo);
 		held_put(c, held);
 		return token == UINT64_MAX ? GRAB_DAMAGED : GRAB_RETRY;
 	}
@@ -802,7 +824,7 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
 	 * completes past its own deadline is already a zombie. */
 	if (__builtin_popcount(ok) < (int)LM_QUORUM ||
 	    lm_now_ns() >= deadline_ns) {
-		give_up(c, lock, h, mask, undo);
+		grab_give_back(c, lock, h, mask, undo);
 		held_put(c, held);
 		return GRAB_RETRY;
 	}
