@@ -53,7 +53,7 @@ RESCTL_OBJ  := $(RESCTL_SRC:%.c=$(BUILD)/%.o)
 
 UNIT_TESTS := test_region test_name_index test_token test_resource
 PROC_TESTS := test_mutex test_modes test_modes_faults test_modes_review \
-	      test_modes_review2 test_watch_review \
+	      test_modes_review2 test_watch_review test_watch_review2 \
 	      test_deadlock test_tree test_cli test_fault_cli test_errors \
 	      test_faults test_races test_names test_scenarios test_chaos \
 	      test_bench test_install test_docs test_top test_flock \

@@ -313,6 +313,16 @@ static inline int held_take(struct lm_session_ctx *c, uint32_t lock)
 	return k;
 }
 
+/* A give-up of a grant without a held[] entry names its lock in the
+ * session until its version bump is done (layout.h, `unrecorded`), so
+ * that whoever frees the session after our death announces it. */
+static inline void unrecorded_set(struct lm_session_ctx *c, int k,
+				  uint32_t lock1)
+{
+	if (k < 0)
+		atomic_store(&c->self->unrecorded, lock1);
+}
+
 static inline void held_put(struct lm_session_ctx *c, int k)
 {
 	if (k < 0 || k >= (int)LM_HELD_MAX || !(c->held_used & (1u << k)))
@@ -634,6 +644,28 @@ static bool write_back_token(struct lm_region *r, uint32_t lock,
 	return true;
 }
 
+/*
+ * A failed attempt gives its tables back. One that held a majority
+ * (owner words under stored leases, or joins) was the lock's holder to
+ * anyone who looked meanwhile (lm_lock_look, lm_leader_get), though it
+ * never verified: its end is a change, announced like a release's (and
+ * named in `unrecorded` meanwhile if held[] has no entry for it).
+ */
+static void grab_give_back(struct lm_session_ctx *c, uint32_t lock,
+			   const struct lm_hold *h, unsigned mask,
+			   uint64_t undo)
+{
+	bool seen = __builtin_popcount(mask) >= (int)LM_QUORUM;
+	if (seen)
+		unrecorded_set(c, h->held, lock + 1);
+	give_up(c, lock, h, mask, undo);
+	if (seen) {
+		LM_HOOK("grant.given_back");
+		lm_lock_changed(&c->region, lock, LM_CHANGE_OTHER, 0, 0, 0);
+		unrecorded_set(c, h->held, 0);
+	}
+}
+
 enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
 			 uint64_t gen, uint32_t mode, int64_t ttl_ms,
 			 struct lm_hold *h, struct grab_info *info)
@@ -737,7 +769,7 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
 	else if (stale || __builtin_popcount(mask) < (int)LM_QUORUM)
 		fail = GRAB_RETRY;
 	if (fail != GRAB_GRANTED) {
-		give_up(c, lock, h, mask, undo);
+		grab_give_back(c, lock, h, mask, undo);
 		held_put(c, held);
 		return fail;
 	}
@@ -759,7 +791,7 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
 		/* No token above it: only a damaged region gets here, and
 		 * a token that wrapped to 0 would not increase. (Or others
 		 * kept taking the next token first: try again.) */
-		give_up(c, lock, h, mask, undo);
+		grab_give_back(c, lock, h, mask, undo);
 		held_put(c, held);
 		return token == UINT64_MAX ? GRAB_DAMAGED : GRAB_RETRY;
 	}
@@ -800,7 +832,7 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
 	 * completes past its own deadline is already a zombie. */
 	if (__builtin_popcount(ok) < (int)LM_QUORUM ||
 	    lm_now_ns() >= deadline_ns) {
-		give_up(c, lock, h, mask, undo);
+		grab_give_back(c, lock, h, mask, undo);
 		held_put(c, held);
 		return GRAB_RETRY;
 	}
@@ -898,9 +930,11 @@ int lm_hold_renew(struct lm_session_ctx *c, struct lm_hold *h, int64_t ttl_ms)
 		 * a partition our lease there runs out on its own, and
 		 * freeing it early would let the next holder in while
 		 * valid_until_ns still vouches for ours. */
+		unrecorded_set(c, h->held, lock + 1);
 		if (give_up(c, lock, h, mask & ~iso, LM_OWNER_ABANDONED))
 			lm_lock_expired(r, lock, h->mode, LM_SESS_PID(c->life),
 					h->token);
+		unrecorded_set(c, h->held, 0);
 		h->mask = 0;
 		return LM_R_LEASELOST;
 	}
@@ -922,6 +956,7 @@ int lm_hold_release(struct lm_session_ctx *c, struct lm_hold *h)
 	/* A release cannot reach a server we are isolated from: there the
 	 * lease runs out, as behind a partition. */
 	uint32_t iso = lm_ctx_isolation(c);
+	unrecorded_set(c, h->held, h->lock + 1);
 	unsigned kept = give_up(c, h->lock, h, h->mask & ~iso,
 				late ? LM_OWNER_ABANDONED : LM_OWNER_FREE);
 	h->live = 0;
@@ -935,6 +970,7 @@ int lm_hold_release(struct lm_session_ctx *c, struct lm_hold *h)
 	else if (kept != 0)
 		lm_lock_changed(&c->region, h->lock, LM_CHANGE_RELEASED,
 				h->mode, LM_SESS_PID(c->life), h->token);
+	unrecorded_set(c, h->held, 0);
 	held_put(c, h->held);
 	return kept >= LM_QUORUM && !late ? 0 : LM_R_LEASELOST;
 }
@@ -1052,24 +1088,31 @@ unsigned lm_free_session_grants(struct lm_region *r, uint32_t idx,
 	for (unsigned k = 0; k < LM_HELD_MAX; k++)
 		if ((left[k] = leave_recorded(r, idx, k, freed, self)))
 			n++;
-	if (!atomic_load(&s->held_overflow)) {
-		for (unsigned k = 0; k < LM_HELD_MAX; k++) {
-			uint32_t v = atomic_load(&s->held[k]);
-			if (v == 0 || v > r->max_locks)
-				continue;
-			if (free_one(r, idx, v - 1, freed, self))
-				n++;
-			else if (!left[k])
-				/* Recorded, yet nothing of it is left: it
-				 * was given up by a process that died before
-				 * it could say so (between a release's
-				 * give_up and its version bump). Say it for
-				 * it; a change too many costs a watcher a
-				 * look, a change missed costs it the lock. */
-				lm_lock_changed(r, v - 1, LM_CHANGE_OTHER, 0,
-						0, 0);
-		}
+	for (unsigned k = 0; k < LM_HELD_MAX; k++) {
+		uint32_t v = atomic_load(&s->held[k]);
+		if (v == 0 || v > r->max_locks)
+			continue;
+		if (free_one(r, idx, v - 1, freed, self))
+			n++;
+		else if (!left[k])
+			/* Recorded, yet nothing of it is left: it was given
+			 * up by a process that died before it could say so
+			 * (between a release's give_up and its version
+			 * bump). Say it for it; a change too many costs a
+			 * watcher a look, a change missed costs it the
+			 * lock. (Also when the session overflowed held[]:
+			 * the full scan below finds nothing of it either.) */
+			lm_lock_changed(r, v - 1, LM_CHANGE_OTHER, 0, 0, 0);
+	}
+	if (!atomic_load(&s->held_overflow))
 		return n;
+	/* The same for a grant it gave up that held[] had no room for. */
+	uint32_t u = atomic_load(&s->unrecorded);
+	if (u != 0 && u <= r->max_locks) {
+		if (free_one(r, idx, u - 1, freed, self))
+			n++;
+		else
+			lm_lock_changed(r, u - 1, LM_CHANGE_OTHER, 0, 0, 0);
 	}
 	/* It held more locks at once than it could record: look at all.
 	 * (Its counted holds beyond held[] are not recorded: their counts

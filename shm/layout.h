@@ -400,7 +400,13 @@ struct lm_session {
 	                              * seqlock: its writer is gone, and a
 	                              * reader sees the old word or 0) */
 	_Atomic uint32_t value_len;  /* client, under value_seq */
-	uint32_t reserved_;
+	_Atomic uint32_t unrecorded; /* client: lock index + 1 of a grant it
+	                              * gives up that has no held[] entry
+	                              * (taken past LM_HELD_MAX), stored
+	                              * before the give-up and cleared after
+	                              * its version bump, else 0: whoever
+	                              * frees a dead session announces it
+	                              * (docs/protocol.md, "Watches") */
 	_Atomic uint64_t value[LM_VALUE_WORDS]; /* client, under value_seq:
 	                              * the proclaimed bytes, zero-padded */
 	uint8_t pad_[32];

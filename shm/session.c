@@ -136,6 +136,7 @@ int lm_session_claim(struct lm_region *r, pid_t pid, uint64_t start_time,
 		atomic_store(&s->isolated, 0);
 		atomic_store(&s->acquires, 0);
 		atomic_store(&s->held_overflow, 0);
+		atomic_store(&s->unrecorded, 0);
 		atomic_store(&s->inserting, 0);
 		for (unsigned k = 0; k < LM_HELD_MAX; k++) {
 			atomic_store(&s->held[k], 0);
