@@ -62,8 +62,12 @@ extern "C" {
 #define LM_EPINS         (-1018) /* this client watches (or waits on
 				  * semaphores of) too many names */
 #define LM_ENOLEADER     (-1019) /* nobody leads the election */
+#define LM_ENOTSUP       (-1020) /* the backend the address chose (etcd)
+				  * cannot do this call (lock modes other
+				  * than X, semaphores, convert, ...):
+				  * never approximated */
 
-#define LM_ERR_FIRST     (-1019)
+#define LM_ERR_FIRST     (-1020)
 #define LM_ERR_LAST      (-1001)
 
 /* The shortest lease: shorter ones leave nothing once the drift bound
