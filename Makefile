@@ -60,7 +60,8 @@ PROC_TESTS := test_mutex test_modes test_modes_faults test_modes_review \
 	      test_modes_review2 test_watch_review \
 	      test_deadlock test_tree test_cli test_fault_cli test_errors \
 	      test_faults test_races test_names test_scenarios test_chaos \
-	      test_bench test_install test_docs test_top test_flock
+	      test_bench test_install test_docs test_top test_flock \
+	      test_backends
 TEST_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS) $(PROC_TESTS))
 
 BINS := $(BUILD)/lockmgrd $(BUILD)/lockctl $(BUILD)/lmflock $(BUILD)/resctl \
@@ -123,6 +124,9 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/harness.o \
 # README's C example the way the library was built.
 $(BUILD)/tests/test_docs.o: CFLAGS += -DLM_SRC_DIR='"$(CURDIR)"' \
 	-DLM_CC='"$(CC)"' -DLM_EXAMPLE_LDFLAGS='"$(LDFLAGS)"'
+
+# test_backends runs a real etcd (tests/etcd_harness.c).
+$(BUILD)/tests/test_backends: $(BUILD)/tests/etcd_harness.o
 
 # test_top drives lockctl top's terminal view under a pty (forkpty).
 $(BUILD)/tests/test_top: LDLIBS += -lutil
