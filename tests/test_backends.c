@@ -546,6 +546,62 @@ static void bad_input(void)
 	close(not_etcd_fd);
 }
 
+/* lockctl, unchanged, against etcd: run, status, and the errors. */
+static void expect_ctl(const char *dir, int code, const char *want,
+		       const char *a1, const char *a2, const char *a3,
+		       const char *a4, const char *a5, const char *a6)
+{
+	char out[8192], err[8192];
+	int rc = harness_ctl(dir, out, sizeof(out), err, sizeof(err), a1, a2,
+			     a3, a4, a5, a6, NULL);
+	if (rc != code)
+		fail_msg("lockctl %s %s %s %s: exit %d, expected %d; "
+			 "stdout: %s stderr: %s", a1, a2, a3 ? a3 : "",
+			 a4 ? a4 : "", rc, code, out, err);
+	if (want != NULL && strstr(out, want) == NULL &&
+	    strstr(err, want) == NULL)
+		fail_msg("lockctl %s %s %s: no '%s' in stdout: %s stderr: %s",
+			 a1, a2, a3 ? a3 : "", want, out, err);
+}
+
+static void etcd_lockctl(void)
+{
+	start(true, "ctl");
+	char dir[256];
+	harness_tmpdir(dir, sizeof(dir));
+	expect_ctl(dir, 0, NULL, "-r", addr, "run", "/c/a", "--",
+		   "true");
+	lm_client *c = conn();
+	lm_grant g;
+	assert_int_equal(lm_acquire(c, "/c/held", 5000, 0, &g), 0);
+	expect_ctl(dir, 75, "held by another", "-r", addr, "run", "--wait=0",
+		   "/c/held", "true");
+	expect_ctl(dir, 0, "/c/held", "-r", addr, "status", NULL, NULL,
+		   NULL);
+	expect_ctl(dir, 0, "\"name\":\"/c/held\"", "-r", addr, "status",
+		   "--json", NULL, NULL);
+	setenv("LOCKMGR_REGION", addr, 1);
+	expect_ctl(dir, 0, "BACKEND etcd", "status", NULL, NULL, NULL, NULL,
+		   NULL);
+	unsetenv("LOCKMGR_REGION");
+	expect_ctl(dir, 64, "shared-memory service", "-r", addr, "server",
+		   "list", NULL, NULL);
+	expect_ctl(dir, 64, "shared-memory service", "-r", addr, "top",
+		   "--once", NULL, NULL);
+	expect_ctl(dir, 64, "bad etcd address", "-r", "etcd://:1", "status",
+		   NULL, NULL, NULL);
+	expect_ctl(dir, 64, "bad prefix", "-r", "etcd://127.0.0.1:1/a b",
+		   "run", "/x", "true", NULL);
+	expect_ctl(dir, 69, "no endpoint", "-r", "etcd://127.0.0.1:1",
+		   "run", "/x", "true", NULL);
+	expect_ctl(dir, 69, "no endpoint", "-r", "etcd://127.0.0.1:1",
+		   "status", NULL, NULL, NULL);
+	assert_int_equal(lm_release(c, &g), 0);
+	lm_disconnect(c);
+	harness_remove_flat_dir(dir);
+	stop();
+}
+
 /* What the etcd backend cannot do says so. */
 static void etcd_notsup(void)
 {
@@ -589,6 +645,7 @@ ETCD_CASE(etcd_dead_client, 30)
 ETCD_CASE(etcd_zombie_fenced, 30)
 ETCD_CASE(etcd_lease_lost, 30)
 ETCD_CASE(etcd_notsup, 30)
+ETCD_CASE(etcd_lockctl, 60)
 ETCD_CASE(cluster_faults, 120)
 HARNESS_CASE(bad_input, 60)
 
@@ -608,6 +665,7 @@ int main(void)
 		harness_case(etcd_zombie_fenced),
 		harness_case(etcd_lease_lost),
 		harness_case(etcd_notsup),
+		harness_case(etcd_lockctl),
 		harness_case(cluster_faults),
 		harness_case(bad_input),
 	};
