@@ -35,6 +35,12 @@ LIB_SRC := shm/region.c shm/name_index.c shm/name_reclaim.c shm/session.c \
 	   shm/semaphore.c \
 	   client/client.c client/errors.c client/tree.c client/watch.c client/election.c \
 	   client/semaphore.c
+# The etcd backend (client/etcd/: libcurl + jansson, Debian's
+# libcurl4-openssl-dev and libjansson-dev).
+LIB_SRC += $(wildcard client/etcd/*.c)
+ETCD_LIBS := $(shell pkg-config --libs libcurl jansson 2>/dev/null || \
+	       echo -lcurl -ljansson)
+LDLIBS += $(ETCD_LIBS)
 DAEMON_SRC := daemon/lockmgrd.c daemon/servers.c daemon/server.c \
 	      daemon/session_monitor.c daemon/log.c daemon/state_dir.c \
 	      daemon/service_record.c
@@ -57,7 +63,7 @@ PROC_TESTS := test_mutex test_modes test_modes_faults test_modes_review \
 	      test_deadlock test_tree test_cli test_fault_cli test_errors \
 	      test_faults test_races test_names test_scenarios test_chaos \
 	      test_bench test_install test_docs test_top test_flock \
-	      test_watch test_election test_semaphore
+	      test_watch test_election test_semaphore test_backends
 TEST_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS) $(PROC_TESTS))
 
 BINS := $(BUILD)/lockmgrd $(BUILD)/lockctl $(BUILD)/lmflock $(BUILD)/resctl \
@@ -120,6 +126,9 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/harness.o \
 # README's C example the way the library was built.
 $(BUILD)/tests/test_docs.o: CFLAGS += -DLM_SRC_DIR='"$(CURDIR)"' \
 	-DLM_CC='"$(CC)"' -DLM_EXAMPLE_LDFLAGS='"$(LDFLAGS)"'
+
+# test_backends runs a real etcd (tests/etcd_harness.c).
+$(BUILD)/tests/test_backends: $(BUILD)/tests/etcd_harness.o
 
 # test_top drives lockctl top's terminal view under a pty (forkpty).
 $(BUILD)/tests/test_top: LDLIBS += -lutil
@@ -303,7 +312,7 @@ $(FZ)/cli/%.o: %.c $(wildcard */*.h */*/*.h)
 $(FUZZ_BUILD)/fuzz_region: $(call fz_objs,fuzz/fuzz_region.c) \
 			   $(FZ_COMMON) $(FZ_LIB)
 	$(FUZZ_CC) $(FUZZ_LDFLAGS) -Wl,--wrap=mmap,--wrap=munmap,--wrap=kill \
-		-Wl,--wrap=clock_gettime,--wrap=syscall -o $@ $^
+		-Wl,--wrap=clock_gettime,--wrap=syscall -o $@ $^ $(ETCD_LIBS)
 
 $(FUZZ_BUILD)/fuzz_state_file: $(call fz_objs,fuzz/fuzz_state_file.c) \
 			       $(FZ_COMMON) $(FZ_NOSYNC) \
@@ -325,7 +334,7 @@ $(FUZZ_BUILD)/fuzz_cli_lockctl: $(call fz_objs,fuzz/fuzz_cli_lockctl.c) \
 		$(FZ_CLI) $(FZ_LIB)
 	$(FUZZ_CC) $(FUZZ_LDFLAGS) -Wl,--wrap=exit,--wrap=shm_open \
 		-Wl,--wrap=fork,--wrap=execvp,--wrap=kill \
-		-Wl,--wrap=sigtimedwait -o $@ $^ $(NCURSES_LIBS)
+		-Wl,--wrap=sigtimedwait -o $@ $^ $(NCURSES_LIBS) $(ETCD_LIBS)
 
 $(FUZZ_BUILD)/fuzz_cli_resctl: $(call fz_objs,fuzz/fuzz_cli_resctl.c) \
 		$(call fz_cli,resource/resctl.c) $(call fz_objs,$(RES_SRC)) \
@@ -341,13 +350,14 @@ $(FUZZ_BUILD)/fuzz_cli_lockmgrd: $(call fz_objs,fuzz/fuzz_cli_lockmgrd.c) \
 		-Wl,--wrap=lm_region_resolve_name,--wrap=shm_open,--wrap=open \
 		-Wl,--wrap=fopen,--wrap=mkdir,--wrap=unlink,--wrap=fork \
 		-Wl,--wrap=pipe2,--wrap=signalfd,--wrap=lm_server_main \
-		-Wl,--wrap=lm_state_load -o $@ $^ -lz -lurcu-common
+		-Wl,--wrap=lm_state_load -o $@ $^ -lz -lurcu-common $(ETCD_LIBS)
 
 # The fuzz_region findings as recipes (fuzz/region_recipes.c), built by
 # fuzz-repro only: a renamed region field breaks this, never make fuzz.
 $(FUZZ_BUILD)/region_recipes: $(call fz_objs,fuzz/region_recipes.c) \
 			      $(FZ_COMMON) $(FZ_LIB)
-	$(FUZZ_CC) -fsanitize=fuzzer-no-link,address,undefined -pthread -o $@ $^
+	$(FUZZ_CC) -fsanitize=fuzzer-no-link,address,undefined -pthread -o $@ $^ \
+		$(ETCD_LIBS)
 
 .PHONY: fuzz fuzz-build fuzz-smoke fuzz-repro fuzz-clean
 fuzz-build: $(addprefix $(FUZZ_BUILD)/,$(FUZZ_TARGETS))

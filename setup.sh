@@ -15,6 +15,8 @@ PKGS="make gcc libc6-dev pkg-config zlib1g-dev liburcu-dev libcmocka-dev libncur
 PKGS="$PKGS gnuplot-nox"
 PKGS="$PKGS clang libclang-rt-14-dev llvm-14"
 PKGS="$PKGS jq" # make test runs the man pages' jq examples with it
+PKGS="$PKGS libcurl4-openssl-dev libjansson-dev" # the etcd backend
+PKGS="$PKGS etcd-server etcd-client" # its tests (and lockbench) run a real etcd
 
 missing=""
 for p in $PKGS; do

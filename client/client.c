@@ -23,6 +23,10 @@ int lm_connect(const char *region, lm_client **out)
 		return LM_EINVAL;
 	*out = NULL;
 	lm_hook_init();
+	if (lm_addr_is_etcd(region))  /* backend.h */
+		return lm_etcd_connect(region != NULL ? region
+						      : getenv("LOCKMGR_REGION"),
+				       out);
 	char name[LM_REGION_NAME_MAX + 2];
 	int rc = lm_region_resolve_name(region, name);
 	if (rc != 0)
@@ -82,6 +86,8 @@ int lm_disconnect(lm_client *c)
 {
 	if (c == NULL)
 		return LM_EINVAL;
+	if (LM_BACKEND(c) != NULL)
+		return c->be->disconnect(c);
 	struct lm_region *r = &c->ctx.region;
 	lm_tree_forget_all(c);
 	lm_watch_close_all(c);
@@ -102,6 +108,8 @@ int lm_disconnect(lm_client *c)
 
 int64_t lm_max_ttl_ms(const lm_client *c)
 {
+	if (LM_BACKEND(c) != NULL)
+		return c->be->max_ttl_ms(c);
 	return c == NULL ? LM_EINVAL : c->ctx.region.max_ttl_ms;
 }
 
@@ -184,6 +192,8 @@ int lm_lookup(lm_client *c, const char *name, lm_lockref *ref)
 	memcpy(ref->private_name_, name, len);
 	ref->private_name_[len] = '\0';
 	REF_LEN(ref) = len;
+	if (LM_BACKEND(c) != NULL) /* the name is all another backend needs */
+		return 0;
 	return resolve(c, ref);
 }
 
@@ -289,6 +299,12 @@ static bool has_parent(const char *name, size_t len)
 int lm_acquire_ref(lm_client *c, lm_lockref *ref, int64_t ttl_ms,
 		   int64_t wait_ms, lm_grant *g)
 {
+	if (LM_BACKEND(c) != NULL && ref != NULL)
+		return REF_LEN(ref) == 0 || REF_LEN(ref) > LM_NAME_MAX
+			       ? LM_EINVAL
+			       : c->be->acquire(c, ref->private_name_,
+						LM_MODE_X, ttl_ms, wait_ms, 0,
+						g);
 	if (c != NULL && ref != NULL && c->tree &&
 	    REF_LEN(ref) <= LM_NAME_MAX &&
 	    has_parent(ref->private_name_, REF_LEN(ref)))
@@ -309,6 +325,9 @@ static int acquire_name(lm_client *c, const char *name, uint32_t mode,
 		return LM_EINVAL;
 	if (name == NULL)
 		return LM_EBADNAME;
+	if (LM_BACKEND(c) != NULL)
+		return c->be->acquire(c, name, mode, ttl_ms, wait_ms,
+				      deadlock_ms, g);
 	int rc = check_ttl(c, ttl_ms);
 	if (rc != 0)
 		return rc;
@@ -328,8 +347,9 @@ int lm_acquire(lm_client *c, const char *name, int64_t ttl_ms,
 	       int64_t wait_ms, lm_grant *g)
 {
 	return acquire_name(c, name, LM_MODE_X, ttl_ms, wait_ms,
-			    c == NULL ? LM_DEADLOCK_TIMEOUT_MS
-				      : default_deadlock_ms(c),
+			    c == NULL		     ? LM_DEADLOCK_TIMEOUT_MS
+			    : LM_BACKEND(c) != NULL ? 0
+						     : default_deadlock_ms(c),
 			    g);
 }
 
@@ -350,9 +370,9 @@ int lm_acquire_ex(lm_client *c, const char *name,
 		return LM_EINVAL;
 	if (c == NULL)
 		return LM_EINVAL;
-	int64_t deadlock_ms = o.deadlock_timeout_ms == 0
-				      ? default_deadlock_ms(c)
-				      : o.deadlock_timeout_ms;
+	int64_t deadlock_ms = o.deadlock_timeout_ms != 0 ? o.deadlock_timeout_ms
+			      : LM_BACKEND(c) != NULL ? 0
+						      : default_deadlock_ms(c);
 	return acquire_name(c, name, o.mode, o.ttl_ms, o.wait_ms, deadlock_ms,
 			    g);
 }
@@ -375,6 +395,8 @@ static int check_grant(const lm_client *c, const lm_grant *g)
 
 int lm_renew(lm_client *c, lm_grant *g, int64_t ttl_ms)
 {
+	if (LM_BACKEND(c) != NULL)
+		return g == NULL ? LM_EINVAL : c->be->renew(c, g, ttl_ms);
 	int rc = check_grant(c, g);
 	if (rc != 0)
 		return rc;
@@ -391,6 +413,8 @@ int lm_renew(lm_client *c, lm_grant *g, int64_t ttl_ms)
 
 int lm_release(lm_client *c, lm_grant *g)
 {
+	if (LM_BACKEND(c) != NULL)
+		return g == NULL ? LM_EINVAL : c->be->release(c, g);
 	int rc = check_grant(c, g);
 	if (rc != 0)
 		return rc;
@@ -407,6 +431,9 @@ int lm_release(lm_client *c, lm_grant *g)
 int lm_convert(lm_client *c, lm_grant *g, uint32_t mode, int64_t ttl_ms,
 	       int64_t wait_ms)
 {
+	if (LM_BACKEND(c) != NULL)
+		return g == NULL ? LM_EINVAL
+				 : c->be->convert(c, g, mode, ttl_ms, wait_ms);
 	int rc = check_grant(c, g);
 	if (rc != 0)
 		return rc;

@@ -82,6 +82,8 @@ int lm_campaign(lm_client *c, const char *election, const char *value,
 	size_t len;
 	if (c == NULL || g == NULL || value_check(value, &len) != 0)
 		return LM_EINVAL;
+	if (LM_BACKEND(c) != NULL)
+		return c->be->campaign(c, election, value, ttl_ms, wait_ms, g);
 	if (value == NULL)
 		value = "";
 	lm_lockref ref;
@@ -111,6 +113,8 @@ int lm_proclaim(lm_client *c, lm_grant *g, const char *value)
 	size_t len;
 	if (c == NULL || g == NULL || value_check(value, &len) != 0)
 		return LM_EINVAL;
+	if (LM_BACKEND(c) != NULL)
+		return c->be->proclaim(c, g, value);
 	if (grant_live(g) != LM_HOLD_LIVE || g->mode != LM_MODE_X)
 		return LM_ENOTHELD;
 	if (value == NULL)
@@ -125,6 +129,8 @@ int lm_resign(lm_client *c, lm_grant *g)
 {
 	if (c == NULL || g == NULL)
 		return LM_EINVAL;
+	if (LM_BACKEND(c) != NULL)
+		return c->be->resign(c, g);
 	uint32_t lock = G_LOCK(g);
 	int rc = lm_release(c, g);
 	if (atomic_load(&c->ctx.self->value_lock) == lock + 1)
@@ -138,6 +144,8 @@ int lm_leader_get(lm_client *c, const char *election, lm_leader *out)
 		return LM_EINVAL;
 	if (election == NULL)
 		return LM_EBADNAME;
+	if (LM_BACKEND(c) != NULL)
+		return c->be->leader_get(c, election, out);
 	size_t len = strnlen(election, LM_NAME_MAX + 1);
 	int rc = lm_name_check(election, len);
 	if (rc != 0)

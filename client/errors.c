@@ -26,6 +26,7 @@ _Static_assert(LM_R_DEADLOCK == LM_EDEADLK, "status");
 _Static_assert(LM_R_KIND == LM_EKIND, "status");
 _Static_assert(LM_R_PINS == LM_EPINS, "status");
 _Static_assert(LM_R_NOLEADER == LM_ENOLEADER, "status");
+_Static_assert(LM_R_NOTSUP == LM_ENOTSUP, "status");
 _Static_assert(LM_VALUE_MAX == LM_VALUE_MAX_, "value size");
 _Static_assert(LM_WATCH_GRANTED == LM_CHANGE_GRANTED &&
 		       LM_WATCH_RELEASED == LM_CHANGE_RELEASED &&
@@ -77,11 +78,14 @@ const char *lm_strerror(int err)
 	case LM_ENOSUPERVISOR:
 		return "no lock service: the region does not exist or its "
 		       "supervisor shut down; start it with 'lockmgrd' (same "
-		       "--region / LOCKMGR_REGION)";
+		       "--region / LOCKMGR_REGION); for an etcd:// address: "
+		       "no endpoint of it answered (is etcd running there?)";
 	case LM_EINCOMPAT:
 		return "the region is not a usable lockmgr region (foreign, "
 		       "corrupted, truncated or from another version); stop "
-		       "whatever owns it, or choose another --region";
+		       "whatever owns it, or choose another --region (for an "
+		       "etcd:// address: what answers there is not etcd's v3 "
+		       "JSON gateway)";
 	case LM_ESESSIONS:
 		return "session table full: too many connected clients; "
 		       "restart lockmgrd with a larger --max-sessions";
@@ -113,9 +117,18 @@ const char *lm_strerror(int err)
 	case LM_ENOLEADER:
 		return "nobody leads this election now (no holder with a "
 		       "running lease)";
+	case LM_ENOTSUP:
+		return "not supported by this backend: the etcd backend "
+		       "(an etcd:// address) takes, renews and releases "
+		       "exclusive locks, but has no other lock modes, "
+		       "conversions, semaphores, deadlock detection, watches "
+		       "or elections yet; use the shared-memory service (a "
+		       "/NAME region) for those";
 	case LM_EBADREGION:
 		return "bad region name: use NAME or /NAME, 1 to 200 "
-		       "printable characters without '/'";
+		       "printable characters without '/', or "
+		       "etcd://HOST:PORT[,HOST:PORT...][/PREFIX] (a prefix "
+		       "of letters, digits, '.', '_', '-' and inner '/')";
 	default:
 		return "unknown lockmgr error";
 	}

@@ -16,9 +16,11 @@
 #include "../shm/grant.h"
 #include "../shm/layout.h"
 #include "../shm/region.h"
+#include "backend.h"
 #include "lockmgr.h"
 
 struct lm_path;
+struct lm_etcd;
 
 struct lm_client {
 	struct lm_session_ctx ctx;
@@ -28,6 +30,11 @@ struct lm_client {
 	struct lm_watch *watches; /* open watches (closed at lm_disconnect:
 				 * a watch's thread must not outlive the
 				 * mapping it waits in) */
+	/* Another backend than shared memory (backend.h): its calls and
+	 * state. NULL for the shared-memory service, whose state is the
+	 * fields above. */
+	const struct lm_backend_ops *be;
+	struct lm_etcd *etcd;
 };
 
 /* Close every watch c still has open (client/watch.c). */

@@ -62,8 +62,12 @@ extern "C" {
 #define LM_EPINS         (-1018) /* this client watches (or waits on or
 				  * holds semaphores of) too many names */
 #define LM_ENOLEADER     (-1019) /* nobody leads the election */
+#define LM_ENOTSUP       (-1020) /* the backend the address chose (etcd)
+				  * cannot do this call (lock modes other
+				  * than X, convert, semaphores, watches,
+				  * elections): never approximated */
 
-#define LM_ERR_FIRST     (-1019)
+#define LM_ERR_FIRST     (-1020)
 #define LM_ERR_LAST      (-1001)
 
 /* The shortest lease: shorter ones leave nothing once the drift bound
@@ -119,7 +123,14 @@ typedef struct lm_grant {
 
 /*
  * Attach to the lock service and register a session. region may be NULL
- * ($LOCKMGR_REGION, else "/lockmgr").
+ * ($LOCKMGR_REGION, else "/lockmgr"). The address picks the service:
+ * "/name" is lockmgrd's shared-memory region on this host;
+ * "etcd://host:port[,host:port...][/prefix]" is an etcd cluster (its
+ * keys under prefix, default /lockmgr), where a lease is whole seconds
+ * (at least etcd's minimum) and calls it cannot do say LM_ENOTSUP.
+ * Errors for an etcd address: LM_EBADREGION (the address is malformed),
+ * LM_ENOSUPERVISOR (no endpoint answered), LM_EINCOMPAT (what answered
+ * is not etcd's v3 JSON gateway), LM_ENOQUORUM (no leader).
  */
 int lm_connect(const char *region, lm_client **out);
 

@@ -101,6 +101,8 @@ int lm_sem_acquire(lm_client *c, const char *name, uint32_t slots,
 {
 	if (c == NULL || g == NULL || slots == 0 || slots > LM_SEM_SLOTS_MAX)
 		return LM_EINVAL;
+	if (LM_BACKEND(c) != NULL)
+		return c->be->sem_acquire(c, name, slots, ttl_ms, wait_ms, g);
 	if (name == NULL)
 		return LM_EBADNAME;
 	size_t len = strnlen(name, LM_NAME_MAX + 1);

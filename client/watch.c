@@ -50,6 +50,8 @@ struct lm_watch {
 	uint32_t pump_from;        /* the version the pump starts from */
 	_Atomic uint32_t stop;     /* private futex: the pump's "quit" */
 };
+/* The client first, as every backend's watch (backend.h). */
+_Static_assert(offsetof(struct lm_watch, c) == 0, "lm_watch_head");
 
 /* The lock as it is now, into ev's "now" fields (and w->last). */
 static void look(lm_watch *w, lm_watch_event *ev)
@@ -68,6 +70,8 @@ int lm_watch_open(lm_client *c, const char *name, lm_watch **out,
 {
 	if (c == NULL || out == NULL)
 		return LM_EINVAL;
+	if (LM_BACKEND(c) != NULL)
+		return c->be->watch_open(c, name, out, now);
 	lm_lockref ref;
 	int rc = lm_lookup(c, name, &ref);
 	if (rc != 0)
@@ -151,6 +155,8 @@ int lm_watch_next(lm_watch *w, int64_t timeout_ms, lm_watch_event *ev)
 {
 	if (w == NULL || ev == NULL)
 		return LM_EINVAL;
+	if (LM_BACKEND(lm_watch_client(w)) != NULL)
+		return w->c->be->watch_next(w, timeout_ms, ev);
 	struct lm_region *r = &w->c->ctx.region;
 	struct lm_queue *q = lm_queue_of(r, w->lock);
 	int64_t deadline = timeout_ms < 0 ? INT64_MAX
@@ -222,6 +228,8 @@ int lm_watch_fd(lm_watch *w)
 {
 	if (w == NULL)
 		return LM_EINVAL;
+	if (LM_BACKEND(lm_watch_client(w)) != NULL)
+		return w->c->be->watch_fd(w);
 	if (w->pumping)
 		return w->efd;
 	w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -252,6 +260,10 @@ void lm_watch_close(lm_watch *w)
 {
 	if (w == NULL)
 		return;
+	if (LM_BACKEND(lm_watch_client(w)) != NULL) {
+		w->c->be->watch_close(w);
+		return;
+	}
 	if (w->pumping) {
 		atomic_store(&w->stop, 1);
 		syscall(SYS_futex, &w->stop, FUTEX_WAKE_PRIVATE, 1, NULL, NULL,

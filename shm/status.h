@@ -30,6 +30,7 @@ enum lm_status {
 	LM_R_KIND         = -1017, /* used as another kind of lock */
 	LM_R_PINS         = -1018, /* too many names pinned */
 	LM_R_NOLEADER     = -1019, /* nobody leads the election */
+	LM_R_NOTSUP       = -1020, /* not supported by this backend */
 };
 
 #endif

@@ -718,7 +718,8 @@ static void run_c(const struct example *e)
 	path_in(err, sizeof(err), "err");
 	char cmd[4096];
 	snprintf(cmd, sizeof(cmd), "%s -std=c11 -Wall -Wextra -Werror %s "
-		 "-o prog prog.c %s %s -pthread", LM_CC, inc, lib,
+		 "-o prog prog.c %s %s -pthread -lcurl -ljansson", LM_CC,
+		 inc, lib,
 		 LM_EXAMPLE_LDFLAGS);
 	char *cc[] = {"/bin/sh", "-c", cmd, NULL};
 	int code = harness_run(cc, out, err, 60000);

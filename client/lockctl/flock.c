@@ -362,6 +362,10 @@ static void describe_holder(const struct flock_opts *o)
 	size_t len = strlen(o->h.name);
 	printf("%s: ", me);
 	ctl_print_escaped(stdout, o->h.name, SIZE_MAX);
+	if (r->hdr == NULL) { /* etcd: see lockctl status */
+		printf(" is held\n");
+		return;
+	}
 	if (ctl_snapshot_take(&s, r) != 0) {
 		ctl_snapshot_free(&s);
 		printf(" is held (out of memory reading who holds it)\n");

@@ -80,6 +80,9 @@ CTL_REGION_HELP
 
 int ctl_resolve_region(struct ctl_global *g)
 {
+	const char *a = g->region_arg ? g->region_arg : getenv("LOCKMGR_REGION");
+	if (a != NULL && strncmp(a, "etcd://", 7) == 0)
+		return ctl_resolve_etcd(g, a); /* status_etcd.c */
 	if (lm_region_resolve_name(g->region_arg, g->region) == 0)
 		return 0;
 	fprintf(stderr, "%s: bad region name '", ctl_prog);
@@ -179,6 +182,8 @@ void ctl_bad_lock_name(const char *name)
 
 int ctl_service_error(int err, const char *region, const char *why)
 {
+	if (strncmp(region, "etcd://", 7) == 0)
+		return ctl_etcd_error(err, region); /* status_etcd.c */
 	switch (err) {
 	case LM_ENOSUPERVISOR:
 		fprintf(stderr, "%s: region %s: %s\n", ctl_prog, region,

@@ -80,6 +80,11 @@ int ctl_end_signals(void);
 /* Print why `name` is not a lock name (a long one shortened). */
 void ctl_bad_lock_name(const char *name);
 
+/* status_etcd.c: check and copy an etcd:// address into g->region, and
+ * the message for an error connecting to one (an exit code). */
+int ctl_resolve_etcd(struct ctl_global *g, const char *addr);
+int ctl_etcd_error(int err, const char *addr);
+
 /* Print a message for a service error from lm_connect/lm_region_attach
  * and return the exit code that goes with it. why may be NULL. */
 int ctl_service_error(int err, const char *region, const char *why);
@@ -158,6 +163,14 @@ int ctl_hold_run(const struct ctl_global *g, struct ctl_hold *h,
 		 char **cmd);
 /* Release (if held) and disconnect: after a failed acquire or export. */
 void ctl_hold_end(struct ctl_hold *h);
+
+/* The etcd backend (status_etcd.c): is g->region an etcd:// address;
+ * `lockctl status` of one; and, for commands that work on the
+ * shared-memory service only (server, top), a message and
+ * EX_CTL_USAGE when it is not that service. */
+bool ctl_is_etcd(const struct ctl_global *g);
+int ctl_status_etcd(struct ctl_global *g, bool json);
+int ctl_shm_only(const struct ctl_global *g, const char *cmd);
 
 /* The commands; argv[0] is the command name. */
 int ctl_status(struct ctl_global *g, int argc, char **argv);

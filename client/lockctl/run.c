@@ -110,7 +110,7 @@ CTL_REGION_HELP
 static int connect_error(int err, const char *region)
 {
 	char why[256] = "";
-	if (err == LM_EINCOMPAT) {
+	if (err == LM_EINCOMPAT && !lm_addr_is_etcd(region)) {
 		struct lm_region r;
 		if (lm_region_attach(&r, region, why, sizeof(why)) == 0)
 			lm_region_detach(&r);
@@ -162,7 +162,8 @@ static int reap(struct ctl_hold *rn)
 static const char *lost_reason(const struct ctl_hold *rn, int err)
 {
 	const struct lm_region_header *h = rn->c->ctx.region.hdr;
-	if (atomic_load(&h->supervisor_state) == LM_SUP_STOPPED)
+	if (h != NULL && /* NULL: another backend than shared memory */
+	    atomic_load(&h->supervisor_state) == LM_SUP_STOPPED)
 		return "the lock service stopped (lockmgrd shut down), and "
 		       "its locks with it";
 	return lm_strerror(err);
@@ -459,7 +460,7 @@ static int check_ttl(const struct ctl_global *g, const struct ctl_hold *rn,
 	 * one (attached only here, on the way out). */
 	struct lm_region r;
 	char why[256];
-	if (!known &&
+	if (!known && !ctl_is_etcd(g) &&
 	    lm_region_attach(&r, g->region, why, sizeof(why)) == 0) {
 		known = true;
 		max = r.max_ttl_ms;

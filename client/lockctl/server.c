@@ -499,6 +499,8 @@ int ctl_server(struct ctl_global *g, int argc, char **argv)
 	if (rc != 0)
 		return rc < 0 ? EX_CTL_OK : rc;
 	rc = ctl_resolve_region(g);
+	if (rc == 0)
+		rc = ctl_shm_only(g, "lockctl server");
 	if (rc != 0)
 		return rc;
 	struct lm_region r;

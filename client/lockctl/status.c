@@ -456,6 +456,8 @@ int ctl_status(struct ctl_global *g, int argc, char **argv)
 	int rc = ctl_resolve_region(g);
 	if (rc != 0)
 		return rc;
+	if (ctl_is_etcd(g))
+		return ctl_status_etcd(g, json);
 
 	struct lm_region r;
 	char why[256] = "";

@@ -474,6 +474,8 @@ int ctl_top(struct ctl_global *g, int argc, char **argv)
 		return usage_error("the live view needs a terminal: use "
 				   "--once, or -b for plain text");
 	int rc = ctl_resolve_region(g);
+	if (rc == 0)
+		rc = ctl_shm_only(g, "lockctl top");
 	if (rc != 0)
 		return rc;
 

@@ -1,0 +1,204 @@
+/*
+ * etcd.h - the etcd backend's private types, shared by its files.
+ *
+ *   client.c  the address, connect/disconnect, the ops table
+ *   http.c    libcurl: one JSON request to the first endpoint that
+ *             answers (failing over on connection errors), and watch
+ *             streams
+ *   kv.c      base64, key names, range / txn / delete bodies (jansson)
+ *   lease.c   grant, keepalive, timetolive, revoke
+ *   lock.c    the lock recipe (acquire, renew, release)
+ *   watch.c   lm_watch_* and the election on the same keys
+ *   list.c    every lock under the prefix (lockctl status)
+ *
+ * Keys under the cluster's prefix P (default "/lockmgr"):
+ *
+ *   P/lock/<name>/<lease id, 16 hex>   one per waiter or holder of
+ *                                      <name>, attached to its lease;
+ *                                      the lowest create revision holds
+ *   P/last/<name>                      "held <token>" or "released
+ *                                      <token>": how the last grant
+ *                                      ended (LM_GRANT_RECOVERED)
+ *
+ * <name> is the lock name with every byte outside [A-Za-z0-9._-] as
+ * %XX, so that no name's keys fall under another's prefix ("a" and
+ * "a/b" would, with '/' kept).
+ */
+#ifndef LOCKMGR_CLIENT_ETCD_H
+#define LOCKMGR_CLIENT_ETCD_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../internal.h"
+
+#define ETCD_MAX_ENDPOINTS 16
+#define ETCD_PREFIX_MAX    128
+#define ETCD_DEFAULT_PREFIX "/lockmgr"
+/* Longest key: prefix, "/lock/", a name of 255 bytes each as %XX, '/',
+ * 16 hex digits. */
+#define ETCD_KEY_MAX (ETCD_PREFIX_MAX + 8 + 3 * LM_NAME_MAX + 1 + 16 + 1)
+/* The longest lease lockctl and the library allow here (one day). */
+#define ETCD_MAX_TTL_MS INT64_C(86400000)
+/* How long one request may take before the next endpoint is tried. */
+#define ETCD_REQUEST_MS 2000
+/* How long the steps of an acquire or release may take in all when a
+ * cluster is electing (they are not waits for the lock). */
+#define ETCD_OP_MS 10000
+
+/* A grant of this client: what lm_grant's private part cannot hold. */
+struct etcd_grant {
+	struct etcd_grant *next;
+	uint64_t id;           /* lm_grant.private_[1] */
+	int64_t lease;         /* lm_grant.private_[0] */
+	uint64_t token;        /* the key's create revision */
+	int64_t lease_ttl_s;   /* the TTL etcd gave the lease */
+	char key[ETCD_KEY_MAX + 24];
+	char last[ETCD_KEY_MAX];
+	char value[LM_VALUE_MAX + 1]; /* election value proclaimed */
+};
+
+struct lm_etcd {
+	char *ep[ETCD_MAX_ENDPOINTS]; /* "http://host:port" */
+	unsigned nep;
+	unsigned cur;                 /* the endpoint that answered last */
+	char prefix[ETCD_PREFIX_MAX + 1];
+	char addr[512];               /* as given, for messages */
+	void *curl;                   /* CURL *: unary requests */
+	struct etcd_grant *grants;
+	uint64_t next_id;
+	int pid;
+	char host[64];
+	char detail[512];             /* lm_backend_detail */
+};
+
+/* ---- http.c ------------------------------------------------------ */
+
+/* Results of a request besides 0 and the LM_E* codes. */
+#define ETCD_EGRPC (-1) /* etcd answered with a gRPC error: e->detail */
+
+/*
+ * POST body to endpoint path ("/v3/kv/range"), trying the endpoints in
+ * turn, until deadline_ns (CLOCK_MONOTONIC) at the latest. 0 and *out
+ * (the parsed answer, to json_decref), or:
+ *   LM_ENOQUORUM      no endpoint answered, or none had a leader, until
+ *                     the deadline (or LM_ENOSUPERVISOR, see below);
+ *   LM_ENOSUPERVISOR  nothing listens at any endpoint (connection
+ *                     refused everywhere, tried once each);
+ *   LM_EINCOMPAT      what answered is not etcd's JSON gateway;
+ *   ETCD_EGRPC        etcd refused the request (e->detail says why);
+ *   LM_ESYS           out of memory.
+ * body is consumed (json_decref'd).
+ */
+int etcd_post(struct lm_etcd *e, const char *path, json_t *body,
+	      int64_t deadline_ns, json_t **out);
+
+/*
+ * A watch stream on [key, range_end) (range_end NULL: key only) from
+ * revision `from`. on_event is called with each "result" object that
+ * carries events; it returns true to end the watch. Returns 0 when
+ * on_event ended it, LM_ETIMEDOUT at until_ns, or an error as
+ * etcd_post's. *next_rev is advanced past every revision delivered, so
+ * a watch restarted from it misses nothing.
+ */
+typedef bool (*etcd_event_fn)(void *arg, json_t *result);
+int etcd_watch(struct lm_etcd *e, void *curl, const char *key,
+	       const char *range_end, int64_t *next_rev, int64_t until_ns,
+	       etcd_event_fn on_event, void *arg);
+
+void *etcd_curl_new(void);
+void etcd_curl_free(void *curl);
+
+/* ---- kv.c -------------------------------------------------------- */
+
+/* base64 of n bytes into a new string (to free), and back: the bytes
+ * into out (n bytes at most), their number, or -1. */
+char *etcd_b64(const void *p, size_t n);
+ssize_t etcd_unb64(const char *s, char *out, size_t n);
+
+/* P/lock/<enc name>/ and P/last/<enc name>, into out. */
+void etcd_lock_prefix(const struct lm_etcd *e, const char *name, char *out);
+void etcd_last_key(const struct lm_etcd *e, const char *name, char *out);
+/* The lock name of an encoded one (list.c); -1 if it is not one. */
+ssize_t etcd_name_decode(const char *enc, size_t len, char *out, size_t n);
+/* The end of the range of keys that begin with prefix (etcd's
+ * "prefix + 1"), into out. */
+void etcd_prefix_end(const char *prefix, char *out);
+
+/* {"key": b64(key)} with "range_end" if end is not NULL. */
+json_t *etcd_range_req(const char *key, const char *end);
+/* An int64 field that etcd sends as a string (or leaves out: 0). */
+int64_t etcd_i64(const json_t *obj, const char *field);
+/* The header revision of a response, 0 if absent. */
+int64_t etcd_rev(const json_t *resp);
+/* Decode kv's "key" or "value" into out (NUL-ended); its length or -1. */
+ssize_t etcd_kv_bytes(const json_t *kv, const char *field, char *out,
+		      size_t n);
+
+/* ---- lease.c ----------------------------------------------------- */
+
+/* Grant a lease of ttl_s seconds: its id and the TTL etcd gave. */
+int etcd_lease_grant(struct lm_etcd *e, int64_t ttl_s, int64_t deadline_ns,
+		     int64_t *id, int64_t *ttl_out);
+/* Keep lease id alive: the TTL it has again, 0 if the lease is gone. */
+int etcd_lease_keepalive(struct lm_etcd *e, int64_t id, int64_t deadline_ns,
+			 int64_t *ttl_out);
+/* Seconds left of lease id (-1 if gone). */
+int etcd_lease_ttl(struct lm_etcd *e, int64_t id, int64_t deadline_ns,
+		   int64_t *ttl_out);
+int etcd_lease_revoke(struct lm_etcd *e, int64_t id, int64_t deadline_ns);
+
+/* ---- lock.c ------------------------------------------------------ */
+
+int etcd_acquire(lm_client *c, const char *name, uint32_t mode,
+		 int64_t ttl_ms, int64_t wait_ms, int64_t deadlock_ms,
+		 lm_grant *g);
+int etcd_renew(lm_client *c, lm_grant *g, int64_t ttl_ms);
+int etcd_release(lm_client *c, lm_grant *g);
+/* The client's record of a live grant g, or NULL. */
+struct etcd_grant *etcd_grant_of(struct lm_etcd *e, const lm_grant *g);
+/* Acquire with `value` as what the key says after "pid host\n". */
+int etcd_acquire_value(lm_client *c, const char *name, const char *value,
+		       int64_t ttl_ms, int64_t wait_ms, lm_grant *g);
+/* At disconnect: release every grant the caller never released. */
+void etcd_release_all(lm_client *c);
+/* "pid host\nvalue": what a waiter's key holds. */
+void etcd_key_value(const struct lm_etcd *e, const char *value, char *out,
+		    size_t n);
+
+/* ---- watch.c ----------------------------------------------------- */
+
+int etcd_watch_open(lm_client *c, const char *name, lm_watch **out,
+		    lm_watch_event *now);
+int etcd_watch_next(lm_watch *w, int64_t timeout_ms, lm_watch_event *ev);
+int etcd_watch_fd(lm_watch *w);
+void etcd_watch_close(lm_watch *w);
+int etcd_campaign(lm_client *c, const char *election, const char *value,
+		  int64_t ttl_ms, int64_t wait_ms, lm_grant *g);
+int etcd_proclaim(lm_client *c, lm_grant *g, const char *value);
+int etcd_resign(lm_client *c, lm_grant *g);
+int etcd_leader_get(lm_client *c, const char *election, lm_leader *out);
+
+/* ---- list.c ------------------------------------------------------ */
+
+/* One waiter's key under P/lock/. */
+struct etcd_waiter {
+	char name[LM_NAME_MAX + 1];
+	uint64_t create_rev;   /* the token, if it holds */
+	int64_t lease;
+	int pid;
+	char host[64];
+	char value[LM_VALUE_MAX + 1];
+};
+
+/* Every waiter key under the prefix, by name then create revision:
+ * 0 and a malloc'ed array (*n entries), or an error. */
+int etcd_list(struct lm_etcd *e, struct etcd_waiter **out, size_t *n,
+	      int64_t *revision);
+
+/* The lm_etcd of a client of this backend, or NULL. */
+struct lm_etcd *lm_etcd_of(lm_client *c);
+
+#endif
