@@ -56,7 +56,11 @@ static void usage(FILE *f)
 "                        futex wake-up and an eventfd in poll between\n"
 "                        two processes; median, p99, ratio to the\n"
 "                        futex; the lm_watch rows need --primitives\n"
-"                        to include lockmgr)\n"
+"                        to include lockmgr),\n"
+"                        10 semaphore (4 slots: lm_sem_acquire against\n"
+"                        a POSIX semaphore of 4, uncontended and 16\n"
+"                        processes, ratios to the POSIX one; lockmgr's\n"
+"                        rows need --primitives to include lockmgr)\n"
 "                        (default: all)\n"
 "  --primitives LIST   comma-separated: robust-mutex, flock, ofd,\n"
 "                      posix-sem, sysv-sem, futex, lockmgr, lockmgr-ref,\n"
@@ -304,6 +308,8 @@ int main(int argc, char **argv)
 		scen_tree(mutexes);
 	if (sc & (1u << SCEN_WATCH))
 		scen_watch(prims_mask);
+	if (sc & (1u << SCEN_SEMAPHORE))
+		scen_semaphore(prims_mask);
 	/* Last: it leaves a server down. */
 	if ((sc & (1u << SCEN_SERVERDOWN)) && need_lmd)
 		scen_serverdown(mutexes);

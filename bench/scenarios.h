@@ -1,5 +1,5 @@
 /*
- * scenarios.h - the nine measurements of lockbench.
+ * scenarios.h - the ten measurements of lockbench.
  *
  * Each takes the mask of primitives to measure (bit 1 << enum prim_id),
  * alternates them in short rounds (the order rotates each round, so no
@@ -46,6 +46,12 @@ void scen_tree(unsigned prims);
  *    eventfd in poll between two processes. The floors always run;
  *    the watch paths when prims has a lockmgr. Runs before 6. */
 void scen_watch(unsigned prims);
+/* 10. Counting semaphores of SEM_N slots: lm_sem_acquire/lm_release
+ *    against a POSIX named semaphore initialised to SEM_N, uncontended
+ *    (ns per pair) and SEM_P processes (throughput, fairness, and a
+ *    check that no more than SEM_N are ever inside). The POSIX one
+ *    always runs; lockmgr when prims has a lockmgr. Runs before 6. */
+void scen_semaphore(unsigned prims);
 
 /* The most rounds of one measurement: the size of the scenarios'
  * per-round arrays. */
@@ -126,5 +132,12 @@ enum watch_path {
 };
 extern const char *const watch_path_label[WATCH_NPATH];
 int watch_path_prim(int path);
+
+/* The semaphore scenario: its slots and processes, and the params its
+ * figures are filed under (with PRIM_POSIX_SEM or PRIM_LOCKMGR). */
+#define SEM_N 4u
+#define SEM_P 16u
+enum sem_param_id { SEM_UNCONTENDED, SEM_CONTENDED, SEM_NPARAM };
+extern const char *const sem_param[SEM_NPARAM];
 
 #endif

@@ -33,6 +33,7 @@ static const char *const scenario_keys[SCEN_COUNT] = {
 	[SCEN_RW] = "rw",
 	[SCEN_TREE] = "tree",
 	[SCEN_WATCH] = "watch",
+	[SCEN_SEMAPHORE] = "semaphore",
 };
 
 const char *scenario_key(enum scenario s)
