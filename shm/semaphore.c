@@ -121,13 +121,30 @@ static int resolve_slot(struct lm_session_ctx *c, struct lm_sem_try *t,
  * Name the gate in slot lock's note, before the slot is taken: whoever
  * frees the slot reads it after seeing our owner word (seq_cst both), and
  * wakes the gate's waiters. A store only when it changes: a slot is
- * usually taken again and again for the same gate.
+ * usually taken again and again for the same gate. Tagged with the
+ * life of the slot's name we resolved (gen), and never written over a
+ * later life's word: a waiter keeps its slots' indexes for its whole
+ * wait, and a slot's name, unused, may be reclaimed meanwhile and its
+ * index given to another semaphore's slot. A plain store there named
+ * our gate in that slot's note, so its releases woke our gate instead
+ * of its own, and its waiters slept until the lease would have ended.
+ * (Our own grab then finds the name gone, GRAB_STALE.)
  */
-static void name_gate(struct lm_region *r, uint32_t lock, uint32_t gate)
+static void name_gate(struct lm_region *r, uint32_t lock, uint64_t gen,
+		      uint32_t gate)
 {
-	_Atomic uint32_t *g = &lm_slot_of(r, 2, lock)->note.gate;
-	if (atomic_load(g) != gate + 1)
-		atomic_store(g, gate + 1);
+	_Atomic uint64_t *g = &lm_slot_of(r, 2, lock)->note.gate;
+	uint64_t want = LM_GATE_WORD(gen, gate + 1);
+	uint64_t cur = atomic_load(g);
+	while (cur != want) {
+		/* A later life's word (by serial number: lives only
+		 * grow) is that name's users' to write. */
+		if (cur != 0 &&
+		    (int32_t)(LM_GATE_GEN(cur) - (uint32_t)gen) > 0)
+			return;
+		if (atomic_compare_exchange_weak(g, &cur, want))
+			return;
+	}
 }
 
 enum grab_result lm_sem_attempt(struct lm_session_ctx *c, void *arg,
@@ -149,7 +166,7 @@ enum grab_result lm_sem_attempt(struct lm_session_ctx *c, void *arg,
 				}
 			}
 			uint32_t lock = t->idx[k] - 1;
-			name_gate(r, lock, t->gate);
+			name_gate(r, lock, t->gen[k], t->gate);
 			LM_HOOK("sem.gate_named");
 			struct grab_info in;
 			enum grab_result gr = lm_grab(c, lock, t->gen[k],

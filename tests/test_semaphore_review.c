@@ -19,6 +19,13 @@
  *     cleared the later grant's held[] record, so when its holder was
  *     SIGKILLed the supervisor did not free its slot: the waiters waited
  *     for the whole lease instead of milliseconds.
+ *  4. stale_slot_index_names_no_gate: a waiter keeps the lock index of
+ *     each slot it resolved for its whole wait. A slot whose name was
+ *     reclaimed meanwhile (free, under name pressure) and whose index
+ *     went to another semaphore's slot got the waiter's gate stored in
+ *     its note ("sem.gate_named" is right after that store): the other
+ *     semaphore's release then woke the wrong gate, and its waiter slept
+ *     until the released lease would have ended.
  */
 #include "harness.h"
 
@@ -35,6 +42,7 @@
 #include "shm/name_reclaim.h"
 #include "shm/pins.h"
 #include "shm/region.h"
+#include "shm/semaphore.h"
 #include "shm/wait_queue.h"
 
 static struct harness_lockmgrd d;
@@ -221,9 +229,134 @@ static void stale_copy_release_keeps_the_record(void)
 	harness_lockmgrd_stop(&d);
 }
 
+/* ---- 4. a stale slot index and its note --------------------------- */
+
+struct named {
+	_Atomic int rc;         /* b's waiter's */
+	_Atomic int slot;       /* a's waiter's, -1 if it failed */
+	_Atomic int64_t granted_ns;
+};
+static struct named *nm;
+
+static void stale_index_waiter(void *arg)
+{
+	(void)arg;
+	lm_client *c = connect_or_fail();
+	lm_grant g;
+	int rc = lm_sem_acquire(c, "a", 2, 10000, 10000, &g);
+	atomic_store(&nm->slot, rc == 0 ? lm_sem_slot(&g) : -1);
+	if (rc == 0)
+		assert_int_equal(lm_release(c, &g), 0);
+	lm_disconnect(c);
+}
+
+static void b_waiter(void *arg)
+{
+	(void)arg;
+	lm_client *c = connect_or_fail();
+	lm_grant g;
+	int rc = lm_sem_acquire(c, "b", 1, 10000, 8000, &g);
+	atomic_store(&nm->granted_ns, harness_now_ns());
+	atomic_store(&nm->rc, rc);
+	if (rc == 0)
+		assert_int_equal(lm_release(c, &g), 0);
+	lm_disconnect(c);
+}
+
+/* The lock index of slot k of semaphore name, or fail. */
+static uint32_t slot_lock_of(struct lm_region *r, const char *name,
+			     uint32_t k)
+{
+	char s[LM_NAME_MAX + 1];
+	size_t len = lm_sem_slot_name(name, strlen(name), k, s);
+	int64_t idx = lm_name_lookup(r, s, len, 0);
+	if (idx < 0)
+		fail_msg("no slot %u of semaphore '%s' in the region", k,
+			 name);
+	return (uint32_t)idx;
+}
+
+/*
+ * H0 and H1 hold both slots of "a". W waits for "a": its first try
+ * resolved both slots, and it stops at the third "sem.gate_named" (its
+ * turn's try, slot 0). H1 releases; slot 1's name, unused, is reclaimed
+ * and its index goes to slot 0 of "b", which B takes. W resumes: slot 0
+ * is busy, and slot 1's index is now b's slot. Then a waiter of "b"
+ * queues, and B releases: with the servers' stall remedy off, only the
+ * release's wake of b's gate gets the waiter in before B's 10 s lease.
+ */
+static void stale_slot_index_names_no_gate(void)
+{
+	setenv("LOCKMGR_TEST_OFF", "unstall", 1);
+	harness_lockmgrd_start(&d, "srv-note", "--max-ttl", "20000", NULL);
+	unsetenv("LOCKMGR_TEST_OFF");
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	nm = harness_shared(sizeof(*nm));
+	lm_client *h0 = connect_or_fail(), *h1 = connect_or_fail();
+	lm_client *b = connect_or_fail();
+	lm_grant g0, g1, gb;
+	lm_lockref bref;
+	/* b's gate first, so that its slot is the next name created. */
+	assert_int_equal(lm_lookup(b, "b", &bref), 0);
+	sem_or_fail(h0, "a", 2, 10000, 0, &g0);
+	sem_or_fail(h1, "a", 2, 10000, 0, &g1);
+	assert_int_equal(lm_sem_slot(&g1), 1);
+	uint32_t gate_a = lock_of(&r, "a"), gate_b = lock_of(&r, "b");
+	uint32_t a1 = slot_lock_of(&r, "a", 1);
+
+	char log[256];
+	harness_pause_arm("sem.gate_named@3", log, sizeof(log));
+	pid_t w = harness_fork(stale_index_waiter, NULL);
+	harness_pause_disarm();
+	assert_int_equal(harness_wait_paused(log, "sem.gate_named", 5000), w);
+
+	assert_int_equal(lm_release(h1, &g1), 0);
+	enum lm_reclaim rec = lm_name_reclaim(&r, a1, true);
+	if (rec != LM_RECLAIMED)
+		fail_msg("slot 1 of a, free and unused, was not reclaimed "
+			 "(%d)", (int)rec);
+	sem_or_fail(b, "b", 1, 10000, 0, &gb);
+	if (slot_lock_of(&r, "b", 0) != a1)
+		fail_msg("b's slot 0 did not take slot 1 of a's old index "
+			 "%u (got %u): the case needs it there", a1,
+			 slot_lock_of(&r, "b", 0));
+	/* b's waiter names b's gate in the slot's note as it tries. */
+	atomic_store(&nm->rc, 1);
+	pid_t wb = harness_fork(b_waiter, NULL);
+	HARNESS_WAIT_FOR(lm_queue_count(lm_queue_of(&r, gate_b)) == 1, 3000,
+			 "the waiter of b never queued");
+	harness_resume(w);
+	harness_expect_exit(w, 5000, 0, "the waiter of a");
+	if (atomic_load(&nm->slot) != 1)
+		fail_msg("the waiter of a got slot %d; expected slot 1",
+			 atomic_load(&nm->slot));
+	uint64_t note = atomic_load(&lm_slot_of(&r, 2, a1)->note.gate);
+
+	int64_t t = harness_now_ns();
+	assert_int_equal(lm_release(b, &gb), 0);
+	harness_expect_exit(wb, 10000, 0, "the waiter of b");
+	int rc = atomic_load(&nm->rc);
+	int64_t lat = (atomic_load(&nm->granted_ns) - t) / 1000000;
+	if (rc != 0 || lat > 3000)
+		fail_msg("b's waiter: %d (%s) %lld ms after b's release (its "
+			 "slot's note: %#llx, b's gate is lock %u, a's %u): "
+			 "the release did not wake b's gate",
+			 rc, lm_strerror(rc), (long long)lat,
+			 (unsigned long long)note, gate_b, gate_a);
+	assert_int_equal(lm_release(h0, &g0), 0);
+	lm_disconnect(h0);
+	lm_disconnect(h1);
+	lm_disconnect(b);
+	harness_shared_free(nm, sizeof(*nm));
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
 HARNESS_CASE(lost_gate_claim_leaves_no_semaphore, 60)
 HARNESS_CASE(stale_copy_release_keeps_the_pin, 60)
 HARNESS_CASE(stale_copy_release_keeps_the_record, 60)
+HARNESS_CASE(stale_slot_index_names_no_gate, 60)
 
 int main(void)
 {
@@ -231,6 +364,7 @@ int main(void)
 		harness_case(lost_gate_claim_leaves_no_semaphore),
 		harness_case(stale_copy_release_keeps_the_pin),
 		harness_case(stale_copy_release_keeps_the_record),
+		harness_case(stale_slot_index_names_no_gate),
 	};
 	/* One case, for the mutation checks and debugging (not cmocka's
 	 * own filter: it would also filter out the nested runs that
