@@ -63,7 +63,8 @@ PROC_TESTS := test_mutex test_modes test_modes_faults test_modes_review \
 	      test_deadlock test_tree test_cli test_fault_cli test_errors \
 	      test_faults test_races test_names test_scenarios test_chaos \
 	      test_bench test_install test_docs test_top test_flock \
-	      test_watch test_election test_semaphore test_backends
+	      test_watch test_election test_semaphore \
+	      test_semaphore_review test_backends
 TEST_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS) $(PROC_TESTS))
 
 BINS := $(BUILD)/lockmgrd $(BUILD)/lockctl $(BUILD)/lmflock $(BUILD)/resctl \

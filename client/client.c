@@ -400,6 +400,10 @@ int lm_renew(lm_client *c, lm_grant *g, int64_t ttl_ms)
 	int rc = check_grant(c, g);
 	if (rc != 0)
 		return rc;
+	/* A stale copy of a semaphore grant (the grant since released
+	 * and its pin entry taken again) holds nothing. */
+	if (G_IS_SEM(g) && !lm_sem_current(c, g))
+		return LM_ENOTHELD;
 	rc = check_ttl(c, ttl_ms);
 	if (rc != 0)
 		return rc;
@@ -418,6 +422,11 @@ int lm_release(lm_client *c, lm_grant *g)
 	int rc = check_grant(c, g);
 	if (rc != 0)
 		return rc;
+	/* A stale copy of a semaphore grant holds nothing: its release
+	 * must not touch what the session's later grant of the same pin
+	 * entry and held[] entry keeps (lm_client.sem_pin_tag). */
+	if (G_IS_SEM(g) && !lm_sem_current(c, g))
+		return LM_ENOTHELD;
 	rc = lm_hold_release(&c->ctx, grant_hold(g));
 	if (G_IS_SEM(g))
 		lm_sem_released(c, g);

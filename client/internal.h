@@ -35,6 +35,16 @@ struct lm_client {
 	 * fields above. */
 	const struct lm_backend_ops *be;
 	struct lm_etcd *etcd;
+	/* Per pin entry of our session (shm/pins.h): the tag of the
+	 * semaphore grant that holds it, 0 if none does. The grant keeps
+	 * the tag too (G_SEM_PINTAG), and only a grant whose tag is the
+	 * entry's is live: a caller's stale copy of an earlier grant that
+	 * used the same entry (released since, its entry taken by a later
+	 * grant) would otherwise give back the later grant's pin and
+	 * held[] record. Private to this client (one thread at a time,
+	 * like the rest of it). */
+	uint32_t sem_pin_tag[LM_PINS_MAX];
+	uint32_t sem_tag_next;  /* the last tag handed out */
 };
 
 /* Close every watch c still has open (client/watch.c). */
@@ -122,13 +132,18 @@ static inline void grant_clear(lm_grant *g)
  *   bit  0       G_SEM_TAG
  *   bits 11..1   the slot
  *   bits 16..12  the session's pin entry of the gate + 1 (0: none)
+ *   bits 31..17  0
+ *   bits 63..32  the pin's tag (lm_client.sem_pin_tag): this grant's
+ *                own, never 0
  */
 #define G_SEM_TAG UINT64_C(1)
-#define G_SEM_WORD(slot, pin)                                            \
-	(G_SEM_TAG | ((uint64_t)(slot) << 1) | ((uint64_t)((pin) + 1) << 12))
-#define G_IS_SEM(g)   ((G_PATH(g) & G_SEM_TAG) != 0)
-#define G_SEM_SLOT(g) ((uint32_t)((G_PATH(g) >> 1) & 0x7ffu))
-#define G_SEM_PIN(g)  ((int)((G_PATH(g) >> 12) & 0x1fu) - 1)
+#define G_SEM_WORD(slot, pin, tag)                                       \
+	(G_SEM_TAG | ((uint64_t)(slot) << 1) |                           \
+	 ((uint64_t)((pin) + 1) << 12) | ((uint64_t)(uint32_t)(tag) << 32))
+#define G_IS_SEM(g)     ((G_PATH(g) & G_SEM_TAG) != 0)
+#define G_SEM_SLOT(g)   ((uint32_t)((G_PATH(g) >> 1) & 0x7ffu))
+#define G_SEM_PIN(g)    ((int)((G_PATH(g) >> 12) & 0x1fu) - 1)
+#define G_SEM_PINTAG(g) ((uint32_t)(G_PATH(g) >> 32))
 
 static inline struct lm_path *grant_path(const lm_grant *g)
 {
@@ -151,6 +166,9 @@ int lm_client_check_ttl(const lm_client *c, int64_t ttl_ms);
 int lm_client_no_quorum(const lm_client *c);
 int64_t lm_client_deadline(int64_t wait_ms);
 
+/* semaphore.c: is live semaphore grant g this client's current grant
+ * of its pin (not a stale copy of an earlier one)? */
+bool lm_sem_current(const lm_client *c, const lm_grant *g);
 /* semaphore.c: a semaphore grant was released (or lost): give its pin
  * of the gate back. */
 void lm_sem_released(lm_client *c, lm_grant *g);

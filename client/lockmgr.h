@@ -228,7 +228,8 @@ int lm_renew(lm_client *c, lm_grant *g, int64_t ttl_ms);
 
 /*
  * Release the grant. LM_ELEASELOST if the lease had already been lost
- * (nothing of a newer holder is touched), LM_ENOTHELD if released twice.
+ * (nothing of a newer holder is touched), LM_ENOTHELD if released twice
+ * (or, for a semaphore grant, if g is a copy of one released since).
  */
 int lm_release(lm_client *c, lm_grant *g);
 

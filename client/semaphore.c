@@ -137,8 +137,15 @@ int lm_sem_acquire(lm_client *c, const char *name, uint32_t slots,
 		rc = acquire_slots(c, gate, gen, &t, wait_ms, deadline, g);
 	free(t.idx);
 	free(t.gen);
-	if (rc == 0)
-		G_PATH(g) = G_SEM_WORD(t.slot, pin);
+	if (rc == 0) {
+		/* The pin's tag: this grant's, and no copy's of an earlier
+		 * grant that used the entry (lm_client.sem_pin_tag). */
+		uint32_t tag = ++c->sem_tag_next;
+		if (tag == 0)
+			tag = ++c->sem_tag_next;
+		c->sem_pin_tag[pin] = tag;
+		G_PATH(g) = G_SEM_WORD(t.slot, pin, tag);
+	}
 out:
 	if (rc != 0) {
 		lm_unpin(&c->ctx, pin);
@@ -154,13 +161,21 @@ int lm_sem_slot(const lm_grant *g)
 	return (int)G_SEM_SLOT(g);
 }
 
-void lm_sem_released(lm_client *c, lm_grant *g)
+bool lm_sem_current(const lm_client *c, const lm_grant *g)
 {
 	int pin = G_SEM_PIN(g);
-	if (pin < 0)
+	return pin >= 0 && pin < (int)LM_PINS_MAX && G_SEM_PINTAG(g) != 0 &&
+	       c->sem_pin_tag[pin] == G_SEM_PINTAG(g);
+}
+
+void lm_sem_released(lm_client *c, lm_grant *g)
+{
+	if (!lm_sem_current(c, g))
 		return;
+	int pin = G_SEM_PIN(g);
 	/* After the slot's release (and its wake of the gate's queue):
 	 * until then the gate must stay the gate. */
+	c->sem_pin_tag[pin] = 0;
 	lm_unpin(&c->ctx, pin);
-	G_PATH(g) = G_SEM_WORD(G_SEM_SLOT(g), -1);
+	G_PATH(g) = G_SEM_WORD(G_SEM_SLOT(g), -1, 0);
 }

@@ -202,11 +202,8 @@ static void unstall(struct lm_region *r, uint32_t lock, int64_t now_ns)
 		return;
 	uint32_t waited = lock;
 	if (lm_queue_count(q) == 0) {
-		uint32_t gate = atomic_load_explicit(
-			&lm_slot_of(r, 2, lock)->note.gate,
-			memory_order_relaxed);
-		if (gate == 0 || gate > r->max_locks || gate - 1 == lock ||
-		    lm_queue_count(lm_queue_of(r, gate - 1)) == 0)
+		uint32_t gate = lm_slot_gate(r, lock);
+		if (gate == 0 || lm_queue_count(lm_queue_of(r, gate - 1)) == 0)
 			return;
 		waited = gate - 1;
 	}

@@ -35,7 +35,7 @@
 #include <stdint.h>
 
 #define LM_REGION_MAGIC   UINT64_C(0x314752474d4b434c) /* "LCKMGRG1" */
-#define LM_ABI_VERSION    18u
+#define LM_ABI_VERSION    19u
 
 /* The longest lease a region may allow (--max-ttl): one day. */
 #define LM_MAX_TTL_LIMIT_MS INT64_C(86400000)
@@ -669,18 +669,33 @@ struct lm_lock_note {
 	                              * carry the event's version: changers
 	                              * that cross cannot hand it one half of
 	                              * each other's token */
-	_Atomic uint32_t gate;       /* a semaphore slot's gate: lock index
-	                              * + 1, stored (seq_cst) by each
-	                              * semaphore user before its owner CAS
-	                              * on the slot; whoever frees the slot
-	                              * loads it after its own CAS (seq_cst)
-	                              * and wakes the gate's queue
-	                              * (lm_wake_freed), and each change of
-	                              * the slot bumps the gate's version
-	                              * too (lm_lock_changed). Reset by the
-	                              * slot's reclaimer. */
-	uint32_t reserved_;
+	_Atomic uint64_t gate;       /* a semaphore slot's gate:
+	                              * LM_GATE_WORD(life, gate + 1), stored
+	                              * (CAS, seq_cst) by each semaphore user
+	                              * before its owner CAS on the slot,
+	                              * never over a later life's word (its
+	                              * index may be stale); whoever frees
+	                              * the slot loads it after its own CAS
+	                              * (seq_cst) and, if its life is the
+	                              * name's (lm_slot_gate), wakes the
+	                              * gate's queue (lm_wake_freed), and
+	                              * each change of the slot bumps the
+	                              * gate's version too (lm_lock_changed).
+	                              * Reset by the slot's reclaimer. */
 };
+
+/*
+ * Gate word (lm_lock_note.gate):
+ *
+ *   bits 63..32  the low 32 bits of the slot name's life (LM_NAME_GEN)
+ *                its writer resolved: a word of another life names no
+ *                gate, and is never written over a later life's
+ *   bits 31..0   the gate's lock index + 1; 0: none
+ */
+#define LM_GATE_WORD(gen, gate1)                                         \
+	(((uint64_t)(uint32_t)(gen) << 32) | (uint64_t)(uint32_t)(gate1))
+#define LM_GATE_GEN(w)   ((uint32_t)((w) >> 32))
+#define LM_GATE_LOCK1(w) ((uint32_t)(w))
 
 /* ---------------------------------------------------------------------
  * Lock slot: the state of one lock on one table. Written by clients with

@@ -127,6 +127,24 @@ static inline _Atomic uint64_t *lm_name_life(const struct lm_region *r,
 	return &lm_slot_of(r, 1, idx)->name.life;
 }
 
+/*
+ * The gate of semaphore slot `lock` (its lock index + 1), or 0: the
+ * note's gate (layout.h, lm_lock_note.gate) if it was stored for the
+ * name's current life. A gate stored through a stale index (the slot's
+ * name reclaimed and the index given to another name since its writer
+ * resolved it) names no gate. The note is loaded first, seq_cst: the
+ * caller's half of the Dekker pair with a gate waiter (semaphore.h).
+ */
+static inline uint32_t lm_slot_gate(const struct lm_region *r, uint32_t lock)
+{
+	uint64_t w = atomic_load(&lm_slot_of(r, 2, lock)->note.gate);
+	uint32_t g1 = LM_GATE_LOCK1(w);
+	if (g1 == 0 || g1 > r->max_locks || g1 - 1 == lock)
+		return 0;
+	uint64_t life = atomic_load(lm_name_life(r, lock));
+	return LM_GATE_GEN(w) == (uint32_t)LM_NAME_GEN(life) ? g1 : 0;
+}
+
 /* 1 + highest session index ever claimed, bounded by max_sessions. */
 static inline uint32_t lm_sessions_in_use(const struct lm_region *r)
 {

@@ -48,26 +48,57 @@ bool lm_sem_slot_parse(const char *name, size_t len, size_t *base_len,
 	return true;
 }
 
+/* Does a session hold (or is one taking) gate as a lock on any table,
+ * in X (its owner word) or a counted mode (its group word)? seq_cst
+ * loads: see lm_sem_gate_claim. */
+static bool held_as_lock(struct lm_region *r, uint32_t gate)
+{
+	for (unsigned i = 0; i < LM_NSERVERS; i++) {
+		struct lm_slot *slot = lm_slot_of(r, i, gate);
+		if (LM_OWNER_SESSION(atomic_load(&slot->owner)) != 0 ||
+		    !LM_GROUP_EMPTY(atomic_load(&slot->shared)))
+			return true;
+	}
+	return false;
+}
+
 int lm_sem_gate_claim(struct lm_region *r, uint32_t gate, uint32_t slots)
 {
 	_Atomic uint16_t *word = &lm_queue_of(r, gate)->sem_slots;
-	uint16_t cur = 0;
-	if (!atomic_compare_exchange_strong(word, &cur, (uint16_t)slots) &&
-	    cur != slots)
+	uint16_t cur = atomic_load(word);
+	if (cur == 0) {
+		/*
+		 * Look before we claim. sem_slots is reset only by the
+		 * name's reclaimer, so a claim that then loses to a plain
+		 * holder (found by the look after it, below) would leave
+		 * the name a semaphore for everyone once that holder is
+		 * gone: plain acquires refused (LM_EKIND), a semaphore of
+		 * our count granted. Undoing our CAS is no cure: another
+		 * user may have found our count meanwhile and be using
+		 * it. Looking first leaves that only to a plain grab that
+		 * CASes its owner word (or joins) between this look and
+		 * our CAS: safe still (the look after the CAS sees it, or
+		 * it sees our count and backs off), but the count stays
+		 * until the name is reclaimed (docs/protocol.md,
+		 * "Semaphores").
+		 */
+		if (held_as_lock(r, gate))
+			return LM_R_KIND;
+		LM_HOOK("sem.gate_looked");
+		if (!atomic_compare_exchange_strong(word, &cur,
+						    (uint16_t)slots) &&
+		    cur != slots)
+			return LM_R_KIND;
+	} else if (cur != slots) {
 		return LM_R_KIND;
+	}
 	LM_HOOK("sem.gate_claimed");
 	/* seq_cst, after our CAS (or the load that found our count): the
 	 * other half of a plain grab's owner CAS or group join, then its
 	 * load of sem_slots. An owner word of a session (a holder, or one
 	 * being granted and about to see us and back off) or a group is a
 	 * plain lock's. */
-	for (unsigned i = 0; i < LM_NSERVERS; i++) {
-		struct lm_slot *slot = lm_slot_of(r, i, gate);
-		if (LM_OWNER_SESSION(atomic_load(&slot->owner)) != 0 ||
-		    !LM_GROUP_EMPTY(atomic_load(&slot->shared)))
-			return LM_R_KIND;
-	}
-	return 0;
+	return held_as_lock(r, gate) ? LM_R_KIND : 0;
 }
 
 /* Resolve slot k of t's semaphore (creating its name). */
@@ -90,13 +121,30 @@ static int resolve_slot(struct lm_session_ctx *c, struct lm_sem_try *t,
  * Name the gate in slot lock's note, before the slot is taken: whoever
  * frees the slot reads it after seeing our owner word (seq_cst both), and
  * wakes the gate's waiters. A store only when it changes: a slot is
- * usually taken again and again for the same gate.
+ * usually taken again and again for the same gate. Tagged with the
+ * life of the slot's name we resolved (gen), and never written over a
+ * later life's word: a waiter keeps its slots' indexes for its whole
+ * wait, and a slot's name, unused, may be reclaimed meanwhile and its
+ * index given to another semaphore's slot. A plain store there named
+ * our gate in that slot's note, so its releases woke our gate instead
+ * of its own, and its waiters slept until the lease would have ended.
+ * (Our own grab then finds the name gone, GRAB_STALE.)
  */
-static void name_gate(struct lm_region *r, uint32_t lock, uint32_t gate)
+static void name_gate(struct lm_region *r, uint32_t lock, uint64_t gen,
+		      uint32_t gate)
 {
-	_Atomic uint32_t *g = &lm_slot_of(r, 2, lock)->note.gate;
-	if (atomic_load(g) != gate + 1)
-		atomic_store(g, gate + 1);
+	_Atomic uint64_t *g = &lm_slot_of(r, 2, lock)->note.gate;
+	uint64_t want = LM_GATE_WORD(gen, gate + 1);
+	uint64_t cur = atomic_load(g);
+	while (cur != want) {
+		/* A later life's word (by serial number: lives only
+		 * grow) is that name's users' to write. */
+		if (cur != 0 &&
+		    (int32_t)(LM_GATE_GEN(cur) - (uint32_t)gen) > 0)
+			return;
+		if (atomic_compare_exchange_weak(g, &cur, want))
+			return;
+	}
 }
 
 enum grab_result lm_sem_attempt(struct lm_session_ctx *c, void *arg,
@@ -118,7 +166,7 @@ enum grab_result lm_sem_attempt(struct lm_session_ctx *c, void *arg,
 				}
 			}
 			uint32_t lock = t->idx[k] - 1;
-			name_gate(r, lock, t->gate);
+			name_gate(r, lock, t->gen[k], t->gate);
 			LM_HOOK("sem.gate_named");
 			struct grab_info in;
 			enum grab_result gr = lm_grab(c, lock, t->gen[k],

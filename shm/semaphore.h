@@ -14,8 +14,10 @@
  *              name no user can type (lock names have no NUL). A slot
  *              is an ordinary X lock, with its own lease and its own
  *              fencing tokens, freed on death or expiry like any grant.
- *              Its table-2 note's `gate` names the gate (lock index + 1),
- *              stored by each user before it takes the slot, so that
+ *              Its table-2 note's `gate` names the gate (lock index + 1,
+ *              tagged with the slot name's life: LM_GATE_WORD, read
+ *              through lm_slot_gate), stored by each user before it
+ *              takes the slot, so that
  *              whoever frees the slot (its holder, the supervisor, a
  *              server expiring its lease: lm_wake_freed) wakes the
  *              gate's queue, and a watch on NAME sees the slot's changes
@@ -26,8 +28,9 @@
  * seq_cst): the same Dekker pair as a lock's own queue, so no release is
  * missed.
  *
- * Kinds: a user CASes sem_slots (or finds its own count there) and then
- * loads the gate's owner and group words; a plain grab CASes its owner
+ * Kinds: a user looks at the gate's owner and group words, CASes
+ * sem_slots (or finds its own count there) and then loads them again; a
+ * plain grab CASes its owner
  * word (or joins a group) and then loads sem_slots (lm_grab). Both
  * seq_cst: one sees the other, and a name is never a lock and a
  * semaphore at once (LM_R_KIND).
@@ -61,7 +64,9 @@ bool lm_sem_slot_parse(const char *name, size_t len, size_t *base_len,
 /*
  * Make lock gate the gate of a semaphore of `slots` slots, or find it
  * one already: 0, or LM_R_KIND if it is one of another count or is held
- * as a lock (X or counted modes). The caller pins the gate first.
+ * as a lock (X or counted modes), in which case it leaves sem_slots as
+ * it was (but for the narrow window in semaphore.c). The caller pins the
+ * gate first.
  */
 int lm_sem_gate_claim(struct lm_region *r, uint32_t gate, uint32_t slots);
 

@@ -158,9 +158,8 @@ void lm_wake_freed(struct lm_region *r, uint32_t lock, uint32_t self)
 	 * pair as a lock's own queue). The gate was stored before the slot
 	 * was taken (semaphore.h), so whoever saw the holder's owner word
 	 * sees it. */
-	uint32_t gate = atomic_load(&lm_slot_of(r, 2, lock)->note.gate);
-	if (gate != 0 && gate <= r->max_locks && gate - 1 != lock &&
-	    lm_queue_count(lm_queue_of(r, gate - 1)) != 0)
+	uint32_t gate = lm_slot_gate(r, lock);
+	if (gate != 0 && lm_queue_count(lm_queue_of(r, gate - 1)) != 0)
 		lm_wake_next(r, gate - 1, self);
 }
 

@@ -44,11 +44,8 @@ static void bump(struct lm_region *r, uint32_t lock, uint32_t what,
  * changer's table-2 owner word is on. */
 static uint32_t gate_of(const struct lm_region *r, uint32_t lock)
 {
-	uint32_t gate = atomic_load_explicit(&lm_slot_of(r, 2, lock)->note.gate,
-					     memory_order_relaxed);
-	return gate != 0 && gate <= r->max_locks && gate - 1 != lock
-		       ? gate - 1
-		       : UINT32_MAX;
+	uint32_t gate = lm_slot_gate(r, lock);
+	return gate != 0 ? gate - 1 : UINT32_MAX;
 }
 
 void lm_lock_expired(struct lm_region *r, uint32_t lock, uint32_t mode,

@@ -357,10 +357,9 @@ static void sem_name(const struct lm_region *r, uint32_t idx,
 	li->sem_slot = (int32_t)k;
 	li->len = (uint32_t)base;
 	li->name[base] = '\0';
-	uint32_t gate = atomic_load(&lm_slot_of(r, 2, idx)->note.gate);
+	uint32_t gate = lm_slot_gate(r, idx);
 	char gname[LM_NAME_MAX + 1];
-	if (gate != 0 && gate <= r->max_locks &&
-	    lm_name_copy(r, gate - 1, gname, NULL) == base &&
+	if (gate != 0 && lm_name_copy(r, gate - 1, gname, NULL) == base &&
 	    memcmp(gname, li->name, base) == 0)
 		li->sem_slots = atomic_load(&lm_queue_of(r, gate - 1)->sem_slots);
 }
