@@ -43,7 +43,7 @@ static void usage(FILE *f)
 "  --quick             every scenario but etcd at small sizes and short\n"
 "                      runs (about 30 s): a smoke test, not a\n"
 "                      measurement; --quick --scenarios etcd runs that\n"
-"                      one too (about 10 s: it starts two etcds)\n"
+"                      one too (10-20 s: it starts two etcds)\n"
 "  --out DIR           write lockbench.csv, plot data and PNGs to DIR\n"
 "                      (default bench/results; created if missing)\n"
 "  --lockmgrd PATH     the lockmgrd to start (default: next to lockbench)\n"
