@@ -70,7 +70,7 @@ static void usage(FILE *f)
 "                        throughput against the shared-memory\n"
 "                        backend, and `lockctl run` against\n"
 "                        `etcdctl lock`; skipped without an etcd\n"
-"                        binary: $LOCKMGR_ETCD or etcd on PATH)"
+"                        binary: $LOCKMGR_ETCD or etcd on PATH)\n"
 "                        (default: all)\n"
 "  --primitives LIST   comma-separated: robust-mutex, flock, ofd,\n"
 "                      posix-sem, sysv-sem, futex, lockmgr, lockmgr-ref,\n"
