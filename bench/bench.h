@@ -23,8 +23,8 @@
 #define BENCH_MAX_PROCS 64
 
 /* The scenarios, in the order they are numbered and reported; they run
- * in this order too, except the read-write, tree, watch and semaphore
- * ones, which run before the server-down one (that leaves a server
+ * in this order too, except the read-write, tree, watch, semaphore and
+ * etcd ones, which run before the server-down one (that leaves a server
  * down). */
 enum scenario {
 	SCEN_UNCONTENDED,
@@ -37,6 +37,7 @@ enum scenario {
 	SCEN_TREE,
 	SCEN_WATCH,
 	SCEN_SEMAPHORE,
+	SCEN_ETCD,
 	SCEN_COUNT
 };
 
@@ -57,6 +58,8 @@ struct bench_config {
 	int uncontended_iters;    /* acquire+release pairs per round */
 	int handoff_iters;        /* hand-offs per primitive per round */
 	int watch_iters;          /* changes per watch path per round */
+	int etcd_iters;           /* etcd: uncontended pairs per round */
+	int etcd_cli_runs;        /* etcd: runs of each command line tool */
 	int crash_iters;          /* kills per primitive */
 	int64_t crash_timeout_ms; /* a waiter not granted by then: "never" */
 	size_t sample_cap;        /* latency samples kept per process */

@@ -694,6 +694,136 @@ static void t_semaphore(FILE *f)
 		   "already inside, must be 0)\n");
 }
 
+/* A ratio far below 1 as the fraction it is ("1/14500"): etcd's
+ * throughput over shared memory's would read "0.00x". */
+static const char *fmt_x_small(char *b, size_t n, double v)
+{
+	if (!isnan(v) && v > 0 && v < 0.01)
+		snprintf(b, n, "1/%.0f", 1 / v);
+	else
+		fmt_x(b, n, v);
+	return b;
+}
+
+/* A figure of the etcd scenario: prim's, with the param "<what> <key
+ * of backend b>". */
+static double etcd_get(int prim, const char *what, int b,
+		       const char *metric)
+{
+	char p[32];
+	snprintf(p, sizeof(p), "%s %s", what, etcd_backend_key[b]);
+	return results_get(SCEN_ETCD, prim, p, metric);
+}
+
+static void t_etcd(FILE *f)
+{
+	heading(f, SCEN_ETCD,
+		"etcd backend: liblockmgr on a private etcd of 1 and 3 "
+		"members, against lockmgrd's shared memory");
+	bool any = false;
+	for (int b = 0; b < ETCD_NB; b++)
+		any |= !isnan(etcd_get(PRIM_LOCKMGR, "uncontended", b,
+				       "p50_ns"));
+	if (!any) {
+		notes(f, SCEN_ETCD);
+		return;
+	}
+	fprintf(f, "   uncontended acquire+release, one process:\n");
+	fprintf(f, "   %-16s %10s %10s %10s %10s\n", "backend", "median",
+		"p99", "p50/shm", "p99/shm");
+	for (int b = 0; b < ETCD_NB; b++) {
+		double v = etcd_get(PRIM_LOCKMGR, "uncontended", b, "p50_ns");
+		if (isnan(v))
+			continue;
+		char a[32], c[32], d[32], e[32];
+		fprintf(f, "   %-16s %10s %10s %10s %10s\n",
+			etcd_backend_label[b], fmt_ns(a, sizeof(a), v),
+			fmt_ns(c, sizeof(c),
+			       etcd_get(PRIM_LOCKMGR, "uncontended", b,
+					"p99_ns")),
+			fmt_x(d, sizeof(d),
+			      etcd_get(PRIM_LOCKMGR, "uncontended", b,
+				       "p50_over_shm")),
+			fmt_x(e, sizeof(e),
+			      etcd_get(PRIM_LOCKMGR, "uncontended", b,
+				       "p99_over_shm")));
+	}
+	fprintf(f, "   P processes on one lock, each its own connection:\n");
+	fprintf(f, "   %-16s", "backend");
+	for (int k = 0; k < ETCD_NP; k++) {
+		char h[3][24];
+		snprintf(h[0], sizeof(h[0]), "P=%u ops/s", etcd_p[k]);
+		snprintf(h[1], sizeof(h[1]), "thru/shm");
+		snprintf(h[2], sizeof(h[2]), "fairness");
+		fprintf(f, " %11s %9s %8s", h[0], h[1], h[2]);
+	}
+	fprintf(f, " %5s\n", "viol");
+	for (int b = 0; b < ETCD_NB; b++) {
+		char w[16];
+		double viol = 0;
+		bool row = false;
+		for (int k = 0; k < ETCD_NP; k++) {
+			snprintf(w, sizeof(w), "P=%u", etcd_p[k]);
+			double v = etcd_get(PRIM_LOCKMGR, w, b, "violations");
+			if (!isnan(v)) {
+				viol += v;
+				row = true;
+			}
+		}
+		if (!row)
+			continue;
+		fprintf(f, "   %-16s", etcd_backend_label[b]);
+		for (int k = 0; k < ETCD_NP; k++) {
+			char a[32], c[32], d[32];
+			snprintf(w, sizeof(w), "P=%u", etcd_p[k]);
+			fprintf(f, " %11s %9s %8s",
+				fmt_ops(a, sizeof(a),
+					etcd_get(PRIM_LOCKMGR, w, b,
+						 "ops_per_s")),
+				fmt_x_small(c, sizeof(c),
+					    etcd_get(PRIM_LOCKMGR, w, b,
+						     "thru_over_shm")),
+				fmt_num(d, sizeof(d),
+					etcd_get(PRIM_LOCKMGR, w, b,
+						 "fairness"),
+					2));
+		}
+		fprintf(f, " %5.0f\n", viol);
+	}
+	fprintf(f, "   command line, one run of `... -- true` from fork to "
+		   "exit:\n");
+	fprintf(f, "   %-28s %10s %10s %10s\n", "tool, backend", "median",
+		"p99", "/etcdctl");
+	for (int b = 0; b < ETCD_NB; b++) {
+		static const char *const tool[2] = {"lockctl run",
+						    "etcdctl lock"};
+		const int prim[2] = {PRIM_LOCKMGR, RES_NONE};
+		for (int t = 0; t < 2; t++) {
+			double v = etcd_get(prim[t], "cli", b, "p50_ns");
+			if (isnan(v))
+				continue;
+			char l[48], a[32], c[32], d[32];
+			snprintf(l, sizeof(l), "%s, %s", tool[t],
+				 etcd_backend_label[b]);
+			fprintf(f, "   %-28s %10s %10s %10s\n", l,
+				fmt_ns(a, sizeof(a), v),
+				fmt_ns(c, sizeof(c),
+				       etcd_get(prim[t], "cli", b, "p99_ns")),
+				t == 0 ? fmt_x(d, sizeof(d),
+					       etcd_get(prim[t], "cli", b,
+							"p50_over_etcdctl"))
+				       : "-");
+		}
+	}
+	notes(f, SCEN_ETCD);
+	fprintf(f, "   (\"p50/shm\": the median over the shared-memory "
+		   "backend's in the same rounds; \"thru/shm\": throughput "
+		   "over its, 1/N when N times lower; \"viol\": sections that "
+		   "found another holder inside or lost an increment, over "
+		   "both P, must be 0; \"/etcdctl\": lockctl's median over "
+		   "etcdctl's on the same cluster)\n");
+}
+
 /* ---- the project's targets (README.md, "Performance") ------------- */
 
 /* A ratio for a sentence, from one of a few rotating buffers. */
@@ -861,12 +991,48 @@ static void targets_tree(FILE *f)
 	       any ? viol == 0 : NAN, "MISSED (see the failures)");
 }
 
+/* The etcd figures: stated (README.md sets etcd no speed target), and
+ * exclusion, which must hold. */
+static void targets_etcd(FILE *f)
+{
+	for (int b = ETCD_B_ONE; b <= ETCD_B_THREE; b++) {
+		double v = etcd_get(PRIM_LOCKMGR, "uncontended", b, "p50_ns");
+		if (isnan(v))
+			continue;
+		char what[96], m[64], a[32];
+		snprintf(what, sizeof(what),
+			 "lockmgr on %s: uncontended pair median",
+			 etcd_backend_label[b]);
+		snprintf(m, sizeof(m), "%s = %s shm", fmt_ns(a, sizeof(a), v),
+			 fx(etcd_get(PRIM_LOCKMGR, "uncontended", b,
+				     "p50_over_shm")));
+		fprintf(f, "   %-55s %-26s %s\n", what, m, "(stated)");
+	}
+	double viol = 0;
+	bool any = false;
+	for (int b = 0; b < ETCD_NB; b++)
+		for (int k = 0; k < ETCD_NP; k++) {
+			char w[16];
+			snprintf(w, sizeof(w), "P=%u", etcd_p[k]);
+			double v = etcd_get(PRIM_LOCKMGR, w, b, "violations");
+			if (!isnan(v)) {
+				viol += v;
+				any = true;
+			}
+		}
+	char m[64];
+	snprintf(m, sizeof(m), "%.0f violations", viol);
+	target(f, "lockmgr on etcd and shm: exclusion at P=4 and P=16", m,
+	       any ? viol == 0 : NAN, "MISSED (see the failures)");
+}
+
 static void t_targets(FILE *f, unsigned scen, unsigned prims)
 {
 	fprintf(f, "\nThe project's targets:\n");
 	/* The scenarios with targets (or figures) of their own below. */
 	const unsigned own = (1u << SCEN_RW) | (1u << SCEN_TREE) |
-			     (1u << SCEN_WATCH) | (1u << SCEN_SEMAPHORE);
+			     (1u << SCEN_WATCH) | (1u << SCEN_SEMAPHORE) |
+			     (1u << SCEN_ETCD);
 	for (int lm = PRIM_LOCKMGR; lm <= PRIM_LOCKMGR_REF; lm++)
 		if (on(prims, lm))
 			targets_for(f, scen & ~own, lm);
@@ -907,6 +1073,8 @@ static void t_targets(FILE *f, unsigned scen, unsigned prims)
 			"lockmgr semaphore (4 slots) P=16 throughput", m,
 			"(stated)");
 	}
+	if (scen & (1u << SCEN_ETCD))
+		targets_etcd(f);
 	if (scen & (1u << SCEN_MANYLOCKS)) {
 		int lm = on(prims, PRIM_LOCKMGR) ? PRIM_LOCKMGR
 						 : PRIM_LOCKMGR_REF;
@@ -948,6 +1116,8 @@ void report_table(FILE *f, unsigned scen, unsigned prims)
 		t_watch(f);
 	if (scen & (1u << SCEN_SEMAPHORE))
 		t_semaphore(f);
+	if (scen & (1u << SCEN_ETCD))
+		t_etcd(f);
 	if (prims & ((1u << PRIM_LOCKMGR) | (1u << PRIM_LOCKMGR_REF)))
 		t_targets(f, scen, prims);
 	fflush(f);

@@ -1,5 +1,5 @@
 /*
- * scenarios.h - the ten measurements of lockbench.
+ * scenarios.h - the eleven measurements of lockbench.
  *
  * Each takes the mask of primitives to measure (bit 1 << enum prim_id),
  * alternates them in short rounds (the order rotates each round, so no
@@ -52,6 +52,14 @@ void scen_watch(unsigned prims);
  *    check that no more than SEM_N are ever inside). The POSIX one
  *    always runs; lockmgr when prims has a lockmgr. Runs before 6. */
 void scen_semaphore(unsigned prims);
+/* 11. The etcd backend: liblockmgr on a private etcd of 1 and of 3
+ *    members (etcd_cluster.h) against the shared-memory backend in the
+ *    same rounds: uncontended acquire+release (median, p99), P
+ *    processes on one lock (throughput, fairness, a checked counter),
+ *    and one run of `lockctl run ... -- true` against `etcdctl lock
+ *    ... true`. Skipped, with a note, without an etcd binary; the
+ *    shared-memory rows need prims to have a lockmgr. Runs before 6. */
+void scen_etcd(unsigned prims);
 
 /* The most rounds of one measurement: the size of the scenarios'
  * per-round arrays. */
@@ -139,5 +147,15 @@ int watch_path_prim(int path);
 #define SEM_P 16u
 enum sem_param_id { SEM_UNCONTENDED, SEM_CONTENDED, SEM_NPARAM };
 extern const char *const sem_param[SEM_NPARAM];
+
+/* The etcd scenario: the backends it compares and the P values of its
+ * contended runs. Figures are filed with the param "uncontended K",
+ * "P=4 K" or "cli K" (K a backend's key below), under PRIM_LOCKMGR for
+ * liblockmgr and lockctl, RES_NONE for etcdctl. */
+enum etcd_backend { ETCD_B_SHM, ETCD_B_ONE, ETCD_B_THREE, ETCD_NB };
+extern const char *const etcd_backend_key[ETCD_NB];   /* "shm", "etcd-1" */
+extern const char *const etcd_backend_label[ETCD_NB]; /* "etcd 1 node" */
+#define ETCD_NP 2
+extern const unsigned etcd_p[ETCD_NP];
 
 #endif

@@ -464,12 +464,203 @@ static void bench_semaphore(void)
 }
 HARNESS_CASE(bench_semaphore, 60)
 
+/* An executable `name` as lockbench looks for it: $env, else PATH. */
+static bool have_binary(const char *env, const char *name)
+{
+	const char *e = getenv(env);
+	if (e != NULL && *e != '\0')
+		return access(e, X_OK) == 0;
+	const char *path = getenv("PATH");
+	if (path == NULL)
+		return false;
+	while (*path) {
+		size_t len = strcspn(path, ":");
+		char p[512];
+		snprintf(p, sizeof(p), "%.*s/%s", (int)len, path, name);
+		if (len > 0 && access(p, X_OK) == 0)
+			return true;
+		path += len + (path[len] == ':');
+	}
+	return false;
+}
+
+/* Does dir hold an entry whose name starts with prefix? */
+static bool dir_has(const char *path, const char *prefix)
+{
+	DIR *d = opendir(path);
+	if (d == NULL)
+		return false;
+	struct dirent *e;
+	bool found = false;
+	while (!found && (e = readdir(d)) != NULL)
+		found = strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+	closedir(d);
+	return found;
+}
+
+/*
+ * The etcd scenario alone, at --quick sizes: lockbench starts its own
+ * etcd of one member and of three, and every row is there - the
+ * uncontended median and p99 of shm, etcd-1 and etcd-3 with their
+ * ratios to shm, P=4 and P=16 throughput with exclusion checked and no
+ * violation, lockctl run against etcdctl lock on each cluster - and
+ * nothing is left behind: no etcd running (the case would fail on a
+ * leftover process), no temporary data directory (lockbench's TMPDIR
+ * is the case's own directory here). Skipped without an etcd binary.
+ */
+static void bench_etcd(void)
+{
+	if (!have_binary("LOCKMGR_ETCD", "etcd")) {
+		fprintf(stderr, "  no etcd binary: bench_etcd skipped\n");
+		skip();
+	}
+	bool etcdctl = have_binary("LOCKMGR_ETCDCTL", "etcdctl");
+	char bench[512], lockmgrd[512];
+	harness_bin_path(bench, sizeof(bench), "lockbench");
+	harness_bin_path(lockmgrd, sizeof(lockmgrd), "lockmgrd");
+	if (access(bench, X_OK) != 0)
+		fail_msg("%s is not built (LOCKMGR_BIN=%s)", bench,
+			 harness_bin_dir());
+	harness_tmpdir(dir, sizeof(dir));
+	char out[128], err[128], csv_path[128];
+	snprintf(out, sizeof(out), "%s/stdout.txt", dir);
+	snprintf(err, sizeof(err), "%s/stderr.txt", dir);
+	snprintf(csv_path, sizeof(csv_path), "%s/lockbench.csv", dir);
+	setenv("TMPDIR", dir, 1);
+	char *argv[] = {bench, "--quick", "--scenarios", "etcd", "--out", dir,
+			"--lockmgrd", lockmgrd, NULL};
+	int64_t t0 = harness_now_ms();
+	pid_t pid = harness_spawn(argv, out, err);
+	int status = harness_reap(pid, 110000, "lockbench --scenarios etcd");
+	fprintf(stderr, "  lockbench --quick --scenarios etcd ran in %lld ms\n",
+		(long long)(harness_now_ms() - t0));
+	char b[96];
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		show_tail(err, 3000);
+		show_tail(out, 3000);
+		fail_msg("lockbench --quick --scenarios etcd: %s (1 means a "
+			 "second holder was inside, a cluster did not start or "
+			 "a worker failed: see its stderr above)",
+			 harness_status_str(status, b, sizeof(b)));
+	}
+	assert_no_shm_left(pid);
+	if (dir_has(dir, "lockbench-etcd-"))
+		fail_msg("lockbench left its etcd data directory in %s", dir);
+
+	static char text[1 << 16];
+	if (harness_read_file(out, text, sizeof(text)) <= 0)
+		fail_msg("lockbench printed no table");
+	if (strstr(text, "\n11. etcd backend") == NULL) {
+		show_tail(out, 3000);
+		fail_msg("the table has no etcd scenario (11.)");
+	}
+	if (strstr(text, "\n2. Contended") != NULL)
+		fail_msg("--scenarios etcd ran another scenario too");
+
+	static char csv[1 << 16];
+	if (harness_read_file(csv_path, csv, sizeof(csv)) <= 0)
+		fail_msg("%s is missing or empty", csv_path);
+	static const char *const backends[] = {"shm", "etcd-1", "etcd-3"};
+	static const char *const positive[] = {
+		"etcd,lockmgr,uncontended %s,p50_ns,",
+		"etcd,lockmgr,uncontended %s,p99_ns,",
+		"etcd,lockmgr,uncontended %s,p50_over_shm,",
+		"etcd,lockmgr,uncontended %s,p99_over_shm,",
+		"etcd,lockmgr,P=4 %s,ops_per_s,",
+		"etcd,lockmgr,P=4 %s,thru_over_shm,",
+		"etcd,lockmgr,P=4 %s,runs_checked,",
+		"etcd,lockmgr,P=16 %s,ops_per_s,",
+		"etcd,lockmgr,P=16 %s,thru_over_shm,",
+		"etcd,lockmgr,P=16 %s,runs_checked,",
+		"etcd,lockmgr,cli %s,p50_ns,",
+	};
+	/* Exclusion held in every checked run. */
+	static const char *const zero[] = {
+		"etcd,lockmgr,P=4 %s,violations,0,",
+		"etcd,lockmgr,P=16 %s,violations,0,",
+	};
+	for (size_t i = 0; i < N_OF(backends); i++) {
+		char p[96];
+		for (size_t k = 0; k < N_OF(positive); k++) {
+			snprintf(p, sizeof(p), positive[k], backends[i]);
+			if (!has_positive_row(csv, p))
+				fail_msg("no positive CSV row %s", p);
+		}
+		for (size_t k = 0; k < N_OF(zero); k++) {
+			snprintf(p, sizeof(p), zero[k], backends[i]);
+			if (!has_line_prefix(csv, p))
+				fail_msg("no CSV row %s", p);
+		}
+	}
+	/* etcdctl lock, the CLI peer, on both clusters (not on shm). */
+	for (size_t i = 1; etcdctl && i < N_OF(backends); i++) {
+		char p[96];
+		snprintf(p, sizeof(p), "etcd,,cli %s,p50_ns,", backends[i]);
+		if (!has_positive_row(csv, p))
+			fail_msg("no positive CSV row %s", p);
+		snprintf(p, sizeof(p), "etcd,lockmgr,cli %s,p50_over_etcdctl,",
+			 backends[i]);
+		if (!has_positive_row(csv, p))
+			fail_msg("no positive CSV row %s", p);
+	}
+	remove_dir(dir);
+}
+HARNESS_CASE(bench_etcd, 120)
+
+/*
+ * Without an etcd binary the etcd scenario is skipped, with a message
+ * that says why, and the run still succeeds: etcd is an optional
+ * backend, not a broken benchmark.
+ */
+static void bench_etcd_missing(void)
+{
+	char bench[512], lockmgrd[512];
+	harness_bin_path(bench, sizeof(bench), "lockbench");
+	harness_bin_path(lockmgrd, sizeof(lockmgrd), "lockmgrd");
+	harness_tmpdir(dir, sizeof(dir));
+	char out[128], err[128], csv_path[128], missing[160];
+	snprintf(out, sizeof(out), "%s/stdout.txt", dir);
+	snprintf(err, sizeof(err), "%s/stderr.txt", dir);
+	snprintf(csv_path, sizeof(csv_path), "%s/lockbench.csv", dir);
+	snprintf(missing, sizeof(missing), "%s/no-etcd-here", dir);
+	setenv("LOCKMGR_ETCD", missing, 1);
+	char *argv[] = {bench, "--quick", "--scenarios", "etcd", "--out", dir,
+			"--lockmgrd", lockmgrd, NULL};
+	pid_t pid = harness_spawn(argv, out, err);
+	int status = harness_reap(pid, 30000, "lockbench without etcd");
+	char b[96];
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		show_tail(err, 3000);
+		fail_msg("lockbench --scenarios etcd without etcd: %s (a "
+			 "missing etcd must skip the scenario, not fail it)",
+			 harness_status_str(status, b, sizeof(b)));
+	}
+	static char text[1 << 16];
+	if (harness_read_file(err, text, sizeof(text)) <= 0 ||
+	    strstr(text, "scenario etcd skipped: no etcd binary") == NULL) {
+		show_tail(err, 3000);
+		fail_msg("lockbench did not say why it skipped the etcd "
+			 "scenario");
+	}
+	static char csv[1 << 16];
+	if (harness_read_file(csv_path, csv, sizeof(csv)) <= 0)
+		fail_msg("%s is missing or empty", csv_path);
+	if (strstr(csv, "etcd,lockmgr,") != NULL)
+		fail_msg("the etcd scenario has figures without etcd");
+	if (!has_line_prefix(csv, "etcd,,,note,\"skipped: no etcd binary"))
+		fail_msg("the CSV does not note the skipped etcd scenario");
+	remove_dir(dir);
+}
+HARNESS_CASE(bench_etcd_missing, 60)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		harness_case(bench_quick),
 		harness_case(bench_watch),
 		harness_case(bench_semaphore),
+		harness_case(bench_etcd),
+		harness_case(bench_etcd_missing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
