@@ -60,6 +60,10 @@ struct bench_config {
 	int crash_iters;          /* kills per primitive */
 	int64_t crash_timeout_ms; /* a waiter not granted by then: "never" */
 	size_t sample_cap;        /* latency samples kept per process */
+	const char *redis_server; /* --redis-server, or NULL: from PATH */
+	int64_t redis_ttl_ms;     /* the Redis peer's PX: its crash
+	                           * recovery, and how long a paused holder
+	                           * keeps the lock */
 	char region[LM_REGION_NAME_MAX + 2]; /* our lockmgrd's region */
 };
 
