@@ -23,9 +23,9 @@
 #define BENCH_MAX_PROCS 64
 
 /* The scenarios, in the order they are numbered and reported; they run
- * in this order too, except the read-write, tree, watch and semaphore
- * ones, which run before the server-down one (that leaves a server
- * down). */
+ * in this order too, except the read-write, tree, watch, semaphore and
+ * cross-check ones, which run before the server-down one (that leaves a
+ * server down). */
 enum scenario {
 	SCEN_UNCONTENDED,
 	SCEN_CONTENDED,
@@ -37,6 +37,7 @@ enum scenario {
 	SCEN_TREE,
 	SCEN_WATCH,
 	SCEN_SEMAPHORE,
+	SCEN_CROSSCHECK, /* not in the default set: --minimal */
 	SCEN_COUNT
 };
 

@@ -4,7 +4,7 @@
  *
  *   lockbench [--quick] [--out DIR] [--lockmgrd PATH] [--scenarios LIST]
  *             [--primitives LIST] [--rounds N] [--duration MS]
- *             [--redis-server PATH]
+ *             [--redis-server PATH] [--minimal]
  *
  * Exit status: 0 when every scenario ran and every shared counter was
  * exact; 1 when a counter was off or a worker failed (mutual exclusion
@@ -63,8 +63,15 @@ static void usage(FILE *f)
 "                        10 semaphore (4 slots: lm_sem_acquire against\n"
 "                        a POSIX semaphore of 4, uncontended and 16\n"
 "                        processes, ratios to the POSIX one; lockmgr's\n"
-"                        rows need --primitives to include lockmgr)\n"
-"                        (default: all)\n"
+"                        rows need --primitives to include lockmgr),\n"
+"                        11 crosscheck (as --minimal)\n"
+"                        (default: all but 11)\n"
+"  --minimal           also run scenario 11: each primitive's contended\n"
+"                      throughput at P=1 and P=16 from lockbench's engine\n"
+"                      and from a minimal loop (acquire, counter++,\n"
+"                      release, nothing else), with the two flagged if\n"
+"                      more than 25%% apart; alone unless --scenarios\n"
+"                      names others\n"
 "  --primitives LIST   comma-separated: robust-mutex, flock, ofd,\n"
 "                      posix-sem, sysv-sem, futex, lockmgr, lockmgr-ref,\n"
 "                      redis (skipped, with a message, when there is no\n"
@@ -185,6 +192,7 @@ static int parse_options(int argc, char **argv)
 		{"rounds", required_argument, NULL, 'r'},
 		{"duration", required_argument, NULL, 'd'},
 		{"redis-server", required_argument, NULL, 'R'},
+		{"minimal", no_argument, NULL, 'M'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -197,7 +205,11 @@ static int parse_options(int argc, char **argv)
 	set_defaults(quick);
 	bench_cfg.out_dir = "bench/results";
 	bench_cfg.lockmgrd = NULL;
-	bench_cfg.scenarios = (1u << SCEN_COUNT) - 1;
+	/* The cross-check re-measures what scenario 2 does: only when
+	 * asked for. */
+	bench_cfg.scenarios =
+		((1u << SCEN_COUNT) - 1) & ~(1u << SCEN_CROSSCHECK);
+	bool minimal = false, scen_given = false;
 	prims_mask = (1u << PRIM_COUNT) - 1;
 	long long v;
 	int c;
@@ -211,7 +223,11 @@ static int parse_options(int argc, char **argv)
 		case 'l':
 			bench_cfg.lockmgrd = optarg;
 			break;
+		case 'M':
+			minimal = true;
+			break;
 		case 's':
+			scen_given = true;
 			if (parse_scenarios(optarg, &bench_cfg.scenarios) != 0) {
 				fprintf(stderr, "lockbench: --scenarios: "
 						"unknown scenario in '%s'\n",
@@ -253,6 +269,9 @@ static int parse_options(int argc, char **argv)
 				"Try 'lockbench --help'.\n", argv[optind]);
 		return EX_USAGE;
 	}
+	if (minimal)
+		bench_cfg.scenarios = (scen_given ? bench_cfg.scenarios : 0) |
+				      (1u << SCEN_CROSSCHECK);
 	if (bench_cfg.lockmgrd == NULL)
 		bench_cfg.lockmgrd = default_lockmgrd();
 	return 0;
@@ -344,6 +363,8 @@ int main(int argc, char **argv)
 		scen_watch(prims_mask);
 	if (sc & (1u << SCEN_SEMAPHORE))
 		scen_semaphore(prims_mask);
+	if (sc & (1u << SCEN_CROSSCHECK))
+		scen_crosscheck(mutexes);
 	/* Last: it leaves a server down. */
 	if ((sc & (1u << SCEN_SERVERDOWN)) && need_lmd)
 		scen_serverdown(mutexes);

@@ -34,6 +34,7 @@ static const char *const scenario_keys[SCEN_COUNT] = {
 	[SCEN_TREE] = "tree",
 	[SCEN_WATCH] = "watch",
 	[SCEN_SEMAPHORE] = "semaphore",
+	[SCEN_CROSSCHECK] = "crosscheck",
 };
 
 const char *scenario_key(enum scenario s)
