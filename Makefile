@@ -50,6 +50,12 @@ RESCTL_SRC := resource/resctl.c
 EXAMPLES := basic replicated fencing failure
 
 BENCH_SRC   := $(wildcard bench/*.c)
+# lockbench's Redis peer talks to its own redis-server through hiredis
+# (Debian: libhiredis-dev; the server: redis-server).
+HIREDIS_CFLAGS := $(shell pkg-config --cflags hiredis 2>/dev/null || \
+		  echo -I/usr/include/hiredis)
+HIREDIS_LIBS   := $(shell pkg-config --libs hiredis 2>/dev/null || \
+		  echo -lhiredis)
 LIB_OBJ     := $(LIB_SRC:%.c=$(BUILD)/%.o)
 DAEMON_OBJ  := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
 LOCKCTL_OBJ := $(LOCKCTL_SRC:%.c=$(BUILD)/%.o)
@@ -101,7 +107,8 @@ $(BUILD)/lmflock: $(BUILD)/lockctl
 
 # lockbench: lockmgr against the host's own locks, in one run.
 $(BUILD)/lockbench: $(BENCH_OBJ) $(BUILD)/liblockmgr.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lm
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(HIREDIS_LIBS) -lm
+$(BUILD)/bench/redis.o $(BUILD)/bench/prim_redis.o: CFLAGS += $(HIREDIS_CFLAGS)
 
 # The fenced store: the protected resource of the demos and tests.
 $(BUILD)/libfencedstore.a: $(RES_OBJ)

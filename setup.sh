@@ -17,6 +17,7 @@ PKGS="$PKGS clang libclang-rt-14-dev llvm-14"
 PKGS="$PKGS jq" # make test runs the man pages' jq examples with it
 PKGS="$PKGS libcurl4-openssl-dev libjansson-dev" # the etcd backend
 PKGS="$PKGS etcd-server etcd-client" # its tests (and lockbench) run a real etcd
+PKGS="$PKGS redis-server libhiredis-dev" # lockbench's Redis peer (its own server)
 
 missing=""
 for p in $PKGS; do

@@ -23,9 +23,9 @@
 #define BENCH_MAX_PROCS 64
 
 /* The scenarios, in the order they are numbered and reported; they run
- * in this order too, except the read-write, tree, watch, semaphore and
- * etcd ones, which run before the server-down one (that leaves a server
- * down). */
+ * in this order too, except the read-write, tree, watch, semaphore,
+ * etcd and cross-check ones, which run before the server-down one (that
+ * leaves a server down). */
 enum scenario {
 	SCEN_UNCONTENDED,
 	SCEN_CONTENDED,
@@ -38,6 +38,7 @@ enum scenario {
 	SCEN_WATCH,
 	SCEN_SEMAPHORE,
 	SCEN_ETCD,
+	SCEN_CROSSCHECK, /* not in the default set: --minimal */
 	SCEN_COUNT
 };
 
@@ -63,6 +64,10 @@ struct bench_config {
 	int crash_iters;          /* kills per primitive */
 	int64_t crash_timeout_ms; /* a waiter not granted by then: "never" */
 	size_t sample_cap;        /* latency samples kept per process */
+	const char *redis_server; /* --redis-server, or NULL: from PATH */
+	int64_t redis_ttl_ms;     /* the Redis peer's PX: its crash
+	                           * recovery, and how long a paused holder
+	                           * keeps the lock */
 	char region[LM_REGION_NAME_MAX + 2]; /* our lockmgrd's region */
 };
 

@@ -4,6 +4,7 @@
  *
  *   lockbench [--quick] [--out DIR] [--lockmgrd PATH] [--scenarios LIST]
  *             [--primitives LIST] [--rounds N] [--duration MS]
+ *             [--redis-server PATH] [--minimal]
  *
  * Exit status: 0 when every scenario ran and every shared counter was
  * exact; 1 when a counter was off or a worker failed (mutual exclusion
@@ -26,6 +27,7 @@
 #include "etcd_cluster.h"
 #include "primitives.h"
 #include "procs.h"
+#include "redis.h"
 #include "report.h"
 #include "scenarios.h"
 
@@ -36,9 +38,10 @@ static void usage(FILE *f)
 	fprintf(f,
 "Usage: lockbench [OPTION]...\n"
 "Measure lockmgr against the host's own locks - a robust pthread mutex,\n"
-"flock(2), OFD locks, a POSIX and a SysV semaphore, a bare futex - in one\n"
-"run, interleaved, and report ratios. Starts its own lockmgrd on a\n"
-"private region and stops it at the end.\n"
+"flock(2), OFD locks, a POSIX and a SysV semaphore, a bare futex - and a\n"
+"Redis lock (SET NX PX), in one run, interleaved, and report ratios.\n"
+"Starts its own lockmgrd on a private region, and its own redis-server\n"
+"on a private Unix socket, and stops them at the end.\n"
 "\n"
 "  --quick             every scenario but etcd at small sizes and short\n"
 "                      runs (about 30 s): a smoke test, not a\n"
@@ -70,16 +73,25 @@ static void usage(FILE *f)
 "                        throughput against the shared-memory\n"
 "                        backend, and `lockctl run` against\n"
 "                        `etcdctl lock`; skipped without an etcd\n"
-"                        binary: $LOCKMGR_ETCD or etcd on PATH)\n"
-"                        (default: all)\n"
+"                        binary: $LOCKMGR_ETCD or etcd on PATH),\n"
+"                        12 crosscheck (as --minimal)\n"
+"                        (default: all but 12)\n"
+"  --minimal           also run scenario 12: each primitive's contended\n"
+"                      throughput at P=1 and P=16 from lockbench's engine\n"
+"                      and from a minimal loop (acquire, counter++,\n"
+"                      release, nothing else), with the two flagged if\n"
+"                      more than 25%% apart; alone unless --scenarios\n"
+"                      names others\n"
 "  --primitives LIST   comma-separated: robust-mutex, flock, ofd,\n"
 "                      posix-sem, sysv-sem, futex, lockmgr, lockmgr-ref,\n"
-"                      rwlock (a pthread rwlock: scenario rw only)\n"
-"                      (default: all)\n"
+"                      redis (skipped, with a message, when there is no\n"
+"                      redis-server), rwlock (a pthread rwlock: scenario\n"
+"                      rw only) (default: all)\n"
 "  --rounds N          interleaved rounds per measurement (default 3,\n"
 "                      quick 1)\n"
 "  --duration MS       length of one timed run (default 500, quick 150);\n"
 "                      longer rw runs: e.g. --rounds 5 --duration 2000\n"
+"  --redis-server PATH the redis-server to start (default: from PATH)\n"
 "  -h, --help          show this help\n"
 "\n"
 "Exit status: 0 all counters exact, 1 a counter or a worker failed,\n"
@@ -105,6 +117,10 @@ static void set_defaults(bool quick)
 	c->crash_iters = quick ? 2 : 10;
 	c->crash_timeout_ms = quick ? 300 : 1000;
 	c->sample_cap = quick ? 4096 : 16384;
+	/* Long enough that a holder preempted on a loaded machine keeps
+	 * its lock (else the counter check fails the run), short enough
+	 * that the crash scenario does not wait long. */
+	c->redis_ttl_ms = 1000;
 	c->many_small = 1000;
 	c->many_large = quick ? 10000 : 1000000;
 	/* The names of the large run, the small one and a few more, in a
@@ -191,19 +207,25 @@ static int parse_options(int argc, char **argv)
 		{"primitives", required_argument, NULL, 'p'},
 		{"rounds", required_argument, NULL, 'r'},
 		{"duration", required_argument, NULL, 'd'},
+		{"redis-server", required_argument, NULL, 'R'},
+		{"minimal", no_argument, NULL, 'M'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	/* --quick changes the defaults the other options override, so it
 	 * is looked for first. */
-	bool quick = false, named = false;
+	bool quick = false;
 	for (int i = 1; i < argc; i++)
 		if (strcmp(argv[i], "--quick") == 0)
 			quick = true;
 	set_defaults(quick);
 	bench_cfg.out_dir = "bench/results";
 	bench_cfg.lockmgrd = NULL;
-	bench_cfg.scenarios = (1u << SCEN_COUNT) - 1;
+	/* The cross-check re-measures what scenario 2 does: only when
+	 * asked for. */
+	bench_cfg.scenarios =
+		((1u << SCEN_COUNT) - 1) & ~(1u << SCEN_CROSSCHECK);
+	bool minimal = false, scen_given = false;
 	prims_mask = (1u << PRIM_COUNT) - 1;
 	long long v;
 	int c;
@@ -217,8 +239,11 @@ static int parse_options(int argc, char **argv)
 		case 'l':
 			bench_cfg.lockmgrd = optarg;
 			break;
+		case 'M':
+			minimal = true;
+			break;
 		case 's':
-			named = true;
+			scen_given = true;
 			if (parse_scenarios(optarg, &bench_cfg.scenarios) != 0) {
 				fprintf(stderr, "lockbench: --scenarios: "
 						"unknown scenario in '%s'\n",
@@ -244,6 +269,9 @@ static int parse_options(int argc, char **argv)
 				return EX_USAGE;
 			bench_cfg.duration_ms = v;
 			break;
+		case 'R':
+			bench_cfg.redis_server = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -260,8 +288,11 @@ static int parse_options(int argc, char **argv)
 	/* The etcd scenario starts two etcd clusters: 10 s or more even at
 	 * --quick's sizes, a third of the smoke test again. It runs in
 	 * --quick only when named (test_bench runs it on its own). */
-	if (quick && !named)
+	if (quick && !scen_given)
 		bench_cfg.scenarios &= ~(1u << SCEN_ETCD);
+	if (minimal)
+		bench_cfg.scenarios = (scen_given ? bench_cfg.scenarios : 0) |
+				      (1u << SCEN_CROSSCHECK);
 	if (bench_cfg.lockmgrd == NULL)
 		bench_cfg.lockmgrd = default_lockmgrd();
 	return 0;
@@ -273,6 +304,7 @@ static void on_signal(int sig)
 	procs_kill_all_signal_safe();
 	lmd_stop_signal_safe();
 	etcd_cluster_kill_all_signal_safe();
+	redis_stop_signal_safe();
 	prim_host_cleanup_signal_safe();
 	static const char msg[] = "\nlockbench: interrupted\n";
 	ssize_t w = write(STDERR_FILENO, msg, sizeof(msg) - 1);
@@ -303,11 +335,31 @@ int main(int argc, char **argv)
 	const unsigned lm = (1u << PRIM_LOCKMGR) | (1u << PRIM_LOCKMGR_REF);
 	bool need_lmd = (prims_mask & lm) != 0;
 	int64_t t0 = bench_now_ns();
+	/* The Redis peer runs only where there is a redis-server: without
+	 * one it is left out with a message, never a failure. */
+	bool need_redis = (prims_mask & (1u << PRIM_REDIS)) != 0;
+	if (need_redis) {
+		char why[1200];
+		if (!redis_available(why, sizeof(why))) {
+			fprintf(stderr, "lockbench: the Redis peer is skipped: "
+					"%s\n", why);
+			printf("lockbench: the Redis peer is skipped: %s\n", why);
+			prims_mask &= ~(1u << PRIM_REDIS);
+			need_redis = false;
+		} else {
+			bench_progress("starting redis-server");
+			if (redis_start() != 0)
+				return 2;
+		}
+	}
 	if (need_lmd) {
 		bench_progress("starting lockmgrd (%s, %u locks)",
 			       bench_cfg.region, bench_cfg.max_locks);
-		if (lmd_start() != 0)
+		if (lmd_start() != 0) {
+			if (need_redis)
+				redis_stop();
 			return 2;
+		}
 	}
 
 	unsigned sc = bench_cfg.scenarios;
@@ -337,6 +389,8 @@ int main(int argc, char **argv)
 	 * three servers up, so it too runs before the server-down one. */
 	if (sc & (1u << SCEN_ETCD))
 		scen_etcd(prims_mask);
+	if (sc & (1u << SCEN_CROSSCHECK))
+		scen_crosscheck(mutexes);
 	/* Last: it leaves a server down. */
 	if ((sc & (1u << SCEN_SERVERDOWN)) && need_lmd)
 		scen_serverdown(mutexes);
@@ -345,6 +399,10 @@ int main(int argc, char **argv)
 		bench_progress("stopping lockmgrd");
 		prim_lockmgr_shutdown();
 		lmd_stop();
+	}
+	if (need_redis) {
+		bench_progress("stopping redis-server");
+		redis_stop();
 	}
 	double secs = (double)(bench_now_ns() - t0) / 1e9;
 	bench_progress_done();

@@ -18,6 +18,7 @@ const struct prim_ops *const prim_table[PRIM_COUNT] = {
 	[PRIM_FUTEX] = &prim_futex_ops,
 	[PRIM_LOCKMGR] = &prim_lockmgr_ops,
 	[PRIM_LOCKMGR_REF] = &prim_lockmgr_ref_ops,
+	[PRIM_REDIS] = &prim_redis_ops,
 	[PRIM_RWLOCK] = &prim_rwlock_ops,
 };
 
@@ -43,6 +44,9 @@ const char *prim_strerror(int rc)
 		return lm_strerror(rc);
 	if (rc == PRIM_ELIMIT)
 		return "more locks than this primitive supports";
+	if (rc == PRIM_ELOST)
+		return "the lock's lease had run out before its release "
+		       "(another process may have held it meanwhile)";
 	if (rc < 0 && rc > -4096)
 		return strerror(-rc);
 	return "unknown error";

@@ -33,6 +33,7 @@ enum prim_id {
 	PRIM_FUTEX,       /* bare futex mutex, Drepper's 0/1/2 states */
 	PRIM_LOCKMGR,     /* lm_acquire by name */
 	PRIM_LOCKMGR_REF, /* lm_acquire_ref with a pre-resolved lm_lockref */
+	PRIM_REDIS,       /* Redis SET NX PX, compare-and-delete release */
 	PRIM_RWLOCK,      /* process-shared pthread_rwlock_t (rw only) */
 	PRIM_COUNT
 };
@@ -64,7 +65,16 @@ struct prim_ops {
 			    int64_t deadline_ns);
 	void (*detach)(struct prim *p);
 	void (*destroy)(struct prim *p);
+	/* NULL, or for a lock whose dead holder is released only when its
+	 * lease runs out (Redis): that lease, in ms. The crash scenario's
+	 * waiter waits this much longer before calling it "never". */
+	int64_t (*recovery_ms)(void);
+	/* Every call is a round trip to a server (Redis: tens of us): the
+	 * uncontended scenario makes RPC_ITERS_DIV times fewer pairs, so
+	 * that a round takes about as long as a local lock's. */
+	bool rpc;
 };
+#define RPC_ITERS_DIV 100
 
 struct prim {
 	const struct prim_ops *ops;
@@ -94,10 +104,12 @@ void prim_lockmgr_shutdown(void);
 /* The implementations (prim_host.c, prim_lockmgr.c). */
 extern const struct prim_ops prim_robust_ops, prim_flock_ops, prim_ofd_ops,
 	prim_posix_sem_ops, prim_sysv_sem_ops, prim_futex_ops,
-	prim_lockmgr_ops, prim_lockmgr_ref_ops, prim_rwlock_ops;
+	prim_lockmgr_ops, prim_lockmgr_ref_ops, prim_redis_ops,
+	prim_rwlock_ops;
 
 /* Error codes of our own, below -errno's range and outside LM_E*. */
 #define PRIM_ELIMIT (-2001) /* more locks than this primitive supports */
+#define PRIM_ELOST (-2002)  /* released a lock whose lease had run out */
 
 /* SysV semaphore sets not yet removed, for an interrupted run. */
 void prim_host_cleanup_signal_safe(void);

@@ -824,6 +824,41 @@ static void t_etcd(FILE *f)
 		   "etcdctl's on the same cluster)\n");
 }
 
+/* The cross-check: per primitive and P, the engine's figure, the
+ * minimal loop's, their ratio, and whether they differ. */
+static void t_crosscheck(FILE *f, unsigned prims)
+{
+	heading(f, SCEN_CROSSCHECK,
+		"Cross-check: lockbench's contended engine against a minimal "
+		"loop (acquire, counter++, release)");
+	fprintf(f, "   %-*s %6s %10s %10s %14s %7s\n", W_NAME, "primitive",
+		"P", "engine", "minimal", "engine/minimal", "");
+	for (int i = 0; i < PRIM_COUNT; i++) {
+		if (!on(prims, i))
+			continue;
+		for (int k = 0; k < CROSS_NP; k++) {
+			char p[16];
+			snprintf(p, sizeof(p), "P=%u", crosscheck_p[k]);
+			double fl = results_get(SCEN_CROSSCHECK, i, p,
+						"flagged");
+			char a[32], b[32], c[32];
+			fprintf(f, "   %-*s %6s %10s %10s %14s %7s\n", W_NAME,
+				k == 0 ? prim_table[i]->label : "", p,
+				fmt_ops(a, sizeof(a),
+					results_get(SCEN_CROSSCHECK, i, p,
+						    "engine_ops_per_s")),
+				fmt_ops(b, sizeof(b),
+					results_get(SCEN_CROSSCHECK, i, p,
+						    "minimal_ops_per_s")),
+				fmt_x(c, sizeof(c),
+				      results_get(SCEN_CROSSCHECK, i, p,
+						  "engine_over_minimal")),
+				isnan(fl) ? "n/a" : fl > 0 ? "DIFFER" : "ok");
+		}
+	}
+	notes(f, SCEN_CROSSCHECK);
+}
+
 /* ---- the project's targets (README.md, "Performance") ------------- */
 
 /* A ratio for a sentence, from one of a few rotating buffers. */
@@ -1118,7 +1153,11 @@ void report_table(FILE *f, unsigned scen, unsigned prims)
 		t_semaphore(f);
 	if (scen & (1u << SCEN_ETCD))
 		t_etcd(f);
-	if (prims & ((1u << PRIM_LOCKMGR) | (1u << PRIM_LOCKMGR_REF)))
+	if (scen & (1u << SCEN_CROSSCHECK))
+		t_crosscheck(f, mutexes);
+	/* The cross-check has no target of its own. */
+	if ((prims & ((1u << PRIM_LOCKMGR) | (1u << PRIM_LOCKMGR_REF))) &&
+	    (scen & ~(1u << SCEN_CROSSCHECK)) != 0)
 		t_targets(f, scen, prims);
 	fflush(f);
 }

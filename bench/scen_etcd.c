@@ -262,7 +262,7 @@ static int ec_run(const char *addr, int b, unsigned np, struct ec_result *res)
 	 * requests open its connection) is a fifth of that, untimed. */
 	int64_t dur = 2 * bench_cfg.duration_ms, warm = dur / 5;
 	int64_t t0 = workers_run(m.hdr, np, ec_worker, &a, warm, dur, 120000,
-				 what);
+				 what, NULL);
 	uint64_t counted = 0, entries = 0, min = UINT64_MAX, max = 0;
 	for (unsigned i = 0; i < np; i++) {
 		counted += a.out[i].counted;

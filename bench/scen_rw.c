@@ -346,7 +346,7 @@ static int rw_run_once(enum prim_id id, uint32_t np, int mix,
 	}
 	int64_t t_open = workers_run(r.map.hdr, np, rw_worker, &r, 0,
 				     bench_many_runs_duration_ms(), 60000,
-				     what);
+				     what, NULL);
 	int ret = 0;
 	if (t_open < 0) {
 		ret = -1;

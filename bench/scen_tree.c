@@ -505,7 +505,7 @@ static int tree_run_once(int v, uint32_t np, bool mix, struct tres *res,
 	int64_t t_meas = workers_run(r.map.hdr, np, tree_worker, &r,
 				     tree_warmup_ms(),
 				     bench_many_runs_duration_ms(), 60000,
-				     what);
+				     what, NULL);
 	int ret = t_meas < 0 ? -1 : tree_check(&r, t_meas, res, pool, what);
 	tl_destroy(&r.lock);
 	workers_unmap(&r.map);

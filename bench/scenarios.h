@@ -61,6 +61,14 @@ void scen_semaphore(unsigned prims);
  *    shared-memory rows need prims to have a lockmgr. Runs before 6. */
 void scen_etcd(unsigned prims);
 
+/* 11. The contended engine's throughput against a minimal loop
+ *    (minimal.h), at P = 1 and 16; a gap above CROSS_TOLERANCE is
+ *    flagged. Only with --minimal or --scenarios crosscheck. */
+void scen_crosscheck(unsigned prims);
+#define CROSS_NP 2
+extern const unsigned crosscheck_p[CROSS_NP];
+#define CROSS_TOLERANCE 0.25
+
 /* The most rounds of one measurement: the size of the scenarios'
  * per-round arrays. */
 #define SCEN_MAX_ROUNDS 16

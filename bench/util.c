@@ -35,6 +35,7 @@ static const char *const scenario_keys[SCEN_COUNT] = {
 	[SCEN_WATCH] = "watch",
 	[SCEN_SEMAPHORE] = "semaphore",
 	[SCEN_ETCD] = "etcd",
+	[SCEN_CROSSCHECK] = "crosscheck",
 };
 
 const char *scenario_key(enum scenario s)

@@ -30,7 +30,8 @@ int workers_fail_at_start(struct workers_hdr *h, int id, const char *what,
 
 int64_t workers_run(struct workers_hdr *h, uint32_t np,
 		    int (*fn)(int id, void *arg), void *arg, int64_t warmup_ms,
-		    int64_t duration_ms, int64_t reap_ms, const char *what)
+		    int64_t duration_ms, int64_t reap_ms, const char *what,
+		    int64_t *t_stop)
 {
 	if (np == 0 || np > BENCH_MAX_PROCS)
 		bench_die("%s: %u processes", what, np);
@@ -45,6 +46,8 @@ int64_t workers_run(struct workers_hdr *h, uint32_t np,
 			atomic_store(&h->measuring, 1);
 		}
 		bench_sleep_ns(duration_ms * 1000000);
+		if (t_stop != NULL)
+			*t_stop = bench_now_ns();
 		atomic_store(&h->gate.stop, 1);
 	}
 	int bad = procs_reap(pids, (int)np, reap_ms, what);

@@ -49,11 +49,14 @@ int workers_fail_at_start(struct workers_hdr *h, int id, const char *what,
  * measuring; no warm-up if 0), then duration_ms, stop them, and reap
  * them within reap_ms. Returns the time the measured part began, or -1
  * after a failure reported with bench_fail(what): a worker's own
- * (h->err), or one that exited early, failed or hung.
+ * (h->err), or one that exited early, failed or hung. *t_stop (if not
+ * NULL) is set to the time the stop was set: a run whose workers read
+ * no clock is timed from the return value to it.
  */
 int64_t workers_run(struct workers_hdr *h, uint32_t np,
 		    int (*fn)(int id, void *arg), void *arg, int64_t warmup_ms,
-		    int64_t duration_ms, int64_t reap_ms, const char *what);
+		    int64_t duration_ms, int64_t reap_ms, const char *what,
+		    int64_t *t_stop);
 
 /*
  * The shared mapping of a run whose workers check a common state in

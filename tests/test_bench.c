@@ -29,6 +29,14 @@ static const char *const scenarios[] = {
 	"crash", "manylocks", "serverdown", "rw", "tree", "watch",
 	"semaphore",
 };
+/* The Redis peer's rows, when a redis-server was there to run it. */
+static const char *const redis_rows[] = {
+	"uncontended,redis,,ns_per_pair,",
+	"contended,redis,P=4,ops_per_s,",
+	"contended,redis,P=16,ops_per_s,",
+	"contended,redis,P=16,p50_ns,",
+	"crash,redis,,p50_ns,",
+};
 /* The read-write scenario's primitives (shared and exclusive modes). */
 static const char *const rw_primitives[] = {"flock", "lockmgr", "rwlock"};
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
@@ -122,6 +130,24 @@ static void assert_no_shm_left(pid_t pid)
 	closedir(d);
 }
 
+/* Is there a redis-server in PATH (what lockbench looks for)? */
+static bool have_redis_server(void)
+{
+	const char *path = getenv("PATH");
+	if (path == NULL)
+		return false;
+	char *copy = strdup(path), *save = NULL;
+	bool found = false;
+	for (char *d = strtok_r(copy, ":", &save); d != NULL && !found;
+	     d = strtok_r(NULL, ":", &save)) {
+		char p[512];
+		snprintf(p, sizeof(p), "%s/redis-server", d);
+		found = access(p, X_OK) == 0;
+	}
+	free(copy);
+	return found;
+}
+
 static void bench_quick(void)
 {
 	char bench[512], lockmgrd[512];
@@ -181,6 +207,19 @@ static void bench_quick(void)
 		if (!has_positive_row(csv, p))
 			fail_msg("no contended throughput at P=16 for %s",
 				 primitives[i]);
+	}
+	/* The Redis peer ran where there is a redis-server (its crash
+	 * recovery is its TTL, finite), and was skipped with a message
+	 * where there is none. */
+	static char text[1 << 17];
+	assert_true(harness_read_file(out, text, sizeof(text)) > 0);
+	if (have_redis_server()) {
+		for (size_t k = 0; k < N_OF(redis_rows); k++)
+			if (!has_positive_row(csv, redis_rows[k]))
+				fail_msg("no positive CSV row %s", redis_rows[k]);
+	} else if (strstr(text, "the Redis peer is skipped") == NULL) {
+		fail_msg("no redis-server, and no word that the Redis peer "
+			 "was skipped");
 	}
 	/* Scenarios that measure something for lockmgr did so (crash
 	 * recovery is left out: "never" there would be a time bound). */
@@ -261,8 +300,6 @@ static void bench_quick(void)
 	free(csv);
 
 	/* The table reached the terminal (stdout). */
-	static char text[1 << 17];
-	assert_true(harness_read_file(out, text, sizeof(text)) > 0);
 	assert_non_null(strstr(text, "The project's targets:"));
 	remove_dir(dir);
 }
@@ -653,10 +690,160 @@ static void bench_etcd_missing(void)
 }
 HARNESS_CASE(bench_etcd_missing, 60)
 
+/*
+ * lockbench --minimal, briefly: the cross-check ran for each primitive
+ * asked for, at P = 1 and 16, each row with the engine's figure, the
+ * minimal loop's and their ratio, and a verdict ("ok" or "DIFFER":
+ * whether the two agree is a timing matter, never asserted here; the
+ * README gives the command and the figures of a quiet machine).
+ */
+static void bench_minimal(void)
+{
+	char bench[512], lockmgrd[512];
+	harness_bin_path(bench, sizeof(bench), "lockbench");
+	harness_bin_path(lockmgrd, sizeof(lockmgrd), "lockmgrd");
+	if (access(bench, X_OK) != 0)
+		fail_msg("%s is not built (LOCKMGR_BIN=%s)", bench,
+			 harness_bin_dir());
+	harness_tmpdir(dir, sizeof(dir));
+	char out[128], err[128], csv_path[128];
+	snprintf(out, sizeof(out), "%s/stdout.txt", dir);
+	snprintf(err, sizeof(err), "%s/stderr.txt", dir);
+	snprintf(csv_path, sizeof(csv_path), "%s/lockbench.csv", dir);
+	char *argv[] = {bench, "--quick", "--minimal", "--primitives",
+			"robust-mutex,flock,lockmgr", "--out", dir,
+			"--lockmgrd", lockmgrd, NULL};
+	pid_t pid = harness_spawn(argv, out, err);
+	int status = harness_reap(pid, 50000, "lockbench --minimal");
+	char b[96];
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		show_tail(err, 3000);
+		show_tail(out, 3000);
+		fail_msg("lockbench --quick --minimal: %s (1 means a counter "
+			 "was off or a worker failed)",
+			 harness_status_str(status, b, sizeof(b)));
+	}
+	assert_no_shm_left(pid);
+
+	static char text[1 << 16];
+	if (harness_read_file(out, text, sizeof(text)) <= 0)
+		fail_msg("lockbench printed no table");
+	if (strstr(text, "\n12. Cross-check") == NULL) {
+		show_tail(out, 3000);
+		fail_msg("the table has no cross-check (12.)");
+	}
+	/* Only the cross-check ran. */
+	if (strstr(text, "\n2. Contended") != NULL ||
+	    strstr(text, "\n1. Uncontended") != NULL)
+		fail_msg("--minimal ran another scenario too");
+	/* A row per primitive and P: two figures, a ratio, a verdict. */
+	static const char *const labels[] = {"robust mutex", "flock",
+					     "lockmgr"};
+	for (size_t i = 0; i < N_OF(labels); i++) {
+		char row[64];
+		snprintf(row, sizeof(row), "\n   %s ", labels[i]);
+		const char *r = strstr(text, row);
+		if (r == NULL) {
+			show_tail(out, 3000);
+			fail_msg("the cross-check has no row %s", labels[i]);
+		}
+		char p1[8], e1[16], m1[16], x1[16], v1[8];
+		char p2[8], e2[16], m2[16], x2[16], v2[8];
+		if (sscanf(r + strlen(row), " %7s %15s %15s %15s %7s %7s "
+					    "%15s %15s %15s %7s",
+			   p1, e1, m1, x1, v1, p2, e2, m2, x2, v2) != 10 ||
+		    strcmp(p1, "P=1") != 0 || strcmp(p2, "P=16") != 0 ||
+		    strcmp(e1, "n/a") == 0 || strcmp(m2, "n/a") == 0 ||
+		    (strcmp(v1, "ok") != 0 && strcmp(v1, "DIFFER") != 0) ||
+		    (strcmp(v2, "ok") != 0 && strcmp(v2, "DIFFER") != 0)) {
+			show_tail(out, 3000);
+			fail_msg("the cross-check rows of %s are not P=1 and "
+				 "P=16 with two figures, a ratio and a verdict",
+				 labels[i]);
+		}
+	}
+
+	static char csv[1 << 16];
+	if (harness_read_file(csv_path, csv, sizeof(csv)) <= 0)
+		fail_msg("%s is missing or empty", csv_path);
+	static const char *const prims[] = {"robust-mutex", "flock",
+					    "lockmgr"};
+	static const char *const metrics[] = {
+		"engine_ops_per_s", "minimal_ops_per_s", "engine_over_minimal"};
+	static const char *const ps[] = {"P=1", "P=16"};
+	for (size_t i = 0; i < N_OF(prims); i++)
+		for (size_t k = 0; k < N_OF(ps); k++) {
+			char p[96];
+			for (size_t m = 0; m < N_OF(metrics); m++) {
+				snprintf(p, sizeof(p), "crosscheck,%s,%s,%s,",
+					 prims[i], ps[k], metrics[m]);
+				if (!has_positive_row(csv, p))
+					fail_msg("no positive CSV row %s", p);
+			}
+			snprintf(p, sizeof(p), "crosscheck,%s,%s,flagged,",
+				 prims[i], ps[k]);
+			if (!has_line_prefix(csv, p))
+				fail_msg("no CSV row %s", p);
+		}
+	remove_dir(dir);
+}
+HARNESS_CASE(bench_minimal, 60)
+
+/*
+ * Without a redis-server the Redis peer is left out with a message,
+ * and the run goes on (exit 0) with the other primitives.
+ */
+static void bench_redis_missing(void)
+{
+	char bench[512], lockmgrd[512];
+	harness_bin_path(bench, sizeof(bench), "lockbench");
+	harness_bin_path(lockmgrd, sizeof(lockmgrd), "lockmgrd");
+	if (access(bench, X_OK) != 0)
+		fail_msg("%s is not built (LOCKMGR_BIN=%s)", bench,
+			 harness_bin_dir());
+	harness_tmpdir(dir, sizeof(dir));
+	char out[128], err[128], csv_path[128];
+	snprintf(out, sizeof(out), "%s/stdout.txt", dir);
+	snprintf(err, sizeof(err), "%s/stderr.txt", dir);
+	snprintf(csv_path, sizeof(csv_path), "%s/lockbench.csv", dir);
+	char *argv[] = {bench, "--quick", "--scenarios", "uncontended",
+			"--primitives", "robust-mutex,redis", "--redis-server",
+			"/nonexistent/redis-server", "--out", dir,
+			"--lockmgrd", lockmgrd, NULL};
+	pid_t pid = harness_spawn(argv, out, err);
+	int status = harness_reap(pid, 30000, "lockbench without redis");
+	char b[96];
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		show_tail(err, 3000);
+		show_tail(out, 3000);
+		fail_msg("lockbench without a redis-server: %s",
+			 harness_status_str(status, b, sizeof(b)));
+	}
+	static char text[1 << 16];
+	if (harness_read_file(out, text, sizeof(text)) <= 0)
+		fail_msg("lockbench printed nothing");
+	if (strstr(text, "the Redis peer is skipped: "
+			 "/nonexistent/redis-server not found") == NULL) {
+		show_tail(out, 3000);
+		fail_msg("no word that the Redis peer was skipped, and why");
+	}
+	static char csv[1 << 16];
+	if (harness_read_file(csv_path, csv, sizeof(csv)) <= 0)
+		fail_msg("%s is missing or empty", csv_path);
+	if (!has_positive_row(csv, "uncontended,robust-mutex,,ns_per_pair,"))
+		fail_msg("the other primitive did not run");
+	if (strstr(csv, ",redis,") != NULL)
+		fail_msg("the CSV has a Redis row though it was skipped");
+	remove_dir(dir);
+}
+HARNESS_CASE(bench_redis_missing, 40)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		harness_case(bench_quick),
+		harness_case(bench_minimal),
+		harness_case(bench_redis_missing),
 		harness_case(bench_watch),
 		harness_case(bench_semaphore),
 		harness_case(bench_etcd),
