@@ -645,7 +645,21 @@ static void election_proclaim_resign(void)
 	assert_string_equal(l.value, "v2");
 	assert_int_equal(l.token, g.token);
 	assert_true(l.version >= ev.version);
-	/* The lease goes on after a proclaim (the key kept its lease). */
+	/* The key kept its lease: a leader that dies after a proclaim
+	 * still loses the lead when its lease ends. */
+	{
+		struct etcd_waiter *kw;
+		size_t n;
+		int64_t rev;
+		assert_int_equal(etcd_list(lm_etcd_of(o), &kw, &n, &rev), 0);
+		assert_int_equal(n, 1);
+		if (kw[0].lease == 0 || (uint64_t)kw[0].create_rev != g.token)
+			fail_msg("after lm_proclaim the leader's key has lease "
+				 "%lld, create revision %llu",
+				 (long long)kw[0].lease,
+				 (unsigned long long)kw[0].create_rev);
+		free(kw);
+	}
 	assert_int_equal(lm_renew(c, &g, 5000), 0);
 	assert_int_equal(lm_resign(c, &g), 0);
 	ev = next_or_fail(w, 5000, "the resign");
