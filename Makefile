@@ -70,7 +70,7 @@ PROC_TESTS := test_mutex test_modes test_modes_faults test_modes_review \
 	      test_faults test_races test_names test_scenarios test_chaos \
 	      test_bench test_install test_docs test_top test_flock \
 	      test_watch test_election test_semaphore \
-	      test_semaphore_review test_backends
+	      test_semaphore_review test_backends test_etcd_recipes
 TEST_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS) $(PROC_TESTS))
 
 BINS := $(BUILD)/lockmgrd $(BUILD)/lockctl $(BUILD)/lmflock $(BUILD)/resctl \
@@ -135,8 +135,10 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/harness.o \
 $(BUILD)/tests/test_docs.o: CFLAGS += -DLM_SRC_DIR='"$(CURDIR)"' \
 	-DLM_CC='"$(CC)"' -DLM_EXAMPLE_LDFLAGS='"$(LDFLAGS)"'
 
-# test_backends runs a real etcd (tests/etcd_harness.c).
+# test_backends and test_etcd_recipes run a real etcd
+# (tests/etcd_harness.c).
 $(BUILD)/tests/test_backends: $(BUILD)/tests/etcd_harness.o
+$(BUILD)/tests/test_etcd_recipes: $(BUILD)/tests/etcd_harness.o
 
 # test_top drives lockctl top's terminal view under a pty (forkpty).
 $(BUILD)/tests/test_top: LDLIBS += -lutil

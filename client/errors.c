@@ -119,11 +119,11 @@ const char *lm_strerror(int err)
 		       "running lease)";
 	case LM_ENOTSUP:
 		return "not supported by this backend: the etcd backend "
-		       "(an etcd:// address) takes, renews and releases "
-		       "exclusive locks, but has no other lock modes, "
-		       "conversions, semaphores, deadlock detection, watches "
-		       "or elections yet; use the shared-memory service (a "
-		       "/NAME region) for those";
+		       "(an etcd:// address) has exclusive locks, watches "
+		       "and elections, but no other lock modes, "
+		       "conversions, semaphores or deadlock detection yet; "
+		       "use the shared-memory service (a /NAME region) for "
+		       "those";
 	case LM_EBADREGION:
 		return "bad region name: use NAME or /NAME, 1 to 200 "
 		       "printable characters without '/', or "

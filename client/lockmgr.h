@@ -64,8 +64,8 @@ extern "C" {
 #define LM_ENOLEADER     (-1019) /* nobody leads the election */
 #define LM_ENOTSUP       (-1020) /* the backend the address chose (etcd)
 				  * cannot do this call (lock modes other
-				  * than X, convert, semaphores, watches,
-				  * elections): never approximated */
+				  * than X, convert, semaphores, deadlock
+				  * detection): never approximated */
 
 #define LM_ERR_FIRST     (-1020)
 #define LM_ERR_LAST      (-1001)
@@ -310,6 +310,12 @@ int lm_watch_next(lm_watch *w, int64_t timeout_ms, lm_watch_event *ev);
  * blocks every signal (the program's signals never go to it). */
 int lm_watch_fd(lm_watch *w);
 void lm_watch_close(lm_watch *w);
+/* On an etcd cluster every watch has that thread from lm_watch_open on
+ * (it reads the cluster's watch stream as it comes). A process that
+ * forks while a watch is open is a threaded process forking: until it
+ * execs, the child may call only async-signal-safe functions (a lock
+ * held by the thread at the fork stays held in the child; seen with
+ * AddressSanitizer's allocator). Fork first, then open watches. */
 
 /*
  * Leader election on a lock: the leader is the holder of `election`

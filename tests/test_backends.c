@@ -613,6 +613,7 @@ static void etcd_notsup(void)
 	assert_int_equal(lm_acquire(c, "/n", 1000, 0, &g), 0);
 	assert_int_equal(lm_convert(c, &g, LM_MODE_S, 1000, 0), LM_ENOTSUP);
 	assert_int_equal(lm_release(c, &g), 0);
+	assert_int_equal(lm_sem_acquire(c, "/n", 2, 1000, 0, &g), LM_ENOTSUP);
 	lm_disconnect(c);
 	stop();
 }

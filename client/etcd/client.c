@@ -160,7 +160,7 @@ struct lm_etcd *lm_etcd_of(lm_client *c)
 	return c != NULL ? c->etcd : NULL;
 }
 
-static void etcd_free(struct lm_etcd *e)
+void etcd_free(struct lm_etcd *e)
 {
 	for (unsigned i = 0; i < ETCD_MAX_ENDPOINTS; i++)
 		free(e->ep[i]);
@@ -168,8 +168,34 @@ static void etcd_free(struct lm_etcd *e)
 	free(e);
 }
 
+struct lm_etcd *etcd_clone(const struct lm_etcd *e)
+{
+	struct lm_etcd *k = calloc(1, sizeof(*k));
+	if (k == NULL)
+		return NULL;
+	for (unsigned i = 0; i < e->nep; i++)
+		if ((k->ep[i] = strdup(e->ep[i])) == NULL)
+			goto fail;
+	k->nep = e->nep;
+	k->cur = e->cur;
+	memcpy(k->prefix, e->prefix, sizeof(k->prefix));
+	memcpy(k->addr, e->addr, sizeof(k->addr));
+	k->pid = e->pid;
+	memcpy(k->host, e->host, sizeof(k->host));
+	k->curl = etcd_curl_new();
+	if (k->curl == NULL)
+		goto fail;
+	return k;
+fail:
+	etcd_free(k);
+	return NULL;
+}
+
 static int etcd_disconnect(lm_client *c)
 {
+	/* The watches first: their threads stop before the grants'
+	 * releases, which they would otherwise report. */
+	etcd_watch_close_all(c);
 	etcd_release_all(c);
 	etcd_free(c->etcd);
 	free(c);

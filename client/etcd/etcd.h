@@ -8,7 +8,11 @@
  *   kv.c      base64, key names, range / txn / delete bodies (jansson)
  *   lease.c   grant, keepalive, timetolive, revoke
  *   lock.c    the lock recipe (acquire, renew, release)
- *   watch.c   lm_watch_* and the election on the same keys
+ *   watch.c   lm_watch_*: open, next, fd, close
+ *   watch_stream.c  a watch's thread: one watch stream on the lock's
+ *             keys, each event read as a grant, release, expiry or
+ *             proclaim
+ *   election.c  campaign, proclaim, resign, leader on the lock recipe
  *   list.c    every lock under the prefix (lockctl status)
  *
  * Keys under the cluster's prefix P (default "/lockmgr"):
@@ -28,6 +32,8 @@
 #define LOCKMGR_CLIENT_ETCD_H
 
 #include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -72,7 +78,14 @@ struct lm_etcd {
 	int pid;
 	char host[64];
 	char detail[512];             /* lm_backend_detail */
+	struct lm_watch *watches;     /* open watches (watch.c) */
 };
+
+/* A copy of e's address (endpoints, prefix, identity) with a curl
+ * handle of its own and no grants, for another thread (a watch's
+ * stream); NULL if out of memory. etcd_free() frees it. */
+struct lm_etcd *etcd_clone(const struct lm_etcd *e);
+void etcd_free(struct lm_etcd *e);
 
 /* ---- http.c ------------------------------------------------------ */
 
@@ -96,17 +109,35 @@ int etcd_post(struct lm_etcd *e, const char *path, json_t *body,
 	      int64_t deadline_ns, json_t **out);
 
 /*
+ * A way for another thread to end a watch stream at once (http.c says
+ * how): etcd_cancel_stream() makes the etcd_watch() that was given it
+ * return LM_ETIMEDOUT, now or as soon as it starts.
+ */
+struct etcd_cancel {
+	pthread_mutex_t mu;
+	atomic_bool stop;
+	int fd;              /* the stream's socket, -1 if none */
+};
+void etcd_cancel_init(struct etcd_cancel *k);
+void etcd_cancel_destroy(struct etcd_cancel *k);
+void etcd_cancel_stream(struct etcd_cancel *k);
+bool etcd_cancelled(struct etcd_cancel *k);
+
+/*
  * A watch stream on [key, range_end) (range_end NULL: key only) from
  * revision `from`. on_event is called with each "result" object that
  * carries events; it returns true to end the watch. Returns 0 when
- * on_event ended it, LM_ETIMEDOUT at until_ns, or an error as
- * etcd_post's. *next_rev is advanced past every revision delivered, so
- * a watch restarted from it misses nothing.
+ * on_event ended it or etcd canceled the watch (compaction: *next_rev
+ * is then the compact revision, and the caller reads the keys again),
+ * LM_ETIMEDOUT at until_ns or when `cancel` (NULL: none) was used, or
+ * an error as etcd_post's. *next_rev is advanced past every revision
+ * delivered, so a watch restarted from it misses nothing. The curl
+ * handle of a stream with a cancel must be freed before the cancel.
  */
 typedef bool (*etcd_event_fn)(void *arg, json_t *result);
 int etcd_watch(struct lm_etcd *e, void *curl, const char *key,
 	       const char *range_end, int64_t *next_rev, int64_t until_ns,
-	       etcd_event_fn on_event, void *arg);
+	       struct etcd_cancel *cancel, etcd_event_fn on_event, void *arg);
 
 void *etcd_curl_new(void);
 void etcd_curl_free(void *curl);
@@ -168,13 +199,76 @@ void etcd_release_all(lm_client *c);
 void etcd_key_value(const struct lm_etcd *e, const char *value, char *out,
 		    size_t n);
 
-/* ---- watch.c ----------------------------------------------------- */
+/* ---- watch.c, watch_stream.c -------------------------------------- */
+
+/* One waiter's key of a watched lock, as the watch's stream saw it. */
+struct etcd_wkey {
+	char *key;             /* the whole key (malloc'ed) */
+	int64_t create_rev;    /* its place; the token if it holds */
+	int32_t pid;
+	char value[LM_VALUE_MAX + 1]; /* after "pid host\n" */
+};
+
+/*
+ * An lm_watch on etcd. The client's thread opens, reads and closes it;
+ * one stream thread per watch (watch_stream.c) follows the lock's keys
+ * and hands what changed over under `mu`:
+ *
+ *   written by the opener, then read-only: c, name, lp, lp_end, last,
+ *       efd, e2, curl_stream, cancel (its own lock);
+ *   stream thread only: keys, nkeys, cap, next_rev, seen_rev, lost;
+ *   under mu: pend, ev, stream_err (thread writes, lm_watch_next takes).
+ *
+ * The stream thread never touches the client (one thread per client,
+ * lockmgr.h): it talks to etcd through e2, a copy of the client's
+ * endpoints with curl handles of its own.
+ */
+struct lm_watch {
+	lm_client *c;          /* first: struct lm_watch_head (backend.h) */
+	struct lm_watch *next; /* in the client's e->watches */
+	char name[LM_NAME_MAX + 1];
+	char lp[ETCD_KEY_MAX];     /* P/lock/<name>/ */
+	char lp_end[ETCD_KEY_MAX]; /* the end of its range */
+	char last[ETCD_KEY_MAX];   /* P/last/<name> */
+	int efd;               /* eventfd: lm_watch_fd */
+	struct lm_etcd *e2;
+	void *curl_stream;
+	struct etcd_cancel cancel;
+	pthread_t thread;
+	bool running;
+	struct etcd_wkey *keys; /* by create revision: keys[0] holds */
+	size_t nkeys, cap;
+	int64_t next_rev;      /* where the stream goes on from */
+	int64_t seen_rev;      /* past the last event applied */
+	bool lost;             /* keys must be read again (resync) */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint32_t pend;         /* changes not yet taken */
+	lm_watch_event ev;     /* the last of them, and the lock after it */
+	int stream_err;        /* the stream's last error, 0 if none */
+};
+
+/* watch_stream.c: fill w's keys from a range answer of w->lp (kvs by
+ * create revision); 0 or LM_ESYS. */
+int etcd_wkeys_load(struct lm_watch *w, json_t *kvs);
+void etcd_wkeys_free(struct lm_watch *w);
+/* The lock as w's keys say, into ev's "now" fields. */
+void etcd_wkeys_view(const struct lm_watch *w, lm_watch_event *ev);
+/* The stream thread (pthread_create's start routine). */
+void *etcd_watch_thread(void *arg);
+/* A range of every key under w->lp, oldest first (a new request). */
+json_t *etcd_wkeys_range(const struct lm_watch *w);
 
 int etcd_watch_open(lm_client *c, const char *name, lm_watch **out,
 		    lm_watch_event *now);
 int etcd_watch_next(lm_watch *w, int64_t timeout_ms, lm_watch_event *ev);
 int etcd_watch_fd(lm_watch *w);
 void etcd_watch_close(lm_watch *w);
+/* At disconnect: close every watch the caller left open. */
+void etcd_watch_close_all(lm_client *c);
+
+/* ---- election.c -------------------------------------------------- */
+
 int etcd_campaign(lm_client *c, const char *election, const char *value,
 		  int64_t ttl_ms, int64_t wait_ms, lm_grant *g);
 int etcd_proclaim(lm_client *c, lm_grant *g, const char *value);

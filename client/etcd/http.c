@@ -17,10 +17,13 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../../shm/clock.h"
 #include "etcd.h"
@@ -342,9 +345,83 @@ static size_t on_stream(char *p, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
+/* ---- cancelling a stream from another thread --------------------
+ *
+ * A stream that nothing changes sits in libcurl's poll() until its
+ * timeout, and libcurl's progress callback runs only about once a second
+ * then: too slow for lm_watch_close. So the stream's socket is opened
+ * through a callback that records it, and etcd_cancel_stream() shuts it
+ * down, which makes that poll() return at once (EOF). The mutex orders
+ * the record, the shutdown and the close: a socket is never shut down
+ * after libcurl closed it (its number may be another file's by then),
+ * and a socket opened after the cancel is refused. */
+
+void etcd_cancel_init(struct etcd_cancel *k)
+{
+	pthread_mutex_init(&k->mu, NULL);
+	atomic_init(&k->stop, false);
+	k->fd = -1;
+}
+
+void etcd_cancel_destroy(struct etcd_cancel *k)
+{
+	pthread_mutex_destroy(&k->mu);
+}
+
+void etcd_cancel_stream(struct etcd_cancel *k)
+{
+	pthread_mutex_lock(&k->mu);
+	atomic_store(&k->stop, true);
+	if (k->fd >= 0)
+		shutdown(k->fd, SHUT_RDWR);
+	pthread_mutex_unlock(&k->mu);
+}
+
+bool etcd_cancelled(struct etcd_cancel *k)
+{
+	return k != NULL && atomic_load(&k->stop);
+}
+
+static curl_socket_t open_sock(void *arg, curlsocktype purpose,
+			       struct curl_sockaddr *a)
+{
+	struct etcd_cancel *k = arg;
+	(void)purpose;
+	pthread_mutex_lock(&k->mu);
+	curl_socket_t fd = CURL_SOCKET_BAD;
+	if (!atomic_load(&k->stop)) {
+		fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+		k->fd = fd;
+	}
+	pthread_mutex_unlock(&k->mu);
+	return fd;
+}
+
+static int close_sock(void *arg, curl_socket_t fd)
+{
+	struct etcd_cancel *k = arg;
+	pthread_mutex_lock(&k->mu);
+	if (k->fd == fd)
+		k->fd = -1;
+	int rc = close(fd);
+	pthread_mutex_unlock(&k->mu);
+	return rc;
+}
+
+/* Between two calls, and as a second line behind the shutdown. */
+static int progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c,
+		    curl_off_t d)
+{
+	(void)a;
+	(void)b;
+	(void)c;
+	(void)d;
+	return etcd_cancelled(arg) ? 1 : 0;
+}
+
 int etcd_watch(struct lm_etcd *e, void *curl, const char *key,
 	       const char *range_end, int64_t *next_rev, int64_t until_ns,
-	       etcd_event_fn on_event, void *arg)
+	       struct etcd_cancel *cancel, etcd_event_fn on_event, void *arg)
 {
 	struct curl_slist *hdr = json_headers();
 	if (hdr == NULL || curl == NULL) {
@@ -376,9 +453,26 @@ int etcd_watch(struct lm_etcd *e, void *curl, const char *key,
 		setup(curl, url, text, hdr, left_ms);
 		curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_stream);
 		curl_easy_setopt(curl, CURLOPT_WRITEDATA, &s);
-		CURLcode c = curl_easy_perform(curl);
+		if (cancel != NULL) {
+			curl_easy_setopt(curl, CURLOPT_OPENSOCKETFUNCTION,
+					 open_sock);
+			curl_easy_setopt(curl, CURLOPT_OPENSOCKETDATA, cancel);
+			curl_easy_setopt(curl, CURLOPT_CLOSESOCKETFUNCTION,
+					 close_sock);
+			curl_easy_setopt(curl, CURLOPT_CLOSESOCKETDATA, cancel);
+			curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION,
+					 progress);
+			curl_easy_setopt(curl, CURLOPT_XFERINFODATA, cancel);
+			curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+		}
+		CURLcode c = etcd_cancelled(cancel) ? CURLE_ABORTED_BY_CALLBACK
+						    : curl_easy_perform(curl);
 		free(text);
 		free(s.b.p);
+		if (etcd_cancelled(cancel)) {
+			rc = LM_ETIMEDOUT;
+			break;
+		}
 		if (s.ended) {
 			rc = 0;
 			break;

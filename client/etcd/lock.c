@@ -277,7 +277,8 @@ static int acquire_once(lm_client *c, const char *name, const char *value,
 				struct del_watch d = {false};
 				int64_t until = min64(deadline, next_ka);
 				rc = etcd_watch(e, c->etcd->curl, pred, NULL,
-						&from, until, on_delete, &d);
+						&from, until, NULL, on_delete,
+						&d);
 				if (rc == 0)
 					break; /* deleted (or canceled): look */
 				if (rc != LM_ETIMEDOUT)
