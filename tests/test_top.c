@@ -453,6 +453,47 @@ static void batch_reports_events(void)
 }
 HARNESS_CASE(batch_reports_events, 60)
 
+/*
+ * A server killed and started again between two of top's frames: the
+ * frame after shows a new epoch, and the death must be in the events
+ * too, not only the restart. top is stopped (SIGSTOP) across the kill
+ * and the start, so it cannot see the down state in between.
+ */
+static void down_and_back_between_frames(void)
+{
+	setup(true);
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	char out[128], err[128];
+	path_in(out, sizeof(out), "batch");
+	path_in(err, sizeof(err), "batch.err");
+	char *argv[] = {lockctl, "-r", d.region, "top", "-b", "-d", "50",
+			"-n", "1200", NULL};
+	pid_t top = harness_spawn(argv, out, err);
+	HARNESS_WAIT_FOR(harness_read_file(out, batch_buf, sizeof(batch_buf))
+				 > 0 && strstr(batch_buf, "EVENTS") != NULL,
+			 10000, "top -b printed no first frame");
+	kill(top, SIGSTOP);
+	uint64_t epoch = LM_SRV_EPOCH(atomic_load(&r.servers[1]->state));
+	harness_kill_server(d.region, &r, 1, false);
+	assert_int_equal(harness_lockctl(d.region, "server", "start", "1",
+					 NULL), 0);
+	HARNESS_WAIT_FOR(LM_SRV_EPOCH(atomic_load(&r.servers[1]->state)) !=
+					 epoch &&
+				 harness_server_state(&r, 1) != LM_SRV_DOWN,
+			 10000, "server 1 did not come back within 10 s");
+	kill(top, SIGCONT);
+	wait_event(out, "server", "server 1 restarted (epoch ");
+	if (!has_event(batch_buf, "server", "server 1 down (pid "))
+		fail_msg("top reported server 1's restart but not its death:"
+			 "\n%s", batch_buf);
+	kill(top, SIGTERM);
+	harness_expect_exit(top, 5000, 0, "lockctl top -b after SIGTERM");
+	lm_region_detach(&r);
+	teardown();
+}
+HARNESS_CASE(down_and_back_between_frames, 60)
+
 /* ---- usage errors and a missing region --------------------------- */
 
 static void expect_usage_error(const char *what, const char *msg, ...)
@@ -669,6 +710,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		harness_case(once_shows_lock_and_servers),
 		harness_case(batch_reports_events),
+		harness_case(down_and_back_between_frames),
 		harness_case(usage_and_missing_region),
 		harness_case(screen_quits_and_restores),
 	};

@@ -236,6 +236,12 @@ static void diff_servers(struct top_events *ev, const struct top_view *p,
 		const struct ctl_srv_info *o = &p->s.srv[i], *n = &v->s.srv[i];
 		bool recovering = !strcmp(n->state, "recovering");
 		if (n->epoch != o->epoch) {
+			/* Down and back between two frames (the default
+			 * restart delay is 100 ms; a frame on a loaded
+			 * host can take longer): the death is still news. */
+			if (strcmp(o->state, "down") != 0 && o->pid > 0)
+				add(ev, v, "server", "server %u down (pid %d "
+				    "gone)", i, o->pid);
 			add(ev, v, "server", "server %u restarted (epoch %llu, "
 			    "pid %d): %s%s%s", i,
 			    (unsigned long long)n->epoch, n->pid, n->state,
