@@ -36,10 +36,16 @@ LIB_SRC := shm/region.c shm/name_index.c shm/name_reclaim.c shm/session.c \
 	   client/client.c client/errors.c client/tree.c client/watch.c client/election.c \
 	   client/semaphore.c
 # The etcd backend (client/etcd/: libcurl + jansson, Debian's
-# libcurl4-openssl-dev and libjansson-dev).
+# libcurl4-openssl-dev and libjansson-dev). libcurl is not linked: the
+# backend opens it with dlopen on its first connection
+# (client/etcd/curl_load.h), so that a program that uses only the
+# shared-memory backend does not load its thirty libraries at every
+# start. Only the programs that call libcurl themselves (lockbench's
+# etcd clusters, the etcd tests) link it.
 LIB_SRC += $(wildcard client/etcd/*.c)
-ETCD_LIBS := $(shell pkg-config --libs libcurl jansson 2>/dev/null || \
-	       echo -lcurl -ljansson)
+ETCD_LIBS := $(shell pkg-config --libs jansson 2>/dev/null || \
+	       echo -ljansson) -ldl
+CURL_LIBS := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
 LDLIBS += $(ETCD_LIBS)
 DAEMON_SRC := daemon/lockmgrd.c daemon/servers.c daemon/server.c \
 	      daemon/session_monitor.c daemon/log.c daemon/state_dir.c \
@@ -107,7 +113,7 @@ $(BUILD)/lmflock: $(BUILD)/lockctl
 
 # lockbench: lockmgr against the host's own locks, in one run.
 $(BUILD)/lockbench: $(BENCH_OBJ) $(BUILD)/liblockmgr.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(HIREDIS_LIBS) -lm
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(HIREDIS_LIBS) $(CURL_LIBS) -lm
 $(BUILD)/bench/redis.o $(BUILD)/bench/prim_redis.o: CFLAGS += $(HIREDIS_CFLAGS)
 
 # The fenced store: the protected resource of the demos and tests.
@@ -128,7 +134,7 @@ $(BUILD)/examples/%: $(BUILD)/examples/%.o $(BUILD)/libdemo.a \
 $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/harness.o \
 		       $(BUILD)/libdemo.a $(BUILD)/liblockmgr.a \
 		       $(BUILD)/libfencedstore.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka -lz
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CURL_LIBS) -lcmocka -lz
 
 # test_docs reads README.md and docs/ from this tree, and compiles the
 # README's C example the way the library was built.

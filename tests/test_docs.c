@@ -718,7 +718,7 @@ static void run_c(const struct example *e)
 	path_in(err, sizeof(err), "err");
 	char cmd[4096];
 	snprintf(cmd, sizeof(cmd), "%s -std=c11 -Wall -Wextra -Werror %s "
-		 "-o prog prog.c %s %s -pthread -lcurl -ljansson", LM_CC,
+		 "-o prog prog.c %s %s -pthread -ljansson -ldl", LM_CC,
 		 inc, lib,
 		 LM_EXAMPLE_LDFLAGS);
 	char *cc[] = {"/bin/sh", "-c", cmd, NULL};

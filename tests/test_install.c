@@ -293,7 +293,7 @@ static void install_and_build_against_it(void)
 	   "cd \"$1\" && exec cc -std=c11 -Wall -Wextra -Werror $2 "
 	   "$(pkg-config --cflags lockmgr fencedstore) -o prog-static prog.c "
 	   "\"$(pkg-config --variable=libdir lockmgr)/liblockmgr.a\" "
-	   "$(pkg-config --libs fencedstore) -pthread -lcurl -ljansson",
+	   "$(pkg-config --libs fencedstore) -pthread -ljansson -ldl",
 	   scratch, SAN_FLAGS, NULL);
 
 	/* 4. Against the installed lockmgrd. */

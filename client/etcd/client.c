@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../../shm/clock.h"
+#include "curl_load.h"
 #include "etcd.h"
 
 #define SCHEME "etcd://"
@@ -269,6 +270,12 @@ int lm_etcd_connect(const char *addr, lm_client **out)
 		goto fail;
 	e->curl = etcd_curl_new();
 	if (e->curl == NULL) {
+		/* libcurl is loaded here, on the first etcd connection
+		 * (curl_load.h): say so if it is not installed. */
+		if (lm_curl() == NULL)
+			snprintf(connect_detail, sizeof(connect_detail),
+				 "the etcd backend needs libcurl: %s",
+				 lm_curl_error());
 		rc = LM_ESYS;
 		goto fail;
 	}

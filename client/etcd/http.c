@@ -14,7 +14,6 @@
  * a write callback that can end the transfer. A broken stream is resumed
  * on the next endpoint from the revision after the last event seen.
  */
-#include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -26,25 +25,26 @@
 #include <unistd.h>
 
 #include "../../shm/clock.h"
+#include "curl_load.h"
 #include "etcd.h"
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-
-static void curl_init_once(void)
+/* libcurl's table (curl_load.h). Only called where a handle exists,
+ * which etcd_curl_new made after loading it: never NULL there. */
+static const struct lm_curl *lc(void)
 {
-	curl_global_init(CURL_GLOBAL_DEFAULT);
+	return lm_curl();
 }
 
 void *etcd_curl_new(void)
 {
-	pthread_once(&curl_once, curl_init_once);
-	return curl_easy_init();
+	const struct lm_curl *c = lm_curl();
+	return c != NULL ? c->easy_init() : NULL;
 }
 
 void etcd_curl_free(void *curl)
 {
 	if (curl != NULL)
-		curl_easy_cleanup(curl);
+		lc()->easy_cleanup(curl);
 }
 
 /* A growing answer. */
@@ -102,35 +102,43 @@ static bool conn_error(CURLcode rc)
 
 static struct curl_slist *json_headers(void)
 {
-	struct curl_slist *h = curl_slist_append(NULL,
+	if (lm_curl() == NULL)
+		return NULL;
+	struct curl_slist *h = lc()->slist_append(NULL,
 		"Content-Type: application/json");
 	/* clientv3's WithRequireLeader: a member cut off from its leader
 	 * refuses (unary) or cancels (watch) instead of going stale. */
 	if (h != NULL)
-		h = curl_slist_append(h, "Grpc-Metadata-hasleader: true");
+		h = lc()->slist_append(h, "Grpc-Metadata-hasleader: true");
 	/* No "Expect: 100-continue" round trip for larger bodies. */
 	if (h != NULL)
-		h = curl_slist_append(h, "Expect:");
+		h = lc()->slist_append(h, "Expect:");
 	return h;
+}
+
+static void free_headers(struct curl_slist *hdr)
+{
+	if (hdr != NULL)
+		lc()->slist_free_all(hdr);
 }
 
 static void setup(CURL *cu, const char *url, const char *body,
 		  struct curl_slist *hdr, int64_t timeout_ms)
 {
-	curl_easy_reset(cu);
-	curl_easy_setopt(cu, CURLOPT_URL, url);
-	curl_easy_setopt(cu, CURLOPT_POST, 1L);
-	curl_easy_setopt(cu, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(cu, CURLOPT_HTTPHEADER, hdr);
-	curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(cu, CURLOPT_TCP_NODELAY, 1L);
-	curl_easy_setopt(cu, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-	curl_easy_setopt(cu, CURLOPT_CONNECTTIMEOUT_MS,
-			 (long)(timeout_ms < 1000 ? timeout_ms : 1000));
+	lc()->easy_reset(cu);
+	lc()->easy_setopt(cu, CURLOPT_URL, url);
+	lc()->easy_setopt(cu, CURLOPT_POST, 1L);
+	lc()->easy_setopt(cu, CURLOPT_POSTFIELDS, body);
+	lc()->easy_setopt(cu, CURLOPT_HTTPHEADER, hdr);
+	lc()->easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
+	lc()->easy_setopt(cu, CURLOPT_TCP_NODELAY, 1L);
+	lc()->easy_setopt(cu, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+	lc()->easy_setopt(cu, CURLOPT_CONNECTTIMEOUT_MS,
+			  (long)(timeout_ms < 1000 ? timeout_ms : 1000));
 	/* Plain http only: no redirect elsewhere, no proxy from the
 	 * environment between us and the cluster. */
-	curl_easy_setopt(cu, CURLOPT_PROXY, "");
-	curl_easy_setopt(cu, CURLOPT_PROTOCOLS_STR, "http");
+	lc()->easy_setopt(cu, CURLOPT_PROXY, "");
+	lc()->easy_setopt(cu, CURLOPT_PROTOCOLS_STR, "http");
 }
 
 /* Between two rounds over every endpoint (a cluster electing a leader
@@ -193,13 +201,13 @@ int etcd_post(struct lm_etcd *e, const char *path, json_t *body,
 			setup(e->curl, url, text, hdr,
 			      left_ms < ETCD_REQUEST_MS ? left_ms
 							: ETCD_REQUEST_MS);
-			curl_easy_setopt(e->curl, CURLOPT_WRITEFUNCTION,
-					 on_body);
-			curl_easy_setopt(e->curl, CURLOPT_WRITEDATA, &b);
-			CURLcode cr = curl_easy_perform(e->curl);
+			lc()->easy_setopt(e->curl, CURLOPT_WRITEFUNCTION,
+					  on_body);
+			lc()->easy_setopt(e->curl, CURLOPT_WRITEDATA, &b);
+			CURLcode cr = lc()->easy_perform(e->curl);
 			long status = 0;
-			curl_easy_getinfo(e->curl, CURLINFO_RESPONSE_CODE,
-					  &status);
+			lc()->easy_getinfo(e->curl, CURLINFO_RESPONSE_CODE,
+					   &status);
 			if (b.oom) {
 				free(b.p);
 				rc = LM_ESYS;
@@ -210,7 +218,7 @@ int etcd_post(struct lm_etcd *e, const char *path, json_t *body,
 				free(b.p);
 				snprintf(e->detail, sizeof(e->detail),
 					 "%s: %s", e->ep[i] + 7,
-					 curl_easy_strerror(cr));
+					 lc()->easy_strerror(cr));
 				if (cr == CURLE_COULDNT_CONNECT)
 					refused++;
 				if (conn_error(cr))
@@ -264,7 +272,7 @@ timed_out:
 	rc = LM_ENOQUORUM;
 out:
 	free(text);
-	curl_slist_free_all(hdr);
+	free_headers(hdr);
 	return rc;
 }
 
@@ -425,7 +433,7 @@ int etcd_watch(struct lm_etcd *e, void *curl, const char *key,
 {
 	struct curl_slist *hdr = json_headers();
 	if (hdr == NULL || curl == NULL) {
-		curl_slist_free_all(hdr);
+		free_headers(hdr);
 		return LM_ESYS;
 	}
 	int rc;
@@ -451,22 +459,22 @@ int etcd_watch(struct lm_etcd *e, void *curl, const char *key,
 		struct stream s = {.next_rev = next_rev, .fn = on_event,
 				   .arg = arg};
 		setup(curl, url, text, hdr, left_ms);
-		curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_stream);
-		curl_easy_setopt(curl, CURLOPT_WRITEDATA, &s);
+		lc()->easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_stream);
+		lc()->easy_setopt(curl, CURLOPT_WRITEDATA, &s);
 		if (cancel != NULL) {
-			curl_easy_setopt(curl, CURLOPT_OPENSOCKETFUNCTION,
-					 open_sock);
-			curl_easy_setopt(curl, CURLOPT_OPENSOCKETDATA, cancel);
-			curl_easy_setopt(curl, CURLOPT_CLOSESOCKETFUNCTION,
-					 close_sock);
-			curl_easy_setopt(curl, CURLOPT_CLOSESOCKETDATA, cancel);
-			curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION,
-					 progress);
-			curl_easy_setopt(curl, CURLOPT_XFERINFODATA, cancel);
-			curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+			lc()->easy_setopt(curl, CURLOPT_OPENSOCKETFUNCTION,
+					  open_sock);
+			lc()->easy_setopt(curl, CURLOPT_OPENSOCKETDATA, cancel);
+			lc()->easy_setopt(curl, CURLOPT_CLOSESOCKETFUNCTION,
+					  close_sock);
+			lc()->easy_setopt(curl, CURLOPT_CLOSESOCKETDATA, cancel);
+			lc()->easy_setopt(curl, CURLOPT_XFERINFOFUNCTION,
+					  progress);
+			lc()->easy_setopt(curl, CURLOPT_XFERINFODATA, cancel);
+			lc()->easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
 		}
 		CURLcode c = etcd_cancelled(cancel) ? CURLE_ABORTED_BY_CALLBACK
-						    : curl_easy_perform(curl);
+						    : lc()->easy_perform(curl);
 		free(text);
 		free(s.b.p);
 		if (etcd_cancelled(cancel)) {
@@ -496,11 +504,11 @@ int etcd_watch(struct lm_etcd *e, void *curl, const char *key,
 		/* The stream broke (member killed, connection refused): the
 		 * next endpoint, from the revision after the last event. */
 		snprintf(e->detail, sizeof(e->detail), "%s: watch: %s",
-			 e->ep[i] + 7, curl_easy_strerror(c));
+			 e->ep[i] + 7, lc()->easy_strerror(c));
 		e->cur = (i + 1) % e->nep;
 		if ((round + 1) % (int)e->nep == 0)
 			backoff(round / (int)e->nep, until_ns);
 	}
-	curl_slist_free_all(hdr);
+	free_headers(hdr);
 	return rc;
 }
