@@ -39,6 +39,7 @@ enum scenario {
 	SCEN_SEMAPHORE,
 	SCEN_ETCD,
 	SCEN_CROSSCHECK, /* not in the default set: --minimal */
+	SCEN_CLI,
 	SCEN_COUNT
 };
 
@@ -61,6 +62,7 @@ struct bench_config {
 	int watch_iters;          /* changes per watch path per round */
 	int etcd_iters;           /* etcd: uncontended pairs per round */
 	int etcd_cli_runs;        /* etcd: runs of each command line tool */
+	int cli_runs;             /* cli: runs of each command line tool */
 	int crash_iters;          /* kills per primitive */
 	int64_t crash_timeout_ms; /* a waiter not granted by then: "never" */
 	size_t sample_cap;        /* latency samples kept per process */

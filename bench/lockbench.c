@@ -74,7 +74,13 @@ static void usage(FILE *f)
 "                        backend, and `lockctl run` against\n"
 "                        `etcdctl lock`; skipped without an etcd\n"
 "                        binary: $LOCKMGR_ETCD or etcd on PATH),\n"
-"                        12 crosscheck (as --minimal)\n"
+"                        12 crosscheck (as --minimal),\n"
+"                        13 cli (`lockctl run NAME -- true` and\n"
+"                        `lmflock NAME true` against util-linux\n"
+"                        `flock FILE true`, timed from fork to exit:\n"
+"                        median, p99, ratio to flock;\n"
+"                        $LOCKBENCH_CLI_BASELINE=DIR adds DIR's\n"
+"                        lockctl and lmflock to the same rounds)\n"
 "                        (default: all but 12)\n"
 "  --minimal           also run scenario 12: each primitive's contended\n"
 "                      throughput at P=1 and P=16 from lockbench's engine\n"
@@ -114,6 +120,7 @@ static void set_defaults(bool quick)
 	 * (200 and 30 took 74 s). */
 	c->etcd_iters = quick ? 20 : 100;
 	c->etcd_cli_runs = quick ? 5 : 20;
+	c->cli_runs = quick ? 10 : 40;
 	c->crash_iters = quick ? 2 : 10;
 	c->crash_timeout_ms = quick ? 300 : 1000;
 	c->sample_cap = quick ? 4096 : 16384;
@@ -391,6 +398,9 @@ int main(int argc, char **argv)
 		scen_etcd(prims_mask);
 	if (sc & (1u << SCEN_CROSSCHECK))
 		scen_crosscheck(mutexes);
+	/* Needs the region (lockctl connects to it) with every server. */
+	if (sc & (1u << SCEN_CLI))
+		scen_cli(prims_mask);
 	/* Last: it leaves a server down. */
 	if ((sc & (1u << SCEN_SERVERDOWN)) && need_lmd)
 		scen_serverdown(mutexes);

@@ -859,6 +859,38 @@ static void t_crosscheck(FILE *f, unsigned prims)
 	notes(f, SCEN_CROSSCHECK);
 }
 
+/* The command line: per tool, median, p99, and their ratios to
+ * flock(1)'s. */
+static void t_cli(FILE *f)
+{
+	heading(f, SCEN_CLI,
+		"Command line: `lockctl run NAME -- true`, `lmflock NAME "
+		"true` against `flock FILE true` (fork to exit)");
+	fprintf(f, "   %-22s %10s %10s %10s %10s\n", "tool", "median", "p99",
+		"med/flock", "p99/flock");
+	for (int k = 0; k < CLI_NTOOL; k++) {
+		const char *p = cli_tool_param[k];
+		int prim = k == CLI_FLOCK ? RES_NONE : PRIM_LOCKMGR;
+		double m = results_get(SCEN_CLI, prim, p, "p50_ns");
+		if (isnan(m))
+			continue;
+		char a[32], b[32], c[32], d[32];
+		fprintf(f, "   %-22s %10s %10s %10s %10s\n", p,
+			fmt_ns(a, sizeof(a), m),
+			fmt_ns(b, sizeof(b),
+			       results_get(SCEN_CLI, prim, p, "p99_ns")),
+			k == CLI_FLOCK ? ""
+				       : fmt_x(c, sizeof(c),
+					       results_get(SCEN_CLI, prim, p,
+							   "p50_over_flock")),
+			k == CLI_FLOCK ? ""
+				       : fmt_x(d, sizeof(d),
+					       results_get(SCEN_CLI, prim, p,
+							   "p99_over_flock")));
+	}
+	notes(f, SCEN_CLI);
+}
+
 /* ---- the project's targets (README.md, "Performance") ------------- */
 
 /* A ratio for a sentence, from one of a few rotating buffers. */
@@ -1110,6 +1142,19 @@ static void t_targets(FILE *f, unsigned scen, unsigned prims)
 	}
 	if (scen & (1u << SCEN_ETCD))
 		targets_etcd(f);
+	for (int k = CLI_RUN; k <= CLI_LMFLOCK && (scen & (1u << SCEN_CLI));
+	     k++) {
+		/* Stated: README.md sets the command line no target. */
+		double r = results_get(SCEN_CLI, PRIM_LOCKMGR,
+				       cli_tool_param[k], "p50_over_flock");
+		if (isnan(r))
+			continue;
+		char what[96], m[64];
+		snprintf(what, sizeof(what), "%s ... true, median",
+			 cli_tool_param[k]);
+		snprintf(m, sizeof(m), "%s flock(1)", fx(r));
+		fprintf(f, "   %-55s %-26s %s\n", what, m, "(stated)");
+	}
 	if (scen & (1u << SCEN_MANYLOCKS)) {
 		int lm = on(prims, PRIM_LOCKMGR) ? PRIM_LOCKMGR
 						 : PRIM_LOCKMGR_REF;
@@ -1155,6 +1200,8 @@ void report_table(FILE *f, unsigned scen, unsigned prims)
 		t_etcd(f);
 	if (scen & (1u << SCEN_CROSSCHECK))
 		t_crosscheck(f, mutexes);
+	if (scen & (1u << SCEN_CLI))
+		t_cli(f);
 	/* The cross-check has no target of its own. */
 	if ((prims & ((1u << PRIM_LOCKMGR) | (1u << PRIM_LOCKMGR_REF))) &&
 	    (scen & ~(1u << SCEN_CROSSCHECK)) != 0)

@@ -61,7 +61,24 @@ void scen_semaphore(unsigned prims);
  *    shared-memory rows need prims to have a lockmgr. Runs before 6. */
 void scen_etcd(unsigned prims);
 
-/* 11. The contended engine's throughput against a minimal loop
+/* 13. The command line: `lockctl run NAME -- true` and `lmflock NAME
+ *    true` against util-linux `flock FILE true`, alternated run by run,
+ *    each timed from fork to exit (median, p99, ratio to flock). The
+ *    flock rows need flock(1) on PATH, the others a lockmgr in prims.
+ *    Runs before 6. */
+void scen_cli(unsigned prims);
+enum cli_tool {
+	CLI_FLOCK,        /* util-linux flock(1) */
+	CLI_RUN,          /* lockctl run */
+	CLI_LMFLOCK,      /* lmflock */
+	CLI_RUN_BASE,     /* $LOCKBENCH_CLI_BASELINE/lockctl run */
+	CLI_LMFLOCK_BASE, /* $LOCKBENCH_CLI_BASELINE/lmflock */
+	CLI_NTOOL
+};
+/* The param of each tool's figures ("lockctl run", "flock"). */
+extern const char *const cli_tool_param[CLI_NTOOL];
+
+/* 12. The contended engine's throughput against a minimal loop
  *    (minimal.h), at P = 1 and 16; a gap above CROSS_TOLERANCE is
  *    flagged. Only with --minimal or --scenarios crosscheck. */
 void scen_crosscheck(unsigned prims);

@@ -36,6 +36,7 @@ static const char *const scenario_keys[SCEN_COUNT] = {
 	[SCEN_SEMAPHORE] = "semaphore",
 	[SCEN_ETCD] = "etcd",
 	[SCEN_CROSSCHECK] = "crosscheck",
+	[SCEN_CLI] = "cli",
 };
 
 const char *scenario_key(enum scenario s)

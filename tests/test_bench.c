@@ -27,7 +27,7 @@ static const char *const primitives[] = {
 static const char *const scenarios[] = {
 	"uncontended", "contended", "handoff",
 	"crash", "manylocks", "serverdown", "rw", "tree", "watch",
-	"semaphore",
+	"semaphore", "cli",
 };
 /* The Redis peer's rows, when a redis-server was there to run it. */
 static const char *const redis_rows[] = {
@@ -397,6 +397,92 @@ static void bench_watch(void)
 	remove_dir(dir);
 }
 HARNESS_CASE(bench_watch, 60)
+
+/*
+ * The command line scenario alone, briefly: lockctl run and lmflock are
+ * timed against flock(1) (a row each in the table, and a median, p99,
+ * run count and ratio to flock each in the CSV), and with
+ * $LOCKBENCH_CLI_BASELINE naming a directory holding a lockctl, that
+ * one's rows too (here the same build: only that the rows exist is
+ * asked, never how fast anything was).
+ */
+static void bench_cli(void)
+{
+	char bench[512], lockmgrd[512];
+	harness_bin_path(bench, sizeof(bench), "lockbench");
+	harness_bin_path(lockmgrd, sizeof(lockmgrd), "lockmgrd");
+	if (access(bench, X_OK) != 0)
+		fail_msg("%s is not built (LOCKMGR_BIN=%s)", bench,
+			 harness_bin_dir());
+	if (system("command -v flock >/dev/null 2>&1") != 0)
+		skip(); /* util-linux flock(1): the baseline of the rows */
+	harness_tmpdir(dir, sizeof(dir));
+	char out[128], err[128], csv_path[128];
+	snprintf(out, sizeof(out), "%s/stdout.txt", dir);
+	snprintf(err, sizeof(err), "%s/stderr.txt", dir);
+	snprintf(csv_path, sizeof(csv_path), "%s/lockbench.csv", dir);
+	setenv("LOCKBENCH_CLI_BASELINE", harness_bin_dir(), 1);
+	char *argv[] = {bench, "--quick", "--scenarios", "cli", "--out",
+			dir, "--lockmgrd", lockmgrd, NULL};
+	pid_t pid = harness_spawn(argv, out, err);
+	int status = harness_reap(pid, 50000, "lockbench --scenarios cli");
+	unsetenv("LOCKBENCH_CLI_BASELINE");
+	char b[96];
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		show_tail(err, 3000);
+		show_tail(out, 3000);
+		fail_msg("lockbench --quick --scenarios cli: %s",
+			 harness_status_str(status, b, sizeof(b)));
+	}
+	assert_no_shm_left(pid);
+
+	static char text[1 << 16];
+	if (harness_read_file(out, text, sizeof(text)) <= 0)
+		fail_msg("lockbench printed no table");
+	if (strstr(text, "13. Command line") == NULL) {
+		show_tail(out, 3000);
+		fail_msg("the table has no command line scenario (13.)");
+	}
+	static const char *const tools[] = {
+		"flock", "lockctl run", "lmflock", "lockctl run baseline",
+		"lmflock baseline",
+	};
+	for (size_t i = 0; i < N_OF(tools); i++) {
+		char row[64];
+		snprintf(row, sizeof(row), "\n   %s ", tools[i]);
+		if (strstr(text, row) == NULL) {
+			show_tail(out, 3000);
+			fail_msg("the command line table has no row %s",
+				 tools[i]);
+		}
+	}
+	if (strstr(text, "\n3. Hand-off") != NULL)
+		fail_msg("--scenarios cli ran the hand-off scenario too");
+
+	static char csv[1 << 16];
+	if (harness_read_file(csv_path, csv, sizeof(csv)) <= 0)
+		fail_msg("%s is missing or empty", csv_path);
+	static const char *const rows[] = {
+		"cli,,flock,p50_ns,",
+		"cli,,flock,p99_ns,",
+		"cli,,flock,runs,",
+		"cli,lockmgr,lockctl run,p50_ns,",
+		"cli,lockmgr,lockctl run,p99_ns,",
+		"cli,lockmgr,lockctl run,runs,",
+		"cli,lockmgr,lockctl run,p50_over_flock,",
+		"cli,lockmgr,lockctl run,p99_over_flock,",
+		"cli,lockmgr,lmflock,p50_ns,",
+		"cli,lockmgr,lmflock,p99_ns,",
+		"cli,lockmgr,lmflock,p50_over_flock,",
+		"cli,lockmgr,lockctl run baseline,p50_ns,",
+		"cli,lockmgr,lmflock baseline,p50_ns,",
+	};
+	for (size_t k = 0; k < N_OF(rows); k++)
+		if (!has_positive_row(csv, rows[k]))
+			fail_msg("no positive CSV row %s", rows[k]);
+	remove_dir(dir);
+}
+HARNESS_CASE(bench_cli, 60)
 
 /*
  * The semaphore scenario alone, briefly: its table has a row for the
@@ -845,6 +931,7 @@ int main(void)
 		harness_case(bench_minimal),
 		harness_case(bench_redis_missing),
 		harness_case(bench_watch),
+		harness_case(bench_cli),
 		harness_case(bench_semaphore),
 		harness_case(bench_etcd),
 		harness_case(bench_etcd_missing),
