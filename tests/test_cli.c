@@ -165,6 +165,41 @@ static void run_wait0_on_held_lock(void)
 }
 HARNESS_CASE(run_wait0_on_held_lock, 60)
 
+/*
+ * lockctl run on shared memory does not load libcurl: the etcd backend
+ * opens it on its first connection (client/etcd/curl_load.h). Linked
+ * in, its thirty-odd libraries made every `lockctl run` several times
+ * slower than flock(1) before main even ran. CMD reads its parent's
+ * (lockctl's) memory map while lockctl holds the lock; the map must
+ * show lockctl itself (so that it is lockctl's) and no libcurl.
+ */
+static void run_loads_no_curl(void)
+{
+	setup(true);
+	char script[512], err[4096];
+	snprintf(script, sizeof(script),
+		 "m=/proc/$PPID/maps; { grep -c libcurl $m; "
+		 "grep -c lockctl $m; } >%s/out; exit 0", dir);
+	int code = ctl(NULL, 0, err, sizeof(err), "-r", d.region, "run",
+		       "/cli/nocurl", "--", "/bin/sh", "-c", script, NULL);
+	if (code != 0)
+		fail_msg("lockctl run ... exited %d; stderr: %s", code, err);
+	char p[128], counts[64];
+	path_in(p, sizeof(p), "out");
+	if (harness_read_file(p, counts, sizeof(counts)) <= 0)
+		fail_msg("the command under lockctl did not write %s", p);
+	unsigned curl = 99, self = 0;
+	if (sscanf(counts, "%u %u", &curl, &self) != 2 || self == 0)
+		fail_msg("could not read lockctl's memory map: \"%s\"",
+			 counts);
+	if (curl != 0)
+		fail_msg("lockctl run on shared memory has libcurl mapped "
+			 "(%u mappings): the etcd backend should load it only "
+			 "when it connects", curl);
+	teardown();
+}
+HARNESS_CASE(run_loads_no_curl, 60)
+
 static void status_shows_held_lock(void)
 {
 	setup(true);
@@ -680,6 +715,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		harness_case(run_passes_token_and_lock),
 		harness_case(run_wait0_on_held_lock),
+		harness_case(run_loads_no_curl),
 		harness_case(status_shows_held_lock),
 		harness_case(usage_errors),
 		harness_case(missing_region),
