@@ -116,6 +116,11 @@ $(BUILD)/lockbench: $(BENCH_OBJ) $(BUILD)/liblockmgr.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(HIREDIS_LIBS) $(CURL_LIBS) -lm
 $(BUILD)/bench/redis.o $(BUILD)/bench/prim_redis.o: CFLAGS += $(HIREDIS_CFLAGS)
 
+# A tight loop of uncontended acquire+release, for perf and before/after
+# figures (bench/micro/fastpath.c). Not part of `all`.
+$(BUILD)/fastpath: $(BUILD)/bench/micro/fastpath.o $(BUILD)/liblockmgr.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 # The fenced store: the protected resource of the demos and tests.
 $(BUILD)/libfencedstore.a: $(RES_OBJ)
 	ar rcs $@ $^

@@ -317,6 +317,28 @@ int lm_acquire_ref(lm_client *c, lm_lockref *ref, int64_t ttl_ms,
 			       g);
 }
 
+/*
+ * The entry of c's name cache (lm_client.name_cache) for a name of len
+ * bytes, or NULL for a length no name has. The name itself is compared
+ * by the caller: an entry holds a name only once lm_lookup checked it,
+ * so an equal name of the same length (strnlen: no NUL inside) is a
+ * valid one, and its lockref is used as lm_acquire_ref uses one.
+ */
+static lm_lockref *cached_ref(lm_client *c, const char *name, size_t len)
+{
+	if (len == 0 || len > LM_NAME_MAX)
+		return NULL;
+	size_t n = sizeof(c->name_cache) / sizeof(c->name_cache[0]);
+	_Static_assert((sizeof(c->name_cache) / sizeof(c->name_cache[0]) &
+			(sizeof(c->name_cache) / sizeof(c->name_cache[0]) -
+			 1)) == 0,
+		       "the name cache is a power of two");
+	size_t k = (len ^ (unsigned char)name[len - 1] ^
+		    ((size_t)(unsigned char)name[len / 2] << 1)) &
+		   (n - 1);
+	return &c->name_cache[k];
+}
+
 static int acquire_name(lm_client *c, const char *name, uint32_t mode,
 			int64_t ttl_ms, int64_t wait_ms, int64_t deadlock_ms,
 			lm_grant *g)
@@ -331,15 +353,22 @@ static int acquire_name(lm_client *c, const char *name, uint32_t mode,
 	int rc = check_ttl(c, ttl_ms);
 	if (rc != 0)
 		return rc;
-	if (c->tree && has_parent(name, strnlen(name, LM_NAME_MAX + 1)) &&
-	    lm_name_check(name, strnlen(name, LM_NAME_MAX + 1)) == 0)
+	size_t len = strnlen(name, LM_NAME_MAX + 1);
+	if (c->tree && has_parent(name, len) && lm_name_check(name, len) == 0)
 		return lm_tree_acquire(c, name, mode, ttl_ms, wait_ms,
 				       deadlock_ms, g);
-	lm_lockref ref;
-	rc = lm_lookup(c, name, &ref);
-	if (rc != 0)
-		return rc;
-	return lm_acquire_node(c, &ref, mode, ttl_ms, wait_ms, deadlock_ms,
+	lm_lockref local, *ref = cached_ref(c, name, len);
+	if (ref == NULL || REF_LEN(ref) != len ||
+	    memcmp(ref->private_name_, name, len) != 0) {
+		if (ref == NULL)
+			ref = &local;
+		rc = lm_lookup(c, name, ref);
+		if (rc != 0) {
+			REF_LEN(ref) = 0; /* names nothing now */
+			return rc;
+		}
+	}
+	return lm_acquire_node(c, ref, mode, ttl_ms, wait_ms, deadlock_ms,
 			       g);
 }
 

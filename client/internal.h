@@ -45,6 +45,14 @@ struct lm_client {
 	 * like the rest of it). */
 	uint32_t sem_pin_tag[LM_PINS_MAX];
 	uint32_t sem_tag_next;  /* the last tag handed out */
+	/* Names lately acquired by name (lm_acquire, lm_acquire_ex), as
+	 * the lockrefs they resolved to, in a small direct-mapped cache
+	 * (client.c, cached_ref): a hit skips the name's check, hash and
+	 * bucket chain walk, as lm_acquire_ref does. A name reclaimed
+	 * since is found stale by the grab (the life it resolved has
+	 * ended) and resolved again in place, as any lockref is. An
+	 * entry with REF_LEN 0 holds no name. Private to this client. */
+	lm_lockref name_cache[8];
 };
 
 /* Close every watch c still has open (client/watch.c). */

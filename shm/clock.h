@@ -88,10 +88,14 @@ static inline int64_t lm_skew_apply(const struct lm_skew_now *k,
 				    int64_t now_ms)
 {
 	/* In 128 bits: the parameters are bounded (lm_skew_read), now_ms
-	 * is not. */
+	 * is not. A clock at the true rate (every clock no one skewed)
+	 * skips the 128-bit division, which is a libgcc call on every
+	 * table of every acquire: x * ONE / ONE is x, exactly. */
+	__int128 d = (__int128)now_ms - k->base_ms;
 	__int128 t = (__int128)k->base_srv_ms +
-		     (__int128)(now_ms - k->base_ms) * k->rate_ppm /
-			     LM_RATE_ONE;
+		     (k->rate_ppm == LM_RATE_ONE
+			      ? d
+			      : d * k->rate_ppm / LM_RATE_ONE);
 	/* Lease words hold 38 unsigned bits: a negative time (a skew
 	 * further back than the uptime) would wrap into an expiry that
 	 * never comes, and so would one past the top. */
@@ -118,9 +122,12 @@ static inline int64_t lm_server_to_local_ns(const struct lm_server *s,
 	struct lm_skew_now k = lm_skew_read(s);
 	if (srv_ms <= srv_now_ms)
 		return now_ns;
-	__int128 t = (__int128)now_ns + ((__int128)srv_ms - srv_now_ms) *
-						1000000 * LM_RATE_ONE /
-						k.rate_ppm;
+	/* At the true rate, without the 128-bit division (as above). */
+	__int128 dns = ((__int128)srv_ms - srv_now_ms) * 1000000;
+	__int128 t = (__int128)now_ns +
+		     (k.rate_ppm == LM_RATE_ONE
+			      ? dns
+			      : dns * LM_RATE_ONE / k.rate_ppm);
 	return t > INT64_MAX ? INT64_MAX : (int64_t)t;
 }
 

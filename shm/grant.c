@@ -93,6 +93,17 @@ uint32_t lm_ctx_isolation(struct lm_session_ctx *c)
 				    &c->iso_gen, false);
 }
 
+/* How many tables a mask names. (__builtin_popcount is a libgcc call
+ * without -mpopcnt, on every acquire; the loop unrolls to three bit
+ * tests.) */
+static inline int tables_in(unsigned mask)
+{
+	int n = 0;
+	for (unsigned i = 0; i < LM_NSERVERS; i++)
+		n += (mask >> i) & 1u;
+	return n;
+}
+
 /* The owner words of one grant differ only in their epoch bits. */
 #define GRANT_ID(w) ((w) & UINT64_C(0xffffffffffff))
 
@@ -655,7 +666,7 @@ static void grab_give_back(struct lm_session_ctx *c, uint32_t lock,
 			   const struct lm_hold *h, unsigned mask,
 			   uint64_t undo)
 {
-	bool seen = __builtin_popcount(mask) >= (int)LM_QUORUM;
+	bool seen = tables_in(mask) >= (int)LM_QUORUM;
 	if (seen)
 		unrecorded_set(c, h->held, lock + 1);
 	give_up(c, lock, h, mask, undo);
@@ -706,7 +717,7 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
 	for (unsigned i = 0; i < LM_NSERVERS; i++)
 		if (lm_server_usable(c, i, &states[i], now_ms))
 			up |= 1u << i;
-	usable = (unsigned)__builtin_popcount(up);
+	usable = (unsigned)tables_in(up);
 	info->usable = (int)usable;
 	if (usable < LM_QUORUM) {
 		held_put(c, held);
@@ -766,7 +777,7 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
 		fail = GRAB_KIND;
 	else if (busy)
 		fail = GRAB_BUSY;
-	else if (stale || __builtin_popcount(mask) < (int)LM_QUORUM)
+	else if (stale || tables_in(mask) < (int)LM_QUORUM)
 		fail = GRAB_RETRY;
 	if (fail != GRAB_GRANTED) {
 		grab_give_back(c, lock, h, mask, undo);
@@ -798,7 +809,6 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
 
 	/* Verify only after every write-back (docs/protocol.md). */
 	LM_HOOK("grant.before_verify");
-	int64_t t1 = lm_now_ns();
 	unsigned ok = 0;
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
 		if (!(mask & (1u << i)))
@@ -814,24 +824,35 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
 			       LM_GROUP_TAG_IS(LM_LEASE_TAG(lease), g) &&
 			       LM_LEASE_EXPIRY(lease) >= expiry[i];
 		}
-		/* The clock read after a joined group's lease extension
-		 * (lm_group_extend): the lease we judged running still is. */
-		int64_t srv_t1 = lm_server_clock_ms(r->servers[i], t1);
 		if (ours &&
 		    atomic_load(&r->servers[i]->state) == h->state[i] &&
-		    atomic_load(&slot->token) >= token &&
-		    srv_t1 < expiry[i] && srv_t1 < judged[i])
+		    atomic_load(&slot->token) >= token)
 			ok |= 1u << i;
+	}
+	/*
+	 * One clock read, after every load of the checks above: each
+	 * table's lease must still run at it, and so must the grant. An
+	 * acquire that completes past its own deadline is already a
+	 * zombie. (This read once came twice, one before the loads for the
+	 * leases and one after them for the deadline; the one after is the
+	 * stricter for both, since a server's clock never runs backwards.)
+	 * It is also after a joined group's lease extension
+	 * (lm_group_extend): the lease we judged running still is.
+	 */
+	int64_t t1 = lm_now_ns();
+	for (unsigned i = 0; i < LM_NSERVERS; i++) {
+		if (!(ok & (1u << i)))
+			continue;
+		int64_t srv_t1 = lm_server_clock_ms(r->servers[i], t1);
+		if (!(srv_t1 < expiry[i] && srv_t1 < judged[i]))
+			ok &= ~(1u << i);
 	}
 	/* Valid while a majority of the tables that verified run: a table
 	 * dropped here holds nothing, however long its lease looked. (All
 	 * verified, the usual case: the bound above stands.) */
 	if (ok != mask)
 		deadline_ns = valid_until(r, ok, expiry, srv_now, t0, ttl_ms);
-	/* The clock is read again after the checks: an acquire that
-	 * completes past its own deadline is already a zombie. */
-	if (__builtin_popcount(ok) < (int)LM_QUORUM ||
-	    lm_now_ns() >= deadline_ns) {
+	if (tables_in(ok) < (int)LM_QUORUM || t1 >= deadline_ns) {
 		grab_give_back(c, lock, h, mask, undo);
 		held_put(c, held);
 		return GRAB_RETRY;

@@ -926,6 +926,54 @@ static void acquire_checks_name_after_owner_cas(void)
 	harness_lockmgrd_stop(&d);
 }
 
+/*
+ * lm_acquire keeps the lockrefs of the names it resolved (client.c, the
+ * name cache). One whose name was reclaimed, and whose slot another
+ * name moved into, must be found stale and resolved again: the acquire
+ * must take its own name, created anew above every token its earlier
+ * life issued, and never the name now in the slot.
+ */
+static void cached_name_reclaimed_is_resolved_again(void)
+{
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "rcl3", NULL);
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	lm_client *a, *b, *c;
+	assert_int_equal(lm_connect(d.region, &a), 0);
+	assert_int_equal(lm_connect(d.region, &b), 0);
+	assert_int_equal(lm_connect(d.region, &c), 0);
+	lm_grant g1, g2, gb, gc;
+	assert_int_equal(lm_acquire(a, "race/cached", 2000, 0, &g1), 0);
+	assert_int_equal(lm_release(a, &g1), 0);
+	int64_t idx = lm_name_lookup(&r, "race/cached", 11, 0);
+	assert_true(idx >= 0);
+	assert_int_equal(lm_name_reclaim(&r, (uint32_t)idx, true),
+			 LM_RECLAIMED);
+	/* Another name moves into the slot, and b holds it. */
+	assert_int_equal(lm_name_lookup(&r, "race/other", 10, 1), idx);
+	assert_int_equal(lm_acquire(b, "race/other", 2000, 0, &gb), 0);
+	/* a's cached lockref names the old life of that slot. */
+	int rc = lm_acquire(a, "race/cached", 2000, 0, &g2);
+	if (rc != 0)
+		fail_msg("a's acquire of race/cached by name: %s (its cached "
+			 "lockref was taken for the name now in its slot?)",
+			 lm_strerror(rc));
+	assert_true(g2.token > g1.token);
+	int64_t now = lm_name_lookup(&r, "race/cached", 11, 0);
+	assert_true(now >= 0 && now != idx);
+	/* Each holds its own name. */
+	assert_int_equal(lm_acquire(c, "race/cached", 2000, 0, &gc), LM_EBUSY);
+	assert_int_equal(lm_acquire(c, "race/other", 2000, 0, &gc), LM_EBUSY);
+	assert_int_equal(lm_release(a, &g2), 0);
+	assert_int_equal(lm_release(b, &gb), 0);
+	lm_disconnect(c);
+	lm_disconnect(b);
+	lm_disconnect(a);
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
 /* ---- 9. a name's insert, stopped half-way -------------------------- */
 
 /* The slot an inserter claimed for a name, and has not linked. */
@@ -1791,6 +1839,7 @@ HARNESS_CASE(queued_acquires_report_lost_quorum, 60)
 HARNESS_CASE(wait_rides_out_quorum_loss, 60)
 HARNESS_CASE(reclaim_rechecks_after_dying, 60)
 HARNESS_CASE(acquire_checks_name_after_owner_cas, 60)
+HARNESS_CASE(cached_name_reclaimed_is_resolved_again, 60)
 HARNESS_CASE(stopped_insert_survives_and_orphan_is_freed, 60)
 HARNESS_CASE(stale_view_cannot_take_newer_grant, 60)
 HARNESS_CASE(one_writer_per_state_file, 90)
@@ -1821,6 +1870,7 @@ int main(void)
 		harness_case(wait_rides_out_quorum_loss),
 		harness_case(reclaim_rechecks_after_dying),
 		harness_case(acquire_checks_name_after_owner_cas),
+		harness_case(cached_name_reclaimed_is_resolved_again),
 		harness_case(stopped_insert_survives_and_orphan_is_freed),
 		harness_case(stale_view_cannot_take_newer_grant),
 		harness_case(one_writer_per_state_file),
