@@ -602,6 +602,48 @@ static void etcd_lockctl(void)
 	stop();
 }
 
+/* lockctl run --slots and status on an etcd semaphore. */
+static void etcd_sem_lockctl(void)
+{
+	start(true, "semctl");
+	char dir[256], out[8192], err[8192];
+	harness_tmpdir(dir, sizeof(dir));
+	lm_client *c = conn();
+	lm_grant g;
+	assert_int_equal(lm_sem_acquire(c, "/c/sem", 2, 5000, 0, &g), 0);
+	/* The second slot is CMD's, and CMD learns which. */
+	int rc = harness_ctl(dir, out, sizeof(out), err, sizeof(err), "-r",
+			     addr, "run", "--slots=2", "--wait=0", "/c/sem",
+			     "--", "sh", "-c",
+			     "echo slot=$LOCKMGR_SLOT token=$LOCKMGR_TOKEN",
+			     NULL);
+	if (rc != 0)
+		fail_msg("lockctl run --slots=2 on etcd: exit %d; stdout: %s "
+			 "stderr: %s", rc, out, err);
+	char want[64];
+	snprintf(want, sizeof(want), "slot=%d token=", 1 - lm_sem_slot(&g));
+	if (strstr(out, want) == NULL)
+		fail_msg("no '%s' in: %s", want, out);
+	/* Full: a try is refused (75), another count is LOCK's misuse. */
+	lm_grant h;
+	assert_int_equal(lm_sem_acquire(c, "/c/sem", 2, 5000, 0, &h), 0);
+	setenv("LOCKMGR_REGION", addr, 1);
+	expect_ctl(dir, 75, NULL, "run", "--slots=2", "--wait=0", "/c/sem",
+		   "true", NULL);
+	expect_ctl(dir, 64, NULL, "run", "--slots=3", "--wait=0", "/c/sem",
+		   "true", NULL);
+	unsetenv("LOCKMGR_REGION");
+	expect_ctl(dir, 0, "[slot 1/2]", "-r", addr, "status", NULL, NULL,
+		   NULL);
+	expect_ctl(dir, 0, "\"slots\":2,\"holders\":[", "-r", addr, "status",
+		   "--json", NULL, NULL);
+	assert_int_equal(lm_release(c, &h), 0);
+	assert_int_equal(lm_release(c, &g), 0);
+	lm_disconnect(c);
+	harness_remove_flat_dir(dir);
+	stop();
+}
+
 /* What the etcd backend cannot do says so. */
 static void etcd_notsup(void)
 {
@@ -888,6 +930,7 @@ HARNESS_CASE(shm_sem_dead, 30)
 ETCD_CASE(etcd_sem_bound, 120)
 ETCD_CASE(etcd_sem_try_fifo, 60)
 ETCD_CASE(etcd_sem_dead, 30)
+ETCD_CASE(etcd_sem_lockctl, 60)
 ETCD_CASE(etcd_notsup, 30)
 ETCD_CASE(etcd_lockctl, 60)
 ETCD_CASE(cluster_faults, 120)
@@ -914,6 +957,7 @@ int main(void)
 		harness_case(etcd_sem_bound),
 		harness_case(etcd_sem_try_fifo),
 		harness_case(etcd_sem_dead),
+		harness_case(etcd_sem_lockctl),
 		harness_case(etcd_notsup),
 		harness_case(etcd_lockctl),
 		harness_case(cluster_faults),
