@@ -831,21 +831,27 @@ static void watch_member_killed(void)
 	assert_int_equal(lm_release(c, &g), 0);
 	count_changes(w, 2, now.version, &last, "before the kill");
 	uint64_t token = g.token;
-	fprintf(stderr, "  killing member %u (port %d), the watch's\n", victim,
-		eh.client_port[victim]);
-	etcd_h_kill(&eh, victim);
-	/* Five grants and releases through the others: the watch goes on
-	 * at another member from where it was, and misses none. */
-	enum { ROUNDS = 5 };
+	/* Frozen first: the changes made meanwhile reach the stream only
+	 * if it resumes, after the kill, from the revision it was at (not
+	 * from "now"); then killed, and changes after that too. */
+	fprintf(stderr, "  freezing, then killing member %u (port %d), the "
+		"watch's\n", victim, eh.client_port[victim]);
+	assert_int_equal(kill(eh.pid[victim], SIGSTOP), 0);
+	enum { ROUNDS = 5, FROZEN = 3 };
 	for (int k = 0; k < ROUNDS; k++) {
+		if (k == FROZEN)
+			etcd_h_kill(&eh, victim);
 		rc = lm_acquire(c, "/wk/a", 5000, 10000, &g);
 		if (rc != 0)
-			fail_msg("acquire %d after the kill: %s", k,
+			fail_msg("acquire %d with member %u %s: %s", k, victim,
+				 k < FROZEN ? "frozen" : "killed",
 				 lm_strerror(rc));
 		assert_true(g.token > token);
 		token = g.token;
 		assert_int_equal(lm_release(c, &g), 0);
 	}
+	/* The watch went on at another member from where it was, and
+	 * missed none. */
 	count_changes(w, 2 * ROUNDS, last.version, &last, "after the kill");
 	assert_int_equal(last.what, LM_WATCH_RELEASED);
 	assert_int_equal(last.token, token);
