@@ -21,6 +21,11 @@
  *   P/lock/<name>/<lease id, 16 hex>   one per waiter or holder of
  *                                      <name>, attached to its lease;
  *                                      the lowest create revision holds
+ *   P/sem/<name>/NNNN/w/<lease>        a semaphore's waiter or holder
+ *                                      (NNNN: its slot count); the
+ *                                      NNNN oldest hold (semaphore.c)
+ *   P/sem/<name>/NNNN/s/<slot>         the slot a holder took, on its
+ *                                      lease
  *   P/last/<name>                      "held <token>" or "released
  *                                      <token>": how the last grant
  *                                      ended (LM_GRANT_RECOVERED)

@@ -4,8 +4,10 @@
  * acquire(name, ttl):
  *  1. grant a lease of ttl rounded up to whole seconds (etcd may raise
  *     it to its minimum: the TTL it answers counts);
- *  2. one txn: if P/lock/<name>/<lease> does not exist, put it (attached
- *     to the lease, value "pid host"); in both branches read it back and
+ *  2. one txn: if P/lock/<name>/<lease> does not exist and no key is
+ *     under P/sem/<name>/ (else LM_EKIND: the name is a semaphore's,
+ *     semaphore.c), put it (attached to the lease, value "pid host");
+ *     in both branches read it back and
  *     read the lowest-created key under P/lock/<name>/ (the owner). The
  *     key's create revision is the waiter's place and, once it holds,
  *     its fencing token. Sending the txn twice is harmless: the second
