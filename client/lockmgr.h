@@ -64,8 +64,8 @@ extern "C" {
 #define LM_ENOLEADER     (-1019) /* nobody leads the election */
 #define LM_ENOTSUP       (-1020) /* the backend the address chose (etcd)
 				  * cannot do this call (lock modes other
-				  * than X, convert, semaphores, deadlock
-				  * detection): never approximated */
+				  * than X, convert, deadlock detection):
+				  * never approximated */
 
 #define LM_ERR_FIRST     (-1020)
 #define LM_ERR_LAST      (-1001)
@@ -241,7 +241,10 @@ int lm_release(lm_client *c, lm_grant *g);
  * in FIFO order. Every user of a name must give the same slot count
  * (LM_EKIND otherwise, and for a name held as a plain lock); slots is
  * 1 to LM_SEM_SLOTS_MAX. g->token orders the grants of one slot: a
- * resource guarded by a semaphore fences per slot (lm_sem_slot).
+ * resource guarded by a semaphore fences per slot (lm_sem_slot). On
+ * etcd a token is also distinct across slots, a name keeps its kind only
+ * while it has waiters or holders, and LM_GRANT_RECOVERED is never set
+ * for a semaphore (README, "Semaphores on etcd").
  * A semaphore's name is at most 250 bytes (its slots are locks of their
  * own, named after it); each waiting or held semaphore grant keeps one
  * of the client's 16 pins (LM_EPINS, as a watch does). Semaphores are

@@ -602,6 +602,48 @@ static void etcd_lockctl(void)
 	stop();
 }
 
+/* lockctl run --slots and status on an etcd semaphore. */
+static void etcd_sem_lockctl(void)
+{
+	start(true, "semctl");
+	char dir[256], out[8192], err[8192];
+	harness_tmpdir(dir, sizeof(dir));
+	lm_client *c = conn();
+	lm_grant g;
+	assert_int_equal(lm_sem_acquire(c, "/c/sem", 2, 5000, 0, &g), 0);
+	/* The second slot is CMD's, and CMD learns which. */
+	int rc = harness_ctl(dir, out, sizeof(out), err, sizeof(err), "-r",
+			     addr, "run", "--slots=2", "--wait=0", "/c/sem",
+			     "--", "sh", "-c",
+			     "echo slot=$LOCKMGR_SLOT token=$LOCKMGR_TOKEN",
+			     NULL);
+	if (rc != 0)
+		fail_msg("lockctl run --slots=2 on etcd: exit %d; stdout: %s "
+			 "stderr: %s", rc, out, err);
+	char want[64];
+	snprintf(want, sizeof(want), "slot=%d token=", 1 - lm_sem_slot(&g));
+	if (strstr(out, want) == NULL)
+		fail_msg("no '%s' in: %s", want, out);
+	/* Full: a try is refused (75), another count is LOCK's misuse. */
+	lm_grant h;
+	assert_int_equal(lm_sem_acquire(c, "/c/sem", 2, 5000, 0, &h), 0);
+	setenv("LOCKMGR_REGION", addr, 1);
+	expect_ctl(dir, 75, NULL, "run", "--slots=2", "--wait=0", "/c/sem",
+		   "true", NULL);
+	expect_ctl(dir, 64, NULL, "run", "--slots=3", "--wait=0", "/c/sem",
+		   "true", NULL);
+	unsetenv("LOCKMGR_REGION");
+	expect_ctl(dir, 0, "[slot 1/2]", "-r", addr, "status", NULL, NULL,
+		   NULL);
+	expect_ctl(dir, 0, "\"slots\":2,\"holders\":[", "-r", addr, "status",
+		   "--json", NULL, NULL);
+	assert_int_equal(lm_release(c, &h), 0);
+	assert_int_equal(lm_release(c, &g), 0);
+	lm_disconnect(c);
+	harness_remove_flat_dir(dir);
+	stop();
+}
+
 /* What the etcd backend cannot do says so. */
 static void etcd_notsup(void)
 {
@@ -613,10 +655,247 @@ static void etcd_notsup(void)
 	assert_int_equal(lm_acquire(c, "/n", 1000, 0, &g), 0);
 	assert_int_equal(lm_convert(c, &g, LM_MODE_S, 1000, 0), LM_ENOTSUP);
 	assert_int_equal(lm_release(c, &g), 0);
-	assert_int_equal(lm_sem_acquire(c, "/n", 2, 1000, 0, &g), LM_ENOTSUP);
 	lm_disconnect(c);
 	stop();
 }
+
+/* ---- counting semaphores ------------------------------------------ */
+
+/* How many wait for semaphore `name` of `slots` (its holders not
+ * counted). */
+static unsigned sem_waiters(const char *name, unsigned slots)
+{
+	if (on_etcd) {
+		unsigned k = waiters(name) + 1; /* every key of the name */
+		return k > slots ? k - slots : 0;
+	}
+	return waiters(name); /* the gate's queue (client/semaphore.c) */
+}
+
+enum { SEM_SLOTS = 3, SEM_PROCS = 6, SEM_ROUNDS = 12,
+       SEM_LOG = SEM_PROCS * SEM_ROUNDS };
+struct sem_shared {
+	_Atomic uint32_t inside;      /* holders now */
+	_Atomic uint32_t max_inside;
+	_Atomic uint32_t over;        /* times inside exceeded the slots */
+	_Atomic uint32_t slot_clash;  /* a slot taken by two at once */
+	_Atomic uint32_t slot_busy[SEM_SLOTS];
+	_Atomic uint32_t n;
+	uint64_t token[SEM_LOG];  /* slot << 48 | token, on shared memory */
+};
+static struct sem_shared *ss;
+
+static void sem_client(void *arg)
+{
+	(void)arg;
+	lm_client *c = conn();
+	for (int k = 0; k < SEM_ROUNDS; k++) {
+		lm_grant g;
+		int rc = lm_sem_acquire(c, "/conf/sem", SEM_SLOTS, 5000, 30000,
+					&g);
+		if (rc != 0)
+			fail_msg("sem acquire: %d (%s)", rc, lm_strerror(rc));
+		int slot = lm_sem_slot(&g);
+		if (slot < 0 || slot >= SEM_SLOTS)
+			fail_msg("slot %d of a semaphore of %d", slot,
+				 SEM_SLOTS);
+		if (atomic_exchange(&ss->slot_busy[slot], 1) != 0)
+			atomic_fetch_add(&ss->slot_clash, 1);
+		uint32_t in = atomic_fetch_add(&ss->inside, 1) + 1;
+		if (in > SEM_SLOTS)
+			atomic_fetch_add(&ss->over, 1);
+		uint32_t m = atomic_load(&ss->max_inside);
+		while (in > m &&
+		       !atomic_compare_exchange_weak(&ss->max_inside, &m, in))
+			;
+		/* On shared memory a token is its slot's; on etcd, the
+		 * semaphore's (a key's create revision). */
+		ss->token[atomic_fetch_add(&ss->n, 1)] =
+			on_etcd ? g.token : (uint64_t)slot << 48 | g.token;
+		harness_nap_us(20000); /* long enough for the others to
+					* pile up, even over HTTP */
+		atomic_fetch_sub(&ss->inside, 1);
+		atomic_store(&ss->slot_busy[slot], 0);
+		rc = lm_release(c, &g);
+		if (rc != 0)
+			fail_msg("sem release: %d (%s)", rc, lm_strerror(rc));
+	}
+	lm_disconnect(c);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Never more than N holders, each slot held by one at a time, every
+ * grant's token its own (its slot's own, on shared memory). */
+static void sem_bound(void)
+{
+	ss = harness_shared(sizeof(*ss));
+	pid_t p[SEM_PROCS];
+	for (int i = 0; i < SEM_PROCS; i++)
+		p[i] = harness_fork(sem_client, NULL);
+	for (int i = 0; i < SEM_PROCS; i++)
+		harness_expect_exit(p[i], 90000, 0, "semaphore client");
+	assert_int_equal(atomic_load(&ss->n), SEM_LOG);
+	if (atomic_load(&ss->over) != 0)
+		fail_msg("more than %d holders at once, %u times (max %u)",
+			 SEM_SLOTS, atomic_load(&ss->over),
+			 atomic_load(&ss->max_inside));
+	if (atomic_load(&ss->slot_clash) != 0)
+		fail_msg("a slot held by two at once, %u times",
+			 atomic_load(&ss->slot_clash));
+	/* ...and it is no mutex: holders did overlap. */
+	if (atomic_load(&ss->max_inside) < 2)
+		fail_msg("never two holders at once in %d grants of 20 ms",
+			 SEM_LOG);
+	uint64_t t[SEM_LOG];
+	memcpy(t, ss->token, sizeof(t));
+	qsort(t, SEM_LOG, sizeof(t[0]), cmp_u64);
+	for (int i = 1; i < SEM_LOG; i++)
+		if (t[i] == t[i - 1])
+			fail_msg("token %llu handed out twice",
+				 (unsigned long long)t[i]);
+	fprintf(stderr, "  %d grants, at most %u holders at once\n", SEM_LOG,
+		atomic_load(&ss->max_inside));
+}
+
+static void sem_fifo_waiter(void *arg)
+{
+	int i = (int)(intptr_t)arg;
+	lm_client *c = conn();
+	lm_grant g;
+	sh->rc[i] = lm_sem_acquire(c, "/conf/semq", 2, 5000, 20000, &g);
+	sh->order[i] = atomic_fetch_add(&sh->seq, 1) + 1;
+	sh->token[i] = g.token;
+	sh->flags[i] = (uint32_t)lm_sem_slot(&g);
+	if (sh->rc[i] == 0)
+		lm_release(c, &g);
+	lm_disconnect(c);
+}
+
+/* A full semaphore: a try says LM_EBUSY at once, a wait times out and
+ * leaves no waiter; the name is no lock's nor another count's; waiters
+ * are served first come, first served. */
+static void sem_try_fifo(void)
+{
+	sh = harness_shared(sizeof(*sh));
+	lm_client *a = conn(), *b = conn();
+	lm_grant g1, g2, h;
+	assert_int_equal(lm_sem_acquire(a, "/conf/semq", 2, 5000, 0, &g1), 0);
+	assert_int_equal(lm_sem_acquire(a, "/conf/semq", 2, 5000, 0, &g2), 0);
+	/* Tokens order the grants of one slot; on etcd they are the
+	 * keys' create revisions, distinct across slots too. */
+	assert_true(lm_sem_slot(&g1) != lm_sem_slot(&g2));
+	if (on_etcd)
+		assert_true(g1.token != g2.token);
+	int64_t t0 = harness_now_ms();
+	assert_int_equal(lm_sem_acquire(b, "/conf/semq", 2, 5000, 0, &h),
+			 LM_EBUSY);
+	if (harness_now_ms() - t0 > 2000)
+		fail_msg("a try on a full semaphore took %lld ms",
+			 (long long)(harness_now_ms() - t0));
+	t0 = harness_now_ms();
+	assert_int_equal(lm_sem_acquire(b, "/conf/semq", 2, 5000, 400, &h),
+			 LM_ETIMEDOUT);
+	int64_t took = harness_now_ms() - t0;
+	if (took < 400 || took > 3000)
+		fail_msg("a 400 ms wait took %lld ms", (long long)took);
+	assert_int_equal(sem_waiters("/conf/semq", 2), 0);
+	/* One name, one kind. */
+	assert_int_equal(lm_acquire(b, "/conf/semq", 5000, 0, &h), LM_EKIND);
+	assert_int_equal(lm_sem_acquire(b, "/conf/semq", 3, 5000, 0, &h),
+			 LM_EKIND);
+	pid_t p[3];
+	for (int i = 0; i < 3; i++) {
+		p[i] = harness_fork(sem_fifo_waiter, (void *)(intptr_t)i);
+		HARNESS_WAIT_FOR(sem_waiters("/conf/semq", 2) ==
+					 (unsigned)i + 1,
+				 10000, "semaphore waiter %d to queue (%u "
+				 "queued)", i, sem_waiters("/conf/semq", 2));
+	}
+	/* One slot comes free; each waiter passes it on. */
+	assert_int_equal(lm_release(a, &g1), 0);
+	for (int i = 0; i < 3; i++)
+		harness_expect_exit(p[i], 20000, 0, "semaphore fifo waiter");
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(sh->rc[i], 0);
+		if (sh->order[i] != (uint32_t)i + 1)
+			fail_msg("semaphore waiter %d queued %d-th was served "
+				 "%u-th", i, i + 1, sh->order[i]);
+		/* Each took the slot g1 gave back. */
+		assert_int_equal(sh->flags[i], lm_sem_slot(&g1));
+		if (sh->token[i] <= g1.token ||
+		    (i > 0 && sh->token[i] <= sh->token[i - 1]))
+			fail_msg("semaphore FIFO tokens not increasing");
+	}
+	assert_int_equal(lm_release(a, &g2), 0);
+	assert_int_equal(lm_release(a, &g2), LM_ENOTHELD);
+	/* Free again, on etcd the name may become a lock (its kind is
+	 * its keys'); shared memory keeps a gate's kind until the name is
+	 * reclaimed, which is not now. */
+	if (on_etcd) {
+		assert_int_equal(lm_acquire(b, "/conf/semq", 5000, 0, &h), 0);
+		lm_grant s;
+		assert_int_equal(lm_sem_acquire(a, "/conf/semq", 2, 5000, 0,
+						&s),
+				 LM_EKIND);
+		assert_int_equal(lm_release(b, &h), 0);
+	}
+	lm_disconnect(a);
+	lm_disconnect(b);
+}
+
+static void sem_doomed(void *arg)
+{
+	(void)arg;
+	lm_client *c = conn();
+	lm_grant g;
+	assert_int_equal(lm_sem_acquire(c, "/conf/semd", 2, 1000, 0, &g), 0);
+	sh->token[0] = g.token;
+	assert_int_equal(write(pipefd[1], "x", 1), 1);
+	for (;;)
+		pause();
+}
+
+/* A SIGKILLed holder's slot is free again within its lease. */
+static void sem_dead(void)
+{
+	sh = harness_shared(sizeof(*sh));
+	assert_int_equal(pipe2(pipefd, O_CLOEXEC), 0);
+	lm_client *c = conn();
+	lm_grant mine, g;
+	assert_int_equal(lm_sem_acquire(c, "/conf/semd", 2, 5000, 0, &mine),
+			 0);
+	pid_t p = harness_fork(sem_doomed, NULL);
+	harness_read_byte(pipefd[0], 10000, "the doomed holder's slot");
+	assert_int_equal(lm_sem_acquire(c, "/conf/semd", 2, 1000, 0, &g),
+			 LM_EBUSY);
+	int64_t t = harness_now_ms();
+	assert_int_equal(kill(p, SIGKILL), 0);
+	harness_reap(p, 5000, "SIGKILLed semaphore holder");
+	int rc = lm_sem_acquire(c, "/conf/semd", 2, 1000, 10000, &g);
+	if (rc != 0)
+		fail_msg("after the holder's SIGKILL: %d (%s)", rc,
+			 lm_strerror(rc));
+	int64_t took = harness_now_ms() - t;
+	fprintf(stderr, "  slot free %lld ms after SIGKILL (lease 1 s)\n",
+		(long long)took);
+	if (took > 4000)
+		fail_msg("a dead holder's 1 s lease kept its slot %lld ms",
+			 (long long)took);
+	assert_true(g.token > sh->token[0]);
+	assert_true(lm_sem_slot(&g) != lm_sem_slot(&mine));
+	assert_int_equal(lm_release(c, &g), 0);
+	assert_int_equal(lm_release(c, &mine), 0);
+	lm_disconnect(c);
+}
+
+BOTH(sem_bound, "semb")
+BOTH(sem_try_fifo, "semq")
+BOTH(sem_dead, "semd")
 
 /* ---- entry -------------------------------------------------------- */
 
@@ -645,6 +924,13 @@ ETCD_CASE(etcd_fifo, 30)
 ETCD_CASE(etcd_dead_client, 30)
 ETCD_CASE(etcd_zombie_fenced, 30)
 ETCD_CASE(etcd_lease_lost, 30)
+HARNESS_CASE(shm_sem_bound, 90)
+HARNESS_CASE(shm_sem_try_fifo, 60)
+HARNESS_CASE(shm_sem_dead, 30)
+ETCD_CASE(etcd_sem_bound, 120)
+ETCD_CASE(etcd_sem_try_fifo, 60)
+ETCD_CASE(etcd_sem_dead, 30)
+ETCD_CASE(etcd_sem_lockctl, 60)
 ETCD_CASE(etcd_notsup, 30)
 ETCD_CASE(etcd_lockctl, 60)
 ETCD_CASE(cluster_faults, 120)
@@ -665,10 +951,25 @@ int main(void)
 		harness_case(etcd_dead_client),
 		harness_case(etcd_zombie_fenced),
 		harness_case(etcd_lease_lost),
+		harness_case(shm_sem_bound),
+		harness_case(shm_sem_try_fifo),
+		harness_case(shm_sem_dead),
+		harness_case(etcd_sem_bound),
+		harness_case(etcd_sem_try_fifo),
+		harness_case(etcd_sem_dead),
+		harness_case(etcd_sem_lockctl),
 		harness_case(etcd_notsup),
 		harness_case(etcd_lockctl),
 		harness_case(cluster_faults),
 		harness_case(bad_input),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	/* LOCKMGR_TEST_CASE=name runs one case (mutation checks). */
+	const char *only = getenv("LOCKMGR_TEST_CASE");
+	struct CMUnitTest chosen[sizeof(tests) / sizeof(tests[0])];
+	size_t n = 0;
+	for (size_t k = 0; k < sizeof(tests) / sizeof(tests[0]); k++)
+		if (only == NULL || strcmp(only, tests[k].name) == 0)
+			chosen[n++] = tests[k];
+	return _cmocka_run_group_tests("test_backends", chosen, n, NULL,
+				       NULL);
 }

@@ -775,6 +775,96 @@ static void election_lockctl(void)
 
 /* ---- entry ----------------------------------------------------------- */
 
+/* ---- a watch across the SIGKILL of its stream's member ----------- */
+
+/* Events until `changes` changes are counted (bounded), versions only
+ * growing; the last event into *last. */
+static uint32_t count_changes(lm_watch *w, uint32_t changes,
+			      uint64_t after, lm_watch_event *last,
+			      const char *what)
+{
+	uint32_t sum = 0;
+	int64_t until = harness_now_ms() + 20000;
+	while (sum < changes) {
+		int64_t left = until - harness_now_ms();
+		lm_watch_event ev;
+		int rc = lm_watch_next(w, left > 0 ? left : 0, &ev);
+		if (rc != 0)
+			fail_msg("%s: %u of %u changes seen within 20 s: %s",
+				 what, sum, changes, lm_strerror(rc));
+		if (ev.version <= after)
+			fail_msg("%s: version %llu after %llu", what,
+				 (unsigned long long)ev.version,
+				 (unsigned long long)after);
+		after = ev.version;
+		sum += ev.changes;
+		*last = ev;
+	}
+	if (sum != changes)
+		fail_msg("%s: %u changes counted, %u made", what, sum, changes);
+	return sum;
+}
+
+static void watch_member_killed(void)
+{
+	etcd_h_start(&eh, 3, "/wkill");
+	snprintf(addr, sizeof(addr), "%s", eh.addr);
+	lm_client *o = conn();
+	lm_watch *w;
+	lm_watch_event now, last;
+	assert_int_equal(lm_watch_open(o, "/wk/a", &w, &now), 0);
+	/* The member the stream uses: the one the client last talked to,
+	 * read before anything can move it (client/etcd/watch_stream.c). */
+	unsigned victim = w->e2->cur % eh.n;
+	/* The writer talks to the two other members only. */
+	char waddr[600];
+	unsigned a = (victim + 1) % eh.n, b = (victim + 2) % eh.n;
+	snprintf(waddr, sizeof(waddr), "etcd://127.0.0.1:%d,127.0.0.1:%d/wkill",
+		 eh.client_port[a], eh.client_port[b]);
+	lm_client *c = NULL;
+	int rc = lm_connect(waddr, &c);
+	if (rc != 0)
+		fail_msg("lm_connect(%s): %s", waddr, lm_strerror(rc));
+	lm_grant g;
+	/* The stream runs: a grant and a release are seen. */
+	assert_int_equal(lm_acquire(c, "/wk/a", 5000, 0, &g), 0);
+	assert_int_equal(lm_release(c, &g), 0);
+	count_changes(w, 2, now.version, &last, "before the kill");
+	uint64_t token = g.token;
+	/* Frozen first: the changes made meanwhile reach the stream only
+	 * if it resumes, after the kill, from the revision it was at (not
+	 * from "now"); then killed, and changes after that too. */
+	fprintf(stderr, "  freezing, then killing member %u (port %d), the "
+		"watch's\n", victim, eh.client_port[victim]);
+	assert_int_equal(kill(eh.pid[victim], SIGSTOP), 0);
+	enum { ROUNDS = 5, FROZEN = 3 };
+	for (int k = 0; k < ROUNDS; k++) {
+		if (k == FROZEN)
+			etcd_h_kill(&eh, victim);
+		rc = lm_acquire(c, "/wk/a", 5000, 10000, &g);
+		if (rc != 0)
+			fail_msg("acquire %d with member %u %s: %s", k, victim,
+				 k < FROZEN ? "frozen" : "killed",
+				 lm_strerror(rc));
+		assert_true(g.token > token);
+		token = g.token;
+		assert_int_equal(lm_release(c, &g), 0);
+	}
+	/* The watch went on at another member from where it was, and
+	 * missed none. */
+	count_changes(w, 2 * ROUNDS, last.version, &last, "after the kill");
+	assert_int_equal(last.what, LM_WATCH_RELEASED);
+	assert_int_equal(last.token, token);
+	assert_int_equal(last.holders, 0);
+	/* Nothing more, nothing twice. */
+	lm_watch_event ev;
+	assert_int_equal(lm_watch_next(w, 300, &ev), LM_ETIMEDOUT);
+	lm_watch_close(w);
+	lm_disconnect(c);
+	lm_disconnect(o);
+	etcd_h_stop(&eh);
+}
+
 #define ETCD_CASE(fn, timeout_s)                                         \
 	static void fn##_proc(void **state)                              \
 	{                                                                \
@@ -797,6 +887,7 @@ ETCD_CASE(election_one_leader, 90)
 ETCD_CASE(election_failover, 30)
 ETCD_CASE(election_proclaim_resign, 30)
 ETCD_CASE(election_lockctl, 60)
+ETCD_CASE(watch_member_killed, 90)
 
 int main(void)
 {
@@ -810,6 +901,7 @@ int main(void)
 		harness_case(election_failover),
 		harness_case(election_proclaim_resign),
 		harness_case(election_lockctl),
+		harness_case(watch_member_killed),
 	};
 	/* One case, for the mutation checks and debugging. (Not cmocka's
 	 * own filter: it would also filter out the nested run that

@@ -214,27 +214,17 @@ static int etcd_convert(lm_client *c, lm_grant *g, uint32_t mode,
 {
 	(void)ttl_ms;
 	(void)wait_ms;
-	if (etcd_grant_of(c->etcd, g) == NULL)
+	struct etcd_grant *gr = etcd_grant_of(c->etcd, g);
+	if (gr == NULL)
 		return LM_ENOTHELD;
-	if (mode >= LM_MODE_COUNT)
+	/* A semaphore's slot has no mode to change (as on shared
+	 * memory). */
+	if (mode >= LM_MODE_COUNT || gr->sem)
 		return LM_EINVAL;
 	if (mode == g->mode)
 		return 0;
 	snprintf(c->etcd->detail, sizeof(c->etcd->detail),
 		 "the etcd backend has only mode X: no conversion");
-	return LM_ENOTSUP;
-}
-
-static int etcd_sem_acquire(lm_client *c, const char *name, uint32_t slots,
-			    int64_t ttl_ms, int64_t wait_ms, lm_grant *g)
-{
-	(void)name;
-	(void)slots;
-	(void)ttl_ms;
-	(void)wait_ms;
-	(void)g;
-	snprintf(c->etcd->detail, sizeof(c->etcd->detail),
-		 "the etcd backend has no semaphores yet");
 	return LM_ENOTSUP;
 }
 

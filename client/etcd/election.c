@@ -49,6 +49,8 @@ int etcd_proclaim(lm_client *c, lm_grant *g, const char *value)
 	struct etcd_grant *gr = etcd_grant_of(e, g);
 	if (gr == NULL)
 		return LM_ENOTHELD;
+	if (gr->sem)
+		return LM_EINVAL; /* a semaphore's grant leads nothing */
 	if (value == NULL)
 		value = "";
 	char val[LM_VALUE_MAX + 96];

@@ -8,6 +8,7 @@
  *   kv.c      base64, key names, range / txn / delete bodies (jansson)
  *   lease.c   grant, keepalive, timetolive, revoke
  *   lock.c    the lock recipe (acquire, renew, release)
+ *   semaphore.c  counting semaphores on the same recipe (N holders)
  *   watch.c   lm_watch_*: open, next, fd, close
  *   watch_stream.c  a watch's thread: one watch stream on the lock's
  *             keys, each event read as a grant, release, expiry or
@@ -20,6 +21,11 @@
  *   P/lock/<name>/<lease id, 16 hex>   one per waiter or holder of
  *                                      <name>, attached to its lease;
  *                                      the lowest create revision holds
+ *   P/sem/<name>/NNNN/w/<lease>        a semaphore's waiter or holder
+ *                                      (NNNN: its slot count); the
+ *                                      NNNN oldest hold (semaphore.c)
+ *   P/sem/<name>/NNNN/s/<slot>         the slot a holder took, on its
+ *                                      lease
  *   P/last/<name>                      "held <token>" or "released
  *                                      <token>": how the last grant
  *                                      ended (LM_GRANT_RECOVERED)
@@ -45,7 +51,8 @@
 #define ETCD_DEFAULT_PREFIX "/lockmgr"
 /* Longest key: prefix, "/lock/", a name of 255 bytes each as %XX, '/',
  * 16 hex digits. */
-#define ETCD_KEY_MAX (ETCD_PREFIX_MAX + 8 + 3 * LM_NAME_MAX + 1 + 16 + 1)
+#define ETCD_KEY_MAX (ETCD_PREFIX_MAX + 8 + 3 * LM_NAME_MAX + 1 + 16 + 1 + 8)
+/* (+ 8: a semaphore's key has "/NNNN/w/" where a lock's has "/".) */
 /* The longest lease lockctl and the library allow here (one day). */
 #define ETCD_MAX_TTL_MS INT64_C(86400000)
 /* How long one request may take before the next endpoint is tried. */
@@ -61,9 +68,11 @@ struct etcd_grant {
 	int64_t lease;         /* lm_grant.private_[0] */
 	uint64_t token;        /* the key's create revision */
 	int64_t lease_ttl_s;   /* the TTL etcd gave the lease */
-	char key[ETCD_KEY_MAX + 24];
+	char key[ETCD_KEY_MAX + 48];
 	char last[ETCD_KEY_MAX];
 	char value[LM_VALUE_MAX + 1]; /* election value proclaimed */
+	bool sem;              /* a semaphore's grant (semaphore.c) */
+	char slot_key[ETCD_KEY_MAX + 48]; /* its slot's key */
 };
 
 struct lm_etcd {
@@ -152,11 +161,30 @@ ssize_t etcd_unb64(const char *s, char *out, size_t n);
 /* P/lock/<enc name>/ and P/last/<enc name>, into out. */
 void etcd_lock_prefix(const struct lm_etcd *e, const char *name, char *out);
 void etcd_last_key(const struct lm_etcd *e, const char *name, char *out);
+/* P/sem/<enc name>/ (semaphore.c) */
+void etcd_sem_prefix(const struct lm_etcd *e, const char *name, char *out);
 /* The lock name of an encoded one (list.c); -1 if it is not one. */
 ssize_t etcd_name_decode(const char *enc, size_t len, char *out, size_t n);
 /* The end of the range of keys that begin with prefix (etcd's
  * "prefix + 1"), into out. */
 void etcd_prefix_end(const char *prefix, char *out);
+
+/* JSON shapes of txn requests (the recipes'): a base64 string of s, an
+ * int64 as the string etcd wants, a compare of key's create revision
+ * with rev (0: the key does not exist), a range / put operation of a
+ * txn, the oldest key under prefix lp (or, with below > 0, the newest
+ * one created before revision `below`), responses[i]'s first kv. */
+json_t *etcd_b64str(const char *s);
+json_t *etcd_i64str(int64_t v);
+json_t *etcd_cmp_create(const char *key, int64_t rev);
+json_t *etcd_cmp_none(const char *key, const char *end); /* [key,end) empty */
+json_t *etcd_op_range(json_t *range);
+json_t *etcd_op_put(const char *key, const char *value, int64_t lease);
+json_t *etcd_owner_range(const char *lp, int64_t below);
+json_t *etcd_txn_kv(json_t *resp, size_t i);
+/* POST a txn (compare, success, failure: each consumed). */
+int etcd_txn(struct lm_etcd *e, json_t *cmp, json_t *ok, json_t *fail,
+	     int64_t deadline, json_t **out);
 
 /* {"key": b64(key)} with "range_end" if end is not NULL. */
 json_t *etcd_range_req(const char *key, const char *end);
@@ -193,11 +221,25 @@ struct etcd_grant *etcd_grant_of(struct lm_etcd *e, const lm_grant *g);
 /* Acquire with `value` as what the key says after "pid host\n". */
 int etcd_acquire_value(lm_client *c, const char *name, const char *value,
 		       int64_t ttl_ms, int64_t wait_ms, lm_grant *g);
+/* Delete key (if it is still there) and revoke lease: a waiter that
+ * gives up leaves nothing for the others to wait on. */
+void etcd_give_up(struct lm_etcd *e, const char *key, int64_t lease);
+/* An etcd_watch callback: sets *(bool *)arg and ends the watch at the
+ * first DELETE event. */
+bool etcd_on_delete(void *arg, json_t *result);
 /* At disconnect: release every grant the caller never released. */
 void etcd_release_all(lm_client *c);
 /* "pid host\nvalue": what a waiter's key holds. */
 void etcd_key_value(const struct lm_etcd *e, const char *value, char *out,
 		    size_t n);
+
+/* ---- semaphore.c ------------------------------------------------- */
+
+int etcd_sem_acquire(lm_client *c, const char *name, uint32_t slots,
+		     int64_t ttl_ms, int64_t wait_ms, lm_grant *g);
+/* Delete a semaphore grant's keys (lock.c's etcd_release revokes the
+ * lease and forgets the grant after): 0 or LM_ELEASELOST. */
+int etcd_sem_release(struct lm_etcd *e, struct etcd_grant *gr);
 
 /* ---- watch.c, watch_stream.c -------------------------------------- */
 
@@ -277,7 +319,7 @@ int etcd_leader_get(lm_client *c, const char *election, lm_leader *out);
 
 /* ---- list.c ------------------------------------------------------ */
 
-/* One waiter's key under P/lock/. */
+/* One waiter's key under P/lock/ or P/sem/. */
 struct etcd_waiter {
 	char name[LM_NAME_MAX + 1];
 	uint64_t create_rev;   /* the token, if it holds */
@@ -285,6 +327,8 @@ struct etcd_waiter {
 	int pid;
 	char host[64];
 	char value[LM_VALUE_MAX + 1];
+	uint32_t slots;        /* a semaphore's slot count, 0 for a lock */
+	int slot;              /* the slot a semaphore's holder took, -1 */
 };
 
 /* Every waiter key under the prefix, by name then create revision:

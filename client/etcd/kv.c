@@ -91,6 +91,13 @@ void etcd_lock_prefix(const struct lm_etcd *e, const char *name, char *out)
 	strcat(out, "/");
 }
 
+void etcd_sem_prefix(const struct lm_etcd *e, const char *name, char *out)
+{
+	size_t n = (size_t)sprintf(out, "%s/sem/", e->prefix);
+	encode_name(name, out + n);
+	strcat(out, "/");
+}
+
 void etcd_last_key(const struct lm_etcd *e, const char *name, char *out)
 {
 	size_t n = (size_t)sprintf(out, "%s/last/", e->prefix);
@@ -187,4 +194,84 @@ ssize_t etcd_kv_bytes(const json_t *kv, const char *field, char *out,
 		return -1;
 	out[k] = '\0';
 	return k;
+}
+
+/* ---- txn shapes shared by the recipes (lock.c, semaphore.c) ---- */
+
+json_t *etcd_b64str(const char *s)
+{
+	char *b = etcd_b64(s, strlen(s));
+	json_t *j = json_string(b != NULL ? b : "");
+	free(b);
+	return j;
+}
+
+json_t *etcd_i64str(int64_t v)
+{
+	return json_sprintf("%lld", (long long)v);
+}
+
+/* A compare on key's create revision. */
+json_t *etcd_cmp_create(const char *key, int64_t rev)
+{
+	return json_pack("{s:o,s:s,s:s,s:o}", "key", etcd_b64str(key), "target",
+			 "CREATE", "result", "EQUAL", "create_revision",
+			 etcd_i64str(rev));
+}
+
+/* A compare that holds when no key is in [key, end): every key that
+ * exists has a create revision above 0 (etcd compares each key of a
+ * range, and an empty range as one absent key). */
+json_t *etcd_cmp_none(const char *key, const char *end)
+{
+	json_t *c = etcd_cmp_create(key, 0);
+	json_object_set_new(c, "range_end", etcd_b64str(end));
+	return c;
+}
+
+json_t *etcd_op_range(json_t *range)
+{
+	return json_pack("{s:o}", "request_range", range);
+}
+
+json_t *etcd_op_put(const char *key, const char *value, int64_t lease)
+{
+	json_t *p = json_pack("{s:o,s:o}", "key", etcd_b64str(key), "value",
+			      etcd_b64str(value));
+	if (lease != 0)
+		json_object_set_new(p, "lease", etcd_i64str(lease));
+	return json_pack("{s:o}", "request_put", p);
+}
+
+/* The oldest key under prefix lp (or, with below > 0, the newest one
+ * created before revision `below`). */
+json_t *etcd_owner_range(const char *lp, int64_t below)
+{
+	char end[ETCD_KEY_MAX];
+	etcd_prefix_end(lp, end);
+	json_t *r = etcd_range_req(lp, end);
+	json_object_set_new(r, "sort_target", json_string("CREATE"));
+	json_object_set_new(r, "sort_order",
+			    json_string(below > 0 ? "DESCEND" : "ASCEND"));
+	json_object_set_new(r, "limit", etcd_i64str(1));
+	if (below > 0)
+		json_object_set_new(r, "max_create_revision", etcd_i64str(below - 1));
+	return r;
+}
+
+/* responses[i]'s response_range.kvs[0], or NULL. */
+json_t *etcd_txn_kv(json_t *resp, size_t i)
+{
+	json_t *rr = json_object_get(
+		json_array_get(json_object_get(resp, "responses"), i),
+		"response_range");
+	return json_array_get(json_object_get(rr, "kvs"), 0);
+}
+
+int etcd_txn(struct lm_etcd *e, json_t *cmp, json_t *ok, json_t *fail,
+	       int64_t deadline, json_t **out)
+{
+	json_t *body = json_pack("{s:o,s:o,s:o}", "compare", cmp, "success",
+				 ok, "failure", fail);
+	return etcd_post(e, "/v3/kv/txn", body, deadline, out);
 }

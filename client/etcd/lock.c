@@ -4,8 +4,10 @@
  * acquire(name, ttl):
  *  1. grant a lease of ttl rounded up to whole seconds (etcd may raise
  *     it to its minimum: the TTL it answers counts);
- *  2. one txn: if P/lock/<name>/<lease> does not exist, put it (attached
- *     to the lease, value "pid host"); in both branches read it back and
+ *  2. one txn: if P/lock/<name>/<lease> does not exist and no key is
+ *     under P/sem/<name>/ (else LM_EKIND: the name is a semaphore's,
+ *     semaphore.c), put it (attached to the lease, value "pid host");
+ *     in both branches read it back and
  *     read the lowest-created key under P/lock/<name>/ (the owner). The
  *     key's create revision is the waiter's place and, once it holds,
  *     its fencing token. Sending the txn twice is harmless: the second
@@ -95,77 +97,9 @@ static int lm_err(int rc)
 	return rc == ETCD_EGRPC ? LM_EINCOMPAT : rc;
 }
 
-static json_t *b64str(const char *s)
-{
-	char *b = etcd_b64(s, strlen(s));
-	json_t *j = json_string(b != NULL ? b : "");
-	free(b);
-	return j;
-}
-
-static json_t *i64str(int64_t v)
-{
-	return json_sprintf("%lld", (long long)v);
-}
-
-/* A compare on key's create revision. */
-static json_t *cmp_create(const char *key, int64_t rev)
-{
-	return json_pack("{s:o,s:s,s:s,s:o}", "key", b64str(key), "target",
-			 "CREATE", "result", "EQUAL", "create_revision",
-			 i64str(rev));
-}
-
-static json_t *op_range(json_t *range)
-{
-	return json_pack("{s:o}", "request_range", range);
-}
-
-static json_t *op_put(const char *key, const char *value, int64_t lease)
-{
-	json_t *p = json_pack("{s:o,s:o}", "key", b64str(key), "value",
-			      b64str(value));
-	if (lease != 0)
-		json_object_set_new(p, "lease", i64str(lease));
-	return json_pack("{s:o}", "request_put", p);
-}
-
-/* The oldest key under prefix lp (or, with below > 0, the newest one
- * created before revision `below`). */
-static json_t *owner_range(const char *lp, int64_t below)
-{
-	char end[ETCD_KEY_MAX];
-	etcd_prefix_end(lp, end);
-	json_t *r = etcd_range_req(lp, end);
-	json_object_set_new(r, "sort_target", json_string("CREATE"));
-	json_object_set_new(r, "sort_order",
-			    json_string(below > 0 ? "DESCEND" : "ASCEND"));
-	json_object_set_new(r, "limit", i64str(1));
-	if (below > 0)
-		json_object_set_new(r, "max_create_revision", i64str(below - 1));
-	return r;
-}
-
-/* responses[i]'s response_range.kvs[0], or NULL. */
-static json_t *txn_kv(json_t *resp, size_t i)
-{
-	json_t *rr = json_object_get(
-		json_array_get(json_object_get(resp, "responses"), i),
-		"response_range");
-	return json_array_get(json_object_get(rr, "kvs"), 0);
-}
-
-static int txn(struct lm_etcd *e, json_t *cmp, json_t *ok, json_t *fail,
-	       int64_t deadline, json_t **out)
-{
-	json_t *body = json_pack("{s:o,s:o,s:o}", "compare", cmp, "success",
-				 ok, "failure", fail);
-	return etcd_post(e, "/v3/kv/txn", body, deadline, out);
-}
-
 /* Delete our key (if it is still ours) and revoke the lease: a waiter
  * that gives up leaves nothing for the others to wait on. */
-static void give_up(struct lm_etcd *e, const char *key, int64_t lease)
+void etcd_give_up(struct lm_etcd *e, const char *key, int64_t lease)
 {
 	int64_t deadline = lm_now_ns() + (int64_t)ETCD_OP_MS * 1000000;
 	json_t *r;
@@ -176,22 +110,18 @@ static void give_up(struct lm_etcd *e, const char *key, int64_t lease)
 	etcd_lease_revoke(e, lease, deadline);
 }
 
-struct del_watch {
-	bool deleted;
-};
-
-static bool on_delete(void *arg, json_t *result)
+bool etcd_on_delete(void *arg, json_t *result)
 {
-	struct del_watch *d = arg;
+	bool *deleted = arg;
 	size_t k;
 	json_t *ev;
 	json_array_foreach(json_object_get(result, "events"), k, ev) {
 		if (json_is_string(json_object_get(ev, "type")) &&
 		    strcmp(json_string_value(json_object_get(ev, "type")),
 			   "DELETE") == 0)
-			d->deleted = true;
+			*deleted = true;
 	}
-	return d->deleted;
+	return *deleted;
 }
 
 /* One try of the recipe with a fresh lease. LM_ELEASELOST means our key
@@ -224,23 +154,33 @@ static int acquire_once(lm_client *c, const char *name, const char *value,
 	char val[LM_VALUE_MAX + 96];
 	etcd_key_value(e, value, val, sizeof(val));
 
-	/* 2: our key, and the owner. */
-	rc = txn(e, json_pack("[o]", cmp_create(gr->key, 0)),
-		 json_pack("[o,o]", op_put(gr->key, val, lease),
-			   op_range(owner_range(lp, 0))),
-		 json_pack("[o,o]", op_range(etcd_range_req(gr->key, NULL)),
-			   op_range(owner_range(lp, 0))),
+	/* 2: our key, and the owner; not while the name is a semaphore's
+	 * (its keys are under P/sem/<name>/, semaphore.c), in the same
+	 * txn, so that a name is never both at once. */
+	char sp[ETCD_KEY_MAX], sp_end[ETCD_KEY_MAX];
+	etcd_sem_prefix(e, name, sp);
+	etcd_prefix_end(sp, sp_end);
+	rc = etcd_txn(e, json_pack("[o,o]", etcd_cmp_create(gr->key, 0),
+				   etcd_cmp_none(sp, sp_end)),
+		 json_pack("[o,o]", etcd_op_put(gr->key, val, lease),
+			   etcd_op_range(etcd_owner_range(lp, 0))),
+		 json_pack("[o,o]", etcd_op_range(etcd_range_req(gr->key, NULL)),
+			   etcd_op_range(etcd_owner_range(lp, 0))),
 		 op_deadline, &r);
 	if (rc != 0)
 		goto fail;
-	int64_t mine = json_is_true(json_object_get(r, "succeeded"))
-			       ? etcd_rev(r)
-			       : etcd_i64(txn_kv(r, 0), "create_revision");
-	int64_t owner = etcd_i64(txn_kv(r, 1), "create_revision");
+	bool put = json_is_true(json_object_get(r, "succeeded"));
+	int64_t mine = put ? etcd_rev(r)
+			   : etcd_i64(etcd_txn_kv(r, 0), "create_revision");
+	int64_t owner = etcd_i64(etcd_txn_kv(r, 1), "create_revision");
 	json_decref(r);
 	r = NULL;
 	if (mine == 0) {
-		rc = LM_ELEASELOST; /* the lease ended already */
+		/* Not put, and not there from a txn sent twice: the
+		 * semaphore's compare failed. */
+		snprintf(e->detail, sizeof(e->detail),
+			 "'%s' is in use as a semaphore", name);
+		rc = LM_EKIND;
 		goto fail;
 	}
 	bool waited = false;
@@ -254,7 +194,7 @@ static int acquire_once(lm_client *c, const char *name, const char *value,
 		int64_t next_ka = t0 + interval;
 		for (;;) {
 			rc = etcd_post(e, "/v3/kv/range",
-				       owner_range(lp, mine), op_deadline, &r);
+				       etcd_owner_range(lp, mine), op_deadline, &r);
 			if (rc != 0)
 				goto fail;
 			json_t *kv = json_array_get(json_object_get(r, "kvs"),
@@ -274,10 +214,10 @@ static int acquire_once(lm_client *c, const char *name, const char *value,
 			r = NULL;
 			waited = true;
 			for (;;) {
-				struct del_watch d = {false};
+				bool d = false;
 				int64_t until = min64(deadline, next_ka);
 				rc = etcd_watch(e, c->etcd->curl, pred, NULL,
-						&from, until, NULL, on_delete,
+						&from, until, NULL, etcd_on_delete,
 						&d);
 				if (rc == 0)
 					break; /* deleted (or canceled): look */
@@ -319,9 +259,9 @@ static int acquire_once(lm_client *c, const char *name, const char *value,
 	 * last grant ended. */
 	char held[64];
 	snprintf(held, sizeof(held), "held %lld", (long long)mine);
-	rc = txn(e, json_pack("[o]", cmp_create(gr->key, mine)),
-		 json_pack("[o,o]", op_range(etcd_range_req(gr->last, NULL)),
-			   op_put(gr->last, held, 0)),
+	rc = etcd_txn(e, json_pack("[o]", etcd_cmp_create(gr->key, mine)),
+		 json_pack("[o,o]", etcd_op_range(etcd_range_req(gr->last, NULL)),
+			   etcd_op_put(gr->last, held, 0)),
 		 json_array(), op_deadline, &r);
 	if (rc != 0)
 		goto fail;
@@ -331,7 +271,7 @@ static int acquire_once(lm_client *c, const char *name, const char *value,
 	}
 	char last[64];
 	bool recovered = false;
-	if (etcd_kv_bytes(txn_kv(r, 0), "value", last, sizeof(last)) > 0) {
+	if (etcd_kv_bytes(etcd_txn_kv(r, 0), "value", last, sizeof(last)) > 0) {
 		unsigned long long t;
 		recovered = sscanf(last, "held %llu", &t) == 1 &&
 			    t != (unsigned long long)mine;
@@ -356,7 +296,7 @@ static int acquire_once(lm_client *c, const char *name, const char *value,
 	return 0;
 fail:
 	json_decref(r);
-	give_up(e, gr->key, lease);
+	etcd_give_up(e, gr->key, lease);
 	free(gr);
 	return lm_err(rc);
 }
@@ -442,16 +382,27 @@ int etcd_release(lm_client *c, lm_grant *g)
 	struct etcd_grant *gr = etcd_grant_of(e, g);
 	if (gr == NULL)
 		return LM_ENOTHELD;
+	if (gr->sem) {
+		int rc = etcd_sem_release(e, gr);
+		if (rc == 0 || rc == LM_ELEASELOST) {
+			etcd_lease_revoke(e, gr->lease,
+					  lm_now_ns() +
+						  (int64_t)ETCD_OP_MS * 1000000);
+			EG_LIVE(g) = 0;
+			forget(e, gr);
+		}
+		return rc;
+	}
 	int64_t deadline = lm_now_ns() + (int64_t)ETCD_OP_MS * 1000000;
 	char released[64];
 	snprintf(released, sizeof(released), "released %" PRIu64, gr->token);
 	json_t *r;
-	int rc = txn(e, json_pack("[o]", cmp_create(gr->key, (int64_t)gr->token)),
+	int rc = etcd_txn(e, json_pack("[o]", etcd_cmp_create(gr->key, (int64_t)gr->token)),
 		     json_pack("[o,o]",
 			       json_pack("{s:o}", "request_delete_range",
 					 etcd_range_req(gr->key, NULL)),
-			       op_put(gr->last, released, 0)),
-		     json_pack("[o]", op_range(etcd_range_req(gr->last, NULL))),
+			       etcd_op_put(gr->last, released, 0)),
+		     json_pack("[o]", etcd_op_range(etcd_range_req(gr->last, NULL))),
 		     deadline, &r);
 	if (rc == 0) {
 		char last[64] = "";
@@ -459,7 +410,7 @@ int etcd_release(lm_client *c, lm_grant *g)
 		/* A txn sent twice (the first answer lost with its
 		 * connection) fails its compare the second time: our own
 		 * "released" mark says it was ours. */
-		if (!ok && etcd_kv_bytes(txn_kv(r, 0), "value", last,
+		if (!ok && etcd_kv_bytes(etcd_txn_kv(r, 0), "value", last,
 					 sizeof(last)) > 0 &&
 		    strcmp(last, released) == 0)
 			ok = true;

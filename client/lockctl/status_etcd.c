@@ -60,6 +60,14 @@ int ctl_shm_only(const struct ctl_global *g, const char *cmd)
 	return EX_CTL_USAGE;
 }
 
+/* How many of w[i..j) hold: a lock's first key, a semaphore's first
+ * `slots` keys (semaphore.c). */
+static size_t holders_of(const struct etcd_waiter *w, size_t i, size_t j)
+{
+	size_t h = w[i].slots != 0 ? w[i].slots : 1;
+	return h < j - i ? h : j - i;
+}
+
 static void print_human(const struct lm_etcd *e, const struct etcd_waiter *w,
 			size_t n, int64_t rev)
 {
@@ -77,13 +85,31 @@ static void print_human(const struct lm_etcd *e, const struct etcd_waiter *w,
 		size_t j = i + 1;
 		while (j < n && strcmp(w[j].name, w[i].name) == 0)
 			j++;
-		int cols = ctl_print_escaped(stdout, w[i].name, SIZE_MAX);
-		for (; cols < 24; cols++)
-			putchar(' ');
-		printf("  %-8d  %-16s  %-8" PRIu64 "  %016" PRIx64 "  %zu\n",
-		       w[i].pid, w[i].host, w[i].create_rev,
-		       (uint64_t)w[i].lease, j - i - 1);
-		for (size_t k = i + 1; k < j; k++)
+		size_t h = holders_of(w, i, j);
+		/* A semaphore: a line per holder, with its slot (as the
+		 * shared-memory status shows a slot). */
+		for (size_t k = i; k < i + h; k++) {
+			int cols = ctl_print_escaped(stdout, w[k].name,
+						     SIZE_MAX);
+			if (w[k].slots != 0) {
+				char sl[32];
+				if (w[k].slot >= 0)
+					snprintf(sl, sizeof(sl),
+						 " [slot %d/%u]", w[k].slot,
+						 w[k].slots);
+				else
+					snprintf(sl, sizeof(sl),
+						 " [slot ?/%u]", w[k].slots);
+				cols += printf("%s", sl);
+			}
+			for (; cols < 24; cols++)
+				putchar(' ');
+			printf("  %-8d  %-16s  %-8" PRIu64 "  %016" PRIx64
+			       "  %zu\n", w[k].pid, w[k].host,
+			       w[k].create_rev, (uint64_t)w[k].lease,
+			       j - i - h);
+		}
+		for (size_t k = i + h; k < j; k++)
 			printf("  waiting: pid %d on %s, in line since "
 			       "revision %" PRIu64 "\n", w[k].pid, w[k].host,
 			       w[k].create_rev);
@@ -108,13 +134,33 @@ static void print_json(const struct lm_etcd *e, const struct etcd_waiter *w,
 			j++;
 		printf("%s{\"name\":", i ? "," : "");
 		ctl_json_str(stdout, w[i].name, strlen(w[i].name));
+		size_t h = holders_of(w, i, j);
+		/* "holder": the (oldest) holder; a semaphore adds its slot
+		 * count and every holder with its slot. */
 		printf(",\"holder\":{\"pid\":%d,\"host\":", w[i].pid);
 		ctl_json_str(stdout, w[i].host, strlen(w[i].host));
 		printf(",\"token\":%" PRIu64 ",\"lease\":\"%016" PRIx64 "\"}",
 		       w[i].create_rev, (uint64_t)w[i].lease);
+		if (w[i].slots != 0) {
+			printf(",\"slots\":%u,\"holders\":[", w[i].slots);
+			for (size_t k = i; k < i + h; k++) {
+				printf("%s{\"pid\":%d,\"host\":",
+				       k > i ? "," : "", w[k].pid);
+				ctl_json_str(stdout, w[k].host,
+					     strlen(w[k].host));
+				printf(",\"token\":%" PRIu64
+				       ",\"lease\":\"%016" PRIx64 "\"",
+				       w[k].create_rev, (uint64_t)w[k].lease);
+				if (w[k].slot >= 0)
+					printf(",\"slot\":%d}", w[k].slot);
+				else
+					printf(",\"slot\":null}");
+			}
+			printf("]");
+		}
 		printf(",\"waiters\":[");
-		for (size_t k = i + 1; k < j; k++) {
-			printf("%s{\"pid\":%d,\"host\":", k > i + 1 ? "," : "",
+		for (size_t k = i + h; k < j; k++) {
+			printf("%s{\"pid\":%d,\"host\":", k > i + h ? "," : "",
 			       w[k].pid);
 			ctl_json_str(stdout, w[k].host, strlen(w[k].host));
 			printf(",\"revision\":%" PRIu64 "}", w[k].create_rev);
