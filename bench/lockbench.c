@@ -44,7 +44,7 @@ static void usage(FILE *f)
 "on a private Unix socket, and stops them at the end.\n"
 "\n"
 "  --quick             every scenario but etcd at small sizes and short\n"
-"                      runs (about 30 s): a smoke test, not a\n"
+"                      runs (about 45 s): a smoke test, not a\n"
 "                      measurement; --quick --scenarios etcd runs that\n"
 "                      one too (10-20 s: it starts two etcds)\n"
 "  --out DIR           write lockbench.csv, plot data and PNGs to DIR\n"
