@@ -76,7 +76,8 @@ PROC_TESTS := test_mutex test_modes test_modes_faults test_modes_review \
 	      test_faults test_races test_names test_scenarios test_chaos \
 	      test_bench test_install test_docs test_top test_flock \
 	      test_watch test_election test_semaphore \
-	      test_semaphore_review test_backends test_etcd_recipes
+	      test_semaphore_review test_backends test_etcd_recipes \
+	      test_fastpath_review
 TEST_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS) $(PROC_TESTS))
 
 BINS := $(BUILD)/lockmgrd $(BUILD)/lockctl $(BUILD)/lmflock $(BUILD)/resctl \

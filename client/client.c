@@ -253,6 +253,15 @@ static int acquire_once(lm_client *c, uint32_t lock, uint64_t gen,
 			if (grab_ended(gr))
 				return grab_rc(gr);
 		}
+		/* "Busy" was judged from the queue of slot `lock` without a
+		 * grab, whose name check would have caught a reclaimed name:
+		 * a lockref kept from before (the caller's, or lm_acquire's
+		 * name cache) may name a slot another name lives in now, and
+		 * its queue says nothing about ours. Its life is checked
+		 * after that look: LIVE(gen) now means it was ours then
+		 * (a life's generation only grows), so "busy" stands. */
+		if (!lm_name_is(&c->ctx.region, lock, gen))
+			return LM_STALE_NAME;
 		return LM_EBUSY;
 	}
 	int rc = lm_wait_for_grant(&c->ctx, lock, gen, mode, ttl_ms,
