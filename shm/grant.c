@@ -835,7 +835,10 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
 	 * acquire that completes past its own deadline is already a
 	 * zombie. (This read once came twice, one before the loads for the
 	 * leases and one after them for the deadline; the one after is the
-	 * stricter for both, since a server's clock never runs backwards.)
+	 * stricter for both, since the monotonic clock never runs
+	 * backwards and the skew settings are read after the loads, as
+	 * before; a skew changed after a grant is a clock fault, which
+	 * fencing covers.)
 	 * It is also after a joined group's lease extension
 	 * (lm_group_extend): the lease we judged running still is.
 	 */
