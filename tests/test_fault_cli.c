@@ -67,7 +67,7 @@ static int count_lines(const char *s)
 
 /*
  * Every malformed `lockctl server` command is a usage error (64) with a
- * one-line reason and a pointer to --help, found before the region is
+ * one-line reason that begins "lockctl server: " and a pointer to --help, found before the region is
  * looked for: here the region does not exist, so a check made after
  * attaching would say 69 instead.
  */
@@ -115,6 +115,7 @@ static void server_usage_errors_before_attach(void)
 			       argv[2], argv[3], argv[4], argv[5], argv[6],
 			       argv[7], NULL);
 		if (code != 64 || strstr(err, cases[i].says) == NULL ||
+		    strncmp(err, "lockctl server: ", 16) != 0 ||
 		    strstr(err, "Try 'lockctl server --help'") == NULL ||
 		    count_lines(err) > 2 || strstr(err, "Usage:") != NULL)
 			fail_msg("lockctl %s %s %s %s: exited %d (expected 64 "
