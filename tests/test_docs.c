@@ -941,6 +941,50 @@ static void man_pages_render_at_80_columns(void)
 }
 HARNESS_CASE(man_pages_render_at_80_columns, 60)
 
+/*
+ * The docs stand on their own in a clone: every relative link in the
+ * Markdown files names a file of the tree, and no doc points at the
+ * design notes of the workspace the project was written in (DESIGN.md,
+ * ../shared/), which a clone does not have: the invariants and design
+ * are stated in docs/protocol.md.
+ */
+static void docs_name_only_files_in_the_tree(void)
+{
+	static const char *const docs[] = {"README.md", "docs/protocol.md",
+					   "docs/lockctl.1", "docs/lockmgrd.8",
+					   "docs/resctl.1"};
+	static const char *const outside[] = {"DESIGN.md", "../shared"};
+	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+		char *text = slurp(docs[i]);
+		for (size_t k = 0; k < sizeof(outside) / sizeof(outside[0]);
+		     k++)
+			if (strstr(text, outside[k]) != NULL)
+				fail_msg("%s mentions %s, which a clone does "
+					 "not have", docs[i], outside[k]);
+		const char *slash = strrchr(docs[i], '/');
+		int dirlen = slash ? (int)(slash - docs[i] + 1) : 0;
+		for (const char *p = strstr(text, "]("); p != NULL;
+		     p = strstr(p + 2, "](")) {
+			const char *t = p + 2, *end = strpbrk(t, ")# \n");
+			if (end == NULL || end == t ||
+			    strncmp(t, "http://", 7) == 0 ||
+			    strncmp(t, "https://", 8) == 0 ||
+			    strncmp(t, "mailto:", 7) == 0)
+				continue;
+			char path[1024];
+			snprintf(path, sizeof(path), "%s/%.*s%.*s",
+				 LM_SRC_DIR, dirlen, docs[i], (int)(end - t),
+				 t);
+			if (access(path, F_OK) != 0)
+				fail_msg("%s links to %.*s, which is not in "
+					 "the tree", docs[i], (int)(end - t),
+					 t);
+		}
+		free(text);
+	}
+}
+HARNESS_CASE(docs_name_only_files_in_the_tree, 30)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -949,6 +993,7 @@ int main(void)
 		harness_case(lockmgrd_8_examples),
 		harness_case(resctl_1_examples),
 		harness_case(man_pages_render_at_80_columns),
+		harness_case(docs_name_only_files_in_the_tree),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
