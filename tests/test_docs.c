@@ -838,6 +838,153 @@ static void resctl_1_examples(void)
 }
 HARNESS_CASE(resctl_1_examples, 180)
 
+/*
+ * The man pages as a reader sees them in an 80-column terminal (man-db
+ * renders with a 78-column line there): groff has no warning to give
+ * (-ww), no line is wider than 80 columns (an example that is must be
+ * wrapped, with a backslash for the shell), and the text is ragged right
+ * with no hyphenation, as ".ad l" and ".nh" after .TH make it: justified
+ * text leaves wide gaps at this width, and a hyphen breaks option names
+ * and paths in two. The last is checked on the output: the page must
+ * render the same with those two requests added.
+ */
+static char *render(const char *file, char *err, size_t errn)
+{
+	char cmd[2048], errpath[128];
+	snprintf(errpath, sizeof(errpath), "%s/groff.err", dir);
+	snprintf(cmd, sizeof(cmd),
+		 "groff -ww -man -Tutf8 -rLL=78n -P-cbou '%s' 2>'%s'", file,
+		 errpath);
+	FILE *f = popen(cmd, "r");
+	if (f == NULL)
+		fail_msg("popen %s: %s", cmd, strerror(errno));
+	char *buf = NULL;
+	size_t cap = 0, len = 0;
+	for (;;) {
+		if (len + 4096 + 1 > cap) {
+			cap = cap * 2 + 8192;
+			buf = realloc(buf, cap);
+			if (buf == NULL)
+				fail_msg("out of memory");
+		}
+		size_t n = fread(buf + len, 1, cap - len - 1, f);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	buf[len] = '\0';
+	int st = pclose(f);
+	if (st != 0)
+		fail_msg("%s: exit status %d", cmd, st);
+	ssize_t e = harness_read_file(errpath, err, errn);
+	err[e > 0 ? (size_t)e : 0] = '\0';
+	return buf;
+}
+
+static void man_page_renders_at_80_columns(const char *rel)
+{
+	char src[1024], ragged[256], err[4096];
+	snprintf(src, sizeof(src), "%s/%s", LM_SRC_DIR, rel);
+	char *out = render(src, err, sizeof(err));
+	if (err[0] != '\0')
+		fail_msg("%s: groff -ww warns:\n%s", rel, err);
+	int lineno = 1;
+	for (const char *p = out; *p != '\0'; lineno++) {
+		const char *nl = strchr(p, '\n');
+		size_t n = nl != NULL ? (size_t)(nl - p) : strlen(p);
+		size_t cols = 0; /* characters, not bytes (UTF-8) */
+		for (size_t i = 0; i < n; i++)
+			cols += ((unsigned char)p[i] & 0xC0) != 0x80;
+		if (cols > 80)
+			fail_msg("%s: rendered line %d is %zu columns wide (wrap "
+				 "it to 80):\n%.*s",
+				 rel, lineno, cols, (int)n, p);
+		p += n + (nl != NULL);
+	}
+	/* The same page, ragged right and unhyphenated for certain. */
+	char *text = slurp(rel);
+	char *eol = strchr(text, '\n');
+	assert_non_null(eol);
+	path_in(ragged, sizeof(ragged), "ragged.man");
+	FILE *f = fopen(ragged, "w");
+	assert_non_null(f);
+	fprintf(f, "%.*s\n.ad l\n.nh\n%s", (int)(eol - text), text, eol + 1);
+	fclose(f);
+	char *want = render(ragged, err, sizeof(err));
+	if (strcmp(out, want) != 0) {
+		size_t i = 0;
+		while (out[i] == want[i])
+			i++;
+		while (i > 0 && out[i - 1] != '\n')
+			i--;
+		fail_msg("%s is justified or hyphenated at 80 columns (wide "
+			 "gaps, broken words): put \".ad l\" and \".nh\" after "
+			 ".TH; first difference:\n%.160s", rel, out + i);
+	}
+	free(want);
+	free(text);
+	free(out);
+}
+
+static void man_pages_render_at_80_columns(void)
+{
+	setup();
+	if (!in_path("groff")) {
+		printf("# not run: needs groff (Debian groff-base)\n");
+		teardown();
+		return;
+	}
+	man_page_renders_at_80_columns("docs/lockctl.1");
+	man_page_renders_at_80_columns("docs/lockmgrd.8");
+	man_page_renders_at_80_columns("docs/resctl.1");
+	teardown();
+}
+HARNESS_CASE(man_pages_render_at_80_columns, 60)
+
+/*
+ * The docs stand on their own in a clone: every relative link in the
+ * Markdown files names a file of the tree, and no doc points at the
+ * design notes of the workspace the project was written in (DESIGN.md,
+ * ../shared/), which a clone does not have: the invariants and design
+ * are stated in docs/protocol.md.
+ */
+static void docs_name_only_files_in_the_tree(void)
+{
+	static const char *const docs[] = {"README.md", "docs/protocol.md",
+					   "docs/lockctl.1", "docs/lockmgrd.8",
+					   "docs/resctl.1"};
+	static const char *const outside[] = {"DESIGN.md", "../shared"};
+	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+		char *text = slurp(docs[i]);
+		for (size_t k = 0; k < sizeof(outside) / sizeof(outside[0]);
+		     k++)
+			if (strstr(text, outside[k]) != NULL)
+				fail_msg("%s mentions %s, which a clone does "
+					 "not have", docs[i], outside[k]);
+		const char *slash = strrchr(docs[i], '/');
+		int dirlen = slash ? (int)(slash - docs[i] + 1) : 0;
+		for (const char *p = strstr(text, "]("); p != NULL;
+		     p = strstr(p + 2, "](")) {
+			const char *t = p + 2, *end = strpbrk(t, ")# \n");
+			if (end == NULL || end == t ||
+			    strncmp(t, "http://", 7) == 0 ||
+			    strncmp(t, "https://", 8) == 0 ||
+			    strncmp(t, "mailto:", 7) == 0)
+				continue;
+			char path[1024];
+			snprintf(path, sizeof(path), "%s/%.*s%.*s",
+				 LM_SRC_DIR, dirlen, docs[i], (int)(end - t),
+				 t);
+			if (access(path, F_OK) != 0)
+				fail_msg("%s links to %.*s, which is not in "
+					 "the tree", docs[i], (int)(end - t),
+					 t);
+		}
+		free(text);
+	}
+}
+HARNESS_CASE(docs_name_only_files_in_the_tree, 30)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -845,6 +992,8 @@ int main(void)
 		harness_case(lockctl_1_examples),
 		harness_case(lockmgrd_8_examples),
 		harness_case(resctl_1_examples),
+		harness_case(man_pages_render_at_80_columns),
+		harness_case(docs_name_only_files_in_the_tree),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

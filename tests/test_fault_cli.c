@@ -67,7 +67,7 @@ static int count_lines(const char *s)
 
 /*
  * Every malformed `lockctl server` command is a usage error (64) with a
- * one-line reason and a pointer to --help, found before the region is
+ * one-line reason that begins "lockctl server: " and a pointer to --help, found before the region is
  * looked for: here the region does not exist, so a check made after
  * attaching would say 69 instead.
  */
@@ -115,6 +115,7 @@ static void server_usage_errors_before_attach(void)
 			       argv[2], argv[3], argv[4], argv[5], argv[6],
 			       argv[7], NULL);
 		if (code != 64 || strstr(err, cases[i].says) == NULL ||
+		    strncmp(err, "lockctl server: ", 16) != 0 ||
 		    strstr(err, "Try 'lockctl server --help'") == NULL ||
 		    count_lines(err) > 2 || strstr(err, "Usage:") != NULL)
 			fail_msg("lockctl %s %s %s %s: exited %d (expected 64 "
@@ -168,6 +169,74 @@ static void server_region_option_anywhere(void)
 	cleanup();
 }
 HARNESS_CASE(server_region_option_anywhere, 60)
+
+/* ---- what a fault did ----------------------------------------------- */
+
+/*
+ * A fault command says what it did, and server list and status show it
+ * in the same words and units: a skew as "clock skew +MS ms, rate R" in
+ * both (not a rate in one and ppm in the other, nor a bare "true"), the
+ * heartbeat's age in ms; `server kill` says when the server counts again.
+ */
+static void fault_effects_are_shown(void)
+{
+	setup();
+	struct harness_lockmgrd d;
+	harness_lockmgrd_start(&d, "effects", NULL);
+	char out[8192], err[2048];
+	int code = ctl(out, sizeof(out), err, sizeof(err), "-r", d.region,
+		       "server", "skew", "1", "--offset", "500", "--rate",
+		       "1.5", NULL);
+	if (code != 0 ||
+	    strstr(out, "server 1: clock skew +500 ms, rate 1.500") == NULL)
+		fail_msg("server skew 1 --offset 500 --rate 1.5 exited %d; "
+			 "stdout: %s; stderr: %s", code, out, err);
+	static const char *const views[][2] = {{"server", "list"},
+					       {"status", NULL}};
+	for (size_t v = 0; v < 2; v++) {
+		code = ctl(out, sizeof(out), err, sizeof(err), "-r", d.region,
+			   views[v][0], views[v][1], NULL);
+		const char *row = strstr(out, "\n1 ");
+		const char *eol = row != NULL ? strchr(row + 1, '\n') : NULL;
+		char line[512] = "";
+		if (row != NULL)
+			snprintf(line, sizeof(line), "%.*s",
+				 (int)(eol ? eol - row - 1 : 200), row + 1);
+		if (code != 0 || strstr(out, "HEARTBEAT") == NULL ||
+		    strstr(line, " ms ") == NULL ||
+		    strstr(line, "clock skew +") == NULL ||
+		    strstr(line, "rate 1.500") == NULL ||
+		    strstr(out, "ppm") != NULL || strstr(out, "true") != NULL)
+			fail_msg("lockctl %s %s exited %d: server 1's row should "
+				 "show its heartbeat in ms and \"clock skew "
+				 "+... ms, rate 1.500\", in the words of server "
+				 "skew; stdout:\n%s\nstderr: %s", views[v][0],
+				 views[v][1] ? views[v][1] : "", code, out, err);
+	}
+	/* JSON keeps exact integers, and says which unit in the key. */
+	code = ctl(out, sizeof(out), err, sizeof(err), "-r", d.region,
+		   "status", "--json", NULL);
+	if (code != 0 || strstr(out, "\"skew_rate_ppm\":1500000") == NULL)
+		fail_msg("status --json exited %d, without skew_rate_ppm "
+			 "1500000; stdout: %s", code, out);
+	code = ctl(out, sizeof(out), err, sizeof(err), "-r", d.region,
+		   "server", "skew", "1", "--offset", "0", "--rate", "1", NULL);
+	if (code != 0 ||
+	    strstr(out, "server 1: clock skew +0 ms, rate 1.000") == NULL)
+		fail_msg("server skew 1 --offset 0 --rate 1 exited %d; "
+			 "stdout: %s", code, out);
+	code = ctl(out, sizeof(out), err, sizeof(err), "-r", d.region,
+		   "server", "kill", "2", NULL);
+	if (code != 0 || strstr(out, "server 2 (pid ") == NULL ||
+	    strstr(out, "killed") == NULL ||
+	    strstr(out, "counts again") == NULL)
+		fail_msg("server kill 2 exited %d, without saying when server "
+			 "2 counts again; stdout: %s; stderr: %s", code, out,
+			 err);
+	harness_lockmgrd_stop(&d);
+	cleanup();
+}
+HARNESS_CASE(fault_effects_are_shown, 60)
 
 /* ---- isolation ---------------------------------------------------- */
 
@@ -813,6 +882,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		harness_case(server_usage_errors_before_attach),
 		harness_case(server_region_option_anywhere),
+		harness_case(fault_effects_are_shown),
 		harness_case(isolate_cuts_off_a_holder),
 		harness_case(isolate_before_connect),
 		harness_case(isolate_racing_connect),

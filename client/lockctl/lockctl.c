@@ -23,6 +23,7 @@
 #include "../lockmgr.h"
 
 const char *ctl_prog = "lockctl";
+const char *ctl_cmd;
 
 static void usage(FILE *f)
 {
@@ -130,7 +131,8 @@ int ctl_parse_i64(const char *s, const char *flag, const char *unit,
 	if (*end != '\0')
 		goto bad;
 	if (errno == ERANGE || v < min || v > max) {
-		fprintf(stderr, "%s: %s: '", ctl_prog, flag);
+		fprintf(stderr, "%s%s%s: %s: '", ctl_prog, ctl_cmd ? " " : "",
+			ctl_cmd ? ctl_cmd : "", flag);
 		ctl_print_escaped(stderr, s, 24);
 		fprintf(stderr, "%s' is out of range (%lld to %lld%s%s)\n",
 			strlen(s) > 24 ? "..." : "", (long long)min,
@@ -140,7 +142,8 @@ int ctl_parse_i64(const char *s, const char *flag, const char *unit,
 	*out = v;
 	return 0;
 bad:
-	fprintf(stderr, "%s: %s: '", ctl_prog, flag);
+	fprintf(stderr, "%s%s%s: %s: '", ctl_prog, ctl_cmd ? " " : "",
+		ctl_cmd ? ctl_cmd : "", flag);
 	ctl_print_escaped(stderr, s, 24);
 	fprintf(stderr, "%s' is not a whole number%s%s%s\n",
 		strlen(s) > 24 ? "..." : "", unit ? " of " : "",
@@ -356,8 +359,10 @@ int main(int argc, char **argv)
 		return EX_CTL_USAGE;
 	}
 	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
-		if (strcmp(argv[i], commands[k].name) == 0)
+		if (strcmp(argv[i], commands[k].name) == 0) {
+			ctl_cmd = commands[k].name;
 			return commands[k].fn(&g, argc - i, argv + i);
+		}
 	fprintf(stderr, "lockctl: unknown command '");
 	ctl_print_escaped(stderr, argv[i], 40);
 	fprintf(stderr, "' (status, run, flock, watch, elect, leader, server, "

@@ -32,6 +32,11 @@
  * was started under that name (lockctl.c's main). */
 extern const char *ctl_prog;
 
+/* The command being run ("run", "server", ...), or NULL (lmflock, or
+ * none yet): option errors begin "lockctl run: --ttl: ...", as a
+ * command's other usage errors do. */
+extern const char *ctl_cmd;
+
 /* Options that apply to every command. */
 struct ctl_global {
 	const char *region_arg;                 /* -r/--region, or NULL */
