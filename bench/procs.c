@@ -5,11 +5,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -215,4 +217,67 @@ bool procs_wait_value(_Atomic uint32_t *w, uint32_t v, int64_t timeout_ms)
 		sched_yield();
 	}
 	return true;
+}
+
+int procs_run_timed(char *const argv[], const char *errlog, int timeout_ms,
+		    int64_t *ns, char *err, size_t errn)
+{
+	fflush(stdout);
+	fflush(stderr);
+	int64_t t0 = bench_now_ns();
+	pid_t pid = fork();
+	if (pid < 0) {
+		snprintf(err, errn, "fork: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		int out = open("/dev/null", O_RDWR | O_CLOEXEC);
+		int e = open(errlog, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+			     0600);
+		if (out < 0 || e < 0)
+			_exit(127);
+		dup2(out, 0);
+		dup2(out, 1);
+		dup2(e, 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	int st = 0;
+	int pfd = pidfd_open(pid, 0);
+	if (pfd >= 0) {
+		struct pollfd p = {.fd = pfd, .events = POLLIN};
+		int n;
+		while ((n = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR)
+			;
+		close(pfd);
+		if (n == 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			snprintf(err, errn, "did not end within %d ms",
+				 timeout_ms);
+			return -1;
+		}
+	}
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR) {
+			snprintf(err, errn, "waitpid: %s", strerror(errno));
+			return -1;
+		}
+	*ns = bench_now_ns() - t0;
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+		return 0;
+	char msg[200] = "";
+	int fd = open(errlog, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t k = read(fd, msg, sizeof(msg) - 1);
+		msg[k > 0 ? k : 0] = '\0';
+		close(fd);
+	}
+	msg[strcspn(msg, "\n")] = '\0';
+	snprintf(err, errn, "%s %d: %s",
+		 WIFEXITED(st) ? "exit status" : "killed by signal",
+		 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), msg);
+	return -1;
 }

@@ -71,4 +71,15 @@ int procs_pin(int k);
 /* For the signal handler: SIGKILL every worker still running. */
 void procs_kill_all_signal_safe(void);
 
+/*
+ * Run argv once (a command line tool being timed), stdout to /dev/null,
+ * stderr to errlog; *ns is the time from fork to reap. 0, or -1 with
+ * the reason in err: its exit status and the start of its stderr, or
+ * that it did not end within timeout_ms (it is killed). The wait is a
+ * poll on a pidfd, not a sleep loop: what is timed is the tool, not our
+ * polling.
+ */
+int procs_run_timed(char *const argv[], const char *errlog, int timeout_ms,
+		    int64_t *ns, char *err, size_t errn);
+
 #endif

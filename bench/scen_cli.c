@@ -24,17 +24,16 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/pidfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench.h"
+#include "procs.h"
 #include "results.h"
 #include "scenarios.h"
 #include "stats.h"
@@ -79,74 +78,6 @@ static const char *find_flock(void)
 		p += n + (p[n] == ':');
 	}
 	return NULL;
-}
-
-/*
- * Run argv once, stdout to /dev/null, stderr to errlog; *ns from fork
- * to reap. 0, or -1 with the reason in err. The wait is a poll on a
- * pidfd, not a sleep loop: what is timed is the tool, not our polling.
- */
-static int run_once(char *const argv[], const char *errlog, int64_t *ns,
-		    char *err, size_t errn)
-{
-	fflush(stdout);
-	fflush(stderr);
-	int64_t t0 = bench_now_ns();
-	pid_t pid = fork();
-	if (pid < 0) {
-		snprintf(err, errn, "fork: %s", strerror(errno));
-		return -1;
-	}
-	if (pid == 0) {
-		signal(SIGINT, SIG_DFL);
-		signal(SIGTERM, SIG_DFL);
-		int out = open("/dev/null", O_RDWR | O_CLOEXEC);
-		int e = open(errlog, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-			     0600);
-		if (out < 0 || e < 0)
-			_exit(127);
-		dup2(out, 0);
-		dup2(out, 1);
-		dup2(e, 2);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	int st = 0;
-	int pfd = pidfd_open(pid, 0);
-	if (pfd >= 0) {
-		struct pollfd p = {.fd = pfd, .events = POLLIN};
-		int n;
-		while ((n = poll(&p, 1, CLI_RUN_MS)) < 0 && errno == EINTR)
-			;
-		close(pfd);
-		if (n == 0) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &st, 0);
-			snprintf(err, errn, "did not end within %d ms",
-				 CLI_RUN_MS);
-			return -1;
-		}
-	}
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR) {
-			snprintf(err, errn, "waitpid: %s", strerror(errno));
-			return -1;
-		}
-	*ns = bench_now_ns() - t0;
-	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
-		return 0;
-	char msg[200] = "";
-	int fd = open(errlog, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		ssize_t k = read(fd, msg, sizeof(msg) - 1);
-		msg[k > 0 ? k : 0] = '\0';
-		close(fd);
-	}
-	msg[strcspn(msg, "\n")] = '\0';
-	snprintf(err, errn, "%s %d: %s",
-		 WIFEXITED(st) ? "exit status" : "killed by signal",
-		 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), msg);
-	return -1;
 }
 
 struct cli_tools {
@@ -240,7 +171,8 @@ void scen_cli(unsigned prims)
 			char *argv[8], err[300];
 			cli_argv(&t, k, argv);
 			int64_t ns;
-			if (run_once(argv, errlog, &ns, err, sizeof(err)) != 0) {
+			if (procs_run_timed(argv, errlog, CLI_RUN_MS, &ns, err,
+					    sizeof(err)) != 0) {
 				bench_fail("cli: %s: %s", cli_tool_param[k],
 					   err);
 				t.have[k] = false;

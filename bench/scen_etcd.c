@@ -311,75 +311,6 @@ static const char *lockctl_path(void)
 	return access(path, X_OK) == 0 ? path : NULL;
 }
 
-/*
- * Run argv once, its stdout to /dev/null and its stderr to errlog;
- * *ns is the time from fork to reap. 0, or -1 with the reason in err
- * (its exit status and the start of its stderr).
- */
-static int run_once(char *const argv[], const char *errlog, int64_t *ns,
-		    char *err, size_t errn)
-{
-	fflush(stdout);
-	fflush(stderr);
-	int64_t t0 = bench_now_ns();
-	pid_t pid = fork();
-	if (pid < 0) {
-		snprintf(err, errn, "fork: %s", strerror(errno));
-		return -1;
-	}
-	if (pid == 0) {
-		signal(SIGINT, SIG_DFL);
-		signal(SIGTERM, SIG_DFL);
-		int out = open("/dev/null", O_RDWR | O_CLOEXEC);
-		int e = open(errlog, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-			     0600);
-		if (out < 0 || e < 0)
-			_exit(127);
-		dup2(out, 0);
-		dup2(out, 1);
-		dup2(e, 2);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	int st = 0;
-	int64_t deadline = t0 + (int64_t)EB_CLI_MS * 1000000;
-	for (;;) {
-		pid_t r = waitpid(pid, &st, WNOHANG);
-		if (r == pid)
-			break;
-		if (r < 0 && errno != EINTR) {
-			snprintf(err, errn, "waitpid: %s", strerror(errno));
-			return -1;
-		}
-		if (bench_now_ns() > deadline) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &st, 0);
-			snprintf(err, errn, "did not end within %d ms",
-				 EB_CLI_MS);
-			return -1;
-		}
-		/* Polled: a run is tens of ms; 50 us is noise beside it
-		 * (SIGCHLD would need a handler lockbench has no other use
-		 * for). */
-		bench_sleep_ns(50000);
-	}
-	*ns = bench_now_ns() - t0;
-	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
-		return 0;
-	char msg[200] = "";
-	int fd = open(errlog, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		ssize_t k = read(fd, msg, sizeof(msg) - 1);
-		msg[k > 0 ? k : 0] = '\0';
-		close(fd);
-	}
-	msg[strcspn(msg, "\n")] = '\0';
-	snprintf(err, errn, "%s %d: %s",
-		 WIFEXITED(st) ? "exit status" : "killed by signal",
-		 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), msg);
-	return -1;
-}
-
 /* The command line of tool t on backend b. */
 static void cli_argv(const struct eb_set *s, int t, int b, char *buf,
 		     size_t n, char *argv[12])
@@ -574,8 +505,9 @@ static void measure_cli(const struct eb_set *s)
 				char buf[300], *argv[12], err[300];
 				cli_argv(s, t, b, buf, sizeof(buf), argv);
 				int64_t ns;
-				if (run_once(argv, errlog, &ns, err,
-					     sizeof(err)) != 0) {
+				if (procs_run_timed(argv, errlog, EB_CLI_MS,
+						    &ns, err,
+						    sizeof(err)) != 0) {
 					bench_fail("etcd: %s on %s: %s",
 						   t == TOOL_LOCKCTL
 							   ? "lockctl run"
