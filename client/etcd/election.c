@@ -70,7 +70,7 @@ int etcd_proclaim(lm_client *c, lm_grant *g, const char *value)
 				 put, "failure");
 	json_t *r;
 	int rc = etcd_post(e, "/v3/kv/txn", body,
-			   lm_now_ns() + (int64_t)ETCD_OP_MS * 1000000, &r);
+			   etcd_op_deadline(), &r);
 	if (rc != 0)
 		return rc == ETCD_EGRPC ? LM_EINCOMPAT : rc;
 	bool ok = json_is_true(json_object_get(r, "succeeded"));
@@ -106,7 +106,7 @@ int etcd_leader_get(lm_client *c, const char *election, lm_leader *out)
 	json_object_set_new(req, "limit", json_string("1"));
 	json_t *r;
 	int rc = etcd_post(e, "/v3/kv/range", req,
-			   lm_now_ns() + (int64_t)ETCD_OP_MS * 1000000, &r);
+			   etcd_op_deadline(), &r);
 	if (rc != 0)
 		return rc == ETCD_EGRPC ? LM_EINCOMPAT : rc;
 	out->version = (uint64_t)etcd_rev(r);

@@ -44,6 +44,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../../shm/clock.h"
 #include "../internal.h"
 
 #define ETCD_MAX_ENDPOINTS 16
@@ -60,6 +61,12 @@
 /* How long the steps of an acquire or release may take in all when a
  * cluster is electing (they are not waits for the lock). */
 #define ETCD_OP_MS 10000
+
+/* The deadline of such steps begun now (monotonic ns). */
+static inline int64_t etcd_op_deadline(void)
+{
+	return lm_now_ns() + (int64_t)ETCD_OP_MS * 1000000;
+}
 
 /* A grant of this client: what lm_grant's private part cannot hold. */
 struct etcd_grant {

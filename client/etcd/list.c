@@ -26,7 +26,7 @@ static int read_all(struct lm_etcd *e, const char *pre, json_t **out)
 	char end[ETCD_KEY_MAX];
 	etcd_prefix_end(pre, end);
 	int rc = etcd_post(e, "/v3/kv/range", etcd_range_req(pre, end),
-			   lm_now_ns() + (int64_t)ETCD_OP_MS * 1000000, out);
+			   etcd_op_deadline(), out);
 	return rc == ETCD_EGRPC ? LM_EINCOMPAT : rc;
 }
 
@@ -64,7 +64,7 @@ int etcd_list(struct lm_etcd *e, struct etcd_waiter **out, size_t *n,
 	json_t *req = etcd_range_req(sp, end);
 	json_object_set_new(req, "revision", etcd_i64str(etcd_rev(r)));
 	rc = etcd_post(e, "/v3/kv/range", req,
-		       lm_now_ns() + (int64_t)ETCD_OP_MS * 1000000, &rs);
+		       etcd_op_deadline(), &rs);
 	if (rc != 0) {
 		json_decref(r);
 		return rc == ETCD_EGRPC ? LM_EINCOMPAT : rc;

@@ -101,7 +101,7 @@ static int lm_err(int rc)
  * that gives up leaves nothing for the others to wait on. */
 void etcd_give_up(struct lm_etcd *e, const char *key, int64_t lease)
 {
-	int64_t deadline = lm_now_ns() + (int64_t)ETCD_OP_MS * 1000000;
+	int64_t deadline = etcd_op_deadline();
 	json_t *r;
 	if (etcd_post(e, "/v3/kv/deleterange", etcd_range_req(key, NULL),
 		      deadline, &r) == 0)
@@ -139,7 +139,7 @@ static int acquire_once(lm_client *c, const char *name, const char *value,
 	etcd_last_key(e, name, gr->last);
 	if (value != NULL)
 		snprintf(gr->value, sizeof(gr->value), "%s", value);
-	int64_t op_deadline = lm_now_ns() + (int64_t)ETCD_OP_MS * 1000000;
+	int64_t op_deadline = etcd_op_deadline();
 	int64_t t0 = lm_now_ns();
 	int64_t ttl_s = (ttl_ms + 999) / 1000, lease_ttl;
 	int64_t lease = 0;
@@ -229,9 +229,8 @@ static int acquire_once(lm_client *c, const char *name, const char *value,
 				}
 				int64_t ttl;
 				rc = etcd_lease_keepalive(e, lease,
-					lm_now_ns() + (int64_t)ETCD_OP_MS *
-							      1000000,
-					&ttl);
+							  etcd_op_deadline(),
+							  &ttl);
 				if (rc != 0)
 					goto fail;
 				if (ttl <= 0) {
@@ -240,8 +239,7 @@ static int acquire_once(lm_client *c, const char *name, const char *value,
 				}
 				next_ka = lm_now_ns() + interval;
 			}
-			op_deadline = lm_now_ns() +
-				      (int64_t)ETCD_OP_MS * 1000000;
+			op_deadline = etcd_op_deadline();
 		}
 	}
 	/* 4: still ours, and time left on the lease? */
@@ -386,14 +384,13 @@ int etcd_release(lm_client *c, lm_grant *g)
 		int rc = etcd_sem_release(e, gr);
 		if (rc == 0 || rc == LM_ELEASELOST) {
 			etcd_lease_revoke(e, gr->lease,
-					  lm_now_ns() +
-						  (int64_t)ETCD_OP_MS * 1000000);
+					  etcd_op_deadline());
 			EG_LIVE(g) = 0;
 			forget(e, gr);
 		}
 		return rc;
 	}
-	int64_t deadline = lm_now_ns() + (int64_t)ETCD_OP_MS * 1000000;
+	int64_t deadline = etcd_op_deadline();
 	char released[64];
 	snprintf(released, sizeof(released), "released %" PRIu64, gr->token);
 	json_t *r;

@@ -79,11 +79,6 @@ static int64_t min64(int64_t a, int64_t b)
 	return a < b ? a : b;
 }
 
-static int64_t op_deadline_now(void)
-{
-	return lm_now_ns() + (int64_t)ETCD_OP_MS * 1000000;
-}
-
 /* Keys created before revision `mine` under wp, at most `limit`. */
 static int rank_of(struct lm_etcd *e, const char *wp, int64_t mine,
 		   uint32_t limit, int64_t deadline, size_t *rank,
@@ -211,7 +206,7 @@ static int sem_once(lm_client *c, const char *name, uint32_t slots,
 	snprintf(wp, sizeof(wp), "%sw/", base);
 	etcd_lock_prefix(e, name, lp);
 	etcd_prefix_end(lp, lp_end);
-	int64_t op_deadline = op_deadline_now();
+	int64_t op_deadline = etcd_op_deadline();
 	int64_t t0 = lm_now_ns();
 	int64_t ttl_s = (ttl_ms + 999) / 1000, lease_ttl, lease = 0;
 	json_t *r = NULL;
@@ -283,7 +278,7 @@ static int sem_once(lm_client *c, const char *name, uint32_t slots,
 			if (lm_now_ns() >= deadline)
 				goto fail;
 			int64_t ttl;
-			rc = etcd_lease_keepalive(e, lease, op_deadline_now(),
+			rc = etcd_lease_keepalive(e, lease, etcd_op_deadline(),
 						  &ttl);
 			if (rc != 0)
 				goto fail;
@@ -293,7 +288,7 @@ static int sem_once(lm_client *c, const char *name, uint32_t slots,
 			}
 			next_ka = lm_now_ns() + interval;
 		}
-		op_deadline = op_deadline_now();
+		op_deadline = etcd_op_deadline();
 	}
 	/* 4: time left on the lease after a wait? */
 	if (waited) {
@@ -364,7 +359,7 @@ int etcd_sem_acquire(lm_client *c, const char *name, uint32_t slots,
 
 int etcd_sem_release(struct lm_etcd *e, struct etcd_grant *gr)
 {
-	int64_t deadline = op_deadline_now();
+	int64_t deadline = etcd_op_deadline();
 	json_t *r;
 	int rc = etcd_txn(
 		e, json_pack("[o]", etcd_cmp_create(gr->key, (int64_t)gr->token)),

@@ -82,7 +82,7 @@ int etcd_watch_open(lm_client *c, const char *name, lm_watch **out,
 
 	json_t *r;
 	rc = etcd_post(e, "/v3/kv/range", etcd_wkeys_range(w),
-		       lm_now_ns() + (int64_t)ETCD_OP_MS * 1000000, &r);
+		       etcd_op_deadline(), &r);
 	if (rc != 0) {
 		watch_free(w);
 		return rc == ETCD_EGRPC ? LM_EINCOMPAT : rc;

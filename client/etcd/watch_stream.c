@@ -289,7 +289,7 @@ static int resync(struct lm_watch *w)
 {
 	json_t *r;
 	int rc = etcd_post(w->e2, "/v3/kv/range", etcd_wkeys_range(w),
-			   lm_now_ns() + (int64_t)ETCD_OP_MS * 1000000, &r);
+			   etcd_op_deadline(), &r);
 	if (rc != 0)
 		return rc;
 	uint64_t had = w->nkeys > 0 ? (uint64_t)w->keys[0].create_rev : 0;
