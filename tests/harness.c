@@ -652,6 +652,43 @@ void harness_reap_orphans(void)
 	}
 }
 
+/* Does a process named comm run in this case's process group? */
+bool harness_group_runs(const char *comm)
+{
+	DIR *dir = opendir("/proc");
+	if (dir == NULL)
+		return false;
+	bool found = false;
+	struct dirent *de;
+	while (!found && (de = readdir(dir)) != NULL) {
+		int pid = atoi(de->d_name);
+		if (pid <= 0)
+			continue;
+		char path[64], buf[512], name[64];
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+		if (harness_read_file(path, buf, sizeof(buf)) <= 0)
+			continue;
+		/* pid (comm) state ppid pgrp ... */
+		char *close_paren = strrchr(buf, ')');
+		char *open_paren = strchr(buf, '(');
+		if (close_paren == NULL || open_paren == NULL ||
+		    close_paren - open_paren - 1 >= (long)sizeof(name))
+			continue;
+		size_t len = (size_t)(close_paren - open_paren - 1);
+		memcpy(name, open_paren + 1, len);
+		name[len] = '\0';
+		char state;
+		int ppid, pgrp;
+		if (sscanf(close_paren + 2, "%c %d %d", &state, &ppid, &pgrp) !=
+		    3)
+			continue;
+		found = pgrp == (int)getpgrp() && state != 'Z' &&
+			strcmp(name, comm) == 0;
+	}
+	closedir(dir);
+	return found;
+}
+
 /* ---- multi-process cases ----------------------------------------- */
 
 static void case_trampoline(void *arg)

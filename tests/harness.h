@@ -227,6 +227,10 @@ void harness_kill_server(const char *region, const struct lm_region *r,
  */
 void harness_reap_orphans(void);
 
+/* Does a process named comm (not a zombie) run in this case's process
+ * group? An orphan adopted by the test runner still counts. */
+bool harness_group_runs(const char *comm);
+
 /* ---- multi-process cases ----------------------------------------- */
 
 /*

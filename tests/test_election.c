@@ -23,7 +23,6 @@
  */
 #include "harness.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -571,43 +570,6 @@ static bool dead(pid_t pid)
 	return s == '?' || s == 'Z' || s == 'X';
 }
 
-/* Does a process named comm run in this case's process group? */
-static bool group_runs(const char *comm)
-{
-	DIR *dir = opendir("/proc");
-	if (dir == NULL)
-		return false;
-	bool found = false;
-	struct dirent *de;
-	while (!found && (de = readdir(dir)) != NULL) {
-		int pid = atoi(de->d_name);
-		if (pid <= 0)
-			continue;
-		char path[64], buf[512], name[64];
-		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-		if (harness_read_file(path, buf, sizeof(buf)) <= 0)
-			continue;
-		/* pid (comm) state ppid pgrp ... */
-		char *close_paren = strrchr(buf, ')');
-		char *open_paren = strchr(buf, '(');
-		if (close_paren == NULL || open_paren == NULL ||
-		    close_paren - open_paren - 1 >= (long)sizeof(name))
-			continue;
-		size_t len = (size_t)(close_paren - open_paren - 1);
-		memcpy(name, open_paren + 1, len);
-		name[len] = '\0';
-		char state;
-		int ppid, pgrp;
-		if (sscanf(close_paren + 2, "%c %d %d", &state, &ppid, &pgrp) !=
-		    3)
-			continue;
-		found = pgrp == (int)getpgrp() && state != 'Z' &&
-			strcmp(name, comm) == 0;
-	}
-	closedir(dir);
-	return found;
-}
-
 /* lockctl elect's command is stopped when the lead is lost: obey is
  * whether it exits on SIGTERM (else lockctl must SIGKILL it). */
 static void elect_loses_lead(bool obey)
@@ -688,7 +650,7 @@ static void elect_loses_lead(bool obey)
 	/* The shell's last `sleep 0.05`, orphaned when lockctl SIGKILLed
 	 * the shell (lockctl signals CMD's pid, not its group): gone in
 	 * 50 ms. */
-	HARNESS_WAIT_FOR(!group_runs("sleep"), 5000,
+	HARNESS_WAIT_FOR(!harness_group_runs("sleep"), 5000,
 			 "the command's last sleep still runs after 5 s");
 	harness_reap_orphans();
 }
