@@ -28,6 +28,8 @@
 #include <unistd.h>
 
 #include "client/lockmgr.h"
+#include "shm/clock.h"
+#include "shm/name_index.h"
 
 static struct harness_lockmgrd d;
 static char lockctl[512];
@@ -456,6 +458,96 @@ static void batch_reports_events(void)
 }
 HARNESS_CASE(batch_reports_events, 120)
 
+/* Has table i's lease of lock idx ended in server i's own clock? */
+static bool lease_ended(const struct lm_region *r, unsigned i, uint32_t idx)
+{
+	uint64_t lease = atomic_load(&lm_slot_of(r, i, idx)->lease);
+	return LM_LEASE_EXPIRY(lease) <=
+	       lm_server_clock_ms(r->servers[i], lm_now_ns());
+}
+
+/*
+ * A lease that runs out one table at a time. Server 0's clock runs
+ * ahead, so its copy of the lease ends first while the other two still
+ * run: its sweep frees its table clean (the grant only dropped a
+ * table). When the other two end, before their servers sweep them
+ * (paused here), the grant is gone with one clean table behind it. That
+ * is an expiry, not a release: the holder never released, and its owner
+ * words are still on the other tables. top sees the grant in one frame
+ * and this state in the next (it is stopped in between).
+ */
+static void batch_expiry_after_one_clean_table(void)
+{
+	setup(true);
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	char out[128], err[128], text[256];
+	path_in(out, sizeof(out), "batch");
+	path_in(err, sizeof(err), "batch.err");
+	char *argv[] = {lockctl, "-r", d.region, "top", "-b", "-d", "50",
+			"-n", "1200", NULL};
+	pid_t top = harness_spawn(argv, out, err);
+	HARNESS_WAIT_FOR(harness_read_file(out, batch_buf, sizeof(batch_buf))
+				 > 0 && strstr(batch_buf, "EVENTS") != NULL,
+			 10000, "top -b printed no first frame");
+
+	struct client e;
+	client_start(&e, "/top/skewed", 4000);
+	client_acquire(&e);
+	snprintf(text, sizeof(text), "/top/skewed to pid %d (session",
+		 (int)e.pid);
+	wait_event(out, "grant", text);
+	int64_t idx = lm_name_lookup(&r, "/top/skewed", 11, 0);
+	assert_true(idx >= 0);
+	kill(top, SIGSTOP);
+	HARNESS_WAIT_FOR(harness_proc_state(top) == 'T', 5000,
+			 "lockctl top did not stop");
+
+	/* Server 0 two seconds ahead: its copy of the 4 s lease ends now,
+	 * the others' in about two seconds. */
+	assert_int_equal(ctl(NULL, 0, NULL, 0, "-r", d.region, "server", "skew", "0",
+			     "--offset", "2000", NULL),
+			 0);
+	HARNESS_WAIT_FOR(atomic_load(&lm_slot_of(&r, 0, (uint32_t)idx)
+					      ->owner) == LM_OWNER_FREE,
+			 10000, "server 0 did not free its expired copy of the "
+			 "lease within 10 s");
+	assert_int_equal(ctl(NULL, 0, NULL, 0, "-r", d.region, "server", "pause", "1", NULL), 0);
+	assert_int_equal(ctl(NULL, 0, NULL, 0, "-r", d.region, "server", "pause", "2", NULL), 0);
+	HARNESS_WAIT_FOR(lease_ended(&r, 1, (uint32_t)idx) &&
+				 lease_ended(&r, 2, (uint32_t)idx),
+			 10000, "the lease on tables 1 and 2 did not end "
+			 "within 10 s");
+	for (unsigned i = 1; i < 3; i++)
+		if (LM_OWNER_SESSION(atomic_load(
+			    &lm_slot_of(&r, i, (uint32_t)idx)->owner)) == 0)
+			fail_msg("paused server %u swept its table", i);
+
+	kill(top, SIGCONT);
+	char released[256], expired[256];
+	snprintf(released, sizeof(released), "/top/skewed by pid %d",
+		 (int)e.pid);
+	snprintf(expired, sizeof(expired), "/top/skewed: the lease of pid %d "
+		 "ran out", (int)e.pid);
+	HARNESS_WAIT_FOR(harness_read_file(out, batch_buf, sizeof(batch_buf))
+					 > 0 &&
+				 (has_event(batch_buf, "release", released) ||
+				  has_event(batch_buf, "expire", expired)),
+			 30000, "top reported no end of the grant within 30 s");
+	if (!has_event(batch_buf, "expire", expired))
+		fail_msg("a lease that ran out (one table freed clean by a fast "
+			 "clock) was reported as a release:\n%s", batch_buf);
+
+	assert_int_equal(ctl(NULL, 0, NULL, 0, "-r", d.region, "server", "resume", "1", NULL), 0);
+	assert_int_equal(ctl(NULL, 0, NULL, 0, "-r", d.region, "server", "resume", "2", NULL), 0);
+	kill(top, SIGTERM);
+	harness_expect_exit(top, 5000, 0, "lockctl top -b after SIGTERM");
+	client_finish(&e);
+	lm_region_detach(&r);
+	teardown();
+}
+HARNESS_CASE(batch_expiry_after_one_clean_table, 60)
+
 /*
  * A server killed and started again between two of top's frames: the
  * frame after shows a new epoch, and the death must be in the events
@@ -713,6 +805,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		harness_case(once_shows_lock_and_servers),
 		harness_case(batch_reports_events),
+		harness_case(batch_expiry_after_one_clean_table),
 		harness_case(down_and_back_between_frames),
 		harness_case(usage_and_missing_region),
 		harness_case(screen_quits_and_restores),

@@ -21,7 +21,8 @@
  *     left: it holds no majority of the servers that are up now
  *     ("lost": a server went down or restarted under it);
  *   - the lease had run out by now, or the tables carry the abandoned
- *     mark: the lease ended without a release ("expire");
+ *     mark: the lease ended without a release ("expire"), even if a
+ *     server whose clock runs fast already freed its own copy clean;
  *   - otherwise its holder released it ("release").
  */
 #include <stdarg.h>
@@ -414,8 +415,11 @@ static void grant_ended(struct top_events *ev, const struct lm_region *r,
 		add(ev, v, "lost", "%s: pid %d's grant (token %llu) no longer "
 		    "holds a majority of the servers up", name, o->holder_pid,
 		    token);
-	else if (lb.clean && !lb.abandoned)
-		/* Its process may be gone since: it released first. */
+	else if (lb.clean && !lb.abandoned && !(lb.ours && ran_out))
+		/* Its process may be gone since: it released first. (A
+		 * clean table beside owner words still ours, past the
+		 * lease, is a server whose fast clock dropped its copy
+		 * first: the lease ran out.) */
 		add(ev, v, "release", "%s by pid %d, token %llu", name,
 		    o->holder_pid, token);
 	else if (dead)
