@@ -17,10 +17,11 @@
  * snapshot that no longer shows it:
  *   - its holder's process is gone: it died, and the supervisor (or the
  *     lease) freed the lock ("freed");
- *   - its owner word is still on some table and the lease had time
- *     left: it holds no majority of the servers that are up now
- *     ("lost": a server went down or restarted under it);
- *   - the lease had run out by now, or the tables carry the abandoned
+ *   - its owner word is still on some table with its lease running in
+ *     that server's clock: it holds no majority of the servers that are
+ *     up now ("lost": a server went down or restarted under it);
+ *   - its owner words are left with their leases ended, or (none left)
+ *     the lease had run out by now, or the tables carry the abandoned
  *     mark: the lease ended without a release ("expire"), even if a
  *     server whose clock runs fast already freed its own copy clean;
  *   - otherwise its holder released it ("release").
@@ -289,6 +290,7 @@ static void diff_servers(struct top_events *ev, const struct top_view *p,
  * nothing of how it ended once a later grant has been there. */
 struct left_behind {
 	bool ours;      /* its owner word is still on some table */
+	bool ours_live; /* ... with its lease running in that server's clock */
 	bool abandoned; /* a table it held carries the abandoned mark */
 	bool clean;     /* ... or was released cleanly */
 };
@@ -296,14 +298,21 @@ struct left_behind {
 static struct left_behind left_behind(const struct lm_region *r,
 				      const struct ctl_lock_info *o)
 {
-	struct left_behind lb = {false, false, false};
+	struct left_behind lb = {false, false, false, false};
 	bool later = false;
+	int64_t now_ns = lm_now_ns();
 	for (unsigned j = 0; j < LM_NSERVERS; j++) {
 		const struct lm_slot *slot = lm_slot_of(r, j, o->idx);
 		uint64_t w = atomic_load(&slot->owner);
 		if (LM_OWNER_SESSION(w) != 0 &&
-		    (w & UINT64_C(0xffffffffffff)) == o->grant)
+		    (w & UINT64_C(0xffffffffffff)) == o->grant) {
+			uint64_t lease = atomic_load(&slot->lease);
 			lb.ours = true;
+			if (LM_LEASE_TAG(lease) == LM_OWNER_TAG(w) &&
+			    LM_LEASE_EXPIRY(lease) >
+				    lm_server_clock_ms(r->servers[j], now_ns))
+				lb.ours_live = true;
+		}
 		if (!(o->tables & (1u << j)))
 			continue;
 		if (w == LM_OWNER_ABANDONED)
@@ -408,14 +417,17 @@ static void grant_ended(struct top_events *ev, const struct lm_region *r,
 	bool dead = !ctl_pid_alive(o->holder_pid,
 				   h != NULL ? h->start_time : 0);
 	int64_t elapsed_ms = (v->s.now_ns - p->s.now_ns) / 1000000;
-	bool ran_out = o->lease_left_ms <= elapsed_ms;
 	struct left_behind lb = left_behind(r, o);
+	/* Its owner words left behind say it best: their leases ended. (The
+	 * time since the last frame is a ms short or long at the edge.) */
+	bool ran_out = lb.ours ? !lb.ours_live
+			       : o->lease_left_ms <= elapsed_ms;
 	unsigned long long token = (unsigned long long)o->token;
-	if (lb.ours && !ran_out && !dead)
+	if (lb.ours_live && !dead)
 		add(ev, v, "lost", "%s: pid %d's grant (token %llu) no longer "
 		    "holds a majority of the servers up", name, o->holder_pid,
 		    token);
-	else if (lb.clean && !lb.abandoned && !(lb.ours && ran_out))
+	else if (lb.clean && !lb.abandoned && !lb.ours)
 		/* Its process may be gone since: it released first. (A
 		 * clean table beside owner words still ours, past the
 		 * lease, is a server whose fast clock dropped its copy
