@@ -573,7 +573,9 @@ static void etcd_lockctl(void)
 		   "true");
 	lm_client *c = conn();
 	lm_grant g;
-	assert_int_equal(lm_acquire(c, "/c/held", 5000, 0, &g), 0);
+	/* Leases that outlast the lockctl runs below (each loads libcurl
+	 * and talks to etcd) on a loaded host, released at the end. */
+	assert_int_equal(lm_acquire(c, "/c/held", 60000, 0, &g), 0);
 	expect_ctl(dir, 75, "held by another", "-r", addr, "run", "--wait=0",
 		   "/c/held", "true");
 	expect_ctl(dir, 0, "/c/held", "-r", addr, "status", NULL, NULL,
@@ -610,7 +612,7 @@ static void etcd_sem_lockctl(void)
 	harness_tmpdir(dir, sizeof(dir));
 	lm_client *c = conn();
 	lm_grant g;
-	assert_int_equal(lm_sem_acquire(c, "/c/sem", 2, 5000, 0, &g), 0);
+	assert_int_equal(lm_sem_acquire(c, "/c/sem", 2, 60000, 0, &g), 0);
 	/* The second slot is CMD's, and CMD learns which. */
 	int rc = harness_ctl(dir, out, sizeof(out), err, sizeof(err), "-r",
 			     addr, "run", "--slots=2", "--wait=0", "/c/sem",
@@ -626,7 +628,7 @@ static void etcd_sem_lockctl(void)
 		fail_msg("no '%s' in: %s", want, out);
 	/* Full: a try is refused (75), another count is LOCK's misuse. */
 	lm_grant h;
-	assert_int_equal(lm_sem_acquire(c, "/c/sem", 2, 5000, 0, &h), 0);
+	assert_int_equal(lm_sem_acquire(c, "/c/sem", 2, 60000, 0, &h), 0);
 	setenv("LOCKMGR_REGION", addr, 1);
 	expect_ctl(dir, 75, NULL, "run", "--slots=2", "--wait=0", "/c/sem",
 		   "true", NULL);

@@ -286,11 +286,14 @@ static void usage_errors(void)
 				 "and \"%s\"; stderr: %s", ttls[i], code,
 				 want, err);
 	}
+	/* 100 ms is accepted. (On a loaded host lockctl may be left
+	 * unscheduled past so short a lease: that is exit 70, the lease
+	 * lost, not a refusal.) */
 	code = ctl(NULL, 0, err, sizeof(err), "-r", d.region, "run", "--ttl",
 		   "100", "/cli/u", "--", "/bin/true", NULL);
-	if (code != 0)
-		fail_msg("lockctl run --ttl 100 exited %d; stderr: %s", code,
-			 err);
+	if ((code != 0 && code != 70) || strstr(err, "allows") != NULL)
+		fail_msg("lockctl run --ttl 100 exited %d, expected 0 (or 70 "
+			 "if its lease was lost); stderr: %s", code, err);
 	code = ctl(NULL, 0, err, sizeof(err), "-r", d.region,
 		   "no-such-command", NULL);
 	if (code != 64)

@@ -589,7 +589,7 @@ static void elect_loses_lead(bool obey)
 		 "echo started >> %s; while :; do sleep 0.05; done",
 		 log, obey ? "; exit 3" : "", pidf, log);
 	char *argv[] = { lockctl, "-r", d.region, "elect", "--value", "v1",
-			 "--ttl", "300", "--grace", "500", "el", "--",
+			 "--ttl", "1500", "--grace", "500", "el", "--",
 			 "/bin/sh", "-c", script, NULL };
 	pid_t p = harness_spawn(argv, out, err);
 	HARNESS_WAIT_FOR(file_has(log, "started"), 10000,
@@ -599,7 +599,9 @@ static void elect_loses_lead(bool obey)
 	pid_t cmd = atoi(buf);
 	assert_true(cmd > 0);
 
-	/* lockctl leader: it leads, with its value. */
+	/* lockctl leader: it leads, with its value. (Its lease, 1.5 s,
+	 * renewed every 500 ms, outlasts a loaded host's stalls until the
+	 * SIGSTOP below.) */
 	char o[1024], e[1024], want[64];
 	int st = harness_ctl(dir, o, sizeof(o), e, sizeof(e), "-r", d.region,
 			     "leader", "el", NULL);

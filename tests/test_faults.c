@@ -192,7 +192,9 @@ static void restart_waits_for_its_leases(void)
 	assert_int_equal(lm_connect(d.region, &n), 0);
 	atomic_fetch_or(&h->ctx.self->isolated, 1u << 0);
 	lm_grant g, g2;
-	assert_int_equal(lm_acquire(h, "quar/x", 1500, 0, &g), 0);
+	/* A lease that outlasts the kill and the start below on a loaded
+	 * host, so that the loop sees server 2 in quarantine. */
+	assert_int_equal(lm_acquire(h, "quar/x", 8000, 0, &g), 0);
 	harness_kill_server(d.region, &r, 2, false);
 	assert_int_equal(harness_lockctl(d.region, "server", "start", "2", NULL), 0);
 	unsigned others = 0;

@@ -742,11 +742,15 @@ static void queued_acquires_report_lost_quorum(void)
 	assert_int_equal(lm_connect(d.region, &h), 0);
 	assert_int_equal(lm_connect(d.region, &n), 0);
 	lm_grant g, g2;
-	assert_int_equal(lm_acquire(h, "race/qnoq", 8000, 0, &g), 0);
+	/* The queued waiter's wait (6 s) outlasts the two server kills
+	 * below on a loaded host, and h's lease outlasts the wait: the
+	 * waiter must end on its deadline with the quorum lost, not with
+	 * the servers still up or the lock free. */
+	assert_int_equal(lm_acquire(h, "race/qnoq", 15000, 0, &g), 0);
 	int64_t idx = lm_name_lookup(&r, "race/qnoq", 9, 0);
 	assert_true(idx >= 0);
 	struct acquirer *w = harness_shared(sizeof(*w));
-	pid_t pw = start_acquirer(w, d.region, "race/qnoq", NULL, 1000, 2500,
+	pid_t pw = start_acquirer(w, d.region, "race/qnoq", NULL, 1000, 6000,
 				  false);
 	HARNESS_WAIT_FOR(lm_queue_count(lm_queue_of(&r, (uint32_t)idx)) == 1 &&
 				 harness_proc_state(pw) == 'S',
@@ -764,7 +768,7 @@ static void queued_acquires_report_lost_quorum(void)
 			 (long long)took);
 	assert_true(took >= 800);
 	/* The queued waiter too, at its own deadline. */
-	HARNESS_WAIT_FOR(atomic_load(&w->ended_ms) != 0, 10000,
+	HARNESS_WAIT_FOR(atomic_load(&w->ended_ms) != 0, 15000,
 			 "the queued waiter never returned");
 	rc = atomic_load(&w->rc);
 	if (rc != LM_ENOQUORUM)
