@@ -576,18 +576,29 @@ static void elect_loses_lead(bool obey)
 {
 	harness_lockmgrd_start(&d, obey ? "elect1" : "elect2", "--max-ttl",
 			       "10000", NULL);
-	char dir[256], out[512], err[512], log[512], pidf[512];
+	char dir[256], out[512], err[512], log[512], pidf[512], kidf[512];
+	char orphanf[512];
 	char lockctl[512], script[4096];
 	harness_tmpdir(dir, sizeof(dir));
 	snprintf(out, sizeof(out), "%s/out", dir);
 	snprintf(err, sizeof(err), "%s/err", dir);
 	snprintf(log, sizeof(log), "%s/log", dir);
 	snprintf(pidf, sizeof(pidf), "%s/pid", dir);
+	snprintf(kidf, sizeof(kidf), "%s/kid", dir);
+	snprintf(orphanf, sizeof(orphanf), "%s/orphan", dir);
 	harness_bin_path(lockctl, sizeof(lockctl), "lockctl");
+	/* The command starts a process of its own, in the background (one
+	 * that ignores SIGTERM too when the command does), and another
+	 * that a subshell leaves behind (orphaned, as a daemon's double
+	 * fork leaves one): they work for the leader as much as the
+	 * command does, and must stop with it. */
 	snprintf(script, sizeof(script),
 		 "trap 'echo TERM >> %s%s' TERM; echo $$ > %s; "
+		 "(%s exec sleep 1000) & echo $! > %s; "
+		 "(sleep 1001 & echo $! > %s); "
 		 "echo started >> %s; while :; do sleep 0.05; done",
-		 log, obey ? "; exit 3" : "", pidf, log);
+		 log, obey ? "; exit 3" : "", pidf,
+		 obey ? "" : "trap '' TERM;", kidf, orphanf, log);
 	char *argv[] = { lockctl, "-r", d.region, "elect", "--value", "v1",
 			 "--ttl", "1500", "--grace", "500", "el", "--",
 			 "/bin/sh", "-c", script, NULL };
@@ -598,6 +609,12 @@ static void elect_loses_lead(bool obey)
 	assert_true(harness_read_file(pidf, buf, sizeof(buf)) > 0);
 	pid_t cmd = atoi(buf);
 	assert_true(cmd > 0);
+	assert_true(harness_read_file(kidf, buf, sizeof(buf)) > 0);
+	pid_t kid = atoi(buf);
+	assert_true(kid > 0);
+	assert_true(harness_read_file(orphanf, buf, sizeof(buf)) > 0);
+	pid_t orphan = atoi(buf);
+	assert_true(orphan > 0);
 
 	/* lockctl leader: it leads, with its value. (Its lease, 1.5 s,
 	 * renewed every 500 ms, outlasts a loaded host's stalls until the
@@ -632,6 +649,19 @@ static void elect_loses_lead(bool obey)
 			 "the command (pid %d) %s still runs after lockctl "
 			 "elect exited", (int)cmd,
 			 obey ? "which exits on SIGTERM" : "ignoring SIGTERM");
+	/* lockctl stops the command's whole tree before it exits: nothing
+	 * the command started goes on working for a lost leader. */
+	if (!dead(kid))
+		fail_msg("the process the command started (sleep, pid %d%s) "
+			 "still runs after lockctl elect exited", (int)kid,
+			 obey ? "" : ", ignoring SIGTERM");
+	if (!dead(orphan))
+		fail_msg("the process a subshell of the command left behind "
+			 "(sleep, pid %d) still runs after lockctl elect exited",
+			 (int)orphan);
+	if (harness_group_runs("sleep"))
+		fail_msg("a sleep of the command's still runs after lockctl "
+			 "elect exited");
 
 	st = harness_ctl(dir, o, sizeof(o), e, sizeof(e), "-r", d.region,
 			 "leader", "el", NULL);
@@ -649,11 +679,6 @@ static void elect_loses_lead(bool obey)
 	lm_disconnect(c);
 	harness_remove_flat_dir(dir);
 	harness_lockmgrd_stop(&d);
-	/* The shell's last `sleep 0.05`, orphaned when lockctl SIGKILLed
-	 * the shell (lockctl signals CMD's pid, not its group): gone in
-	 * 50 ms. */
-	HARNESS_WAIT_FOR(!harness_group_runs("sleep"), 5000,
-			 "the command's last sleep still runs after 5 s");
 	harness_reap_orphans();
 }
 

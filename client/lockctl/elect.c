@@ -4,8 +4,9 @@
  *
  * Leading is holding the election's lock (client/election.c), so this is
  * `lockctl run` with a campaign instead of an acquire: the same renewal
- * every TTL/3, the same SIGTERM-then-SIGKILL of CMD (after --grace) and
- * exit 70 once the lease, and with it the lead, is lost.
+ * every TTL/3, the same SIGTERM-then-SIGKILL of CMD and what it started
+ * (after --grace, cmd_tree.c) and exit 70 once the lease, and with it
+ * the lead, is lost.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -25,7 +26,8 @@ static void elect_usage(FILE *f)
 "leader ELECTION' prints, for example host:port) and run CMD. The lead\n"
 "is a lease, renewed every TTL/3 while CMD runs; if it is lost (this\n"
 "process was stopped or starved past it, or the service lost quorum),\n"
-"CMD gets SIGTERM, then SIGKILL after the grace, and lockctl exits 70.\n"
+"CMD and every process it started get SIGTERM, then SIGKILL after the\n"
+"grace, and lockctl exits 70.\n"
 "When CMD exits the lead is given up and the next campaigner leads.\n"
 "\n"
 "  -v, --value V      the value to proclaim (up to %d bytes; default \"\")\n"

@@ -169,6 +169,17 @@ int ctl_hold_run(const struct ctl_global *g, struct ctl_hold *h,
 /* Release (if held) and disconnect: after a failed acquire or export. */
 void ctl_hold_end(struct ctl_hold *h);
 
+/* CMD's process tree (cmd_tree.c): lockctl becomes a child subreaper,
+ * so that CMD and everything it started are lockctl's descendants. */
+int ctl_tree_adopt(void);               /* 0 or -errno */
+/* Reap the exited processes of the tree lockctl adopted (not cmd). */
+void ctl_tree_reap(pid_t cmd);
+/* Send sig to every live descendant (0: count them); how many. */
+unsigned ctl_tree_signal(int sig);
+/* Reap adopted ones until no descendant is left (true) or timeout_ms
+ * has passed (false). */
+bool ctl_tree_gone(pid_t cmd, int timeout_ms);
+
 /* The etcd backend (status_etcd.c): is g->region an etcd:// address;
  * `lockctl status` of one; and, for commands that work on the
  * shared-memory service only (server, top), a message and

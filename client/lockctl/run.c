@@ -8,8 +8,9 @@
  * and whatever ends the lease also ends CMD:
  *
  *  - a renewal fails, or lockctl finds its lease past valid_until_ns
- *    (it was stopped or starved longer than the lease): SIGTERM to CMD,
- *    SIGKILL 5 s later, exit 70;
+ *    (it was stopped or starved longer than the lease): SIGTERM to CMD
+ *    and every process it started (cmd_tree.c), SIGKILL to what is left
+ *    5 s later, exit 70;
  *  - lockctl itself is killed (the supervisor then frees the lock in
  *    milliseconds): CMD gets SIGKILL from PR_SET_PDEATHSIG, so that it
  *    cannot go on working under a lock someone else may now hold.
@@ -95,7 +96,9 @@ CTL_REGION_HELP
 "LOCKMGR_SLOT (the slot held, 0 to N-1; LOCKMGR_TOKEN is that slot's).\n"
 "\n"
 "SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to lockctl are\n"
-"passed on to CMD. If lockctl is killed, CMD is killed too.\n"
+"passed on to CMD. If lockctl is killed, CMD is killed too. If the lease\n"
+"is lost, CMD and every process it started get SIGTERM, then SIGKILL 5 s\n"
+"later, and lockctl exits 70.\n"
 "\n"
 "Exit status: CMD's (128+N if a signal N killed it); 64 usage error (or\n"
 "LOCK is used as another kind of lock: a semaphore of another N, or a\n"
@@ -183,19 +186,38 @@ static int lease_lost(struct ctl_hold *rn, int err)
 			lost_reason(rn, err), rn->cmd, st);
 		return EX_CTL_LEASELOST;
 	}
-	fprintf(stderr, " lost while %s was running (%s); stopping %s\n",
-		rn->cmd, lost_reason(rn, err), rn->cmd);
+	fprintf(stderr, " lost while %s was running (%s); stopping %s and "
+			"what it started\n", rn->cmd, lost_reason(rn, err),
+		rn->cmd);
+	/* The whole tree, as a terminal's ^C reaches a whole job: a shell
+	 * killed alone leaves its current command running unlocked. */
 	pidfd_send_signal(rn->pidfd, SIGTERM, NULL, 0);
-	/* A stopped CMD cannot act on SIGTERM. */
-	pidfd_send_signal(rn->pidfd, SIGCONT, NULL, 0);
+	ctl_tree_signal(SIGTERM);
+	/* A stopped process cannot act on SIGTERM. */
+	ctl_tree_signal(SIGCONT);
 	int64_t grace = rn->grace_ms > 0 ? rn->grace_ms : CTL_KILL_GRACE_MS;
-	if (!wait_exit(rn, grace > INT_MAX ? INT_MAX : (int)grace)) {
+	if (grace > INT_MAX)
+		grace = INT_MAX;
+	int64_t until = lm_now_ms() + grace;
+	if (!wait_exit(rn, (int)grace)) {
 		fprintf(stderr, "%s: %s did not stop within %" PRId64 " ms of "
 				"SIGTERM; killing it\n", ctl_prog, rn->cmd,
 			grace);
 		pidfd_send_signal(rn->pidfd, SIGKILL, NULL, 0);
 	}
 	reap(rn);
+	/* What CMD left behind gets the rest of the grace, then SIGKILL. */
+	int64_t left = until - lm_now_ms();
+	if (!ctl_tree_gone(rn->child, left > 0 ? (int)left : 0)) {
+		fprintf(stderr, "%s: processes %s started did not stop within "
+				"%" PRId64 " ms of SIGTERM; killing them\n",
+			ctl_prog, rn->cmd, grace);
+		ctl_tree_signal(SIGKILL);
+		if (!ctl_tree_gone(rn->child, CTL_KILL_GRACE_MS))
+			fprintf(stderr, "%s: %u processes %s started are "
+					"still there after SIGKILL\n",
+				ctl_prog, ctl_tree_signal(0), rn->cmd);
+	}
 	return EX_CTL_LEASELOST;
 }
 
@@ -203,6 +225,12 @@ static void forward_signals(struct ctl_hold *rn)
 {
 	struct signalfd_siginfo si;
 	while (read(rn->sigfd, &si, sizeof(si)) == sizeof(si)) {
+		/* An adopted process of CMD's tree exited (CMD's own exit
+		 * is read from its pidfd). */
+		if (si.ssi_signo == SIGCHLD) {
+			ctl_tree_reap(rn->child);
+			continue;
+		}
 		/* A signal from the terminal (^C, ^\, hangup) went to the
 		 * whole foreground process group, CMD included: sending it
 		 * again would make CMD see two ^C for one. */
@@ -607,6 +635,7 @@ int ctl_hold_run(const struct ctl_global *g, struct ctl_hold *rn, char **cmd)
 	sigemptyset(&set);
 	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
 		sigaddset(&set, forwarded[i]);
+	sigaddset(&set, SIGCHLD);
 	if (sigprocmask(SIG_BLOCK, &set, &rn->oldmask) != 0 ||
 	    (rn->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
 		fprintf(stderr, "%s: signalfd: %s\n", ctl_prog,
@@ -617,6 +646,13 @@ int ctl_hold_run(const struct ctl_global *g, struct ctl_hold *rn, char **cmd)
 	rc = ctl_hold_export(g, rn);
 	if (rc != 0)
 		goto out;
+	int e = ctl_tree_adopt();
+	if (e != 0) {
+		fprintf(stderr, "%s: prctl(PR_SET_CHILD_SUBREAPER): %s\n",
+			ctl_prog, strerror(-e));
+		rc = EX_CTL_OSERR;
+		goto out;
+	}
 	rc = spawn(rn, cmd);
 	if (rc != 0)
 		goto out;

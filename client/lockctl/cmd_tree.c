@@ -1,0 +1,164 @@
+/*
+ * cmd_tree.c - CMD and every process it started, for `lockctl run`,
+ * `elect` and `flock`: stopped together when the lease is lost.
+ *
+ * Signalling CMD alone is not enough: `sh -c 'step1; step2'` or a
+ * server that forks workers leaves processes behind that go on working
+ * after the lock (or the lead) has passed to someone else. lockctl
+ * makes itself a child subreaper (PR_SET_CHILD_SUBREAPER), so that a
+ * process of CMD's tree whose parent exits is re-parented to lockctl
+ * rather than to init: nothing of the tree can leave it, not even a
+ * double fork, and the tree is "lockctl's descendants". It is found by
+ * a walk of /proc (parent links), the way pkill -P or systemd's
+ * KillMode=control-group would find it without a cgroup of our own.
+ *
+ * A process group would be cheaper but takes CMD out of the terminal's
+ * foreground group (^C, ^Z and reads from the terminal would stop
+ * reaching it, as with timeout(1) without --foreground), and CMD can
+ * leave a group with setsid() or setpgid() anyway.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../shm/clock.h"
+#include "lockctl.h"
+
+int ctl_tree_adopt(void)
+{
+	return prctl(PR_SET_CHILD_SUBREAPER, 1) == 0 ? 0 : -errno;
+}
+
+void ctl_tree_reap(pid_t cmd)
+{
+	for (;;) {
+		siginfo_t si;
+		memset(&si, 0, sizeof(si));
+		/* Look without reaping: CMD's own status is read by its
+		 * pidfd's owner, not here. */
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+		    si.si_pid == 0 || si.si_pid == cmd)
+			return;
+		waitpid(si.si_pid, NULL, WNOHANG);
+	}
+}
+
+struct proc_link {
+	pid_t pid, ppid;
+};
+
+/* Every live process's parent, from /proc; *n of them. NULL if /proc
+ * could not be read. (A zombie has no children and needs no signal:
+ * its parent, or lockctl once it is adopted, reaps it.) */
+static struct proc_link *read_links(size_t *n)
+{
+	DIR *d = opendir("/proc");
+	if (d == NULL)
+		return NULL;
+	size_t cap = 256, used = 0;
+	struct proc_link *l = malloc(cap * sizeof(*l));
+	struct dirent *e;
+	while (l != NULL && (e = readdir(d)) != NULL) {
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		char path[300], buf[512];
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		FILE *f = fopen(path, "re");
+		if (f == NULL)
+			continue; /* gone meanwhile */
+		size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[len] = '\0';
+		/* pid (comm) state ppid ...; comm may hold ')' */
+		char *rp = strrchr(buf, ')');
+		char state;
+		int ppid;
+		if (rp == NULL ||
+		    sscanf(rp + 1, " %c %d", &state, &ppid) != 2 ||
+		    state == 'Z' || state == 'X')
+			continue;
+		if (used == cap) {
+			struct proc_link *m = realloc(l, 2 * cap * sizeof(*l));
+			if (m == NULL) {
+				free(l);
+				l = NULL;
+				break;
+			}
+			l = m;
+			cap *= 2;
+		}
+		l[used].pid = atoi(e->d_name);
+		l[used].ppid = ppid;
+		used++;
+	}
+	closedir(d);
+	*n = used;
+	return l;
+}
+
+unsigned ctl_tree_signal(int sig)
+{
+	size_t n;
+	struct proc_link *l = read_links(&n);
+	if (l == NULL)
+		return 0;
+	/* Mark lockctl's descendants: a parent before its children is not
+	 * guaranteed by /proc's order, so repeat until nothing changes. */
+	pid_t self = getpid();
+	char *in = calloc(n ? n : 1, 1);
+	if (in == NULL) {
+		free(l);
+		return 0;
+	}
+	unsigned found = 0;
+	for (bool grew = true; grew;) {
+		grew = false;
+		for (size_t i = 0; i < n; i++) {
+			if (in[i])
+				continue;
+			bool child = l[i].ppid == self;
+			for (size_t j = 0; !child && j < n; j++)
+				child = in[j] && l[j].pid == l[i].ppid;
+			if (child) {
+				in[i] = 1;
+				grew = true;
+				found++;
+			}
+		}
+	}
+	/* By pid: one that exits and is reaped between the walk and the
+	 * kill frees its pid, which a new process could take in that
+	 * instant (pids are handed out in increasing order, so not soon). */
+	for (size_t i = 0; i < n; i++)
+		if (in[i])
+			kill(l[i].pid, sig);
+	free(in);
+	free(l);
+	return found;
+}
+
+bool ctl_tree_gone(pid_t cmd, int timeout_ms)
+{
+	int64_t until = lm_now_ms() + timeout_ms;
+	for (;;) {
+		/* Count, then reap: whatever was not alive at the count is
+		 * a zombie by now, and lockctl's to reap (its parent, if in
+		 * the tree, is gone too, or it would have been counted). */
+		unsigned alive = ctl_tree_signal(0);
+		ctl_tree_reap(cmd);
+		if (alive == 0)
+			return true;
+		if (lm_now_ms() >= until)
+			return false;
+		struct timespec ts = {0, 10 * 1000000};
+		nanosleep(&ts, NULL);
+	}
+}
