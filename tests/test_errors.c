@@ -149,17 +149,18 @@ static void no_quorum(void)
 	lm_grant g;
 	int rc;
 	/* Until the supervisor has seen the deaths, a grant may still
-	 * succeed; within a second it must not. */
+	 * succeed; within 3 s it must not (a loaded host's supervisor may
+	 * be slow to look; a service that never noticed grants forever). */
 	while ((rc = lm_acquire(a, "q", 1000, 0, &g)) == 0) {
 		assert_int_equal(lm_release(a, &g), 0);
-		if (harness_now_ms() - t0 >= 1000)
+		if (harness_now_ms() - t0 >= 3000)
 			break;
 		harness_nap_us(1000);
 	}
 	int64_t took = harness_now_ms() - t0;
-	if (rc != LM_ENOQUORUM || took >= 1000)
+	if (rc != LM_ENOQUORUM || took >= 3000)
 		fail_msg("with 2 of 3 servers killed, acquire returned %d (%s) "
-			 "after %lld ms, expected LM_ENOQUORUM within 1 s", rc,
+			 "after %lld ms, expected LM_ENOQUORUM within 3 s", rc,
 			 lm_strerror(rc), (long long)took);
 	EXPECT_ERR(lm_acquire(a, "q", 1000, 0, &g), LM_ENOQUORUM, "quorum");
 	/* A waiting acquire waits for the quorum to come back, and at its

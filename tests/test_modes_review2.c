@@ -107,7 +107,9 @@ static pid_t start_actor(struct actor *a, const char *name, uint32_t mode,
  * With the frozen process stopped (at a pause point), reader `rd`
  * renews its S grant gr every 200 ms for `for_ms`, while a fresh client
  * tries S (wait 0) every 200 ms. Returns how many ms passed before the
- * fresh reader got S, or -1 if it never did.
+ * fresh reader got S, or -1 if it never did. (The renews are for 5 s, so
+ * that a loaded host's pause between two cannot lose the grant; the
+ * frozen claim's end does not wait for the group's lease.)
  */
 static int64_t new_reader_gets_in(lm_client *rd, lm_grant *gr,
 				  const char *name, int64_t for_ms)
@@ -116,7 +118,7 @@ static int64_t new_reader_gets_in(lm_client *rd, lm_grant *gr,
 	int64_t t0 = harness_now_ms(), got = -1;
 	int last = 0;
 	while (harness_now_ms() - t0 < for_ms) {
-		int rc = lm_renew(rd, gr, 1000);
+		int rc = lm_renew(rd, gr, 5000);
 		if (rc != 0)
 			fail_msg("the reader's renew failed: %s",
 				 lm_strerror(rc));
@@ -139,7 +141,7 @@ static int64_t new_reader_gets_in(lm_client *rd, lm_grant *gr,
 /* ---- 1. a frozen X claim under a renewed group --------------------- */
 
 /*
- * R holds S on /f (ttl 1 s, renewed every 200 ms). W takes X with a TTL
+ * R holds S on /f (ttl 5 s, renewed every 200 ms). W takes X with a TTL
  * of 1 s: claim_owner CASes W's owner word into table 0 (the owner word
  * is free beside a group) and W stops at "grant.owner_taken", before
  * group_blocks_owner. Server 0's sweep finds an owner word without its
@@ -157,7 +159,9 @@ static void frozen_claim_outlives_its_ttl(void)
 	harness_lockmgrd_start(&d, "rv2claim", "--max-ttl", "20000", NULL);
 	lm_client *rd = connect_or_fail();
 	lm_grant gr;
-	assert_int_equal(take(rd, "/f", LM_MODE_S, 1000, 0, &gr), 0);
+	/* R's lease (5 s) outlasts W's fork and pause before R's first
+	 * renew on a loaded host. */
+	assert_int_equal(take(rd, "/f", LM_MODE_S, 5000, 0, &gr), 0);
 
 	struct actor *w = harness_shared(sizeof(*w));
 	char log[256];
@@ -188,7 +192,7 @@ static void frozen_claim_outlives_its_ttl(void)
 /* ---- 2. a frozen upgrade under a renewed group --------------------- */
 
 /*
- * R and U hold S on /u (ttl 1 s). U upgrades to X (lm_convert, wait 0):
+ * R and U hold S on /u (ttl 5 s and 1 s). U upgrades to X (lm_convert, wait 0):
  * convert_table CASes U's owner word into table 0 and U stops at
  * "convert.owner_taken" (SIGSTOP), before only_member. Then as in case
  * 1: R renews, the sweep never caps U's owner word, and new readers are
@@ -201,7 +205,9 @@ static void frozen_upgrade_outlives_its_ttl(void)
 	harness_lockmgrd_start(&d, "rv2upg", "--max-ttl", "20000", NULL);
 	lm_client *rd = connect_or_fail();
 	lm_grant gr;
-	assert_int_equal(take(rd, "/u", LM_MODE_S, 1000, 0, &gr), 0);
+	/* R's lease (5 s) outlasts U's fork and pause before R's first
+	 * renew on a loaded host. */
+	assert_int_equal(take(rd, "/u", LM_MODE_S, 5000, 0, &gr), 0);
 
 	struct actor *u = harness_shared(sizeof(*u));
 	char log[256];
