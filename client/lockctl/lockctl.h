@@ -174,8 +174,9 @@ void ctl_hold_end(struct ctl_hold *h);
 int ctl_tree_adopt(void);               /* 0 or -errno */
 /* Reap the exited processes of the tree lockctl adopted (not cmd). */
 void ctl_tree_reap(pid_t cmd);
-/* Send sig to every live descendant (0: count them); how many. */
-unsigned ctl_tree_signal(int sig);
+/* Send sig to every live descendant (0: count them); how many, or -1
+ * if /proc could not be read. */
+int ctl_tree_signal(int sig);
 /* Reap adopted ones until no descendant is left (true) or timeout_ms
  * has passed (false). */
 bool ctl_tree_gone(pid_t cmd, int timeout_ms);

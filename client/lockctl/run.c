@@ -192,7 +192,10 @@ static int lease_lost(struct ctl_hold *rn, int err)
 	/* The whole tree, as a terminal's ^C reaches a whole job: a shell
 	 * killed alone leaves its current command running unlocked. */
 	pidfd_send_signal(rn->pidfd, SIGTERM, NULL, 0);
-	ctl_tree_signal(SIGTERM);
+	if (ctl_tree_signal(SIGTERM) < 0)
+		fprintf(stderr, "%s: cannot read /proc: only %s itself is "
+				"stopped, not what it started\n", ctl_prog,
+			rn->cmd);
 	/* A stopped process cannot act on SIGTERM. */
 	ctl_tree_signal(SIGCONT);
 	int64_t grace = rn->grace_ms > 0 ? rn->grace_ms : CTL_KILL_GRACE_MS;
@@ -214,7 +217,7 @@ static int lease_lost(struct ctl_hold *rn, int err)
 			ctl_prog, rn->cmd, grace);
 		ctl_tree_signal(SIGKILL);
 		if (!ctl_tree_gone(rn->child, CTL_KILL_GRACE_MS))
-			fprintf(stderr, "%s: %u processes %s started are "
+			fprintf(stderr, "%s: %d processes %s started are "
 					"still there after SIGKILL\n",
 				ctl_prog, ctl_tree_signal(0), rn->cmd);
 	}
