@@ -692,6 +692,57 @@ static void elect_cmd_obeys_term(void)
 	elect_loses_lead(true);
 }
 
+/*
+ * The command gets SIGTERM once when the lead is lost: lockctl signals
+ * CMD through its pidfd and the rest of its tree by a walk, and the walk
+ * must leave CMD out (a second SIGTERM reads as "stop now, no clean-up"
+ * to many programs). A perl loop counts them: it handles each signal
+ * within its 10 ms naps, so two that come a walk apart are two lines
+ * (a shell's trap would merge them while it waits for its sleep).
+ */
+static void elect_cmd_gets_one_term(void)
+{
+	harness_lockmgrd_start(&d, "oneterm", "--max-ttl", "10000", NULL);
+	char dir[256], out[512], err[512], log[512], lockctl[512];
+	char script[1024], buf[4096];
+	harness_tmpdir(dir, sizeof(dir));
+	snprintf(out, sizeof(out), "%s/out", dir);
+	snprintf(err, sizeof(err), "%s/err", dir);
+	snprintf(log, sizeof(log), "%s/log", dir);
+	harness_bin_path(lockctl, sizeof(lockctl), "lockctl");
+	snprintf(script, sizeof(script),
+		 "$| = 1; open(my $f, '>>', '%s') or die; $f->autoflush(1); "
+		 "$SIG{TERM} = sub { print $f \"TERM\\n\" }; "
+		 "print $f \"started\\n\"; "
+		 "while (1) { select(undef, undef, undef, 0.01) }", log);
+	char *argv[] = { lockctl, "-r", d.region, "elect", "--ttl", "1000",
+			 "--grace", "1000", "one", "--", "perl", "-e", script,
+			 NULL };
+	pid_t p = harness_spawn(argv, out, err);
+	HARNESS_WAIT_FOR(file_has(log, "started"), 10000,
+			 "lockctl elect did not start its command within 10 s");
+	/* Stopped past its lease, it finds the lead lost when it wakes. */
+	int64_t stopped = harness_now_ms();
+	kill(p, SIGSTOP);
+	HARNESS_WAIT_FOR(harness_proc_state(p) == 'T', 5000,
+			 "lockctl elect did not stop");
+	HARNESS_WAIT_FOR(harness_now_ms() > stopped + 1500, 5000,
+			 "1.5 s to pass");
+	kill(p, SIGCONT);
+	harness_expect_exit(p, 15000, 70, "lockctl elect after its lead was "
+			    "lost");
+	assert_true(harness_read_file(log, buf, sizeof(buf)) > 0);
+	int terms = 0;
+	for (const char *t = buf; (t = strstr(t, "TERM")) != NULL; t += 4)
+		terms++;
+	if (terms != 1)
+		fail_msg("the command got SIGTERM %d times when the lead was "
+			 "lost; expected once. Its log:\n%s", terms, buf);
+	harness_remove_flat_dir(dir);
+	harness_lockmgrd_stop(&d);
+	harness_reap_orphans();
+}
+
 static int lines_in(const char *path, char *buf, size_t n)
 {
 	if (harness_read_file(path, buf, n) < 0)
@@ -748,6 +799,7 @@ HARNESS_CASE(one_leader_at_a_time, 60)
 HARNESS_CASE(observers, 60)
 HARNESS_CASE(elect_cmd_ignores_term, 60)
 HARNESS_CASE(elect_cmd_obeys_term, 60)
+HARNESS_CASE(elect_cmd_gets_one_term, 60)
 HARNESS_CASE(leader_watch, 60)
 
 int main(void)
@@ -757,6 +809,7 @@ int main(void)
 		harness_case(observers),
 		harness_case(elect_cmd_ignores_term),
 		harness_case(elect_cmd_obeys_term),
+		harness_case(elect_cmd_gets_one_term),
 		harness_case(leader_watch),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

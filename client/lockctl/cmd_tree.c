@@ -7,10 +7,16 @@
  * after the lock (or the lead) has passed to someone else. lockctl
  * makes itself a child subreaper (PR_SET_CHILD_SUBREAPER), so that a
  * process of CMD's tree whose parent exits is re-parented to lockctl
- * rather than to init: nothing of the tree can leave it, not even a
- * double fork, and the tree is "lockctl's descendants". It is found by
- * a walk of /proc (parent links), the way pkill -P or systemd's
- * KillMode=control-group would find it without a cgroup of our own.
+ * rather than to init: a double fork does not leave the tree, which is
+ * "lockctl's descendants". It is found by a walk of /proc (parent
+ * links), the way pkill -P or systemd's KillMode=control-group would
+ * find it without a cgroup of our own; and it is gone when lockctl has
+ * no child left. (If lockctl itself is killed, only CMD dies with it,
+ * by PR_SET_PDEATHSIG: the rest of the tree is re-parented to init.)
+ *
+ * Every process of the tree gets the signals, as in a systemd unit's
+ * stop: a CMD that passes SIGTERM on to its own children (a shell
+ * script with a trap, timeout(1)) makes them see it twice.
  *
  * A process group would be cheaper but takes CMD out of the terminal's
  * foreground group (^C, ^Z and reads from the terminal would stop
@@ -55,11 +61,19 @@ struct proc_link {
 	pid_t pid, ppid;
 };
 
-/* Every live process's parent, from /proc; *n of them. NULL if /proc
- * could not be read. (A zombie has no children and needs no signal:
- * its parent, or lockctl once it is adopted, reaps it.) */
+/* Every process's parent, from /proc; *n of them. NULL if /proc could
+ * not be read, or is another pid namespace's (pids there are not the
+ * ones kill() takes here). Zombies are kept: a process whose main
+ * thread exited shows as one while its other threads run on. */
 static struct proc_link *read_links(size_t *n)
 {
+	char self[32];
+	ssize_t sl = readlink("/proc/self", self, sizeof(self) - 1);
+	if (sl <= 0)
+		return NULL;
+	self[sl] = '\0';
+	if (atoi(self) != (int)getpid())
+		return NULL;
 	DIR *d = opendir("/proc");
 	if (d == NULL)
 		return NULL;
@@ -81,9 +95,7 @@ static struct proc_link *read_links(size_t *n)
 		char *rp = strrchr(buf, ')');
 		char state;
 		int ppid;
-		if (rp == NULL ||
-		    sscanf(rp + 1, " %c %d", &state, &ppid) != 2 ||
-		    state == 'Z' || state == 'X')
+		if (rp == NULL || sscanf(rp + 1, " %c %d", &state, &ppid) != 2)
 			continue;
 		if (used == cap) {
 			struct proc_link *m = realloc(l, 2 * cap * sizeof(*l));
@@ -126,7 +138,7 @@ static size_t find_pid(const struct proc_link *l, size_t n, pid_t pid)
 
 enum { UNKNOWN, INSIDE, OUTSIDE };
 
-int ctl_tree_signal(int sig)
+int ctl_tree_signal(int sig, pid_t except)
 {
 	size_t n;
 	struct proc_link *l = read_links(&n);
@@ -172,7 +184,7 @@ int ctl_tree_signal(int sig)
 	 * kill frees its pid, which a new process could take in that
 	 * instant (pids are handed out in increasing order, so not soon). */
 	for (size_t i = 0; i < n; i++)
-		if (mark[i] == INSIDE && l[i].pid != self) {
+		if (mark[i] == INSIDE && l[i].pid != except) {
 			kill(l[i].pid, sig);
 			found++;
 		}
@@ -182,20 +194,37 @@ int ctl_tree_signal(int sig)
 	return found;
 }
 
-bool ctl_tree_gone(pid_t cmd, int timeout_ms)
+bool ctl_tree_gone(int timeout_ms)
 {
+	/* lockctl is the subreaper of the tree: while any of it is left,
+	 * lockctl has a child (the process itself or an ancestor of it);
+	 * when none is left, waitpid says ECHILD. No walk needed. */
 	int64_t until = lm_now_ms() + timeout_ms;
 	for (;;) {
-		/* Count, then reap: whatever was not alive at the count is
-		 * a zombie by now, and lockctl's to reap (its parent, if in
-		 * the tree, is gone too, or it would have been counted). */
-		int alive = ctl_tree_signal(0);
-		ctl_tree_reap(cmd);
-		if (alive <= 0) /* none, or no /proc to see them in */
+		pid_t p = waitpid(-1, NULL, WNOHANG);
+		if (p > 0)
+			continue;
+		if (p < 0 && errno == ECHILD)
 			return true;
+		if (p < 0 && errno == EINTR)
+			continue;
 		if (lm_now_ms() >= until)
 			return false;
 		struct timespec ts = {0, 10 * 1000000};
 		nanosleep(&ts, NULL);
+	}
+}
+
+bool ctl_tree_kill(int timeout_ms)
+{
+	/* Again and again: a process may fork between a walk and its
+	 * kills, and the new one is only seen by the next walk. */
+	int64_t until = lm_now_ms() + timeout_ms;
+	for (;;) {
+		int n = ctl_tree_signal(SIGKILL, 0);
+		if (ctl_tree_gone(n != 0 ? 10 : 0))
+			return true;
+		if (lm_now_ms() >= until)
+			return false;
 	}
 }

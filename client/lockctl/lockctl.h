@@ -174,12 +174,15 @@ void ctl_hold_end(struct ctl_hold *h);
 int ctl_tree_adopt(void);               /* 0 or -errno */
 /* Reap the exited processes of the tree lockctl adopted (not cmd). */
 void ctl_tree_reap(pid_t cmd);
-/* Send sig to every live descendant (0: count them); how many, or -1
+/* Send sig to every descendant but `except` (0: none); how many, or -1
  * if /proc could not be read. */
-int ctl_tree_signal(int sig);
-/* Reap adopted ones until no descendant is left (true) or timeout_ms
- * has passed (false). */
-bool ctl_tree_gone(pid_t cmd, int timeout_ms);
+int ctl_tree_signal(int sig, pid_t except);
+/* Reap until lockctl has no child left (true) or timeout_ms has passed
+ * (false). Call once CMD has been reaped. */
+bool ctl_tree_gone(int timeout_ms);
+/* SIGKILL the tree, walk after walk, until it is gone (true) or
+ * timeout_ms has passed (false). */
+bool ctl_tree_kill(int timeout_ms);
 
 /* The etcd backend (status_etcd.c): is g->region an etcd:// address;
  * `lockctl status` of one; and, for commands that work on the

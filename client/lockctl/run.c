@@ -192,12 +192,13 @@ static int lease_lost(struct ctl_hold *rn, int err)
 	/* The whole tree, as a terminal's ^C reaches a whole job: a shell
 	 * killed alone leaves its current command running unlocked. */
 	pidfd_send_signal(rn->pidfd, SIGTERM, NULL, 0);
-	if (ctl_tree_signal(SIGTERM) < 0)
-		fprintf(stderr, "%s: cannot read /proc: only %s itself is "
-				"stopped, not what it started\n", ctl_prog,
-			rn->cmd);
+	if (ctl_tree_signal(SIGTERM, rn->child) < 0)
+		fprintf(stderr, "%s: cannot read this pid namespace's /proc: "
+				"only %s itself is stopped, not what it "
+				"started\n", ctl_prog, rn->cmd);
 	/* A stopped process cannot act on SIGTERM. */
-	ctl_tree_signal(SIGCONT);
+	pidfd_send_signal(rn->pidfd, SIGCONT, NULL, 0);
+	ctl_tree_signal(SIGCONT, rn->child);
 	int64_t grace = rn->grace_ms > 0 ? rn->grace_ms : CTL_KILL_GRACE_MS;
 	if (grace > INT_MAX)
 		grace = INT_MAX;
@@ -211,15 +212,14 @@ static int lease_lost(struct ctl_hold *rn, int err)
 	reap(rn);
 	/* What CMD left behind gets the rest of the grace, then SIGKILL. */
 	int64_t left = until - lm_now_ms();
-	if (!ctl_tree_gone(rn->child, left > 0 ? (int)left : 0)) {
+	if (!ctl_tree_gone(left > 0 ? (int)left : 0)) {
 		fprintf(stderr, "%s: processes %s started did not stop within "
 				"%" PRId64 " ms of SIGTERM; killing them\n",
 			ctl_prog, rn->cmd, grace);
-		ctl_tree_signal(SIGKILL);
-		if (!ctl_tree_gone(rn->child, CTL_KILL_GRACE_MS))
+		if (!ctl_tree_kill(CTL_KILL_GRACE_MS))
 			fprintf(stderr, "%s: %d processes %s started are "
 					"still there after SIGKILL\n",
-				ctl_prog, ctl_tree_signal(0), rn->cmd);
+				ctl_prog, ctl_tree_signal(0, 0), rn->cmd);
 	}
 	return EX_CTL_LEASELOST;
 }
@@ -639,6 +639,9 @@ int ctl_hold_run(const struct ctl_global *g, struct ctl_hold *rn, char **cmd)
 	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
 		sigaddset(&set, forwarded[i]);
 	sigaddset(&set, SIGCHLD);
+	/* Inherited as ignored, SIGCHLD would have the kernel reap CMD
+	 * before its status could be read. */
+	signal(SIGCHLD, SIG_DFL);
 	if (sigprocmask(SIG_BLOCK, &set, &rn->oldmask) != 0 ||
 	    (rn->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
 		fprintf(stderr, "%s: signalfd: %s\n", ctl_prog,
