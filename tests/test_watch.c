@@ -533,12 +533,22 @@ static void never_a_missed_change(void)
 		"  %llu grants, %llu releases, %d deaths; version moved %u\n",
 		(unsigned long long)grants, (unsigned long long)releases,
 		kills, delta);
-	if (delta != grants + releases + (uint64_t)kills)
+	/* At least once per change: a watch may tell of a change that no
+	 * writer counted (such as an attempt that held a majority but never
+	 * verified: its give-back is announced, since a watcher could have
+	 * seen it as the holder, grant.c), but it may never miss one. One
+	 * extra in 14,798 was seen under ASan on a loaded host. The
+	 * watchers below must then sum every step. */
+	uint64_t changes = grants + releases + (uint64_t)kills;
+	if (delta < changes || delta > changes + changes / 100)
 		fail_msg("the lock's version moved %u for %llu grants, %llu "
 			 "releases and %d deaths (%llu changes)",
 			 delta, (unsigned long long)grants,
 			 (unsigned long long)releases, kills,
-			 (unsigned long long)(grants + releases + kills));
+			 (unsigned long long)changes);
+	if (delta != changes)
+		fprintf(stderr, "  %llu change(s) more than the writers "
+			"counted\n", (unsigned long long)(delta - changes));
 	atomic_store(&ch->target, delta);
 	for (int i = 0; i < NWATCHERS; i++)
 		harness_expect_exit(watchers[i], 60000, 0, "watcher");
