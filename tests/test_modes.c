@@ -152,14 +152,10 @@ static void readers_hold_together(lm_client *c)
 	if (rc != 0)
 		fail_msg("reader, opening phase: %s", lm_strerror(rc));
 	atomic_fetch_add(&rw->together, 1);
-	int64_t deadline = harness_now_ms() + 8000;
-	while (atomic_load(&rw->together) < NREADERS) {
-		if (harness_now_ms() > deadline)
-			fail_msg("only %d of %d readers held S at once within "
-				 "8 s: S behaves as exclusive",
-				 atomic_load(&rw->together), NREADERS);
-		harness_nap_us(200);
-	}
+	HARNESS_WAIT_FOR(atomic_load(&rw->together) >= NREADERS, 8000,
+			 "only %d of %d readers held S at once within 8 s: S "
+			 "behaves as exclusive", atomic_load(&rw->together),
+			 NREADERS);
 	if (lm_release(c, &g) != 0)
 		atomic_fetch_add(&rw->errors, 1);
 	atomic_fetch_add(&rw->opened, 1);

@@ -425,21 +425,30 @@ static void wait_event(const char *path, const char *kind, const char *needle)
 	}
 }
 
-static void batch_reports_events(void)
+/* lockctl top -b on the case's service, its output into out (the
+ * case's "batch" file), once it has printed a first frame. Bounded by
+ * -n as well as by the case: 50 ms frames, 60 s. */
+static pid_t batch_top_start(char *out, size_t n)
 {
-	setup(true);
-	struct lm_region r;
-	harness_attach(d.region, &r);
-	char out[128], err[128];
-	path_in(out, sizeof(out), "batch");
+	char err[128];
+	path_in(out, n, "batch");
 	path_in(err, sizeof(err), "batch.err");
-	/* Bounded by -n as well as by the case: 50 ms frames, 60 s. */
 	char *argv[] = {lockctl, "-r", d.region, "top", "-b", "-d", "50",
 			"-n", "1200", NULL};
 	pid_t top = harness_spawn(argv, out, err);
 	HARNESS_WAIT_FOR(harness_read_file(out, batch_buf, sizeof(batch_buf))
 				 > 0 && strstr(batch_buf, "EVENTS") != NULL,
 			 10000, "top -b printed no first frame");
+	return top;
+}
+
+static void batch_reports_events(void)
+{
+	setup(true);
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	char out[128];
+	pid_t top = batch_top_start(out, sizeof(out));
 
 	char text[256];
 	struct client a;
@@ -561,15 +570,8 @@ static void batch_expiry_after_one_clean_table(void)
 	setup(true);
 	struct lm_region r;
 	harness_attach(d.region, &r);
-	char out[128], err[128], text[256];
-	path_in(out, sizeof(out), "batch");
-	path_in(err, sizeof(err), "batch.err");
-	char *argv[] = {lockctl, "-r", d.region, "top", "-b", "-d", "50",
-			"-n", "1200", NULL};
-	pid_t top = harness_spawn(argv, out, err);
-	HARNESS_WAIT_FOR(harness_read_file(out, batch_buf, sizeof(batch_buf))
-				 > 0 && strstr(batch_buf, "EVENTS") != NULL,
-			 10000, "top -b printed no first frame");
+	char out[128], text[256];
+	pid_t top = batch_top_start(out, sizeof(out));
 
 	struct client e;
 	client_start(&e, "/top/skewed", 8000);

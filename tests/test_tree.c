@@ -132,14 +132,10 @@ static void rows_held_together(lm_client *c, const char *name)
 		fail_msg("row writer, opening phase, %s: %s", name,
 			 lm_strerror(rc));
 	atomic_fetch_add(&rs->together, 1);
-	int64_t deadline = harness_now_ms() + 8000;
-	while (atomic_load(&rs->together) < ROWS) {
-		if (harness_now_ms() > deadline)
-			fail_msg("only %d of %d sibling rows held X at once "
-				 "within 8 s: rows do not go in parallel",
-				 atomic_load(&rs->together), ROWS);
-		harness_nap_us(200);
-	}
+	HARNESS_WAIT_FOR(atomic_load(&rs->together) >= ROWS, 8000,
+			 "only %d of %d sibling rows held X at once within 8 "
+			 "s: rows do not go in parallel",
+			 atomic_load(&rs->together), ROWS);
 	if (lm_release(c, &g) != 0)
 		atomic_fetch_add(&rs->errors, 1);
 }
