@@ -920,7 +920,13 @@ struct lm_region_header {
 	                                * wait lasts before it looks for a
 	                                * cycle, unless the acquire says; 0 =
 	                                * the library's default, < 0 never */
-	uint8_t pad_[56];
+	_Atomic uint32_t expiries_unchecked; /* whoever announces a lease's
+	                                * end (shm/watch.c), fetch_add: ends
+	                                * announced after giving up the wait
+	                                * for the note of the version found,
+	                                * each possibly a second count of one
+	                                * end (watchers and tests read it) */
+	uint8_t pad_[52];
 };
 
 _Static_assert(sizeof(struct lm_session) == 576, "session slot: 9 lines");

@@ -42,12 +42,21 @@ void lm_lock_changed(struct lm_region *r, uint32_t lock, uint32_t what,
  * stay quiet. The version moves by CAS here, so two servers that free
  * it at once cannot both announce it, unless the one that moved it
  * stands still between its CAS and its note for longer than the other
- * waits for the note (then it is counted twice: never missed). A server
+ * waits for the note, LM_EXPIRY_NOTE_WAIT_MS (then it is counted twice,
+ * never missed, and the region's `expiries_unchecked` says so). A server
  * that finds the lock changed since (a new holder) announces again only
  * if a table of the old grant was still left to free: never missed.
  */
 void lm_lock_expired(struct lm_region *r, uint32_t lock, uint32_t mode,
 		     int32_t pid, uint64_t token);
+
+/* How long an expiry waits for the note of a version whose changer has
+ * bumped it and not yet written the note. A preempted announcer on a
+ * loaded host takes milliseconds; waiting much longer would only wait
+ * for one stopped or killed there. One wait per such changer, two in
+ * all: a server waits inside its sweep, so twice this stays below
+ * LM_HEARTBEAT_STALE_MS (heartbeat.h). */
+#define LM_EXPIRY_NOTE_WAIT_MS 100
 
 /* Start watching lock: set its `watched` flag (seq_cst). Read the lock
  * only after this. */

@@ -384,6 +384,26 @@ void harness_read_byte(int fd, int64_t timeout_ms, const char *what)
 	}
 }
 
+/* ---- servers' loops ------------------------------------------------ */
+
+void harness_servers_loop_once(const struct lm_region *r, pid_t except,
+			       int64_t timeout_ms)
+{
+	/* The servers stamp lm_now_ms (CLOCK_MONOTONIC, as here): a stamp
+	 * above now was taken after this call. */
+	int64_t now = harness_now_ms();
+	for (unsigned i = 0; i < LM_NSERVERS; i++) {
+		const struct lm_server *srv = r->servers[i];
+		if (except != 0 && atomic_load(&srv->pid) == except)
+			continue;
+		HARNESS_WAIT_FOR(atomic_load(&srv->heartbeat_ms) > now,
+				 timeout_ms,
+				 "server %u did not begin a new loop within "
+				 "%lld ms (stopped, or its sweep hangs)",
+				 i, (long long)timeout_ms);
+	}
+}
+
 /* ---- pause points ------------------------------------------------- */
 
 void harness_pause_arm(const char *points, char *log, size_t n)

@@ -183,6 +183,17 @@ void harness_lockmgrd_start(struct harness_lockmgrd *d, const char *tag,
 void harness_wait_servers_up(const char *region, pid_t supervisor,
 			     int64_t timeout_ms);
 
+/*
+ * Wait until every server of r has begun a new loop since this call
+ * (its heartbeat, stamped at the top of each loop, is later than now):
+ * whatever a server's sweep was doing when this was called (freeing a
+ * table, announcing the change) is over. A server whose pid is except
+ * (0: none) is left out (a test keeps it stopped). Fails after
+ * timeout_ms, naming the server that did not loop.
+ */
+void harness_servers_loop_once(const struct lm_region *r, pid_t except,
+			       int64_t timeout_ms);
+
 /* SIGTERM, bounded wait, assert a clean exit and the region removed. */
 void harness_lockmgrd_stop(struct harness_lockmgrd *d);
 

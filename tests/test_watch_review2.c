@@ -17,6 +17,16 @@
  *     deadline passed while it stood still) and gave the tables back,
  *     left the watcher believing in a holder that was gone, with no
  *     change announced.
+ *  3. stalled_expiry_announcer_counts_once: the first server to announce
+ *     a lapsed lease, preempted between its version bump and its note
+ *     ("watch.expiry_bumped"), left the others a thousand looks (a few
+ *     microseconds) to find its note; then they announced the same end
+ *     again, and a watcher counted one lease end as two changes (seen
+ *     on a loaded CI host). They now wait for the note, yielding.
+ *  4. stopped_expiry_announcer_never_hides_the_end: the other side of 3:
+ *     an announcer that stays stopped there must not keep the others
+ *     waiting, nor the watchers asleep; the end is announced again
+ *     (counted twice, and counted in the header), never missed.
  */
 #include "harness.h"
 
@@ -29,7 +39,9 @@
 
 #include "client/lockmgr.h"
 #include "shm/layout.h"
+#include "shm/name_index.h"
 #include "shm/region.h"
+#include "shm/watch.h"
 
 static struct harness_lockmgrd d;
 
@@ -259,9 +271,227 @@ static void failed_grab_seen_as_holder_is_announced(void)
 	harness_lockmgrd_stop(&d);
 }
 
+/* ---- 3 and 4. an expiry's announcer that stands still ------------- */
+
+/* Every table's owner word of name is without a session. */
+static bool tables_free(struct lm_region *r, const char *name)
+{
+	int64_t idx = lm_name_lookup(r, name, strlen(name), 0);
+	if (idx < 0)
+		return false;
+	for (unsigned i = 0; i < LM_NSERVERS; i++)
+		if (LM_OWNER_SESSION(atomic_load(
+			    &lm_slot_of(r, i, (uint32_t)idx)->owner)) != 0)
+			return false;
+	return true;
+}
+
+static uint32_t version_of(struct lm_region *r, const char *name)
+{
+	int64_t idx = lm_name_lookup(r, name, strlen(name), 0);
+	if (idx < 0)
+		fail_msg("%s is not in the name index (%lld)", name,
+			 (long long)idx);
+	return lm_lock_version(r, (uint32_t)idx);
+}
+
+/* A process other than first logged at point in log and stopped there
+ * now, or 0. */
+static pid_t paused_besides(const char *log, const char *point, pid_t first)
+{
+	char buf[4096];
+	if (harness_read_file(log, buf, sizeof(buf)) < 0)
+		return 0;
+	size_t len = strlen(point);
+	for (char *line = buf; line != NULL && *line != '\0';) {
+		char *next = strchr(line, '\n');
+		if (next != NULL)
+			*next++ = '\0';
+		if (strncmp(line, point, len) == 0 && line[len] == ' ') {
+			pid_t pid = (pid_t)atoi(line + len + 1);
+			if (pid != first && harness_proc_state(pid) == 'T')
+				return pid;
+		}
+		line = next;
+	}
+	return 0;
+}
+
+/* When pid logged point in log (the log's third field, ms). */
+static int64_t logged_at_ms(const char *log, const char *point, pid_t pid)
+{
+	char buf[4096];
+	if (harness_read_file(log, buf, sizeof(buf)) < 0)
+		fail_msg("cannot read the pause log %s", log);
+	char want[128];
+	snprintf(want, sizeof(want), "%s %d ", point, (int)pid);
+	const char *at = strstr(buf, want);
+	if (at == NULL)
+		fail_msg("pid %d did not log %s in %s", (int)pid, point, log);
+	return strtoll(at + strlen(want), NULL, 10);
+}
+
+struct stalled_expiry {
+	struct lm_region r;
+	lm_client *wc, *h;
+	lm_watch *w;
+	lm_grant g;
+	uint64_t granted_version;
+	uint32_t unchecked;
+	pid_t first; /* the server stopped between its bump and its note */
+	int64_t bumped_ms; /* when it stopped there (just after its bump) */
+	char log[256];
+};
+
+/* A lockmgrd whose servers stop at their first "watch.expiry_bumped", a
+ * watched lock whose 300 ms lease (never renewed) runs out, and the
+ * first server to announce its end stopped there; every table freed. */
+static void stall_first_announcer(struct stalled_expiry *x, const char *tag)
+{
+	harness_pause_arm("watch.expiry_bumped", x->log, sizeof(x->log));
+	harness_lockmgrd_start(&d, tag, NULL);
+	harness_pause_disarm();
+	harness_attach(d.region, &x->r);
+	x->wc = connect_or_fail(d.region);
+	x->h = connect_or_fail(d.region);
+	x->w = watch_or_fail(x->wc, "/stall", NULL);
+	assert_int_equal(lm_acquire(x->h, "/stall", 300, 0, &x->g), 0);
+	lm_watch_event ev;
+	next_or_fail(x->w, &ev, "the grant");
+	assert_int_equal(ev.what, LM_WATCH_GRANTED);
+	x->granted_version = ev.version;
+	x->unchecked = atomic_load(&x->r.hdr->expiries_unchecked);
+	x->first = harness_wait_paused(x->log, "watch.expiry_bumped", 5000);
+	x->bumped_ms = logged_at_ms(x->log, "watch.expiry_bumped", x->first);
+	HARNESS_WAIT_FOR(tables_free(&x->r, "/stall"), 5000,
+			 "the other servers did not free their tables of "
+			 "the lapsed grant within 5 s");
+}
+
+static void stalled_expiry_done(struct stalled_expiry *x)
+{
+	lm_release(x->h, &x->g); /* its lease is over: LM_ELEASELOST */
+	lm_watch_close(x->w);
+	lm_disconnect(x->h);
+	lm_disconnect(x->wc);
+	lm_region_detach(&x->r);
+	harness_lockmgrd_stop(&d);
+}
+
+/* The first announcer stands still 10 ms past its bump: far past the
+ * microseconds the others used to wait for its note, far below the
+ * 100 ms they wait now (from their frees, which follow that bump).
+ * Whether another announced meanwhile can be told only if this process
+ * looked before 80 ms had passed: on a host too loaded for that, the
+ * case runs again. */
+static bool counted_once_within(struct stalled_expiry *x, int attempt)
+{
+	HARNESS_WAIT_FOR(harness_now_ms() >= x->bumped_ms + 10, 1000,
+			 "10 ms to pass");
+	uint32_t v = version_of(&x->r, "/stall");
+	int64_t looked_after_ms = harness_now_ms() - x->bumped_ms;
+	if (looked_after_ms >= 80) {
+		if (attempt == 3)
+			fail_msg("three times this test looked at the version "
+				 "80 ms or more after the first announcer's "
+				 "bump: the host is too loaded to tell");
+		fprintf(stderr, "  looked %lld ms after the first bump, too "
+			"late to tell: again\n", (long long)looked_after_ms);
+		return false;
+	}
+	if (v != x->granted_version + 1)
+		fail_msg("while the first announcer of the lease's end stood "
+			 "still between its bump and its note for %lld ms, "
+			 "another server announced the same end again "
+			 "(version %u, granted at %llu)",
+			 (long long)looked_after_ms, v,
+			 (unsigned long long)x->granted_version);
+	return true;
+}
+
+static void stalled_expiry_announcer_counts_once(void)
+{
+	struct stalled_expiry x;
+	for (int attempt = 1;; attempt++) {
+		stall_first_announcer(&x, "wrv2-stall");
+		if (counted_once_within(&x, attempt))
+			break;
+		harness_resume(x.first);
+		stalled_expiry_done(&x);
+	}
+	harness_resume(x.first);
+	harness_servers_loop_once(&x.r, 0, 5000);
+
+	lm_watch_event ev;
+	next_or_fail(x.w, &ev, "the lease's end");
+	if (ev.what != LM_WATCH_EXPIRED || ev.token != x.g.token ||
+	    ev.changes != 1)
+		fail_msg("the lease's end: event %u token %llu covering %u "
+			 "change(s); expected expired, token %llu, 1 change",
+			 ev.what, (unsigned long long)ev.token, ev.changes,
+			 (unsigned long long)x.g.token);
+	assert_int_equal(atomic_load(&x.r.hdr->expiries_unchecked),
+			 x.unchecked);
+	int rc = lm_watch_next(x.w, 0, &ev);
+	if (rc != LM_ETIMEDOUT)
+		fail_msg("after the lease's end: %s (event %u covering %u "
+			 "change(s)), expected no further change",
+			 lm_strerror(rc), ev.what, ev.changes);
+	stalled_expiry_done(&x);
+}
+
+static void stopped_expiry_announcer_never_hides_the_end(void)
+{
+	struct stalled_expiry x;
+	stall_first_announcer(&x, "wrv2-stop");
+	/* The first announcer stays stopped: its bump woke nobody (the
+	 * wake follows the note). Another server gives up on its note and
+	 * announces the end itself, stopping at the same point after its
+	 * own bump (the pause point is armed in every server). */
+	pid_t second = 0;
+	HARNESS_WAIT_FOR((second = paused_besides(x.log, "watch.expiry_bumped",
+						  x.first)) > 0,
+			 3000,
+			 "no other server announced the lease's end within "
+			 "3 s while the first stood still between its bump "
+			 "and its note");
+	harness_resume(second);
+	/* Its note written (else the watcher would read only "changed"). */
+	harness_servers_loop_once(&x.r, x.first, 5000);
+	lm_watch_event ev;
+	int rc = lm_watch_next(x.w, 3000, &ev);
+	if (rc != 0)
+		fail_msg("a server stopped between its bump and its note kept "
+			 "the lease's end from the watcher for 3 s: %s",
+			 lm_strerror(rc));
+	uint32_t unchecked =
+		atomic_load(&x.r.hdr->expiries_unchecked) - x.unchecked;
+	fprintf(stderr, "  the end was announced again, covering %u "
+		"change(s); %u unchecked announcement(s)\n", ev.changes,
+		unchecked);
+	if (ev.what != LM_WATCH_EXPIRED || ev.token != x.g.token ||
+	    ev.changes != 2 || unchecked != 1)
+		fail_msg("the end announced again: event %u token %llu "
+			 "covering %u change(s), %u unchecked; expected "
+			 "expired, token %llu, 2 changes, 1 unchecked",
+			 ev.what, (unsigned long long)ev.token, ev.changes,
+			 unchecked, (unsigned long long)x.g.token);
+	/* The late note changes nothing a watcher counts. */
+	harness_resume(x.first);
+	harness_servers_loop_once(&x.r, 0, 5000);
+	rc = lm_watch_next(x.w, 0, &ev);
+	if (rc != LM_ETIMEDOUT)
+		fail_msg("after the stopped announcer went on: %s (event %u "
+			 "covering %u change(s)), expected no further change",
+			 lm_strerror(rc), ev.what, ev.changes);
+	stalled_expiry_done(&x);
+}
+
 HARNESS_CASE(overflow_releaser_killed_is_announced, 30)
 HARNESS_CASE(overflow_recorded_releaser_killed_is_announced, 30)
 HARNESS_CASE(failed_grab_seen_as_holder_is_announced, 30)
+HARNESS_CASE(stalled_expiry_announcer_counts_once, 30)
+HARNESS_CASE(stopped_expiry_announcer_never_hides_the_end, 30)
 
 int main(void)
 {
@@ -269,6 +499,8 @@ int main(void)
 		harness_case(overflow_releaser_killed_is_announced),
 		harness_case(overflow_recorded_releaser_killed_is_announced),
 		harness_case(failed_grab_seen_as_holder_is_announced),
+		harness_case(stalled_expiry_announcer_counts_once),
+		harness_case(stopped_expiry_announcer_never_hides_the_end),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
