@@ -790,6 +790,19 @@ static void leader_watch(void)
 	if (strcmp(buf, want) != 0)
 		fail_msg("lockctl leader --watch printed\n%s\nexpected\n%s",
 			 buf, want);
+	/* A SIGTERM sent as soon as its first line is out (it is stopped
+	 * right after printing it) waits for it and ends it, exit 0. */
+	char log[256];
+	harness_pause_arm("lockctl.leader_printed", log, sizeof(log));
+	p = harness_spawn(argv, out, err);
+	harness_pause_disarm();
+	assert_int_equal(harness_wait_paused(log, "lockctl.leader_printed",
+					     10000), p);
+	assert_int_equal(lines_in(out, buf, sizeof(buf)), 1);
+	kill(p, SIGTERM);
+	harness_resume(p);
+	harness_expect_exit(p, 10000, 0,
+			    "lockctl leader --watch sent SIGTERM at once");
 	lm_disconnect(c);
 	harness_remove_flat_dir(dir);
 	harness_lockmgrd_stop(&d);

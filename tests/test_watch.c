@@ -981,14 +981,21 @@ static void lockctl_watch_json(void)
 	if (strstr(buf, " granted pid=") == NULL)
 		fail_msg("lockctl watch printed no granted line: %s", buf);
 	/* SIGTERM ends it, exit 0 (it reads the signal from a signalfd:
-	 * no thread of the library may take it first). */
+	 * no thread of the library may take it first), also one sent as
+	 * soon as its first line is out: stopped right after printing it,
+	 * it is sent SIGTERM, which must wait for it, not kill it. */
 	char *argv4[] = { lockctl, "-r", d.region, "watch", "ctl/quiet",
 			  NULL };
 	snprintf(out, sizeof(out), "%s/out4", dir);
+	char log[256];
+	harness_pause_arm("lockctl.watch_printed", log, sizeof(log));
 	p = harness_spawn(argv4, out, err);
-	HARNESS_WAIT_FOR(count_lines(out) >= 1, 10000,
-			 "lockctl watch printed no first line within 10 s");
+	harness_pause_disarm();
+	assert_int_equal(harness_wait_paused(log, "lockctl.watch_printed",
+					     10000), p);
+	assert_int_equal(count_lines(out), 1);
 	kill(p, SIGTERM);
+	harness_resume(p);
 	harness_expect_exit(p, 10000, 0, "lockctl watch after SIGTERM");
 	lm_disconnect(c);
 	harness_remove_flat_dir(dir);

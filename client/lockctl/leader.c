@@ -3,6 +3,7 @@
  * token and proclaimed value); with --watch, a line each time that
  * changes, from a watch on the election's lock.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../../shm/test_hook.h"
 #include "../lockmgr.h"
 #include "lockctl.h"
 
@@ -104,6 +106,16 @@ int ctl_leader(struct ctl_global *g, int argc, char **argv)
 	}
 	if (ctl_resolve_region(g) != 0)
 		return EX_CTL_USAGE;
+	/* Blocked before anything is printed, and before the library
+	 * starts a thread (which would inherit the mask): a SIGTERM sent
+	 * once the first line is out must reach the signalfd, not end the
+	 * process. */
+	int sig_fd = -1;
+	if (watch && (sig_fd = ctl_end_signals()) < 0) {
+		fprintf(stderr, "lockctl leader: signalfd: %s\n",
+			strerror(errno));
+		return EX_CTL_OSERR;
+	}
 	lm_client *c;
 	int rc = lm_connect(g->region, &c);
 	if (rc != 0)
@@ -128,13 +140,14 @@ int ctl_leader(struct ctl_global *g, int argc, char **argv)
 		goto out;
 	}
 	print_leader(name, rc, &l, json);
+	LM_HOOK("lockctl.leader_printed");
 	if (!watch) {
 		status = rc == 0 ? EX_CTL_OK : EX_NO_LEADER;
 		goto out;
 	}
 	struct pollfd pfd[2] = {
 		{ .fd = lm_watch_fd(w), .events = POLLIN },
-		{ .fd = ctl_end_signals(), .events = POLLIN },
+		{ .fd = sig_fd, .events = POLLIN },
 	};
 	/* Print only what changes what an observer sees. */
 	int last_rc = rc;

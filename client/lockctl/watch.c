@@ -7,6 +7,7 @@
  * changes. Changes that come together are printed as one line that says
  * how many it covers; none is missed.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "../../shm/clock.h"
+#include "../../shm/test_hook.h"
 #include "../lockmgr.h"
 #include "lockctl.h"
 
@@ -214,6 +216,16 @@ int ctl_watch(struct ctl_global *g, int argc, char **argv)
 	}
 	if (ctl_resolve_region(g) != 0)
 		return EX_CTL_USAGE;
+	/* Blocked before anything is printed, and before the library
+	 * starts a thread (which would inherit the mask): a SIGTERM sent
+	 * once the first line is out must reach the signalfd, not end the
+	 * process. */
+	int sig_fd = ctl_end_signals();
+	if (sig_fd < 0) {
+		fprintf(stderr, "lockctl watch: signalfd: %s\n",
+			strerror(errno));
+		return EX_CTL_OSERR;
+	}
 	lm_client *c;
 	rc = lm_connect(g->region, &c);
 	if (rc != 0)
@@ -243,7 +255,8 @@ int ctl_watch(struct ctl_global *g, int argc, char **argv)
 		}
 		print_event(name, &now, a.json);
 	}
-	pfd[n].fd = ctl_end_signals();
+	LM_HOOK("lockctl.watch_printed");
+	pfd[n].fd = sig_fd;
 	pfd[n].events = POLLIN;
 	int64_t deadline = a.timeout < 0 ? INT64_MAX
 					 : lm_now_ns() + a.timeout * 1000000;
