@@ -133,6 +133,44 @@ static void run_passes_token_and_lock(void)
 }
 HARNESS_CASE(run_passes_token_and_lock, 60)
 
+/*
+ * A signal that lockctl passes on to CMD, sent right after the grant
+ * (lockctl stopped there: "lockctl.granted"), before CMD has started:
+ * it reaches CMD once CMD runs (sleep, killed by SIGTERM: 143), and
+ * does not kill lockctl, which held the lock (run, elect and flock
+ * blocked it only later, and were killed by it).
+ */
+static void signal_after_grant_reaches_cmd(void)
+{
+	setup(true);
+	char out[128], err[128];
+	path_in(out, sizeof(out), "out");
+	path_in(err, sizeof(err), "err");
+	char *fronts[][10] = {
+		{lockctl, "-r", d.region, "run", "/cli/sig", "--",
+		 "/bin/sleep", "30", NULL},
+		{lockctl, "-r", d.region, "elect", "/cli/sig-e", "--",
+		 "/bin/sleep", "30", NULL},
+		{lockctl, "-r", d.region, "flock", "/cli/sig-f",
+		 "/bin/sleep", "30", NULL},
+	};
+	for (size_t i = 0; i < sizeof(fronts) / sizeof(fronts[0]); i++) {
+		char log[256], what[64];
+		snprintf(what, sizeof(what), "lockctl %s sent SIGTERM at its "
+			 "grant", fronts[i][3]);
+		harness_pause_arm("lockctl.granted", log, sizeof(log));
+		pid_t p = harness_spawn(fronts[i], out, err);
+		harness_pause_disarm();
+		assert_int_equal(harness_wait_paused(log, "lockctl.granted",
+						     10000), p);
+		kill(p, SIGTERM);
+		harness_resume(p);
+		harness_expect_exit(p, 10000, 128 + SIGTERM, what);
+	}
+	teardown();
+}
+HARNESS_CASE(signal_after_grant_reaches_cmd, 60)
+
 static void run_wait0_on_held_lock(void)
 {
 	setup(true);
@@ -751,6 +789,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		harness_case(run_passes_token_and_lock),
+		harness_case(signal_after_grant_reaches_cmd),
 		harness_case(run_wait0_on_held_lock),
 		harness_case(run_loads_no_curl),
 		harness_case(status_shows_held_lock),

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../shm/test_hook.h"
 #include "../lockmgr.h"
 #include "lockctl.h"
 
@@ -134,5 +135,11 @@ int ctl_elect(struct ctl_global *g, int argc, char **argv)
 		return rc;
 	}
 	h.held = true;
+	rc = ctl_hold_catch_signals(&h);
+	if (rc != 0) {
+		ctl_hold_end(&h);
+		return rc;
+	}
+	LM_HOOK("lockctl.granted");
 	return ctl_hold_run(g, &h, argv + optind);
 }

@@ -47,6 +47,7 @@
 
 #include "../../shm/clock.h"
 #include "../../shm/name_index.h"
+#include "../../shm/test_hook.h"
 #include "../internal.h"
 #include "lockctl.h"
 #include "snapshot.h"
@@ -433,6 +434,13 @@ static int acquire(struct flock_opts *o)
 	int64_t took = lm_now_ns() - t0;
 	switch (err) {
 	case 0:
+		/* Not with -F: CMD replaces us and would inherit the mask. */
+		if (!o->no_fork) {
+			int rc = ctl_hold_catch_signals(&o->h);
+			if (rc != 0)
+				return rc;
+		}
+		LM_HOOK("lockctl.granted");
 		if (o->verbose) {
 			printf("%s: getting lock took %" PRId64 ".%06" PRId64
 			       " seconds (token %" PRIu64 "%s)\n", ctl_prog,

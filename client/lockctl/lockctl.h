@@ -116,6 +116,10 @@ int ctl_server_table(const struct lm_region *r);
  *                      reports a busy lock its own way), with
  *                      ctl_hold_acquire_error for what it does not
  *                      handle itself, then ctl_hold_end;
+ *   ctl_hold_catch_signals  right after the grant, before anything
+ *                      tells of it: the signals passed on to CMD are
+ *                      read from a signalfd from then on (else one
+ *                      sent at once would kill lockctl instead);
  *   ctl_hold_run       exports LOCKMGR_* (LOCKMGR_SLOT for a
  *                      semaphore's slot), runs CMD as a child, renews
  *                      the lease until it exits, releases, disconnects;
@@ -163,6 +167,7 @@ int ctl_hold_connect(struct ctl_global *g, struct ctl_hold *h);
 int ctl_hold_acquire(struct ctl_hold *h, int64_t wait_ms);
 int ctl_hold_acquire_error(const struct ctl_hold *h, int err,
 			   int64_t wait_ms);
+int ctl_hold_catch_signals(struct ctl_hold *h);
 int ctl_hold_export(const struct ctl_global *g, const struct ctl_hold *h);
 int ctl_hold_run(const struct ctl_global *g, struct ctl_hold *h,
 		 char **cmd);

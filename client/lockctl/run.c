@@ -38,6 +38,7 @@
 
 #include "../../shm/clock.h"
 #include "../../shm/name_index.h"
+#include "../../shm/test_hook.h"
 #include "../internal.h"
 #include "lockctl.h"
 #include "../lockmgr.h"
@@ -627,12 +628,13 @@ void ctl_hold_end(struct ctl_hold *rn)
 	rn->pidfd = rn->sigfd = -1;
 }
 
-int ctl_hold_run(const struct ctl_global *g, struct ctl_hold *rn, char **cmd)
+int ctl_hold_catch_signals(struct ctl_hold *rn)
 {
-	int rc;
-	rn->cmd = cmd[0];
-	/* From here on the signals we forward are read from a signalfd.
-	 * (While lm_acquire waits they still kill lockctl, and the
+	if (rn->sigfd >= 0)
+		return 0;
+	/* From here on the signals we forward are read from a signalfd,
+	 * and one that comes before CMD starts is passed on to it once it
+	 * has. (While lm_acquire waits they still kill lockctl, and the
 	 * supervisor then frees its session.) */
 	sigset_t set;
 	sigemptyset(&set);
@@ -646,9 +648,17 @@ int ctl_hold_run(const struct ctl_global *g, struct ctl_hold *rn, char **cmd)
 	    (rn->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
 		fprintf(stderr, "%s: signalfd: %s\n", ctl_prog,
 			strerror(errno));
-		rc = EX_CTL_OSERR;
-		goto out;
+		return EX_CTL_OSERR;
 	}
+	return 0;
+}
+
+int ctl_hold_run(const struct ctl_global *g, struct ctl_hold *rn, char **cmd)
+{
+	rn->cmd = cmd[0];
+	int rc = ctl_hold_catch_signals(rn);
+	if (rc != 0)
+		goto out;
 	rc = ctl_hold_export(g, rn);
 	if (rc != 0)
 		goto out;
@@ -699,5 +709,11 @@ int ctl_run(struct ctl_global *g, int argc, char **argv)
 		ctl_hold_end(&rn);
 		return rc;
 	}
+	rc = ctl_hold_catch_signals(&rn);
+	if (rc != 0) {
+		ctl_hold_end(&rn);
+		return rc;
+	}
+	LM_HOOK("lockctl.granted");
 	return ctl_hold_run(g, &rn, cmd);
 }
