@@ -158,7 +158,6 @@ int lm_watch_next(lm_watch *w, int64_t timeout_ms, lm_watch_event *ev)
 	if (LM_BACKEND(lm_watch_client(w)) != NULL)
 		return w->c->be->watch_next(w, timeout_ms, ev);
 	struct lm_region *r = &w->c->ctx.region;
-	struct lm_queue *q = lm_queue_of(r, w->lock);
 	int64_t deadline = timeout_ms < 0 ? INT64_MAX
 			   : timeout_ms > INT64_C(3153600000000)
 				   ? INT64_MAX
@@ -182,7 +181,8 @@ int lm_watch_next(lm_watch *w, int64_t timeout_ms, lm_watch_event *ev)
 		}
 		if (lm_now_ns() >= deadline)
 			return LM_ETIMEDOUT;
-		lm_futex_wait(&q->version, v, deadline);
+		lm_futex_wait(lm_lock_version_futex(r, w->lock), v,
+			      deadline);
 	}
 }
 
@@ -207,11 +207,11 @@ static void *pump(void *arg)
 {
 	lm_watch *w = arg;
 	struct lm_region *r = &w->c->ctx.region;
-	_Atomic uint32_t *version = &lm_queue_of(r, w->lock)->version;
+	_Atomic uint32_t *version = lm_lock_version_futex(r, w->lock);
 	uint32_t tv = w->pump_from;
 	const uint64_t one = 1;
 	while (atomic_load(&w->stop) == 0) {
-		uint32_t nv = atomic_load(version);
+		uint32_t nv = lm_lock_version(r, w->lock);
 		if (nv != tv) {
 			if (write(w->efd, &one, sizeof(one)) < 0 &&
 			    errno != EAGAIN)

@@ -35,7 +35,7 @@
 #include <stdint.h>
 
 #define LM_REGION_MAGIC   UINT64_C(0x314752474d4b434c) /* "LCKMGRG1" */
-#define LM_ABI_VERSION    19u
+#define LM_ABI_VERSION    20u
 
 /* The longest lease a region may allow (--max-ttl): one day. */
 #define LM_MAX_TTL_LIMIT_MS INT64_C(86400000)
@@ -610,18 +610,42 @@ struct lm_queue {
 	                              * head as it leaves. Newcomers may barge
 	                              * past the queue only within a short
 	                              * window of it (shm/wait_queue.c). */
-	_Atomic uint32_t version;    /* futex: the lock's change count,
-	                              * while `watched`: bumped (seq_cst)
-	                              * and woken by whoever changes who
-	                              * holds the lock, after the change
-	                              * (shm/watch.h) */
-	_Atomic uint32_t watched;    /* 1 once a watcher has looked at the
-	                              * lock in this life of its name:
-	                              * stored (seq_cst) by the watcher
-	                              * before it reads the lock, loaded by
-	                              * each changer after its change;
-	                              * reset by the name's reclaimer */
+	union {
+		_Atomic uint64_t word; /* LM_CHG_* (below): the lock's
+		                        * version, its `watched` bit and the
+		                        * tag of its last announced lease
+		                        * end. Changers move it by CAS (seq_cst),
+		                        * after their change, only while it is
+		                        * watched (shm/watch.h); a watcher sets
+		                        * `watched` (fetch_or, seq_cst) before it
+		                        * reads the lock; the name's reclaimer
+		                        * clears `watched` and the tag */
+		_Atomic uint32_t version; /* its low half (little-endian):
+		                        * the version alone, the futex word
+		                        * watchers sleep on */
+	} change;
 };
+
+/* The change word (lm_queue.change.word):
+ *
+ *   bits 63..33  the tag (LM_CHG_TAG_OF) of the token of the last lease
+ *                end announced here: set by the CAS that counts it, so
+ *                that every later announcer of that same end stays quiet
+ *   bit  32      watched: a watcher has looked at the lock in this life
+ *                of its name (changers bump only while it is set)
+ *   bits 31..0   the version: the lock's change count
+ */
+#define LM_CHG_VERSION(w)   ((uint32_t)(w))
+#define LM_CHG_WATCHED      (UINT64_C(1) << 32)
+#define LM_CHG_TAG_SHIFT    33
+#define LM_CHG_TAG(w)       ((uint32_t)((w) >> LM_CHG_TAG_SHIFT))
+/* 1 .. 2^31-1 for every token (0 is "none"). */
+#define LM_CHG_TAG_OF(token) ((uint32_t)((token) % 0x7fffffffu) + 1u)
+#define LM_CHG_WORD(tag, watched, version)                               \
+	(((uint64_t)(tag) << LM_CHG_TAG_SHIFT) | (watched) |             \
+	 (uint64_t)(uint32_t)(version))
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+	       "the version (a futex word) is the change word's low half");
 
 /* ---------------------------------------------------------------------
  * A lock's last change, for its watchers (shm/watch.h), in the spare
@@ -920,13 +944,7 @@ struct lm_region_header {
 	                                * wait lasts before it looks for a
 	                                * cycle, unless the acquire says; 0 =
 	                                * the library's default, < 0 never */
-	_Atomic uint32_t expiries_unchecked; /* whoever announces a lease's
-	                                * end (shm/watch.c), fetch_add: ends
-	                                * announced after giving up the wait
-	                                * for the note of the version found,
-	                                * each possibly a second count of one
-	                                * end (watchers and tests read it) */
-	uint8_t pad_[52];
+	uint8_t pad_[56];
 };
 
 _Static_assert(sizeof(struct lm_session) == 576, "session slot: 9 lines");

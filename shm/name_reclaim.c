@@ -7,6 +7,7 @@
 #include "name_index.h"
 #include "pins.h"
 #include "test_hook.h"
+#include "watch.h"
 
 /* Does anything use lock idx? With take_marked, an ABANDONED mark for
  * the next holder does not count as a use. */
@@ -109,7 +110,7 @@ static void finish(struct lm_region *r, uint32_t idx, uint64_t gen,
 		atomic_compare_exchange_strong(&q->woken, &mark, 0);
 	/* Nothing pins the name (decide looked): no watcher and no
 	 * semaphore user is left to read these. */
-	atomic_store(&q->watched, 0);
+	lm_lock_unwatch(r, idx);
 	atomic_store(&q->sem_slots, 0);
 	atomic_store(&lm_slot_of(r, 2, idx)->note.gate, 0);
 	atomic_compare_exchange_strong(life, &dead,

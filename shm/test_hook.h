@@ -5,8 +5,7 @@
  * A test sets LOCKMGR_TEST_PAUSE=point[,point...] in the environment of
  * the process it wants to stop (a client, lockmgrd, whose servers inherit
  * it). When that process reaches LM_HOOK("point") it appends
- * "point pid ms\n" (ms: CLOCK_MONOTONIC, when it got there) to
- * $LOCKMGR_TEST_PAUSE_LOG (if set) and stops itself with
+ * "point pid\n" to $LOCKMGR_TEST_PAUSE_LOG (if set) and stops itself with
  * SIGSTOP; the test sees it stopped, does what the interleaving needs,
  * and sends SIGCONT. Each point pauses once per process; "point@N"
  * pauses at its Nth hit instead of the first.

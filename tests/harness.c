@@ -386,11 +386,24 @@ void harness_read_byte(int fd, int64_t timeout_ms, const char *what)
 
 /* ---- servers' loops ------------------------------------------------ */
 
+bool harness_servers_looped(const struct lm_region *r, pid_t except,
+			    int64_t since_ms)
+{
+	/* The servers stamp lm_now_ms (CLOCK_MONOTONIC, as here): a stamp
+	 * above since_ms was taken after it. */
+	for (unsigned i = 0; i < LM_NSERVERS; i++) {
+		const struct lm_server *srv = r->servers[i];
+		if (except != 0 && atomic_load(&srv->pid) == except)
+			continue;
+		if (atomic_load(&srv->heartbeat_ms) <= since_ms)
+			return false;
+	}
+	return true;
+}
+
 void harness_servers_loop_once(const struct lm_region *r, pid_t except,
 			       int64_t timeout_ms)
 {
-	/* The servers stamp lm_now_ms (CLOCK_MONOTONIC, as here): a stamp
-	 * above now was taken after this call. */
 	int64_t now = harness_now_ms();
 	for (unsigned i = 0; i < LM_NSERVERS; i++) {
 		const struct lm_server *srv = r->servers[i];

@@ -193,6 +193,10 @@ void harness_wait_servers_up(const char *region, pid_t supervisor,
  */
 void harness_servers_loop_once(const struct lm_region *r, pid_t except,
 			       int64_t timeout_ms);
+/* Whether every server of r but except has begun a loop since since_ms
+ * (harness_now_ms), as above, without waiting. */
+bool harness_servers_looped(const struct lm_region *r, pid_t except,
+			    int64_t since_ms);
 
 /* SIGTERM, bounded wait, assert a clean exit and the region removed. */
 void harness_lockmgrd_stop(struct harness_lockmgrd *d);

@@ -22,14 +22,22 @@
  *     ("watch.expiry_bumped"), left the others a thousand looks (a few
  *     microseconds) to find its note; then they announced the same end
  *     again, and a watcher counted one lease end as two changes (seen
- *     on a loaded CI host). They now wait for the note, yielding.
+ *     on a loaded CI host). The bump now tags the change word with the
+ *     token, and the others stay quiet however long the first stands.
  *  4. stopped_expiry_announcer_never_hides_the_end: the other side of 3:
- *     an announcer that stays stopped there must not keep the others
- *     waiting, nor the watchers asleep; the end is announced again
- *     (counted twice, and counted in the header), never missed.
+ *     the first announcer stays stopped before its wake, and the others
+ *     stay quiet; they must still wake the watchers, who see the end
+ *     (as "changed": the note is not written yet), counted once.
+ *  5. late_note_never_hides_a_newer_one: the first announcer of 3, left
+ *     stopped while a new holder takes the lock, wrote its note when it
+ *     went on, over the new grant's: a watcher reading the lock's last
+ *     change found an older version's note and could say only
+ *     "changed". A note is now written only while its version is the
+ *     lock's current one.
  */
 #include "harness.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -317,39 +325,25 @@ static pid_t paused_besides(const char *log, const char *point, pid_t first)
 	return 0;
 }
 
-/* When pid logged point in log (the log's third field, ms). */
-static int64_t logged_at_ms(const char *log, const char *point, pid_t pid)
-{
-	char buf[4096];
-	if (harness_read_file(log, buf, sizeof(buf)) < 0)
-		fail_msg("cannot read the pause log %s", log);
-	char want[128];
-	snprintf(want, sizeof(want), "%s %d ", point, (int)pid);
-	const char *at = strstr(buf, want);
-	if (at == NULL)
-		fail_msg("pid %d did not log %s in %s", (int)pid, point, log);
-	return strtoll(at + strlen(want), NULL, 10);
-}
-
 struct stalled_expiry {
 	struct lm_region r;
 	lm_client *wc, *h;
 	lm_watch *w;
+	int fd; /* lm_watch_fd(w) */
 	lm_grant g;
 	uint64_t granted_version;
-	uint32_t unchecked;
 	pid_t first; /* the server stopped between its bump and its note */
-	int64_t bumped_ms; /* when it stopped there (just after its bump) */
 	char log[256];
 };
 
 /* A lockmgrd whose servers stop at their first "watch.expiry_bumped", a
  * watched lock whose 300 ms lease (never renewed) runs out, and the
- * first server to announce its end stopped there; every table freed. */
+ * first server to count its end stopped there; every table freed, and
+ * the other servers done with what they freed (each has looped since). */
 static void stall_first_announcer(struct stalled_expiry *x, const char *tag)
 {
 	harness_pause_arm("watch.expiry_bumped", x->log, sizeof(x->log));
-	harness_lockmgrd_start(&d, tag, NULL);
+	harness_lockmgrd_start(&d, tag, "--max-ttl", "10000", NULL);
 	harness_pause_disarm();
 	harness_attach(d.region, &x->r);
 	x->wc = connect_or_fail(d.region);
@@ -360,12 +354,30 @@ static void stall_first_announcer(struct stalled_expiry *x, const char *tag)
 	next_or_fail(x->w, &ev, "the grant");
 	assert_int_equal(ev.what, LM_WATCH_GRANTED);
 	x->granted_version = ev.version;
-	x->unchecked = atomic_load(&x->r.hdr->expiries_unchecked);
+	/* The watch's thread, asleep on the version from now on: only a
+	 * wake gets it to look again. */
+	x->fd = lm_watch_fd(x->w);
+	assert_true(x->fd >= 0);
 	x->first = harness_wait_paused(x->log, "watch.expiry_bumped", 5000);
-	x->bumped_ms = logged_at_ms(x->log, "watch.expiry_bumped", x->first);
 	HARNESS_WAIT_FOR(tables_free(&x->r, "/stall"), 5000,
 			 "the other servers did not free their tables of "
 			 "the lapsed grant within 5 s");
+	/* Each of the others has freed its table and gone on (or counted
+	 * the end again, and stopped at the same point). */
+	int64_t freed_ms = harness_now_ms();
+	pid_t again = 0;
+	HARNESS_WAIT_FOR((again = paused_besides(x->log, "watch.expiry_bumped",
+						 x->first)) != 0 ||
+				 harness_servers_looped(&x->r, x->first,
+							freed_ms),
+			 5000, "the other servers did not loop within 5 s");
+	uint32_t v = version_of(&x->r, "/stall");
+	if (again != 0 || v != x->granted_version + 1)
+		fail_msg("while the first announcer of the lease's end stood "
+			 "still between its bump and its note, %s counted the "
+			 "same end again: version %u, granted at %llu",
+			 again != 0 ? "another server" : "something", v,
+			 (unsigned long long)x->granted_version);
 }
 
 static void stalled_expiry_done(struct stalled_expiry *x)
@@ -378,65 +390,32 @@ static void stalled_expiry_done(struct stalled_expiry *x)
 	harness_lockmgrd_stop(&d);
 }
 
-/* The first announcer stands still 10 ms past its bump: far past the
- * microseconds the others used to wait for its note, far below the
- * 100 ms they wait now (from their frees, which follow that bump).
- * Whether another announced meanwhile can be told only if this process
- * looked before 80 ms had passed: on a host too loaded for that, the
- * case runs again. */
-static bool counted_once_within(struct stalled_expiry *x, int attempt)
+static void expect_no_more(lm_watch *w, const char *ctx)
 {
-	HARNESS_WAIT_FOR(harness_now_ms() >= x->bumped_ms + 10, 1000,
-			 "10 ms to pass");
-	uint32_t v = version_of(&x->r, "/stall");
-	int64_t looked_after_ms = harness_now_ms() - x->bumped_ms;
-	if (looked_after_ms >= 80) {
-		if (attempt == 3)
-			fail_msg("three times this test looked at the version "
-				 "80 ms or more after the first announcer's "
-				 "bump: the host is too loaded to tell");
-		fprintf(stderr, "  looked %lld ms after the first bump, too "
-			"late to tell: again\n", (long long)looked_after_ms);
-		return false;
-	}
-	if (v != x->granted_version + 1)
-		fail_msg("while the first announcer of the lease's end stood "
-			 "still between its bump and its note for %lld ms, "
-			 "another server announced the same end again "
-			 "(version %u, granted at %llu)",
-			 (long long)looked_after_ms, v,
-			 (unsigned long long)x->granted_version);
-	return true;
+	lm_watch_event ev;
+	int rc = lm_watch_next(w, 0, &ev);
+	if (rc != LM_ETIMEDOUT)
+		fail_msg("%s: %s (event %u covering %u change(s)), expected "
+			 "no further change", ctx, lm_strerror(rc), ev.what,
+			 ev.changes);
 }
 
 static void stalled_expiry_announcer_counts_once(void)
 {
 	struct stalled_expiry x;
-	for (int attempt = 1;; attempt++) {
-		stall_first_announcer(&x, "wrv2-stall");
-		if (counted_once_within(&x, attempt))
-			break;
-		harness_resume(x.first);
-		stalled_expiry_done(&x);
-	}
+	stall_first_announcer(&x, "wrv2-stall");
 	harness_resume(x.first);
 	harness_servers_loop_once(&x.r, 0, 5000);
-
 	lm_watch_event ev;
 	next_or_fail(x.w, &ev, "the lease's end");
 	if (ev.what != LM_WATCH_EXPIRED || ev.token != x.g.token ||
-	    ev.changes != 1)
-		fail_msg("the lease's end: event %u token %llu covering %u "
-			 "change(s); expected expired, token %llu, 1 change",
-			 ev.what, (unsigned long long)ev.token, ev.changes,
+	    ev.changes != 1 || ev.holders != 0)
+		fail_msg("the lease's end: event %u token %llu holders %u "
+			 "covering %u change(s); expected expired, token %llu, "
+			 "no holder, 1 change", ev.what,
+			 (unsigned long long)ev.token, ev.holders, ev.changes,
 			 (unsigned long long)x.g.token);
-	assert_int_equal(atomic_load(&x.r.hdr->expiries_unchecked),
-			 x.unchecked);
-	int rc = lm_watch_next(x.w, 0, &ev);
-	if (rc != LM_ETIMEDOUT)
-		fail_msg("after the lease's end: %s (event %u covering %u "
-			 "change(s)), expected no further change",
-			 lm_strerror(rc), ev.what, ev.changes);
+	expect_no_more(x.w, "after the lease's end");
 	stalled_expiry_done(&x);
 }
 
@@ -444,46 +423,76 @@ static void stopped_expiry_announcer_never_hides_the_end(void)
 {
 	struct stalled_expiry x;
 	stall_first_announcer(&x, "wrv2-stop");
-	/* The first announcer stays stopped: its bump woke nobody (the
-	 * wake follows the note). Another server gives up on its note and
-	 * announces the end itself, stopping at the same point after its
-	 * own bump (the pause point is armed in every server). */
-	pid_t second = 0;
-	HARNESS_WAIT_FOR((second = paused_besides(x.log, "watch.expiry_bumped",
-						  x.first)) > 0,
-			 3000,
-			 "no other server announced the lease's end within "
-			 "3 s while the first stood still between its bump "
-			 "and its note");
-	harness_resume(second);
-	/* Its note written (else the watcher would read only "changed"). */
-	harness_servers_loop_once(&x.r, x.first, 5000);
+	/* The first stays stopped, its wake not done; the others' frees
+	 * are over, and they stayed quiet: the watcher must have been woken
+	 * all the same. */
+	struct pollfd p = {.fd = x.fd, .events = POLLIN};
+	if (poll(&p, 1, 3000) != 1)
+		fail_msg("the lease's end was counted by a server stopped "
+			 "before its wake, and no other woke the watch's "
+			 "thread within 3 s");
 	lm_watch_event ev;
-	int rc = lm_watch_next(x.w, 3000, &ev);
+	int rc = lm_watch_next(x.w, 0, &ev);
 	if (rc != 0)
-		fail_msg("a server stopped between its bump and its note kept "
-			 "the lease's end from the watcher for 3 s: %s",
-			 lm_strerror(rc));
-	uint32_t unchecked =
-		atomic_load(&x.r.hdr->expiries_unchecked) - x.unchecked;
-	fprintf(stderr, "  the end was announced again, covering %u "
-		"change(s); %u unchecked announcement(s)\n", ev.changes,
-		unchecked);
-	if (ev.what != LM_WATCH_EXPIRED || ev.token != x.g.token ||
-	    ev.changes != 2 || unchecked != 1)
-		fail_msg("the end announced again: event %u token %llu "
-			 "covering %u change(s), %u unchecked; expected "
-			 "expired, token %llu, 2 changes, 1 unchecked",
-			 ev.what, (unsigned long long)ev.token, ev.changes,
-			 unchecked, (unsigned long long)x.g.token);
-	/* The late note changes nothing a watcher counts. */
+		fail_msg("the watch's fd was readable, and lm_watch_next "
+			 "said %s", lm_strerror(rc));
+	if (ev.changes != 1 || ev.holders != 0)
+		fail_msg("the lease's end, seen without its note: covering %u "
+			 "change(s), %u holder(s); expected 1, none",
+			 ev.changes, ev.holders);
+	/* The late note changes nothing a watcher counts, and says what
+	 * the change was. */
 	harness_resume(x.first);
 	harness_servers_loop_once(&x.r, 0, 5000);
-	rc = lm_watch_next(x.w, 0, &ev);
-	if (rc != LM_ETIMEDOUT)
-		fail_msg("after the stopped announcer went on: %s (event %u "
-			 "covering %u change(s)), expected no further change",
-			 lm_strerror(rc), ev.what, ev.changes);
+	expect_no_more(x.w, "after the stopped announcer went on");
+	uint32_t what, mode;
+	int32_t pid;
+	uint64_t token;
+	int64_t idx = lm_name_lookup(&x.r, "/stall", strlen("/stall"), 0);
+	assert_true(idx >= 0);
+	lm_lock_note_read(&x.r, (uint32_t)idx, version_of(&x.r, "/stall"),
+			  &what, &mode, &pid, &token);
+	if (what != LM_CHANGE_EXPIRED || token != x.g.token)
+		fail_msg("the note of the lease's end, written late: what %u "
+			 "token %llu; expected expired, token %llu", what,
+			 (unsigned long long)token,
+			 (unsigned long long)x.g.token);
+	stalled_expiry_done(&x);
+}
+
+static void late_note_never_hides_a_newer_one(void)
+{
+	struct stalled_expiry x;
+	stall_first_announcer(&x, "wrv2-late");
+	lm_watch_event ev;
+	next_or_fail(x.w, &ev, "the lease's end");
+	/* A new holder, while the first announcer still stands still. */
+	lm_grant g2;
+	assert_int_equal(lm_acquire(x.h, "/stall", 10000, 5000, &g2), 0);
+	next_or_fail(x.w, &ev, "the new grant");
+	if (ev.what != LM_WATCH_GRANTED || ev.token != g2.token ||
+	    ev.changes != 1)
+		fail_msg("the new grant: event %u token %llu covering %u "
+			 "change(s); expected granted, token %llu, 1 change",
+			 ev.what, (unsigned long long)ev.token, ev.changes,
+			 (unsigned long long)g2.token);
+	harness_resume(x.first);
+	harness_servers_loop_once(&x.r, 0, 5000);
+	expect_no_more(x.w, "after the stopped announcer went on");
+	uint32_t what, mode;
+	int32_t pid;
+	uint64_t token;
+	int64_t idx = lm_name_lookup(&x.r, "/stall", strlen("/stall"), 0);
+	assert_true(idx >= 0);
+	lm_lock_note_read(&x.r, (uint32_t)idx, version_of(&x.r, "/stall"),
+			  &what, &mode, &pid, &token);
+	if (what != LM_CHANGE_GRANTED || token != g2.token)
+		fail_msg("the lock's last change is the grant of token %llu, "
+			 "but its note reads what %u token %llu (the late "
+			 "announcer's note written over it?)",
+			 (unsigned long long)g2.token, what,
+			 (unsigned long long)token);
+	assert_int_equal(lm_release(x.h, &g2), 0);
 	stalled_expiry_done(&x);
 }
 
@@ -492,6 +501,7 @@ HARNESS_CASE(overflow_recorded_releaser_killed_is_announced, 30)
 HARNESS_CASE(failed_grab_seen_as_holder_is_announced, 30)
 HARNESS_CASE(stalled_expiry_announcer_counts_once, 30)
 HARNESS_CASE(stopped_expiry_announcer_never_hides_the_end, 30)
+HARNESS_CASE(late_note_never_hides_a_newer_one, 30)
 
 int main(void)
 {
@@ -501,6 +511,7 @@ int main(void)
 		harness_case(failed_grab_seen_as_holder_is_announced),
 		harness_case(stalled_expiry_announcer_counts_once),
 		harness_case(stopped_expiry_announcer_never_hides_the_end),
+		harness_case(late_note_never_hides_a_newer_one),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
