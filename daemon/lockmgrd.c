@@ -917,7 +917,8 @@ static int wait_usable(const struct supervisor *sv, pid_t child)
  * service is usable (wait_usable), or once the background one has
  * failed, which then said why on stderr.
  */
-static int daemonize(const struct supervisor *sv, int *ready_fd)
+static int daemonize(const struct supervisor *sv, int *ready_fd,
+		     const sigset_t *parent_mask)
 {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) != 0)
@@ -926,6 +927,8 @@ static int daemonize(const struct supervisor *sv, int *ready_fd)
 	if (pid < 0)
 		return -1;
 	if (pid > 0) {
+		/* The parent only waits for the daemon: ^C ends it. */
+		sigprocmask(SIG_SETMASK, parent_mask, NULL);
 		close(p[1]);
 		/* One byte once the servers are started; EOF if it died
 		 * before that. */
@@ -948,7 +951,8 @@ static int daemonize(const struct supervisor *sv, int *ready_fd)
 	return 0;
 }
 
-static int setup_events(struct supervisor *sv)
+/* The signals the supervisor reads from its signalfd. */
+static sigset_t supervisor_signals(void)
 {
 	sigset_t set;
 	sigemptyset(&set);
@@ -956,6 +960,12 @@ static int setup_events(struct supervisor *sv)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGUSR1);
+	return set;
+}
+
+static int setup_events(struct supervisor *sv)
+{
+	sigset_t set = supervisor_signals();
 	if (sigprocmask(SIG_BLOCK, &set, NULL) != 0)
 		return -1;
 	signal(SIGPIPE, SIG_IGN);
@@ -1050,13 +1060,23 @@ int main(int argc, char **argv)
 	if (sv.opt.state_dir != NULL && check_state_dir(sv.opt.state_dir) != 0)
 		return EX_CONFIG;
 
+	/* Blocked before the region and its record exist, not only once
+	 * the event loop is set up: a SIGTERM or ^C while it starts is then
+	 * read by the loop (a clean stop), instead of killing lockmgrd
+	 * with a region created and a record saying it runs (which the
+	 * next start would take for a crash). SIGHUP is ignored as
+	 * documented, from the start too. */
+	sigset_t ends = supervisor_signals(), before;
+	if (sigprocmask(SIG_BLOCK, &ends, &before) != 0)
+		lm_die("sigprocmask");
 	rc = open_region(&sv);
 	if (rc != 0)
 		return rc;
 	if (sv.opt.state_dir != NULL && take_over_record(&sv) != 0)
 		return EX_CONFIG;
+	LM_HOOK("supervisor.region_open");
 	int ready_fd = -1;
-	if (sv.opt.daemonize && daemonize(&sv, &ready_fd) != 0)
+	if (sv.opt.daemonize && daemonize(&sv, &ready_fd, &before) != 0)
 		lm_die("fork for --daemon");
 	if (sv.opt.pidfile != NULL && write_pidfile(sv.opt.pidfile) != 0)
 		return EX_OSERR;

@@ -171,6 +171,50 @@ static void signal_after_grant_reaches_cmd(void)
 }
 HARNESS_CASE(signal_after_grant_reaches_cmd, 60)
 
+/*
+ * A signal while lockmgrd starts: stopped at "supervisor.region_open"
+ * (its region created, its record written, no event loop yet), it is
+ * sent SIGHUP, which it ignores as documented, and then SIGTERM, on
+ * which it stops cleanly (exit 0, the region removed). Both used to
+ * kill it there, leaving the region (and with a state dir a record
+ * saying it runs) behind.
+ */
+static void signal_while_lockmgrd_starts(void)
+{
+	setup(false);
+	const int sigs[] = {SIGHUP, SIGTERM};
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		struct harness_lockmgrd s = {0};
+		harness_region_name(s.region, sizeof(s.region), "cli-start");
+		char log[256];
+		harness_pause_arm("supervisor.region_open", log, sizeof(log));
+		const char *const extra[] = {"--ephemeral", NULL};
+		s.pid = harness_lockmgrd_spawn(s.region, extra);
+		harness_pause_disarm();
+		assert_int_equal(harness_wait_paused(log,
+						     "supervisor.region_open",
+						     10000),
+				 s.pid);
+		kill(s.pid, sigs[i]);
+		harness_resume(s.pid);
+		if (sigs[i] == SIGHUP) {
+			harness_wait_servers_up(s.region, s.pid, 15000);
+			harness_lockmgrd_stop(&s); /* SIGTERM: exit 0, no region */
+			continue;
+		}
+		harness_expect_exit(s.pid, 15000, 0,
+				    "lockmgrd sent SIGTERM as it started");
+		int fd = shm_open(s.region, O_RDONLY, 0);
+		if (fd >= 0) {
+			close(fd);
+			fail_msg("lockmgrd stopped by SIGTERM as it started "
+				 "left region %s behind", s.region);
+		}
+	}
+	teardown();
+}
+HARNESS_CASE(signal_while_lockmgrd_starts, 60)
+
 static void run_wait0_on_held_lock(void)
 {
 	setup(true);
@@ -790,6 +834,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		harness_case(run_passes_token_and_lock),
 		harness_case(signal_after_grant_reaches_cmd),
+		harness_case(signal_while_lockmgrd_starts),
 		harness_case(run_wait0_on_held_lock),
 		harness_case(run_loads_no_curl),
 		harness_case(status_shows_held_lock),
