@@ -43,7 +43,7 @@ static void setup(void)
 
 static void cleanup(void)
 {
-	const char *files[] = {"out", "err", "env"};
+	const char *files[] = {"out", "err", "env", "ready"};
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		char p[128];
 		snprintf(p, sizeof(p), "%s/%s", dir, files[i]);
@@ -856,18 +856,18 @@ static void run_says_service_stopped(void)
 	setup();
 	struct harness_lockmgrd d;
 	harness_lockmgrd_start(&d, "stopped", NULL);
-	char *argv[] = {lockctl, "-r", d.region, "run", "--ttl", "1000",
-			"run/stop", "--", "/bin/sleep", "30", NULL};
-	char o[128], e[128];
+	/* CMD says it runs (so the lock is held: a name and a session
+	 * come before the grant, and a stop then fails the acquire). */
+	char o[128], e[128], ready[128], script[256];
 	snprintf(o, sizeof(o), "%s/out", dir);
 	snprintf(e, sizeof(e), "%s/err", dir);
+	snprintf(ready, sizeof(ready), "%s/ready", dir);
+	snprintf(script, sizeof(script), ": >%s; exec sleep 30", ready);
+	char *argv[] = {lockctl, "-r", d.region, "run", "--ttl", "1000",
+			"run/stop", "--", "/bin/sh", "-c", script, NULL};
 	pid_t run = harness_spawn(argv, o, e);
-	struct lm_region r;
-	harness_attach(d.region, &r);
-	HARNESS_WAIT_FOR(lm_name_lookup(&r, "run/stop", 8, 0) >= 0 &&
-				 session_of(&r, run) != NULL,
-			 5000, "lockctl run never took its lock");
-	lm_region_detach(&r);
+	HARNESS_WAIT_FOR(access(ready, F_OK) == 0, 5000,
+			 "lockctl run's CMD did not start within 5 s");
 	harness_lockmgrd_stop(&d);
 	harness_expect_exit(run, 10000, 70, "lockctl run");
 	char err[2048];
