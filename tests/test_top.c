@@ -879,6 +879,77 @@ static void screen_quits(const char *how)
 			 "terminal (no rmcup after it)", how);
 }
 
+/*
+ * A stop signal that comes while the view ends (-n 1; stopped after its
+ * last frame at "lockctl.top_last_frame" in batch mode, after endwin at
+ * "lockctl.top_screen_ended" on a terminal) is a stop like any other:
+ * exit 0. It used to be left pending while the old signal mask (batch)
+ * or the old handlers (terminal) came back, and then killed top.
+ */
+static void signal_as_the_view_ends(void)
+{
+	setup(true);
+	char out[128], err[128], log[256];
+	path_in(out, sizeof(out), "batch");
+	path_in(err, sizeof(err), "batch.err");
+	char *argv[] = {lockctl, "-r", d.region, "top", "-b", "-n", "1",
+			NULL};
+	harness_pause_arm("lockctl.top_last_frame", log, sizeof(log));
+	pid_t top = harness_spawn(argv, out, err);
+	harness_pause_disarm();
+	assert_int_equal(harness_wait_paused(log, "lockctl.top_last_frame",
+					     10000), top);
+	kill(top, SIGTERM);
+	harness_resume(top);
+	harness_expect_exit(top, 5000, 0,
+			    "lockctl top -b -n 1 sent SIGTERM as it ended");
+
+	struct winsize ws = {.ws_row = 30, .ws_col = 100};
+	int fd;
+	harness_pause_arm("lockctl.top_screen_ended", log, sizeof(log));
+	fflush(stdout);
+	fflush(stderr);
+	top_pid = forkpty(&fd, NULL, NULL, &ws);
+	if (top_pid < 0)
+		fail_msg("forkpty: %s", strerror(errno));
+	if (top_pid == 0) {
+		setenv("TERM", "xterm", 1);
+		alarm(0);
+		execl(lockctl, lockctl, "-r", d.region, "top", "-n", "1",
+		      (char *)NULL);
+		_exit(127);
+	}
+	harness_pause_disarm();
+	pty_len = 0;
+	pty_buf[0] = '\0';
+	int64_t deadline = harness_now_ms() + 10000;
+	while (harness_paused(log, "lockctl.top_screen_ended") != top_pid) {
+		if (harness_now_ms() > deadline)
+			PTY_FAIL("lockctl top -n 1 did not end its view within "
+				 "10 s");
+		pty_read(fd, 20);
+	}
+	kill(top_pid, SIGTERM);
+	harness_resume(top_pid);
+	int status = 0;
+	bool done = false;
+	int64_t t0 = harness_now_ms();
+	while (!done && harness_now_ms() - t0 < 3000) {
+		pty_read(fd, 20);
+		done = waitpid(top_pid, &status, WNOHANG) == top_pid;
+	}
+	if (!done)
+		PTY_FAIL("lockctl top did not exit within 3 s of its SIGTERM");
+	close(fd);
+	char b[64];
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail_msg("lockctl top on a terminal, sent SIGTERM as its view "
+			 "ended: %s, expected exit 0",
+			 harness_status_str(status, b, sizeof(b)));
+	teardown();
+}
+HARNESS_CASE(signal_as_the_view_ends, 60)
+
 static void screen_quits_and_restores(void)
 {
 	setup(true);
@@ -903,6 +974,7 @@ int main(void)
 		harness_case(down_and_back_between_frames),
 		harness_case(usage_and_missing_region),
 		harness_case(screen_quits_and_restores),
+		harness_case(signal_as_the_view_ends),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

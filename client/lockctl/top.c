@@ -35,6 +35,7 @@
 #include <ncurses.h>
 
 #include "../../shm/clock.h"
+#include "../../shm/test_hook.h"
 #include "lockctl.h"
 #include "top.h"
 #include "../lockmgr.h"
@@ -226,6 +227,13 @@ static int run_plain(struct top *t)
 		if (sig > 0)
 			break;
 	}
+	LM_HOOK("lockctl.top_last_frame");
+	/* A stop signal that came during the last frame ends us as one
+	 * that came between frames would (exit 0): take it before the old
+	 * mask lets it kill us. */
+	const struct timespec zero = {0};
+	while (sigtimedwait(&stop, NULL, &zero) > 0)
+		;
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	return rc;
 }
@@ -395,10 +403,13 @@ static int run_screen(struct top *t)
 	}
 	endwin();
 	delscreen(scr);
+	LM_HOOK("lockctl.top_screen_ended");
 out:
+	/* Unblocked while on_stop still takes them (one pending from the
+	 * last frame ends us as any stop does), then the old handlers. */
+	sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	for (int i = 0; i < 3; i++)
 		sigaction(sigs[i], &old_sa[i], NULL);
-	sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	return rc;
 }
 
