@@ -269,14 +269,19 @@ static bool group_lease_runs(struct lm_slot *slot, uint64_t lease,
 /* A group of counted holders whose lease ended (every member lost its
  * lease, layout.h): reset it, so that waiters need not wait for the next
  * taker to notice. True if this call did. */
-static bool end_group(struct lm_slot *slot, int64_t srv_now)
+/* End slot's group if its lease is over; *token is then the group's
+ * token, read while the group word still said so (once it has ended, a
+ * new holder may write its own). */
+static bool end_group(struct lm_slot *slot, int64_t srv_now, uint64_t *token)
 {
 	uint64_t gw = atomic_load(&slot->shared);
 	if (LM_GROUP_EMPTY(gw))
 		return false;
 	uint64_t lease = atomic_load(&slot->lease);
-	return lm_group_state(gw, lease, srv_now) == LM_GROUP_ENDED &&
-	       lm_group_end(slot, gw);
+	if (lm_group_state(gw, lease, srv_now) != LM_GROUP_ENDED)
+		return false;
+	*token = atomic_load(&slot->token);
+	return lm_group_end(slot, gw);
 }
 
 /* The pid of the session an owner word names, or 0. */
@@ -322,10 +327,10 @@ static unsigned expire_leases(struct lm_region *r, unsigned i,
 		struct lm_slot *slot = lm_slot_of(r, i, lock);
 		if (watch_queues)
 			unstall(r, lock, now_ns);
-		if (end_group(slot, srv_now)) {
+		uint64_t token;
+		if (end_group(slot, srv_now, &token)) {
 			freed++;
-			lm_lock_expired(r, lock, LM_MODE_S_, 0,
-					atomic_load(&slot->token));
+			lm_lock_expired(r, lock, LM_MODE_S_, 0, token);
 			lm_wake_freed(r, lock, LM_NO_SESSION);
 		}
 		uint64_t w = atomic_load(&slot->owner);
@@ -389,14 +394,19 @@ static unsigned expire_leases(struct lm_region *r, unsigned i,
 				       ? LM_OWNER_FREE
 				       : LM_OWNER_ABANDONED;
 		}
+		/* Whose end it is, read while the owner word still says so:
+		 * once the table is free, the next holder may write its own
+		 * token there (and the end would be announced as its). */
+		token = atomic_load(&slot->token);
+		int32_t pid = owner_pid(r, w);
 		if (!atomic_compare_exchange_strong(&slot->owner, &w, next))
 			continue;
 		freed++;
+		LM_HOOK("server.freed_lapsed");
 		/* Only a grant that lost its majority ended here; a table
 		 * it merely dropped changes nothing a watcher sees. */
 		if (next == LM_OWNER_ABANDONED)
-			lm_lock_expired(r, lock, LM_MODE_X_, owner_pid(r, w),
-					atomic_load(&slot->token));
+			lm_lock_expired(r, lock, LM_MODE_X_, pid, token);
 		lm_wake_freed(r, lock, LM_NO_SESSION);
 	}
 	return freed;

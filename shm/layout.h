@@ -613,8 +613,8 @@ struct lm_queue {
 	union {
 		_Atomic uint64_t word; /* LM_CHG_* (below): the lock's
 		                        * version, its `watched` bit and the
-		                        * tag of its last announced lease
-		                        * end. Changers move it by CAS (seq_cst),
+		                        * tag of its last change if that was a
+		                        * lease end. Changers move it by CAS (seq_cst),
 		                        * after their change, only while it is
 		                        * watched (shm/watch.h); a watcher sets
 		                        * `watched` (fetch_or, seq_cst) before it
@@ -628,9 +628,11 @@ struct lm_queue {
 
 /* The change word (lm_queue.change.word):
  *
- *   bits 63..33  the tag (LM_CHG_TAG_OF) of the token of the last lease
- *                end announced here: set by the CAS that counts it, so
- *                that every later announcer of that same end stays quiet
+ *   bits 63..33  0, or the tag (lm_expiry_tag, watch.c) of a lease end
+ *                (its mode, pid and token) when the last change was that
+ *                end: set by the CAS that counts it, cleared by the next
+ *                change, so that every other announcer of the same end
+ *                stays quiet until the lock changes again
  *   bit  32      watched: a watcher has looked at the lock in this life
  *                of its name (changers bump only while it is set)
  *   bits 31..0   the version: the lock's change count
@@ -639,8 +641,6 @@ struct lm_queue {
 #define LM_CHG_WATCHED      (UINT64_C(1) << 32)
 #define LM_CHG_TAG_SHIFT    33
 #define LM_CHG_TAG(w)       ((uint32_t)((w) >> LM_CHG_TAG_SHIFT))
-/* 1 .. 2^31-1 for every token (0 is "none"). */
-#define LM_CHG_TAG_OF(token) ((uint32_t)((token) % 0x7fffffffu) + 1u)
 #define LM_CHG_WORD(tag, watched, version)                               \
 	(((uint64_t)(tag) << LM_CHG_TAG_SHIFT) | (watched) |             \
 	 (uint64_t)(uint32_t)(version))

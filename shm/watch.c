@@ -45,7 +45,7 @@ static void note(struct lm_region *r, uint32_t lock, uint32_t v,
 }
 
 /* Bump lock's version, write its note and wake its watchers, if it is
- * watched. */
+ * watched. The tag goes: this change is not a lease end. */
 static void bump(struct lm_region *r, uint32_t lock, uint32_t what,
 		 uint32_t mode, int32_t pid, uint64_t token)
 {
@@ -56,10 +56,10 @@ static void bump(struct lm_region *r, uint32_t lock, uint32_t what,
 	if ((w & LM_CHG_WATCHED) == 0)
 		return;
 	/* A CAS, not an add: the version wraps without carrying into the
-	 * watched bit and the tag, which it keeps. */
+	 * watched bit, which it keeps as it finds it. */
 	uint64_t next;
 	do
-		next = LM_CHG_WORD(LM_CHG_TAG(w), w & LM_CHG_WATCHED,
+		next = LM_CHG_WORD(0, w & LM_CHG_WATCHED,
 				   LM_CHG_VERSION(w) + 1);
 	while (!atomic_compare_exchange_weak(word, &w, next));
 	LM_HOOK("watch.bumped");
@@ -75,6 +75,21 @@ static uint32_t gate_of(const struct lm_region *r, uint32_t lock)
 	return gate != 0 ? gate - 1 : UINT32_MAX;
 }
 
+/* 31 bits, never 0, for one lease end: its mode, pid and token, mixed
+ * (splitmix64's finaliser), since none of them alone names one end (a
+ * group's members may share a token, a downgrade keeps its token). */
+static uint32_t expiry_tag(uint32_t mode, int32_t pid, uint64_t token)
+{
+	uint64_t x = token ^ ((uint64_t)(uint32_t)pid << 32) ^
+		     ((uint64_t)mode << 61);
+	x ^= x >> 30;
+	x *= UINT64_C(0xbf58476d1ce4e5b9);
+	x ^= x >> 27;
+	x *= UINT64_C(0x94d049bb133111eb);
+	x ^= x >> 31;
+	return (uint32_t)(x % 0x7fffffffu) + 1u;
+}
+
 void lm_lock_expired(struct lm_region *r, uint32_t lock, uint32_t mode,
 		     int32_t pid, uint64_t token)
 {
@@ -88,14 +103,17 @@ void lm_lock_expired(struct lm_region *r, uint32_t lock, uint32_t mode,
 		bump(r, gate, LM_CHANGE_EXPIRED, mode, pid, token);
 	_Atomic uint64_t *word = change_word(r, lock);
 	uint64_t w = atomic_load(word); /* seq_cst, as in bump */
-	if ((w & LM_CHG_WATCHED) == 0)
-		return;
-	uint32_t tag = LM_CHG_TAG_OF(token);
+	uint32_t tag = expiry_tag(mode, pid, token);
 	uint64_t next;
 	do {
+		/* (Also after a failed CAS: not watched again once the
+		 * name's reclaimer has cleared it.) */
+		if ((w & LM_CHG_WATCHED) == 0)
+			return;
 		if (LM_CHG_TAG(w) == tag) {
-			/* Counted already, by the CAS below in another
-			 * server (or in the holder's own renew). Its maker
+			/* The lock's last change is this very end, counted
+			 * by the CAS below in another server (or in the
+			 * holder's own renew or late release). Its maker
 			 * may stand still, or be dead, between that CAS and
 			 * its wake: wake the watchers for it (at worst they
 			 * look once more at a version they have seen). */

@@ -40,11 +40,14 @@ void lm_lock_changed(struct lm_region *r, uint32_t lock, uint32_t what,
  * on its own table, and one lease that ends must count as one change,
  * not one per server (a watcher sums `changes`; lockctl watch would
  * print "expired" up to three times). The CAS that moves the version
- * for it also writes the token's tag into the same word (layout.h, "The
- * change word"), so the first to count it is the only one: the others
- * find the tag and stay quiet, whenever they come and however long the
- * first stands still after its CAS; a quiet one still wakes the
- * watchers, for a first that was stopped or killed before its wake.
+ * for it also writes a tag of the end (of its mode, pid and token) into
+ * the same word (layout.h, "The change word"), and the next change
+ * clears it: while the end is the lock's last change, the others find
+ * the tag and stay quiet, however long the first stands still after
+ * its CAS. A quiet one still wakes the watchers, for a first that was
+ * stopped or killed before its wake. One that comes after the lock
+ * changed again (a table of the old grant was left to free) counts it
+ * again: a change too many, never one missed.
  */
 void lm_lock_expired(struct lm_region *r, uint32_t lock, uint32_t mode,
 		     int32_t pid, uint64_t token);

@@ -23,7 +23,7 @@
  *     microseconds) to find its note; then they announced the same end
  *     again, and a watcher counted one lease end as two changes (seen
  *     on a loaded CI host). The bump now tags the change word with the
- *     token, and the others stay quiet however long the first stands.
+ *     end, and the others stay quiet however long the first stands.
  *  4. stopped_expiry_announcer_never_hides_the_end: the other side of 3:
  *     the first announcer stays stopped before its wake, and the others
  *     stay quiet; they must still wake the watchers, who see the end
@@ -34,6 +34,18 @@
  *     change found an older version's note and could say only
  *     "changed". A note is now written only while its version is the
  *     lock's current one.
+ *  6. group_end_after_a_members_late_release: a review of 5 found the
+ *     tag made of the token alone: a reader whose lease ran out before
+ *     its release announced that end with its token, the group's, and
+ *     when the group's lease ended the servers found that tag and stayed
+ *     quiet; the lock was free and its watchers never heard. The tag
+ *     now mixes the end's mode, pid and token, and lasts only until the
+ *     lock's next change.
+ *  7. servers_name_the_end_they_freed: a server read the grant's token
+ *     after the CAS that freed its table; stopped in between while the
+ *     next holder wrote its own there, it announced the old end with the
+ *     new holder's token (and, with the token alone for a tag, hid the
+ *     new holder's end). It reads it before the CAS now.
  */
 #include "harness.h"
 
@@ -337,7 +349,7 @@ struct stalled_expiry {
 };
 
 /* A lockmgrd whose servers stop at their first "watch.expiry_bumped", a
- * watched lock whose 300 ms lease (never renewed) runs out, and the
+ * watched lock whose 1 s lease (never renewed) runs out, and the
  * first server to count its end stopped there; every table freed, and
  * the other servers done with what they freed (each has looped since). */
 static void stall_first_announcer(struct stalled_expiry *x, const char *tag)
@@ -349,7 +361,7 @@ static void stall_first_announcer(struct stalled_expiry *x, const char *tag)
 	x->wc = connect_or_fail(d.region);
 	x->h = connect_or_fail(d.region);
 	x->w = watch_or_fail(x->wc, "/stall", NULL);
-	assert_int_equal(lm_acquire(x->h, "/stall", 300, 0, &x->g), 0);
+	assert_int_equal(lm_acquire(x->h, "/stall", 1000, 0, &x->g), 0);
 	lm_watch_event ev;
 	next_or_fail(x->w, &ev, "the grant");
 	assert_int_equal(ev.what, LM_WATCH_GRANTED);
@@ -496,12 +508,152 @@ static void late_note_never_hides_a_newer_one(void)
 	stalled_expiry_done(&x);
 }
 
+/* ---- 6. a group's end after a member's late release ------------- */
+
+/* Events on w until one shows the lock free, within timeout_ms. */
+static void until_free(lm_watch *w, int64_t timeout_ms, const char *what)
+{
+	int64_t deadline = harness_now_ms() + timeout_ms;
+	lm_watch_event ev = {.holders = 1};
+	while (ev.holders != 0) {
+		int64_t left = deadline - harness_now_ms();
+		int rc = left > 0 ? lm_watch_next(w, left, &ev)
+				  : LM_ETIMEDOUT;
+		if (rc != 0)
+			fail_msg("%s: no change showed the lock free within "
+				 "%lld ms (%s)", what, (long long)timeout_ms,
+				 lm_strerror(rc));
+	}
+}
+
+static void group_end_after_a_members_late_release(void)
+{
+	harness_lockmgrd_start(&d, "wrv2-grp", "--max-ttl", "10000", NULL);
+	lm_client *wc = connect_or_fail(d.region);
+	lm_client *c1 = connect_or_fail(d.region);
+	lm_client *c2 = connect_or_fail(d.region);
+	lm_watch *w = watch_or_fail(wc, "/grp", NULL);
+	/* Two readers in one group: the later one's token is the group's,
+	 * and its lease is the shorter. */
+	lm_grant g1, g2;
+	lm_acquire_opts o1 = LM_ACQUIRE_OPTS(LM_MODE_S, 3000, 0);
+	lm_acquire_opts o2 = LM_ACQUIRE_OPTS(LM_MODE_S, 300, 0);
+	assert_int_equal(lm_acquire_ex(c1, "/grp", &o1, &g1), 0);
+	int64_t granted_ms = harness_now_ms();
+	assert_int_equal(lm_acquire_ex(c2, "/grp", &o2, &g2), 0);
+	/* The second reader's lease is what this case is about: wait it
+	 * out (plus the drift margin), bounded by the clock itself; the
+	 * first's runs on. */
+	HARNESS_WAIT_FOR(harness_now_ms() >= granted_ms + 450, 2000,
+			 "450 ms to pass");
+	int rc = lm_release(c2, &g2);
+	if (rc != LM_ELEASELOST)
+		fail_msg("the second reader's release after its lease: %s, "
+			 "expected LM_ELEASELOST", lm_strerror(rc));
+	/* The first never renews: its group's lease ends, and the servers
+	 * end the group; a watcher must hear of it. */
+	until_free(w, 8000, "the group's lease ended");
+	lm_release(c1, &g1);
+	lm_watch_close(w);
+	lm_disconnect(c1);
+	lm_disconnect(c2);
+	lm_disconnect(wc);
+	harness_lockmgrd_stop(&d);
+}
+
+/* ---- 7. servers name the end they freed ------------------------- */
+
+/* Every process that logged point in log and is stopped there now:
+ * their number, the pids in out (at most n). */
+static int paused_at(const char *log, const char *point, pid_t *out, int n)
+{
+	char buf[4096];
+	if (harness_read_file(log, buf, sizeof(buf)) < 0)
+		return 0;
+	size_t len = strlen(point);
+	int k = 0;
+	for (char *line = buf; line != NULL && *line != '\0';) {
+		char *next = strchr(line, '\n');
+		if (next != NULL)
+			*next++ = '\0';
+		if (strncmp(line, point, len) == 0 && line[len] == ' ') {
+			pid_t pid = (pid_t)atoi(line + len + 1);
+			if (k < n && harness_proc_state(pid) == 'T')
+				out[k++] = pid;
+		}
+		line = next;
+	}
+	return k;
+}
+
+static void servers_name_the_end_they_freed(void)
+{
+	char log[256];
+	harness_pause_arm("server.freed_lapsed", log, sizeof(log));
+	harness_lockmgrd_start(&d, "wrv2-name", "--max-ttl", "10000", NULL);
+	harness_pause_disarm();
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	lm_client *wc = connect_or_fail(d.region);
+	lm_client *a = connect_or_fail(d.region);
+	lm_client *b = connect_or_fail(d.region);
+	lm_watch *w = watch_or_fail(wc, "/name", NULL);
+	lm_grant ga, gb;
+	assert_int_equal(lm_acquire(a, "/name", 300, 0, &ga), 0);
+	lm_watch_event ev;
+	next_or_fail(w, &ev, "A's grant");
+	/* A never renews: each server frees its table of A's grant and
+	 * stops right after (its first free of anything). */
+	pid_t p[3];
+	HARNESS_WAIT_FOR(paused_at(log, "server.freed_lapsed", p, 3) == 3,
+			 5000, "the three servers did not each free their "
+			 "table of A's lapsed grant within 5 s");
+	/* Two of them announce A's end; the third stands still. */
+	harness_resume(p[0]);
+	harness_resume(p[1]);
+	harness_servers_loop_once(&r, p[2], 5000);
+	next_or_fail(w, &ev, "A's end");
+	if (ev.what != LM_WATCH_EXPIRED || ev.token != ga.token ||
+	    ev.changes != 1)
+		fail_msg("A's end: event %u token %llu covering %u change(s); "
+			 "expected expired, token %llu, 1 change", ev.what,
+			 (unsigned long long)ev.token, ev.changes,
+			 (unsigned long long)ga.token);
+	/* B takes the lock (its token on the tables, the third's too). */
+	assert_int_equal(lm_acquire(b, "/name", 10000, 5000, &gb), 0);
+	next_or_fail(w, &ev, "B's grant");
+	assert_int_equal(ev.what, LM_WATCH_GRANTED);
+	/* The third goes on: the lock changed since A's end, so it counts
+	 * that end again (a change too many); it must name it A's. */
+	harness_resume(p[2]);
+	harness_servers_loop_once(&r, 0, 5000);
+	next_or_fail(w, &ev, "the third server's late announcement");
+	if (ev.what != LM_WATCH_EXPIRED || ev.token != ga.token)
+		fail_msg("the third server announced A's end as event %u "
+			 "token %llu; expected expired, token %llu (B holds "
+			 "token %llu)", ev.what, (unsigned long long)ev.token,
+			 (unsigned long long)ga.token,
+			 (unsigned long long)gb.token);
+	assert_int_equal(ev.holders, 1);
+	expect_no_more(w, "after the third server's announcement");
+	assert_int_equal(lm_release(b, &gb), 0);
+	lm_release(a, &ga);
+	lm_watch_close(w);
+	lm_disconnect(a);
+	lm_disconnect(b);
+	lm_disconnect(wc);
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
 HARNESS_CASE(overflow_releaser_killed_is_announced, 30)
 HARNESS_CASE(overflow_recorded_releaser_killed_is_announced, 30)
 HARNESS_CASE(failed_grab_seen_as_holder_is_announced, 30)
 HARNESS_CASE(stalled_expiry_announcer_counts_once, 30)
 HARNESS_CASE(stopped_expiry_announcer_never_hides_the_end, 30)
 HARNESS_CASE(late_note_never_hides_a_newer_one, 30)
+HARNESS_CASE(group_end_after_a_members_late_release, 30)
+HARNESS_CASE(servers_name_the_end_they_freed, 30)
 
 int main(void)
 {
@@ -512,6 +664,8 @@ int main(void)
 		harness_case(stalled_expiry_announcer_counts_once),
 		harness_case(stopped_expiry_announcer_never_hides_the_end),
 		harness_case(late_note_never_hides_a_newer_one),
+		harness_case(group_end_after_a_members_late_release),
+		harness_case(servers_name_the_end_they_freed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
