@@ -271,8 +271,9 @@ static bool group_lease_runs(struct lm_slot *slot, uint64_t lease,
  * taker to notice. True if this call did. */
 /* End slot's group if its lease is over; *token is then the group's
  * token, read while the group word still said so (once it has ended, a
- * new holder may write its own). */
-static bool end_group(struct lm_slot *slot, int64_t srv_now, uint64_t *token)
+ * new holder may write its own), and *end which end it was. */
+static bool end_group(struct lm_slot *slot, int64_t srv_now, uint64_t *token,
+		      uint64_t *end)
 {
 	uint64_t gw = atomic_load(&slot->shared);
 	if (LM_GROUP_EMPTY(gw))
@@ -281,6 +282,7 @@ static bool end_group(struct lm_slot *slot, int64_t srv_now, uint64_t *token)
 	if (lm_group_state(gw, lease, srv_now) != LM_GROUP_ENDED)
 		return false;
 	*token = atomic_load(&slot->token);
+	*end = LM_END_GROUP(*token, LM_GROUP_GEN(gw));
 	return lm_group_end(slot, gw);
 }
 
@@ -327,10 +329,10 @@ static unsigned expire_leases(struct lm_region *r, unsigned i,
 		struct lm_slot *slot = lm_slot_of(r, i, lock);
 		if (watch_queues)
 			unstall(r, lock, now_ns);
-		uint64_t token;
-		if (end_group(slot, srv_now, &token)) {
+		uint64_t token, end;
+		if (end_group(slot, srv_now, &token, &end)) {
 			freed++;
-			lm_lock_expired(r, lock, LM_MODE_S_, 0, token);
+			lm_lock_expired(r, lock, LM_MODE_S_, 0, token, end);
 			lm_wake_freed(r, lock, LM_NO_SESSION);
 		}
 		uint64_t w = atomic_load(&slot->owner);
@@ -406,7 +408,8 @@ static unsigned expire_leases(struct lm_region *r, unsigned i,
 		/* Only a grant that lost its majority ended here; a table
 		 * it merely dropped changes nothing a watcher sees. */
 		if (next == LM_OWNER_ABANDONED)
-			lm_lock_expired(r, lock, LM_MODE_X_, pid, token);
+			lm_lock_expired(r, lock, LM_MODE_X_, pid, token,
+					LM_END_GRANT(w));
 		lm_wake_freed(r, lock, LM_NO_SESSION);
 	}
 	return freed;

@@ -876,6 +876,18 @@ enum grab_result lm_grab(struct lm_session_ctx *c, uint32_t lock,
 	return GRAB_GRANTED;
 }
 
+/* Which end h's is (watch.h): an X grant's, by its owner word on a table
+ * of mask, or a group member's own. */
+static uint64_t hold_end(const struct lm_session_ctx *c,
+			 const struct lm_hold *h, unsigned mask)
+{
+	if (h->mode == LM_MODE_X_)
+		for (unsigned i = 0; i < LM_NSERVERS; i++)
+			if (mask & (1u << i))
+				return LM_END_GRANT(h->owner[i]);
+	return LM_END_MEMBER(LM_SESS_PID(c->life), h->token);
+}
+
 int lm_hold_renew(struct lm_session_ctx *c, struct lm_hold *h, int64_t ttl_ms)
 {
 	struct lm_region *r = &c->region;
@@ -957,7 +969,7 @@ int lm_hold_renew(struct lm_session_ctx *c, struct lm_hold *h, int64_t ttl_ms)
 		unrecorded_set(c, h->held, lock + 1);
 		if (give_up(c, lock, h, mask & ~iso, LM_OWNER_ABANDONED))
 			lm_lock_expired(r, lock, h->mode, LM_SESS_PID(c->life),
-					h->token);
+					h->token, hold_end(c, h, mask));
 		unrecorded_set(c, h->held, 0);
 		h->mask = 0;
 		return LM_R_LEASELOST;
@@ -981,6 +993,7 @@ int lm_hold_release(struct lm_session_ctx *c, struct lm_hold *h)
 	 * lease runs out, as behind a partition. */
 	uint32_t iso = lm_ctx_isolation(c);
 	unrecorded_set(c, h->held, h->lock + 1);
+	uint64_t end = hold_end(c, h, h->mask);
 	unsigned kept = give_up(c, h->lock, h, h->mask & ~iso,
 				late ? LM_OWNER_ABANDONED : LM_OWNER_FREE);
 	h->live = 0;
@@ -990,7 +1003,7 @@ int lm_hold_release(struct lm_session_ctx *c, struct lm_hold *h)
 	 * server that freed its table: one end, one change. */
 	if (kept != 0 && late)
 		lm_lock_expired(&c->region, h->lock, h->mode,
-				LM_SESS_PID(c->life), h->token);
+				LM_SESS_PID(c->life), h->token, end);
 	else if (kept != 0)
 		lm_lock_changed(&c->region, h->lock, LM_CHANGE_RELEASED,
 				h->mode, LM_SESS_PID(c->life), h->token);

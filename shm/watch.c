@@ -75,13 +75,11 @@ static uint32_t gate_of(const struct lm_region *r, uint32_t lock)
 	return gate != 0 ? gate - 1 : UINT32_MAX;
 }
 
-/* 31 bits, never 0, for one lease end: its mode, pid and token, mixed
- * (splitmix64's finaliser), since none of them alone names one end (a
- * group's members may share a token, a downgrade keeps its token). */
-static uint32_t expiry_tag(uint32_t mode, int32_t pid, uint64_t token)
+/* 31 bits, never 0, for one lease end (watch.h, LM_END_*), mixed by
+ * splitmix64's finaliser. */
+static uint32_t expiry_tag(uint64_t end)
 {
-	uint64_t x = token ^ ((uint64_t)(uint32_t)pid << 32) ^
-		     ((uint64_t)mode << 61);
+	uint64_t x = end;
 	x ^= x >> 30;
 	x *= UINT64_C(0xbf58476d1ce4e5b9);
 	x ^= x >> 27;
@@ -91,7 +89,7 @@ static uint32_t expiry_tag(uint32_t mode, int32_t pid, uint64_t token)
 }
 
 void lm_lock_expired(struct lm_region *r, uint32_t lock, uint32_t mode,
-		     int32_t pid, uint64_t token)
+		     int32_t pid, uint64_t token, uint64_t end)
 {
 	if (lock >= r->max_locks)
 		return;
@@ -103,7 +101,7 @@ void lm_lock_expired(struct lm_region *r, uint32_t lock, uint32_t mode,
 		bump(r, gate, LM_CHANGE_EXPIRED, mode, pid, token);
 	_Atomic uint64_t *word = change_word(r, lock);
 	uint64_t w = atomic_load(word); /* seq_cst, as in bump */
-	uint32_t tag = expiry_tag(mode, pid, token);
+	uint32_t tag = expiry_tag(end);
 	uint64_t next;
 	do {
 		/* (Also after a failed CAS: not watched again once the

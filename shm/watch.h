@@ -40,7 +40,7 @@ void lm_lock_changed(struct lm_region *r, uint32_t lock, uint32_t what,
  * on its own table, and one lease that ends must count as one change,
  * not one per server (a watcher sums `changes`; lockctl watch would
  * print "expired" up to three times). The CAS that moves the version
- * for it also writes a tag of the end (of its mode, pid and token) into
+ * for it also writes a tag of the end (of `end`, below) into
  * the same word (layout.h, "The change word"), and the next change
  * clears it: while the end is the lock's last change, the others find
  * the tag and stay quiet, however long the first stands still after
@@ -50,7 +50,30 @@ void lm_lock_changed(struct lm_region *r, uint32_t lock, uint32_t what,
  * again: a change too many, never one missed.
  */
 void lm_lock_expired(struct lm_region *r, uint32_t lock, uint32_t mode,
-		     int32_t pid, uint64_t token);
+		     int32_t pid, uint64_t token, uint64_t end);
+
+/*
+ * Which end it is (lm_lock_expired's `end`, hashed into the tag): the
+ * same for every announcer of one end, whatever table it freed, and
+ * different for two ends. Not the token alone: a group's members share
+ * one, a downgrade keeps it, and a joiner or taker stopped before it
+ * writes its own back leaves the last grant's in the table.
+ *   LM_END_GRANT   an X grant: its owner word's session and sequence
+ *                  (the same on every table; only the epoch differs)
+ *   LM_END_GROUP   a group a server ended: the group's token and the
+ *                  table's generation (a new group after an ended one
+ *                  is a new generation, whatever token it shows)
+ *   LM_END_MEMBER  one member of a group (its renew or late release):
+ *                  its own pid and token
+ */
+#define LM_END_GRANT(owner) ((UINT64_C(1) << 62) | ((owner) & LM_END_MASK_))
+#define LM_END_GROUP(token, gen)                                          \
+	((UINT64_C(2) << 62) |                                           \
+	 (((token) ^ ((uint64_t)(gen) << 38)) & LM_END_MASK_))
+#define LM_END_MEMBER(pid, token)                                         \
+	((UINT64_C(3) << 62) |                                           \
+	 (((token) ^ ((uint64_t)(uint32_t)(pid) << 32)) & LM_END_MASK_))
+#define LM_END_MASK_ ((UINT64_C(1) << 62) - 1)
 
 /* Start watching lock: set its `watched` flag (seq_cst). Read the lock
  * only after this. */

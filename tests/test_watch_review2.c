@@ -46,6 +46,15 @@
  *     next holder wrote its own there, it announced the old end with the
  *     new holder's token (and, with the token alone for a tag, hid the
  *     new holder's end). It reads it before the CAS now.
+ *  8. stalled_claimant_after_an_end: a reader that joins a new group
+ *     after a group's end, or a holder that takes the lock again after
+ *     its own grant's end, stopped before it writes its token back
+ *     ("grant.group_joined", "grant.owner_taken"): a watcher sees it
+ *     hold the lock; when its lease ran out, the servers announced its
+ *     end with the table's old token, (mode, pid, token) equal to the
+ *     last end's, and stayed quiet: the lock was free and nobody said
+ *     so. Ends are now told apart by the grant's owner word (session
+ *     and sequence) or the group's generation, not its token.
  */
 #include "harness.h"
 
@@ -539,8 +548,8 @@ static void group_end_after_a_members_late_release(void)
 	lm_acquire_opts o1 = LM_ACQUIRE_OPTS(LM_MODE_S, 3000, 0);
 	lm_acquire_opts o2 = LM_ACQUIRE_OPTS(LM_MODE_S, 300, 0);
 	assert_int_equal(lm_acquire_ex(c1, "/grp", &o1, &g1), 0);
-	int64_t granted_ms = harness_now_ms();
 	assert_int_equal(lm_acquire_ex(c2, "/grp", &o2, &g2), 0);
+	int64_t granted_ms = harness_now_ms();
 	/* The second reader's lease is what this case is about: wait it
 	 * out (plus the drift margin), bounded by the clock itself; the
 	 * first's runs on. */
@@ -608,7 +617,26 @@ static void servers_name_the_end_they_freed(void)
 	HARNESS_WAIT_FOR(paused_at(log, "server.freed_lapsed", p, 3) == 3,
 			 5000, "the three servers did not each free their "
 			 "table of A's lapsed grant within 5 s");
-	/* Two of them announce A's end; the third stands still. */
+	/* Two of them announce A's end; the third stands still: one that
+	 * freed its table as abandoned (a first one to free it may have
+	 * found A's lease running elsewhere and freed it clean, which
+	 * announces nothing). */
+	int64_t idx = lm_name_lookup(&r, "/name", strlen("/name"), 0);
+	assert_true(idx >= 0);
+	for (int k = 0; k < 3; k++) {
+		unsigned i = 0;
+		while (i < LM_NSERVERS &&
+		       atomic_load(&r.servers[i]->pid) != p[k])
+			i++;
+		assert_true(i < LM_NSERVERS);
+		if (atomic_load(&lm_slot_of(&r, i, (uint32_t)idx)->owner) ==
+		    LM_OWNER_ABANDONED) {
+			pid_t last = p[k];
+			p[k] = p[2];
+			p[2] = last;
+			break;
+		}
+	}
 	harness_resume(p[0]);
 	harness_resume(p[1]);
 	harness_servers_loop_once(&r, p[2], 5000);
@@ -619,7 +647,7 @@ static void servers_name_the_end_they_freed(void)
 			 "expected expired, token %llu, 1 change", ev.what,
 			 (unsigned long long)ev.token, ev.changes,
 			 (unsigned long long)ga.token);
-	/* B takes the lock (its token on the tables, the third's too). */
+	/* B takes the lock (its token on the tables it takes). */
 	assert_int_equal(lm_acquire(b, "/name", 10000, 5000, &gb), 0);
 	next_or_fail(w, &ev, "B's grant");
 	assert_int_equal(ev.what, LM_WATCH_GRANTED);
@@ -646,6 +674,117 @@ static void servers_name_the_end_they_freed(void)
 	harness_lockmgrd_stop(&d);
 }
 
+/* ---- 8. a claimant stopped after an end --------------------------- */
+
+struct claimant {
+	char region[LM_REGION_NAME_MAX + 2];
+	uint32_t mode;
+	_Atomic int held; /* X: its first grant is in */
+	_Atomic int go;   /* X: take it again now */
+};
+
+static void claimant_main(void *arg)
+{
+	struct claimant *k = arg;
+	lm_client *c = connect_or_fail(k->region);
+	lm_grant g;
+	lm_acquire_opts o = LM_ACQUIRE_OPTS(k->mode, 300, 0);
+	if (k->mode == LM_MODE_X) {
+		/* A first grant, left to lapse. */
+		assert_int_equal(lm_acquire_ex(c, "/re", &o, &g), 0);
+		atomic_store(&k->held, 1);
+		HARNESS_WAIT_FOR(atomic_load(&k->go), 20000,
+				 "the test to say take it again");
+	}
+	lm_acquire_ex(c, "/re", &o, &g); /* stopped in here, and killed */
+	fail_msg("the claimant was not stopped in its acquire");
+}
+
+static void stalled_claimant_after_an_end(uint32_t mode)
+{
+	harness_lockmgrd_start(&d, "wrv2-claim", "--max-ttl", "10000", NULL);
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	lm_client *wc = connect_or_fail(d.region);
+	lm_client *a = connect_or_fail(d.region);
+	lm_watch *w = watch_or_fail(wc, "/re", NULL);
+	struct claimant *k = harness_shared(sizeof(*k));
+	snprintf(k->region, sizeof(k->region), "%s", d.region);
+	k->mode = mode;
+	char log[256];
+	pid_t p;
+	if (mode == LM_MODE_S) {
+		/* A reader's group runs out: its end is counted. */
+		lm_grant ga;
+		lm_acquire_opts o = LM_ACQUIRE_OPTS(LM_MODE_S, 300, 0);
+		assert_int_equal(lm_acquire_ex(a, "/re", &o, &ga), 0);
+		until_free(w, 8000, "the first group's lease ended");
+		harness_servers_loop_once(&r, 0, 5000);
+		/* A new reader joins a new group on all three tables and
+		 * stops before it writes its token back. */
+		harness_pause_arm("grant.group_joined@3", log, sizeof(log));
+		p = harness_fork(claimant_main, k);
+		harness_pause_disarm();
+		assert_int_equal(harness_wait_paused(log, "grant.group_joined",
+						     5000), p);
+	} else {
+		/* The claimant's own first grant runs out: counted; then it
+		 * takes the lock again and stops after its third owner
+		 * word, before it writes its token back. */
+		harness_pause_arm("grant.owner_taken@6", log, sizeof(log));
+		p = harness_fork(claimant_main, k);
+		harness_pause_disarm();
+		HARNESS_WAIT_FOR(atomic_load(&k->held), 5000,
+				 "the claimant's first grant");
+		until_free(w, 8000, "the claimant's first grant ended");
+		harness_servers_loop_once(&r, 0, 5000);
+		atomic_store(&k->go, 1);
+		assert_int_equal(harness_wait_paused(log, "grant.owner_taken",
+						     5000), p);
+	}
+	/* A watcher that looks now sees the stopped claimant hold it. */
+	lm_watch_event now;
+	lm_watch *w2 = watch_or_fail(wc, "/re", &now);
+	if (now.holders == 0)
+		fail_msg("the stopped claimant does not show as a holder; the "
+			 "case needs it to");
+	/* Its lease (300 ms) is what this case is about: wait it out, plus
+	 * the drift margin, bounded by the clock itself; then every server
+	 * has swept. */
+	int64_t t = harness_now_ms();
+	HARNESS_WAIT_FOR(harness_now_ms() >= t + 1500, 3000, "1.5 s to pass");
+	harness_servers_loop_once(&r, 0, 5000);
+	harness_servers_loop_once(&r, 0, 5000);
+	lm_watch_event ev;
+	int rc = lm_watch_next(w2, 3000, &ev);
+	kill(p, SIGKILL);
+	harness_reap(p, 5000, "the stopped claimant");
+	if (rc != 0)
+		fail_msg("the stopped claimant's lease ended and nobody counted "
+			 "it: the watcher that saw it hold the lock heard "
+			 "nothing in 3 s (%s)", lm_strerror(rc));
+	if (ev.holders != 0)
+		fail_msg("after the stopped claimant's lease ended: %u "
+			 "holder(s)", ev.holders);
+	lm_watch_close(w2);
+	lm_watch_close(w);
+	lm_disconnect(a);
+	lm_disconnect(wc);
+	lm_region_detach(&r);
+	harness_shared_free(k, sizeof(*k));
+	harness_lockmgrd_stop(&d);
+}
+
+static void stalled_reader_after_a_group_end(void)
+{
+	stalled_claimant_after_an_end(LM_MODE_S);
+}
+
+static void stalled_retaker_after_its_own_end(void)
+{
+	stalled_claimant_after_an_end(LM_MODE_X);
+}
+
 HARNESS_CASE(overflow_releaser_killed_is_announced, 30)
 HARNESS_CASE(overflow_recorded_releaser_killed_is_announced, 30)
 HARNESS_CASE(failed_grab_seen_as_holder_is_announced, 30)
@@ -654,6 +793,8 @@ HARNESS_CASE(stopped_expiry_announcer_never_hides_the_end, 30)
 HARNESS_CASE(late_note_never_hides_a_newer_one, 30)
 HARNESS_CASE(group_end_after_a_members_late_release, 30)
 HARNESS_CASE(servers_name_the_end_they_freed, 30)
+HARNESS_CASE(stalled_reader_after_a_group_end, 40)
+HARNESS_CASE(stalled_retaker_after_its_own_end, 40)
 
 int main(void)
 {
@@ -666,6 +807,8 @@ int main(void)
 		harness_case(late_note_never_hides_a_newer_one),
 		harness_case(group_end_after_a_members_late_release),
 		harness_case(servers_name_the_end_they_freed),
+		harness_case(stalled_reader_after_a_group_end),
+		harness_case(stalled_retaker_after_its_own_end),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
