@@ -282,7 +282,7 @@ static bool end_group(struct lm_slot *slot, int64_t srv_now, uint64_t *token,
 	if (lm_group_state(gw, lease, srv_now) != LM_GROUP_ENDED)
 		return false;
 	*token = atomic_load(&slot->token);
-	*end = LM_END_GROUP(*token, LM_GROUP_GEN(gw));
+	*end = lm_end_of_group(*token, LM_GROUP_GEN(gw), LM_LEASE_EXPIRY(lease));
 	return lm_group_end(slot, gw);
 }
 
@@ -329,10 +329,10 @@ static unsigned expire_leases(struct lm_region *r, unsigned i,
 		struct lm_slot *slot = lm_slot_of(r, i, lock);
 		if (watch_queues)
 			unstall(r, lock, now_ns);
-		uint64_t token, end;
-		if (end_group(slot, srv_now, &token, &end)) {
+		uint64_t token, which;
+		if (end_group(slot, srv_now, &token, &which)) {
 			freed++;
-			lm_lock_expired(r, lock, LM_MODE_S_, 0, token, end);
+			lm_lock_expired(r, lock, LM_MODE_S_, 0, token, which);
 			lm_wake_freed(r, lock, LM_NO_SESSION);
 		}
 		uint64_t w = atomic_load(&slot->owner);
@@ -409,7 +409,7 @@ static unsigned expire_leases(struct lm_region *r, unsigned i,
 		 * it merely dropped changes nothing a watcher sees. */
 		if (next == LM_OWNER_ABANDONED)
 			lm_lock_expired(r, lock, LM_MODE_X_, pid, token,
-					LM_END_GRANT(w));
+					lm_end_of_grant(w));
 		lm_wake_freed(r, lock, LM_NO_SESSION);
 	}
 	return freed;

@@ -884,8 +884,8 @@ static uint64_t hold_end(const struct lm_session_ctx *c,
 	if (h->mode == LM_MODE_X_)
 		for (unsigned i = 0; i < LM_NSERVERS; i++)
 			if (mask & (1u << i))
-				return LM_END_GRANT(h->owner[i]);
-	return LM_END_MEMBER(LM_SESS_PID(c->life), h->token);
+				return lm_end_of_grant(h->owner[i]);
+	return lm_end_of_member(LM_SESS_PID(c->life), h->token);
 }
 
 int lm_hold_renew(struct lm_session_ctx *c, struct lm_hold *h, int64_t ttl_ms)

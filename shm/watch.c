@@ -75,17 +75,42 @@ static uint32_t gate_of(const struct lm_region *r, uint32_t lock)
 	return gate != 0 ? gate - 1 : UINT32_MAX;
 }
 
-/* 31 bits, never 0, for one lease end (watch.h, LM_END_*), mixed by
- * splitmix64's finaliser. */
-static uint32_t expiry_tag(uint64_t end)
+/* splitmix64's finaliser: every input bit moves about half the output. */
+static uint64_t mix(uint64_t x)
 {
-	uint64_t x = end;
 	x ^= x >> 30;
 	x *= UINT64_C(0xbf58476d1ce4e5b9);
 	x ^= x >> 27;
 	x *= UINT64_C(0x94d049bb133111eb);
 	x ^= x >> 31;
-	return (uint32_t)(x % 0x7fffffffu) + 1u;
+	return x;
+}
+
+/* One end's identity from its kind and fields, each mixed in whole. */
+static uint64_t end_id(uint64_t kind, uint64_t a, uint64_t b, uint64_t c)
+{
+	return mix(mix(mix(mix(kind) ^ a) ^ b) ^ c);
+}
+
+uint64_t lm_end_of_grant(uint64_t owner)
+{
+	return end_id(1, owner & UINT64_C(0xffffffffffff), 0, 0);
+}
+
+uint64_t lm_end_of_group(uint64_t token, uint32_t gen, int64_t expiry_ms)
+{
+	return end_id(2, token, gen, (uint64_t)expiry_ms);
+}
+
+uint64_t lm_end_of_member(int32_t pid, uint64_t token)
+{
+	return end_id(3, token, (uint32_t)pid, 0);
+}
+
+/* 31 bits, never 0. */
+static uint32_t expiry_tag(uint64_t end)
+{
+	return (uint32_t)(end % 0x7fffffffu) + 1u;
 }
 
 void lm_lock_expired(struct lm_region *r, uint32_t lock, uint32_t mode,

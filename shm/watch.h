@@ -54,26 +54,24 @@ void lm_lock_expired(struct lm_region *r, uint32_t lock, uint32_t mode,
 
 /*
  * Which end it is (lm_lock_expired's `end`, hashed into the tag): the
- * same for every announcer of one end, whatever table it freed, and
+ * same for every announcer of one end where that can be had, and
  * different for two ends. Not the token alone: a group's members share
  * one, a downgrade keeps it, and a joiner or taker stopped before it
  * writes its own back leaves the last grant's in the table.
- *   LM_END_GRANT   an X grant: its owner word's session and sequence
- *                  (the same on every table; only the epoch differs)
- *   LM_END_GROUP   a group a server ended: the group's token and the
- *                  table's generation (a new group after an ended one
- *                  is a new generation, whatever token it shows)
- *   LM_END_MEMBER  one member of a group (its renew or late release):
- *                  its own pid and token
+ *   lm_end_of_grant   an X grant: its owner word's session and sequence
+ *                     (the same on every table; only the epoch differs)
+ *   lm_end_of_group   a group a server ended: the group's token, the
+ *                     table's generation and the group's lease expiry.
+ *                     Generations drift apart between tables, and a
+ *                     stale token can repeat; a later group's lease ends
+ *                     later. (Two tables may differ in the group's
+ *                     generation or lease: one end then counts twice.)
+ *   lm_end_of_member  one member of a group (its renew or late
+ *                     release): its pid and token
  */
-#define LM_END_GRANT(owner) ((UINT64_C(1) << 62) | ((owner) & LM_END_MASK_))
-#define LM_END_GROUP(token, gen)                                          \
-	((UINT64_C(2) << 62) |                                           \
-	 (((token) ^ ((uint64_t)(gen) << 38)) & LM_END_MASK_))
-#define LM_END_MEMBER(pid, token)                                         \
-	((UINT64_C(3) << 62) |                                           \
-	 (((token) ^ ((uint64_t)(uint32_t)(pid) << 32)) & LM_END_MASK_))
-#define LM_END_MASK_ ((UINT64_C(1) << 62) - 1)
+uint64_t lm_end_of_grant(uint64_t owner);
+uint64_t lm_end_of_group(uint64_t token, uint32_t gen, int64_t expiry_ms);
+uint64_t lm_end_of_member(int32_t pid, uint64_t token);
 
 /* Start watching lock: set its `watched` flag (seq_cst). Read the lock
  * only after this. */

@@ -54,7 +54,12 @@
  *     end with the table's old token, (mode, pid, token) equal to the
  *     last end's, and stayed quiet: the lock was free and nobody said
  *     so. Ends are now told apart by the grant's owner word (session
- *     and sequence) or the group's generation, not its token.
+ *     and sequence) or the group's generation and lease, not its token.
+ *  9. one_end_once_after_a_server_restart: a review of 8 found the
+ *     grant's identity keeping most of the owner word's epoch, which a
+ *     restarted server's table has anew: every lease end after one
+ *     server restart counted twice. A reader's group end counts once
+ *     too (each server ends it on its own table).
  */
 #include "harness.h"
 
@@ -785,6 +790,74 @@ static void stalled_retaker_after_its_own_end(void)
 	stalled_claimant_after_an_end(LM_MODE_X);
 }
 
+/* ---- 9. one end, once, after a server restart ---------------------- */
+
+static void one_end_once_after_a_server_restart(void)
+{
+	harness_lockmgrd_start(&d, "wrv2-epoch", NULL);
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	/* Server 1's table gets a new epoch. */
+	uint64_t before = LM_SRV_EPOCH(atomic_load(&r.servers[1]->state));
+	harness_kill_server(d.region, &r, 1, false);
+	assert_int_equal(harness_lockctl(d.region, "server", "start", "1",
+					 NULL), 0);
+	harness_wait_servers_up(d.region, d.pid, 15000);
+	assert_true(LM_SRV_EPOCH(atomic_load(&r.servers[1]->state)) !=
+		    before);
+	lm_client *wc = connect_or_fail(d.region);
+	lm_client *h = connect_or_fail(d.region);
+	lm_watch *w = watch_or_fail(wc, "/epoch", NULL);
+	lm_grant g;
+	assert_int_equal(lm_acquire(h, "/epoch", 1000, 0, &g), 0);
+	lm_watch_event ev;
+	next_or_fail(w, &ev, "the grant");
+	assert_int_equal(ev.what, LM_WATCH_GRANTED);
+	/* Never renewed: every server frees its table of it, and each is
+	 * done with what it freed. */
+	HARNESS_WAIT_FOR(tables_free(&r, "/epoch"), 5000,
+			 "the servers did not free the lapsed grant's tables "
+			 "within 5 s");
+	harness_servers_loop_once(&r, 0, 5000);
+	next_or_fail(w, &ev, "the lease's end");
+	if (ev.what != LM_WATCH_EXPIRED || ev.token != g.token ||
+	    ev.changes != 1)
+		fail_msg("the lease's end, with server 1 restarted: event %u "
+			 "token %llu covering %u change(s); expected expired, "
+			 "token %llu, 1 change", ev.what,
+			 (unsigned long long)ev.token, ev.changes,
+			 (unsigned long long)g.token);
+	expect_no_more(w, "after the lease's end, with server 1 restarted");
+	lm_release(h, &g);
+	/* A reader's group: each server ends it on its table; one end. */
+	lm_acquire_opts o = LM_ACQUIRE_OPTS(LM_MODE_S, 1000, 0);
+	assert_int_equal(lm_acquire_ex(h, "/epoch", &o, &g), 0);
+	next_or_fail(w, &ev, "the reader's grant");
+	assert_int_equal(ev.what, LM_WATCH_GRANTED);
+	int64_t idx = lm_name_lookup(&r, "/epoch", strlen("/epoch"), 0);
+	assert_true(idx >= 0);
+	HARNESS_WAIT_FOR(
+		LM_GROUP_EMPTY(atomic_load(
+			&lm_slot_of(&r, 0, (uint32_t)idx)->shared)) &&
+			LM_GROUP_EMPTY(atomic_load(
+				&lm_slot_of(&r, 1, (uint32_t)idx)->shared)) &&
+			LM_GROUP_EMPTY(atomic_load(
+				&lm_slot_of(&r, 2, (uint32_t)idx)->shared)),
+		5000, "the servers did not end the reader's group within 5 s");
+	harness_servers_loop_once(&r, 0, 5000);
+	next_or_fail(w, &ev, "the group's end");
+	if (ev.what != LM_WATCH_EXPIRED || ev.changes != 1)
+		fail_msg("the group's end: event %u covering %u change(s); "
+			 "expected expired, 1 change", ev.what, ev.changes);
+	expect_no_more(w, "after the group's end");
+	lm_release(h, &g);
+	lm_watch_close(w);
+	lm_disconnect(h);
+	lm_disconnect(wc);
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
 HARNESS_CASE(overflow_releaser_killed_is_announced, 30)
 HARNESS_CASE(overflow_recorded_releaser_killed_is_announced, 30)
 HARNESS_CASE(failed_grab_seen_as_holder_is_announced, 30)
@@ -795,6 +868,7 @@ HARNESS_CASE(group_end_after_a_members_late_release, 30)
 HARNESS_CASE(servers_name_the_end_they_freed, 30)
 HARNESS_CASE(stalled_reader_after_a_group_end, 40)
 HARNESS_CASE(stalled_retaker_after_its_own_end, 40)
+HARNESS_CASE(one_end_once_after_a_server_restart, 40)
 
 int main(void)
 {
@@ -809,6 +883,7 @@ int main(void)
 		harness_case(servers_name_the_end_they_freed),
 		harness_case(stalled_reader_after_a_group_end),
 		harness_case(stalled_retaker_after_its_own_end),
+		harness_case(one_end_once_after_a_server_restart),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
