@@ -30,7 +30,7 @@ run_one() { # TARGET FILE LABEL
 	mkdir -p "$tmp"
 	out=$(LMFUZZ_SHM_PREFIX=$prefix TMPDIR=$tmp LMFUZZ_REPRO=1 \
 		LMFUZZ_KNOWN= UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-		"$build/$1" -runs=1 "$2" 2>&1)
+		"$build/$1" -runs=1 -timeout=10 "$2" 2>&1)
 	rc=$?
 	find /dev/shm -maxdepth 1 -name "$prefix-*" -exec rm -f {} + \
 		2>/dev/null
