@@ -266,12 +266,19 @@ static bool group_lease_runs(struct lm_slot *slot, uint64_t lease,
 		LM_GROUP_TAG_IS(tag, (g + 1u) & 0xffffffu));
 }
 
-/* A group of counted holders whose lease ended (every member lost its
+/*
+ * A group of counted holders whose lease ended (every member lost its
  * lease, layout.h): reset it, so that waiters need not wait for the next
- * taker to notice. True if this call did. */
-/* End slot's group if its lease is over; *token is then the group's
+ * taker to notice. True if this call did; *token is then the group's
  * token, read while the group word still said so (once it has ended, a
- * new holder may write its own), and *end which end it was. */
+ * new holder may write its own), and *end which end it was.
+ *
+ * The expiry goes into the end's identity only if the lease word is the
+ * group's: a starter of the next generation writes its lease before the
+ * group word that names it, and that expiry is the next group's. Then
+ * the word with its top bit set stands in, which no expiry is: the end
+ * may count twice, never hide another.
+ */
 static bool end_group(struct lm_slot *slot, int64_t srv_now, uint64_t *token,
 		      uint64_t *end)
 {
@@ -282,7 +289,11 @@ static bool end_group(struct lm_slot *slot, int64_t srv_now, uint64_t *token,
 	if (lm_group_state(gw, lease, srv_now) != LM_GROUP_ENDED)
 		return false;
 	*token = atomic_load(&slot->token);
-	*end = lm_end_of_group(*token, LM_GROUP_GEN(gw), LM_LEASE_EXPIRY(lease));
+	int64_t expiry =
+		LM_GROUP_TAG_IS(LM_LEASE_TAG(lease), LM_GROUP_GEN(gw))
+			? LM_LEASE_EXPIRY(lease)
+			: (int64_t)(lease | UINT64_C(1) << 63);
+	*end = lm_end_of_group(*token, LM_GROUP_GEN(gw), expiry);
 	return lm_group_end(slot, gw);
 }
 

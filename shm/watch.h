@@ -65,7 +65,10 @@ void lm_lock_expired(struct lm_region *r, uint32_t lock, uint32_t mode,
  *                     Generations drift apart between tables, and a
  *                     stale token can repeat; a later group's lease ends
  *                     later. (Two tables may differ in the group's
- *                     generation or lease: one end then counts twice.)
+ *                     generation or lease: one end then counts twice.) A
+ *                     lease word already the next generation's (its
+ *                     starter writes it first) is not this group's
+ *                     expiry: server.c's end_group passes another.
  *   lm_end_of_member  one member of a group (its renew or late
  *                     release): its pid and token
  */

@@ -60,6 +60,17 @@
  *     restarted server's table has anew: every lease end after one
  *     server restart counted twice. A reader's group end counts once
  *     too (each server ends it on its own table).
+ * 10. next_generations_lease_is_not_the_groups: a review of 9 found a
+ *     server hashing the lease word's expiry into a group's end even
+ *     when that word was already the next generation's (its starter
+ *     writes it before the group word, "grant.group_lease"). Another
+ *     table whose generations run one behind, holding a stale token,
+ *     then ended a different group under the same identity, and that
+ *     end, the lock's next change, was hidden. Such a word now stands
+ *     in with its top bit set, which no expiry has. The two table
+ *     states are written into the region directly: they are what the
+ *     stopped starter and a drifted table leave, and the race that
+ *     lines them up on two tables cannot be steered from outside.
  */
 #include "harness.h"
 
@@ -72,6 +83,7 @@
 #include <unistd.h>
 
 #include "client/lockmgr.h"
+#include "shm/clock.h"
 #include "shm/layout.h"
 #include "shm/name_index.h"
 #include "shm/region.h"
@@ -858,6 +870,82 @@ static void one_end_once_after_a_server_restart(void)
 	harness_lockmgrd_stop(&d);
 }
 
+/* ---- 10. the next generation's lease is not the group's ------------ */
+
+/* Put a one-reader group of generation gen on table i of lock idx, as a
+ * group's members would leave it: the lease word first (lease), then
+ * the token, then the group word that names them. */
+static void plant_group(struct lm_region *r, unsigned i, uint32_t idx,
+			uint32_t gen, uint64_t lease, uint64_t token)
+{
+	struct lm_slot *slot = lm_slot_of(r, i, idx);
+	atomic_store(&slot->lease, lease);
+	atomic_store(&slot->token, token);
+	atomic_store(&slot->shared, LM_GROUP_WORD(gen, LM_GROUP_S, 1, 0));
+}
+
+static void next_generations_lease_is_not_the_groups(void)
+{
+	harness_lockmgrd_start(&d, "wrv2-gen", NULL);
+	struct lm_region r;
+	harness_attach(d.region, &r);
+	lm_client *wc = connect_or_fail(d.region);
+	lm_client *h = connect_or_fail(d.region);
+	/* The name, with a reader's grant come and gone. */
+	lm_grant g;
+	lm_acquire_opts o = LM_ACQUIRE_OPTS(LM_MODE_S, 2000, 0);
+	assert_int_equal(lm_acquire_ex(h, "/gen", &o, &g), 0);
+	assert_int_equal(lm_release(h, &g), 0);
+	lm_watch *w = watch_or_fail(wc, "/gen", NULL);
+	int64_t found = lm_name_lookup(&r, "/gen", strlen("/gen"), 0);
+	assert_true(found >= 0);
+	uint32_t idx = (uint32_t)found;
+	uint32_t gen = (LM_GROUP_GEN(atomic_load(
+				&lm_slot_of(&r, 0, idx)->shared)) + 5u) &
+		       0xffffffu;
+	uint32_t next = (gen + 1u) & 0xffffffu;
+	uint64_t token = g.token;
+	/* Table 0: a group of generation gen whose lease word a starter of
+	 * the next generation has taken (running 300 ms more), before the
+	 * group word names it: the server ends gen's group. */
+	int64_t expiry =
+		lm_server_clock_ms(r.servers[0], lm_now_ns()) + 300;
+	plant_group(&r, 0, idx, gen,
+		    LM_LEASE_WORD_TAGGED(LM_GROUP_TAG(next), expiry), token);
+	lm_watch_event ev;
+	next_or_fail(w, &ev, "the end of table 0's group");
+	if (ev.what != LM_WATCH_EXPIRED || ev.changes != 1)
+		fail_msg("table 0's group end: event %u covering %u "
+			 "change(s); expected expired, 1 change", ev.what,
+			 ev.changes);
+	/* Table 1, a generation behind: its own generation gen, the same
+	 * stale token, and a lease of gen that ended at that same expiry.
+	 * A different group's end, and the lock's next change. */
+	HARNESS_WAIT_FOR(lm_server_clock_ms(r.servers[1], lm_now_ns()) >
+				 expiry,
+			 2000, "server 1's clock to pass the planted expiry");
+	plant_group(&r, 1, idx, gen,
+		    LM_LEASE_WORD_TAGGED(LM_GROUP_TAG(gen), expiry), token);
+	HARNESS_WAIT_FOR(LM_GROUP_EMPTY(atomic_load(
+				 &lm_slot_of(&r, 1, idx)->shared)),
+			 5000, "server 1 did not end the planted group within "
+			       "5 s");
+	harness_servers_loop_once(&r, 0, 5000);
+	int rc = lm_watch_next(w, 0, &ev);
+	if (rc != 0)
+		fail_msg("table 1's group end was not announced (%s): it was "
+			 "taken for table 0's, which hashed the next "
+			 "generation's lease expiry into its end",
+			 lm_strerror(rc));
+	assert_int_equal(ev.what, LM_WATCH_EXPIRED);
+	expect_no_more(w, "after table 1's group end");
+	lm_watch_close(w);
+	lm_disconnect(h);
+	lm_disconnect(wc);
+	lm_region_detach(&r);
+	harness_lockmgrd_stop(&d);
+}
+
 HARNESS_CASE(overflow_releaser_killed_is_announced, 30)
 HARNESS_CASE(overflow_recorded_releaser_killed_is_announced, 30)
 HARNESS_CASE(failed_grab_seen_as_holder_is_announced, 30)
@@ -869,6 +957,7 @@ HARNESS_CASE(servers_name_the_end_they_freed, 30)
 HARNESS_CASE(stalled_reader_after_a_group_end, 40)
 HARNESS_CASE(stalled_retaker_after_its_own_end, 40)
 HARNESS_CASE(one_end_once_after_a_server_restart, 40)
+HARNESS_CASE(next_generations_lease_is_not_the_groups, 30)
 
 int main(void)
 {
@@ -884,6 +973,7 @@ int main(void)
 		harness_case(stalled_reader_after_a_group_end),
 		harness_case(stalled_retaker_after_its_own_end),
 		harness_case(one_end_once_after_a_server_restart),
+		harness_case(next_generations_lease_is_not_the_groups),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
