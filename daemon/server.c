@@ -268,19 +268,20 @@ static bool group_lease_runs(struct lm_slot *slot, uint64_t lease,
 
 /*
  * A group of counted holders whose lease ended (every member lost its
- * lease, layout.h): reset it, so that waiters need not wait for the next
- * taker to notice. True if this call did; *token is then the group's
- * token, read while the group word still said so (once it has ended, a
- * new holder may write its own), and *end which end it was.
+ * lease, layout.h) on table i: reset it, so that waiters need not wait
+ * for the next taker to notice. True if this call did; *token is then
+ * the group's token, read while the group word still said so (once it
+ * has ended, a new holder may write its own), and *end which end it was.
  *
  * The expiry goes into the end's identity only if the lease word is the
- * group's: a starter of the next generation writes its lease before the
- * group word that names it, and that expiry is the next group's. Then
- * the word with its top bit set stands in, which no expiry is: the end
- * may count twice, never hide another.
+ * group's. A starter of the next generation (or a downgrade) writes its
+ * lease before the group word that names it, and one acquire writes the
+ * same word on every table: the next group's, not this one's. Then the
+ * table's number stands in, as -1 - i, which no expiry is; a table ends
+ * each generation once, so the end may count twice, never hide another.
  */
-static bool end_group(struct lm_slot *slot, int64_t srv_now, uint64_t *token,
-		      uint64_t *end)
+static bool end_group(struct lm_slot *slot, unsigned i, int64_t srv_now,
+		      uint64_t *token, uint64_t *end)
 {
 	uint64_t gw = atomic_load(&slot->shared);
 	if (LM_GROUP_EMPTY(gw))
@@ -289,10 +290,9 @@ static bool end_group(struct lm_slot *slot, int64_t srv_now, uint64_t *token,
 	if (lm_group_state(gw, lease, srv_now) != LM_GROUP_ENDED)
 		return false;
 	*token = atomic_load(&slot->token);
-	int64_t expiry =
-		LM_GROUP_TAG_IS(LM_LEASE_TAG(lease), LM_GROUP_GEN(gw))
-			? LM_LEASE_EXPIRY(lease)
-			: (int64_t)(lease | UINT64_C(1) << 63);
+	int64_t expiry = LM_GROUP_TAG_IS(LM_LEASE_TAG(lease), LM_GROUP_GEN(gw))
+				 ? LM_LEASE_EXPIRY(lease)
+				 : -1 - (int64_t)i;
 	*end = lm_end_of_group(*token, LM_GROUP_GEN(gw), expiry);
 	return lm_group_end(slot, gw);
 }
@@ -341,7 +341,7 @@ static unsigned expire_leases(struct lm_region *r, unsigned i,
 		if (watch_queues)
 			unstall(r, lock, now_ns);
 		uint64_t token, which;
-		if (end_group(slot, srv_now, &token, &which)) {
+		if (end_group(slot, i, srv_now, &token, &which)) {
 			freed++;
 			lm_lock_expired(r, lock, LM_MODE_S_, 0, token, which);
 			lm_wake_freed(r, lock, LM_NO_SESSION);

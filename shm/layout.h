@@ -630,9 +630,9 @@ struct lm_queue {
  *
  *   bits 63..33  0, or the tag (expiry_tag, watch.c) of a lease end
  *                (which end, lm_end_of_*, watch.h) when the last change
- *                was that end: set by the CAS that counts it, cleared by the next
- *                change, so that every other announcer of the same end
- *                stays quiet until the lock changes again
+ *                was that end: set by the CAS that counts it, cleared
+ *                by the next change, so that every other announcer of
+ *                the same end stays quiet until the lock changes again
  *   bit  32      watched: a watcher has looked at the lock in this life
  *                of its name (changers bump only while it is set)
  *   bits 31..0   the version: the lock's change count

@@ -55,7 +55,7 @@ void lm_lock_expired(struct lm_region *r, uint32_t lock, uint32_t mode,
 /*
  * Which end it is (lm_lock_expired's `end`, hashed into the tag): the
  * same for every announcer of one end where that can be had, and
- * different for two ends. Not the token alone: a group's members share
+ * different for two ends (but for the group case below). Not the token alone: a group's members share
  * one, a downgrade keeps it, and a joiner or taker stopped before it
  * writes its own back leaves the last grant's in the table.
  *   lm_end_of_grant   an X grant: its owner word's session and sequence
@@ -65,10 +65,14 @@ void lm_lock_expired(struct lm_region *r, uint32_t lock, uint32_t mode,
  *                     Generations drift apart between tables, and a
  *                     stale token can repeat; a later group's lease ends
  *                     later. (Two tables may differ in the group's
- *                     generation or lease: one end then counts twice.) A
- *                     lease word already the next generation's (its
- *                     starter writes it first) is not this group's
- *                     expiry: server.c's end_group passes another.
+ *                     generation or lease: one end then counts twice.
+ *                     Two tables' groups count once if they have one
+ *                     generation number, token and expiry: one reader's
+ *                     acquire extended both last, and its lease ended.)
+ *                     A lease word already the next generation's (its
+ *                     starter, or a downgrade, writes it first, the same
+ *                     on every table) is not this group's expiry:
+ *                     server.c's end_group passes -1 - table instead.
  *   lm_end_of_member  one member of a group (its renew or late
  *                     release): its pid and token
  */

@@ -63,14 +63,16 @@
  * 10. next_generations_lease_is_not_the_groups: a review of 9 found a
  *     server hashing the lease word's expiry into a group's end even
  *     when that word was already the next generation's (its starter
- *     writes it before the group word, "grant.group_lease"). Another
- *     table whose generations run one behind, holding a stale token,
- *     then ended a different group under the same identity, and that
- *     end, the lock's next change, was hidden. Such a word now stands
- *     in with its top bit set, which no expiry has. The two table
- *     states are written into the region directly: they are what the
- *     stopped starter and a drifted table leave, and the race that
- *     lines them up on two tables cannot be steered from outside.
+ *     writes it before the group word, "grant.group_lease"), and one
+ *     acquire writes the same word on every table. Another table whose
+ *     generations ran behind, holding a stale token, then ended a
+ *     different group under the same identity, and that end, the
+ *     lock's next change, was hidden. A first fix (the word with its
+ *     top bit set) still let two such tables collide; the table's
+ *     number stands in now. The table states are written into the
+ *     region directly: they are what a starter stopped at that hook and
+ *     drifted tables leave, and lining up the drift by hand would only
+ *     take longer to reach the same words.
  */
 #include "harness.h"
 
@@ -884,6 +886,28 @@ static void plant_group(struct lm_region *r, unsigned i, uint32_t idx,
 	atomic_store(&slot->shared, LM_GROUP_WORD(gen, LM_GROUP_S, 1, 0));
 }
 
+/* Wait for server i to end the group planted on its table, and for every
+ * server to be done with what it announced; then the next event must be
+ * that end. */
+static void next_is_the_end_of(lm_watch *w, struct lm_region *r,
+			       unsigned i, uint32_t idx, const char *what)
+{
+	HARNESS_WAIT_FOR(LM_GROUP_EMPTY(atomic_load(
+				 &lm_slot_of(r, i, idx)->shared)),
+			 5000, "server %u did not end the planted group within "
+			       "5 s", i);
+	harness_servers_loop_once(r, 0, 5000);
+	lm_watch_event ev;
+	int rc = lm_watch_next(w, 0, &ev);
+	if (rc != 0)
+		fail_msg("%s was not announced (%s): it was taken for the "
+			 "end before it, which had the same identity",
+			 what, lm_strerror(rc));
+	if (ev.what != LM_WATCH_EXPIRED || ev.changes != 1)
+		fail_msg("%s: event %u covering %u change(s); expected "
+			 "expired, 1 change", what, ev.what, ev.changes);
+}
+
 static void next_generations_lease_is_not_the_groups(void)
 {
 	harness_lockmgrd_start(&d, "wrv2-gen", NULL);
@@ -900,45 +924,35 @@ static void next_generations_lease_is_not_the_groups(void)
 	int64_t found = lm_name_lookup(&r, "/gen", strlen("/gen"), 0);
 	assert_true(found >= 0);
 	uint32_t idx = (uint32_t)found;
+	/* One generation number on every table: tables 1 and 2 run behind
+	 * table 0, as drifted tables do, and all show the same stale token. */
 	uint32_t gen = (LM_GROUP_GEN(atomic_load(
 				&lm_slot_of(&r, 0, idx)->shared)) + 5u) &
 		       0xffffffu;
 	uint32_t next = (gen + 1u) & 0xffffffu;
 	uint64_t token = g.token;
-	/* Table 0: a group of generation gen whose lease word a starter of
-	 * the next generation has taken (running 300 ms more), before the
-	 * group word names it: the server ends gen's group. */
+	/* One starter's lease for the next generation, 300 ms more: the
+	 * same word on every table it reaches (one acquire, one expiry). */
 	int64_t expiry =
 		lm_server_clock_ms(r.servers[0], lm_now_ns()) + 300;
-	plant_group(&r, 0, idx, gen,
-		    LM_LEASE_WORD_TAGGED(LM_GROUP_TAG(next), expiry), token);
-	lm_watch_event ev;
-	next_or_fail(w, &ev, "the end of table 0's group");
-	if (ev.what != LM_WATCH_EXPIRED || ev.changes != 1)
-		fail_msg("table 0's group end: event %u covering %u "
-			 "change(s); expected expired, 1 change", ev.what,
-			 ev.changes);
-	/* Table 1, a generation behind: its own generation gen, the same
-	 * stale token, and a lease of gen that ended at that same expiry.
-	 * A different group's end, and the lock's next change. */
-	HARNESS_WAIT_FOR(lm_server_clock_ms(r.servers[1], lm_now_ns()) >
+	uint64_t starters = LM_LEASE_WORD_TAGGED(LM_GROUP_TAG(next), expiry);
+	/* Table 0: gen's group, its lease word already the starter's (it
+	 * stopped at "grant.group_lease"): server 0 ends gen's group. */
+	plant_group(&r, 0, idx, gen, starters, token);
+	next_is_the_end_of(w, &r, 0, idx, "table 0's group end");
+	/* Table 1: another group of its own generation gen, which the same
+	 * starter reached next and stopped at again. */
+	plant_group(&r, 1, idx, gen, starters, token);
+	next_is_the_end_of(w, &r, 1, idx, "table 1's group end");
+	/* Table 2: a group of generation gen whose own lease ended at that
+	 * same millisecond. */
+	HARNESS_WAIT_FOR(lm_server_clock_ms(r.servers[2], lm_now_ns()) >
 				 expiry,
-			 2000, "server 1's clock to pass the planted expiry");
-	plant_group(&r, 1, idx, gen,
+			 2000, "server 2's clock to pass the planted expiry");
+	plant_group(&r, 2, idx, gen,
 		    LM_LEASE_WORD_TAGGED(LM_GROUP_TAG(gen), expiry), token);
-	HARNESS_WAIT_FOR(LM_GROUP_EMPTY(atomic_load(
-				 &lm_slot_of(&r, 1, idx)->shared)),
-			 5000, "server 1 did not end the planted group within "
-			       "5 s");
-	harness_servers_loop_once(&r, 0, 5000);
-	int rc = lm_watch_next(w, 0, &ev);
-	if (rc != 0)
-		fail_msg("table 1's group end was not announced (%s): it was "
-			 "taken for table 0's, which hashed the next "
-			 "generation's lease expiry into its end",
-			 lm_strerror(rc));
-	assert_int_equal(ev.what, LM_WATCH_EXPIRED);
-	expect_no_more(w, "after table 1's group end");
+	next_is_the_end_of(w, &r, 2, idx, "table 2's group end");
+	expect_no_more(w, "after the three group ends");
 	lm_watch_close(w);
 	lm_disconnect(h);
 	lm_disconnect(wc);
