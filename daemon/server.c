@@ -273,12 +273,13 @@ static bool group_lease_runs(struct lm_slot *slot, uint64_t lease,
  * the group's token, read while the group word still said so (once it
  * has ended, a new holder may write its own), and *end which end it was.
  *
- * The expiry goes into the end's identity only if the lease word is the
- * group's. A starter of the next generation (or a downgrade) writes its
- * lease before the group word that names it, and one acquire writes the
- * same word on every table: the next group's, not this one's. Then the
- * table's number stands in, as -1 - i, which no expiry is; a table ends
- * each generation once, so the end may count twice, never hide another.
+ * The expiry goes into the end's identity only if the lease word is
+ * tagged for the group's generation. A starter of the next generation
+ * (or a downgrade) writes its lease before the group word that names
+ * it, and one acquire can write the same word on every table. Then the
+ * table's number stands in, as -1 - i, which no expiry is and which
+ * differs between tables; a table ends a generation number once in 2^24
+ * generations. The end may count twice, never take another's identity.
  */
 static bool end_group(struct lm_slot *slot, unsigned i, int64_t srv_now,
 		      uint64_t *token, uint64_t *end)

@@ -55,24 +55,26 @@ void lm_lock_expired(struct lm_region *r, uint32_t lock, uint32_t mode,
 /*
  * Which end it is (lm_lock_expired's `end`, hashed into the tag): the
  * same for every announcer of one end where that can be had, and
- * different for two ends (but for the group case below). Not the token alone: a group's members share
- * one, a downgrade keeps it, and a joiner or taker stopped before it
- * writes its own back leaves the last grant's in the table.
+ * different for two ends but in the group case below. Not the token
+ * alone: a group's members share one, a downgrade keeps it, and a joiner
+ * or taker stopped before it writes its own back leaves the last grant's
+ * in the table.
  *   lm_end_of_grant   an X grant: its owner word's session and sequence
  *                     (the same on every table; only the epoch differs)
  *   lm_end_of_group   a group a server ended: the group's token, the
  *                     table's generation and the group's lease expiry.
  *                     Generations drift apart between tables, and a
- *                     stale token can repeat; a later group's lease ends
- *                     later. (Two tables may differ in the group's
- *                     generation or lease: one end then counts twice.
- *                     Two tables' groups count once if they have one
- *                     generation number, token and expiry: one reader's
- *                     acquire extended both last, and its lease ended.)
- *                     A lease word already the next generation's (its
- *                     starter, or a downgrade, writes it first, the same
- *                     on every table) is not this group's expiry:
- *                     server.c's end_group passes -1 - table instead.
+ *                     stale token can repeat; on one table a later
+ *                     group's lease ends later. Tables that differ in a
+ *                     group's generation or lease count its end twice.
+ *                     Two different groups on two tables count once if
+ *                     they agree in all three, which needs clocks skewed
+ *                     apart and a joiner stalled before its token. A
+ *                     lease word not tagged for the group's generation
+ *                     (the next one's, which a starter or a downgrade
+ *                     writes first; an X claim's; 0 after a wipe) is not
+ *                     the group's expiry: server.c's end_group passes
+ *                     -1 - table instead, different on each table.
  *   lm_end_of_member  one member of a group (its renew or late
  *                     release): its pid and token
  */
