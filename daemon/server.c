@@ -291,7 +291,7 @@ static bool end_group(struct lm_slot *slot, unsigned i, int64_t srv_now,
 	if (lm_group_state(gw, lease, srv_now) != LM_GROUP_ENDED)
 		return false;
 	*token = atomic_load(&slot->token);
-	int64_t expiry = LM_GROUP_TAG_IS(LM_LEASE_TAG(lease), LM_GROUP_GEN(gw))
+	int64_t expiry = lm_group_lease_is_its(gw, lease)
 				 ? LM_LEASE_EXPIRY(lease)
 				 : -1 - (int64_t)i;
 	*end = lm_end_of_group(*token, LM_GROUP_GEN(gw), expiry);

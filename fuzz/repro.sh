@@ -3,7 +3,9 @@
 #
 #   sh fuzz/repro.sh BUILD_DIR TARGET...        (make fuzz-repro calls this)
 #
-# Runs every saved input in fuzz/crashes/TARGET/ once through its target,
+# Runs every saved input in fuzz/crashes/TARGET/ once through its target
+# (10 s at most each, so that a hang fails instead of waiting out
+# libFuzzer's default of 20 minutes),
 # and, for fuzz_region, every recipe of fuzz/region_recipes.c (the same
 # findings rebuilt at the tree's own region layout, since a raw image of
 # an older layout is refused, correctly, before anything else runs).

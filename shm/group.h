@@ -22,13 +22,19 @@ enum lm_group_state {
 			 * lease has ended, and the group may be reset */
 };
 
+/* Whether lease is the lease of group word w's generation (not an X
+ * holder's, nor a next generation's that its starter wrote first). */
+static inline bool lm_group_lease_is_its(uint64_t w, uint64_t lease)
+{
+	return LM_GROUP_TAG_IS(LM_LEASE_TAG(lease), LM_GROUP_GEN(w));
+}
+
 static inline enum lm_group_state lm_group_state(uint64_t w, uint64_t lease,
 						 int64_t srv_now)
 {
 	if (LM_GROUP_EMPTY(w))
 		return LM_GROUP_NONE;
-	if (LM_GROUP_TAG_IS(LM_LEASE_TAG(lease), LM_GROUP_GEN(w)) &&
-	    LM_LEASE_EXPIRY(lease) > srv_now)
+	if (lm_group_lease_is_its(w, lease) && LM_LEASE_EXPIRY(lease) > srv_now)
 		return LM_GROUP_RUNS;
 	return LM_GROUP_ENDED;
 }
